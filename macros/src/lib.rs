@@ -1,0 +1,1 @@
+//! Procedural macros of conflictkit. Use them through the `conflictkit` crate.

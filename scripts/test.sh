@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite of conflictkit, on a fresh machine of this image:
+#   starts PostgreSQL 15 and MariaDB on loopback (installing MariaDB and the
+#   offline ngrok test agent when missing), runs every test of the workspace
+#   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
+#
+# Usage: ./scripts/test.sh [extra cargo test args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# shellcheck source=scripts/servers.sh
+source "$root/scripts/servers.sh"
+trap servers_stop EXIT INT TERM
+
+servers_start
+
+export CONFLICTKIT_REQUIRE_SERVERS=1
+echo "== cargo test (workspace, all targets and doc tests)"
+cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc "$@"
+echo "== all tests passed"

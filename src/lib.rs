@@ -1,0 +1,34 @@
+//! # conflictkit
+//!
+//! Race-free database code without hand-written locks.
+#![doc = "(crate docs are completed with the resolver)"]
+
+// == resolver (issue 2/3) ==
+pub use conflictkit_runtime::resolver;
+
+// == auto_number (issue 4) ==
+pub use conflictkit_runtime::auto_number;
+
+// == merge + config (issue 5) ==
+pub use conflictkit_runtime::merge;
+#[cfg(feature = "config")]
+pub use conflictkit_runtime::config;
+
+// == events (issue 6) ==
+#[cfg(feature = "events")]
+pub use conflictkit_runtime::events;
+
+// == tunnel (issue 7) ==
+#[cfg(feature = "tunnel")]
+pub use conflictkit_runtime::tunnel;
+
+/// Support for the code the macros generate. Not public API: it may change in
+/// any release without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use sea_orm;
+    pub use serde_json;
+    // == resolver ==
+    // == auto_number ==
+    // == events ==
+}

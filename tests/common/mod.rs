@@ -1,0 +1,143 @@
+//! Shared test harness: an isolated database per test on each backend.
+//!
+//! The servers are started by `scripts/test.sh`, which exports
+//! `CONFLICTKIT_PG_URL` and `CONFLICTKIT_MYSQL_URL` and sets
+//! `CONFLICTKIT_REQUIRE_SERVERS=1`. Under that command a missing URL fails the
+//! test loudly; under a bare `cargo test` the server tests skip with a printed reason.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+/// The database backends the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqlite];
+
+    pub fn env_var(self) -> Option<&'static str> {
+        match self {
+            Backend::Postgres => Some("CONFLICTKIT_PG_URL"),
+            Backend::MySql => Some("CONFLICTKIT_MYSQL_URL"),
+            Backend::Sqlite => None,
+        }
+    }
+}
+
+/// A database of its own for one test. SQLite files live in a temp dir that
+/// is removed on drop; server databases are dropped with the throwaway server.
+pub struct TestDb {
+    pub backend: Backend,
+    pub db: DatabaseConnection,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_name(test: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let clean: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .take(30)
+        .collect();
+    format!("ck_{}_{}_{}", clean, std::process::id(), n)
+}
+
+/// The server URL for `backend`, or `None` (with a printed reason) when the
+/// test may skip. Panics under `scripts/test.sh` when the URL is missing, so
+/// no server test is ever silently skipped there.
+pub fn server_url(backend: Backend) -> Option<String> {
+    let var = backend.env_var()?;
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() {
+                panic!("{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is: the test command must start the server");
+            }
+            eprintln!("skipping: {var} is not set (run ./scripts/test.sh to start the servers)");
+            None
+        }
+    }
+}
+
+fn replace_db_in_url(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..path_start], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Opens a fresh, empty database for `test` on `backend` with a pool of
+/// `max_connections`. `None` only when the server URL is absent outside the
+/// test command.
+pub async fn open(backend: Backend, test: &str, max_connections: u32) -> Option<TestDb> {
+    let name = unique_name(test);
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join(format!("{name}.db"));
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let db = connect(&url, max_connections).await;
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await.expect("WAL mode");
+            Some(TestDb { backend, db, url, _dir: Some(dir) })
+        }
+        Backend::Postgres | Backend::MySql => {
+            let admin_url = server_url(backend)?;
+            let admin = connect(&admin_url, 1).await;
+            let quoted = if backend == Backend::Postgres { format!("\"{name}\"") } else { format!("`{name}`") };
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let url = replace_db_in_url(&admin_url, &name);
+            let db = connect(&url, max_connections).await;
+            Some(TestDb { backend, db, url, _dir: None })
+        }
+    }
+}
+
+/// Connects with a pool sized for concurrency tests.
+pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(60))
+        .sqlx_logging(false);
+    Database::connect(opts).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+impl TestDb {
+    pub fn db_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+}
+
+/// Runs `body` once for every backend whose server is available.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($test:expr, $max_conn:expr, |$tdb:ident| $body:block) => {
+        for backend in $crate::common::Backend::ALL {
+            let Some($tdb) = $crate::common::open(backend, $test, $max_conn).await else { continue };
+            eprintln!("-- {} on {:?}", $test, backend);
+            $body
+        }
+    };
+}
