@@ -5,14 +5,17 @@
 
 // == resolver (issue 2/3) ==
 pub use conflictkit_runtime::resolver;
+pub use conflictkit_runtime::resolver::{
+    CannotResolveDatabaseConflict, ConflictResolver, Error, Txn,
+};
 
 // == auto_number (issue 4) ==
 pub use conflictkit_runtime::auto_number;
 
 // == merge + config (issue 5) ==
-pub use conflictkit_runtime::merge;
 #[cfg(feature = "config")]
 pub use conflictkit_runtime::config;
+pub use conflictkit_runtime::merge;
 
 // == events (issue 6) ==
 #[cfg(feature = "events")]
@@ -29,6 +32,9 @@ pub mod __private {
     pub use sea_orm;
     pub use serde_json;
     // == resolver ==
+    pub use conflictkit_runtime::resolver::{
+        CallOptions, ConflictResolver, Isolation, SqliteMode, Txn,
+    };
     // == auto_number ==
     // == events ==
 }

@@ -1,1 +1,24 @@
-//! (work in progress)
+//! The conflict resolver: run a transaction, and replay it when the database
+//! reports a serialization conflict.
+//!
+//! The heart of conflictkit and the port of cryptoassets.core's
+//! `ConflictResolver`. Start with [`ConflictResolver`]; the
+//! `#[managed_transaction]` attribute expands to [`ConflictResolver::run`].
+//!
+//! What counts as a conflict on each database is listed in [`classify`].
+
+pub mod classify;
+mod error;
+mod policy;
+mod resolver;
+mod run;
+mod stats;
+mod txn;
+
+pub use classify::{Conflict, ConflictCode};
+pub use error::{CannotResolveDatabaseConflict, Error};
+pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
+pub use resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
+pub use run::BodyFuture;
+pub use stats::Stats;
+pub use txn::Txn;

@@ -1,0 +1,413 @@
+//! Which errors are serialization conflicts worth replaying.
+//!
+//! Recognised out of the box:
+//!
+//! | database | codes | meaning |
+//! |---|---|---|
+//! | PostgreSQL (and CockroachDB, YugabyteDB) | SQLSTATE `40001`, `40P01` | serialization failure, deadlock detected |
+//! | MySQL / MariaDB | error numbers `1213`, `1205` | deadlock, lock wait timeout |
+//! | SQLite | primary codes `5` (`SQLITE_BUSY`) and `6` (`SQLITE_LOCKED`), with every extended code (`261`, `517`, `773`, `262`, …) | database busy or locked, stale snapshot |
+//!
+//! Opt in to more with [`ConflictResolverBuilder::retry_on_sqlstate`](super::ConflictResolverBuilder::retry_on_sqlstate)
+//! (e.g. `23505` unique violation, `23P01` exclusion violation, `55P03` lock not available),
+//! [`retry_on_mysql_error`](super::ConflictResolverBuilder::retry_on_mysql_error),
+//! [`retry_on_sqlite_code`](super::ConflictResolverBuilder::retry_on_sqlite_code) or a
+//! predicate of your own ([`retry_if`](super::ConflictResolverBuilder::retry_if)).
+//!
+//! The database error is searched for along the whole [`source()`](std::error::Error::source)
+//! chain: a [`DbErr`], a [`RuntimeErr`] or a `sqlx::Error`, so user error enums built
+//! with thiserror `#[from]` or `#[error(transparent)]` are classified too.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use sea_orm::{DbErr, RuntimeErr};
+
+/// SQLSTATEs that are conflicts by default.
+pub const DEFAULT_SQLSTATES: &[&str] = &["40001", "40P01"];
+/// MySQL / MariaDB error numbers that are conflicts by default.
+pub const DEFAULT_MYSQL_ERRORS: &[u16] = &[1213, 1205];
+/// SQLite primary result codes that are conflicts by default (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+pub const DEFAULT_SQLITE_PRIMARY_CODES: &[i32] = &[5, 6];
+
+/// A conflict found in an error: where it came from and its code.
+///
+/// ```
+/// use conflictkit::resolver::{Conflict, ConflictCode};
+/// let c = Conflict { code: ConflictCode::Sqlstate("40001".into()) };
+/// assert_eq!(c.to_string(), "SQLSTATE 40001");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The database's code for it.
+    pub code: ConflictCode,
+}
+
+/// The code a database gave a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictCode {
+    /// A PostgreSQL (or other SQL-standard) SQLSTATE such as `40001`.
+    Sqlstate(String),
+    /// A MySQL / MariaDB error number such as `1213`.
+    MySql(u16),
+    /// A SQLite extended result code such as `517` (`SQLITE_BUSY_SNAPSHOT`).
+    Sqlite(i32),
+    /// Matched by a predicate added with `retry_if`.
+    Custom,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.code, f)
+    }
+}
+
+impl fmt::Display for ConflictCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConflictCode::Sqlstate(s) => write!(f, "SQLSTATE {s}"),
+            ConflictCode::MySql(n) => write!(f, "MySQL error {n}"),
+            ConflictCode::Sqlite(c) => write!(f, "SQLite code {c}"),
+            ConflictCode::Custom => f.write_str("custom predicate"),
+        }
+    }
+}
+
+/// A user predicate deciding whether an error is a conflict.
+pub type RetryPredicate = Arc<dyn Fn(&(dyn StdError + 'static)) -> bool + Send + Sync>;
+
+/// The set of codes and predicates a resolver treats as conflicts.
+#[derive(Clone)]
+pub struct Classifier {
+    sqlstates: Vec<String>,
+    mysql: Vec<u16>,
+    sqlite_primary: Vec<i32>,
+    sqlite_extended: Vec<i32>,
+    predicates: Vec<RetryPredicate>,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Self {
+            sqlstates: DEFAULT_SQLSTATES.iter().map(|s| (*s).to_owned()).collect(),
+            mysql: DEFAULT_MYSQL_ERRORS.to_vec(),
+            sqlite_primary: DEFAULT_SQLITE_PRIMARY_CODES.to_vec(),
+            sqlite_extended: Vec::new(),
+            predicates: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classifier")
+            .field("sqlstates", &self.sqlstates)
+            .field("mysql", &self.mysql)
+            .field("sqlite_primary", &self.sqlite_primary)
+            .field("sqlite_extended", &self.sqlite_extended)
+            .field("predicates", &self.predicates.len())
+            .finish()
+    }
+}
+
+/// A database error code, as read from the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawCode<'a> {
+    Sqlstate(&'a str),
+    MySql(u16),
+    Sqlite(i32),
+}
+
+impl Classifier {
+    pub(crate) fn add_sqlstate(&mut self, code: &str) {
+        self.sqlstates.push(code.to_ascii_uppercase());
+    }
+    pub(crate) fn add_mysql(&mut self, number: u16) {
+        self.mysql.push(number);
+    }
+    pub(crate) fn add_sqlite(&mut self, code: i32) {
+        if code <= 0xff {
+            self.sqlite_primary.push(code);
+        } else {
+            self.sqlite_extended.push(code);
+        }
+    }
+    pub(crate) fn add_predicate(&mut self, p: RetryPredicate) {
+        self.predicates.push(p);
+    }
+
+    /// Is this code a conflict?
+    pub(crate) fn matches_code(&self, code: RawCode<'_>) -> Option<ConflictCode> {
+        let hit = match code {
+            RawCode::Sqlstate(s) => self.sqlstates.iter().any(|c| c.eq_ignore_ascii_case(s)),
+            RawCode::MySql(n) => self.mysql.contains(&n),
+            RawCode::Sqlite(c) => {
+                self.sqlite_primary.contains(&(c & 0xff)) || self.sqlite_extended.contains(&c)
+            }
+        };
+        hit.then(|| match code {
+            RawCode::Sqlstate(s) => ConflictCode::Sqlstate(s.to_owned()),
+            RawCode::MySql(n) => ConflictCode::MySql(n),
+            RawCode::Sqlite(c) => ConflictCode::Sqlite(c),
+        })
+    }
+
+    /// Finds a conflict anywhere in `err`'s source chain.
+    pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
+        let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(code) = database_code(e).and_then(|c| self.matches_code(c)) {
+                return Some(Conflict { code });
+            }
+            cur = e.source();
+        }
+        if self.predicates.iter().any(|p| p(err)) {
+            return Some(Conflict {
+                code: ConflictCode::Custom,
+            });
+        }
+        None
+    }
+}
+
+/// The driver's code carried by one error of a chain, if it is a database error.
+fn database_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+    if let Some(db) = e.downcast_ref::<DbErr>() {
+        return match db {
+            DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt) => runtime_code(rt),
+            _ => None,
+        };
+    }
+    if let Some(rt) = e.downcast_ref::<RuntimeErr>() {
+        return runtime_code(rt);
+    }
+    sqlx_code(e)
+}
+
+fn runtime_code(rt: &RuntimeErr) -> Option<RawCode<'_>> {
+    match rt {
+        #[cfg(any(
+            feature = "sqlx-postgres",
+            feature = "sqlx-mysql",
+            feature = "sqlx-sqlite"
+        ))]
+        RuntimeErr::SqlxError(e) => sqlx_error_code(e),
+        _ => None,
+    }
+}
+
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+fn sqlx_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+    e.downcast_ref::<sea_orm::sqlx::Error>()
+        .and_then(sqlx_error_code)
+}
+
+#[cfg(not(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+)))]
+fn sqlx_code<'a>(_: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+    None
+}
+
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+fn sqlx_error_code(e: &sea_orm::sqlx::Error) -> Option<RawCode<'_>> {
+    let sea_orm::sqlx::Error::Database(dbe) = e else {
+        return None;
+    };
+    #[cfg(feature = "sqlx-mysql")]
+    if let Some(my) = dbe.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+        return Some(RawCode::MySql(my.number()));
+    }
+    #[cfg(feature = "sqlx-sqlite")]
+    if let Some(lite) = dbe.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
+        return sea_orm::sqlx::error::DatabaseError::code(lite)
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(RawCode::Sqlite);
+    }
+    // PostgreSQL and any other driver: the SQLSTATE.
+    match dbe.code()? {
+        std::borrow::Cow::Borrowed(s) => Some(RawCode::Sqlstate(s)),
+        // An owned code cannot be borrowed from here; only SQLSTATE-shaped
+        // codes are compared, and those are always borrowed by sqlx's drivers.
+        std::borrow::Cow::Owned(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sqlx;
+    use std::borrow::Cow;
+
+    /// A database error of a driver we don't know: only its SQLSTATE is read.
+    #[derive(Debug)]
+    struct FakeDbError(&'static str);
+    impl fmt::Display for FakeDbError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "fake {}", self.0)
+        }
+    }
+    impl StdError for FakeDbError {}
+    impl sqlx::error::DatabaseError for FakeDbError {
+        fn message(&self) -> &str {
+            "fake"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn sqlx_err(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(FakeDbError(code)))
+    }
+    fn db_err(code: &'static str) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx_err(code))))
+    }
+
+    #[test]
+    fn default_codes() {
+        let c = Classifier::default();
+        for s in ["40001", "40P01", "40p01"] {
+            assert!(c.matches_code(RawCode::Sqlstate(s)).is_some(), "{s}");
+        }
+        for s in ["40000", "40002", "23505", "23P01", "55P03", "XX000"] {
+            assert!(c.matches_code(RawCode::Sqlstate(s)).is_none(), "{s}");
+        }
+        for n in [1213, 1205] {
+            assert_eq!(
+                c.matches_code(RawCode::MySql(n)),
+                Some(ConflictCode::MySql(n))
+            );
+        }
+        for n in [1062, 1146, 2013] {
+            assert!(c.matches_code(RawCode::MySql(n)).is_none(), "{n}");
+        }
+        // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes.
+        for code in [5, 6, 261, 517, 773, 262] {
+            assert_eq!(
+                c.matches_code(RawCode::Sqlite(code)),
+                Some(ConflictCode::Sqlite(code))
+            );
+        }
+        // SQLITE_CONSTRAINT_UNIQUE (2067), SQLITE_ERROR (1), SQLITE_READONLY (8).
+        for code in [2067, 1, 8, 19] {
+            assert!(c.matches_code(RawCode::Sqlite(code)).is_none(), "{code}");
+        }
+    }
+
+    #[test]
+    fn opt_in_codes() {
+        let mut c = Classifier::default();
+        assert!(c.matches_code(RawCode::Sqlstate("23505")).is_none());
+        c.add_sqlstate("23505");
+        c.add_sqlstate("23p01");
+        c.add_sqlstate("55P03");
+        c.add_mysql(1062);
+        c.add_sqlite(2067);
+        for s in ["23505", "23P01", "55P03"] {
+            assert!(c.matches_code(RawCode::Sqlstate(s)).is_some(), "{s}");
+        }
+        assert!(c.matches_code(RawCode::MySql(1062)).is_some());
+        assert!(c.matches_code(RawCode::Sqlite(2067)).is_some());
+        // an extended code added alone does not widen to its primary family
+        assert!(c.matches_code(RawCode::Sqlite(1555)).is_none());
+    }
+
+    #[test]
+    fn finds_code_in_each_wrapper() {
+        let c = Classifier::default();
+        let direct = sqlx_err("40001");
+        assert!(c.classify(&direct).is_some());
+        for wrap in [
+            DbErr::Exec as fn(RuntimeErr) -> DbErr,
+            DbErr::Query,
+            DbErr::Conn,
+        ] {
+            let e = wrap(RuntimeErr::SqlxError(Arc::new(sqlx_err("40P01"))));
+            assert_eq!(
+                c.classify(&e),
+                Some(Conflict {
+                    code: ConflictCode::Sqlstate("40P01".into())
+                })
+            );
+        }
+        let rt = RuntimeErr::SqlxError(Arc::new(sqlx_err("40001")));
+        assert!(c.classify(&rt).is_some());
+        assert!(c.classify(&db_err("23505")).is_none());
+        assert!(c.classify(&DbErr::RecordNotFound("x".into())).is_none());
+        assert!(c.classify(&DbErr::Custom("40001".into())).is_none());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum UserError {
+        #[error("database: {0}")]
+        Db(#[from] DbErr),
+        #[error(transparent)]
+        Transparent(DbErr),
+        #[error("wrapped: {0}")]
+        Nested(#[source] Box<UserError>),
+        #[error("insufficient funds")]
+        Funds,
+    }
+
+    #[test]
+    fn walks_the_source_chain() {
+        let c = Classifier::default();
+        assert!(c.classify(&UserError::Db(db_err("40001"))).is_some());
+        // transparent forwards source() to DbErr's source: the RuntimeErr
+        assert!(
+            c.classify(&UserError::Transparent(db_err("40001")))
+                .is_some()
+        );
+        let nested = UserError::Nested(Box::new(UserError::Nested(Box::new(UserError::Db(
+            db_err("40P01"),
+        )))));
+        assert!(c.classify(&nested).is_some());
+        assert!(c.classify(&UserError::Funds).is_none());
+        assert!(c.classify(&UserError::Db(db_err("22012"))).is_none());
+        let io = std::io::Error::other(sqlx_err("40001"));
+        assert!(
+            c.classify(&io).is_none(),
+            "io::Error::other does not expose its payload as source"
+        );
+    }
+
+    #[test]
+    fn user_predicates() {
+        let mut c = Classifier::default();
+        assert!(c.classify(&UserError::Funds).is_none());
+        c.add_predicate(Arc::new(|e| {
+            matches!(e.downcast_ref::<UserError>(), Some(UserError::Funds))
+        }));
+        assert_eq!(
+            c.classify(&UserError::Funds),
+            Some(Conflict {
+                code: ConflictCode::Custom
+            })
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! [`ConflictResolver`] and its builder.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+
+use super::classify::{Classifier, Conflict};
+use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
+use super::stats::{AtomicStats, Stats};
+use super::txn::Txn;
+
+/// Called before each replay with what happened.
+pub type OnRetry = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
+
+/// What [`ConflictResolverBuilder::on_retry`] callbacks receive.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryEvent<'a> {
+    /// Label of the managed call.
+    pub label: &'a str,
+    /// The run that conflicted (1 = first run).
+    pub attempt: u32,
+    /// The conflict.
+    pub conflict: &'a Conflict,
+    /// How long the resolver waits before the replay.
+    pub delay: Duration,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) retries: u32,
+    pub(crate) isolation: Isolation,
+    pub(crate) read_only: bool,
+    pub(crate) sqlite_mode: Option<SqliteMode>,
+    pub(crate) backoff: Backoff,
+    pub(crate) classifier: Classifier,
+    pub(crate) on_retry: Option<OnRetry>,
+    pub(crate) stats: AtomicStats,
+}
+
+/// Runs transactions and replays them when the database reports a
+/// serialization conflict. The port of cryptoassets.core's `ConflictResolver`.
+///
+/// Cheap to clone (an `Arc` inside); clones share configuration and stats.
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn};
+/// use sea_orm::{ConnectionTrait, Database};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Database::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE counter (n INTEGER NOT NULL)").await?;
+/// db.execute_unprepared("INSERT INTO counter VALUES (0)").await?;
+///
+/// let resolver = ConflictResolver::builder(db).retries(5).build();
+/// resolver
+///     .managed(|txn: &Txn| Box::pin(async move {
+///         txn.execute_unprepared("UPDATE counter SET n = n + 1").await?;
+///         Ok::<_, conflictkit::Error>(())
+///     }))
+///     .await?;
+/// assert_eq!(resolver.stats().success, 1);
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ConflictResolver {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ConflictResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConflictResolver")
+            .field(
+                "backend",
+                &sea_orm::ConnectionTrait::get_database_backend(&self.inner.db),
+            )
+            .field("retries", &self.inner.retries)
+            .field("isolation", &self.inner.isolation)
+            .field("backoff", &self.inner.backoff)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+static DEFAULT_CLASSIFIER: LazyLock<Classifier> = LazyLock::new(Classifier::default);
+
+impl ConflictResolver {
+    /// A resolver with the defaults: 3 retries, SERIALIZABLE, SQLite
+    /// `BEGIN IMMEDIATE`, full-jitter backoff from 10 ms capped at 1 s.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self::builder(db).build()
+    }
+
+    /// A builder to change the defaults.
+    pub fn builder(db: DatabaseConnection) -> ConflictResolverBuilder {
+        ConflictResolverBuilder {
+            inner: Inner {
+                db,
+                retries: 3,
+                isolation: Isolation::Serializable,
+                read_only: false,
+                sqlite_mode: None,
+                backoff: Backoff::default(),
+                classifier: Classifier::default(),
+                on_retry: None,
+                stats: AtomicStats::default(),
+            },
+        }
+    }
+
+    /// The connection (pool) transactions are taken from.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// Replays allowed after the first run, unless a call says otherwise.
+    pub fn retries(&self) -> u32 {
+        self.inner.retries
+    }
+
+    /// A snapshot of the counters (see [`Stats`] for what each one counts).
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Whether `err` is a serialization conflict that a replay may resolve,
+    /// with the built-in codes (the original's `is_retryable_exception`).
+    /// Code that catches errors broadly must re-raise these.
+    ///
+    /// ```
+    /// use conflictkit::ConflictResolver;
+    /// use sea_orm::DbErr;
+    /// assert!(!ConflictResolver::is_retryable(&DbErr::RecordNotFound("x".into())));
+    /// ```
+    pub fn is_retryable(err: &(dyn StdError + 'static)) -> bool {
+        DEFAULT_CLASSIFIER.classify(err).is_some()
+    }
+
+    /// The conflict in `err` under this resolver's codes and predicates, if any.
+    pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
+        self.inner.classifier.classify(err)
+    }
+
+    /// Begins a plain transaction with this resolver's isolation, without
+    /// any retry: the original's `transaction()` context manager. Commit it
+    /// with [`Txn::commit`]; dropping it uncommitted rolls back.
+    ///
+    /// ```
+    /// use conflictkit::ConflictResolver;
+    /// use sea_orm::{ConnectionTrait, Database};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
+    /// let txn = resolver.transaction().await?;
+    /// txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await?;
+    /// txn.commit().await?;
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub async fn transaction(&self) -> Result<Txn, DbErr> {
+        let options = CallOptions::new("transaction");
+        let dbtx = self.begin(&options).await?;
+        Ok(Txn::new(dbtx, options.label(), 1))
+    }
+
+    pub(crate) fn default_options(&self, options: CallOptions) -> CallOptions {
+        let mut o = options;
+        o.retries = Some(o.retries.unwrap_or(self.inner.retries));
+        if !o.read_only {
+            o.read_only = self.inner.read_only;
+        }
+        if o.sqlite_mode.is_none() {
+            o.sqlite_mode = self.inner.sqlite_mode;
+        }
+        o
+    }
+
+    pub(crate) async fn begin(
+        &self,
+        options: &CallOptions,
+    ) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+        let db = &self.inner.db;
+        let topts = options.transaction_options(self.inner.isolation, db.get_database_backend());
+        db.begin_with_options(topts).await
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
+    }
+}
+
+/// Configures a [`ConflictResolver`].
+///
+/// ```
+/// use std::time::Duration;
+/// use conflictkit::ConflictResolver;
+/// use conflictkit::resolver::{Backoff, Isolation};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// let resolver = ConflictResolver::builder(db)
+///     .retries(8)
+///     .isolation(Isolation::Serializable)
+///     .backoff(Backoff::new(Duration::from_millis(5), Duration::from_millis(500)))
+///     .retry_on_sqlstate("55P03")
+///     .on_retry(|e| tracing::warn!(label = e.label, attempt = e.attempt, "replaying"))
+///     .build();
+/// assert_eq!(resolver.retries(), 8);
+/// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+/// ```
+pub struct ConflictResolverBuilder {
+    inner: Inner,
+}
+
+impl fmt::Debug for ConflictResolverBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConflictResolverBuilder")
+            .field("retries", &self.inner.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConflictResolverBuilder {
+    /// Replays allowed after the first run (default 3, so 4 runs at most).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.inner.retries = retries;
+        self
+    }
+    /// Isolation level on PostgreSQL and MySQL/MariaDB (default SERIALIZABLE).
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.inner.isolation = isolation;
+        self
+    }
+    /// Begin every transaction `READ ONLY`.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.inner.read_only = read_only;
+        self
+    }
+    /// How SQLite transactions begin (default immediate, deferred when read-only).
+    pub fn sqlite_mode(mut self, mode: SqliteMode) -> Self {
+        self.inner.sqlite_mode = Some(mode);
+        self
+    }
+    /// Wait between replays (default full jitter, 10 ms doubling to 1 s).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.inner.backoff = backoff;
+        self
+    }
+    /// Also treat this SQLSTATE as a conflict (e.g. `23505`, `23P01`, `55P03`).
+    pub fn retry_on_sqlstate(mut self, sqlstate: &str) -> Self {
+        self.inner.classifier.add_sqlstate(sqlstate);
+        self
+    }
+    /// Also treat this MySQL / MariaDB error number as a conflict.
+    pub fn retry_on_mysql_error(mut self, number: u16) -> Self {
+        self.inner.classifier.add_mysql(number);
+        self
+    }
+    /// Also treat this SQLite result code as a conflict: a primary code
+    /// (≤ 255) covers its extended codes, an extended code only itself.
+    pub fn retry_on_sqlite_code(mut self, code: i32) -> Self {
+        self.inner.classifier.add_sqlite(code);
+        self
+    }
+    /// Also treat errors for which `predicate` is true as conflicts. The
+    /// predicate sees the error returned by the body (or by `COMMIT`).
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.inner.classifier.add_predicate(Arc::new(predicate));
+        self
+    }
+    /// Called before each replay (after the rollback, before the backoff sleep).
+    pub fn on_retry(mut self, callback: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.inner.on_retry = Some(Arc::new(callback));
+        self
+    }
+    /// The resolver.
+    pub fn build(self) -> ConflictResolver {
+        ConflictResolver {
+            inner: Arc::new(self.inner),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The replay loop: begin, run the body, commit; on a conflict roll back,
+//! back off and run it again.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use sea_orm::DbErr;
+use tracing::Instrument;
+
+use super::classify::Conflict;
+use super::error::CannotResolveDatabaseConflict;
+use super::policy::CallOptions;
+use super::resolver::{ConflictResolver, RetryEvent};
+use super::txn::{Hook, Txn, panic_message, run_hooks};
+
+/// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`].
+pub type BodyFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
+
+tokio::task_local! {
+    /// The managed transaction running in this task, so that a nested managed
+    /// call joins it instead of opening a second transaction.
+    static ACTIVE: Active;
+}
+
+#[derive(Clone)]
+struct Active {
+    resolver: usize,
+    txn: Arc<Txn>,
+}
+
+/// How one run of the body ended.
+enum Attempt<T, E> {
+    Committed(T, Vec<Hook>),
+    Failed(E),
+}
+
+impl ConflictResolver {
+    /// Runs `body` in a transaction and replays it on serialization conflicts
+    /// (from the body or from `COMMIT`), up to the resolver's `retries` replays.
+    /// The closure form of `#[managed_transaction]`.
+    ///
+    /// `body` is called once per run with a fresh [`Txn`]; it returns a boxed
+    /// future (`Box::pin(async move { … })`). Errors that are not conflicts
+    /// are returned unchanged after the rollback; when every run conflicts the
+    /// result is [`CannotResolveDatabaseConflict`] (converted into `E`).
+    ///
+    /// **Nesting.** A managed call made while another managed transaction of
+    /// the same resolver runs in the same task *joins* it: its body runs once
+    /// inside the outer transaction, with no retry and no stats of its own; a
+    /// conflict propagates to the outermost call, which replays everything.
+    /// There are never SAVEPOINT replays.
+    ///
+    /// ```
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use sea_orm::{ConnectionTrait, Database};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
+    /// let answer = resolver
+    ///     .managed(|txn: &Txn| Box::pin(async move {
+    ///         txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)").await?;
+    ///         Ok::<_, conflictkit::Error>(42)
+    ///     }))
+    ///     .await?;
+    /// assert_eq!(answer, 42);
+    /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+    /// ```
+    pub async fn managed<F, T, E>(&self, body: F) -> Result<T, E>
+    where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        T: Send,
+        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+    {
+        self.run(CallOptions::new("managed"), body).await
+    }
+
+    /// Runs `body` once in a transaction: a conflict becomes
+    /// [`CannotResolveDatabaseConflict`] at once. The closure form of
+    /// `#[managed_non_retryable_transaction]`.
+    ///
+    /// ```
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
+    /// let v = resolver
+    ///     .managed_non_retryable(|_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(1) }))
+    ///     .await?;
+    /// assert_eq!(v, 1);
+    /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+    /// ```
+    pub async fn managed_non_retryable<F, T, E>(&self, body: F) -> Result<T, E>
+    where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        T: Send,
+        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+    {
+        self.run(
+            CallOptions::new("managed_non_retryable").non_retryable(),
+            body,
+        )
+        .await
+    }
+
+    /// Runs `body` with per-call options (label, retries, isolation, …):
+    /// what the macros expand to.
+    ///
+    /// ```
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use conflictkit::resolver::CallOptions;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
+    /// let opts = CallOptions::new("demo::read").read_only(true).retries(0);
+    /// let v = resolver
+    ///     .run(opts, |txn: &Txn| Box::pin(async move { Ok::<_, conflictkit::Error>(txn.attempt()) }))
+    ///     .await?;
+    /// assert_eq!(v, 1);
+    /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+    /// ```
+    pub async fn run<F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
+    where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        T: Send,
+        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+    {
+        if let Some(outer) = self.active_txn() {
+            tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
+            return body(&outer).await;
+        }
+        let options = self.default_options(options);
+        let span = tracing::info_span!("managed_transaction", label = %options.label(), attempts = tracing::field::Empty);
+        self.replay_loop(&options, &mut body).instrument(span).await
+    }
+
+    fn active_txn(&self) -> Option<Arc<Txn>> {
+        ACTIVE
+            .try_with(|a| (a.resolver == self.id()).then(|| a.txn.clone()))
+            .ok()
+            .flatten()
+    }
+
+    async fn replay_loop<F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
+    where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        T: Send,
+        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+    {
+        let stats = &self.inner.stats;
+        let retries = if options.retryable {
+            options.retries.unwrap_or(self.inner.retries)
+        } else {
+            0
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let err = match self.attempt(options, body, attempt).await {
+                Attempt::Committed(value, hooks) => {
+                    stats.success();
+                    tracing::Span::current().record("attempts", attempt);
+                    run_hooks(options.label(), hooks);
+                    return Ok(value);
+                }
+                Attempt::Failed(err) => err,
+            };
+            let Some(conflict) = self.classify(&err) else {
+                stats.error();
+                return Err(err);
+            };
+            if options.retryable {
+                stats.retry();
+            }
+            if !options.retryable || attempt > retries {
+                stats.unresolved();
+                tracing::Span::current().record("attempts", attempt);
+                tracing::warn!(label = %options.label(), attempt, code = %conflict, "giving up on a serialization conflict");
+                return Err(E::from(CannotResolveDatabaseConflict::new(
+                    options.label(),
+                    attempt,
+                    retries,
+                    err,
+                )));
+            }
+            self.before_replay(options, attempt, &conflict).await;
+        }
+    }
+
+    /// Logs the conflict, calls `on_retry` and sleeps the backoff. The
+    /// connection is already back in the pool: the attempt rolled back.
+    async fn before_replay(&self, options: &CallOptions, attempt: u32, conflict: &Conflict) {
+        let delay = self.inner.backoff.delay(attempt);
+        tracing::info!(
+            label = %options.label(),
+            attempt,
+            code = %conflict,
+            delay_ms = delay.as_secs_f64() * 1000.0,
+            "serialization conflict; replaying the transaction"
+        );
+        if let Some(cb) = &self.inner.on_retry {
+            cb(&RetryEvent {
+                label: options.label(),
+                attempt,
+                conflict,
+                delay,
+            });
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One run: begin, body, commit (or roll back). A panic in the body rolls
+    /// back explicitly, so the pooled connection is clean, then resumes.
+    async fn attempt<F, T, E>(
+        &self,
+        options: &CallOptions,
+        body: &mut F,
+        attempt: u32,
+    ) -> Attempt<T, E>
+    where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        E: From<DbErr>,
+    {
+        let dbtx = match self.begin(options).await {
+            Ok(t) => t,
+            Err(e) => return Attempt::Failed(E::from(e)),
+        };
+        let txn = Arc::new(Txn::new(dbtx, options.label(), attempt));
+        let active = Active {
+            resolver: self.id(),
+            txn: txn.clone(),
+        };
+        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
+            .catch_unwind()
+            .await;
+        let Some(txn) = Arc::into_inner(txn) else {
+            // Unreachable through the public API: only the task-local scope
+            // (already finished) held another reference.
+            return Attempt::Failed(E::from(DbErr::Custom(format!(
+                "conflictkit: the transaction of `{}` is still referenced after its body finished",
+                options.label()
+            ))));
+        };
+        let (dbtx, hooks) = txn.into_parts();
+        match outcome {
+            Ok(Ok(value)) => match dbtx.commit().await {
+                Ok(()) => Attempt::Committed(value, hooks),
+                Err(e) => Attempt::Failed(E::from(e)),
+            },
+            Ok(Err(err)) => {
+                if let Err(e) = dbtx.rollback().await {
+                    tracing::warn!(label = %options.label(), error = %e, "rollback failed after an error in the transaction body");
+                }
+                Attempt::Failed(err)
+            }
+            Err(panic) => {
+                tracing::error!(label = %options.label(), panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
+                if let Err(e) = dbtx.rollback().await {
+                    tracing::warn!(label = %options.label(), error = %e, "rollback failed after a panic in the transaction body");
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! [`Txn`]: the transaction a managed body receives.
+
+use std::sync::Mutex;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+};
+
+/// A hook that runs after the final successful commit.
+pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
+
+/// The transaction a managed body runs in.
+///
+/// It is usable wherever sea-orm wants a connection (`Entity::find().one(txn)`,
+/// `active_model.update(txn)`, raw statements), because it implements
+/// [`ConnectionTrait`]. It adds [`after_commit`](Txn::after_commit) for side
+/// effects that must happen once, and only if the data really committed.
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn};
+/// use sea_orm::{ConnectionTrait, Database};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Database::connect("sqlite::memory:").await?;
+/// let resolver = ConflictResolver::new(db);
+/// let n: i64 = resolver
+///     .managed(|txn: &Txn| Box::pin(async move {
+///         txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await?;
+///         txn.execute_unprepared("INSERT INTO t VALUES (41)").await?;
+///         let row = txn.query_one_raw(sea_orm::Statement::from_string(
+///             txn.get_database_backend(), "SELECT x + 1 AS y FROM t")).await?.unwrap();
+///         txn.after_commit(|| tracing::info!("committed"));
+///         Ok::<_, conflictkit::Error>(row.try_get::<i64>("", "y")?)
+///     }))
+///     .await?;
+/// assert_eq!(n, 42);
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+pub struct Txn {
+    inner: DatabaseTransaction,
+    hooks: Mutex<Vec<Hook>>,
+    label: String,
+    attempt: u32,
+}
+
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn")
+            .field("label", &self.label)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Txn {
+    pub(crate) fn new(inner: DatabaseTransaction, label: &str, attempt: u32) -> Self {
+        Self {
+            inner,
+            hooks: Mutex::new(Vec::new()),
+            label: label.to_owned(),
+            attempt,
+        }
+    }
+
+    /// Runs `hook` once, after the final successful commit of this managed
+    /// call. If this attempt rolls back (a conflict that is replayed, an
+    /// error, a panic), the hook is discarded: the replay registers its own.
+    /// A panicking hook is logged and never turns the commit into an error.
+    pub fn after_commit(&self, hook: impl FnOnce() + Send + 'static) {
+        match self.hooks.lock() {
+            Ok(mut hooks) => hooks.push(Box::new(hook)),
+            Err(poisoned) => poisoned.into_inner().push(Box::new(hook)),
+        }
+    }
+
+    /// Which run of the body this is: 1 for the first, 2 for the first replay, …
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The label of the managed call (by default the function's path).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The underlying sea-orm transaction.
+    pub fn as_database_transaction(&self) -> &DatabaseTransaction {
+        &self.inner
+    }
+
+    /// Commits a transaction begun with
+    /// [`ConflictResolver::transaction`](super::ConflictResolver::transaction),
+    /// then runs its after-commit hooks. (A managed body only gets `&Txn`: the
+    /// resolver commits it.)
+    pub async fn commit(self) -> Result<(), DbErr> {
+        let label = self.label.clone();
+        let (inner, hooks) = self.into_parts();
+        inner.commit().await?;
+        run_hooks(&label, hooks);
+        Ok(())
+    }
+
+    /// Rolls back a transaction begun with
+    /// [`ConflictResolver::transaction`](super::ConflictResolver::transaction),
+    /// discarding its after-commit hooks. Dropping it does the same.
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        let (inner, _hooks) = self.into_parts();
+        inner.rollback().await
+    }
+
+    pub(crate) fn into_parts(self) -> (DatabaseTransaction, Vec<Hook>) {
+        let hooks = match self.hooks.into_inner() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (self.inner, hooks)
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Txn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.inner.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.inner.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.inner.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.inner.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.inner.is_mock_connection()
+    }
+}
+
+/// Runs after-commit hooks, each isolated: a panic is logged and the rest still run.
+pub(crate) fn run_hooks(label: &str, hooks: Vec<Hook>) {
+    for hook in hooks {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+            tracing::error!(
+                label,
+                panic = %panic_message(&panic),
+                "an after-commit hook panicked; the transaction stays committed"
+            );
+        }
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
