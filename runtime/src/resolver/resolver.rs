@@ -159,7 +159,7 @@ impl ConflictResolver {
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
     pub async fn transaction(&self) -> Result<Txn, DbErr> {
-        let options = CallOptions::new("transaction");
+        let options = self.default_options(CallOptions::new("transaction"));
         let dbtx = self.begin(&options).await?;
         Ok(Txn::new(dbtx, options.label(), 1))
     }

@@ -1,0 +1,337 @@
+//! The original cryptoassets.core conflict-resolver tests (SEED.md §1.4), made
+//! deterministic with barriers, on PostgreSQL, MariaDB and SQLite with real
+//! concurrent transactions; plus the no-lost-update run.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{Backend, TestDb, create_accounts, read_balance, write_balance};
+use conflictkit::resolver::{Backoff, CallOptions, SqliteMode, Stats};
+use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Error, Txn};
+use tokio::sync::{Barrier, watch};
+
+/// A resolver like the original test's: `retries = 1`, no backoff, SQLite
+/// transactions deferred so that concurrent read-modify-writes really conflict.
+fn resolver(tdb: &TestDb, retries: u32) -> ConflictResolver {
+    ConflictResolver::builder(tdb.db.clone())
+        .retries(retries)
+        .backoff(Backoff::none())
+        .sqlite_mode(SqliteMode::Deferred)
+        .build()
+}
+
+/// Coordinates the rounds of a conflict scenario: every task reads, waits at
+/// the barrier of its attempt so all of them hold the same snapshot, then
+/// writes. A replay (attempt k) first waits until k-1 increments committed,
+/// so it reads the winner's value and the rounds cannot overlap.
+#[derive(Clone)]
+struct Rounds {
+    barriers: Arc<Vec<Arc<Barrier>>>,
+    committed: Arc<watch::Sender<u32>>,
+    bodies: Arc<AtomicU32>,
+    hooks_run: Arc<AtomicU32>,
+}
+
+impl Rounds {
+    fn new(sizes: &[usize]) -> Self {
+        Self {
+            barriers: Arc::new(sizes.iter().map(|&n| Arc::new(Barrier::new(n))).collect()),
+            committed: Arc::new(watch::channel(0).0),
+            bodies: Arc::new(AtomicU32::new(0)),
+            hooks_run: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// One managed increment of account 1 by `resolver`.
+    async fn increment(&self, resolver: &ConflictResolver) -> Result<i64, Error> {
+        let rounds = self.clone();
+        resolver
+            .run(CallOptions::new("tests::increment"), move |txn: &Txn| {
+                let rounds = rounds.clone();
+                Box::pin(async move {
+                    let attempt = txn.attempt();
+                    rounds.bodies.fetch_add(1, Ordering::SeqCst);
+                    if attempt > 1 {
+                        let mut rx = rounds.committed.subscribe();
+                        rx.wait_for(|&c| c >= attempt - 1)
+                            .await
+                            .expect("sender alive");
+                    }
+                    let balance = read_balance(txn, 1).await?;
+                    if let Some(barrier) = rounds.barriers.get(attempt as usize - 1) {
+                        barrier.wait().await;
+                    }
+                    write_balance(txn, 1, balance + 1).await?;
+                    let committed = rounds.committed.clone();
+                    let hooks_run = rounds.hooks_run.clone();
+                    txn.after_commit(move || {
+                        hooks_run.fetch_add(1, Ordering::SeqCst);
+                        committed.send_modify(|c| *c += 1);
+                    });
+                    Ok(balance + 1)
+                })
+            })
+            .await
+    }
+}
+
+async fn run_concurrently(
+    tdb: &TestDb,
+    rounds: &Rounds,
+    tasks: usize,
+) -> (Vec<Result<i64, Error>>, Stats) {
+    let resolvers: Vec<ConflictResolver> = (0..tasks).map(|_| resolver(tdb, 1)).collect();
+    let handles: Vec<_> = resolvers
+        .iter()
+        .cloned()
+        .map(|r| {
+            let rounds = rounds.clone();
+            tokio::spawn(async move { rounds.increment(&r).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.expect("task did not panic"));
+    }
+    let stats = resolvers.iter().map(ConflictResolver::stats).sum();
+    (results, stats)
+}
+
+/// test_conflict: two plain SERIALIZABLE transactions doing the same
+/// read-modify-write: at least one fails, and its error is retryable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raw_conflict_is_classified_retryable() {
+    for backend in Backend::ALL {
+        let Some(tdb) = common::open(backend, "raw_conflict", 4).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 10)]).await;
+        let r = resolver(&tdb, 1);
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let r = r.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    let txn = r.transaction().await?;
+                    let b = read_balance(&txn, 1).await?;
+                    barrier.wait().await;
+                    write_balance(&txn, 1, b + 1).await?;
+                    txn.commit().await
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for h in handles {
+            if let Err(e) = h.await.unwrap() {
+                failures.push(e);
+            }
+        }
+        assert!(
+            !failures.is_empty(),
+            "{backend:?}: no conflict between two concurrent read-modify-writes"
+        );
+        for f in &failures {
+            assert!(
+                ConflictResolver::is_retryable(f),
+                "{backend:?}: got exception {f}"
+            );
+            eprintln!("{backend:?}: conflict {:?}", r.classify(f));
+        }
+        assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 11, "{backend:?}");
+    }
+}
+
+/// test_conflict_resolved: two managed increments with retries=1 both succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflict_resolved() {
+    for backend in Backend::ALL {
+        let Some(tdb) = common::open(backend, "conflict_resolved", 4).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 10)]).await;
+        let rounds = Rounds::new(&[2]);
+        let (results, stats) = run_concurrently(&tdb, &rounds, 2).await;
+        for r in &results {
+            assert!(r.is_ok(), "{backend:?}: {r:?}");
+        }
+        assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 12, "{backend:?}");
+        assert_eq!(
+            stats,
+            Stats {
+                success: 2,
+                retries: 1,
+                errors: 0,
+                unresolved: 0
+            },
+            "{backend:?}"
+        );
+        // three runs of the body, two commits: the rolled-back run's hook never ran
+        assert_eq!(rounds.bodies.load(Ordering::SeqCst), 3, "{backend:?}");
+        assert_eq!(rounds.hooks_run.load(Ordering::SeqCst), 2, "{backend:?}");
+        eprintln!("{backend:?}: resolved, stats {stats:?}");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    #[error("unknown exception")]
+    Unknown,
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Unresolved(#[from] CannotResolveDatabaseConflict),
+}
+
+/// test_conflict_some_other_exception: a non-conflict error passes through
+/// unchanged and counts as an error; the transaction is rolled back.
+#[tokio::test]
+async fn other_errors_pass_through() {
+    for backend in Backend::ALL {
+        let Some(tdb) = common::open(backend, "other_errors", 2).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 10)]).await;
+        let r = resolver(&tdb, 1);
+        let runs = AtomicU32::new(0);
+        let result: Result<(), AppError> = r
+            .managed(|txn: &Txn| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    write_balance(txn, 1, 99).await?;
+                    Err(AppError::Unknown)
+                })
+            })
+            .await;
+        assert!(
+            matches!(result, Err(AppError::Unknown)),
+            "{backend:?}: {result:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not replayed");
+        assert_eq!(
+            r.stats(),
+            Stats {
+                success: 0,
+                retries: 0,
+                errors: 1,
+                unresolved: 0
+            }
+        );
+        assert_eq!(
+            read_balance(&tdb.db, 1).await.unwrap(),
+            10,
+            "{backend:?}: rolled back"
+        );
+    }
+}
+
+/// test_give_up: three concurrent increments with retries=1: one commits at
+/// once, one after a replay, one gives up with CannotResolveDatabaseConflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn give_up() {
+    for backend in Backend::ALL {
+        let Some(tdb) = common::open(backend, "give_up", 6).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 10)]).await;
+        let rounds = Rounds::new(&[3, 2]);
+        let (results, stats) = run_concurrently(&tdb, &rounds, 3).await;
+        let unresolved: Vec<&CannotResolveDatabaseConflict> = results
+            .iter()
+            .filter_map(|r| match r {
+                Err(Error::Unresolved(e)) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unresolved.len(), 1, "{backend:?}: {results:?}");
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            2,
+            "{backend:?}: {results:?}"
+        );
+        let e = unresolved[0];
+        assert_eq!(e.attempts(), 2);
+        assert!(e.to_string().contains("tests::increment"), "{e}");
+        assert!(
+            ConflictResolver::is_retryable(e.last_error()),
+            "last error kept as source: {e:?}"
+        );
+        assert_eq!(
+            stats,
+            Stats {
+                success: 2,
+                retries: 3,
+                errors: 0,
+                unresolved: 1
+            },
+            "{backend:?}"
+        );
+        assert_eq!(
+            read_balance(&tdb.db, 1).await.unwrap(),
+            12,
+            "{backend:?}: exactly the committed increments"
+        );
+        eprintln!("{backend:?}: gave up as expected, stats {stats:?}");
+    }
+}
+
+/// No lost update: 16 tasks × 100 increments of one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_lost_update_16_by_100() {
+    let cases = [
+        (Backend::Postgres, None),
+        (Backend::MySql, None),
+        (Backend::Sqlite, Some(SqliteMode::Immediate)),
+        (Backend::Sqlite, Some(SqliteMode::Deferred)),
+    ];
+    for (backend, mode) in cases {
+        let Some(tdb) = common::open(backend, "no_lost_update", 16).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 0)]).await;
+        let mut b = ConflictResolver::builder(tdb.db.clone()).retries(200);
+        if let Some(mode) = mode {
+            b = b.sqlite_mode(mode);
+        }
+        let r = b.build();
+        let started = std::time::Instant::now();
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let r = r.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        r.managed(|txn: &Txn| {
+                            Box::pin(async move {
+                                let b = read_balance(txn, 1).await?;
+                                write_balance(txn, 1, b + 1).await?;
+                                Ok::<_, Error>(())
+                            })
+                        })
+                        .await?;
+                    }
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        }
+        let stats = r.stats();
+        assert_eq!(
+            read_balance(&tdb.db, 1).await.unwrap(),
+            1600,
+            "{backend:?} {mode:?}: lost update"
+        );
+        assert_eq!(stats.success, 1600);
+        assert_eq!((stats.errors, stats.unresolved), (0, 0));
+        eprintln!(
+            "{backend:?} {mode:?}: 1600 increments, {} conflicts replayed, {:.2?}",
+            stats.retries,
+            started.elapsed()
+        );
+    }
+}
