@@ -5,7 +5,6 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::FutureExt;
 use sea_orm::DbErr;
@@ -17,8 +16,9 @@ use super::policy::CallOptions;
 use super::resolver::{ConflictResolver, RetryEvent};
 use super::txn::{Hook, Txn, panic_message, run_hooks};
 
-/// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`].
-pub type BodyFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
+/// The future a managed body returns: boxed and `Send`. It owns its [`Txn`]
+/// handle and may borrow from the caller for `'a` (arguments such as `&str`).
+pub type BodyFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
 
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
@@ -26,10 +26,9 @@ tokio::task_local! {
     static ACTIVE: Active;
 }
 
-#[derive(Clone)]
 struct Active {
     resolver: usize,
-    txn: Arc<Txn>,
+    txn: Txn,
 }
 
 /// How one run of the body ended.
@@ -43,8 +42,8 @@ impl ConflictResolver {
     /// (from the body or from `COMMIT`), up to the resolver's `retries` replays.
     /// The closure form of `#[managed_transaction]`.
     ///
-    /// `body` is called once per run with a fresh [`Txn`]; it returns a boxed
-    /// future (`Box::pin(async move { … })`). Errors that are not conflicts
+    /// `body` is called once per run with a fresh [`Txn`] handle; it returns a
+    /// boxed future (`Box::pin(async move { … })`) that owns the handle. Errors that are not conflicts
     /// are returned unchanged after the rollback; when every run conflicts the
     /// result is [`CannotResolveDatabaseConflict`] (converted into `E`).
     ///
@@ -60,7 +59,7 @@ impl ConflictResolver {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
     /// let answer = resolver
-    ///     .managed(|txn: &Txn| Box::pin(async move {
+    ///     .managed(|txn: Txn| Box::pin(async move {
     ///         txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)").await?;
     ///         Ok::<_, conflictkit::Error>(42)
     ///     }))
@@ -68,9 +67,9 @@ impl ConflictResolver {
     /// assert_eq!(answer, 42);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed<F, T, E>(&self, body: F) -> Result<T, E>
+    pub async fn managed<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -86,14 +85,14 @@ impl ConflictResolver {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
     /// let v = resolver
-    ///     .managed_non_retryable(|_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(1) }))
+    ///     .managed_non_retryable(|_txn: Txn| Box::pin(async { Ok::<_, conflictkit::Error>(1) }))
     ///     .await?;
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed_non_retryable<F, T, E>(&self, body: F) -> Result<T, E>
+    pub async fn managed_non_retryable<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -114,36 +113,36 @@ impl ConflictResolver {
     /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
     /// let opts = CallOptions::new("demo::read").read_only(true).retries(0);
     /// let v = resolver
-    ///     .run(opts, |txn: &Txn| Box::pin(async move { Ok::<_, conflictkit::Error>(txn.attempt()) }))
+    ///     .run(opts, |txn: Txn| Box::pin(async move { Ok::<_, conflictkit::Error>(txn.attempt()) }))
     ///     .await?;
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn run<F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
+    pub async fn run<'a, F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
         if let Some(outer) = self.active_txn() {
             tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
-            return body(&outer).await;
+            return body(outer).await;
         }
         let options = self.default_options(options);
         let span = tracing::info_span!("managed_transaction", label = %options.label(), attempts = tracing::field::Empty);
         self.replay_loop(&options, &mut body).instrument(span).await
     }
 
-    fn active_txn(&self) -> Option<Arc<Txn>> {
+    fn active_txn(&self) -> Option<Txn> {
         ACTIVE
-            .try_with(|a| (a.resolver == self.id()).then(|| a.txn.clone()))
+            .try_with(|a| (a.resolver == self.id()).then(|| a.txn.share()))
             .ok()
             .flatten()
     }
 
-    async fn replay_loop<F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
+    async fn replay_loop<'a, F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -213,37 +212,38 @@ impl ConflictResolver {
 
     /// One run: begin, body, commit (or roll back). A panic in the body rolls
     /// back explicitly, so the pooled connection is clean, then resumes.
-    async fn attempt<F, T, E>(
+    async fn attempt<'a, F, T, E>(
         &self,
         options: &CallOptions,
         body: &mut F,
         attempt: u32,
     ) -> Attempt<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
         E: From<DbErr>,
     {
         let dbtx = match self.begin(options).await {
             Ok(t) => t,
             Err(e) => return Attempt::Failed(E::from(e)),
         };
-        let txn = Arc::new(Txn::new(dbtx, options.label(), attempt));
+        let txn = Txn::new(dbtx, options.label(), attempt);
         let active = Active {
             resolver: self.id(),
-            txn: txn.clone(),
+            txn: txn.share(),
         };
-        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
+        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(txn.share())))
             .catch_unwind()
             .await;
-        let Some(txn) = Arc::into_inner(txn) else {
-            // Unreachable through the public API: only the task-local scope
-            // (already finished) held another reference.
-            return Attempt::Failed(E::from(DbErr::Custom(format!(
-                "conflictkit: the transaction of `{}` is still referenced after its body finished",
-                options.label()
-            ))));
+        let (dbtx, hooks) = match txn.into_parts() {
+            Ok(parts) => parts,
+            // The body kept a handle (moved into a spawned task, or returned):
+            // nothing can be committed. Dropping our handle lets the last one
+            // roll back when it goes.
+            Err(in_use) => {
+                tracing::error!(label = %options.label(), "{in_use}");
+                return Attempt::Failed(E::from(DbErr::Custom(in_use.to_string())));
+            }
         };
-        let (dbtx, hooks) = txn.into_parts();
         match outcome {
             Ok(Ok(value)) => match dbtx.commit().await {
                 Ok(()) => Attempt::Committed(value, hooks),

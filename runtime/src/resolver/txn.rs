@@ -1,6 +1,6 @@
 //! [`Txn`]: the transaction a managed body receives.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
@@ -24,7 +24,7 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 /// let db = Database::connect("sqlite::memory:").await?;
 /// let resolver = ConflictResolver::new(db);
 /// let n: i64 = resolver
-///     .managed(|txn: &Txn| Box::pin(async move {
+///     .managed(|txn: Txn| Box::pin(async move {
 ///         txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await?;
 ///         txn.execute_unprepared("INSERT INTO t VALUES (41)").await?;
 ///         let row = txn.query_one_raw(sea_orm::Statement::from_string(
@@ -37,6 +37,10 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
 /// ```
 pub struct Txn {
+    state: Arc<TxnState>,
+}
+
+struct TxnState {
     inner: DatabaseTransaction,
     hooks: Mutex<Vec<Hook>>,
     label: String,
@@ -46,19 +50,39 @@ pub struct Txn {
 impl std::fmt::Debug for Txn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Txn")
-            .field("label", &self.label)
-            .field("attempt", &self.attempt)
+            .field("label", &self.state.label)
+            .field("attempt", &self.state.attempt)
             .finish_non_exhaustive()
     }
+}
+
+/// A [`Txn`] was still referenced when it had to be committed or rolled back:
+/// it was moved into a spawned task, or returned out of the managed body.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the transaction of `{label}` is still in use elsewhere (moved into a spawned task or returned \
+     from the body?); keep the `Txn` inside the managed body so it can be committed or rolled back"
+)]
+pub(crate) struct TxnStillInUse {
+    label: String,
 }
 
 impl Txn {
     pub(crate) fn new(inner: DatabaseTransaction, label: &str, attempt: u32) -> Self {
         Self {
-            inner,
-            hooks: Mutex::new(Vec::new()),
-            label: label.to_owned(),
-            attempt,
+            state: Arc::new(TxnState {
+                inner,
+                hooks: Mutex::new(Vec::new()),
+                label: label.to_owned(),
+                attempt,
+            }),
+        }
+    }
+
+    /// Another handle to the same transaction (for joining nested calls).
+    pub(crate) fn share(&self) -> Txn {
+        Txn {
+            state: self.state.clone(),
         }
     }
 
@@ -67,7 +91,7 @@ impl Txn {
     /// error, a panic), the hook is discarded: the replay registers its own.
     /// A panicking hook is logged and never turns the commit into an error.
     pub fn after_commit(&self, hook: impl FnOnce() + Send + 'static) {
-        match self.hooks.lock() {
+        match self.state.hooks.lock() {
             Ok(mut hooks) => hooks.push(Box::new(hook)),
             Err(poisoned) => poisoned.into_inner().push(Box::new(hook)),
         }
@@ -75,17 +99,17 @@ impl Txn {
 
     /// Which run of the body this is: 1 for the first, 2 for the first replay, …
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.state.attempt
     }
 
     /// The label of the managed call (by default the function's path).
     pub fn label(&self) -> &str {
-        &self.label
+        &self.state.label
     }
 
     /// The underlying sea-orm transaction.
     pub fn as_database_transaction(&self) -> &DatabaseTransaction {
-        &self.inner
+        &self.state.inner
     }
 
     /// Commits a transaction begun with
@@ -93,8 +117,10 @@ impl Txn {
     /// then runs its after-commit hooks. (A managed body only gets `&Txn`: the
     /// resolver commits it.)
     pub async fn commit(self) -> Result<(), DbErr> {
-        let label = self.label.clone();
-        let (inner, hooks) = self.into_parts();
+        let label = self.state.label.clone();
+        let (inner, hooks) = self
+            .into_parts()
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
         inner.commit().await?;
         run_hooks(&label, hooks);
         Ok(())
@@ -104,47 +130,52 @@ impl Txn {
     /// [`ConflictResolver::transaction`](super::ConflictResolver::transaction),
     /// discarding its after-commit hooks. Dropping it does the same.
     pub async fn rollback(self) -> Result<(), DbErr> {
-        let (inner, _hooks) = self.into_parts();
+        let (inner, _hooks) = self
+            .into_parts()
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
         inner.rollback().await
     }
 
-    pub(crate) fn into_parts(self) -> (DatabaseTransaction, Vec<Hook>) {
-        let hooks = match self.hooks.into_inner() {
+    /// The sea-orm transaction and the hooks, once this is the last handle.
+    pub(crate) fn into_parts(self) -> Result<(DatabaseTransaction, Vec<Hook>), TxnStillInUse> {
+        let label = self.state.label.clone();
+        let state = Arc::into_inner(self.state).ok_or(TxnStillInUse { label })?;
+        let hooks = match state.hooks.into_inner() {
             Ok(h) => h,
             Err(poisoned) => poisoned.into_inner(),
         };
-        (self.inner, hooks)
+        Ok((state.inner, hooks))
     }
 }
 
 #[async_trait::async_trait]
 impl ConnectionTrait for Txn {
     fn get_database_backend(&self) -> DbBackend {
-        self.inner.get_database_backend()
+        self.state.inner.get_database_backend()
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner.execute_raw(stmt).await
+        self.state.inner.execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner.execute_unprepared(sql).await
+        self.state.inner.execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner.query_one_raw(stmt).await
+        self.state.inner.query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner.query_all_raw(stmt).await
+        self.state.inner.query_all_raw(stmt).await
     }
 
     fn support_returning(&self) -> bool {
-        self.inner.support_returning()
+        self.state.inner.support_returning()
     }
 
     fn is_mock_connection(&self) -> bool {
-        self.inner.is_mock_connection()
+        self.state.inner.is_mock_connection()
     }
 }
 
