@@ -48,7 +48,7 @@ impl Rounds {
     async fn increment(&self, resolver: &ConflictResolver) -> Result<i64, Error> {
         let rounds = self.clone();
         resolver
-            .run(CallOptions::new("tests::increment"), move |txn: Txn| {
+            .run(CallOptions::new("tests::increment"), move |txn: &Txn| {
                 let rounds = rounds.clone();
                 Box::pin(async move {
                     let attempt = txn.attempt();
@@ -59,11 +59,11 @@ impl Rounds {
                             .await
                             .expect("sender alive");
                     }
-                    let balance = read_balance(&txn, 1).await?;
+                    let balance = read_balance(txn, 1).await?;
                     if let Some(barrier) = rounds.barriers.get(attempt as usize - 1) {
                         barrier.wait().await;
                     }
-                    write_balance(&txn, 1, balance + 1).await?;
+                    write_balance(txn, 1, balance + 1).await?;
                     let committed = rounds.committed.clone();
                     let hooks_run = rounds.hooks_run.clone();
                     txn.after_commit(move || {
@@ -197,10 +197,10 @@ async fn other_errors_pass_through() {
         let r = resolver(&tdb, 1);
         let runs = AtomicU32::new(0);
         let result: Result<(), AppError> = r
-            .managed(|txn: Txn| {
+            .managed(|txn: &Txn| {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async move {
-                    write_balance(&txn, 1, 99).await?;
+                    write_balance(txn, 1, 99).await?;
                     Err(AppError::Unknown)
                 })
             })
@@ -302,10 +302,10 @@ async fn no_lost_update_16_by_100() {
                 let r = r.clone();
                 tokio::spawn(async move {
                     for _ in 0..100 {
-                        r.managed(|txn: Txn| {
+                        r.managed(|txn: &Txn| {
                             Box::pin(async move {
-                                let b = read_balance(&txn, 1).await?;
-                                write_balance(&txn, 1, b + 1).await?;
+                                let b = read_balance(txn, 1).await?;
+                                write_balance(txn, 1, b + 1).await?;
                                 Ok::<_, Error>(())
                             })
                         })

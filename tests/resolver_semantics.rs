@@ -54,9 +54,9 @@ async fn postgres_isolation_is_in_effect() {
         ),
     ] {
         let level = r
-            .run(opts, |txn: Txn| {
+            .run(opts, |txn: &Txn| {
                 Box::pin(async move {
-                    Ok::<_, Error>(scalar_string(&txn, "SHOW transaction_isolation").await)
+                    Ok::<_, Error>(scalar_string(txn, "SHOW transaction_isolation").await)
                 })
             })
             .await
@@ -65,8 +65,8 @@ async fn postgres_isolation_is_in_effect() {
     }
     // read_only really is READ ONLY: a write fails, and is not a conflict
     let err = r
-        .run(CallOptions::new("ro").read_only(true), |txn: Txn| {
-            Box::pin(async move { write_balance(&txn, 1, 0).await.map_err(Error::from) })
+        .run(CallOptions::new("ro").read_only(true), |txn: &Txn| {
+            Box::pin(async move { write_balance(txn, 1, 0).await.map_err(Error::from) })
         })
         .await
         .unwrap_err();
@@ -101,10 +101,10 @@ async fn mariadb_serializable_is_in_effect() {
     ] {
         let other = other.clone();
         let outcome = r
-            .run(opts, move |txn: Txn| {
+            .run(opts, move |txn: &Txn| {
                 let other = other.clone();
                 Box::pin(async move {
-                    read_balance(&txn, 1).await?;
+                    read_balance(txn, 1).await?;
                     Ok::<_, Error>(write_balance(&other, 1, 10).await)
                 })
             })
@@ -147,14 +147,14 @@ async fn conflict_at_commit_is_retried() {
         let first_committed = first_committed.clone();
         let oks = bodies_ok_before_retry.clone();
         async move {
-            r.managed(move |txn: Txn| {
+            r.managed(move |txn: &Txn| {
                 let both_wrote = both_wrote.clone();
                 let first_committed = first_committed.clone();
                 let oks = oks.clone();
                 Box::pin(async move {
                     // each reads both rows, writes only its own: no row lock conflict
-                    let sum = read_balance(&txn, me).await? + read_balance(&txn, other).await?;
-                    write_balance(&txn, me, sum - 25).await?;
+                    let sum = read_balance(txn, me).await? + read_balance(txn, other).await?;
+                    write_balance(txn, me, sum - 25).await?;
                     if txn.attempt() == 1 {
                         both_wrote.wait().await;
                         if wait_for_other {
@@ -218,7 +218,7 @@ async fn postgres_deadlock_is_retried() {
         let r = r.clone();
         let barrier = barrier.clone();
         async move {
-            r.managed(move |txn: Txn| {
+            r.managed(move |txn: &Txn| {
                 let barrier = barrier.clone();
                 Box::pin(async move {
                     let sql = |id: i32| {
@@ -277,16 +277,16 @@ async fn sqlite_busy_snapshot_is_retried() {
         other_committed_tx.send(()).unwrap();
     });
     let result = r
-        .managed(|txn: Txn| {
+        .managed(|txn: &Txn| {
             let read_tx = read_tx.lock().unwrap().take();
             let rx = &other_committed_rx;
             Box::pin(async move {
-                let b = read_balance(&txn, 1).await?; // snapshot taken
+                let b = read_balance(txn, 1).await?; // snapshot taken
                 if let Some(tx) = read_tx {
                     tx.send(()).unwrap();
                     rx.lock().await.take().unwrap().await.unwrap();
                 }
-                write_balance(&txn, 1, b + 1).await?;
+                write_balance(txn, 1, b + 1).await?;
                 Ok::<_, Error>(b + 1)
             })
         })
@@ -310,10 +310,10 @@ async fn after_commit_hooks() {
     let ran = Arc::new(AtomicU32::new(0));
     let ran2 = ran.clone();
     let v = r
-        .managed(move |txn: Txn| {
+        .managed(move |txn: &Txn| {
             let ran = ran2.clone();
             Box::pin(async move {
-                write_balance(&txn, 1, 11).await?;
+                write_balance(txn, 1, 11).await?;
                 txn.after_commit(|| panic!("hook failure"));
                 let hook_ran = ran.clone();
                 txn.after_commit(move || {
@@ -331,7 +331,7 @@ async fn after_commit_hooks() {
 
     let ran3 = ran.clone();
     let err = r
-        .managed(move |txn: Txn| {
+        .managed(move |txn: &Txn| {
             let ran = ran3.clone();
             Box::pin(async move {
                 txn.after_commit(move || {
@@ -360,9 +360,9 @@ async fn panic_in_body_rolls_back() {
         let r = ConflictResolver::new(tdb.db.clone());
         let r2 = r.clone();
         let joined = tokio::spawn(async move {
-            r2.managed(|txn: Txn| {
+            r2.managed(|txn: &Txn| {
                 Box::pin(async move {
-                    write_balance(&txn, 1, 999).await?;
+                    write_balance(txn, 1, 999).await?;
                     if txn.attempt() > 0 {
                         panic!("boom in the body");
                     }
@@ -375,10 +375,10 @@ async fn panic_in_body_rolls_back() {
         assert!(joined.unwrap_err().is_panic());
         // the only connection is clean: the write is gone and the row is not locked
         let v = r
-            .managed(|txn: Txn| {
+            .managed(|txn: &Txn| {
                 Box::pin(async move {
-                    let b = read_balance(&txn, 1).await?;
-                    write_balance(&txn, 1, b + 1).await?;
+                    let b = read_balance(txn, 1).await?;
+                    write_balance(txn, 1, b + 1).await?;
                     Ok::<_, Error>(b + 1)
                 })
             })
@@ -401,10 +401,10 @@ async fn dropped_future_rolls_back() {
         let wrote2 = wrote.clone();
         let r2 = r.clone();
         let task = tokio::spawn(async move {
-            r2.managed(move |txn: Txn| {
+            r2.managed(move |txn: &Txn| {
                 let wrote = wrote2.clone();
                 Box::pin(async move {
-                    write_balance(&txn, 1, 999).await?;
+                    write_balance(txn, 1, 999).await?;
                     wrote.notify_one();
                     std::future::pending::<()>().await;
                     Ok::<_, Error>(())
@@ -416,10 +416,10 @@ async fn dropped_future_rolls_back() {
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         let v = r
-            .managed(|txn: Txn| {
+            .managed(|txn: &Txn| {
                 Box::pin(async move {
-                    let b = read_balance(&txn, 1).await?;
-                    write_balance(&txn, 1, b + 1).await?;
+                    let b = read_balance(txn, 1).await?;
+                    write_balance(txn, 1, b + 1).await?;
                     Ok::<_, Error>(b + 1)
                 })
             })
@@ -442,20 +442,20 @@ async fn nested_call_joins_the_outer_transaction() {
     let r = ConflictResolver::new(tdb.db.clone());
     let inner_attempts = Arc::new(Mutex::new(Vec::new()));
     let outcome = r
-        .managed(|txn: Txn| {
+        .managed(|txn: &Txn| {
             let r = r.clone();
             let inner_attempts = inner_attempts.clone();
             Box::pin(async move {
-                write_balance(&txn, 1, 5).await?;
-                r.managed(|inner: Txn| {
+                write_balance(txn, 1, 5).await?;
+                r.managed(|inner: &Txn| {
                     inner_attempts
                         .lock()
                         .unwrap()
                         .push((inner.label().to_owned(), inner.attempt()));
                     Box::pin(async move {
                         // the outer's uncommitted write is visible: same transaction
-                        let seen = read_balance(&inner, 1).await?;
-                        write_balance(&inner, 2, seen).await?;
+                        let seen = read_balance(inner, 1).await?;
+                        write_balance(inner, 2, seen).await?;
                         Ok::<_, Error>(())
                     })
                 })
@@ -507,12 +507,12 @@ async fn non_retryable_gives_up_at_first_conflict() {
             tokio::spawn(async move {
                 r.run(
                     CallOptions::new("tests::once").non_retryable(),
-                    move |txn: Txn| {
+                    move |txn: &Txn| {
                         let barrier = barrier.clone();
                         Box::pin(async move {
-                            let b = read_balance(&txn, 1).await?;
+                            let b = read_balance(txn, 1).await?;
                             barrier.wait().await;
-                            write_balance(&txn, 1, b + 1).await?;
+                            write_balance(txn, 1, b + 1).await?;
                             Ok::<_, Error>(())
                         })
                     },
@@ -551,6 +551,16 @@ async fn non_retryable_gives_up_at_first_conflict() {
     assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 11);
 }
 
+fn insert_dup(txn: &Txn) -> conflictkit::resolver::BodyFuture<'static, '_, u32, Error> {
+    Box::pin(async move {
+        if txn.attempt() == 1 {
+            txn.execute_unprepared("INSERT INTO accounts (id, balance) VALUES (1, 0)")
+                .await?;
+        }
+        Ok(txn.attempt())
+    })
+}
+
 /// Opt-in codes and user predicates make more errors retryable.
 #[tokio::test]
 async fn opt_in_unique_violation_is_retried() {
@@ -561,15 +571,6 @@ async fn opt_in_unique_violation_is_retried() {
     let plain = ConflictResolver::builder(tdb.db.clone())
         .backoff(Backoff::none())
         .build();
-    let insert_dup = |txn: Txn| -> conflictkit::resolver::BodyFuture<'static, u32, Error> {
-        Box::pin(async move {
-            if txn.attempt() == 1 {
-                txn.execute_unprepared("INSERT INTO accounts (id, balance) VALUES (1, 0)")
-                    .await?;
-            }
-            Ok(txn.attempt())
-        })
-    };
     let err = plain.managed(insert_dup).await.unwrap_err();
     assert!(matches!(err, Error::Db(_)), "{err}");
     let opted = ConflictResolver::builder(tdb.db.clone())

@@ -57,7 +57,7 @@ pub(crate) struct Inner {
 ///
 /// let resolver = ConflictResolver::builder(db).retries(5).build();
 /// resolver
-///     .managed(|txn: Txn| Box::pin(async move {
+///     .managed(|txn: &Txn| Box::pin(async move {
 ///         txn.execute_unprepared("UPDATE counter SET n = n + 1").await?;
 ///         Ok::<_, conflictkit::Error>(())
 ///     }))

@@ -16,9 +16,25 @@ use super::policy::CallOptions;
 use super::resolver::{ConflictResolver, RetryEvent};
 use super::txn::{Hook, Txn, panic_message, run_hooks};
 
-/// The future a managed body returns: boxed and `Send`. It owns its [`Txn`]
-/// handle and may borrow from the caller for `'a` (arguments such as `&str`).
-pub type BodyFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
+/// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
+/// (for `'t`) and possibly the caller's data (for `'a`, which outlives `'t`).
+///
+/// Write it as `Box::pin(async move { … })`: the coercion does the rest. The
+/// `'a` parameter is what lets a body borrow the caller's arguments (`&str`,
+/// `&self`, …); with only `'t` the body could capture nothing borrowed.
+pub type BodyFuture<'a, 't, T, E> = Pin<Box<dyn ScopedFuture<'a, 't, Output = Result<T, E>> + 't>>;
+
+/// `&'t &'a ()`: naming it in [`BodyFuture`] tells the compiler that `'a: 't`
+/// inside the body closure (an implied bound), so the body may borrow data
+/// that lives for `'a`.
+#[doc(hidden)]
+pub type ImpliedBound<'a, 't> = std::marker::PhantomData<&'t &'a ()>;
+
+/// A `Send` future that lives for `'t` and may borrow data living for `'a`
+/// (`'a: 't`). Implemented for every such future; see [`BodyFuture`].
+pub trait ScopedFuture<'a, 't, Bound = ImpliedBound<'a, 't>>: Future + Send + 't {}
+
+impl<'a: 't, 't, Fut: Future + Send + 't> ScopedFuture<'a, 't> for Fut {}
 
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
@@ -42,8 +58,9 @@ impl ConflictResolver {
     /// (from the body or from `COMMIT`), up to the resolver's `retries` replays.
     /// The closure form of `#[managed_transaction]`.
     ///
-    /// `body` is called once per run with a fresh [`Txn`] handle; it returns a
-    /// boxed future (`Box::pin(async move { … })`) that owns the handle. Errors that are not conflicts
+    /// `body` is called once per run with a fresh [`Txn`]; it returns a boxed
+    /// future (`Box::pin(async move { … })`) that may borrow the `Txn` and the
+    /// caller's data. Errors that are not conflicts
     /// are returned unchanged after the rollback; when every run conflicts the
     /// result is [`CannotResolveDatabaseConflict`] (converted into `E`).
     ///
@@ -59,7 +76,7 @@ impl ConflictResolver {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
     /// let answer = resolver
-    ///     .managed(|txn: Txn| Box::pin(async move {
+    ///     .managed(|txn: &Txn| Box::pin(async move {
     ///         txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)").await?;
     ///         Ok::<_, conflictkit::Error>(42)
     ///     }))
@@ -69,7 +86,7 @@ impl ConflictResolver {
     /// ```
     pub async fn managed<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -85,14 +102,14 @@ impl ConflictResolver {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
     /// let v = resolver
-    ///     .managed_non_retryable(|_txn: Txn| Box::pin(async { Ok::<_, conflictkit::Error>(1) }))
+    ///     .managed_non_retryable(|_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(1) }))
     ///     .await?;
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
     pub async fn managed_non_retryable<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -113,20 +130,20 @@ impl ConflictResolver {
     /// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
     /// let opts = CallOptions::new("demo::read").read_only(true).retries(0);
     /// let v = resolver
-    ///     .run(opts, |txn: Txn| Box::pin(async move { Ok::<_, conflictkit::Error>(txn.attempt()) }))
+    ///     .run(opts, |txn: &Txn| Box::pin(async move { Ok::<_, conflictkit::Error>(txn.attempt()) }))
     ///     .await?;
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
     pub async fn run<'a, F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
     where
-        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
         if let Some(outer) = self.active_txn() {
             tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
-            return body(outer).await;
+            return body(&outer).await;
         }
         let options = self.default_options(options);
         let span = tracing::info_span!("managed_transaction", label = %options.label(), attempts = tracing::field::Empty);
@@ -142,7 +159,7 @@ impl ConflictResolver {
 
     async fn replay_loop<'a, F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
     where
-        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -219,7 +236,7 @@ impl ConflictResolver {
         attempt: u32,
     ) -> Attempt<T, E>
     where
-        F: FnMut(Txn) -> BodyFuture<'a, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         E: From<DbErr>,
     {
         let dbtx = match self.begin(options).await {
@@ -231,7 +248,7 @@ impl ConflictResolver {
             resolver: self.id(),
             txn: txn.share(),
         };
-        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(txn.share())))
+        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
             .catch_unwind()
             .await;
         let (dbtx, hooks) = match txn.into_parts() {

@@ -24,7 +24,7 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 /// let db = Database::connect("sqlite::memory:").await?;
 /// let resolver = ConflictResolver::new(db);
 /// let n: i64 = resolver
-///     .managed(|txn: Txn| Box::pin(async move {
+///     .managed(|txn: &Txn| Box::pin(async move {
 ///         txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await?;
 ///         txn.execute_unprepared("INSERT INTO t VALUES (41)").await?;
 ///         let row = txn.query_one_raw(sea_orm::Statement::from_string(
