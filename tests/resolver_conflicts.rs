@@ -8,15 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{Backend, TestDb, create_accounts, read_balance, write_balance};
-use conflictkit::resolver::{Backoff, CallOptions, SqliteMode, Stats};
+use conflictkit::resolver::{Backoff, CallOptions, Contention, SqliteMode, Stats};
 use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Error, Txn};
 use tokio::sync::{Barrier, watch};
 
 /// A resolver like the original test's: `retries = 1`, no backoff, SQLite
-/// transactions deferred so that concurrent read-modify-writes really conflict.
+/// transactions deferred so that concurrent read-modify-writes really conflict,
+/// and no contention control, whose queueing would keep the scripted
+/// interleavings from happening.
 fn resolver(tdb: &TestDb, retries: u32) -> ConflictResolver {
     ConflictResolver::builder(tdb.db.clone())
         .retries(retries)
+        .contention(Contention::Off)
         .backoff(Backoff::none())
         .sqlite_mode(SqliteMode::Deferred)
         .build()
@@ -277,7 +280,8 @@ async fn give_up() {
     }
 }
 
-/// No lost update: 16 tasks × 100 increments of one row.
+/// No lost update: 16 tasks × 100 increments of one row, with the default
+/// adaptive contention control.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_lost_update_16_by_100() {
     let cases = [
@@ -302,7 +306,7 @@ async fn no_lost_update_16_by_100() {
                 let r = r.clone();
                 tokio::spawn(async move {
                     for _ in 0..100 {
-                        r.managed(|txn: &Txn| {
+                        r.run(CallOptions::new("tests::hot_increment"), |txn: &Txn| {
                             Box::pin(async move {
                                 let b = read_balance(txn, 1).await?;
                                 write_balance(txn, 1, b + 1).await?;
@@ -329,9 +333,10 @@ async fn no_lost_update_16_by_100() {
         assert_eq!(stats.success, 1600);
         assert_eq!((stats.errors, stats.unresolved), (0, 0));
         eprintln!(
-            "{backend:?} {mode:?}: 1600 increments, {} conflicts replayed, {:.2?}",
+            "{backend:?} {mode:?}: 1600 increments, {} conflicts replayed, {:.2?}, admission limit now {:?}",
             stats.retries,
-            started.elapsed()
+            started.elapsed(),
+            r.contention_limit("tests::hot_increment"),
         );
     }
 }

@@ -467,9 +467,13 @@ async fn nested_call_joins_the_outer_transaction() {
         })
         .await;
     assert!(outcome.is_err());
-    assert_eq!(
-        *inner_attempts.lock().unwrap(),
-        vec![("managed".to_owned(), 1)]
+    let inner_attempts = inner_attempts.lock().unwrap().clone();
+    assert_eq!(inner_attempts.len(), 1, "the inner body ran once");
+    assert_eq!(inner_attempts[0].1, 1);
+    // it received the outer transaction, labelled with the outer call site
+    assert!(
+        inner_attempts[0].0.contains("resolver_semantics.rs"),
+        "{inner_attempts:?}"
     );
     assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 10);
     assert_eq!(

@@ -8,6 +8,7 @@
 //! What counts as a conflict on each database is listed in [`classify`].
 
 pub mod classify;
+mod contention;
 mod error;
 mod policy;
 mod resolver;
@@ -16,6 +17,7 @@ mod stats;
 mod txn;
 
 pub use classify::{Conflict, ConflictCode};
+pub use contention::{Contention, UNLIMITED_ABOVE};
 pub use error::{CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};

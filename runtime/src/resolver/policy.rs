@@ -42,6 +42,16 @@ pub struct UnknownOption {
     expected: &'static str,
 }
 
+impl UnknownOption {
+    pub(crate) fn new(what: &'static str, given: &str, expected: &'static str) -> Self {
+        Self {
+            what,
+            given: given.to_owned(),
+            expected,
+        }
+    }
+}
+
 impl std::str::FromStr for Isolation {
     type Err = UnknownOption;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -176,6 +186,7 @@ pub struct CallOptions {
     pub(crate) read_only: bool,
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) retryable: bool,
+    pub(crate) contention: Option<super::contention::Contention>,
 }
 
 impl CallOptions {
@@ -188,6 +199,7 @@ impl CallOptions {
             read_only: false,
             sqlite_mode: None,
             retryable: true,
+            contention: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -213,6 +225,11 @@ impl CallOptions {
     /// Run once: a conflict becomes `CannotResolveDatabaseConflict` at once.
     pub fn non_retryable(mut self) -> Self {
         self.retryable = false;
+        self
+    }
+    /// Contention control for this call (default: the resolver's).
+    pub fn contention(mut self, contention: super::contention::Contention) -> Self {
+        self.contention = Some(contention);
         self
     }
     /// The label.

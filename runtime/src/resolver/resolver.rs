@@ -8,6 +8,7 @@ use std::time::Duration;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use super::classify::{Classifier, Conflict};
+use super::contention::{Contention, Gates};
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
 use super::stats::{AtomicStats, Stats};
 use super::txn::Txn;
@@ -39,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) classifier: Classifier,
     pub(crate) on_retry: Option<OnRetry>,
     pub(crate) stats: AtomicStats,
+    pub(crate) contention: Contention,
+    pub(crate) gates: Gates,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -107,6 +110,8 @@ impl ConflictResolver {
                 classifier: Classifier::default(),
                 on_retry: None,
                 stats: AtomicStats::default(),
+                contention: Contention::Adaptive,
+                gates: Gates::default(),
             },
         }
     }
@@ -124,6 +129,20 @@ impl ConflictResolver {
     /// A snapshot of the counters (see [`Stats`] for what each one counts).
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot()
+    }
+
+    /// The current admission limit of `label` under adaptive contention
+    /// control: `None` while it runs unlimited (it never conflicted, or recovered).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::new(db);
+    /// assert_eq!(resolver.contention_limit("wallet::top_up"), None);
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn contention_limit(&self, label: &str) -> Option<f64> {
+        self.inner.gates.limit(label)
     }
 
     /// Whether `err` is a serialization conflict that a replay may resolve,
@@ -172,6 +191,9 @@ impl ConflictResolver {
         }
         if o.sqlite_mode.is_none() {
             o.sqlite_mode = self.inner.sqlite_mode;
+        }
+        if o.contention.is_none() {
+            o.contention = Some(self.inner.contention);
         }
         o
     }
@@ -269,6 +291,13 @@ impl ConflictResolverBuilder {
         predicate: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.inner.classifier.add_predicate(Arc::new(predicate));
+        self
+    }
+    /// Contention control (default [`Contention::Adaptive`]): a hot function
+    /// queues in-process instead of fighting. Turn it off for bodies that wait
+    /// for each other (e.g. test barriers across transactions of one label).
+    pub fn contention(mut self, contention: Contention) -> Self {
+        self.inner.contention = contention;
         self
     }
     /// Called before each replay (after the rollback, before the backoff sleep).

@@ -11,6 +11,7 @@ use sea_orm::DbErr;
 use tracing::Instrument;
 
 use super::classify::Conflict;
+use super::contention::Contention;
 use super::error::CannotResolveDatabaseConflict;
 use super::policy::CallOptions;
 use super::resolver::{ConflictResolver, RetryEvent};
@@ -53,6 +54,13 @@ enum Attempt<T, E> {
     Failed(E),
 }
 
+/// `file:line` of the caller: the label of a closure-form managed call.
+#[track_caller]
+fn caller_label() -> String {
+    let at = std::panic::Location::caller();
+    format!("{}:{}", at.file(), at.line())
+}
+
 impl ConflictResolver {
     /// Runs `body` in a transaction and replays it on serialization conflicts
     /// (from the body or from `COMMIT`), up to the resolver's `retries` replays.
@@ -84,13 +92,14 @@ impl ConflictResolver {
     /// assert_eq!(answer, 42);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed<'a, F, T, E>(&self, body: F) -> Result<T, E>
+    #[track_caller]
+    pub fn managed<'a, F, T, E>(&self, body: F) -> impl Future<Output = Result<T, E>> + Send
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
-        self.run(CallOptions::new("managed"), body).await
+        self.run(CallOptions::new(caller_label()), body)
     }
 
     /// Runs `body` once in a transaction: a conflict becomes
@@ -107,17 +116,17 @@ impl ConflictResolver {
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed_non_retryable<'a, F, T, E>(&self, body: F) -> Result<T, E>
+    #[track_caller]
+    pub fn managed_non_retryable<'a, F, T, E>(
+        &self,
+        body: F,
+    ) -> impl Future<Output = Result<T, E>> + Send
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
-        self.run(
-            CallOptions::new("managed_non_retryable").non_retryable(),
-            body,
-        )
-        .await
+        self.run(CallOptions::new(caller_label()).non_retryable(), body)
     }
 
     /// Runs `body` with per-call options (label, retries, isolation, …):
@@ -169,11 +178,24 @@ impl ConflictResolver {
         } else {
             0
         };
+        let gate = (options.contention == Some(Contention::Adaptive))
+            .then(|| self.inner.gates.gate(options.label()));
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let err = match self.attempt(options, body, attempt).await {
+            // Admission comes before BEGIN: a queued run takes its snapshot
+            // after the one ahead of it finished.
+            let permit = match &gate {
+                Some(g) => Some(g.admit().await),
+                None => None,
+            };
+            let outcome = self.attempt(options, body, attempt).await;
+            drop(permit);
+            let err = match outcome {
                 Attempt::Committed(value, hooks) => {
+                    if let Some(g) = &gate {
+                        g.on_commit();
+                    }
                     stats.success();
                     tracing::Span::current().record("attempts", attempt);
                     run_hooks(options.label(), hooks);
@@ -185,6 +207,9 @@ impl ConflictResolver {
                 stats.error();
                 return Err(err);
             };
+            if let Some(g) = &gate {
+                g.on_conflict();
+            }
             if options.retryable {
                 stats.retry();
             }
