@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conflictkit::tunnel::{Ngrok, TunnelError};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 /// A deadline far beyond anything the fixture needs: a test that hits it fails
 /// on the error variant, it does not wait for it.
@@ -30,15 +31,20 @@ struct Fake {
 
 impl Fake {
     fn new(scenario: &str, version: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::in_dir(tempfile::tempdir().expect("temp dir"), scenario, version)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, scenario: &str, version: &str) -> Self {
         let bin = dir.path().join("ngrok");
         let record = dir.path().join("record");
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ngrok.sh");
         let script = format!(
-            "#!/bin/sh\nFAKE_NGROK_SCENARIO={} FAKE_NGROK_VERSION={} FAKE_NGROK_RECORD={} exec sh {} \"$@\"\n",
+            "#!/bin/sh\nFAKE_NGROK_SCENARIO={} FAKE_NGROK_VERSION={} FAKE_NGROK_RECORD={} \
+             FAKE_NGROK_SIGNAL={} exec sh {} \"$@\"\n",
             quote(scenario),
             quote(version),
             quote(record.to_str().expect("utf-8 path")),
+            quote(dir.path().join("signal").to_str().expect("utf-8 path")),
             quote(fixture.to_str().expect("utf-8 path")),
         );
         write_executable(&bin, &script);
@@ -250,6 +256,41 @@ async fn v2_prefers_the_https_tunnel_and_takes_the_token_on_its_command_line() {
         "agent output not logged: {logs}"
     );
     assert!(!logs.contains("tok_v2_secret"), "token in logs: {logs}");
+}
+
+#[tokio::test]
+async fn the_agent_output_is_drained_after_start_so_it_never_blocks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("signal");
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf-8 path")).expect("c path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    // Read-write, so the FIFO has a writer and reading waits for the agent's line.
+    let signal = tokio::net::unix::pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(&fifo)
+        .expect("open fifo");
+    let fake = Fake::in_dir(dir, "chatty", "3.18.4");
+
+    let tunnel = Ngrok::http(8080)
+        .binary(&fake.bin)
+        .startup_timeout(NEVER)
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(tunnel.public_url(), "https://chatty.ngrok-free.app");
+    // About 600 KiB of log after the tunnel line: the agent writes "drained"
+    // only if the wrapper kept reading. The timeout only detects a blocked agent.
+    let mut line = String::new();
+    let mut signal = BufReader::new(signal);
+    let read = signal.read_line(&mut line);
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the agent is blocked writing its log")
+        .expect("read fifo");
+    assert_eq!(line.trim(), "drained");
+    tunnel.stop().await.expect("stop");
+    fake.assert_no_process_left();
 }
 
 #[tokio::test]
