@@ -15,6 +15,15 @@ trap servers_stop EXIT INT TERM
 
 servers_start
 
+# The real ngrok agent (offline: the tests run it in a namespace with only
+# loopback). npm comes from Debian when missing.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "installing npm (Debian package)"
+  _ck_apt_install npm
+fi
+CONFLICTKIT_NGROK_BIN="$(./scripts/install-ngrok.sh)"
+export CONFLICTKIT_NGROK_BIN
+
 export CONFLICTKIT_REQUIRE_SERVERS=1
 echo "== cargo test (workspace, all targets and doc tests)"
 cargo test --workspace --all-targets "$@"
