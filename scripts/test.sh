@@ -25,7 +25,10 @@ CONFLICTKIT_NGROK_BIN="$(./scripts/install-ngrok.sh)"
 export CONFLICTKIT_NGROK_BIN
 
 export CONFLICTKIT_REQUIRE_SERVERS=1
-echo "== cargo test (workspace, all targets and doc tests)"
-cargo test --workspace --all-targets "$@"
+echo "== cargo nextest (workspace: unit, integration and UI tests)"
+cargo nextest run --workspace --lib --bins --tests --examples --no-tests=fail "$@"
+echo "== cargo test --doc (workspace doc tests)"
 cargo test --workspace --doc "$@"
+echo "== cargo check --benches (benchmarks keep compiling)"
+cargo check --workspace --benches
 echo "== all tests passed"
