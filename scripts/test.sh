@@ -28,7 +28,7 @@ export CONFLICTKIT_REQUIRE_SERVERS=1
 echo "== cargo nextest (workspace: unit, integration and UI tests)"
 cargo nextest run --workspace --lib --bins --tests --examples --no-tests=fail "$@"
 echo "== cargo test --doc (workspace doc tests)"
-cargo test --workspace --doc "$@"
+cargo test --workspace --doc
 echo "== cargo check --benches (benchmarks keep compiling)"
 cargo check --workspace --benches
 echo "== all tests passed"
