@@ -119,6 +119,19 @@ impl KeyPath {
         self.segments.push(PathSegment::Index(index));
     }
 
+    /// Removes and returns the last step, if any.
+    ///
+    /// ```
+    /// use conflictkit::merge::{KeyPath, PathSegment};
+    /// let mut path = KeyPath::root();
+    /// path.push_key("a");
+    /// assert_eq!(path.pop(), Some(PathSegment::from("a")));
+    /// assert_eq!(path.pop(), None);
+    /// ```
+    pub fn pop(&mut self) -> Option<PathSegment> {
+        self.segments.pop()
+    }
+
     /// The path for a message: "the top level" for the empty path, otherwise the
     /// path in backticks.
     ///
