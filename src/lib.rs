@@ -10,9 +10,9 @@ pub use conflictkit_runtime::resolver;
 pub use conflictkit_runtime::auto_number;
 
 // == merge + config (issue 5) ==
-pub use conflictkit_runtime::merge;
 #[cfg(feature = "config")]
 pub use conflictkit_runtime::config;
+pub use conflictkit_runtime::merge;
 
 // == events (issue 6) ==
 #[cfg(feature = "events")]
