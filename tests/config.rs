@@ -490,3 +490,10 @@ fn format_from_path_and_display() {
     .unwrap();
     assert_eq!(value, json!({"x": [1, 2]}));
 }
+
+#[test]
+fn errors_are_send_sync_and_static() {
+    fn check<T: std::error::Error + Send + Sync + 'static>() {}
+    check::<ConfigError>();
+    check::<MergeError>();
+}

@@ -220,7 +220,7 @@ impl Loader {
         let mut merged = Value::Object(Map::new());
         for (index, layer) in layers.into_iter().enumerate() {
             let name = layer.describe(index + 1);
-            let value = read(&layer, &name)?;
+            let value = read(layer, &name)?;
             if value.is_null() {
                 debug!(layer = %name, "configuration layer is empty");
                 continue;
@@ -239,7 +239,7 @@ impl Loader {
 }
 
 /// One layer's document; `null` means it adds nothing.
-fn read(layer: &Layer, name: &str) -> Result<Value, ConfigError> {
+fn read(layer: Layer, name: &str) -> Result<Value, ConfigError> {
     let parse = |format, text: &str| {
         parse::parse(format, text).map_err(|source| ConfigError::Parse {
             layer: name.to_owned(),
@@ -247,25 +247,26 @@ fn read(layer: &Layer, name: &str) -> Result<Value, ConfigError> {
             source: Box::new(source),
         })
     };
-    match &layer.source {
+    match layer.source {
         Source::File(path) => {
-            let format = Format::from_path(path)
-                .ok_or_else(|| ConfigError::UnknownFormat { path: path.clone() })?;
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let Some(format) = Format::from_path(&path) else {
+                return Err(ConfigError::UnknownFormat { path });
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(source) => return Err(ConfigError::Read { path, source }),
+            };
             parse(format, &text)
         }
-        Source::Text { format, text } => parse(*format, text),
-        Source::Value(value) => Ok(value.clone()),
+        Source::Text { format, text } => parse(format, &text),
+        Source::Value(value) => Ok(value),
         Source::Set { key, value } => {
             let segments =
-                layer::key_segments(key).map_err(|problem| ConfigError::InvalidOverride {
+                layer::key_segments(&key).map_err(|problem| ConfigError::InvalidOverride {
                     input: format!("{key}={value}"),
                     problem,
                 })?;
-            let leaf = parse::yaml_scalar(value);
+            let leaf = parse::yaml_scalar(&value);
             Ok(segments.into_iter().rev().fold(leaf, |inner, segment| {
                 Value::Object(Map::from_iter([(segment.to_owned(), inner)]))
             }))
