@@ -10,11 +10,14 @@ pub use conflictkit_runtime::resolver;
 pub use conflictkit_runtime::auto_number;
 
 // == merge + config (issue 5) ==
-pub use conflictkit_runtime::merge;
 #[cfg(feature = "config")]
 pub use conflictkit_runtime::config;
+pub use conflictkit_runtime::merge;
 
 // == events (issue 6) ==
+#[cfg(feature = "events")]
+#[doc(inline)]
+pub use conflictkit_macros::event_listener;
 #[cfg(feature = "events")]
 pub use conflictkit_runtime::events;
 
@@ -31,4 +34,8 @@ pub mod __private {
     // == resolver ==
     // == auto_number ==
     // == events ==
+    #[cfg(feature = "events")]
+    pub use conflictkit_runtime::events::macro_support as events;
+    #[cfg(feature = "events")]
+    pub use inventory;
 }
