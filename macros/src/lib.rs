@@ -20,20 +20,7 @@ mod event_listener;
 /// [`Listener`](../conflictkit/events/struct.Listener.html) of the program
 /// dispatches to it.
 ///
-/// ```
-/// # #[derive(serde::Deserialize)] struct TxUpdate { txid: String }
-/// #[conflictkit::event_listener("txupdate")]
-/// async fn on_txupdate(update: TxUpdate) -> Result<(), std::io::Error> {
-///     println!("transaction {} updated", update.txid);
-///     Ok(())
-/// }
-///
-/// #[conflictkit::event_listener]
-/// fn log_every_event(event_name: &str, data: serde_json::Value) {
-///     println!("{event_name}: {data}");
-/// }
-/// # fn main() {}
-/// ```
+/// Examples are in the `conflictkit` crate's documentation of this macro.
 ///
 /// # Equivalent code
 ///

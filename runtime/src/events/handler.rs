@@ -188,17 +188,17 @@ where
     })
 }
 
-/// Prepares an async handler taking the decoded data.
+/// Prepares an async handler taking the decoded data. `f` is called when the
+/// handler runs, after the handlers before it.
 pub fn prepare_async<T, F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
 where
-    T: DeserializeOwned,
-    F: FnOnce(T) -> Fut,
+    T: DeserializeOwned + Send + 'static,
+    F: FnOnce(T) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: IntoHandlerResult,
 {
     let data = event.decode::<T>()?;
-    let fut = f(data);
-    Ok(Box::pin(async move { fut.await.into_handler_result() }))
+    Ok(Box::pin(async move { f(data).await.into_handler_result() }))
 }
 
 /// Prepares a sync handler taking the decoded data (runs on the blocking pool).
@@ -212,15 +212,18 @@ where
     Ok(blocking(move || f(data)))
 }
 
-/// Prepares an async every-event handler; `f` receives the name and the data.
+/// Prepares an async every-event handler; `f` receives the name and the data
+/// when the handler runs.
 pub fn prepare_any_async<F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
 where
-    F: FnOnce(Arc<str>, Value) -> Fut,
+    F: FnOnce(Arc<str>, Value) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: IntoHandlerResult,
 {
-    let fut = f(event.name.clone(), event.data.clone());
-    Ok(Box::pin(async move { fut.await.into_handler_result() }))
+    let (name, data) = (event.name.clone(), event.data.clone());
+    Ok(Box::pin(async move {
+        f(name, data).await.into_handler_result()
+    }))
 }
 
 /// Prepares a sync every-event handler (runs on the blocking pool).

@@ -138,15 +138,19 @@ impl Listener {
     /// `#[event_listener]` ones, in the order they were added.
     pub fn on<T, F, Fut>(&self, event: impl Into<Cow<'static, str>>, handler: F) -> &Self
     where
-        T: DeserializeOwned,
+        T: DeserializeOwned + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
         Fut::Output: IntoHandlerResult,
     {
+        let handler = Arc::new(handler);
         self.add(
             Some(event.into()),
             type_name_of::<F>(),
-            Arc::new(move |ev| prepare_async(ev, &handler)),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_async(ev, move |data| handler(data))
+            }),
         )
     }
 
@@ -175,10 +179,14 @@ impl Listener {
         Fut: Future + Send + 'static,
         Fut::Output: IntoHandlerResult,
     {
+        let handler = Arc::new(handler);
         self.add(
             None,
             type_name_of::<F>(),
-            Arc::new(move |ev| prepare_any_async(ev, |name, data| handler(name.to_string(), data))),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_any_async(ev, move |name, data| handler(name.to_string(), data))
+            }),
         )
     }
 
