@@ -20,11 +20,23 @@ pub(super) struct Args {
     pub(super) krate: Option<Path>,
     /// Per-handler timeout in milliseconds.
     pub(super) timeout_ms: Option<LitInt>,
+    /// The user meant to name an event (even if the name is invalid), so the
+    /// function is validated as a one-event handler.
+    pub(super) named: bool,
 }
 
-/// Parses the arguments, collecting every error.
-pub(super) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
-    (|input: ParseStream<'_>| parse_args(input)).parse2(tokens)
+/// Parses the arguments, collecting every error; the arguments understood so
+/// far come back even with errors, so the function is still validated the
+/// way the user meant.
+pub(super) fn parse(tokens: TokenStream) -> (Args, Option<syn::Error>) {
+    let mut args = Args::default();
+    let mut errors = None;
+    let result =
+        (|input: ParseStream<'_>| parse_args(input, &mut args, &mut errors)).parse2(tokens);
+    if let Err(e) = result {
+        push(&mut errors, e);
+    }
+    (args, errors)
 }
 
 fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
@@ -34,16 +46,19 @@ fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
     }
 }
 
-fn parse_args(input: ParseStream<'_>) -> Result<Args, syn::Error> {
-    let mut args = Args::default();
-    let mut errors = None;
+fn parse_args(
+    input: ParseStream<'_>,
+    args: &mut Args,
+    errors: &mut Option<syn::Error>,
+) -> Result<(), syn::Error> {
     let mut first = true;
     while !input.is_empty() {
         if input.peek(LitStr) {
             let lit: LitStr = input.parse()?;
+            args.named = true;
             if !first {
                 push(
-                    &mut errors,
+                    errors,
                     syn::Error::new(
                         lit.span(),
                         "the event name must be the first argument: `#[event_listener(\"txupdate\", ...)]`",
@@ -51,7 +66,7 @@ fn parse_args(input: ParseStream<'_>) -> Result<Args, syn::Error> {
                 );
             } else if lit.value().is_empty() {
                 push(
-                    &mut errors,
+                    errors,
                     syn::Error::new(
                         lit.span(),
                         "the event name is empty: name the event, e.g. `#[event_listener(\"txupdate\")]`, or omit it to handle every event",
@@ -63,7 +78,7 @@ fn parse_args(input: ParseStream<'_>) -> Result<Args, syn::Error> {
         } else if input.peek(Lit) {
             let lit: Lit = input.parse()?;
             push(
-                &mut errors,
+                errors,
                 syn::Error::new(
                     lit.span(),
                     "the event name must be a string literal, e.g. `#[event_listener(\"txupdate\")]`",
@@ -71,8 +86,9 @@ fn parse_args(input: ParseStream<'_>) -> Result<Args, syn::Error> {
             );
         } else {
             let meta: Meta = input.parse()?;
-            if let Err(e) = apply(&mut args, meta) {
-                push(&mut errors, e);
+            args.named |= first && matches!(meta, Meta::Path(_));
+            if let Err(e) = apply(args, meta) {
+                push(errors, e);
             }
         }
         first = false;
@@ -81,10 +97,7 @@ fn parse_args(input: ParseStream<'_>) -> Result<Args, syn::Error> {
         }
         input.parse::<Token![,]>()?;
     }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(args),
-    }
+    Ok(())
 }
 
 fn apply(args: &mut Args, meta: Meta) -> Result<(), syn::Error> {

@@ -10,28 +10,19 @@ use super::args::{self, Args};
 /// Entry point: the original function, unchanged, plus its registration; or
 /// the function plus the errors when anything is wrong.
 pub(crate) fn event_listener(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = args::parse(args);
+    let (args, mut errors) = args::parse(args);
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(e) => {
-            let mut e = e;
-            if let Err(args_err) = args {
-                e.combine(args_err);
-            }
-            let errors = e.into_compile_error();
+            push(&mut errors, e);
+            let errors = errors.map(syn::Error::into_compile_error);
             return quote!(#item #errors);
         }
     };
-    let mut errors: Option<syn::Error> = None;
-    let args = args.map_err(|e| push(&mut errors, e)).ok();
-    let data = validate(
-        &func,
-        args.as_ref().is_some_and(|a| a.event.is_some()),
-        &mut errors,
-    );
-    match (errors, args, data) {
-        (None, Some(args), Some(data)) => generate(&func, &args, &data),
-        (errors, _, _) => {
+    let shape = validate(&func, args.named, &mut errors);
+    match (errors, shape) {
+        (None, Some(shape)) => generate(&func, &args, &shape),
+        (errors, _) => {
             let errors = errors.map(syn::Error::into_compile_error);
             quote!(#func #errors)
         }
@@ -198,23 +189,21 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         ReturnType::Default => ident.span(),
     };
     let call = match (shape, is_async) {
+        // The data type keeps its span (Deserialize errors land on it); the
+        // rest of the call is spanned on the return type.
         (Shape::Typed(ty), true) => {
-            let prepare = quote_spanned!(ret_span=> #rt::prepare_async);
-            quote_spanned!(ty.span()=> #prepare::<#ty, _, _>(__ck_event, #ident))
+            quote_spanned!(ret_span=> #rt::prepare_async::<#ty, _, _>(__ck_event, #ident))
         }
         (Shape::Typed(ty), false) => {
-            let prepare = quote_spanned!(ret_span=> #rt::prepare_sync);
-            quote_spanned!(ty.span()=> #prepare::<#ty, _, _>(__ck_event, #ident))
+            quote_spanned!(ret_span=> #rt::prepare_sync::<#ty, _, _>(__ck_event, #ident))
         }
         (Shape::Any(data_span), true) => {
             let data = quote_spanned!(*data_span=> __ck_data);
-            let prepare = quote_spanned!(ret_span=> #rt::prepare_any_async);
-            quote!(#prepare(__ck_event, |__ck_name, __ck_data| async move { #ident(&__ck_name, #data).await }))
+            quote_spanned!(ret_span=> #rt::prepare_any_async(__ck_event, |__ck_name, __ck_data| async move { #ident(&__ck_name, #data).await }))
         }
         (Shape::Any(data_span), false) => {
             let data = quote_spanned!(*data_span=> __ck_data);
-            let prepare = quote_spanned!(ret_span=> #rt::prepare_any_sync);
-            quote!(#prepare(__ck_event, |__ck_name, __ck_data| #ident(&__ck_name, #data)))
+            quote_spanned!(ret_span=> #rt::prepare_any_sync(__ck_event, |__ck_name, __ck_data| #ident(&__ck_name, #data)))
         }
     };
     let event = match &args.event {

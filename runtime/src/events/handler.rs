@@ -71,7 +71,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 #[diagnostic::on_unimplemented(
     message = "event handlers must return `()` or `Result<(), E>` where `E: Display`, not `{Self}`",
-    label = "this return type is not `()` or `Result<(), impl Display>`"
+    label = "`{Self}` is not `()` or `Result<(), impl Display>`"
 )]
 pub trait IntoHandlerResult {
     /// Converts the return value; `Err` carries the failure's message.
