@@ -77,6 +77,7 @@ fn parse_args(
             }
         } else if input.peek(Lit) {
             let lit: Lit = input.parse()?;
+            args.named |= first;
             push(
                 errors,
                 syn::Error::new(

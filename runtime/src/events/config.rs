@@ -24,7 +24,7 @@ pub const DEFAULT_PORT: u16 = 10000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conflictkit::events::ListenerConfig;
+/// use conflictkit_runtime::events::ListenerConfig;
 ///
 /// let config = ListenerConfig {
 ///     bind: "127.0.0.1:0".parse()?,
@@ -96,7 +96,7 @@ impl ListenerConfig {
     /// visited in key order.
     ///
     /// ```
-    /// use conflictkit::events::ListenerConfig;
+    /// use conflictkit_runtime::events::ListenerConfig;
     ///
     /// let config = serde_json::json!({"events": {"http": {
     ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
@@ -104,7 +104,7 @@ impl ListenerConfig {
     /// }}});
     /// let config = ListenerConfig::from_config(&config)?;
     /// assert_eq!(config.bind.to_string(), "127.0.0.1:10001");
-    /// # Ok::<(), conflictkit::events::ConfigError>(())
+    /// # Ok::<(), conflictkit_runtime::events::ConfigError>(())
     /// ```
     pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
         let events = match config.get("events") {

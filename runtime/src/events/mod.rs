@@ -23,7 +23,7 @@
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run
-//! use conflictkit::events::{EventPoster, Listener, ListenerConfig};
+//! use conflictkit_runtime::events::{EventPoster, Listener, ListenerConfig};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));

@@ -28,9 +28,9 @@ const MAX_ERROR_BODY: usize = 4096;
 /// backoff (full jitter), other statuses are not.
 ///
 /// ```no_run
-/// use conflictkit::events::EventPoster;
+/// use conflictkit_runtime::events::EventPoster;
 ///
-/// # async fn f() -> Result<(), conflictkit::events::PostError> {
+/// # async fn f() -> Result<(), conflictkit_runtime::events::PostError> {
 /// let poster = EventPoster::new("http://127.0.0.1:10000")?;
 /// poster.post("txupdate", &serde_json::json!({"txid": "abc", "amount": "1.0"})).await?;
 /// # Ok(()) }
@@ -104,14 +104,14 @@ impl EventPoster {
     /// The exact body [`post`](Self::post) sends.
     ///
     /// ```
-    /// use conflictkit::events::EventPoster;
+    /// use conflictkit_runtime::events::EventPoster;
     ///
     /// let body = EventPoster::encode("foobar", &serde_json::json!({"test": "abc"}))?;
     /// assert_eq!(
     ///     body,
     ///     "event_name=foobar&data=%7B%22test%22%3A+%22abc%22%7D&xdata=%7B%22test%22%3A+%22abc%22%7D"
     /// );
-    /// # Ok::<(), conflictkit::events::PostError>(())
+    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
     /// ```
     pub fn encode<T: Serialize + ?Sized>(event_name: &str, data: &T) -> Result<String, PostError> {
         if event_name.is_empty() {

@@ -42,7 +42,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// and from [`on`](Self::on) and friends.
 ///
 /// ```no_run
-/// use conflictkit::events::{Listener, ListenerConfig};
+/// use conflictkit_runtime::events::{Listener, ListenerConfig};
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
@@ -105,7 +105,7 @@ impl Listener {
     ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
     ///     "url": "http://localhost:10000",
     /// }}});
-    /// let handle = conflictkit::events::Listener::from_config(&config)?.start().await?;
+    /// let handle = conflictkit_runtime::events::Listener::from_config(&config)?.start().await?;
     /// assert_eq!(handle.local_addr().port(), 10000);
     /// # Ok(()) }
     /// ```
@@ -247,14 +247,14 @@ impl Listener {
     /// for programs that are not async (the original's daemon thread).
     ///
     /// ```no_run
-    /// use conflictkit::events::{Listener, ListenerConfig};
+    /// use conflictkit_runtime::events::{Listener, ListenerConfig};
     ///
     /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
     /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
     /// let handle = listener.start_blocking_thread()?;
     /// println!("listening on {}", handle.local_addr());
     /// handle.shutdown();
-    /// # Ok::<(), conflictkit::events::ListenerError>(())
+    /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
     /// ```
     pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -33,12 +33,12 @@ const PREFIX: &str = "whsec_";
 /// The key is never printed by `Debug`.
 ///
 /// ```
-/// use conflictkit::events::WebhookSecret;
+/// use conflictkit_runtime::events::WebhookSecret;
 ///
 /// let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?;
 /// let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
 /// assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-/// # Ok::<(), conflictkit::events::SecretError>(())
+/// # Ok::<(), conflictkit_runtime::events::SecretError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebhookSecret {
