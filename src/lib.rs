@@ -18,6 +18,47 @@ pub use conflictkit_runtime::config;
 pub use conflictkit_runtime::merge;
 
 // == events (issue 6) ==
+/// # Example
+///
+/// Handlers registered with the attribute, and a listener receiving an event
+/// posted to it:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use conflictkit::events::{EventPoster, Listener, ListenerConfig};
+///
+/// #[derive(serde::Deserialize)]
+/// struct TxUpdate {
+///     txid: String,
+///     confirmations: u32,
+/// }
+///
+/// static CONFIRMATIONS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[conflictkit::event_listener("doc_txupdate")]
+/// async fn on_txupdate(update: TxUpdate) -> Result<(), std::io::Error> {
+///     tracing::info!(txid = update.txid, "transaction updated");
+///     CONFIRMATIONS.store(update.confirmations, Ordering::SeqCst);
+///     Ok(())
+/// }
+///
+/// #[conflictkit::event_listener]
+/// fn log_every_event(event_name: &str, data: serde_json::Value) {
+///     tracing::info!(event_name, %data, "event received");
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?)).start().await?;
+/// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+///     .post("doc_txupdate", &serde_json::json!({"txid": "ab12", "confirmations": 3}))
+///     .await?;
+/// assert_eq!(CONFIRMATIONS.load(Ordering::SeqCst), 3);
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "events")]
+#[doc(inline)]
+pub use conflictkit_macros::event_listener;
 #[cfg(feature = "events")]
 pub use conflictkit_runtime::events;
 
@@ -37,4 +78,8 @@ pub mod __private {
     };
     // == auto_number ==
     // == events ==
+    #[cfg(feature = "events")]
+    pub use conflictkit_runtime::events::macro_support as events;
+    #[cfg(feature = "events")]
+    pub use inventory;
 }

@@ -1,1 +1,75 @@
-//! (work in progress)
+//! HTTP events, wire-compatible with cryptoassets.core: a listener that
+//! receives events (`POST /` with form fields `event_name` and `data`, or a
+//! JSON body) and dispatches them to handlers, and a poster that sends them.
+//!
+//! - [`Listener`] — the warp server. Configure it explicitly with
+//!   [`ListenerConfig`] or from a configuration value
+//!   ([`Listener::from_config`]); run it in the background
+//!   ([`Listener::start`]), on its own thread
+//!   ([`Listener::start_blocking_thread`]) or in the foreground
+//!   ([`Listener::serve`]).
+//! - Handlers: `#[conflictkit::event_listener("txupdate")]` functions anywhere
+//!   in the program, or [`Listener::on`] at run time.
+//! - [`EventPoster`] — the sending side, cryptoassets.core's `HTTPEventHandler`.
+//! - Optional [Standard Webhooks](https://www.standardwebhooks.com/)
+//!   signatures ([`WebhookSecret`]) with replay protection.
+//!
+//! Replies: 200 handled (also for an unknown event unless
+//! [`ListenerConfig::strict`]); 400 missing field, bad JSON or data that does
+//! not decode into a handler's type; 401 bad signature; 404 other paths
+//! (and unknown events when strict); 405 other methods; 411 no
+//! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
+//! failed, panicked or timed out. Error bodies are JSON:
+//! `{"error": <code>, "message": …}`.
+//!
+//! ```no_run
+//! use conflictkit_runtime::events::{EventPoster, Listener, ListenerConfig};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+//! listener.on("txupdate", |update: serde_json::Value| async move {
+//!     println!("{update}");
+//! });
+//! let handle = listener.start().await?;
+//! EventPoster::new(&format!("http://{}", handle.local_addr()))?
+//!     .post("txupdate", &serde_json::json!({"txid": "abc"}))
+//!     .await?;
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod dedup;
+mod error;
+mod handler;
+mod poster;
+mod registry;
+mod request;
+mod server;
+mod signature;
+mod wire;
+
+pub use config::{DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig};
+pub use error::{
+    ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
+};
+pub use handler::{DecodeError, Event, IntoHandlerResult};
+pub use poster::{DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
+pub use registry::registered_handlers;
+pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
+pub use signature::{
+    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    WebhookSecret, verify,
+};
+pub use wire::{form_encode, python_json};
+
+/// What `#[event_listener]` expands to. Not public API.
+#[doc(hidden)]
+pub mod macro_support {
+    pub use super::handler::{
+        DecodeError, Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
+        prepare_async, prepare_sync,
+    };
+    pub use super::registry::{PrepareFn, Registration};
+    pub use inventory;
+}

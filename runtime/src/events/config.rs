@@ -1,0 +1,285 @@
+//! Listener configuration: explicit, or read from a cryptoassets.core style
+//! configuration value.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::{ConfigError, HTTP_EVENT_HANDLER_CLASS};
+use super::signature::{DEFAULT_TOLERANCE, WebhookSecret};
+
+/// Default request body limit: 256 KiB.
+pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
+/// Default time [`ListenerHandle::shutdown`](super::ListenerHandle::shutdown)
+/// waits for in-flight requests before aborting them.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default port, the one of the original's example configuration.
+pub const DEFAULT_PORT: u16 = 10000;
+
+/// How the event listener serves.
+///
+/// Build it explicitly (every field is public, the rest from `Default`) or
+/// read it from configuration with [`ListenerConfig::from_config`].
+///
+/// ```
+/// use std::time::Duration;
+/// use conflictkit_runtime::events::ListenerConfig;
+///
+/// let config = ListenerConfig {
+///     bind: "127.0.0.1:0".parse()?,
+///     max_body: 64 * 1024,
+///     secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?),
+///     handler_timeout: Some(Duration::from_secs(10)),
+///     ..Default::default()
+/// };
+/// assert!(!config.strict);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Address to bind; port 0 picks a free port. Default `127.0.0.1:10000`.
+    pub bind: SocketAddr,
+    /// Largest accepted body in bytes (413 above). Default 256 KiB.
+    pub max_body: usize,
+    /// When set, every request must carry a valid Standard Webhooks signature
+    /// (401 otherwise) and duplicates of a `webhook-id` are not dispatched again.
+    pub secret: Option<WebhookSecret>,
+    /// Further secrets accepted during key rotation.
+    pub rotated_secrets: Vec<WebhookSecret>,
+    /// Largest accepted difference between `webhook-timestamp` and now; also
+    /// how long `webhook-id`s are remembered. Default 5 minutes.
+    pub tolerance: Duration,
+    /// Answer 404 to events no handler is registered for (default: 200 and a
+    /// logged warning, like the original).
+    pub strict: bool,
+    /// Time limit for each handler (500 when exceeded); `#[event_listener(timeout_ms = …)]`
+    /// overrides it per handler. Default: none.
+    pub handler_timeout: Option<Duration>,
+    /// How long shutdown waits for in-flight requests. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Dispatch to the `#[event_listener]` functions of the program (default
+    /// `true`); `false` leaves only handlers added with `on`.
+    pub registered_handlers: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            max_body: DEFAULT_MAX_BODY,
+            secret: None,
+            rotated_secrets: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            strict: false,
+            handler_timeout: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            registered_handlers: true,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// The defaults with another bind address.
+    pub fn new(bind: SocketAddr) -> Self {
+        Self {
+            bind,
+            ..Self::default()
+        }
+    }
+
+    /// Reads the address the way cryptoassets.core did: the first
+    /// `events.<name>` entry whose `class` is
+    /// `cryptoassets.core.event.http.HTTPEventHandler`, the host and port of
+    /// its `url` (a path other than `/` is an error). An optional `secret`
+    /// (`whsec_…`) in the same entry turns on signature checks. Entries are
+    /// visited in key order.
+    ///
+    /// ```
+    /// use conflictkit_runtime::events::ListenerConfig;
+    ///
+    /// let config = serde_json::json!({"events": {"http": {
+    ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
+    ///     "url": "http://127.0.0.1:10001",
+    /// }}});
+    /// let config = ListenerConfig::from_config(&config)?;
+    /// assert_eq!(config.bind.to_string(), "127.0.0.1:10001");
+    /// # Ok::<(), conflictkit_runtime::events::ConfigError>(())
+    /// ```
+    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+        let events = match config.get("events") {
+            None | Some(Value::Null) => return Err(ConfigError::MissingEvents),
+            Some(Value::Object(map)) if map.is_empty() => return Err(ConfigError::MissingEvents),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(ConfigError::EventsNotAMapping {
+                    found: json_type(other),
+                });
+            }
+        };
+        for (entry, handler) in events {
+            let class = handler
+                .get("class")
+                .ok_or_else(|| ConfigError::MissingClass {
+                    entry: entry.clone(),
+                })?;
+            if class.as_str() != Some(HTTP_EVENT_HANDLER_CLASS) {
+                continue;
+            }
+            let mut out = Self {
+                bind: bind_from_url(entry, handler.get("url"))?,
+                ..Self::default()
+            };
+            if let Some(secret) = handler.get("secret").and_then(Value::as_str) {
+                out.secret = Some(
+                    secret
+                        .parse()
+                        .map_err(|source| ConfigError::InvalidSecret {
+                            entry: entry.clone(),
+                            source,
+                        })?,
+                );
+            }
+            return Ok(out);
+        }
+        Err(ConfigError::NoHttpHandler)
+    }
+
+    pub(crate) fn secrets(&self) -> Vec<WebhookSecret> {
+        self.secret
+            .iter()
+            .chain(&self.rotated_secrets)
+            .cloned()
+            .collect()
+    }
+}
+
+fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, ConfigError> {
+    let text = url
+        .and_then(Value::as_str)
+        .ok_or_else(|| ConfigError::MissingUrl {
+            entry: entry.to_owned(),
+        })?;
+    let parsed = reqwest::Url::parse(text).map_err(|source| ConfigError::InvalidUrl {
+        entry: entry.to_owned(),
+        url: text.to_owned(),
+        source,
+    })?;
+    if !matches!(parsed.path(), "" | "/") {
+        return Err(ConfigError::UrlHasPath {
+            entry: entry.to_owned(),
+            path: parsed.path().to_owned(),
+        });
+    }
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return Err(ConfigError::UrlWithoutHostOrPort {
+            entry: entry.to_owned(),
+            url: text.to_owned(),
+        });
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let unresolvable = |source| ConfigError::UnresolvableHost {
+        entry: entry.to_owned(),
+        host: host.to_owned(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unresolvable(Some(e)))?
+        .collect();
+    // Prefer IPv4 for names such as `localhost`, which the original bound to.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| unresolvable(None))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn http(url: &str) -> Value {
+        json!({"events": {"a_script": {"class": "cryptoassets.core.event.script.ScriptEventHandler", "script": "/bin/true"},
+                          "http": {"class": HTTP_EVENT_HANDLER_CLASS, "url": url}}})
+    }
+
+    #[test]
+    fn reads_the_original_layout() {
+        assert_eq!(
+            ListenerConfig::from_config(&http("http://localhost:10001"))
+                .unwrap()
+                .bind,
+            "127.0.0.1:10001".parse().unwrap()
+        );
+        assert_eq!(
+            ListenerConfig::from_config(&http("http://[::1]:9/"))
+                .unwrap()
+                .bind,
+            "[::1]:9".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_what_the_original_rejected() {
+        assert!(matches!(
+            ListenerConfig::from_config(&json!({})),
+            Err(ConfigError::MissingEvents)
+        ));
+        assert!(matches!(
+            ListenerConfig::from_config(&json!({"events": 3})),
+            Err(ConfigError::EventsNotAMapping { found: "a number" })
+        ));
+        assert!(matches!(
+            ListenerConfig::from_config(&json!({"events": {"x": {"url": "http://a:1"}}})),
+            Err(ConfigError::MissingClass { .. })
+        ));
+        assert!(matches!(
+            ListenerConfig::from_config(&json!({"events": {"x": {"class": "other"}}})),
+            Err(ConfigError::NoHttpHandler)
+        ));
+        assert!(
+            matches!(ListenerConfig::from_config(&http("http://127.0.0.1:1/hook")), Err(ConfigError::UrlHasPath { path, .. }) if path == "/hook")
+        );
+        assert!(matches!(
+            ListenerConfig::from_config(&http("file:///tmp")),
+            Err(ConfigError::UrlHasPath { .. })
+        ));
+        assert!(matches!(
+            ListenerConfig::from_config(&http("unix:")),
+            Err(ConfigError::UrlWithoutHostOrPort { .. })
+        ));
+        assert!(matches!(
+            ListenerConfig::from_config(&http("not a url")),
+            Err(ConfigError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_an_optional_secret() {
+        let mut c = http("http://127.0.0.1:1");
+        c["events"]["http"]["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        assert!(ListenerConfig::from_config(&c).unwrap().secret.is_some());
+        c["events"]["http"]["secret"] = json!("whsec_%%");
+        assert!(matches!(
+            ListenerConfig::from_config(&c),
+            Err(ConfigError::InvalidSecret { .. })
+        ));
+    }
+}

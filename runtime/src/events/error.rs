@@ -1,0 +1,196 @@
+//! Error types of the event listener and the event poster.
+
+use std::net::SocketAddr;
+
+/// The listener configuration is unusable.
+///
+/// Returned by [`Listener::from_config`](super::Listener::from_config) and
+/// [`ListenerConfig::from_config`](super::ListenerConfig::from_config).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration has no `events` mapping.
+    #[error(
+        "the configuration has no `events` mapping: add `events: {{<name>: {{class: {HTTP_EVENT_HANDLER_CLASS}, url: http://127.0.0.1:10000}}}}`"
+    )]
+    MissingEvents,
+    /// `events` is present but is not a mapping of name to handler configuration.
+    #[error("`events` must be a mapping of handler name to handler configuration, found {found}")]
+    EventsNotAMapping {
+        /// The JSON type found instead.
+        found: &'static str,
+    },
+    /// No `events.<name>` entry has the HTTP event handler class.
+    #[error(
+        "no `events.<name>` entry has `class: {HTTP_EVENT_HANDLER_CLASS}`: add one with the `url` the listener should serve"
+    )]
+    NoHttpHandler,
+    /// An entry of `events` has no `class` key.
+    #[error("`events.{entry}` has no `class` key: every event handler needs one")]
+    MissingClass {
+        /// The name of the entry.
+        entry: String,
+    },
+    /// The HTTP event handler entry has no `url` string.
+    #[error(
+        "`events.{entry}.url` is missing or not a string: set it to e.g. `http://127.0.0.1:10000`"
+    )]
+    MissingUrl {
+        /// The name of the entry.
+        entry: String,
+    },
+    /// The `url` does not parse.
+    #[error("`events.{entry}.url` ({url:?}) is not a valid URL")]
+    InvalidUrl {
+        /// The name of the entry.
+        entry: String,
+        /// The URL as written.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: UrlParseError,
+    },
+    /// The `url` has a path; the listener serves `/` only, as the original did.
+    #[error(
+        "`events.{entry}.url` has the path {path:?}: the event listener serves only `/`, remove the path"
+    )]
+    UrlHasPath {
+        /// The name of the entry.
+        entry: String,
+        /// The offending path.
+        path: String,
+    },
+    /// The `url` has no host or no port.
+    #[error(
+        "`events.{entry}.url` ({url:?}) needs an explicit host and port, e.g. `http://127.0.0.1:10000`"
+    )]
+    UrlWithoutHostOrPort {
+        /// The name of the entry.
+        entry: String,
+        /// The URL as written.
+        url: String,
+    },
+    /// The host of the `url` does not resolve to an address.
+    #[error("`events.{entry}.url`: the host {host:?} does not resolve to an address")]
+    UnresolvableHost {
+        /// The name of the entry.
+        entry: String,
+        /// The host as written.
+        host: String,
+        /// The resolver's error, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// The `secret` of the entry is not a valid webhook secret.
+    #[error("`events.{entry}.secret` is not a valid webhook secret")]
+    InvalidSecret {
+        /// The name of the entry.
+        entry: String,
+        /// Why the secret is invalid.
+        #[source]
+        source: SecretError,
+    },
+}
+
+/// The class name cryptoassets.core gives its HTTP event handler; the listener
+/// takes its address from the first `events.<name>` entry of this class.
+pub const HTTP_EVENT_HANDLER_CLASS: &str = "cryptoassets.core.event.http.HTTPEventHandler";
+
+/// Why a URL does not parse (the `url` crate's error, as used by reqwest).
+pub type UrlParseError = <reqwest::Url as core::str::FromStr>::Err;
+
+/// A webhook secret is malformed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The secret is empty.
+    #[error(
+        "the webhook secret is empty: use `whsec_` followed by the base64 of at least one key byte"
+    )]
+    Empty,
+    /// The part after `whsec_` is not base64.
+    #[error("the webhook secret is not base64 after the `whsec_` prefix")]
+    NotBase64(#[source] base64::DecodeError),
+}
+
+/// The listener could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listening socket could not be bound (address in use, permission denied, …).
+    #[error("could not bind the event listener to {addr}: is another process using the port?")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound socket's address could not be read.
+    #[error("could not read the event listener's local address")]
+    LocalAddr(#[source] std::io::Error),
+    /// `start()` was called outside a tokio runtime.
+    #[error(
+        "Listener::start() must be called inside a tokio runtime: use start_blocking_thread() from non-async code"
+    )]
+    NoRuntime,
+    /// The background thread or its runtime could not be created.
+    #[error("could not create the event listener's background thread")]
+    Thread(#[source] std::io::Error),
+    /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
+    #[error("could not listen for Ctrl-C")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Posting an event failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    /// The URL given to [`EventPoster::new`](super::EventPoster::new) does not parse.
+    #[error("the event listener URL {url:?} is not a valid http(s) URL")]
+    InvalidUrl {
+        /// The URL as written.
+        url: String,
+    },
+    /// The event name is empty.
+    #[error("the event name is empty: every event needs a name")]
+    EmptyEventName,
+    /// The data could not be serialised to JSON.
+    #[error("the event data could not be serialised to JSON")]
+    Serialize(#[source] serde_json::Error),
+    /// The HTTP client could not be built (TLS backend initialisation).
+    #[error("could not build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The listener answered something other than 200.
+    #[error("the event listener answered {status} after {attempts} attempt(s): {body}")]
+    Status {
+        /// The last status code.
+        status: u16,
+        /// The last response body (truncated to 4 KiB).
+        body: String,
+        /// How many requests were sent.
+        attempts: u32,
+    },
+    /// The request failed (connection refused, timeout, …) on every attempt.
+    #[error("could not deliver the event after {attempts} attempt(s)")]
+    Request {
+        /// How many requests were sent.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl PostError {
+    /// The HTTP status of the last reply, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PostError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

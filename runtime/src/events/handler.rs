@@ -1,0 +1,242 @@
+//! Event handlers: the type-erased form the dispatcher runs, the conversions
+//! from user functions (sync or async, typed or every-event), and the outcome
+//! of running one.
+//!
+//! A handler runs in two steps. *Prepare* decodes the event's data into the
+//! handler's type (a failure is the sender's fault: 400) and returns a future;
+//! *run* awaits it with panics caught and an optional timeout (a failure is
+//! the receiver's fault: 500). Every handler of an event is prepared before
+//! any runs, so a 400 means nothing ran.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// An incoming event: its name and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    name: Arc<str>,
+    data: Value,
+}
+
+impl Event {
+    /// An event named `name` carrying `data`.
+    pub fn new(name: impl Into<Arc<str>>, data: Value) -> Self {
+        Self {
+            name: name.into(),
+            data,
+        }
+    }
+
+    /// The event name (`txupdate`, …).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event data.
+    pub fn data(&self) -> &Value {
+        &self.data
+    }
+
+    /// Decodes the data into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        T::deserialize(&self.data).map_err(|source| DecodeError {
+            type_name: std::any::type_name::<T>(),
+            source,
+        })
+    }
+}
+
+/// The event data does not decode into a handler's type.
+#[derive(Debug, thiserror::Error)]
+#[error("the event data does not decode into `{type_name}`: {source}")]
+pub struct DecodeError {
+    type_name: &'static str,
+    #[source]
+    source: serde_json::Error,
+}
+
+/// The future a prepared handler returns: `Err` carries the failure message.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+
+/// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "event handlers must return `()` or `Result<(), E>` where `E: Display`, not `{Self}`",
+    label = "`{Self}` is not `()` or `Result<(), impl Display>`"
+)]
+pub trait IntoHandlerResult {
+    /// Converts the return value; `Err` carries the failure's message.
+    fn into_handler_result(self) -> Result<(), String>;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> IntoHandlerResult for Result<(), E> {
+    fn into_handler_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// The type-erased prepare step of a handler.
+pub(crate) type Prepare = dyn Fn(&Event) -> Result<HandlerFuture, DecodeError> + Send + Sync;
+
+/// A registered handler.
+#[derive(Clone)]
+pub(crate) struct Handler {
+    /// Names the handler in logs and 500 replies (function path or closure type).
+    pub(crate) name: Cow<'static, str>,
+    /// The event it handles; `None` = every event.
+    pub(crate) event: Option<Cow<'static, str>>,
+    /// Overrides the listener's handler timeout.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) prepare: Arc<Prepare>,
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handler")
+            .field("name", &self.name)
+            .field("event", &self.event)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one handler failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Returned(String),
+    Panicked(String),
+    TimedOut(Duration),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Returned(msg) => write!(f, "returned an error: {msg}"),
+            Failure::Panicked(msg) => write!(f, "panicked: {msg}"),
+            Failure::TimedOut(d) => write!(f, "did not finish within {} ms", d.as_millis()),
+        }
+    }
+}
+
+impl Handler {
+    /// Prepare step with panics caught (a panicking `Deserialize` impl is a
+    /// handler failure, not a crash).
+    pub(crate) fn prepare(
+        &self,
+        event: &Event,
+    ) -> Result<Result<HandlerFuture, DecodeError>, Failure> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| (self.prepare)(event)))
+            .map_err(|p| Failure::Panicked(panic_message(&*p)))
+    }
+}
+
+/// Runs a prepared handler future with panics caught and an optional timeout.
+pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result<(), Failure> {
+    let caught = AssertUnwindSafe(fut).catch_unwind();
+    let outcome = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, caught).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Err(Failure::TimedOut(limit)),
+        },
+        None => caught.await,
+    };
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(msg)) => Err(Failure::Returned(msg)),
+        Err(panic) => Err(Failure::Panicked(panic_message(&*panic))),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Sync handlers run on tokio's blocking pool so they never stall the server;
+/// a panic is re-raised in the future so [`run`] catches it.
+fn blocking<R, F>(f: F) -> HandlerFuture
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: IntoHandlerResult + Send + 'static,
+{
+    Box::pin(async move {
+        match tokio::task::spawn_blocking(move || f().into_handler_result()).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(format!("the blocking task was cancelled: {e}")),
+        }
+    })
+}
+
+/// Prepares an async handler taking the decoded data. `f` is called when the
+/// handler runs, after the handlers before it.
+pub fn prepare_async<T, F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: FnOnce(T) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHandlerResult,
+{
+    let data = event.decode::<T>()?;
+    Ok(Box::pin(async move { f(data).await.into_handler_result() }))
+}
+
+/// Prepares a sync handler taking the decoded data (runs on the blocking pool).
+pub fn prepare_sync<T, F, R>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: FnOnce(T) -> R + Send + 'static,
+    R: IntoHandlerResult + Send + 'static,
+{
+    let data = event.decode::<T>()?;
+    Ok(blocking(move || f(data)))
+}
+
+/// Prepares an async every-event handler; `f` receives the name and the data
+/// when the handler runs.
+pub fn prepare_any_async<F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+where
+    F: FnOnce(Arc<str>, Value) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHandlerResult,
+{
+    let (name, data) = (event.name.clone(), event.data.clone());
+    Ok(Box::pin(async move {
+        f(name, data).await.into_handler_result()
+    }))
+}
+
+/// Prepares a sync every-event handler (runs on the blocking pool).
+pub fn prepare_any_sync<F, R>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+where
+    F: FnOnce(Arc<str>, Value) -> R + Send + 'static,
+    R: IntoHandlerResult + Send + 'static,
+{
+    let (name, data) = (event.name.clone(), event.data.clone());
+    Ok(blocking(move || f(name, data)))
+}
+
+/// A readable name for a handler function or closure type.
+pub(crate) fn type_name_of<F>() -> Cow<'static, str> {
+    Cow::Borrowed(std::any::type_name::<F>())
+}

@@ -1,0 +1,180 @@
+//! Decoding request bodies into events: the original's form encoding
+//! (`event_name`, `data` as JSON text, extra fields such as `xdata` ignored)
+//! and a JSON body `{"event_name": …, "data": …}`.
+
+use serde_json::Value;
+
+use super::handler::Event;
+
+/// The body encodings the listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    Form,
+    Json,
+}
+
+impl BodyKind {
+    /// Classifies a `Content-Type` header value (parameters and case ignored).
+    pub(crate) fn from_content_type(value: &str) -> Option<Self> {
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-www-form-urlencoded" => Some(BodyKind::Form),
+            "application/json" => Some(BodyKind::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Why a body is not a valid event (all answered 400).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("the body has no non-empty `{0}` field")]
+    MissingField(&'static str),
+    #[error("the `data` field is not valid JSON: {0}")]
+    InvalidData(#[source] serde_json::Error),
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJsonBody(#[source] serde_json::Error),
+    #[error("the JSON body must be an object with `event_name` and `data`")]
+    NotAnObject,
+    #[error("`event_name` must be a non-empty string")]
+    EventNameNotAString,
+}
+
+impl RequestError {
+    /// A stable machine-readable code for the JSON error reply.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            RequestError::NotUtf8 => "body_not_utf8",
+            RequestError::MissingField(_) => "missing_field",
+            RequestError::InvalidData(_) => "invalid_data_json",
+            RequestError::InvalidJsonBody(_) => "invalid_json_body",
+            RequestError::NotAnObject => "json_body_not_an_object",
+            RequestError::EventNameNotAString => "invalid_event_name",
+        }
+    }
+}
+
+/// Decodes a body of the given kind into an event.
+pub(crate) fn decode(kind: BodyKind, body: &[u8]) -> Result<Event, RequestError> {
+    match kind {
+        BodyKind::Form => decode_form(body),
+        BodyKind::Json => decode_json(body),
+    }
+}
+
+fn decode_form(body: &[u8]) -> Result<Event, RequestError> {
+    let text = std::str::from_utf8(body).map_err(|_| RequestError::NotUtf8)?;
+    // Like Python's parse_qs: blank values are dropped and the first value of
+    // a field wins.
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_str(text).map_err(|_| RequestError::NotUtf8)?;
+    let first = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let data = first("data").ok_or(RequestError::MissingField("data"))?;
+    let name = first("event_name").ok_or(RequestError::MissingField("event_name"))?;
+    let data: Value = serde_json::from_str(data).map_err(RequestError::InvalidData)?;
+    Ok(Event::new(name, data))
+}
+
+fn decode_json(body: &[u8]) -> Result<Event, RequestError> {
+    let value: Value = serde_json::from_slice(body).map_err(RequestError::InvalidJsonBody)?;
+    let Value::Object(mut object) = value else {
+        return Err(RequestError::NotAnObject);
+    };
+    let name = match object.remove("event_name") {
+        None => return Err(RequestError::MissingField("event_name")),
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(_) => return Err(RequestError::EventNameNotAString),
+    };
+    let data = object
+        .remove("data")
+        .ok_or(RequestError::MissingField("data"))?;
+    Ok(Event::new(name, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            BodyKind::from_content_type("application/x-www-form-urlencoded; charset=UTF-8"),
+            Some(BodyKind::Form)
+        );
+        assert_eq!(
+            BodyKind::from_content_type("Application/JSON"),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(BodyKind::from_content_type("text/plain"), None);
+    }
+
+    #[test]
+    fn form_takes_first_non_blank_value_and_ignores_xdata() {
+        let e = decode(
+            BodyKind::Form,
+            b"event_name=&event_name=a+b&data=%7B%22x%22%3A+1%7D&xdata=junk&data=2",
+        )
+        .unwrap();
+        assert_eq!(e.name(), "a b");
+        assert_eq!(e.data(), &json!({"x": 1}));
+    }
+
+    #[test]
+    fn form_errors() {
+        assert!(matches!(
+            decode(BodyKind::Form, b"event_name=x"),
+            Err(RequestError::MissingField("data"))
+        ));
+        assert!(matches!(
+            decode(BodyKind::Form, b"data=1"),
+            Err(RequestError::MissingField("event_name"))
+        ));
+        assert!(matches!(
+            decode(BodyKind::Form, b"event_name=x&data=%7B"),
+            Err(RequestError::InvalidData(_))
+        ));
+        assert!(matches!(
+            decode(BodyKind::Form, b"\xff"),
+            Err(RequestError::NotUtf8)
+        ));
+    }
+
+    #[test]
+    fn json_bodies() {
+        let e = decode(
+            BodyKind::Json,
+            br#"{"event_name":"t","data":[1],"extra":0}"#,
+        )
+        .unwrap();
+        assert_eq!((e.name(), e.data()), ("t", &json!([1])));
+        assert!(matches!(
+            decode(BodyKind::Json, b"[]"),
+            Err(RequestError::NotAnObject)
+        ));
+        assert!(matches!(
+            decode(BodyKind::Json, br#"{"event_name":1,"data":1}"#),
+            Err(RequestError::EventNameNotAString)
+        ));
+        assert!(matches!(
+            decode(BodyKind::Json, br#"{"event_name":"t"}"#),
+            Err(RequestError::MissingField("data"))
+        ));
+        assert!(matches!(
+            decode(BodyKind::Json, b"{"),
+            Err(RequestError::InvalidJsonBody(_))
+        ));
+    }
+}

@@ -1,0 +1,717 @@
+//! The listener server: warp request handling on connections accepted from our
+//! own tokio `TcpListener`, graceful shutdown with a timeout.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt as _};
+use http::{HeaderMap, Method, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use warp::Filter as _;
+
+use super::config::ListenerConfig;
+use super::dedup::{Claim, Dedup};
+use super::error::{ConfigError, ListenerError};
+use super::handler::{
+    self, Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, prepare_async,
+    prepare_sync, type_name_of,
+};
+use super::registry::Registry;
+use super::request::{self, BodyKind};
+use super::signature::{self, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret};
+
+/// Time a client gets to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP event listener: receives events posted by cryptoassets.core's
+/// `HTTPEventHandler` (or [`EventPoster`](super::EventPoster)) and dispatches
+/// them to handlers.
+///
+/// Handlers come from `#[event_listener]` functions anywhere in the program
+/// and from [`on`](Self::on) and friends.
+///
+/// ```no_run
+/// use conflictkit_runtime::events::{Listener, ListenerConfig};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+/// listener.on("txupdate", |update: serde_json::Value| async move {
+///     tracing::info!(%update, "transaction updated");
+/// });
+/// let handle = listener.start().await?;
+/// println!("listening on {}", handle.local_addr());
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    bind: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ListenerConfig,
+    secrets: Vec<WebhookSecret>,
+    registry: Registry,
+    dedup: Dedup,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Every in-flight request completed within the timeout.
+    Graceful,
+    /// The timeout passed; this many connections were aborted.
+    Forced {
+        /// Connections still open when the timeout passed.
+        aborted: usize,
+    },
+}
+
+impl Listener {
+    /// A listener with this configuration (not yet bound).
+    pub fn new(config: ListenerConfig) -> Self {
+        let secrets = config.secrets();
+        Self {
+            bind: config.bind,
+            shared: Arc::new(Shared {
+                registry: Registry::new(config.registered_handlers),
+                dedup: Dedup::new(config.tolerance),
+                secrets,
+                config,
+            }),
+        }
+    }
+
+    /// A listener configured from a cryptoassets.core style configuration
+    /// value; see [`ListenerConfig::from_config`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = serde_json::json!({"events": {"notify": {
+    ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
+    ///     "url": "http://localhost:10000",
+    /// }}});
+    /// let handle = conflictkit_runtime::events::Listener::from_config(&config)?.start().await?;
+    /// assert_eq!(handle.local_addr().port(), 10000);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+        Ok(Self::new(ListenerConfig::from_config(config)?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ListenerConfig {
+        &self.shared.config
+    }
+
+    fn add(
+        &self,
+        event: Option<Cow<'static, str>>,
+        name: Cow<'static, str>,
+        prepare: Arc<Prepare>,
+    ) -> &Self {
+        self.shared.registry.add(Handler {
+            name,
+            event,
+            timeout: None,
+            prepare,
+        });
+        self
+    }
+
+    /// Adds an async handler for `event`; the data is decoded into `T` (400
+    /// when it does not decode). Handlers added here run after the
+    /// `#[event_listener]` ones, in the order they were added.
+    pub fn on<T, F, Fut>(&self, event: impl Into<Cow<'static, str>>, handler: F) -> &Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerResult,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            Some(event.into()),
+            type_name_of::<F>(),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_async(ev, move |data| handler(data))
+            }),
+        )
+    }
+
+    /// Adds a blocking handler for `event`; it runs on tokio's blocking pool.
+    pub fn on_sync<T, F, R>(&self, event: impl Into<Cow<'static, str>>, handler: F) -> &Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+        R: IntoHandlerResult + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            Some(event.into()),
+            type_name_of::<F>(),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_sync(ev, move |data| handler(data))
+            }),
+        )
+    }
+
+    /// Adds an async handler for every event; it receives the name and the data.
+    pub fn on_any<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerResult,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            None,
+            type_name_of::<F>(),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_any_async(ev, move |name, data| handler(name.to_string(), data))
+            }),
+        )
+    }
+
+    /// Adds a blocking handler for every event.
+    pub fn on_any_sync<F, R>(&self, handler: F) -> &Self
+    where
+        F: Fn(String, Value) -> R + Send + Sync + 'static,
+        R: IntoHandlerResult + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            None,
+            type_name_of::<F>(),
+            Arc::new(move |ev| {
+                let handler = handler.clone();
+                prepare_any_sync(ev, move |name, data| handler(name.to_string(), data))
+            }),
+        )
+    }
+
+    async fn bind(&self) -> Result<(TcpListener, SocketAddr), ListenerError> {
+        let socket = TcpListener::bind(self.bind)
+            .await
+            .map_err(|source| ListenerError::Bind {
+                addr: self.bind,
+                source,
+            })?;
+        let addr = socket.local_addr().map_err(ListenerError::LocalAddr)?;
+        tracing::info!(%addr, "event listener listening");
+        Ok((socket, addr))
+    }
+
+    /// Binds and serves in the background on the current tokio runtime.
+    ///
+    /// The returned handle stops the server when dropped (gracefully, in the
+    /// background) or with [`ListenerHandle::shutdown`].
+    pub async fn start(self) -> Result<ListenerHandle, ListenerError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ListenerError::NoRuntime)?;
+        let (socket, addr) = self.bind().await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let task = runtime.spawn(serve_on(
+            socket,
+            self.shared,
+            requested(shutdown_rx),
+            closed_tx,
+        ));
+        Ok(ListenerHandle {
+            addr,
+            shutdown_tx,
+            closed_rx,
+            task: Some(task),
+        })
+    }
+
+    /// Binds, then serves on a thread of its own with its own tokio runtime,
+    /// for programs that are not async (the original's daemon thread).
+    ///
+    /// ```no_run
+    /// use conflictkit_runtime::events::{Listener, ListenerConfig};
+    ///
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
+    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// let handle = listener.start_blocking_thread()?;
+    /// println!("listening on {}", handle.local_addr());
+    /// handle.shutdown();
+    /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
+    /// ```
+    pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("conflictkit-events")
+            .enable_all()
+            .build()
+            .map_err(ListenerError::Thread)?;
+        let (socket, addr) = runtime.block_on(self.bind())?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let shared = self.shared;
+        let thread = std::thread::Builder::new()
+            .name("conflictkit-event-listener".into())
+            .spawn(move || {
+                runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx))
+            })
+            .map_err(ListenerError::Thread)?;
+        Ok(BlockingListenerHandle {
+            addr,
+            shutdown_tx,
+            closed_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Binds and serves in the foreground until Ctrl-C, then shuts down
+    /// gracefully.
+    pub async fn serve(self) -> Result<Shutdown, ListenerError> {
+        let (socket, _) = self.bind().await?;
+        let (closed_tx, _) = watch::channel(false);
+        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            let result = tokio::signal::ctrl_c().await;
+            let _ = signal_tx.send(result);
+        };
+        let outcome = serve_on(socket, self.shared, signal, closed_tx).await;
+        match signal_rx.await {
+            Ok(Err(e)) => Err(ListenerError::Signal(e)),
+            _ => Ok(outcome),
+        }
+    }
+
+    /// Binds and serves in the foreground until `signal` completes, then
+    /// shuts down gracefully.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Shutdown, ListenerError> {
+        let (socket, _) = self.bind().await?;
+        let (closed_tx, _) = watch::channel(false);
+        Ok(serve_on(socket, self.shared, signal, closed_tx).await)
+    }
+}
+
+/// Resolves when shutdown is requested or the requester is gone.
+async fn requested(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Accepts connections until `signal`, then closes the socket, lets in-flight
+/// requests finish for the shutdown timeout and aborts what is left.
+async fn serve_on(
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    signal: impl Future<Output = ()> + Send,
+    closed: watch::Sender<bool>,
+) -> Shutdown {
+    let timeout = shared.config.shutdown_timeout;
+    let service = warp::service(routes(shared));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        tokio::select! {
+            () = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::trace!(%peer, "connection accepted");
+                    let conn = warp::hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+                    let conn = graceful.watch(conn);
+                    connections.spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                // Per-connection failures (reset before accept) and resource
+                // exhaustion: log and keep serving.
+                Err(e) => tracing::warn!(error = %e, "accepting a connection failed"),
+            },
+        }
+    }
+    drop(socket);
+    let _ = closed.send(true);
+    tracing::info!(
+        in_flight = connections.len(),
+        "event listener stopped accepting; draining"
+    );
+    let outcome = tokio::select! {
+        () = graceful.shutdown() => Shutdown::Graceful,
+        () = tokio::time::sleep(timeout) => {
+            let aborted = connections.len();
+            tracing::warn!(aborted, "event listener shutdown timed out; aborting connections");
+            connections.abort_all();
+            Shutdown::Forced { aborted }
+        }
+    };
+    while connections.join_next().await.is_some() {}
+    outcome
+}
+
+fn routes(
+    shared: Arc<Shared>,
+) -> impl warp::Filter<Extract = (http::Response<Vec<u8>>,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap, body| {
+                let shared = shared.clone();
+                async move { shared.handle(&method, path.as_str(), &headers, body).await }
+            },
+        )
+}
+
+fn reply(status: StatusCode, body: Value) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(body.to_string().into_bytes());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(
+    status: StatusCode,
+    code: &str,
+    message: impl std::fmt::Display,
+) -> http::Response<Vec<u8>> {
+    reply(
+        status,
+        json!({"error": code, "message": message.to_string()}),
+    )
+}
+
+impl Shared {
+    async fn handle<S, B>(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: S,
+    ) -> http::Response<Vec<u8>>
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: bytes::Buf,
+    {
+        let response = self.handle_inner(method, path, headers, body).await;
+        tracing::debug!(%method, path, status = response.status().as_u16(), "event request");
+        response
+    }
+
+    async fn handle_inner<S, B>(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: S,
+    ) -> http::Response<Vec<u8>>
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send,
+        B: bytes::Buf,
+    {
+        if path != "/" {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the event listener serves only `POST /`",
+            );
+        }
+        if method != Method::POST {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("`{method}` is not allowed: post events with `POST /`"),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            return r;
+        }
+        let max = self.config.max_body;
+        let length = match headers
+            .get(header::CONTENT_LENGTH)
+            .map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()))
+        {
+            None => {
+                return error(
+                    StatusCode::LENGTH_REQUIRED,
+                    "length_required",
+                    "send a `Content-Length` header",
+                );
+            }
+            Some(None) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_content_length",
+                    "`Content-Length` is not a number",
+                );
+            }
+            Some(Some(n)) => n,
+        };
+        if length > max as u64 {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is {length} bytes; the limit is {max} bytes"),
+            );
+        }
+        let kind = match headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(BodyKind::from_content_type)
+        {
+            Some(kind) => kind,
+            None => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send `application/x-www-form-urlencoded` (fields `event_name` and `data`) or `application/json`",
+                );
+            }
+        };
+        let body = match read_body(body, max).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let verified = if self.secrets.is_empty() {
+            None
+        } else {
+            let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+            match signature::verify(
+                &self.secrets,
+                header(WEBHOOK_ID),
+                header(WEBHOOK_TIMESTAMP),
+                header(WEBHOOK_SIGNATURE),
+                &body,
+                signature::unix_now(),
+                self.config.tolerance,
+            ) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rejected an event with a bad signature");
+                    return error(StatusCode::UNAUTHORIZED, "bad_signature", e);
+                }
+            }
+        };
+        let event = match request::decode(kind, &body) {
+            Ok(event) => event,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.code(), e),
+        };
+        let handlers = self.registry.handlers_for(event.name());
+        if handlers.is_empty() {
+            if self.config.strict {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_event",
+                    format!("no handler is registered for the event `{}`", event.name()),
+                );
+            }
+            tracing::warn!(
+                event = event.name(),
+                "no handler is registered for this event; ignored"
+            );
+            return reply(StatusCode::OK, json!({"status": "ignored", "handlers": 0}));
+        }
+        let claim = match &verified {
+            None => None,
+            Some(v) => match self
+                .dedup
+                .claim(&v.id, v.timestamp, signature::unix_now())
+                .await
+            {
+                Claim::Duplicate => {
+                    tracing::info!(webhook_id = %v.id, "duplicate event not dispatched again");
+                    return reply(StatusCode::OK, json!({"status": "duplicate"}));
+                }
+                Claim::Owner(guard) => Some(guard),
+            },
+        };
+        // Prepare every handler before running any: undecodable data means nothing runs.
+        let mut prepared = Vec::with_capacity(handlers.len());
+        for h in &handlers {
+            match h.prepare(&event) {
+                Ok(Ok(fut)) => prepared.push((h, Ok(fut))),
+                Ok(Err(e)) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "undecodable_data", "handler": h.name, "message": e.to_string()}),
+                    );
+                }
+                Err(failure) => prepared.push((h, Err(failure))),
+            }
+        }
+        let mut failures = Vec::new();
+        for (h, fut) in prepared {
+            let result = match fut {
+                Ok(fut) => handler::run(fut, h.timeout.or(self.config.handler_timeout)).await,
+                Err(failure) => Err(failure),
+            };
+            if let Err(failure) = result {
+                tracing::error!(event = event.name(), handler = %h.name, %failure, "event handler failed");
+                failures.push(json!({"handler": h.name, "message": failure.to_string()}));
+            }
+        }
+        if failures.is_empty() {
+            if let Some(claim) = claim {
+                claim.succeeded();
+            }
+            reply(
+                StatusCode::OK,
+                json!({"status": "handled", "handlers": handlers.len()}),
+            )
+        } else {
+            let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
+            let message = format!(
+                "{} of {} handler(s) failed: {names:?}",
+                failures.len(),
+                handlers.len()
+            );
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "handler_failed", "message": message, "failures": failures}),
+            )
+        }
+    }
+}
+
+async fn read_body<S, B>(body: S, max: usize) -> Result<Bytes, http::Response<Vec<u8>>>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: bytes::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| error(StatusCode::BAD_REQUEST, "unreadable_body", e))?;
+        if out.len() + chunk.remaining() > max {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds the limit of {max} bytes"),
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// A listener running in the background on a tokio runtime.
+///
+/// Dropping it starts a graceful shutdown in the background.
+#[derive(Debug)]
+pub struct ListenerHandle {
+    addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    closed_rx: watch::Receiver<bool>,
+    task: Option<tokio::task::JoinHandle<Shutdown>>,
+}
+
+impl ListenerHandle {
+    /// The address the listener is bound to (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Resolves once the listening socket is closed (new connections are
+    /// refused), after a shutdown has begun.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed_rx.clone();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
+    }
+
+    /// Stops accepting connections, waits for in-flight requests up to the
+    /// configured shutdown timeout, then aborts the remaining connections.
+    pub async fn shutdown(mut self) -> Shutdown {
+        let _ = self.shutdown_tx.send(true);
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Shutdown::Forced { aborted: 0 }),
+            None => Shutdown::Graceful,
+        }
+    }
+}
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+}
+
+/// A listener running on its own thread; see
+/// [`Listener::start_blocking_thread`].
+///
+/// Dropping it shuts the listener down and waits for the thread (at most the
+/// shutdown timeout).
+#[derive(Debug)]
+pub struct BlockingListenerHandle {
+    addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    closed_rx: watch::Receiver<bool>,
+    thread: Option<std::thread::JoinHandle<Shutdown>>,
+}
+
+impl BlockingListenerHandle {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the listening socket is closed.
+    pub fn is_closed(&self) -> bool {
+        *self.closed_rx.borrow()
+    }
+
+    /// Shuts down as [`ListenerHandle::shutdown`] does, blocking the caller.
+    pub fn shutdown(mut self) -> Shutdown {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Shutdown {
+        let _ = self.shutdown_tx.send(true);
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or(Shutdown::Forced { aborted: 0 }),
+            None => Shutdown::Graceful,
+        }
+    }
+}
+
+impl Drop for BlockingListenerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,364 @@
+//! The event poster over real HTTP on loopback: the original's bytes on the
+//! wire, round trips to the listener, retries and typed errors.
+
+mod events_common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conflictkit::events::{EventPoster, Listener, ListenerConfig, PostError, WebhookSecret};
+use events_common::isolated_config;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One request as it arrived on the socket.
+#[derive(Debug)]
+struct Captured {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A bare HTTP server that records each request and answers `status`, like
+/// the original's `HTTPNotificationTestCase` server.
+async fn capture_server(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
+    let c = captured.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = socket.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = stream.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "connection closed before a full request");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap();
+                        while buf.len() < end + 4 + length {
+                            let n = stream.read(&mut chunk).await.unwrap();
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        break (head, buf[end + 4..end + 4 + length].to_vec());
+                    }
+                };
+                c.lock().unwrap().push(Captured { head, body });
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+                );
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    (addr, captured)
+}
+
+#[derive(Serialize)]
+struct Original {
+    test: &'static str,
+    test2: Decimal,
+}
+
+#[tokio::test]
+async fn the_body_on_the_wire_is_the_originals_byte_for_byte() {
+    // SEED §6.3 HTTPNotificationTestCase: trigger("foobar", {"test": "abc", "test2": Decimal("1.0")}).
+    let (addr, captured) = capture_server(200).await;
+    let poster = EventPoster::new(&format!("http://{addr}")).unwrap();
+    poster
+        .post(
+            "foobar",
+            &Original {
+                test: "abc",
+                test2: "1.0".parse().unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let captured = captured.lock().unwrap();
+    assert_eq!(captured.len(), 1, "exactly one POST arrived");
+    // What CPython's requests.post(url, data={...}) sent for this event.
+    assert_eq!(
+        String::from_utf8(captured[0].body.clone()).unwrap(),
+        "event_name=foobar&data=%7B%22test%22%3A+%22abc%22%2C+%22test2%22%3A+%221.0%22%7D&xdata=%7B%22test%22%3A+%22abc%22%2C+%22test2%22%3A+%221.0%22%7D"
+    );
+    let head = captured[0].head.to_ascii_lowercase();
+    assert!(head.starts_with("post / http/1.1"), "{head}");
+    assert!(
+        head.contains("content-type: application/x-www-form-urlencoded"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("webhook-signature"),
+        "unsigned without a secret"
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Payment {
+    txid: String,
+    amount: Decimal,
+}
+
+async fn payments_listener(
+    config: ListenerConfig,
+) -> (
+    conflictkit::events::ListenerHandle,
+    Arc<Mutex<Vec<Payment>>>,
+) {
+    let got: Arc<Mutex<Vec<Payment>>> = Arc::default();
+    let listener = Listener::new(config);
+    let g = got.clone();
+    listener.on_sync("payment", move |p: Payment| g.lock().unwrap().push(p));
+    (listener.start().await.unwrap(), got)
+}
+
+#[tokio::test]
+async fn round_trip_without_a_signature() {
+    let (handle, got) = payments_listener(isolated_config()).await;
+    let payment = Payment {
+        txid: "t1".into(),
+        amount: "12.340".parse().unwrap(),
+    };
+    EventPoster::new(&format!("http://{}", handle.local_addr()))
+        .unwrap()
+        .post("payment", &payment)
+        .await
+        .unwrap();
+    assert_eq!(*got.lock().unwrap(), vec![payment]);
+}
+
+#[tokio::test]
+async fn round_trip_with_a_signature() {
+    let secret = WebhookSecret::generate();
+    let (handle, got) = payments_listener(ListenerConfig {
+        secret: Some(secret.clone()),
+        ..isolated_config()
+    })
+    .await;
+    let url = format!("http://{}", handle.local_addr());
+    let payment = Payment {
+        txid: "t2".into(),
+        amount: "0.1".parse().unwrap(),
+    };
+
+    EventPoster::new(&url)
+        .unwrap()
+        .with_secret(secret)
+        .post("payment", &payment)
+        .await
+        .unwrap();
+    assert_eq!(*got.lock().unwrap(), vec![payment.clone()]);
+
+    // Unsigned, or signed with another secret: 401, never retried, not dispatched.
+    let unsigned = EventPoster::new(&url)
+        .unwrap()
+        .post("payment", &payment)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            unsigned,
+            PostError::Status {
+                status: 401,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{unsigned:?}"
+    );
+    let wrong = EventPoster::new(&url)
+        .unwrap()
+        .with_secret(WebhookSecret::generate())
+        .post("payment", &payment)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.status(), Some(401));
+    assert_eq!(got.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_the_same_webhook_id_until_handled() {
+    let secret = WebhookSecret::generate();
+    let listener = Listener::new(ListenerConfig {
+        secret: Some(secret.clone()),
+        ..isolated_config()
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    listener.on("flaky", move |_: Value| {
+        let attempt = c.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if attempt < 3 {
+                Err(format!("attempt {attempt} failed"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let handle = listener.start().await.unwrap();
+    EventPoster::new(&format!("http://{}", handle.local_addr()))
+        .unwrap()
+        .with_secret(secret)
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_retries(3)
+        .post("flaky", &json!({}))
+        .await
+        .unwrap();
+    // Two 500s released the webhook-id, so the retries were dispatched again.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_the_error_carries_status_and_body() {
+    let (addr, captured) = capture_server(503).await;
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_retries(2)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    match &err {
+        PostError::Status {
+            status,
+            body,
+            attempts,
+        } => {
+            assert_eq!((*status, body.as_str(), *attempts), (503, "nope", 3));
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
+    assert_eq!(captured.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn too_many_requests_is_retried_but_other_4xx_are_not() {
+    let (busy, busy_seen) = capture_server(429).await;
+    let err = EventPoster::new(&format!("http://{busy}"))
+        .unwrap()
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_retries(1)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(busy_seen.lock().unwrap().len(), 2);
+
+    let (gone, gone_seen) = capture_server(404).await;
+    let err = EventPoster::new(&format!("http://{gone}"))
+        .unwrap()
+        .with_retries(5)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PostError::Status {
+                status: 404,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(gone_seen.lock().unwrap().len(), 1);
+
+    // A 2xx other than 200 is not what the original accepted either.
+    let (odd, _) = capture_server(204).await;
+    let err = EventPoster::new(&format!("http://{odd}"))
+        .unwrap()
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(204));
+}
+
+#[tokio::test]
+async fn connection_errors_are_retried_then_reported() {
+    // A port that was just free: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_retries(2)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    match &err {
+        PostError::Request { attempts, source } => {
+            assert_eq!(*attempts, 3);
+            assert!(source.is_connect(), "{source:?}");
+        }
+        other => panic!("expected a request error, got {other:?}"),
+    }
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // Accept and hold connections without ever answering.
+        while let Ok((stream, _)) = socket.accept().await {
+            let _ = accepted_tx.send(stream);
+        }
+    });
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_timeout(Duration::from_millis(100))
+        .with_retries(0)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PostError::Request { attempts: 1, source } if source.is_timeout()),
+        "{err:?}"
+    );
+    assert!(
+        accepted_rx.recv().await.is_some(),
+        "the request reached the server"
+    );
+}
+
+#[test]
+fn invalid_input_is_a_typed_error() {
+    assert!(matches!(
+        EventPoster::new("not a url"),
+        Err(PostError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        EventPoster::new("ftp://host/"),
+        Err(PostError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        EventPoster::encode("", &json!({})),
+        Err(PostError::EmptyEventName)
+    ));
+    let mut not_json = std::collections::HashMap::new();
+    not_json.insert((1, 2), 3);
+    assert!(matches!(
+        EventPoster::encode("x", &not_json),
+        Err(PostError::Serialize(_))
+    ));
+}

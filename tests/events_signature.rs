@@ -1,0 +1,229 @@
+//! Standard Webhooks signatures: the published test vector, and a signed
+//! listener over real HTTP (401 cases, key rotation, duplicate webhook-id).
+
+mod events_common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use conflictkit::events::{
+    DEFAULT_TOLERANCE, Listener, ListenerConfig, ListenerHandle, SignatureError, WebhookSecret,
+    verify,
+};
+use events_common::{Reply, isolated_config};
+use serde_json::{Value, json};
+
+// https://www.standardwebhooks.com/ — the specification's published example.
+const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const VECTOR_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const VECTOR_TS: i64 = 1614265330;
+const VECTOR_BODY: &[u8] = br#"{"test": 2432232314}"#;
+const VECTOR_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+#[test]
+fn the_published_test_vector_signs_and_verifies() {
+    let secret: WebhookSecret = VECTOR_SECRET.parse().unwrap();
+    assert_eq!(
+        secret.sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY),
+        VECTOR_SIGNATURE
+    );
+    let verified = verify(
+        &[secret],
+        Some(VECTOR_ID),
+        Some("1614265330"),
+        Some(VECTOR_SIGNATURE),
+        VECTOR_BODY,
+        VECTOR_TS,
+        DEFAULT_TOLERANCE,
+    )
+    .unwrap();
+    assert_eq!(
+        (verified.id.as_str(), verified.timestamp),
+        (VECTOR_ID, VECTOR_TS)
+    );
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn signed_listener(
+    secret: &WebhookSecret,
+    rotated: Vec<WebhookSecret>,
+) -> (ListenerHandle, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::new(ListenerConfig {
+        secret: Some(secret.clone()),
+        rotated_secrets: rotated,
+        ..isolated_config()
+    });
+    let c = calls.clone();
+    listener.on("signed", move |_: Value| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    (listener.start().await.unwrap(), calls)
+}
+
+const BODY: &str = "event_name=signed&data=%7B%22a%22%3A+1%7D";
+
+async fn send(handle: &ListenerHandle, headers: &[(&str, String)], body: &str) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/", handle.local_addr()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    for (k, v) in headers {
+        request = request.header(*k, v);
+    }
+    let response = request.send().await.unwrap();
+    Reply {
+        status: response.status().as_u16(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+fn signed_headers(
+    secret: &WebhookSecret,
+    id: &str,
+    ts: i64,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", secret.sign(id, ts, body.as_bytes())),
+    ]
+}
+
+#[tokio::test]
+async fn bad_or_missing_signatures_get_401_and_are_not_dispatched() {
+    let secret = WebhookSecret::generate();
+    let (handle, calls) = signed_listener(&secret, vec![]).await;
+
+    let missing = send(&handle, &[], BODY).await;
+    assert_eq!(
+        (missing.status, missing.json()["error"].clone()),
+        (401, json!("bad_signature"))
+    );
+    assert!(missing.body.contains("webhook-id"), "{}", missing.body);
+
+    let wrong_secret = send(
+        &handle,
+        &signed_headers(&WebhookSecret::generate(), "msg_1", now(), BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(wrong_secret.status, 401);
+
+    // Signed over other bytes than the ones sent.
+    let tampered = send(
+        &handle,
+        &signed_headers(&secret, "msg_2", now(), BODY),
+        &BODY.replace("%3A+1", "%3A+2"),
+    )
+    .await;
+    assert_eq!(tampered.status, 401);
+
+    let stale_ts = now() - 3600;
+    let stale = send(
+        &handle,
+        &signed_headers(&secret, "msg_3", stale_ts, BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(stale.status, 401);
+    assert!(stale.body.contains("tolerance"), "{}", stale.body);
+
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let good = send(
+        &handle,
+        &signed_headers(&secret, "msg_4", now(), BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn rotated_secrets_and_several_signatures_are_accepted() {
+    let (old, new) = (WebhookSecret::generate(), WebhookSecret::generate());
+    let (handle, calls) = signed_listener(&new, vec![old.clone()]).await;
+    let ts = now();
+    // Signed with the old key only.
+    assert_eq!(
+        send(&handle, &signed_headers(&old, "rot_1", ts, BODY), BODY)
+            .await
+            .status,
+        200
+    );
+    // A header carrying a bogus signature and a valid one.
+    let both = format!("v1,AAAA {}", new.sign("rot_2", ts, BODY.as_bytes()));
+    let headers = vec![
+        ("webhook-id", "rot_2".to_owned()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", both),
+    ];
+    assert_eq!(send(&handle, &headers, BODY).await.status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_duplicate_webhook_id_is_answered_200_and_dispatched_once() {
+    let secret = WebhookSecret::generate();
+    let (handle, calls) = signed_listener(&secret, vec![]).await;
+    let first = send(
+        &handle,
+        &signed_headers(&secret, "msg_dup", now(), BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(
+        (first.status, first.json()["status"].clone()),
+        (200, json!("handled"))
+    );
+    // A retry: same id, fresh timestamp and signature.
+    let again = send(
+        &handle,
+        &signed_headers(&secret, "msg_dup", now() + 1, BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.json()["status"].clone()),
+        (200, json!("duplicate"))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Another id is dispatched.
+    assert_eq!(
+        send(
+            &handle,
+            &signed_headers(&secret, "msg_other", now(), BODY),
+            BODY
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn verify_reports_why() {
+    let secret: WebhookSecret = VECTOR_SECRET.parse().unwrap();
+    let err = verify(
+        &[secret],
+        Some(VECTOR_ID),
+        Some("1614265330"),
+        Some("v1,AAAA"),
+        VECTOR_BODY,
+        VECTOR_TS,
+        DEFAULT_TOLERANCE,
+    )
+    .unwrap_err();
+    assert_eq!(err, SignatureError::Mismatch);
+}

@@ -1,0 +1,7 @@
+#[conflictkit::event_listener("txupdate")]
+fn two_args(_event_name: &str, _data: serde_json::Value) {}
+
+#[conflictkit::event_listener("txupdate")]
+fn no_args() {}
+
+fn main() {}
