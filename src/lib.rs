@@ -7,12 +7,15 @@
 pub use conflictkit_runtime::resolver;
 
 // == auto_number (issue 4) ==
+#[doc(inline)]
+pub use conflictkit_macros::AutoNumber;
 pub use conflictkit_runtime::auto_number;
+pub use conflictkit_runtime::auto_number::AutoNumber;
 
 // == merge + config (issue 5) ==
-pub use conflictkit_runtime::merge;
 #[cfg(feature = "config")]
 pub use conflictkit_runtime::config;
+pub use conflictkit_runtime::merge;
 
 // == events (issue 6) ==
 #[cfg(feature = "events")]
@@ -30,5 +33,6 @@ pub mod __private {
     pub use serde_json;
     // == resolver ==
     // == auto_number ==
+    pub use conflictkit_runtime::auto_number::__private as auto_number;
     // == events ==
 }
