@@ -373,8 +373,9 @@ fn parse_start(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<i128>> {
         },
         _ => Err(start_error(&expr)),
     }?;
+    let key = &meta.path;
     Ok(Spanned {
-        tokens: quote::quote!(start = #expr),
+        tokens: quote::quote!(#key = #expr),
         value,
     })
 }
@@ -384,7 +385,18 @@ fn start_error(expr: &Expr) -> syn::Error {
 }
 
 fn parse_repr(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Result<Spanned<IntRepr>>> {
-    let ty: syn::Type = meta.value()?.parse()?;
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        return Ok(Err(syn::Error::new(
+            lit.span(),
+            format_args!(
+                "`repr` takes a type, not a string: write `repr = {}`",
+                lit.value()
+            ),
+        )));
+    }
+    let ty: syn::Type = value.parse()?;
     let found = match &ty {
         syn::Type::Path(p) if p.qself.is_none() => p
             .path
