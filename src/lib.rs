@@ -10,7 +10,10 @@ pub use conflictkit_runtime::resolver::{
 };
 
 // == auto_number (issue 4) ==
+#[doc(inline)]
+pub use conflictkit_macros::AutoNumber;
 pub use conflictkit_runtime::auto_number;
+pub use conflictkit_runtime::auto_number::AutoNumber;
 
 // == merge + config (issue 5) ==
 #[cfg(feature = "config")]
@@ -77,6 +80,7 @@ pub mod __private {
         CallOptions, ConflictResolver, Isolation, SqliteMode, Txn,
     };
     // == auto_number ==
+    pub use conflictkit_runtime::auto_number::__private as auto_number;
     // == events ==
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;

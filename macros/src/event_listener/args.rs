@@ -1,8 +1,7 @@
 //! Arguments of `#[event_listener(...)]`: an optional event name (a string
 //! literal, first), then `crate = "path"` and `timeout_ms = N`.
 //!
-//! The `crate = "path"` parsing is local to this macro until the shared
-//! `common::crate_path` helper lands.
+//! `crate = "path"` is parsed by the shared `common::crate_path` helper.
 
 use proc_macro2::TokenStream;
 use syn::parse::{ParseStream, Parser};
@@ -135,19 +134,7 @@ fn apply(args: &mut Args, meta: Meta) -> Result<(), syn::Error> {
             if args.krate.is_some() {
                 return Err(syn::Error::new(key.span(), "`crate` is set more than once"));
             }
-            let Expr::Lit(ExprLit {
-                lit: Lit::Str(lit), ..
-            }) = value
-            else {
-                return Err(syn::Error::new(
-                    value.span(),
-                    "`crate` takes a path in a string literal: `crate = \"my_reexport::conflictkit\"`",
-                ));
-            };
-            args.krate =
-                Some(lit.parse::<Path>().map_err(|e| {
-                    syn::Error::new(lit.span(), format!("`crate` is not a path: {e}"))
-                })?);
+            args.krate = Some(crate::common::crate_path::crate_path_from_expr(value)?);
         }
         _ => {
             if args.timeout_ms.is_some() {

@@ -1,7 +1,7 @@
 //! Validation of the handler function and generation of its registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, ItemFn, ReturnType, Type};
 
@@ -176,9 +176,8 @@ fn is_str_ref(ty: &Type) -> bool {
 fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     let krate = args
         .krate
-        .as_ref()
-        .map(ToTokens::to_token_stream)
-        .unwrap_or_else(|| quote!(::conflictkit));
+        .clone()
+        .unwrap_or_else(crate::common::crate_path::default_crate_path);
     let rt = quote!(#krate::__private::events);
     let ident = &func.sig.ident;
     let name = ident.to_string();

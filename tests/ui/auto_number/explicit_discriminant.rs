@@ -1,0 +1,10 @@
+use conflictkit::AutoNumber;
+
+#[derive(AutoNumber)]
+enum Subsystem {
+    Database,
+    StatusServer = 5,
+    Backend,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use conflictkit::AutoNumber;
+
+#[derive(AutoNumber)]
+enum Sized<const N: usize> {
+    A,
+}
+
+fn main() {}

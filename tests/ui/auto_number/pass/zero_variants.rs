@@ -1,0 +1,17 @@
+#![deny(warnings)]
+
+use conflictkit::AutoNumber;
+
+#[derive(AutoNumber)]
+enum Never {}
+
+#[derive(AutoNumber)]
+#[auto_number(repr = u8, start = 0, serde = "name")]
+pub enum AlsoNever {}
+
+fn main() {
+    assert!(Never::VARIANTS.is_empty());
+    assert!(Never::from_value(1).is_none());
+    assert!(AlsoNever::from_name("x").is_none());
+    assert!("x".parse::<Never>().is_err());
+}

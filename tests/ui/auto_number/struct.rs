@@ -1,0 +1,8 @@
+use conflictkit::AutoNumber;
+
+#[derive(AutoNumber)]
+struct Subsystem {
+    id: i32,
+}
+
+fn main() {}

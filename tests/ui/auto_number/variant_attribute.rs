@@ -1,0 +1,10 @@
+use conflictkit::AutoNumber;
+
+#[derive(AutoNumber)]
+enum Subsystem {
+    Database,
+    #[auto_number(start = 10)]
+    Backend,
+}
+
+fn main() {}
