@@ -1,0 +1,96 @@
+//! The money-moving functions: each is a `#[managed_transaction]`, replayed
+//! by the resolver when the database reports a serialization conflict.
+
+use conflictkit::{CannotResolveDatabaseConflict, Txn, managed_transaction};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+use crate::entities::{TxKind, TxState, account, ledger};
+
+/// Errors of the wallet's operations.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("account {0} does not exist")]
+    NoSuchAccount(i32),
+    #[error("account {account} has {balance} cents, cannot send {amount}")]
+    InsufficientFunds { account: i32, balance: i64, amount: i64 },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Unresolved(#[from] CannotResolveDatabaseConflict),
+}
+
+async fn balance_of(txn: &Txn, id: i32) -> Result<i64, WalletError> {
+    Ok(account::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or(WalletError::NoSuchAccount(id))?
+        .balance)
+}
+
+async fn set_balance(txn: &Txn, id: i32, balance: i64) -> Result<(), WalletError> {
+    account::ActiveModel { id: Set(id), balance: Set(balance) }.update(txn).await?;
+    Ok(())
+}
+
+async fn record(txn: &Txn, account: i32, amount: i64, kind: TxKind, txid: Option<String>) -> Result<(), WalletError> {
+    ledger::ActiveModel {
+        account: Set(account),
+        amount: Set(amount),
+        kind: Set(kind),
+        state: Set(TxState::Credited),
+        txid: Set(txid),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Adds `amount` cents to `account`; returns the new balance.
+///
+/// SQLite runs it `deferred` so that concurrent top-ups really race (and
+/// conflict, and get replayed) instead of queueing on the write lock;
+/// PostgreSQL and MariaDB run it SERIALIZABLE.
+#[managed_transaction(sqlite_mode = "deferred", retries = 20)]
+pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletError> {
+    let balance = balance_of(txn, account).await? + amount;
+    set_balance(txn, account, balance).await?;
+    record(txn, account, amount, TxKind::TopUp, None).await?;
+    Ok(balance)
+}
+
+/// Moves `amount` cents from `from` to `to`, refusing to overdraw.
+#[managed_transaction(sqlite_mode = "deferred", retries = 20)]
+pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
+    let from_balance = balance_of(txn, from).await?;
+    if from_balance < amount {
+        return Err(WalletError::InsufficientFunds { account: from, balance: from_balance, amount });
+    }
+    let to_balance = balance_of(txn, to).await?;
+    set_balance(txn, from, from_balance - amount).await?;
+    set_balance(txn, to, to_balance + amount).await?;
+    record(txn, from, -amount, TxKind::TransferOut, None).await?;
+    record(txn, to, amount, TxKind::TransferIn, None).await?;
+    Ok(())
+}
+
+/// Credits a network deposit once: a `txid` already in the ledger is a
+/// replayed notification and changes nothing. Returns whether it credited.
+/// The log line is an after-commit hook: it is printed only if the credit
+/// really committed, once, however many times the body was replayed.
+#[managed_transaction(retries = 20)]
+pub async fn credit_deposit(txn: &Txn, account: i32, amount: i64, txid: &str) -> Result<bool, WalletError> {
+    let seen = ledger::Entity::find()
+        .filter(ledger::Column::Txid.eq(txid))
+        .one(txn)
+        .await?;
+    if seen.is_some() {
+        return Ok(false);
+    }
+    let balance = balance_of(txn, account).await? + amount;
+    set_balance(txn, account, balance).await?;
+    record(txn, account, amount, TxKind::Deposit, Some(txid.to_owned())).await?;
+    let txid = txid.to_owned();
+    txn.after_commit(move || tracing::info!(%txid, account, amount, "deposit credited"));
+    Ok(true)
+}

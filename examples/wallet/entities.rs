@@ -1,0 +1,88 @@
+//! The wallet's tables: accounts and the ledger of transactions.
+
+use conflictkit::AutoNumber;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Schema};
+
+/// Where a ledger entry is in its life; stored as an integer column (1, 2, 3).
+#[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    /// Seen, not yet final.
+    Pending,
+    /// Final on the network.
+    Confirmed,
+    /// Applied to the account balance.
+    Credited,
+}
+
+/// What moved the money; also stored as an integer.
+#[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxKind {
+    /// Money in from outside (a top-up).
+    TopUp,
+    /// The debit half of a transfer.
+    TransferOut,
+    /// The credit half of a transfer.
+    TransferIn,
+    /// A deposit reported by a `txupdate` event.
+    Deposit,
+}
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wallet_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        /// Balance in cents.
+        pub balance: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod ledger {
+    use sea_orm::entity::prelude::*;
+
+    use super::{TxKind, TxState};
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wallet_ledger")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub account: i32,
+        /// Signed amount in cents.
+        pub amount: i64,
+        pub kind: TxKind,
+        pub state: TxState,
+        /// The network transaction id of a deposit (unique), none otherwise.
+        #[sea_orm(unique)]
+        pub txid: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Drops and creates the tables, then opens `accounts` accounts with `initial` cents each.
+pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Result<(), DbErr> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let backend = db.get_database_backend();
+    let schema = Schema::new(backend);
+    for table in ["wallet_ledger", "wallet_accounts"] {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
+    }
+    db.execute(&schema.create_table_from_entity(account::Entity)).await?;
+    db.execute(&schema.create_table_from_entity(ledger::Entity)).await?;
+    for id in 1..=accounts {
+        account::ActiveModel { id: Set(id), balance: Set(initial) }.insert(db).await?;
+    }
+    Ok(())
+}

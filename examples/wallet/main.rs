@@ -1,0 +1,290 @@
+//! `cargo run --example wallet`: a small wallet service built from every part
+//! of conflictkit. Run with `--help` for the flags.
+//!
+//! - Concurrent top-ups and transfers between a few hot accounts go through
+//!   `#[managed_transaction]` functions; conflicts happen and are replayed.
+//!   At the end: balances, an invariant check (no lost update: balances equal
+//!   the ledger and the sum of committed operations), resolver stats, throughput.
+//! - Ledger entries carry `#[derive(AutoNumber)]` states stored as integers.
+//! - The event listener receives `txupdate` deposits posted by an
+//!   `EventPoster`; `#[event_listener("txupdate")]` credits them through a
+//!   managed transaction; a replayed notification is not credited twice.
+//! - Configuration: built-in defaults < `--config FILE` < `--set key=value`,
+//!   merged by `conflictkit::config`.
+//!
+//! By default the database is an embedded SQLite file (WAL) in a temporary
+//! directory; `DATABASE_URL=postgres://…` or `mysql://…` runs the same
+//! demonstration on that server. The exit code is non-zero when the invariant
+//! check fails.
+
+mod bank;
+mod entities;
+mod events;
+mod report;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use conflictkit::ConflictResolver;
+use conflictkit::events::{EventPoster, Listener, WebhookSecret};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+use bank::WalletError;
+
+/// A wallet service on conflictkit: concurrent money movement without locks.
+#[derive(Debug, Parser)]
+#[command(name = "wallet", version, about)]
+struct Cli {
+    /// Database URL (postgres://…, mysql://…, sqlite://…); default: an
+    /// embedded SQLite file in a temporary directory.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// A configuration file (YAML, JSON or TOML) merged over the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. `--set wallet.tasks=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Print the built-in default configuration and exit.
+    #[arg(long)]
+    print_defaults: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if cli.print_defaults {
+        print!("{}", settings::DEFAULTS);
+        return ExitCode::SUCCESS;
+    }
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("wallet: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the workload committed, counted by the application itself.
+#[derive(Default)]
+struct Committed {
+    top_ups: AtomicU64,
+    top_up_cents: AtomicI64,
+    transfers: AtomicU64,
+    refused: AtomicU64,
+    unresolved: AtomicU64,
+}
+
+async fn run(cli: Cli) -> Result<bool, BoxError> {
+    let settings = settings::load(cli.config, &cli.sets)?;
+    let (db, location, _dir) = connect(cli.database_url.or(settings.database.url.clone()), settings.database.max_connections).await?;
+    let w = &settings.wallet;
+    println!("conflictkit wallet demo");
+    println!("  database: {location}");
+    println!(
+        "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts",
+        w.tasks, w.operations_per_task, w.accounts
+    );
+    entities::migrate(&db, w.accounts, w.initial_balance).await?;
+
+    let resolver = ConflictResolver::new(db.clone());
+    events::RESOLVER
+        .set(resolver.clone())
+        .map_err(|_| "the wallet resolver was set twice")?;
+
+    // 1. Concurrent money movement.
+    let committed = Arc::new(Committed::default());
+    let started = Instant::now();
+    workload(&resolver, &settings, committed.clone()).await?;
+    let elapsed = started.elapsed();
+
+    // 2. Deposits through the event listener.
+    let deposits = deposits(&settings).await?;
+
+    // 3. The report.
+    let ok = report::print(&db, &resolver, &settings, &committed, &deposits, elapsed).await?;
+    Ok(ok)
+}
+
+/// Opens the database: the URL given, or an embedded SQLite file (WAL).
+async fn connect(url: Option<String>, max_connections: u32) -> Result<(DatabaseConnection, String, Option<tempfile::TempDir>), BoxError> {
+    let (url, dir) = match url {
+        Some(url) => (url, None),
+        None => {
+            let dir = tempfile::Builder::new().prefix("conflictkit-wallet-").tempdir()?;
+            let path = dir.path().join("wallet.db");
+            (format!("sqlite://{}?mode=rwc", path.display()), Some(dir))
+        }
+    };
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(60))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    let mut location = redact_password(&url);
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        location.push_str(" (WAL)");
+    }
+    Ok((db, location, dir))
+}
+
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn workload(resolver: &ConflictResolver, settings: &settings::Settings, committed: Arc<Committed>) -> Result<(), BoxError> {
+    let w = &settings.wallet;
+    let total = (w.tasks * w.operations_per_task) as u64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("  {bar:40} {pos}/{len} operations {msg}")?,
+    );
+    let mut handles = Vec::new();
+    for _ in 0..w.tasks {
+        let resolver = resolver.clone();
+        let committed = committed.clone();
+        let bar = bar.clone();
+        let (ops, accounts) = (w.operations_per_task, w.accounts);
+        handles.push(tokio::spawn(async move {
+            for _ in 0..ops {
+                let (top_up, a, b, amount) = {
+                    let mut rng = rand::rng();
+                    let a = rng.random_range(1..=accounts);
+                    let b = (a % accounts) + 1;
+                    (rng.random_bool(0.5), a, b, rng.random_range(1..=2_000))
+                };
+                let outcome = if top_up {
+                    bank::top_up(&resolver, a, amount).await.map(|_| {
+                        committed.top_ups.fetch_add(1, Ordering::Relaxed);
+                        committed.top_up_cents.fetch_add(amount, Ordering::Relaxed);
+                    })
+                } else {
+                    bank::transfer(&resolver, a, b, amount).await.map(|()| {
+                        committed.transfers.fetch_add(1, Ordering::Relaxed);
+                    })
+                };
+                match outcome {
+                    Ok(()) => {}
+                    Err(WalletError::InsufficientFunds { .. }) => {
+                        committed.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(WalletError::Unresolved(e)) => {
+                        tracing::warn!("{e}");
+                        committed.unresolved.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(e),
+                }
+                bar.inc(1);
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// What happened to the deposits posted to the listener.
+pub struct Deposits {
+    pub listener: std::net::SocketAddr,
+    pub posted: usize,
+    pub replays_sent: usize,
+    pub handled: u32,
+    pub credited: u32,
+    pub cents: i64,
+}
+
+async fn deposits(settings: &settings::Settings) -> Result<Deposits, BoxError> {
+    let listener = Listener::from_config(&settings.raw)?.start().await?;
+    let addr = listener.local_addr();
+    let url = format!("http://{addr}/");
+    let secret: WebhookSecret = settings.raw["events"]["http"]["secret"]
+        .as_str()
+        .ok_or("events.http.secret is missing")?
+        .parse()?;
+    let poster = EventPoster::new(&url)?.with_secret(secret.clone());
+    let accounts = settings.wallet.accounts;
+    let mut cents = 0;
+    let updates: Vec<events::TxUpdate> = (0..settings.demo.txupdates)
+        .map(|i| events::TxUpdate {
+            transaction: i as i64 + 1,
+            network_transaction: 1000 + i as i64,
+            txid: format!("demo-{:064x}", i),
+            account: (i as i32 % accounts) + 1,
+            address: format!("tb1qdemo{i:04}"),
+            amount: rust_decimal::Decimal::new(1234 + i as i64, 2),
+            confirmations: 3,
+        })
+        .collect();
+    for u in &updates {
+        poster.post("txupdate", u).await?;
+        cents += 1234 + u.transaction - 1;
+    }
+    // A notifier that replays: the same signed delivery (same webhook-id) twice.
+    let mut replays_sent = 0;
+    if let Some(first) = updates.first() {
+        let body = EventPoster::encode("txupdate", first)?;
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let status = client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("webhook-id", "msg_wallet_demo_replay")
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", secret.sign("msg_wallet_demo_replay", ts, body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await?
+                .status();
+            if status != reqwest::StatusCode::OK {
+                return Err(format!("replayed delivery answered {status}").into());
+            }
+            replays_sent += 1;
+        }
+    }
+    listener.shutdown().await;
+    Ok(Deposits {
+        listener: addr,
+        posted: updates.len(),
+        replays_sent,
+        handled: events::HANDLED.load(Ordering::SeqCst),
+        credited: events::CREDITED.load(Ordering::SeqCst),
+        cents,
+    })
+}

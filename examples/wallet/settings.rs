@@ -1,0 +1,71 @@
+//! The wallet's configuration: built-in defaults, then `--config FILE`, then
+//! `--set key=value` overrides, merged by `conflictkit::config` (the original's
+//! `merge_dict` rules) and read into [`Settings`].
+
+use std::path::PathBuf;
+
+use conflictkit::config::{self, Layer};
+use serde::Deserialize;
+
+/// Defaults, in the original cryptoassets.core layout for the `events` part.
+pub const DEFAULTS: &str = r#"
+database:
+  url: null            # null: an embedded SQLite file; DATABASE_URL overrides
+  max_connections: 8
+wallet:
+  tasks: 32
+  operations_per_task: 25
+  accounts: 4
+  initial_balance: 100000   # cents
+events:
+  http:
+    class: cryptoassets.core.event.http.HTTPEventHandler
+    url: http://127.0.0.1:0  # port 0: any free loopback port
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+demo:
+  txupdates: 12
+"#;
+
+#[derive(Debug, Deserialize)]
+pub struct Settings {
+    pub database: Database,
+    pub wallet: Wallet,
+    pub demo: Demo,
+    /// The whole merged document: the event listener reads its own part.
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Database {
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Wallet {
+    pub tasks: usize,
+    pub operations_per_task: usize,
+    pub accounts: i32,
+    pub initial_balance: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Demo {
+    pub txupdates: usize,
+}
+
+/// Loads the settings: defaults < `file` < `sets` (each `key.path=value`).
+pub fn load(file: Option<PathBuf>, sets: &[String]) -> Result<Settings, config::ConfigError> {
+    let mut layers = vec![Layer::text(config::Format::Yaml, DEFAULTS).named("defaults")];
+    if let Some(file) = file {
+        layers.push(Layer::file(file));
+    }
+    for set in sets {
+        layers.push(Layer::parse_set(set)?);
+    }
+    let raw = config::load_value(layers)?;
+    let mut settings: Settings = config::load([Layer::value(raw.clone()).named("configuration")])?;
+    settings.raw = raw;
+    Ok(settings)
+}
