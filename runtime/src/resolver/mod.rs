@@ -19,6 +19,6 @@ pub use classify::{Conflict, ConflictCode};
 pub use error::{CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
-pub use run::BodyFuture;
+pub use run::{BodyFuture, ImpliedBound, ScopedFuture};
 pub use stats::Stats;
 pub use txn::Txn;

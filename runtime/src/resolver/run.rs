@@ -17,8 +17,25 @@ use super::policy::CallOptions;
 use super::resolver::{ConflictResolver, RetryEvent};
 use super::txn::{Hook, Txn, panic_message, run_hooks};
 
-/// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`].
-pub type BodyFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
+/// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
+/// (for `'t`) and possibly the caller's data (for `'a`, which outlives `'t`).
+///
+/// Write it as `Box::pin(async move { … })`: the coercion does the rest. The
+/// `'a` parameter is what lets a body borrow the caller's arguments (`&str`,
+/// `&self`, …); with only `'t` the body could capture nothing borrowed.
+pub type BodyFuture<'a, 't, T, E> = Pin<Box<dyn ScopedFuture<'a, 't, Output = Result<T, E>> + 't>>;
+
+/// `&'t &'a ()`: naming it in [`BodyFuture`] tells the compiler that `'a: 't`
+/// inside the body closure (an implied bound), so the body may borrow data
+/// that lives for `'a`.
+#[doc(hidden)]
+pub type ImpliedBound<'a, 't> = std::marker::PhantomData<&'t &'a ()>;
+
+/// A `Send` future that lives for `'t` and may borrow data living for `'a`
+/// (`'a: 't`). Implemented for every such future; see [`BodyFuture`].
+pub trait ScopedFuture<'a, 't, Bound = ImpliedBound<'a, 't>>: Future + Send + 't {}
+
+impl<'a: 't, 't, Fut: Future + Send + 't> ScopedFuture<'a, 't> for Fut {}
 
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
@@ -68,9 +85,9 @@ impl ConflictResolver {
     /// assert_eq!(answer, 42);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed<F, T, E>(&self, body: F) -> Result<T, E>
+    pub async fn managed<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -91,9 +108,9 @@ impl ConflictResolver {
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn managed_non_retryable<F, T, E>(&self, body: F) -> Result<T, E>
+    pub async fn managed_non_retryable<'a, F, T, E>(&self, body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -119,9 +136,9 @@ impl ConflictResolver {
     /// assert_eq!(v, 1);
     /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
     /// ```
-    pub async fn run<F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
+    pub async fn run<'a, F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -141,9 +158,9 @@ impl ConflictResolver {
             .flatten()
     }
 
-    async fn replay_loop<F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
+    async fn replay_loop<'a, F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
         E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
     {
@@ -213,14 +230,14 @@ impl ConflictResolver {
 
     /// One run: begin, body, commit (or roll back). A panic in the body rolls
     /// back explicitly, so the pooled connection is clean, then resumes.
-    async fn attempt<F, T, E>(
+    async fn attempt<'a, F, T, E>(
         &self,
         options: &CallOptions,
         body: &mut F,
         attempt: u32,
     ) -> Attempt<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'t, T, E> + Send,
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         E: From<DbErr>,
     {
         let dbtx = match self.begin(options).await {
