@@ -10,6 +10,7 @@
 pub mod classify;
 mod error;
 mod policy;
+mod replay_arg;
 mod resolver;
 mod run;
 mod stats;
@@ -18,6 +19,7 @@ mod txn;
 pub use classify::{Conflict, ConflictCode};
 pub use error::{CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
+pub use replay_arg::ReplayArg;
 pub use resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use run::{BodyFuture, ImpliedBound, ScopedFuture};
 pub use stats::Stats;
