@@ -46,13 +46,7 @@ fn unique_name(test: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let clean: String = test
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
         .take(30)
         .collect();
     format!("ck_{}_{}_{}", clean, std::process::id(), n)
@@ -67,9 +61,7 @@ pub fn server_url(backend: Backend) -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() {
-                panic!(
-                    "{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is: the test command must start the server"
-                );
+                panic!("{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is: the test command must start the server");
             }
             eprintln!("skipping: {var} is not set (run ./scripts/test.sh to start the servers)");
             None
@@ -83,10 +75,7 @@ fn replace_db_in_url(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..path_start], db);
     if let Some(q) = query {
         out.push('?');
@@ -106,24 +95,13 @@ pub async fn open(backend: Backend, test: &str, max_connections: u32) -> Option<
             let path = dir.path().join(format!("{name}.db"));
             let url = format!("sqlite://{}?mode=rwc", path.display());
             let db = connect(&url, max_connections).await;
-            db.execute_unprepared("PRAGMA journal_mode=WAL")
-                .await
-                .expect("WAL mode");
-            Some(TestDb {
-                backend,
-                db,
-                url,
-                _dir: Some(dir),
-            })
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await.expect("WAL mode");
+            Some(TestDb { backend, db, url, _dir: Some(dir) })
         }
         Backend::Postgres | Backend::MySql => {
             let admin_url = server_url(backend)?;
             let admin = connect(&admin_url, 1).await;
-            let quoted = if backend == Backend::Postgres {
-                format!("\"{name}\"")
-            } else {
-                format!("`{name}`")
-            };
+            let quoted = if backend == Backend::Postgres { format!("\"{name}\"") } else { format!("`{name}`") };
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
                 .await
@@ -131,12 +109,7 @@ pub async fn open(backend: Backend, test: &str, max_connections: u32) -> Option<
             admin.close().await.ok();
             let url = replace_db_in_url(&admin_url, &name);
             let db = connect(&url, max_connections).await;
-            Some(TestDb {
-                backend,
-                db,
-                url,
-                _dir: None,
-            })
+            Some(TestDb { backend, db, url, _dir: None })
         }
     }
 }
@@ -148,9 +121,7 @@ pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(60))
         .sqlx_logging(false);
-    Database::connect(opts)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    Database::connect(opts).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 impl TestDb {
@@ -164,9 +135,7 @@ impl TestDb {
 macro_rules! for_each_backend {
     ($test:expr, $max_conn:expr, |$tdb:ident| $body:block) => {
         for backend in $crate::common::Backend::ALL {
-            let Some($tdb) = $crate::common::open(backend, $test, $max_conn).await else {
-                continue;
-            };
+            let Some($tdb) = $crate::common::open(backend, $test, $max_conn).await else { continue };
             eprintln!("-- {} on {:?}", $test, backend);
             $body
         }
