@@ -103,8 +103,7 @@ use proc_macro::TokenStream;
 /// `Copy` values as they are, owned values cloned. An owned argument that is
 /// not `Clone` (and any `&mut` argument, or a `self` that is not `&self`) is a
 /// compile error on that argument. Side effects outside the database belong
-/// in [`Txn::after_commit`](../conflictkit/struct.Txn.html#method.after_commit)
-/// hooks, which run once after the final commit.
+/// in `txn.after_commit(..)` hooks, which run once, after the final commit.
 ///
 /// The return type is `Result<T, E>` where `E` implements
 /// `From<DbErr> + From<CannotResolveDatabaseConflict> + std::error::Error`;

@@ -197,7 +197,7 @@ fn txn_param(param: &PatType, sig: &syn::Signature, errors: &mut Errors) -> Opti
                     format!(
                         "the first parameter of a managed transaction must be the transaction, `&Txn`; \
                          found `{}`",
-                        quote::ToTokens::to_token_stream(&param.ty).to_string()
+                        quote::ToTokens::to_token_stream(&param.ty)
                     ),
                 ),
             }
