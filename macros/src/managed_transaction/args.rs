@@ -159,11 +159,11 @@ fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
         }
         other => {
             let hint = if Isolation::from_name(other).is_some() {
-                format!("; did you mean `isolation = \"{other}\"`?")
+                format!(" (did you mean `isolation = \"{other}\"`?)")
             } else if SqliteMode::from_name(other).is_some() {
-                format!("; did you mean `sqlite_mode = \"{other}\"`?")
+                format!(" (did you mean `sqlite_mode = \"{other}\"`?)")
             } else if other == "non_retryable" {
-                "; use the `#[managed_non_retryable_transaction]` attribute instead".to_owned()
+                " (use the `#[managed_non_retryable_transaction]` attribute instead)".to_owned()
             } else {
                 String::new()
             };

@@ -95,10 +95,11 @@ type Params = (Option<Receiver>, TxnParam, Vec<Arg>);
 fn split_params(function: &ItemFn, errors: &mut Errors) -> Option<Params> {
     let sig = &function.sig;
     let mut inputs = sig.inputs.iter().peekable();
+    let mut receiver_is_txn = false;
     let receiver = match inputs.peek() {
         Some(FnArg::Receiver(r)) => {
             inputs.next();
-            check_receiver(r, errors);
+            receiver_is_txn = !check_receiver(r, errors);
             Some(r.clone())
         }
         _ => None,
@@ -117,6 +118,7 @@ fn split_params(function: &ItemFn, errors: &mut Errors) -> Option<Params> {
                 "a managed transaction takes the transaction as its first parameter: add `txn: &Txn`"
             };
             match &receiver {
+                Some(_) if receiver_is_txn => {} // already reported on the receiver
                 Some(r) => errors.spanned(r, message),
                 None => errors.push(syn::Error::new(sig.paren_token.span.join(), message)),
             }
@@ -126,7 +128,7 @@ fn split_params(function: &ItemFn, errors: &mut Errors) -> Option<Params> {
     let mut args = Vec::new();
     for (index, input) in inputs.enumerate() {
         let FnArg::Typed(param) = input else { continue };
-        if let Some((_, path)) = txn_reference(&param.ty) {
+        if let (Some(_), Some((_, path))) = (&txn, txn_reference(&param.ty)) {
             errors.spanned(
                 &param.ty,
                 format!(
@@ -141,14 +143,15 @@ fn split_params(function: &ItemFn, errors: &mut Errors) -> Option<Params> {
     Some((receiver, txn?, args))
 }
 
-fn check_receiver(receiver: &Receiver, errors: &mut Errors) {
+/// Checks the receiver; `false` when it was written as the transaction.
+fn check_receiver(receiver: &Receiver, errors: &mut Errors) -> bool {
     if receiver.colon_token.is_some() && txn_reference(&receiver.ty).is_some() {
         errors.spanned(
             receiver,
             "`self` cannot be the transaction: keep `&self` for the method's object and add a \
              `txn: &Txn` parameter after it",
         );
-        return;
+        return false;
     }
     let shared_ref = matches!(&*receiver.ty, Type::Reference(r) if r.mutability.is_none());
     if !shared_ref {
@@ -158,6 +161,7 @@ fn check_receiver(receiver: &Receiver, errors: &mut Errors) {
              or `&mut self`: take `&self` (with interior mutability where needed)",
         );
     }
+    true
 }
 
 /// `&Txn` / `&path::Txn` / `&mut Txn`: the reference's mutability and the path.

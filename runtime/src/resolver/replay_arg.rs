@@ -21,9 +21,8 @@
     message = "`{Self}` is not `Clone`, so a managed transaction cannot pass it to a replay",
     label = "this argument is moved into the transaction body, which runs again on each conflict",
     note = "each run of a managed transaction gets a fresh copy of its arguments: pass a reference \
-            (`&T`), make the type `Clone` (an `Arc` works), or build the value inside the body",
-    note = "a `&mut` argument cannot be shared by several runs: pass `&T` with interior mutability, \
-            or return the data instead"
+            (`&T`), make the type `Clone` (an `Arc` works) or build the value inside the body; \
+            a `&mut T` cannot be shared by several runs"
 )]
 pub trait ReplayArg: Sized {
     /// A copy of the argument for one run of the body.

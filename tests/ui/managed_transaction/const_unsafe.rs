@@ -1,7 +1,7 @@
 use conflictkit::{Txn, managed_transaction};
 
 #[managed_transaction]
-const async fn constant(txn: &Txn) -> Result<(), conflictkit::Error> {
+const fn constant(txn: &Txn) -> Result<(), conflictkit::Error> {
     let _ = txn;
     Ok(())
 }
