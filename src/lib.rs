@@ -4,6 +4,8 @@
 #![doc = "(crate docs are completed with the resolver)"]
 
 // == resolver (issue 2/3) ==
+#[doc(inline)]
+pub use conflictkit_macros::{managed_non_retryable_transaction, managed_transaction};
 pub use conflictkit_runtime::resolver;
 pub use conflictkit_runtime::resolver::{
     CannotResolveDatabaseConflict, ConflictResolver, Error, Txn,
@@ -77,7 +79,7 @@ pub mod __private {
     pub use serde_json;
     // == resolver ==
     pub use conflictkit_runtime::resolver::{
-        CallOptions, ConflictResolver, Isolation, SqliteMode, Txn,
+        CallOptions, ConflictResolver, Isolation, ReplayArg, SqliteMode, Txn,
     };
     // == auto_number ==
     pub use conflictkit_runtime::auto_number::__private as auto_number;

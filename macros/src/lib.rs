@@ -3,6 +3,7 @@
 mod auto_number;
 mod common;
 mod event_listener;
+mod managed_transaction;
 
 use proc_macro::TokenStream;
 
@@ -141,4 +142,211 @@ pub fn event_listener(
 #[proc_macro_derive(AutoNumber, attributes(auto_number))]
 pub fn derive_auto_number(item: TokenStream) -> TokenStream {
     auto_number::derive(item.into()).into()
+}
+
+/// Runs an `async fn` as a *managed transaction*: inside a database
+/// transaction that is replayed when the database reports a serialization
+/// conflict, up to the resolver's `retries` replays.
+///
+/// Write the function with the transaction as its first parameter
+/// (`txn: &Txn`, after `self` for methods). The macro replaces that parameter
+/// by the resolver (`resolver: &ConflictResolver`), or removes it when the
+/// `resolver = <expr>` option says where the resolver comes from. Everything
+/// else of the signature is kept: name, visibility, attributes, generics,
+/// where-clauses, receiver and return type.
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn, managed_transaction};
+/// use sea_orm::{ConnectionTrait, Database, Statement};
+///
+/// #[managed_transaction(retries = 5)]
+/// async fn top_up(txn: &Txn, account: i64, amount: i64) -> Result<i64, conflictkit::Error> {
+///     let backend = txn.get_database_backend();
+///     txn.execute_raw(Statement::from_sql_and_values(
+///         backend,
+///         "UPDATE account SET balance = balance + ? WHERE id = ?",
+///         [amount.into(), account.into()],
+///     ))
+///     .await?;
+///     let row = txn
+///         .query_one_raw(Statement::from_sql_and_values(
+///             backend,
+///             "SELECT balance FROM account WHERE id = ?",
+///             [account.into()],
+///         ))
+///         .await?
+///         .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("account {account}")))?;
+///     txn.after_commit(move || tracing::info!(account, amount, "credited")); // once, after the final commit
+///     Ok(row.try_get("", "balance")?)
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = Database::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)").await?;
+/// db.execute_unprepared("INSERT INTO account VALUES (1, 10)").await?;
+/// let resolver = ConflictResolver::new(db);
+///
+/// let balance = top_up(&resolver, 1, 5).await?; // the `txn` parameter became the resolver
+/// assert_eq!(balance, 15);
+/// assert_eq!(resolver.stats().success, 1);
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+///
+/// # Methods and `resolver = <expr>`
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn, managed_transaction};
+/// use sea_orm::ConnectionTrait;
+///
+/// struct Wallet {
+///     resolver: ConflictResolver,
+/// }
+///
+/// impl Wallet {
+///     /// Records a note; the resolver is the wallet's own.
+///     #[managed_transaction(resolver = self.resolver, label = "wallet::note")]
+///     pub async fn note(&self, txn: &Txn, text: &str) -> Result<usize, conflictkit::Error> {
+///         txn.execute_unprepared("CREATE TABLE IF NOT EXISTS note (t TEXT)").await?;
+///         Ok(text.len())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let wallet = Wallet { resolver: ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?) };
+/// assert_eq!(wallet.note("hello").await?, 5); // no resolver argument
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+///
+/// `resolver = <expr>` takes any expression that gives a `&ConflictResolver`
+/// after a deref (`self.resolver`, an `Arc<ConflictResolver>` field, a
+/// `static` `LazyLock<ConflictResolver>`); it is evaluated once per call.
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `retries = N` | replays after the first run (`N + 1` runs at most); default: the resolver's |
+/// | `isolation = "serializable" \| "repeatable_read" \| "read_committed"` | isolation on PostgreSQL and MySQL; default: the resolver's (SERIALIZABLE) |
+/// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
+/// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
+/// | `resolver = <expr>` | where the resolver comes from; the transaction parameter then disappears |
+/// | `label = "..."` | names the call in logs, stats and the give-up error; default: the function's path (`module::fn`, or `Type::method` for methods) |
+/// | `crate = "path"` | the path of the conflictkit crate, when it is re-exported under another name |
+///
+/// Contradictory options are compile errors (`read_only` with
+/// `sqlite_mode = "immediate"`, a key set twice, …), as are an unknown key
+/// (the message lists the valid ones) and a misspelt value.
+///
+/// # Arguments are replayed
+///
+/// Each run of the body gets fresh copies of the arguments: references and
+/// `Copy` values as they are, owned values cloned. An owned argument that is
+/// not `Clone` (and any `&mut` argument, or a `self` that is not `&self`) is a
+/// compile error on that argument. Side effects outside the database belong
+/// in `txn.after_commit(..)` hooks, which run once, after the final commit.
+///
+/// The return type is `Result<T, E>` where `E` implements
+/// `From<DbErr> + From<CannotResolveDatabaseConflict> + std::error::Error`;
+/// `conflictkit::Error` is ready-made, or use your own `thiserror` enum with
+/// `#[from]` on both. Errors that are not conflicts come back unchanged, after
+/// the rollback; when every run conflicts the call returns
+/// `CannotResolveDatabaseConflict` (its `source()` is the last conflict).
+///
+/// # Equivalent code
+///
+/// The `top_up` example above expands to this (the expansion names only
+/// `::conflictkit::__private` paths, which are the same items):
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn};
+/// use conflictkit::resolver::{CallOptions, ReplayArg};
+///
+/// async fn top_up(resolver: &ConflictResolver, account: i64, amount: i64) -> Result<i64, conflictkit::Error> {
+///     ConflictResolver::run(
+///         resolver,
+///         CallOptions::new(concat!(module_path!(), "::", "top_up")).retries(5),
+///         move |txn: &Txn| {
+///             let account = ReplayArg::replay(&account);
+///             let amount = ReplayArg::replay(&amount);
+///             Box::pin(async move {
+///                 // (a never-taken `return` pinning the block's type to the return type)
+///                 let _ = (txn, account, amount); // … the function's body …
+///                 Ok(0)
+///             })
+///         },
+///     )
+///     .await
+/// }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
+/// # assert_eq!(top_up(&resolver, 1, 5).await?, 0);
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+///
+/// Nested managed calls of the same resolver join the outermost transaction
+/// (see `ConflictResolver::run`).
+#[proc_macro_attribute]
+pub fn managed_transaction(args: TokenStream, item: TokenStream) -> TokenStream {
+    managed_transaction::expand(
+        args.into(),
+        item.into(),
+        managed_transaction::Flavor::Retryable,
+    )
+    .into()
+}
+
+/// Like [`macro@managed_transaction`], but runs once: a serialization conflict
+/// becomes `CannotResolveDatabaseConflict` at once instead of a replay (the
+/// original's `managed_non_retryable_transaction`). Same signature rewrite,
+/// same options except `retries`.
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn, managed_non_retryable_transaction};
+/// use sea_orm::ConnectionTrait;
+///
+/// #[managed_non_retryable_transaction(sqlite_mode = "exclusive")]
+/// async fn migrate(txn: &Txn) -> Result<(), conflictkit::Error> {
+///     txn.execute_unprepared("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER)").await?;
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
+/// migrate(&resolver).await?;
+/// assert_eq!(resolver.stats().success, 1);
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+///
+/// # Equivalent code
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn};
+/// use conflictkit::resolver::{CallOptions, SqliteMode};
+///
+/// async fn migrate(resolver: &ConflictResolver) -> Result<(), conflictkit::Error> {
+///     ConflictResolver::run(
+///         resolver,
+///         CallOptions::new(concat!(module_path!(), "::", "migrate"))
+///             .sqlite_mode(SqliteMode::Exclusive)
+///             .non_retryable(),
+///         move |txn: &Txn| Box::pin(async move {
+///             let _ = txn; // … the function's body …
+///             Ok(())
+///         }),
+///     )
+///     .await
+/// }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let resolver = ConflictResolver::new(sea_orm::Database::connect("sqlite::memory:").await?);
+/// # migrate(&resolver).await?;
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
+#[proc_macro_attribute]
+pub fn managed_non_retryable_transaction(args: TokenStream, item: TokenStream) -> TokenStream {
+    managed_transaction::expand(
+        args.into(),
+        item.into(),
+        managed_transaction::Flavor::NonRetryable,
+    )
+    .into()
 }

@@ -1,0 +1,189 @@
+//! Code generation: the user's function, whose body becomes a call to
+//! `ConflictResolver::run` with a closure that replays it. No retry logic is
+//! generated; it all lives in the runtime.
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{AttrStyle, Attribute, ReturnType, Type};
+
+use super::Flavor;
+use super::args::Options;
+use super::validate::{Arg, Checked};
+
+/// The rewritten function.
+pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> TokenStream {
+    let krate = options.krate();
+    let private = quote!(#krate::__private);
+    let item = &checked.function;
+    let attrs = item.attrs.iter().map(as_outer);
+    let vis = &item.vis;
+    let sig = &item.sig;
+    let (asyncness, fn_token, ident, generics) =
+        (&sig.asyncness, &sig.fn_token, &sig.ident, &sig.generics);
+    let where_clause = &generics.where_clause;
+    let output = &sig.output;
+
+    let resolver_param = resolver_param_name(checked);
+    let receiver = checked.receiver.iter();
+    let resolver_input = options
+        .resolver
+        .is_none()
+        .then(|| quote!(#resolver_param: &#private::ConflictResolver));
+    let arg_inputs = checked.args.iter().map(
+        |Arg {
+             attrs, ident, ty, ..
+         }| quote!(#(#attrs)* #ident: #ty),
+    );
+    let inputs = receiver
+        .map(ToTokens::to_token_stream)
+        .chain(resolver_input)
+        .chain(arg_inputs);
+
+    let (resolver_binding, resolver_ref) = match &options.resolver {
+        Some(expr) => (
+            quote_spanned! {expr.span()=>
+                let __ck_resolver: &#private::ConflictResolver = &(#expr);
+            },
+            quote!(__ck_resolver),
+        ),
+        None => (TokenStream::new(), resolver_param.to_token_stream()),
+    };
+
+    let call_options = call_options(checked, options, flavor, &private);
+    let txn_pat = &checked.txn.pat;
+    let txn_ty = &checked.txn.ty;
+    let replays = checked.args.iter().map(
+        |Arg {
+             ident, pat, span, ..
+         }| {
+            quote_spanned! {*span=>
+                let #pat = #private::ReplayArg::replay(&#ident);
+            }
+        },
+    );
+    let fake_return = fake_return(output);
+    let block = &item.block;
+
+    quote! {
+        #(#attrs)*
+        #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
+            #resolver_binding
+            #private::ConflictResolver::run(
+                #resolver_ref,
+                #call_options,
+                move |#txn_pat: &#txn_ty| {
+                    #(#replays)*
+                    ::std::boxed::Box::pin(async move {
+                        #fake_return
+                        #block
+                    })
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// `resolver`, or `__ck_resolver` when the function already uses that name.
+fn resolver_param_name(checked: &Checked) -> Ident {
+    let taken = checked.args.iter().any(|a| a.ident == "resolver")
+        || matches!(&checked.txn.pat, syn::Pat::Ident(p) if p.ident == "resolver");
+    if taken {
+        format_ident!("__ck_resolver")
+    } else {
+        format_ident!("resolver")
+    }
+}
+
+/// `CallOptions::new(label).retries(..)…`: only what the attribute sets.
+fn call_options(
+    checked: &Checked,
+    options: &Options,
+    flavor: Flavor,
+    private: &TokenStream,
+) -> TokenStream {
+    let fn_name = checked.function.sig.ident.unraw().to_string();
+    let label = match (&options.label, &checked.receiver) {
+        (Some(label), _) => label.to_token_stream(),
+        (None, Some(_)) => quote! {
+            ::std::format!("{}::{}", ::core::any::type_name::<Self>(), #fn_name)
+        },
+        (None, None) => quote! {
+            ::core::concat!(::core::module_path!(), "::", #fn_name)
+        },
+    };
+    let mut calls = quote!(#private::CallOptions::new(#label));
+    if let Some((n, span)) = options.retries {
+        let mut n = Literal::u32_unsuffixed(n);
+        n.set_span(span);
+        calls.extend(quote!(.retries(#n)));
+    }
+    if let Some((isolation, span)) = options.isolation {
+        let variant = Ident::new(isolation.variant(), span);
+        calls.extend(quote!(.isolation(#private::Isolation::#variant)));
+    }
+    if options.read_only.is_some() {
+        calls.extend(quote!(.read_only(true)));
+    }
+    if let Some((mode, span)) = options.sqlite_mode {
+        let variant = Ident::new(mode.variant(), span);
+        calls.extend(quote!(.sqlite_mode(#private::SqliteMode::#variant)));
+    }
+    if flavor == Flavor::NonRetryable {
+        calls.extend(quote!(.non_retryable()));
+    }
+    calls
+}
+
+/// `if false { let __ck_return: Ret = loop {}; return __ck_return; }`: fixes
+/// the async block's output to the declared return type, so `?` and
+/// `Ok(..)` infer as in the original function, and type errors point at the
+/// user's return type. `impl Trait` is erased to `_`.
+fn fake_return(output: &ReturnType) -> TokenStream {
+    let ReturnType::Type(_, ty) = output else {
+        return TokenStream::new();
+    };
+    let mut ty = (**ty).clone();
+    ImplTraitEraser.visit_type_mut(&mut ty);
+    let span = output.span();
+    quote_spanned! {span=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __ck_return: #ty = loop {};
+            return __ck_return;
+        }
+    }
+}
+
+struct ImplTraitEraser;
+
+impl VisitMut for ImplTraitEraser {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(i) = ty {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: syn::Token![_](i.impl_token.span),
+            });
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+}
+
+/// Inner attributes of the body (`#![allow(..)]`) become outer attributes of
+/// the function, as the body moves into a closure.
+fn as_outer(attr: &Attribute) -> Attribute {
+    let mut attr = attr.clone();
+    attr.style = AttrStyle::Outer;
+    attr
+}

@@ -1,0 +1,134 @@
+//! Snapshots of `#[managed_transaction]`'s pure `expand()` function: each
+//! `tests/expand/<case>.rs` is expanded and pretty-printed (prettyplease) and
+//! compared with the checked-in `tests/expand/<case>.expanded.rs`.
+//!
+//! Regenerate after an intended change, then review `git diff`:
+//! `CONFLICTKIT_BLESS=1 cargo test -p conflictkit-macros --test expand`
+
+// Test code: failing loudly is the point (the crate denies these for the macros).
+#![allow(clippy::panic, clippy::expect_used)]
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../src/managed_transaction/mod.rs"]
+mod managed_transaction;
+
+use std::path::{Path, PathBuf};
+
+use managed_transaction::{Flavor, expand};
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::visit_mut::VisitMut;
+use syn::{Attribute, ImplItem, Item, Meta};
+
+/// Takes the managed attribute off `attrs`: its flavor and argument tokens.
+fn take_attribute(attrs: &mut Vec<Attribute>) -> Option<(Flavor, TokenStream)> {
+    let index = attrs.iter().position(|a| {
+        a.path().is_ident("managed_transaction")
+            || a.path().is_ident("managed_non_retryable_transaction")
+    })?;
+    let attr = attrs.remove(index);
+    let flavor = if attr.path().is_ident("managed_transaction") {
+        Flavor::Retryable
+    } else {
+        Flavor::NonRetryable
+    };
+    let args = match attr.meta {
+        Meta::List(list) => list.tokens,
+        _ => TokenStream::new(),
+    };
+    Some((flavor, args))
+}
+
+struct Expander;
+
+impl VisitMut for Expander {
+    fn visit_item_mut(&mut self, item: &mut Item) {
+        if let Item::Fn(f) = item
+            && let Some((flavor, args)) = take_attribute(&mut f.attrs)
+        {
+            let out = expand(args, f.to_token_stream(), flavor);
+            *item = syn::parse2(out.clone()).unwrap_or(Item::Verbatim(out));
+            return;
+        }
+        syn::visit_mut::visit_item_mut(self, item);
+    }
+
+    fn visit_impl_item_mut(&mut self, item: &mut ImplItem) {
+        if let ImplItem::Fn(f) = item
+            && let Some((flavor, args)) = take_attribute(&mut f.attrs)
+        {
+            let out = expand(args, f.to_token_stream(), flavor);
+            *item = syn::parse2(out.clone()).unwrap_or(ImplItem::Verbatim(out));
+            return;
+        }
+        syn::visit_mut::visit_impl_item_mut(self, item);
+    }
+}
+
+fn expand_file(path: &Path) -> String {
+    let source =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut file =
+        syn::parse_file(&source).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    Expander.visit_file_mut(&mut file);
+    prettyplease::unparse(&file)
+}
+
+fn cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".rs") && !name.ends_with(".expanded.rs")
+        })
+        .collect();
+    cases.sort();
+    cases
+}
+
+#[test]
+fn expansion_snapshots() {
+    let bless = std::env::var_os("CONFLICTKIT_BLESS").is_some();
+    let cases = cases();
+    assert!(
+        cases.len() >= 6,
+        "expected the expansion cases in tests/expand"
+    );
+    let mut stale = Vec::new();
+    for case in cases {
+        let actual = expand_file(&case);
+        let snapshot = case.with_extension("expanded.rs");
+        if bless {
+            std::fs::write(&snapshot, &actual)
+                .unwrap_or_else(|e| panic!("write {}: {e}", snapshot.display()));
+            continue;
+        }
+        let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
+        if expected != actual {
+            eprintln!(
+                "--- {} differs; actual expansion:\n{actual}",
+                snapshot.display()
+            );
+            stale.push(snapshot.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale snapshots (rerun with CONFLICTKIT_BLESS=1 and review the diff): {stale:?}"
+    );
+}
+
+#[test]
+fn no_rewrite_on_invalid_functions() {
+    // A function that cannot be rewritten is emitted unchanged next to the errors.
+    let item: TokenStream = syn::parse_quote! {
+        fn top_up(amount: i64) -> Result<i64, Error> { Ok(amount) }
+    };
+    let out = expand(TokenStream::new(), item.clone(), Flavor::Retryable).to_string();
+    assert!(out.starts_with(&item.to_string()), "{out}");
+    assert!(out.contains("compile_error"), "{out}");
+    assert!(out.contains("the `async` keyword is missing"), "{out}");
+    assert!(out.contains("first parameter"), "{out}");
+}
