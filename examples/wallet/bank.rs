@@ -12,7 +12,11 @@ pub enum WalletError {
     #[error("account {0} does not exist")]
     NoSuchAccount(i32),
     #[error("account {account} has {balance} cents, cannot send {amount}")]
-    InsufficientFunds { account: i32, balance: i64, amount: i64 },
+    InsufficientFunds {
+        account: i32,
+        balance: i64,
+        amount: i64,
+    },
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
@@ -28,11 +32,22 @@ async fn balance_of(txn: &Txn, id: i32) -> Result<i64, WalletError> {
 }
 
 async fn set_balance(txn: &Txn, id: i32, balance: i64) -> Result<(), WalletError> {
-    account::ActiveModel { id: Set(id), balance: Set(balance) }.update(txn).await?;
+    account::ActiveModel {
+        id: Set(id),
+        balance: Set(balance),
+    }
+    .update(txn)
+    .await?;
     Ok(())
 }
 
-async fn record(txn: &Txn, account: i32, amount: i64, kind: TxKind, txid: Option<String>) -> Result<(), WalletError> {
+async fn record(
+    txn: &Txn,
+    account: i32,
+    amount: i64,
+    kind: TxKind,
+    txid: Option<String>,
+) -> Result<(), WalletError> {
     ledger::ActiveModel {
         account: Set(account),
         amount: Set(amount),
@@ -64,7 +79,11 @@ pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletE
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
     let from_balance = balance_of(txn, from).await?;
     if from_balance < amount {
-        return Err(WalletError::InsufficientFunds { account: from, balance: from_balance, amount });
+        return Err(WalletError::InsufficientFunds {
+            account: from,
+            balance: from_balance,
+            amount,
+        });
     }
     let to_balance = balance_of(txn, to).await?;
     set_balance(txn, from, from_balance - amount).await?;
@@ -79,7 +98,12 @@ pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), 
 /// The log line is an after-commit hook: it is printed only if the credit
 /// really committed, once, however many times the body was replayed.
 #[managed_transaction(retries = 20)]
-pub async fn credit_deposit(txn: &Txn, account: i32, amount: i64, txid: &str) -> Result<bool, WalletError> {
+pub async fn credit_deposit(
+    txn: &Txn,
+    account: i32,
+    amount: i64,
+    txid: &str,
+) -> Result<bool, WalletError> {
     let seen = ledger::Entity::find()
         .filter(ledger::Column::Txid.eq(txid))
         .one(txn)

@@ -77,12 +77,20 @@ pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Re
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
     for table in ["wallet_ledger", "wallet_accounts"] {
-        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}")).await?;
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
+            .await?;
     }
-    db.execute(&schema.create_table_from_entity(account::Entity)).await?;
-    db.execute(&schema.create_table_from_entity(ledger::Entity)).await?;
+    db.execute(&schema.create_table_from_entity(account::Entity))
+        .await?;
+    db.execute(&schema.create_table_from_entity(ledger::Entity))
+        .await?;
     for id in 1..=accounts {
-        account::ActiveModel { id: Set(id), balance: Set(initial) }.insert(db).await?;
+        account::ActiveModel {
+            id: Set(id),
+            balance: Set(initial),
+        }
+        .insert(db)
+        .await?;
     }
     Ok(())
 }

@@ -17,6 +17,8 @@
 //! demonstration on that server. The exit code is non-zero when the invariant
 //! check fails.
 
+#![allow(missing_docs, unreachable_pub)] // an example program, not library API
+
 mod bank;
 mod entities;
 mod events;
@@ -55,6 +57,10 @@ struct Cli {
     /// Print the built-in default configuration and exit.
     #[arg(long)]
     print_defaults: bool,
+    /// Overwrite one balance outside any transaction after the workload, to
+    /// see the invariant check fail (exit code 2).
+    #[arg(long, hide = true)]
+    simulate_lost_update: bool,
 }
 
 #[tokio::main]
@@ -98,8 +104,9 @@ struct Committed {
 }
 
 async fn run(cli: Cli) -> Result<bool, BoxError> {
-    let settings = settings::load(cli.config, &cli.sets)?;
-    let (db, location, _dir) = connect(cli.database_url.or(settings.database.url.clone()), settings.database.max_connections).await?;
+    let settings = settings::load(cli.config.clone(), &cli.sets)?;
+    let url = cli.database_url.clone().or(settings.database.url.clone());
+    let (db, location, _dir) = connect(url, settings.database.max_connections).await?;
     let w = &settings.wallet;
     println!("conflictkit wallet demo");
     println!("  database: {location}");
@@ -119,6 +126,10 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     let started = Instant::now();
     workload(&resolver, &settings, committed.clone()).await?;
     let elapsed = started.elapsed();
+    if cli.simulate_lost_update {
+        db.execute_unprepared("UPDATE wallet_accounts SET balance = balance - 1 WHERE id = 1")
+            .await?;
+    }
 
     // 2. Deposits through the event listener.
     let deposits = deposits(&settings).await?;
@@ -129,11 +140,16 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
 }
 
 /// Opens the database: the URL given, or an embedded SQLite file (WAL).
-async fn connect(url: Option<String>, max_connections: u32) -> Result<(DatabaseConnection, String, Option<tempfile::TempDir>), BoxError> {
+async fn connect(
+    url: Option<String>,
+    max_connections: u32,
+) -> Result<(DatabaseConnection, String, Option<tempfile::TempDir>), BoxError> {
     let (url, dir) = match url {
         Some(url) => (url, None),
         None => {
-            let dir = tempfile::Builder::new().prefix("conflictkit-wallet-").tempdir()?;
+            let dir = tempfile::Builder::new()
+                .prefix("conflictkit-wallet-")
+                .tempdir()?;
             let path = dir.path().join("wallet.db");
             (format!("sqlite://{}?mode=rwc", path.display()), Some(dir))
         }
@@ -166,12 +182,16 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-async fn workload(resolver: &ConflictResolver, settings: &settings::Settings, committed: Arc<Committed>) -> Result<(), BoxError> {
+async fn workload(
+    resolver: &ConflictResolver,
+    settings: &settings::Settings,
+    committed: Arc<Committed>,
+) -> Result<(), BoxError> {
     let w = &settings.wallet;
     let total = (w.tasks * w.operations_per_task) as u64;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} operations {msg}")?,
-    );
+    let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
+        "  {bar:40} {pos}/{len} operations {msg}",
+    )?);
     let mut handles = Vec::new();
     for _ in 0..w.tasks {
         let resolver = resolver.clone();
@@ -261,13 +281,18 @@ async fn deposits(settings: &settings::Settings) -> Result<Deposits, BoxError> {
         let body = EventPoster::encode("txupdate", first)?;
         let client = reqwest::Client::new();
         for _ in 0..2 {
-            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
             let status = client
                 .post(&url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("webhook-id", "msg_wallet_demo_replay")
                 .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", secret.sign("msg_wallet_demo_replay", ts, body.as_bytes()))
+                .header(
+                    "webhook-signature",
+                    secret.sign("msg_wallet_demo_replay", ts, body.as_bytes()),
+                )
                 .body(body.clone())
                 .send()
                 .await?

@@ -11,7 +11,12 @@ use crate::settings::Settings;
 use crate::{BoxError, Committed, Deposits};
 
 fn money(cents: i64) -> String {
-    format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
+    format!(
+        "{}{}.{:02}",
+        if cents < 0 { "-" } else { "" },
+        cents.abs() / 100,
+        cents.abs() % 100
+    )
 }
 
 /// Prints the report; `Ok(false)` when an invariant does not hold.
@@ -30,7 +35,11 @@ pub async fn print(
 
     println!("balances:");
     for a in &accounts {
-        let ledger_sum: i64 = entries.iter().filter(|e| e.account == a.id).map(|e| e.amount).sum();
+        let ledger_sum: i64 = entries
+            .iter()
+            .filter(|e| e.account == a.id)
+            .map(|e| e.amount)
+            .sum();
         println!("  account {}: {:>12}", a.id, money(a.balance));
         if a.balance != w.initial_balance + ledger_sum {
             problems.push(format!(
@@ -45,7 +54,11 @@ pub async fn print(
     let top_up_cents = committed.top_up_cents.load(Ordering::Relaxed);
     let expected = i64::from(w.accounts) * w.initial_balance + top_up_cents + deposits.cents;
     if total != expected {
-        problems.push(format!("sum of balances {} != expected {}", money(total), money(expected)));
+        problems.push(format!(
+            "sum of balances {} != expected {}",
+            money(total),
+            money(expected)
+        ));
     }
     let count = |kind: TxKind| entries.iter().filter(|e| e.kind == kind).count() as u64;
     let top_ups = committed.top_ups.load(Ordering::Relaxed);
@@ -54,14 +67,23 @@ pub async fn print(
         ("top-ups", count(TxKind::TopUp), top_ups),
         ("transfers", count(TxKind::TransferOut), transfers),
         ("transfer credits", count(TxKind::TransferIn), transfers),
-        ("deposits", count(TxKind::Deposit), u64::from(deposits.credited)),
+        (
+            "deposits",
+            count(TxKind::Deposit),
+            u64::from(deposits.credited),
+        ),
     ] {
         if in_ledger != reported {
-            problems.push(format!("{in_ledger} {what} in the ledger, {reported} committed"));
+            problems.push(format!(
+                "{in_ledger} {what} in the ledger, {reported} committed"
+            ));
         }
     }
     if deposits.credited as usize != deposits.posted {
-        problems.push(format!("{} deposits posted, {} credited", deposits.posted, deposits.credited));
+        problems.push(format!(
+            "{} deposits posted, {} credited",
+            deposits.posted, deposits.credited
+        ));
     }
     // the AutoNumber state column: every entry was stored as Credited (3)
     let credited_rows = ledger::Entity::find()
@@ -70,7 +92,11 @@ pub async fn print(
         .await?
         .len();
     if credited_rows != entries.len() {
-        problems.push(format!("{credited_rows} of {} entries read back as {}", entries.len(), TxState::Credited));
+        problems.push(format!(
+            "{credited_rows} of {} entries read back as {}",
+            entries.len(),
+            TxState::Credited
+        ));
     }
 
     if problems.is_empty() {
@@ -113,7 +139,10 @@ pub async fn print(
     );
     println!(
         "ledger states (AutoNumber, stored as integers): {}",
-        TxState::all().map(|s| format!("{s}={}", s.value())).collect::<Vec<_>>().join(", ")
+        TxState::all()
+            .map(|s| format!("{s}={}", s.value()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(problems.is_empty())
 }

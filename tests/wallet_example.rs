@@ -1,0 +1,180 @@
+//! The main job, `cargo run --example wallet`, run as a program against SQLite
+//! and the test servers: its invariant line and exit code.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::Backend;
+
+/// The example binary next to this test (`target/<profile>/examples/wallet`),
+/// brought up to date first (a no-op when the test command already built it).
+fn wallet_binary() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--example", "wallet"]);
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building the wallet example failed");
+    });
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("wallet{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --examples`",
+        bin.display()
+    );
+    bin
+}
+
+fn run_wallet(database_url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(wallet_binary());
+    cmd.args(args).env_remove("DATABASE_URL");
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run the wallet example")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const SMALL: &[&str] = &[
+    "--set",
+    "wallet.tasks=12",
+    "--set",
+    "wallet.operations_per_task=15",
+    "--set",
+    "demo.txupdates=5",
+];
+
+fn assert_healthy(out: &Output, what: &str) {
+    let text = stdout(out);
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("invariant: OK"), "{what}:\n{text}");
+    assert!(text.contains("unresolved 0"), "{what}:\n{text}");
+    assert!(text.contains("committed operations in"), "{what}:\n{text}");
+    assert!(
+        text.contains("5 txupdate events posted and credited"),
+        "{what}:\n{text}"
+    );
+    assert!(
+        text.contains("handled 1 time(s) and credited 0 times"),
+        "{what}:\n{text}"
+    );
+}
+
+#[test]
+fn wallet_on_embedded_sqlite() {
+    let out = run_wallet(None, SMALL);
+    assert_healthy(&out, "sqlite");
+    let text = stdout(&out);
+    assert!(text.contains("(WAL)"), "{text}");
+    // every operation is accounted for: committed + refused = 12 * 15
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("operations:"))
+        .expect("operations line");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(
+        numbers[0] + numbers[1] + numbers[2] + numbers[3],
+        180,
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn wallet_on_servers() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(tdb) = common::open(backend, "wallet", 1).await else {
+            continue;
+        };
+        let url = tdb.url.clone();
+        let out = tokio::task::spawn_blocking(move || run_wallet(Some(&url), SMALL))
+            .await
+            .unwrap();
+        assert_healthy(&out, &format!("{backend:?}"));
+    }
+}
+
+#[test]
+fn config_file_and_overrides_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wallet.toml");
+    std::fs::write(
+        &file,
+        "[wallet]\naccounts = 2\ntasks = 3\noperations_per_task = 4\n",
+    )
+    .unwrap();
+    let out = run_wallet(
+        None,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--set",
+            "demo.txupdates=1",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("3 tasks x 4 operations"), "{text}");
+    assert!(text.contains("over 2 hot accounts"), "{text}");
+    assert!(
+        text.contains("1 txupdate events posted and credited"),
+        "{text}"
+    );
+    assert_eq!(text.matches("  account ").count(), 2, "{text}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let out = run_wallet(None, &["--set", "wallet.tasks"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wallet.tasks"), "{err}");
+    let out = run_wallet(None, &["--set", "wallet.tasks=many"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wallet.tasks"), "{err}");
+}
+
+#[test]
+fn a_broken_invariant_fails_the_run() {
+    // --simulate-lost-update overwrites one balance behind the ledger's back
+    let out = run_wallet(
+        None,
+        &[
+            "--simulate-lost-update",
+            "--set",
+            "wallet.tasks=2",
+            "--set",
+            "wallet.operations_per_task=3",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("invariant: FAILED"), "{text}");
+    assert!(text.contains("account 1 holds"), "{text}");
+}
