@@ -1,7 +1,4 @@
-//! # conflictkit
-//!
-//! Race-free database code without hand-written locks.
-#![doc = "(crate docs are completed with the resolver)"]
+#![doc = include_str!("../README.md")]
 
 // == resolver (issue 2/3) ==
 #[doc(inline)]

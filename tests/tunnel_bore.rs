@@ -1,6 +1,6 @@
 //! A real tunnel end to end on loopback: a bore server, a bore tunnel to a
-//! local HTTP service, and an event posted to the public URL reaching that
-//! service (the original's webhook test, without a third-party service).
+//! conflictkit event listener, and an event posted to the public URL reaching
+//! its handler (the original's webhook test, without a third-party service).
 //!
 //! bore's control port is fixed (7835), so every test that may touch it takes
 //! the `BORE` lock: they run one at a time within this binary.
@@ -9,8 +9,7 @@
 use std::ops::RangeInclusive;
 
 use conflictkit::tunnel::{BORE_CONTROL_PORT, Bore, BoreServer, TunnelError};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use conflictkit::events::{EventPoster, Listener, ListenerConfig, ListenerHandle};
 use tokio::sync::{Mutex, mpsc};
 
 static BORE: Mutex<()> = Mutex::const_new(());
@@ -19,71 +18,33 @@ static BORE: Mutex<()> = Mutex::const_new(());
 const PUBLIC_PORTS: RangeInclusive<u16> = 42_000..=42_999;
 const SECRET: &str = "conflictkit-test-secret";
 
-/// A request the local service received.
-#[derive(Debug)]
-struct Received {
-    method: String,
-    path: String,
-    body: serde_json::Value,
+/// The `txupdate` payload the handler decodes.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct TxUpdate {
+    txid: String,
+    confirmations: u32,
 }
 
-/// The local service behind the tunnel: a minimal HTTP server on loopback that
-/// answers each request `200 OK` and hands it to the test.
-///
-/// When the event listener (issue 6) is merged, this is where it goes:
-/// `conflictkit::events::Listener` on 127.0.0.1:0 with a `txupdate` handler
-/// that sends what it decodes on the same channel.
+/// The local service behind the tunnel: a conflictkit event listener on
+/// loopback whose `txupdate` handler hands what it decoded to the test.
 struct LocalService {
     port: u16,
-    received: mpsc::UnboundedReceiver<Received>,
+    received: mpsc::UnboundedReceiver<TxUpdate>,
+    _handle: ListenerHandle,
 }
 
 impl LocalService {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let (tx, received) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut read = BufReader::new(read);
-                    let mut request_line = String::new();
-                    read.read_line(&mut request_line)
-                        .await
-                        .expect("request line");
-                    let mut parts = request_line.split_whitespace();
-                    let method = parts.next().unwrap_or_default().to_owned();
-                    let path = parts.next().unwrap_or_default().to_owned();
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        read.read_line(&mut header).await.expect("header");
-                        let header = header.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().expect("content length");
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    read.read_exact(&mut body).await.expect("body");
-                    write
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK",
-                        )
-                        .await
-                        .expect("reply");
-                    let body = serde_json::from_slice(&body).expect("a JSON body");
-                    let _ = tx.send(Received { method, path, body });
-                });
+        let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().expect("addr")));
+        listener.on("txupdate", move |update: TxUpdate| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(update);
             }
         });
-        Self { port, received }
+        let handle = listener.start().await.expect("event listener");
+        Self { port: handle.local_addr().port(), received, _handle: handle }
     }
 }
 
@@ -112,28 +73,15 @@ async fn an_event_posted_to_the_public_url_reaches_the_local_service() {
         format!("http://127.0.0.1:{public_port}")
     );
 
+    // The original's sender, aimed at the public URL.
     let txid = format!("{:016x}", rand::random::<u64>());
-    let event = serde_json::json!({
-        "event_name": "txupdate",
-        "data": { "txid": txid, "confirmations": 3 },
-    });
-    let response = reqwest::Client::new()
-        .post(tunnel.public_url())
-        .json(&event)
-        .send()
+    EventPoster::new(&tunnel.public_url())
+        .expect("poster")
+        .post("txupdate", &serde_json::json!({ "txid": txid, "confirmations": 3 }))
         .await
-        .expect("POST through the tunnel");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.expect("body"), "OK");
-
-    let received = service
-        .received
-        .recv()
-        .await
-        .expect("the service got the request");
-    assert_eq!(received.method, "POST");
-    assert_eq!(received.path, "/");
-    assert_eq!(received.body, event);
+        .expect("POST through the tunnel answered 200");
+    let received = service.received.recv().await.expect("the handler got the event");
+    assert_eq!(received, TxUpdate { txid, confirmations: 3 });
 
     tunnel.stop().await;
     server.stop().await;
