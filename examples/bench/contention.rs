@@ -13,7 +13,7 @@ use crate::report::{JsonSink, Table, median, num};
 use crate::workload::{CellRun, Strategy, run_cell};
 
 /// Default increments per cell (split across the tasks).
-pub(crate) const DEFAULT_OPS: usize = 600;
+pub(crate) const DEFAULT_OPS: usize = 400;
 
 pub(crate) async fn run(
     target: &Target,
@@ -36,7 +36,8 @@ pub(crate) async fn run(
         for &k in &cfg.rows {
             for &t in &cfg.threads {
                 let mut order = strategies.clone();
-                order.rotate_left((rep + cell_no) % order.len().max(1));
+                let shift = (rep + cell_no) % order.len().max(1);
+                order.rotate_left(shift);
                 cell_no += 1;
                 for s in order {
                     let r = run_cell(&db, s, t, k, ops, cfg.cell_timeout).await?;
@@ -88,8 +89,19 @@ fn report(
             cfg.repeat
         ),
         vec![
-            "K", "T", "strategy", "ops/s", "× FOR UPDATE", "att/commit", "p50 ms", "p99 ms",
-            "max ms", "give-ups", "errors", "lost", "cut",
+            "K",
+            "T",
+            "strategy",
+            "ops/s",
+            "× FOR UPDATE",
+            "att/commit",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "give-ups",
+            "errors",
+            "lost",
+            "cut",
         ],
     );
     let med = |v: &[CellRun], f: &dyn Fn(&CellRun) -> f64| median(v.iter().map(f).collect());
@@ -148,4 +160,4 @@ fn report(
 }
 
 /// Default wall-clock budget of one cell before it stops starting new ops.
-pub(crate) const DEFAULT_CELL_TIMEOUT: Duration = Duration::from_secs(8);
+pub(crate) const DEFAULT_CELL_TIMEOUT: Duration = Duration::from_secs(5);

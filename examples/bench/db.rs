@@ -87,7 +87,10 @@ impl Target {
         match (kind, server_url) {
             (Kind::Sqlite, _) => {
                 let dir = tempfile::tempdir().map_err(|e| DbErr::Custom(e.to_string()))?;
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("bench.db").display()
+                );
                 let db = Database::connect(&url).await?;
                 db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
                 db.close().await?;
@@ -117,10 +120,7 @@ impl Target {
                     _dir: None,
                 })
             }
-            (_, None) => Err(DbErr::Custom(format!(
-                "no server URL for {}",
-                kind.name()
-            ))),
+            (_, None) => Err(DbErr::Custom(format!("no server URL for {}", kind.name()))),
         }
     }
 

@@ -58,7 +58,7 @@ struct Args {
     /// Hot rows K (contention).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
     rows: Vec<usize>,
-    /// Increments per cell (default: 1000 for overhead, 600 for contention).
+    /// Increments per cell (default: 1000 for overhead, 400 for contention).
     #[arg(long)]
     ops: Option<usize>,
     /// Runs of every cell; medians are reported.

@@ -77,20 +77,36 @@ pub(crate) async fn run(
     }
     // warm-up: one short unmeasured cell per variant
     for v in &variants {
-        run_cell(&pools[&(v.ping, v.session_iso)], v.strategy, 1, 1, ops / 10 + 1, cfg.cell_timeout).await?;
+        run_cell(
+            &pools[&(v.ping, v.session_iso)],
+            v.strategy,
+            1,
+            1,
+            ops / 10 + 1,
+            cfg.cell_timeout,
+        )
+        .await?;
     }
     let mut runs: BTreeMap<Variant, Vec<CellRun>> = BTreeMap::new();
     for rep in 0..cfg.repeat {
         let mut order = variants.clone();
-        order.rotate_left(rep % order.len());
+        let shift = rep % order.len();
+        order.rotate_left(shift);
         for v in order {
             let pool = PoolOpts {
                 ping: v.ping,
                 session_serializable: v.session_iso,
                 max_connections: 2,
             };
-            let r = run_cell(&pools[&(v.ping, v.session_iso)], v.strategy, 1, 1, ops, cfg.cell_timeout)
-                .await?;
+            let r = run_cell(
+                &pools[&(v.ping, v.session_iso)],
+                v.strategy,
+                1,
+                1,
+                ops,
+                cfg.cell_timeout,
+            )
+            .await?;
             let us = us_per_op(&r);
             eprintln!(
                 "  overhead {backend} {:<36} {:<20} rep {}: {us:>8.1} µs/op{}",
@@ -121,7 +137,15 @@ pub(crate) async fn run(
             "overhead · {backend} · 1 task, {ops} uncontended increments · medians of {} runs",
             cfg.repeat
         ),
-        vec!["way", "pool", "µs/op", "ops/s", "p50 ms", "p99 ms", "÷ hand, same pool"],
+        vec![
+            "way",
+            "pool",
+            "µs/op",
+            "ops/s",
+            "p50 ms",
+            "p99 ms",
+            "÷ hand, same pool",
+        ],
     );
     for v in &variants {
         let rs = &runs[v];

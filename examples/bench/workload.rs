@@ -118,7 +118,9 @@ async fn read_modify_write<C: ConnectionTrait>(c: &C, id: i32, lock: bool) -> Re
 /// Full jitter, 10 ms · 2^(attempt-1), capped at 1 s: what the issue's
 /// hand-written loops use.
 fn full_jitter(attempt: u32) -> Duration {
-    let ceiling_ms = 10u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(1000);
+    let ceiling_ms = 10u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+        .min(1000);
     Duration::from_micros(rand::random_range(0..=ceiling_ms * 1000))
 }
 
