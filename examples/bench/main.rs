@@ -1,0 +1,157 @@
+//! conflictkit benchmark harness (issue 9).
+//!
+//! ```text
+//! cargo run --release --example bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
+//!     [--threads 1,4,16,64] [--rows 1,10] [--ops N] [--repeat R] [--json FILE]
+//! ```
+//!
+//! It starts no server: pass the URLs (`scripts/bench.sh` starts throwaway
+//! servers and passes them). On each server it creates a database of its own
+//! (`ck_bench_<pid>`) and drops it at the end. Each scenario is one module;
+//! add a variant to [`Scenario`] and a module to add one.
+//!
+//! Tables go to stdout as Markdown, progress to stderr, and one JSON line per
+//! run and per median to `--json` (appended).
+
+mod contention;
+mod db;
+mod overhead;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::db::{Kind, Target};
+use crate::workload::Strategy;
+
+/// The scenarios of issue 9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Uncontended increments from 1 task: `resolver.run` vs hand-written sea-orm.
+    Overhead,
+    /// K hot rows, T tasks: every retry / locking strategy side by side.
+    Contention,
+}
+
+/// Benchmarks of conflictkit against what users would write instead.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Scenarios to run, in order.
+    #[arg(required = true)]
+    scenarios: Vec<Scenario>,
+    /// PostgreSQL server URL (a database `ck_bench_<pid>` is created on it).
+    #[arg(long)]
+    pg: Option<String>,
+    /// MySQL / MariaDB server URL.
+    #[arg(long)]
+    mysql: Option<String>,
+    /// Also measure SQLite (a WAL file in a temp dir).
+    #[arg(long)]
+    sqlite: bool,
+    /// Concurrent tasks per cell (contention).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
+    threads: Vec<usize>,
+    /// Hot rows K (contention).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    rows: Vec<usize>,
+    /// Increments per cell (default: 1000 for overhead, 400 for contention).
+    #[arg(long)]
+    ops: Option<usize>,
+    /// Runs of every cell; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Append JSON lines (one per run and per median) to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Contention strategies, comma-separated (default: all of
+    /// ck-adaptive, ck-off, immediate, jitter-hand, for-update, single-update).
+    #[arg(long, value_delimiter = ',')]
+    strategies: Option<Vec<Strategy>>,
+    /// Seconds a cell may run before it stops starting new increments.
+    #[arg(long, default_value_t = contention::DEFAULT_CELL_TIMEOUT.as_secs_f64())]
+    cell_timeout: f64,
+    /// Contention pools ping each connection on checkout (sea-orm's default;
+    /// off by default here, the overhead scenario measures both).
+    #[arg(long)]
+    ping: bool,
+}
+
+/// What every scenario reads from the command line.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) threads: Vec<usize>,
+    pub(crate) rows: Vec<usize>,
+    pub(crate) ops: Option<usize>,
+    pub(crate) repeat: usize,
+    pub(crate) strategies: Vec<Strategy>,
+    pub(crate) cell_timeout: Duration,
+    pub(crate) ping: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut servers: Vec<(Kind, Option<&str>)> = Vec::new();
+    if let Some(u) = &args.pg {
+        servers.push((Kind::Postgres, Some(u)));
+    }
+    if let Some(u) = &args.mysql {
+        servers.push((Kind::MySql, Some(u)));
+    }
+    if args.sqlite {
+        servers.push((Kind::Sqlite, None));
+    }
+    if servers.is_empty() {
+        return Err("nothing to measure: give --pg URL, --mysql URL and/or --sqlite".into());
+    }
+    if args.repeat == 0 || args.threads.contains(&0) || args.rows.contains(&0) {
+        return Err("--repeat, --threads and --rows must be at least 1".into());
+    }
+    let cfg = Config {
+        threads: args.threads.clone(),
+        rows: args.rows.clone(),
+        ops: args.ops,
+        repeat: args.repeat,
+        strategies: args
+            .strategies
+            .clone()
+            .unwrap_or_else(|| Strategy::CONTENTION.to_vec()),
+        cell_timeout: Duration::from_secs_f64(args.cell_timeout),
+        ping: args.ping,
+    };
+    let mut sink = report::JsonSink::open(args.json.as_deref())?;
+    eprintln!(
+        "conflictkit bench: {} cores available, scenarios {:?}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.scenarios
+    );
+    for scenario in &args.scenarios {
+        for &(kind, url) in &servers {
+            let target = Target::create(kind, url).await?;
+            let started = std::time::Instant::now();
+            let res = match scenario {
+                Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
+                Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
+            };
+            eprintln!(
+                "{scenario:?} on {} took {:.0} s",
+                kind.name(),
+                started.elapsed().as_secs_f64()
+            );
+            target.cleanup().await?;
+            res?;
+        }
+    }
+    Ok(())
+}
