@@ -3,15 +3,20 @@
 //!
 //! Each label (managed function) has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
-//! - a conflict halves the limit (never below 1: the function then runs one
-//!   transaction at a time in this process and stops conflicting with itself);
-//! - a clean commit raises it by `1/limit`, so it climbs back by about one per
-//!   "round" of commits, and is lifted altogether above [`UNLIMITED_ABOVE`].
+//! - a conflict halves the limit, at most once per "window": conflicts of
+//!   transactions admitted before the last cut are ignored, since the cut
+//!   already answered them. The limit never goes below 1: the function then
+//!   runs one transaction at a time in this process and stops conflicting
+//!   with itself;
+//! - a clean commit raises it by `1/(GROWTH_DAMPING * limit)`, so it climbs
+//!   back slowly, and it is lifted altogether above [`UNLIMITED_ABOVE`].
 //!
 //! While a label has never conflicted (or has recovered) the gate only counts:
 //! no waiting. The gate is passed *before* `BEGIN`, so a queued transaction
 //! takes its snapshot after the one ahead of it committed and reads fresh data;
-//! a permit is given back before the backoff sleep.
+//! a permit is given back before the backoff sleep, and while the gate is
+//! limiting a label the replay does not sleep at all: the queue already spaces
+//! the replays out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +25,8 @@ use tokio::sync::Notify;
 
 /// Above this limit a label runs unlimited again.
 pub const UNLIMITED_ABOVE: f64 = 64.0;
+/// How much slower than TCP's `1/limit` the limit grows per clean commit.
+const GROWTH_DAMPING: f64 = 8.0;
 
 /// Contention control of a resolver or of one call.
 ///
@@ -90,6 +97,8 @@ struct GateState {
     in_flight: u32,
     /// `None`: unlimited.
     limit: Option<f64>,
+    /// Incremented at every cut of the limit.
+    epoch: u64,
 }
 
 impl GateState {
@@ -115,34 +124,45 @@ impl Gate {
                 if s.has_room() {
                     s.in_flight += 1;
                     let room_left = s.has_room();
+                    let epoch = s.epoch;
                     drop(s);
                     if room_left {
                         // pass the wake-up on: the limit may have grown by more than one
                         self.notify.notify_one();
                     }
-                    return Permit { gate: self.clone() };
+                    return Permit { gate: self.clone(), epoch };
                 }
             }
             notified.await;
         }
     }
 
-    /// A transaction of this label conflicted: halve the limit.
-    pub(crate) fn on_conflict(&self) {
+    /// A transaction admitted at `admitted` (its permit's epoch) conflicted:
+    /// halve the limit, unless it was already cut since that admission.
+    pub(crate) fn on_conflict(&self, admitted: u64) {
         let mut s = lock(&self.state);
+        if admitted < s.epoch {
+            return;
+        }
         let current = s.limit.unwrap_or(f64::from(s.in_flight.max(1)));
         s.limit = Some((current / 2.0).max(1.0));
+        s.epoch += 1;
     }
 
-    /// A transaction of this label committed without conflict: grow the limit.
+    /// A transaction of this label committed: grow the limit.
     pub(crate) fn on_commit(&self) {
         let mut s = lock(&self.state);
         if let Some(l) = s.limit {
-            let grown = l + 1.0 / l;
+            let grown = l + 1.0 / (GROWTH_DAMPING * l);
             s.limit = (grown <= UNLIMITED_ABOVE).then_some(grown);
             drop(s);
             self.notify.notify_one();
         }
+    }
+
+    /// Whether the gate is limiting this label now.
+    pub(crate) fn is_limiting(&self) -> bool {
+        lock(&self.state).limit.is_some()
     }
 }
 
@@ -150,6 +170,14 @@ impl Gate {
 #[derive(Debug)]
 pub(crate) struct Permit {
     gate: Arc<Gate>,
+    epoch: u64,
+}
+
+impl Permit {
+    /// The gate's epoch when this permit was given.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
 }
 
 impl Drop for Permit {
@@ -176,19 +204,22 @@ mod tests {
     async fn conflicts_halve_and_commits_grow_back() {
         let gate = Arc::new(Gate::default());
         let held: Vec<Permit> = futures::future::join_all((0..16).map(|_| gate.admit())).await;
-        gate.on_conflict();
+        gate.on_conflict(held[0].epoch());
         assert_eq!(lock(&gate.state).limit, Some(8.0));
-        gate.on_conflict();
-        gate.on_conflict();
-        gate.on_conflict();
-        gate.on_conflict();
-        assert_eq!(lock(&gate.state).limit, Some(1.0), "floor 1");
+        // the other 15 were admitted before that cut: one window, one cut
+        for p in &held[1..] {
+            gate.on_conflict(p.epoch());
+        }
+        assert_eq!(lock(&gate.state).limit, Some(8.0));
         drop(held);
+        for _ in 0..4 {
+            let p = gate.admit().await;
+            gate.on_conflict(p.epoch());
+        }
+        assert_eq!(lock(&gate.state).limit, Some(1.0), "floor 1");
         gate.on_commit();
-        assert_eq!(lock(&gate.state).limit, Some(2.0));
-        gate.on_commit();
-        assert_eq!(lock(&gate.state).limit, Some(2.5));
-        for _ in 0..10_000 {
+        assert_eq!(lock(&gate.state).limit, Some(1.125), "slow growth at the floor");
+        for _ in 0..100_000 {
             gate.on_commit();
         }
         assert_eq!(lock(&gate.state).limit, None, "recovered: unlimited again");
@@ -198,7 +229,7 @@ mod tests {
     async fn limit_one_queues_and_wakes_in_turn() {
         let gate = Arc::new(Gate::default());
         let first = gate.admit().await;
-        gate.on_conflict();
+        gate.on_conflict(first.epoch());
         assert_eq!(lock(&gate.state).limit, Some(1.0));
         let g = gate.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

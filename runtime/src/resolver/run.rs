@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::FutureExt;
 use sea_orm::DbErr;
@@ -190,6 +191,7 @@ impl ConflictResolver {
                 None => None,
             };
             let outcome = self.attempt(options, body, attempt).await;
+            let admitted = permit.as_ref().map(|p| p.epoch());
             drop(permit);
             let err = match outcome {
                 Attempt::Committed(value, hooks) => {
@@ -207,8 +209,8 @@ impl ConflictResolver {
                 stats.error();
                 return Err(err);
             };
-            if let Some(g) = &gate {
-                g.on_conflict();
+            if let (Some(g), Some(admitted)) = (&gate, admitted) {
+                g.on_conflict(admitted);
             }
             if options.retryable {
                 stats.retry();
@@ -224,14 +226,21 @@ impl ConflictResolver {
                     err,
                 )));
             }
-            self.before_replay(options, attempt, &conflict).await;
+            // While the gate is limiting this label its queue spaces the
+            // replays out; sleeping as well would only idle the connection.
+            let queued = gate.as_ref().is_some_and(|g| g.is_limiting());
+            self.before_replay(options, attempt, &conflict, queued).await;
         }
     }
 
     /// Logs the conflict, calls `on_retry` and sleeps the backoff. The
     /// connection is already back in the pool: the attempt rolled back.
-    async fn before_replay(&self, options: &CallOptions, attempt: u32, conflict: &Conflict) {
-        let delay = self.inner.backoff.delay(attempt);
+    async fn before_replay(&self, options: &CallOptions, attempt: u32, conflict: &Conflict, queued: bool) {
+        let delay = if queued {
+            Duration::ZERO
+        } else {
+            self.inner.backoff.delay(attempt)
+        };
         tracing::info!(
             label = %options.label(),
             attempt,
