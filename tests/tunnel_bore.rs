@@ -8,8 +8,8 @@
 
 use std::ops::RangeInclusive;
 
-use conflictkit::tunnel::{BORE_CONTROL_PORT, Bore, BoreServer, TunnelError};
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, ListenerHandle};
+use conflictkit::tunnel::{BORE_CONTROL_PORT, Bore, BoreServer, TunnelError};
 use tokio::sync::{Mutex, mpsc};
 
 static BORE: Mutex<()> = Mutex::const_new(());
@@ -44,7 +44,11 @@ impl LocalService {
             }
         });
         let handle = listener.start().await.expect("event listener");
-        Self { port: handle.local_addr().port(), received, _handle: handle }
+        Self {
+            port: handle.local_addr().port(),
+            received,
+            _handle: handle,
+        }
     }
 }
 
@@ -77,11 +81,24 @@ async fn an_event_posted_to_the_public_url_reaches_the_local_service() {
     let txid = format!("{:016x}", rand::random::<u64>());
     EventPoster::new(&tunnel.public_url())
         .expect("poster")
-        .post("txupdate", &serde_json::json!({ "txid": txid, "confirmations": 3 }))
+        .post(
+            "txupdate",
+            &serde_json::json!({ "txid": txid, "confirmations": 3 }),
+        )
         .await
         .expect("POST through the tunnel answered 200");
-    let received = service.received.recv().await.expect("the handler got the event");
-    assert_eq!(received, TxUpdate { txid, confirmations: 3 });
+    let received = service
+        .received
+        .recv()
+        .await
+        .expect("the handler got the event");
+    assert_eq!(
+        received,
+        TxUpdate {
+            txid,
+            confirmations: 3
+        }
+    );
 
     tunnel.stop().await;
     server.stop().await;

@@ -18,10 +18,10 @@
 //! limiting a label the replay does not sleep at all: the queue already spaces
 //! the replays out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 /// Above this limit a label runs unlimited again.
 pub const UNLIMITED_ABOVE: f64 = 64.0;
@@ -85,11 +85,10 @@ impl Gates {
     }
 }
 
-/// One label's admission gate.
+/// One label's admission gate: a FIFO queue under an adjustable limit.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     state: Mutex<GateState>,
-    notify: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -99,12 +98,29 @@ struct GateState {
     limit: Option<f64>,
     /// Incremented at every cut of the limit.
     epoch: u64,
+    /// Callers waiting for room, oldest first. Arrivals never overtake them,
+    /// so no caller starves (the tail latency stays bounded).
+    waiting: VecDeque<oneshot::Sender<u64>>,
 }
 
 impl GateState {
     fn has_room(&self) -> bool {
         self.limit
             .is_none_or(|l| f64::from(self.in_flight) < l.floor().max(1.0))
+    }
+
+    /// Hands free room to the oldest waiters.
+    fn admit_waiters(&mut self) {
+        while self.has_room() {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            self.in_flight += 1;
+            if next.send(self.epoch).is_err() {
+                // that caller gave up waiting (its future was dropped)
+                self.in_flight -= 1;
+            }
+        }
     }
 }
 
@@ -113,27 +129,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
-    /// Waits for room under the limit; the permit frees it on drop.
+    /// Waits for room under the limit, behind everyone already waiting; the
+    /// permit frees it on drop. Cancel-safe: a dropped wait takes no room.
     pub(crate) async fn admit(self: &Arc<Self>) -> Permit {
         loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
+            let rx = {
                 let mut s = lock(&self.state);
-                if s.has_room() {
+                if s.waiting.is_empty() && s.has_room() {
                     s.in_flight += 1;
-                    let room_left = s.has_room();
-                    let epoch = s.epoch;
-                    drop(s);
-                    if room_left {
-                        // pass the wake-up on: the limit may have grown by more than one
-                        self.notify.notify_one();
-                    }
-                    return Permit { gate: self.clone(), epoch };
+                    return Permit {
+                        gate: self.clone(),
+                        epoch: s.epoch,
+                    };
                 }
+                let (tx, rx) = oneshot::channel();
+                s.waiting.push_back(tx);
+                rx
+            };
+            let mut wait = Waiting {
+                gate: self.clone(),
+                rx: Some(rx),
+            };
+            let granted = match wait.rx.as_mut() {
+                Some(rx) => rx.await,
+                None => continue,
+            };
+            wait.rx = None; // received: nothing to give back on drop
+            // A closed channel cannot happen while the gate lives (senders
+            // leave the queue only by sending); queue again if it ever does.
+            if let Ok(epoch) = granted {
+                return Permit {
+                    gate: self.clone(),
+                    epoch,
+                };
             }
-            notified.await;
         }
     }
 
@@ -155,14 +184,37 @@ impl Gate {
         if let Some(l) = s.limit {
             let grown = l + 1.0 / (GROWTH_DAMPING * l);
             s.limit = (grown <= UNLIMITED_ABOVE).then_some(grown);
-            drop(s);
-            self.notify.notify_one();
+            s.admit_waiters();
         }
     }
 
     /// Whether the gate is limiting this label now.
     pub(crate) fn is_limiting(&self) -> bool {
         lock(&self.state).limit.is_some()
+    }
+
+    fn release(&self) {
+        let mut s = lock(&self.state);
+        s.in_flight -= 1;
+        s.admit_waiters();
+    }
+}
+
+/// A caller in the queue; if its future is dropped after room was handed to
+/// it, the room goes back.
+struct Waiting {
+    gate: Arc<Gate>,
+    rx: Option<oneshot::Receiver<u64>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.release();
+            }
+        }
     }
 }
 
@@ -182,8 +234,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        lock(&self.gate.state).in_flight -= 1;
-        self.gate.notify.notify_one();
+        self.gate.release();
     }
 }
 
@@ -218,7 +269,11 @@ mod tests {
         }
         assert_eq!(lock(&gate.state).limit, Some(1.0), "floor 1");
         gate.on_commit();
-        assert_eq!(lock(&gate.state).limit, Some(1.125), "slow growth at the floor");
+        assert_eq!(
+            lock(&gate.state).limit,
+            Some(1.125),
+            "slow growth at the floor"
+        );
         for _ in 0..100_000 {
             gate.on_commit();
         }
@@ -249,5 +304,46 @@ mod tests {
             .expect("admitted after the first permit was dropped");
         drop(waiter.await.unwrap());
         assert_eq!(lock(&gate.state).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_are_served_in_order_and_cancelled_waits_take_no_room() {
+        let gate = Arc::new(Gate::default());
+        let first = gate.admit().await;
+        gate.on_conflict(first.epoch());
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiters = Vec::new();
+        for i in 0..3 {
+            let g = gate.clone();
+            let tx = tx.clone();
+            waiters.push(tokio::spawn(async move {
+                let p = g.admit().await;
+                tx.send(i).unwrap();
+                drop(p);
+            }));
+            // let waiter i queue before the next one arrives
+            while lock(&gate.state).waiting.len() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // a cancelled wait: queued, then dropped
+        let cancelled = {
+            let g = gate.clone();
+            tokio::spawn(async move { g.admit().await })
+        };
+        while lock(&gate.state).waiting.len() < 4 {
+            tokio::task::yield_now().await;
+        }
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        let got: Vec<usize> = std::iter::from_fn(|| order.try_recv().ok()).collect();
+        assert_eq!(got, vec![0, 1, 2], "first come, first served");
+        let s = lock(&gate.state);
+        assert_eq!(s.in_flight, 0, "the cancelled wait holds no room");
+        assert!(s.waiting.is_empty());
     }
 }

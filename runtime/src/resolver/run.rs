@@ -229,13 +229,20 @@ impl ConflictResolver {
             // While the gate is limiting this label its queue spaces the
             // replays out; sleeping as well would only idle the connection.
             let queued = gate.as_ref().is_some_and(|g| g.is_limiting());
-            self.before_replay(options, attempt, &conflict, queued).await;
+            self.before_replay(options, attempt, &conflict, queued)
+                .await;
         }
     }
 
     /// Logs the conflict, calls `on_retry` and sleeps the backoff. The
     /// connection is already back in the pool: the attempt rolled back.
-    async fn before_replay(&self, options: &CallOptions, attempt: u32, conflict: &Conflict, queued: bool) {
+    async fn before_replay(
+        &self,
+        options: &CallOptions,
+        attempt: u32,
+        conflict: &Conflict,
+        queued: bool,
+    ) {
         let delay = if queued {
             Duration::ZERO
         } else {
