@@ -79,7 +79,7 @@ async fn an_event_posted_to_the_public_url_reaches_the_local_service() {
 
     // The original's sender, aimed at the public URL.
     let txid = format!("{:016x}", rand::random::<u64>());
-    EventPoster::new(&tunnel.public_url())
+    EventPoster::new(tunnel.public_url())
         .expect("poster")
         .post(
             "txupdate",

@@ -8,21 +8,21 @@
 //! What counts as a conflict on each database is listed in [`classify`].
 
 pub mod classify;
+mod conflict_resolver;
 mod contention;
 mod error;
 mod policy;
 mod replay_arg;
-mod resolver;
 mod run;
 mod stats;
 mod txn;
 
 pub use classify::{Conflict, ConflictCode};
+pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use contention::{Contention, UNLIMITED_ABOVE};
 pub use error::{CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
-pub use resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use run::{BodyFuture, ImpliedBound, ScopedFuture};
 pub use stats::Stats;
 pub use txn::Txn;

@@ -12,10 +12,10 @@ use sea_orm::DbErr;
 use tracing::Instrument;
 
 use super::classify::Conflict;
+use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::Contention;
 use super::error::CannotResolveDatabaseConflict;
 use super::policy::CallOptions;
-use super::resolver::{ConflictResolver, RetryEvent};
 use super::txn::{Hook, Txn, panic_message, run_hooks};
 
 /// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
