@@ -76,7 +76,7 @@ pub mod __private {
     pub use serde_json;
     // == resolver ==
     pub use conflictkit_runtime::resolver::{
-        CallOptions, ConflictResolver, Isolation, ReplayArg, SqliteMode, Txn,
+        CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };
     // == auto_number ==
     pub use conflictkit_runtime::auto_number::__private as auto_number;

@@ -229,6 +229,7 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `isolation = "serializable" \| "repeatable_read" \| "read_committed"` | isolation on PostgreSQL and MySQL; default: the resolver's (SERIALIZABLE) |
 /// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
+/// | `contention = "adaptive" \| "off"` | per-function admission control under contention; default adaptive |
 /// | `resolver = <expr>` | where the resolver comes from; the transaction parameter then disappears |
 /// | `label = "..."` | names the call in logs, stats and the give-up error; default: the function's path (`module::fn`, or `Type::method` for methods) |
 /// | `crate = "path"` | the path of the conflictkit crate, when it is re-exported under another name |

@@ -14,10 +14,36 @@ use super::{Errors, Flavor};
 
 /// Every valid option, for the "unknown option" message.
 const VALID: &str = "`retries = N`, `isolation = \"...\"`, `read_only`, `sqlite_mode = \"...\"`, \
-                     `resolver = <expr>`, `label = \"...\"`, `crate = \"path\"`";
+                     `contention = \"...\"`, `resolver = <expr>`, `label = \"...\"`, `crate = \"path\"`";
 
 const ISOLATIONS: &str = "\"serializable\", \"repeatable_read\", \"read_committed\"";
 const SQLITE_MODES: &str = "\"immediate\", \"deferred\", \"exclusive\"";
+const CONTENTIONS: &str = "\"adaptive\", \"off\"";
+
+/// `contention = "..."`, mirrored from the runtime's `Contention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contention {
+    Adaptive,
+    Off,
+}
+
+impl Contention {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "adaptive" => Some(Self::Adaptive),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// The runtime variant's name.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Self::Adaptive => "Adaptive",
+            Self::Off => "Off",
+        }
+    }
+}
 
 /// `isolation = "..."`, mirrored from the runtime's `Isolation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +108,7 @@ pub(crate) struct Options {
     pub(crate) isolation: Option<(Isolation, Span)>,
     pub(crate) read_only: Option<Span>,
     pub(crate) sqlite_mode: Option<(SqliteMode, Span)>,
+    pub(crate) contention: Option<(Contention, Span)>,
     pub(crate) resolver: Option<Expr>,
     pub(crate) label: Option<LitStr>,
     pub(crate) krate: Option<Path>,
@@ -139,7 +166,7 @@ fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
                 options.read_only = Some(span_of(&path));
             }
         }
-        "retries" | "isolation" | "sqlite_mode" | "resolver" | "label" | "crate" => {
+        "retries" | "isolation" | "sqlite_mode" | "contention" | "resolver" | "label" | "crate" => {
             let value = match meta {
                 Meta::NameValue(nv) => nv.value,
                 other => {
@@ -147,6 +174,7 @@ fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
                         "retries" => "retries = 5",
                         "isolation" => "isolation = \"serializable\"",
                         "sqlite_mode" => "sqlite_mode = \"immediate\"",
+                        "contention" => "contention = \"off\"",
                         "resolver" => "resolver = self.resolver",
                         "label" => "label = \"wallet::top_up\"",
                         _ => "crate = \"::conflictkit\"",
@@ -187,6 +215,7 @@ fn set_value(
         "retries" => options.retries.is_some(),
         "isolation" => options.isolation.is_some(),
         "sqlite_mode" => options.sqlite_mode.is_some(),
+        "contention" => options.contention.is_some(),
         "resolver" => options.resolver.is_some(),
         "label" => options.label.is_some(),
         _ => options.krate.is_some(),
@@ -239,6 +268,20 @@ fn set_value(
                         &lit,
                         format!(
                             "unknown sqlite_mode `{}`; valid values: {SQLITE_MODES}",
+                            lit.value()
+                        ),
+                    ),
+                }
+            }
+        }
+        "contention" => {
+            if let Some(lit) = string(&value, key, CONTENTIONS, errors) {
+                match Contention::from_name(&lit.value()) {
+                    Some(c) => options.contention = Some((c, lit.span())),
+                    None => errors.spanned(
+                        &lit,
+                        format!(
+                            "unknown contention `{}`; valid values: {CONTENTIONS}",
                             lit.value()
                         ),
                     ),

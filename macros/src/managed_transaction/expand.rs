@@ -132,6 +132,10 @@ fn call_options(
         let variant = Ident::new(mode.variant(), span);
         calls.extend(quote!(.sqlite_mode(#private::SqliteMode::#variant)));
     }
+    if let Some((contention, span)) = options.contention {
+        let variant = Ident::new(contention.variant(), span);
+        calls.extend(quote!(.contention(#private::Contention::#variant)));
+    }
     if flavor == Flavor::NonRetryable {
         calls.extend(quote!(.non_retryable()));
     }

@@ -8,7 +8,8 @@ async fn daily(
                 .retries(5)
                 .isolation(::conflictkit::__private::Isolation::RepeatableRead)
                 .read_only(true)
-                .sqlite_mode(::conflictkit::__private::SqliteMode::Deferred),
+                .sqlite_mode(::conflictkit::__private::SqliteMode::Deferred)
+                .contention(::conflictkit::__private::Contention::Off),
             move |txn: &conflictkit::Txn| {
                 let day = ::conflictkit::__private::ReplayArg::replay(&day);
                 ::std::boxed::Box::pin(async move {
