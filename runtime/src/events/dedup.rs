@@ -7,7 +7,7 @@
 //! handlers again). Ids older than the tolerance are forgotten, since such
 //! requests are rejected by the timestamp check anyway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,7 +30,16 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Dedup {
     window: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+/// The ids by name, and the order they came in, so that forgetting old ids
+/// costs amortised O(1) per request instead of a scan of every id.
+#[derive(Debug, Default)]
+struct Entries {
+    by_id: HashMap<String, Entry>,
+    /// `(message timestamp, id)` in arrival order.
+    arrivals: VecDeque<(i64, String)>,
 }
 
 /// The outcome of [`Dedup::claim`].
@@ -54,7 +63,7 @@ impl ClaimGuard<'_> {
     /// Marks the id as handled: later duplicates get 200 without dispatch.
     pub(crate) fn succeeded(mut self) {
         if let Some(tx) = self.tx.take() {
-            if let Some(entry) = self.dedup.lock().get_mut(&self.id) {
+            if let Some(entry) = self.dedup.lock().by_id.get_mut(&self.id) {
                 entry.state = State::Done;
             }
             let _ = tx.send(Some(true));
@@ -65,7 +74,7 @@ impl ClaimGuard<'_> {
 impl Drop for ClaimGuard<'_> {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            self.dedup.lock().remove(&self.id);
+            self.dedup.lock().by_id.remove(&self.id);
             let _ = tx.send(Some(false));
         }
     }
@@ -75,11 +84,11 @@ impl Dedup {
     pub(crate) fn new(window: Duration) -> Self {
         Self {
             window,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -90,7 +99,7 @@ impl Dedup {
             let mut waiting = {
                 let mut entries = self.lock();
                 self.purge(&mut entries, now);
-                match entries.get(id) {
+                match entries.by_id.get(id) {
                     Some(Entry {
                         state: State::Done, ..
                     }) => return Claim::Duplicate,
@@ -100,13 +109,14 @@ impl Dedup {
                     }) => rx.clone(),
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        entries.insert(
+                        entries.by_id.insert(
                             id.to_owned(),
                             Entry {
                                 timestamp,
                                 state: State::InFlight(rx),
                             },
                         );
+                        entries.arrivals.push_back((timestamp, id.to_owned()));
                         return Claim::Owner(ClaimGuard {
                             dedup: self,
                             id: id.to_owned(),
@@ -120,16 +130,33 @@ impl Dedup {
         }
     }
 
-    fn purge(&self, entries: &mut HashMap<String, Entry>, now: i64) {
+    /// Forgets the ids whose messages are older than the window, oldest
+    /// arrivals first; an id still in flight stops the sweep until it is done.
+    /// Arrivals are in arrival order, not timestamp order, so an expired id
+    /// may wait behind a younger one for a later sweep: memory stays bounded
+    /// by what arrives within about two windows.
+    fn purge(&self, entries: &mut Entries, now: i64) {
         let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
-        entries.retain(|_, e| {
-            matches!(e.state, State::InFlight(_)) || now.saturating_sub(e.timestamp) <= window
-        });
+        while let Some((timestamp, id)) = entries.arrivals.front() {
+            if now.saturating_sub(*timestamp) <= window {
+                break;
+            }
+            match entries.by_id.get(id) {
+                Some(e) if matches!(e.state, State::InFlight(_)) => break,
+                // the same id may have been claimed again later (after a
+                // failure released it): only forget the entry of this arrival
+                Some(e) if e.timestamp == *timestamp => {
+                    entries.by_id.remove(id);
+                }
+                _ => {}
+            }
+            entries.arrivals.pop_front();
+        }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 }
 
@@ -165,6 +192,25 @@ mod tests {
         tokio::task::yield_now().await;
         g.succeeded();
         assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn forgetting_is_amortised_and_bounded() {
+        let d = Dedup::new(Duration::from_secs(10));
+        for i in 0..10_000i64 {
+            if let Claim::Owner(g) = d.claim(&format!("m{i}"), i, i).await {
+                g.succeeded();
+            }
+            // ids older than the window are gone: at most ~window ids remain
+            assert!(d.len() <= 12, "{} ids remembered at {i}", d.len());
+        }
+        let arrivals = d.lock().arrivals.len();
+        assert_eq!(arrivals, d.len());
+        // a duplicate inside the window is still caught
+        assert!(matches!(
+            d.claim("m9995", 9995, 9999).await,
+            Claim::Duplicate
+        ));
     }
 
     #[tokio::test]

@@ -15,8 +15,8 @@
 //! no waiting. The gate is passed *before* `BEGIN`, so a queued transaction
 //! takes its snapshot after the one ahead of it committed and reads fresh data;
 //! a permit is given back before the backoff sleep, and while the gate is
-//! limiting a label the replay does not sleep at all: the queue already spaces
-//! the replays out.
+//! limiting a label and other transactions of it are running or queued, the
+//! replay does not sleep at all: the queue already spaces it out behind them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -188,9 +188,14 @@ impl Gate {
         }
     }
 
-    /// Whether the gate is limiting this label now.
-    pub(crate) fn is_limiting(&self) -> bool {
-        lock(&self.state).limit.is_some()
+    /// Whether a replay of this label, just rolled back, will be spaced out
+    /// by the queue: the gate is limiting and other transactions of the label
+    /// are running or waiting (the ones it conflicted with, most likely). A
+    /// transaction alone in its label conflicted with someone else (another
+    /// function, another process): only a backoff sleep spaces that out.
+    pub(crate) fn queue_spaces_replay(&self) -> bool {
+        let s = lock(&self.state);
+        s.limit.is_some() && (s.in_flight > 0 || !s.waiting.is_empty())
     }
 
     fn release(&self) {

@@ -226,9 +226,9 @@ impl ConflictResolver {
                     err,
                 )));
             }
-            // While the gate is limiting this label its queue spaces the
-            // replays out; sleeping as well would only idle the connection.
-            let queued = gate.as_ref().is_some_and(|g| g.is_limiting());
+            // While the gate queues this label behind the transactions it
+            // conflicted with, sleeping as well would only idle the connection.
+            let queued = gate.as_ref().is_some_and(|g| g.queue_spaces_replay());
             self.before_replay(options, attempt, &conflict, queued)
                 .await;
         }
