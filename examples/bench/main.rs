@@ -3,11 +3,14 @@
 //! ```text
 //! cargo run --release --example bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
 //!     [--threads 1,4,16,64] [--rows 1,10] [--ops N] [--repeat R] [--json FILE]
+//!     [--requests N] [--clients 1,32] [--sizes-mb 1,10,100]
 //! ```
 //!
-//! It starts no server: pass the URLs (`scripts/bench.sh` starts throwaway
-//! servers and passes them). On each server it creates a database of its own
-//! (`ck_bench_<pid>`) and drops it at the end. Each scenario is one module;
+//! It starts no database server: pass the URLs (`scripts/bench.sh` starts
+//! throwaway servers and passes them). On each server the database scenarios
+//! create a database of their own (`ck_bench_<pid>`) and drop it at the end.
+//! `listener` (HTTP servers on loopback, started by the harness) and `merge`
+//! (in memory) need no database and run once. Each scenario is one module;
 //! add a variant to [`Scenario`] and a module to add one.
 //!
 //! Tables go to stdout as Markdown, progress to stderr, and one JSON line per
@@ -15,6 +18,8 @@
 
 mod contention;
 mod db;
+mod listener;
+mod merge;
 mod overhead;
 mod report;
 mod workload;
@@ -34,6 +39,17 @@ enum Scenario {
     Overhead,
     /// K hot rows, T tasks: every retry / locking strategy side by side.
     Contention,
+    /// Form posts to the event listener vs a bare warp route, 1 and 32 clients.
+    Listener,
+    /// `merge_dict` / `merge_with` vs `json_patch::merge` on 1, 10, 100 MB.
+    Merge,
+}
+
+impl Scenario {
+    /// Whether the scenario runs once per database server.
+    fn needs_database(self) -> bool {
+        matches!(self, Scenario::Overhead | Scenario::Contention)
+    }
 }
 
 /// Benchmarks of conflictkit against what users would write instead.
@@ -78,6 +94,15 @@ struct Args {
     /// off by default here, the overhead scenario measures both).
     #[arg(long)]
     ping: bool,
+    /// Requests per listener cell (after a short warm-up).
+    #[arg(long, default_value_t = listener::DEFAULT_REQUESTS)]
+    requests: usize,
+    /// Concurrent HTTP clients per listener cell.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32])]
+    clients: Vec<usize>,
+    /// Target document sizes of the merge scenario, in MB (2^20 bytes).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100])]
+    sizes_mb: Vec<usize>,
 }
 
 /// What every scenario reads from the command line.
@@ -90,6 +115,9 @@ pub(crate) struct Config {
     pub(crate) strategies: Vec<Strategy>,
     pub(crate) cell_timeout: Duration,
     pub(crate) ping: bool,
+    pub(crate) requests: usize,
+    pub(crate) clients: Vec<usize>,
+    pub(crate) sizes_mb: Vec<usize>,
 }
 
 #[tokio::main]
@@ -112,11 +140,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.sqlite {
         servers.push((Kind::Sqlite, None));
     }
-    if servers.is_empty() {
-        return Err("nothing to measure: give --pg URL, --mysql URL and/or --sqlite".into());
+    if servers.is_empty() && args.scenarios.iter().any(|s| s.needs_database()) {
+        return Err(
+            "nothing to measure: overhead and contention need --pg URL, --mysql URL and/or --sqlite"
+                .into(),
+        );
     }
-    if args.repeat == 0 || args.threads.contains(&0) || args.rows.contains(&0) {
-        return Err("--repeat, --threads and --rows must be at least 1".into());
+    if args.repeat == 0
+        || args.threads.contains(&0)
+        || args.rows.contains(&0)
+        || args.requests == 0
+        || args.clients.contains(&0)
+        || args.sizes_mb.contains(&0)
+    {
+        return Err(
+            "--repeat, --threads, --rows, --requests, --clients and --sizes-mb must be at least 1"
+                .into(),
+        );
     }
     let cfg = Config {
         threads: args.threads.clone(),
@@ -129,6 +169,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| Strategy::CONTENTION.to_vec()),
         cell_timeout: Duration::from_secs_f64(args.cell_timeout),
         ping: args.ping,
+        requests: args.requests,
+        clients: args.clients.clone(),
+        sizes_mb: args.sizes_mb.clone(),
     };
     let mut sink = report::JsonSink::open(args.json.as_deref())?;
     eprintln!(
@@ -137,12 +180,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.scenarios
     );
     for scenario in &args.scenarios {
+        if !scenario.needs_database() {
+            let started = std::time::Instant::now();
+            match scenario {
+                Scenario::Listener => listener::run(&cfg, &mut sink).await?,
+                Scenario::Merge => merge::run(&cfg, &mut sink)?,
+                Scenario::Overhead | Scenario::Contention => {}
+            }
+            eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
+            continue;
+        }
         for &(kind, url) in &servers {
             let target = Target::create(kind, url).await?;
             let started = std::time::Instant::now();
             let res = match scenario {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
+                Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(
                 "{scenario:?} on {} took {:.0} s",
