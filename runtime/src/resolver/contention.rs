@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 /// Above this limit a label runs unlimited again.
 pub const UNLIMITED_ABOVE: f64 = 64.0;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit.
-const GROWTH_DAMPING: f64 = 8.0;
+const GROWTH_DAMPING: f64 = 4.0;
 
 /// Contention control of a resolver or of one call.
 ///
@@ -276,8 +276,8 @@ mod tests {
         gate.on_commit();
         assert_eq!(
             lock(&gate.state).limit,
-            Some(1.125),
-            "slow growth at the floor"
+            Some(1.25),
+            "damped growth at the floor: 1 + 1/(4·1)"
         );
         for _ in 0..100_000 {
             gate.on_commit();
