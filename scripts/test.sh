@@ -25,6 +25,8 @@ CONFLICTKIT_NGROK_BIN="$(./scripts/install-ngrok.sh)"
 export CONFLICTKIT_NGROK_BIN
 
 export CONFLICTKIT_REQUIRE_SERVERS=1
+echo "== cargo build --examples (tests/wallet_example.rs runs the wallet binary)"
+cargo build --workspace --examples
 echo "== cargo nextest (workspace: unit, integration and UI tests)"
 cargo nextest run --workspace --lib --bins --tests --examples --no-tests=fail "$@"
 echo "== cargo test --doc (workspace doc tests)"
