@@ -91,7 +91,17 @@ servers_stop() {
     _ck_as postgres "$_ck_pg_bin/pg_ctl" -D "$_ck_run_dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   if [ -n "$_ck_mysql_pid" ]; then
-    kill "$_ck_mysql_pid" 2>/dev/null || true
+    # $_ck_mysql_pid is runuser's; it does not pass signals on, so ask the
+    # server itself to stop, then make sure its own pid is gone.
+    local dir="$_ck_run_dir/mysql" server_pid=""
+    [ -f "$dir/mysqld.pid" ] && server_pid=$(cat "$dir/mysqld.pid")
+    mariadb-admin --no-defaults -uroot --socket="$dir/mysqld.sock" shutdown >/dev/null 2>&1 \
+      || { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; } || true
+    if [ -n "$server_pid" ]; then
+      local deadline=$((SECONDS + 30))
+      while kill -0 "$server_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+      kill -9 "$server_pid" 2>/dev/null || true
+    fi
     wait "$_ck_mysql_pid" 2>/dev/null || true
   fi
   if [ -n "$_ck_run_dir" ]; then rm -rf "$_ck_run_dir"; fi
