@@ -1,11 +1,12 @@
 //! The options inside `#[managed_transaction(...)]`: one setter per key that
 //! rejects duplicates, then checks of the options against each other.
 //!
-//! `crate = "path"` is parsed here too ([`Options::krate`]); the other macros
-//! of the workspace parse it the same way.
+//! `crate = "path"` is parsed here too ([`Options::krate`]), with its own
+//! error message (pinned by the UI tests); the default root comes from the
+//! shared `common::crate_path`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
@@ -117,10 +118,10 @@ pub(crate) struct Options {
 impl Options {
     /// The root of generated paths: `::conflictkit` unless `crate = "..."`.
     pub(crate) fn krate(&self) -> TokenStream {
-        match &self.krate {
-            Some(path) => path.to_token_stream(),
-            None => quote!(::conflictkit),
-        }
+        self.krate
+            .clone()
+            .unwrap_or_else(crate::common::crate_path::default_crate_path)
+            .to_token_stream()
     }
 }
 
