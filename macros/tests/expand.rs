@@ -9,6 +9,9 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../src/common/mod.rs"]
+mod common;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../src/managed_transaction/mod.rs"]
 mod managed_transaction;
 
