@@ -3,30 +3,63 @@
 //!
 //! Each label (managed function) has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
-//! - a conflict halves the limit, at most once per "window": conflicts of
-//!   transactions admitted before the last cut are ignored, since the cut
-//!   already answered them. The limit never goes below 1: the function then
-//!   runs one transaction at a time in this process and stops conflicting
-//!   with itself;
-//! - a clean commit raises it by `1/(GROWTH_DAMPING * limit)`, so it climbs
-//!   back slowly, and it is lifted altogether above [`UNLIMITED_ABOVE`].
+//! - the limit is cut only while conflicts are frequent: more than
+//!   [`CUT_ABOVE`] of the label's recent runs (an EWMA). Rarer conflicts
+//!   (spread over many rows) cost less to replay than running fewer at a
+//!   time, so the gate stays out of the way;
+//! - a cut halves the limit, and takes it no higher than the number of runs
+//!   that committed since the previous cut (a cold start of many runs on one
+//!   row converges in two cuts); at most once per "window": conflicts of runs
+//!   admitted before the last cut are ignored, the cut already answered them.
+//!   The limit never goes below 1: the function then runs one transaction at
+//!   a time in this process and stops conflicting with itself;
+//! - a clean commit raises it by `1/(damping * limit)`, and it is lifted
+//!   altogether above [`UNLIMITED_ABOVE`]. Each new slot is a probe: when it
+//!   conflicts before it held for as many commits as there are slots, the
+//!   damping doubles (up to 64) so the next probe comes half as often; when
+//!   it held, the damping halves again (down to 4).
 //!
-//! While a label has never conflicted (or has recovered) the gate only counts:
-//! no waiting. The gate is passed *before* `BEGIN`, so a queued transaction
-//! takes its snapshot after the one ahead of it committed and reads fresh data;
-//! a permit is given back before the backoff sleep, and while the gate is
+//! The queue is first come, first served, except that replays go ahead of
+//! first runs (behind earlier replays), and a call's last allowed replay runs
+//! alone in its label: it waits until no other run of the label is in flight
+//! and nothing is admitted beside it, so it cannot conflict with its own
+//! label again (only with other functions or processes).
+//!
+//! Admission comes before the transaction's first statement, so a queued run
+//! takes its snapshot after the one ahead of it committed and reads fresh
+//! data. Where `BEGIN` takes no snapshot and no lock (PostgreSQL,
+//! MySQL/MariaDB), the runs at the head of the queue (as many as there are
+//! slots) begin their transactions while they wait, so the round trips of
+//! `BEGIN` and `SET TRANSACTION` are off the serialised path. On MySQL/MariaDB
+//! under SERIALIZABLE, where reads are locking reads of the latest committed
+//! rows, a run gives its room back before `COMMIT`: the next one's reads wait
+//! for the commit inside the server, as `SELECT … FOR UPDATE` would.
+//!
+//! A permit is given back before the backoff sleep, and while the gate is
 //! limiting a label and other transactions of it are running or queued, the
 //! replay does not sleep at all: the queue already spaces it out behind them.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
 /// Above this limit a label runs unlimited again.
 pub const UNLIMITED_ABOVE: f64 = 64.0;
-/// How much slower than TCP's `1/limit` the limit grows per clean commit.
-const GROWTH_DAMPING: f64 = 4.0;
+/// How much slower than TCP's `1/limit` the limit grows per clean commit, at
+/// least and at most: the damping doubles when a probe of one more slot
+/// fails (see [`GateState::probing`]) and halves when one holds.
+const MIN_DAMPING: f64 = 4.0;
+const MAX_DAMPING: f64 = 64.0;
+/// The limit is cut only while more than this share of the label's recent
+/// runs conflicted: below it, replaying the few that conflict costs less
+/// than running fewer at a time (conflicts spread over many rows).
+pub const CUT_ABOVE: f64 = 0.25;
+/// Weight of the newest outcome in the conflict rate (an EWMA over roughly
+/// the last `1/RATE_WEIGHT` runs).
+const RATE_WEIGHT: f64 = 1.0 / 8.0;
 
 /// Contention control of a resolver or of one call.
 ///
@@ -85,6 +118,35 @@ impl Gates {
     }
 }
 
+/// Which run of a managed call asks for admission: it decides the place in
+/// the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// A first run: it queues behind everyone.
+    First,
+    /// A replay: it queues ahead of first runs (behind earlier replays), so
+    /// a conflicted call is not sent to the back of the line.
+    Replay,
+    /// The last replay the call is allowed: it runs alone in its label (it
+    /// waits until nothing else of the label runs, and nothing is admitted
+    /// beside it), so it cannot conflict with its own label again.
+    Last,
+}
+
+impl Turn {
+    /// The turn of run number `attempt` (1 = first) when `retries` replays
+    /// are allowed.
+    pub(crate) fn of(attempt: u32, retries: u32) -> Self {
+        if attempt <= 1 {
+            Turn::First
+        } else if attempt > retries {
+            Turn::Last
+        } else {
+            Turn::Replay
+        }
+    }
+}
+
 /// One label's admission gate: a FIFO queue under an adjustable limit.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
@@ -94,31 +156,121 @@ pub(crate) struct Gate {
 #[derive(Debug, Default)]
 struct GateState {
     in_flight: u32,
+    /// A [`Turn::Last`] run holds the gate alone.
+    solo: bool,
     /// `None`: unlimited.
     limit: Option<f64>,
     /// Incremented at every cut of the limit.
     epoch: u64,
-    /// Callers waiting for room, oldest first. Arrivals never overtake them,
-    /// so no caller starves (the tail latency stays bounded).
-    waiting: VecDeque<oneshot::Sender<u64>>,
+    /// Callers waiting for room, replays first, then first runs, each in
+    /// order of arrival. Arrivals never overtake them, so no caller starves.
+    waiting: VecDeque<Waiter>,
+    /// Waiters told to prepare (begin their transaction) while they wait.
+    told: u32,
+    /// How slowly the limit grows (between MIN_DAMPING and MAX_DAMPING).
+    damping: f64,
+    /// The slot count rose and has not been cut since: the new slot is a
+    /// probe. It failed if a conflict comes before as many commits as
+    /// there are slots (a hot row conflicts at once), and then the next
+    /// probe comes twice as late; one that holds halves the damping again.
+    probing: bool,
+    /// Commits since the slot count last rose.
+    held: u32,
+    /// Commits since the last cut: how many runs got through at the limit
+    /// that was cut; the next cut goes no higher.
+    since_cut: u32,
+    /// Recent share of runs that conflicted (EWMA, 0 to 1).
+    conflict_rate: f64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    admit: oneshot::Sender<u64>,
+    turn: Turn,
+    tell: Tell,
+}
+
+#[derive(Debug)]
+enum Tell {
+    /// This waiter prepares nothing.
+    Never,
+    /// Not told yet: the sender tells it to start preparing.
+    Pending(oneshot::Sender<()>),
+    /// Told; counted in [`GateState::told`] until it leaves the queue.
+    Told,
 }
 
 impl GateState {
-    fn has_room(&self) -> bool {
-        self.limit
-            .is_none_or(|l| f64::from(self.in_flight) < l.floor().max(1.0))
+    fn damping(&self) -> f64 {
+        self.damping.clamp(MIN_DAMPING, MAX_DAMPING)
     }
 
-    /// Hands free room to the oldest waiters.
+    fn slots(&self) -> u32 {
+        // `as` saturates; the limit lives in [1, UNLIMITED_ABOVE]
+        self.limit.map_or(u32::MAX, |l| l.max(1.0).floor() as u32)
+    }
+
+    fn fits(&self, turn: Turn) -> bool {
+        if self.solo {
+            return false;
+        }
+        match turn {
+            Turn::Last => self.in_flight == 0,
+            Turn::First | Turn::Replay => self.in_flight < self.slots(),
+        }
+    }
+
+    /// Where a waiter of `turn` goes: replays ahead of first runs.
+    fn place(&self, turn: Turn) -> usize {
+        match turn {
+            Turn::First => self.waiting.len(),
+            Turn::Replay | Turn::Last => self
+                .waiting
+                .iter()
+                .position(|w| w.turn == Turn::First)
+                .unwrap_or(self.waiting.len()),
+        }
+    }
+
+    /// Hands free room to the waiters at the head of the queue, then tells
+    /// the next ones to prepare.
     fn admit_waiters(&mut self) {
-        while self.has_room() {
+        while self.waiting.front().is_some_and(|w| self.fits(w.turn)) {
             let Some(next) = self.waiting.pop_front() else {
                 break;
             };
+            if matches!(next.tell, Tell::Told) {
+                self.told -= 1;
+            }
             self.in_flight += 1;
-            if next.send(self.epoch).is_err() {
+            self.solo = next.turn == Turn::Last;
+            if next.admit.send(self.epoch).is_err() {
                 // that caller gave up waiting (its future was dropped)
                 self.in_flight -= 1;
+                self.solo = false;
+            }
+        }
+        self.tell_next();
+    }
+
+    /// Tells waiters, from the head of the queue, to prepare, so that as
+    /// many are prepared as there are slots: each begins its transaction
+    /// while the runs ahead of it finish, and starts its first statement the
+    /// moment it is admitted.
+    fn tell_next(&mut self) {
+        let wanted = self.slots().min(UNLIMITED_ABOVE as u32);
+        for w in self.waiting.iter_mut() {
+            if self.told >= wanted {
+                break;
+            }
+            if let Tell::Pending(_) = w.tell
+                && let Tell::Pending(tx) = std::mem::replace(&mut w.tell, Tell::Told)
+            {
+                if tx.send(()).is_ok() {
+                    self.told += 1;
+                } else {
+                    w.tell = Tell::Never;
+                }
             }
         }
     }
@@ -129,60 +281,141 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
-    /// Waits for room under the limit, behind everyone already waiting; the
-    /// permit frees it on drop. Cancel-safe: a dropped wait takes no room.
-    pub(crate) async fn admit(self: &Arc<Self>) -> Permit {
-        loop {
-            let rx = {
-                let mut s = lock(&self.state);
-                if s.waiting.is_empty() && s.has_room() {
-                    s.in_flight += 1;
-                    return Permit {
-                        gate: self.clone(),
-                        epoch: s.epoch,
-                    };
-                }
-                let (tx, rx) = oneshot::channel();
-                s.waiting.push_back(tx);
-                rx
-            };
-            let mut wait = Waiting {
-                gate: self.clone(),
-                rx: Some(rx),
-            };
-            let granted = match wait.rx.as_mut() {
-                Some(rx) => rx.await,
-                None => continue,
-            };
-            wait.rx = None; // received: nothing to give back on drop
-            // A closed channel cannot happen while the gate lives (senders
-            // leave the queue only by sending); queue again if it ever does.
-            if let Ok(epoch) = granted {
-                return Permit {
+    /// Waits for room under the limit (see [`Turn`] for the place in the
+    /// queue); the permit frees it on drop. Cancel-safe: a dropped wait takes
+    /// no room.
+    ///
+    /// `prepare` (beginning the transaction) is run while the caller waits,
+    /// once it is near enough the head of the queue, and its output returned
+    /// with the permit; `None` when the caller was admitted before it was
+    /// told to prepare (it then prepares after admission, as usual).
+    pub(crate) async fn admit<P: Future>(
+        self: &Arc<Self>,
+        turn: Turn,
+        prepare: Option<P>,
+    ) -> (Permit, Option<P::Output>) {
+        let (admit_rx, tell_rx) = {
+            let mut s = lock(&self.state);
+            let place = s.place(turn);
+            if place == 0 && s.fits(turn) {
+                s.in_flight += 1;
+                s.solo = turn == Turn::Last;
+                let permit = Permit {
                     gate: self.clone(),
-                    epoch,
+                    epoch: s.epoch,
+                    solo: turn == Turn::Last,
                 };
+                return (permit, None);
             }
+            let (admit_tx, admit_rx) = oneshot::channel();
+            let (tell, tell_rx) = if prepare.is_some() {
+                let (tx, rx) = oneshot::channel();
+                (Tell::Pending(tx), Some(rx))
+            } else {
+                (Tell::Never, None)
+            };
+            s.waiting.insert(
+                place,
+                Waiter {
+                    admit: admit_tx,
+                    turn,
+                    tell,
+                },
+            );
+            s.tell_next();
+            (admit_rx, tell_rx)
+        };
+        let mut wait = Waiting {
+            gate: self.clone(),
+            rx: Some(admit_rx),
+            turn,
+        };
+        let started = AtomicBool::new(false);
+        let preparing = async {
+            if let (Some(told), Some(prepare)) = (tell_rx, prepare)
+                && told.await.is_ok()
+            {
+                started.store(true, Ordering::Relaxed);
+                return prepare.await;
+            }
+            std::future::pending().await
+        };
+        let mut preparing = std::pin::pin!(preparing);
+        let mut prepared = None;
+        let (epoch, solo) = loop {
+            let Some(rx) = wait.rx.as_mut() else {
+                unreachable!("the receiver is only taken below")
+            };
+            tokio::select! {
+                biased;
+                granted = rx => {
+                    wait.rx = None; // received: nothing to give back on drop
+                    match granted {
+                        Ok(epoch) => break (epoch, turn == Turn::Last),
+                        // Cannot happen while the gate lives (senders leave
+                        // the queue only by sending); take the room anyway so
+                        // the permit's release stays balanced.
+                        Err(_) => {
+                            let mut s = lock(&self.state);
+                            s.in_flight += 1;
+                            break (s.epoch, false);
+                        }
+                    }
+                }
+                out = &mut preparing, if prepared.is_none() => prepared = Some(out),
+            }
+        };
+        let permit = Permit {
+            gate: self.clone(),
+            epoch,
+            solo,
+        };
+        if prepared.is_none() && started.load(Ordering::Relaxed) {
+            // admitted while beginning: finish that rather than waste it
+            prepared = Some(preparing.await);
         }
+        (permit, prepared)
     }
 
     /// A transaction admitted at `admitted` (its permit's epoch) conflicted:
     /// halve the limit, unless it was already cut since that admission.
     pub(crate) fn on_conflict(&self, admitted: u64) {
         let mut s = lock(&self.state);
-        if admitted < s.epoch {
+        s.conflict_rate += (1.0 - s.conflict_rate) * RATE_WEIGHT;
+        if admitted < s.epoch || s.conflict_rate <= CUT_ABOVE {
             return;
         }
+        if s.probing {
+            s.damping = if s.held < s.slots() {
+                s.damping() * 2.0
+            } else {
+                s.damping() / 2.0
+            };
+        }
+        s.probing = false;
         let current = s.limit.unwrap_or(f64::from(s.in_flight.max(1)));
-        s.limit = Some((current / 2.0).max(1.0));
+        // Halve, but to no more than the commits the current limit let
+        // through: a cold start with many runs on one row converges in two
+        // cuts instead of log2(runs).
+        let cut = (current / 2.0).min(f64::from(s.since_cut));
+        s.limit = Some(cut.max(1.0));
+        s.since_cut = 0;
         s.epoch += 1;
     }
 
     /// A transaction of this label committed: grow the limit.
     pub(crate) fn on_commit(&self) {
         let mut s = lock(&self.state);
+        s.conflict_rate -= s.conflict_rate * RATE_WEIGHT;
+        s.since_cut = s.since_cut.saturating_add(1);
         if let Some(l) = s.limit {
-            let grown = l + 1.0 / (GROWTH_DAMPING * l);
+            let grown = l + 1.0 / (s.damping() * l);
+            if grown.floor() > l.floor() {
+                s.probing = true;
+                s.held = 0;
+            } else {
+                s.held = s.held.saturating_add(1);
+            }
             s.limit = (grown <= UNLIMITED_ABOVE).then_some(grown);
             s.admit_waiters();
         }
@@ -198,9 +431,12 @@ impl Gate {
         s.limit.is_some() && (s.in_flight > 0 || !s.waiting.is_empty())
     }
 
-    fn release(&self) {
+    fn release(&self, solo: bool) {
         let mut s = lock(&self.state);
         s.in_flight -= 1;
+        if solo {
+            s.solo = false;
+        }
         s.admit_waiters();
     }
 }
@@ -210,6 +446,7 @@ impl Gate {
 struct Waiting {
     gate: Arc<Gate>,
     rx: Option<oneshot::Receiver<u64>>,
+    turn: Turn,
 }
 
 impl Drop for Waiting {
@@ -217,7 +454,7 @@ impl Drop for Waiting {
         if let Some(mut rx) = self.rx.take() {
             rx.close();
             if rx.try_recv().is_ok() {
-                self.gate.release();
+                self.gate.release(self.turn == Turn::Last);
             }
         }
     }
@@ -228,6 +465,7 @@ impl Drop for Waiting {
 pub(crate) struct Permit {
     gate: Arc<Gate>,
     epoch: u64,
+    solo: bool,
 }
 
 impl Permit {
@@ -239,40 +477,92 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(self.solo);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    type NoPrep = std::future::Ready<()>;
+
+    async fn enter(gate: &Arc<Gate>) -> Permit {
+        gate.admit(Turn::First, None::<NoPrep>).await.0
+    }
+
+    fn set_limit(gate: &Gate, limit: f64) {
+        lock(&gate.state).limit = Some(limit);
+    }
+
+    /// Waits until `n` callers are queued at `gate`.
+    async fn queued(gate: &Gate, n: usize) {
+        while lock(&gate.state).waiting.len() < n {
+            tokio::task::yield_now().await;
+        }
+    }
 
     #[tokio::test]
     async fn unlimited_until_a_conflict() {
         let gate = Arc::new(Gate::default());
-        let permits: Vec<Permit> = futures::future::join_all((0..100).map(|_| gate.admit())).await;
+        let permits: Vec<Permit> = futures::future::join_all((0..100).map(|_| enter(&gate))).await;
         assert_eq!(lock(&gate.state).in_flight, 100);
         drop(permits);
         assert_eq!(lock(&gate.state).in_flight, 0);
     }
 
     #[tokio::test]
-    async fn conflicts_halve_and_commits_grow_back() {
+    async fn rare_conflicts_do_not_cut() {
         let gate = Arc::new(Gate::default());
-        let held: Vec<Permit> = futures::future::join_all((0..16).map(|_| gate.admit())).await;
-        gate.on_conflict(held[0].epoch());
-        assert_eq!(lock(&gate.state).limit, Some(8.0));
-        // the other 15 were admitted before that cut: one window, one cut
-        for p in &held[1..] {
+        let held: Vec<Permit> = futures::future::join_all((0..16).map(|_| enter(&gate))).await;
+        // one conflict in twenty runs, evenly spread: the rate stays low
+        for round in 0..5 {
+            for _ in 0..19 {
+                gate.on_commit();
+            }
+            gate.on_conflict(held[round].epoch());
+        }
+        let s = lock(&gate.state);
+        assert!(s.conflict_rate < CUT_ABOVE, "rate {}", s.conflict_rate);
+        assert_eq!(s.limit, None, "no cut while conflicts are rare");
+    }
+
+    #[tokio::test]
+    async fn frequent_conflicts_cut_once_per_window_and_commits_grow_back() {
+        let gate = Arc::new(Gate::default());
+        for _ in 0..100 {
+            gate.on_commit();
+        }
+        let held: Vec<Permit> = futures::future::join_all((0..16).map(|_| enter(&gate))).await;
+        for p in &held[..2] {
+            gate.on_conflict(p.epoch());
+        }
+        assert_eq!(
+            lock(&gate.state).limit,
+            None,
+            "two conflicts: rate still low"
+        );
+        gate.on_conflict(held[2].epoch());
+        assert_eq!(lock(&gate.state).limit, Some(8.0), "16 in flight, halved");
+        // the others were admitted before that cut: one window, one cut
+        for p in &held[3..] {
             gate.on_conflict(p.epoch());
         }
         assert_eq!(lock(&gate.state).limit, Some(8.0));
         drop(held);
-        for _ in 0..4 {
-            let p = gate.admit().await;
-            gate.on_conflict(p.epoch());
-        }
+        // two commits, then a conflict of a run admitted after the cut: the
+        // limit goes to what got through, not just half
+        let p = enter(&gate).await;
+        gate.on_commit();
+        gate.on_commit();
+        gate.on_conflict(p.epoch());
+        assert_eq!(lock(&gate.state).limit, Some(2.0));
+        drop(p);
+        let p = enter(&gate).await;
+        gate.on_conflict(p.epoch());
         assert_eq!(lock(&gate.state).limit, Some(1.0), "floor 1");
+        drop(p);
         gate.on_commit();
         assert_eq!(
             lock(&gate.state).limit,
@@ -286,19 +576,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_probe_doubles_the_damping() {
+        let gate = Arc::new(Gate::default());
+        let p = enter(&gate).await;
+        for _ in 0..3 {
+            gate.on_conflict(p.epoch());
+        }
+        drop(p);
+        assert_eq!(lock(&gate.state).limit, Some(1.0));
+        // commits at damping 4 raise the limit to two slots: a probe
+        let mut commits = 0;
+        while lock(&gate.state).slots() < 2 {
+            gate.on_commit();
+            commits += 1;
+        }
+        assert_eq!(commits, 6, "1 → 2 at 1/(4·limit) per commit");
+        assert!(lock(&gate.state).probing);
+        let p = enter(&gate).await;
+        while lock(&gate.state).slots() == 2 {
+            gate.on_conflict(p.epoch());
+        }
+        drop(p);
+        let s = lock(&gate.state);
+        assert_eq!(
+            s.damping(),
+            8.0,
+            "the probe failed at once: probe half as often"
+        );
+        assert_eq!(s.slots(), 1);
+        assert!(!s.probing);
+    }
+
+    #[tokio::test]
     async fn limit_one_queues_and_wakes_in_turn() {
         let gate = Arc::new(Gate::default());
-        let first = gate.admit().await;
-        gate.on_conflict(first.epoch());
-        assert_eq!(lock(&gate.state).limit, Some(1.0));
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
         let g = gate.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let waiter = tokio::spawn(async move {
-            let p = g.admit().await;
+            let p = enter(&g).await;
             tx.send(()).unwrap();
             p
         });
-        tokio::task::yield_now().await;
+        queued(&gate, 1).await;
         assert!(
             rx.try_recv().is_err(),
             "second caller waits while the first holds the only slot"
@@ -314,31 +635,27 @@ mod tests {
     #[tokio::test]
     async fn waiters_are_served_in_order_and_cancelled_waits_take_no_room() {
         let gate = Arc::new(Gate::default());
-        let first = gate.admit().await;
-        gate.on_conflict(first.epoch());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
         let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut waiters = Vec::new();
         for i in 0..3 {
             let g = gate.clone();
             let tx = tx.clone();
             waiters.push(tokio::spawn(async move {
-                let p = g.admit().await;
+                let p = enter(&g).await;
                 tx.send(i).unwrap();
                 drop(p);
             }));
             // let waiter i queue before the next one arrives
-            while lock(&gate.state).waiting.len() < i + 1 {
-                tokio::task::yield_now().await;
-            }
+            queued(&gate, i + 1).await;
         }
         // a cancelled wait: queued, then dropped
         let cancelled = {
             let g = gate.clone();
-            tokio::spawn(async move { g.admit().await })
+            tokio::spawn(async move { enter(&g).await })
         };
-        while lock(&gate.state).waiting.len() < 4 {
-            tokio::task::yield_now().await;
-        }
+        queued(&gate, 4).await;
         cancelled.abort();
         assert!(cancelled.await.unwrap_err().is_cancelled());
         drop(first);
@@ -350,5 +667,109 @@ mod tests {
         let s = lock(&gate.state);
         assert_eq!(s.in_flight, 0, "the cancelled wait holds no room");
         assert!(s.waiting.is_empty());
+    }
+
+    #[tokio::test]
+    async fn replays_go_ahead_of_first_runs_and_the_last_runs_alone() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 2.0);
+        let a = enter(&gate).await;
+        let b = enter(&gate).await;
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for (i, turn) in [Turn::First, Turn::Last, Turn::Replay, Turn::First]
+            .into_iter()
+            .enumerate()
+        {
+            let g = gate.clone();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let (p, _) = g.admit(turn, None::<NoPrep>).await;
+                let alone = lock(&g.state).in_flight == 1;
+                tx.send((i, turn, alone)).unwrap();
+                // the last run holds its room until the test lets it go
+                (turn == Turn::Last).then_some(p)
+            }));
+            queued(&gate, i + 1).await;
+        }
+        let turns: Vec<Turn> = lock(&gate.state).waiting.iter().map(|w| w.turn).collect();
+        assert_eq!(
+            turns,
+            vec![Turn::Last, Turn::Replay, Turn::First, Turn::First],
+            "replays (in arrival order) before first runs"
+        );
+        drop(a);
+        // one slot free, but the last run waits for the other to finish too
+        tokio::task::yield_now().await;
+        assert!(order.try_recv().is_err());
+        drop(b);
+        let (i, turn, alone) = order.recv().await.unwrap();
+        assert_eq!((i, turn, alone), (1, Turn::Last, true));
+        assert!(
+            order.try_recv().is_err(),
+            "nothing is admitted beside a last run"
+        );
+        // one at a time from here, so the order is the queue's
+        set_limit(&gate, 1.0);
+        drop(tasks.remove(1).await.unwrap());
+        for t in tasks {
+            assert!(t.await.unwrap().is_none());
+        }
+        let got: Vec<usize> = std::iter::from_fn(|| order.try_recv().ok())
+            .map(|(i, _, _)| i)
+            .collect();
+        assert_eq!(got, vec![2, 0, 3]);
+    }
+
+    #[tokio::test]
+    async fn queued_callers_prepare_while_they_wait_as_many_as_there_are_slots() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let prepared = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..3 {
+            let g = gate.clone();
+            let prepared = prepared.clone();
+            tasks.push(tokio::spawn(async move {
+                let prep = async move {
+                    prepared.fetch_add(1, Ordering::SeqCst);
+                    i
+                };
+                g.admit(Turn::First, Some(prep)).await
+            }));
+            queued(&gate, i + 1).await;
+        }
+        while prepared.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            prepared.load(Ordering::SeqCst),
+            1,
+            "one slot: only the head of the queue prepares"
+        );
+        drop(first);
+        let (p0, out0) = tasks.remove(0).await.unwrap();
+        assert_eq!(
+            out0,
+            Some(0),
+            "the head got its prepared output with the permit"
+        );
+        // the next one was told when the head was admitted
+        while prepared.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(p0);
+        let (p1, out1) = tasks.remove(0).await.unwrap();
+        assert_eq!(out1, Some(1));
+        drop(p1);
+        let (p2, out2) = tasks.remove(0).await.unwrap();
+        assert_eq!(out2, Some(2));
+        drop(p2);
+        let s = lock(&gate.state);
+        assert_eq!((s.in_flight, s.told), (0, 0));
     }
 }

@@ -8,14 +8,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::FutureExt;
-use sea_orm::DbErr;
+use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 use tracing::Instrument;
 
 use super::classify::Conflict;
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
-use super::contention::Contention;
+use super::contention::{Contention, Permit, Turn};
 use super::error::CannotResolveDatabaseConflict;
-use super::policy::CallOptions;
+use super::policy::{CallOptions, Isolation};
 use super::txn::{Hook, Txn, panic_message, run_hooks};
 
 /// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
@@ -47,6 +47,21 @@ tokio::task_local! {
 struct Active {
     resolver: usize,
     txn: Txn,
+}
+
+/// The admission permit of one run, and when to give it back.
+struct Release {
+    permit: Option<Permit>,
+    /// Give it back before `COMMIT` rather than after the run.
+    before_commit: bool,
+}
+
+impl Release {
+    fn before_commit(&mut self) {
+        if self.before_commit {
+            self.permit = None;
+        }
+    }
 }
 
 /// How one run of the body ended.
@@ -181,18 +196,40 @@ impl ConflictResolver {
         };
         let gate = (options.contention == Some(Contention::Adaptive))
             .then(|| self.inner.gates.gate(options.label()));
+        let backend = self.inner.db.get_database_backend();
+        // A queued run may begin while it waits: on PostgreSQL and MySQL the
+        // snapshot is taken by the first statement, not by BEGIN. SQLite's
+        // BEGIN IMMEDIATE takes the write lock, so there it waits first.
+        let begin_while_queued = backend != DbBackend::Sqlite;
+        // InnoDB's SERIALIZABLE reads are locking reads of the latest
+        // committed rows: the next run of the label may start while this
+        // one commits (its reads wait for the commit, as FOR UPDATE would).
+        let admit_next_before_commit = backend == DbBackend::MySql
+            && options.isolation.unwrap_or(self.inner.isolation) == Isolation::Serializable;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            // Admission comes before BEGIN: a queued run takes its snapshot
-            // after the one ahead of it finished.
-            let permit = match &gate {
-                Some(g) => Some(g.admit().await),
-                None => None,
+            let turn = if options.retryable {
+                Turn::of(attempt, retries)
+            } else {
+                Turn::First
             };
-            let outcome = self.attempt(options, body, attempt).await;
-            let admitted = permit.as_ref().map(|p| p.epoch());
-            drop(permit);
+            // Admission comes before the first statement: a queued run takes
+            // its snapshot after the one ahead of it finished.
+            let (permit, begun) = match &gate {
+                Some(g) => {
+                    let begin = begin_while_queued.then(|| self.begin(options));
+                    let (permit, begun) = g.admit(turn, begin).await;
+                    (Some(permit), begun)
+                }
+                None => (None, None),
+            };
+            let admitted = permit.as_ref().map(Permit::epoch);
+            let release = Release {
+                permit,
+                before_commit: admit_next_before_commit,
+            };
+            let outcome = self.attempt(options, body, attempt, begun, release).await;
             let err = match outcome {
                 Attempt::Committed(value, hooks) => {
                     if let Some(g) = &gate {
@@ -275,12 +312,18 @@ impl ConflictResolver {
         options: &CallOptions,
         body: &mut F,
         attempt: u32,
+        begun: Option<Result<DatabaseTransaction, DbErr>>,
+        mut release: Release,
     ) -> Attempt<T, E>
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         E: From<DbErr>,
     {
-        let dbtx = match self.begin(options).await {
+        let begun = match begun {
+            Some(begun) => begun,
+            None => self.begin(options).await,
+        };
+        let dbtx = match begun {
             Ok(t) => t,
             Err(e) => return Attempt::Failed(E::from(e)),
         };
@@ -303,10 +346,13 @@ impl ConflictResolver {
             }
         };
         match outcome {
-            Ok(Ok(value)) => match dbtx.commit().await {
-                Ok(()) => Attempt::Committed(value, hooks),
-                Err(e) => Attempt::Failed(E::from(e)),
-            },
+            Ok(Ok(value)) => {
+                release.before_commit();
+                match dbtx.commit().await {
+                    Ok(()) => Attempt::Committed(value, hooks),
+                    Err(e) => Attempt::Failed(E::from(e)),
+                }
+            }
             Ok(Err(err)) => {
                 if let Err(e) = dbtx.rollback().await {
                     tracing::warn!(label = %options.label(), error = %e, "rollback failed after an error in the transaction body");
