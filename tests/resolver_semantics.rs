@@ -584,3 +584,86 @@ async fn opt_in_unique_violation_is_retried() {
     assert_eq!(opted.managed(insert_dup).await.unwrap(), 2);
     assert_eq!(opted.stats().retries, 1);
 }
+
+/// Kills every other session of the test database from a separate
+/// connection, as a server restart or an idle timeout would.
+async fn kill_other_sessions(backend: Backend, admin_url: &str, database: &str) -> u64 {
+    let admin = common::connect(admin_url, 1).await;
+    let killed = match backend {
+        Backend::Postgres => {
+            let rows = admin
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+                    ),
+                ))
+                .await
+                .expect("terminate sessions");
+            rows.len() as u64
+        }
+        Backend::MySql => {
+            let rows = admin
+                .query_all_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    format!(
+                        "SELECT id FROM information_schema.processlist \
+                         WHERE db = '{database}' AND id <> CONNECTION_ID()"
+                    ),
+                ))
+                .await
+                .expect("list sessions");
+            for row in &rows {
+                let id: i64 = row.try_get_by_index(0).expect("id");
+                admin
+                    .execute_unprepared(&format!("KILL {id}"))
+                    .await
+                    .expect("kill session");
+            }
+            rows.len() as u64
+        }
+        Backend::Sqlite => 0,
+    };
+    admin.close().await.ok();
+    killed
+}
+
+/// `ConflictResolver::connect` turns sea-orm's checkout ping off; when a
+/// pooled connection died on the server side, the resolver begins again on
+/// another one instead of failing the call.
+#[tokio::test]
+async fn stale_pooled_connections_are_replaced_at_begin() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(tdb) = common::open(backend, "stale", 1).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 10)]).await;
+        let database = tdb.url.rsplit('/').next().unwrap().to_owned();
+        let r = ConflictResolver::connect(tdb.url.as_str()).await.unwrap();
+        let bump = |r: ConflictResolver| async move {
+            r.managed(|txn: &Txn| {
+                Box::pin(async move {
+                    let b = read_balance(txn, 1).await?;
+                    write_balance(txn, 1, b + 1).await?;
+                    Ok::<_, Error>(b + 1)
+                })
+            })
+            .await
+        };
+        // four concurrent calls leave several pooled, idle connections
+        let warm = futures::future::join_all((0..4).map(|_| bump(r.clone()))).await;
+        assert!(warm.iter().all(|w| w.is_ok()), "{backend:?}: {warm:?}");
+        let admin_url = common::server_url(backend).unwrap();
+        let killed = kill_other_sessions(backend, &admin_url, &database).await;
+        assert!(killed >= 2, "{backend:?}: {killed} pooled sessions killed");
+        for n in 15..18 {
+            let v = bump(r.clone()).await;
+            assert_eq!(
+                v.unwrap(),
+                n,
+                "{backend:?}: the call went through on a fresh connection"
+            );
+        }
+    }
+}

@@ -172,6 +172,61 @@ impl Classifier {
     }
 }
 
+/// Whether `err` says the connection itself is gone (closed by the server:
+/// a restart, an idle timeout, an administrator's kill), rather than that a
+/// statement failed. Checked only on `BEGIN`, where nothing ran yet, so
+/// beginning again on another pooled connection is always safe.
+pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if lost_connection_kind(e) {
+            return true;
+        }
+        match database_code(e) {
+            // connection_exception, admin_shutdown, crash_shutdown
+            Some(RawCode::Sqlstate(s)) if s.starts_with("08") || s == "57P01" || s == "57P02" => {
+                return true;
+            }
+            // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
+            Some(RawCode::MySql(1053 | 1927 | 2006 | 2013)) => return true,
+            _ => {}
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+fn lost_connection_kind(e: &(dyn StdError + 'static)) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let sqlx = match e.downcast_ref::<DbErr>() {
+        Some(DbErr::Exec(RuntimeErr::SqlxError(x)))
+        | Some(DbErr::Query(RuntimeErr::SqlxError(x)))
+        | Some(DbErr::Conn(RuntimeErr::SqlxError(x))) => Some(&**x),
+        _ => match e.downcast_ref::<RuntimeErr>() {
+            Some(RuntimeErr::SqlxError(x)) => Some(&**x),
+            _ => e.downcast_ref::<Sqlx>(),
+        },
+    };
+    matches!(
+        sqlx,
+        Some(Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::Protocol(_) | Sqlx::WorkerCrashed)
+    )
+}
+
+#[cfg(not(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+)))]
+fn lost_connection_kind(_: &(dyn StdError + 'static)) -> bool {
+    false
+}
+
 /// The driver's code carried by one error of a chain, if it is a database error.
 fn database_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
     if let Some(db) = e.downcast_ref::<DbErr>() {
@@ -408,6 +463,27 @@ mod tests {
             Some(Conflict {
                 code: ConflictCode::Custom
             })
+        );
+    }
+
+    #[test]
+    fn lost_connections() {
+        assert!(is_lost_connection(&db_err("57P01")), "admin_shutdown");
+        assert!(is_lost_connection(&db_err("08006")), "connection_failure");
+        assert!(
+            !is_lost_connection(&db_err("40001")),
+            "a conflict is not a lost connection"
+        );
+        let io = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+        ))));
+        assert!(is_lost_connection(&io));
+        let timeout = DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert!(
+            !is_lost_connection(&timeout),
+            "an exhausted pool is not a dead connection"
         );
     }
 }

@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, TransactionTrait};
 
-use super::classify::{Classifier, Conflict};
+use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
 use super::stats::{AtomicStats, Stats};
@@ -88,6 +88,10 @@ impl fmt::Debug for ConflictResolver {
     }
 }
 
+/// How many dead pooled connections one `BEGIN` steps over before it gives
+/// up with the error.
+const LOST_CONNECTION_REBEGINS: u32 = 16;
+
 static DEFAULT_CLASSIFIER: LazyLock<Classifier> = LazyLock::new(Classifier::default);
 
 impl ConflictResolver {
@@ -95,6 +99,27 @@ impl ConflictResolver {
     /// `BEGIN IMMEDIATE`, full-jitter backoff from 10 ms capped at 1 s.
     pub fn new(db: DatabaseConnection) -> Self {
         Self::builder(db).build()
+    }
+
+    /// Connects a pool for the resolver, with the defaults: what
+    /// `ConflictResolver::new(Database::connect(options).await?)` does, except
+    /// that the pool does not ping a connection each time it is checked out
+    /// (sea-orm's `test_before_acquire`, one round trip per transaction).
+    /// The resolver needs no ping: when a pooled connection died on the
+    /// server side (a restart, an idle timeout), beginning on it fails before
+    /// anything ran, and the resolver begins again on another connection.
+    ///
+    /// ```
+    /// use conflictkit::ConflictResolver;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::connect("sqlite::memory:").await?;
+    /// assert_eq!(resolver.retries(), 3);
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub async fn connect(options: impl Into<ConnectOptions>) -> Result<Self, DbErr> {
+        let mut options = options.into();
+        options.test_before_acquire(false);
+        Ok(Self::new(Database::connect(options).await?))
     }
 
     /// A builder to change the defaults.
@@ -198,13 +223,26 @@ impl ConflictResolver {
         o
     }
 
+    /// Begins a transaction for `options`. A pooled connection that died on
+    /// the server side fails here, before anything ran: then it begins again
+    /// on another one (the pool drops the dead one), up to
+    /// `LOST_CONNECTION_REBEGINS` times.
     pub(crate) async fn begin(
         &self,
         options: &CallOptions,
     ) -> Result<sea_orm::DatabaseTransaction, DbErr> {
         let db = &self.inner.db;
         let topts = options.transaction_options(self.inner.isolation, db.get_database_backend());
-        db.begin_with_options(topts).await
+        let mut lost = 0;
+        loop {
+            match db.begin_with_options(topts).await {
+                Err(e) if lost < LOST_CONNECTION_REBEGINS && is_lost_connection(&e) => {
+                    lost += 1;
+                    tracing::warn!(label = %options.label(), error = %e, "a pooled connection was lost; beginning on another");
+                }
+                begun => return begun,
+            }
+        }
     }
 
     pub(crate) fn id(&self) -> usize {
