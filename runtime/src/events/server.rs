@@ -760,4 +760,33 @@ mod tests {
         let duplicate = json!({"status": "duplicate"}).to_string();
         assert_eq!(DUPLICATE, duplicate.as_bytes());
     }
+
+    async fn read(chunks: &[&'static str], max: usize) -> Result<Bytes, StatusCode> {
+        let stream = futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, warp::Error>(Bytes::from_static(c.as_bytes())))
+                .collect::<Vec<_>>(),
+        );
+        read_body(stream, max).await.map_err(|r| r.status())
+    }
+
+    #[tokio::test]
+    async fn bodies_are_gathered_from_any_chunks_up_to_the_limit() {
+        assert_eq!(read(&[], 4).await, Ok(Bytes::new()));
+        assert_eq!(read(&["abcd"], 4).await, Ok(Bytes::from_static(b"abcd")));
+        assert_eq!(
+            read(&["", "ab", "", "cd"], 4).await,
+            Ok(Bytes::from_static(b"abcd"))
+        );
+        assert_eq!(read(&["ab", "c"], 4).await, Ok(Bytes::from_static(b"abc")));
+        assert_eq!(
+            read(&["abcde"], 4).await,
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        assert_eq!(
+            read(&["ab", "cde"], 4).await,
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+    }
 }
