@@ -8,7 +8,7 @@
 //! requests are rejected by the timestamp check anyway.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -34,12 +34,13 @@ pub(crate) struct Dedup {
 }
 
 /// The ids by name, and the order they came in, so that forgetting old ids
-/// costs amortised O(1) per request instead of a scan of every id.
+/// costs amortised O(1) per request instead of a scan of every id. Both hold
+/// (and the claim guard) share one allocation of each id.
 #[derive(Debug, Default)]
 struct Entries {
-    by_id: HashMap<String, Entry>,
+    by_id: HashMap<Arc<str>, Entry>,
     /// `(message timestamp, id)` in arrival order.
-    arrivals: VecDeque<(i64, String)>,
+    arrivals: VecDeque<(i64, Arc<str>)>,
 }
 
 /// The outcome of [`Dedup::claim`].
@@ -55,7 +56,7 @@ pub(crate) enum Claim<'a> {
 #[derive(Debug)]
 pub(crate) struct ClaimGuard<'a> {
     dedup: &'a Dedup,
-    id: String,
+    id: Arc<str>,
     tx: Option<watch::Sender<Option<bool>>>,
 }
 
@@ -109,17 +110,18 @@ impl Dedup {
                     }) => rx.clone(),
                     None => {
                         let (tx, rx) = watch::channel(None);
+                        let id: Arc<str> = Arc::from(id);
                         entries.by_id.insert(
-                            id.to_owned(),
+                            id.clone(),
                             Entry {
                                 timestamp,
                                 state: State::InFlight(rx),
                             },
                         );
-                        entries.arrivals.push_back((timestamp, id.to_owned()));
+                        entries.arrivals.push_back((timestamp, id.clone()));
                         return Claim::Owner(ClaimGuard {
                             dedup: self,
-                            id: id.to_owned(),
+                            id,
                             tx: Some(tx),
                         });
                     }

@@ -373,7 +373,7 @@ async fn serve_on(
 
 fn routes(
     shared: Arc<Shared>,
-) -> impl warp::Filter<Extract = (http::Response<Vec<u8>>,), Error = warp::Rejection>
+) -> impl warp::Filter<Extract = (http::Response<Bytes>,), Error = warp::Rejection>
 + Clone
 + Send
 + Sync
@@ -390,8 +390,13 @@ fn routes(
         )
 }
 
-fn reply(status: StatusCode, body: Value) -> http::Response<Vec<u8>> {
-    let mut response = http::Response::new(body.to_string().into_bytes());
+fn reply(status: StatusCode, body: Value) -> http::Response<Bytes> {
+    reply_bytes(status, Bytes::from(body.to_string()))
+}
+
+/// A JSON reply with a body already serialised.
+fn reply_bytes(status: StatusCode, body: Bytes) -> http::Response<Bytes> {
+    let mut response = http::Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -400,11 +405,22 @@ fn reply(status: StatusCode, body: Value) -> http::Response<Vec<u8>> {
     response
 }
 
-fn error(
-    status: StatusCode,
-    code: &str,
-    message: impl std::fmt::Display,
-) -> http::Response<Vec<u8>> {
+/// `{"status": "handled", "handlers": n}`, serialised as [`reply`] would
+/// (without building a `Value` for every event).
+fn handled(handlers: usize) -> http::Response<Bytes> {
+    let body = match handlers {
+        1 => Bytes::from_static(br#"{"handlers":1,"status":"handled"}"#),
+        n => Bytes::from(format!(r#"{{"handlers":{n},"status":"handled"}}"#)),
+    };
+    reply_bytes(StatusCode::OK, body)
+}
+
+/// `{"status": "ignored", "handlers": 0}`.
+const IGNORED: &[u8] = br#"{"handlers":0,"status":"ignored"}"#;
+/// `{"status": "duplicate"}`.
+const DUPLICATE: &[u8] = br#"{"status":"duplicate"}"#;
+
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> http::Response<Bytes> {
     reply(
         status,
         json!({"error": code, "message": message.to_string()}),
@@ -418,7 +434,7 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
-    ) -> http::Response<Vec<u8>>
+    ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
@@ -434,7 +450,7 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
-    ) -> http::Response<Vec<u8>>
+    ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
@@ -539,7 +555,7 @@ impl Shared {
                 event = event.name(),
                 "no handler is registered for this event; ignored"
             );
-            return reply(StatusCode::OK, json!({"status": "ignored", "handlers": 0}));
+            return reply_bytes(StatusCode::OK, Bytes::from_static(IGNORED));
         }
         let claim = match &verified {
             None => None,
@@ -550,7 +566,7 @@ impl Shared {
             {
                 Claim::Duplicate => {
                     tracing::info!(webhook_id = %v.id, "duplicate event not dispatched again");
-                    return reply(StatusCode::OK, json!({"status": "duplicate"}));
+                    return reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE));
                 }
                 Claim::Owner(guard) => Some(guard),
             },
@@ -584,10 +600,7 @@ impl Shared {
             if let Some(claim) = claim {
                 claim.succeeded();
             }
-            reply(
-                StatusCode::OK,
-                json!({"status": "handled", "handlers": handlers.len()}),
-            )
+            handled(handlers.len())
         } else {
             let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
             let message = format!(
@@ -603,21 +616,32 @@ impl Shared {
     }
 }
 
-async fn read_body<S, B>(body: S, max: usize) -> Result<Bytes, http::Response<Vec<u8>>>
+async fn read_body<S, B>(body: S, max: usize) -> Result<Bytes, http::Response<Bytes>>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: bytes::Buf,
 {
     let mut body = std::pin::pin!(body);
+    // The body usually comes in one chunk: keep it as it is (no copy) and
+    // only gather into a buffer when a second one follows.
+    let mut first: Option<Bytes> = None;
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| error(StatusCode::BAD_REQUEST, "unreadable_body", e))?;
-        if out.len() + chunk.remaining() > max {
+        let received = first.as_ref().map_or(0, Bytes::len) + out.len();
+        if received + chunk.remaining() > max {
             return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the body exceeds the limit of {max} bytes"),
             ));
+        }
+        if received == 0 {
+            first = Some(chunk.copy_to_bytes(chunk.remaining()));
+            continue;
+        }
+        if let Some(first) = first.take() {
+            out.extend_from_slice(&first);
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -626,7 +650,10 @@ where
             chunk.advance(n);
         }
     }
-    Ok(out.freeze())
+    Ok(match first {
+        Some(first) => first,
+        None => out.freeze(),
+    })
 }
 
 /// A listener running in the background on a tokio runtime.
@@ -713,5 +740,53 @@ impl BlockingListenerHandle {
 impl Drop for BlockingListenerHandle {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_replies_are_what_reply_would_send() {
+        for n in [1, 2, 17] {
+            let fast = handled(n);
+            let slow = reply(StatusCode::OK, json!({"status": "handled", "handlers": n}));
+            assert_eq!(fast.body(), slow.body());
+            assert_eq!(fast.headers(), slow.headers());
+        }
+        let ignored = json!({"status": "ignored", "handlers": 0}).to_string();
+        assert_eq!(IGNORED, ignored.as_bytes());
+        let duplicate = json!({"status": "duplicate"}).to_string();
+        assert_eq!(DUPLICATE, duplicate.as_bytes());
+    }
+
+    async fn read(chunks: &[&'static str], max: usize) -> Result<Bytes, StatusCode> {
+        let stream = futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, warp::Error>(Bytes::from_static(c.as_bytes())))
+                .collect::<Vec<_>>(),
+        );
+        read_body(stream, max).await.map_err(|r| r.status())
+    }
+
+    #[tokio::test]
+    async fn bodies_are_gathered_from_any_chunks_up_to_the_limit() {
+        assert_eq!(read(&[], 4).await, Ok(Bytes::new()));
+        assert_eq!(read(&["abcd"], 4).await, Ok(Bytes::from_static(b"abcd")));
+        assert_eq!(
+            read(&["", "ab", "", "cd"], 4).await,
+            Ok(Bytes::from_static(b"abcd"))
+        );
+        assert_eq!(read(&["ab", "c"], 4).await, Ok(Bytes::from_static(b"abc")));
+        assert_eq!(
+            read(&["abcde"], 4).await,
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        assert_eq!(
+            read(&["ab", "cde"], 4).await,
+            Err(StatusCode::PAYLOAD_TOO_LARGE)
+        );
     }
 }
