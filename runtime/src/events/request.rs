@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use percent_encoding::percent_decode;
+
 use serde_json::Value;
 
 use super::handler::Event;
@@ -113,35 +115,19 @@ fn form_fields(body: &[u8]) -> Result<(Cow<'_, str>, Cow<'_, str>), RequestError
 
 /// Decodes one name or value of an `application/x-www-form-urlencoded` body
 /// as the WHATWG URL standard (and `form_urlencoded`) does: `+` is a space,
-/// `%XX` a byte, a `%` not followed by two hex digits stays; bytes that do not
-/// form UTF-8 after unescaping become U+FFFD. `raw` is valid UTF-8 (the
-/// whole body was checked).
+/// `%XX` a byte (by `percent-encoding`), a `%` not followed by two hex digits
+/// stays; bytes that do not form UTF-8 after unescaping become U+FFFD.
+/// Borrows when there is nothing to unescape.
 fn form_unescape(raw: &[u8]) -> Cow<'_, str> {
-    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
-        return Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default());
+    if raw.contains(&b'+') {
+        let spaced: Vec<u8> = raw
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        Cow::Owned(percent_decode(&spaced).decode_utf8_lossy().into_owned())
+    } else {
+        percent_decode(raw).decode_utf8_lossy()
     }
-    let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    // two hex digits: at most 0xff
-                    out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
 }
 
 fn decode_json(body: &[u8]) -> Result<Event, RequestError> {
