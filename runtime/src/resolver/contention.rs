@@ -160,8 +160,14 @@ struct GateState {
     solo: bool,
     /// `None`: unlimited.
     limit: Option<f64>,
-    /// Incremented at every cut of the limit.
+    /// Incremented at every cut of the limit and every new slot; permits
+    /// carry the value of their admission.
     epoch: u64,
+    /// The epoch the last cut started: conflicts of runs admitted before it
+    /// were answered by it.
+    cut_at: u64,
+    /// The epoch the last new slot (the probe) started.
+    rose_at: u64,
     /// Callers waiting for room, replays first, then first runs, each in
     /// order of arrival. Arrivals never overtake them, so no caller starves.
     waiting: VecDeque<Waiter>,
@@ -169,13 +175,14 @@ struct GateState {
     told: u32,
     /// How slowly the limit grows (between MIN_DAMPING and MAX_DAMPING).
     damping: f64,
-    /// The slot count rose and has not been cut since: the new slot is a
-    /// probe. It failed if a conflict comes before as many commits as
-    /// there are slots (a hot row conflicts at once), and then the next
-    /// probe comes twice as late; one that holds halves the damping again.
+    /// The slot count rose and the new slot is on probation: it fails when
+    /// more than [`CUT_ABOVE`] of the outcomes of runs admitted since then
+    /// are conflicts (the limit goes back one slot and the next probe comes
+    /// twice as late); it holds after twice as many commits as there are
+    /// slots (the damping halves).
     probing: bool,
-    /// Commits since the slot count last rose.
-    held: u32,
+    probe_commits: u32,
+    probe_conflicts: u32,
     /// Commits since the last cut: how many runs got through at the limit
     /// that was cut; the next cut goes no higher.
     since_cut: u32,
@@ -201,6 +208,15 @@ enum Tell {
 }
 
 impl GateState {
+    /// Sets the limit to `limit` (at least 1) and starts a new window.
+    fn cut_to(&mut self, limit: f64) {
+        self.limit = Some(limit.max(1.0));
+        self.probing = false;
+        self.since_cut = 0;
+        self.epoch += 1;
+        self.cut_at = self.epoch;
+    }
+
     fn damping(&self) -> f64 {
         self.damping.clamp(MIN_DAMPING, MAX_DAMPING)
     }
@@ -378,29 +394,34 @@ impl Gate {
     }
 
     /// A transaction admitted at `admitted` (its permit's epoch) conflicted:
-    /// halve the limit, unless it was already cut since that admission.
+    /// cut the limit when conflicts are frequent or the newest slot failed its
+    /// probe, unless it was already cut since that admission.
     pub(crate) fn on_conflict(&self, admitted: u64) {
         let mut s = lock(&self.state);
         s.conflict_rate += (1.0 - s.conflict_rate) * RATE_WEIGHT;
-        if admitted < s.epoch || s.conflict_rate <= CUT_ABOVE {
+        if admitted < s.cut_at {
             return;
         }
-        if s.probing {
-            s.damping = if s.held < s.slots() {
-                s.damping() * 2.0
-            } else {
-                s.damping() / 2.0
-            };
+        if s.probing && admitted >= s.rose_at {
+            s.probe_conflicts += 1;
+            let share =
+                f64::from(s.probe_conflicts) / f64::from(s.probe_conflicts + s.probe_commits);
+            if share > CUT_ABOVE {
+                // back to the slots that worked, and probe half as often
+                let back = f64::from(s.slots().saturating_sub(1).max(1));
+                s.damping = s.damping() * 2.0;
+                s.cut_to(back);
+                return;
+            }
         }
-        s.probing = false;
-        let current = s.limit.unwrap_or(f64::from(s.in_flight.max(1)));
-        // Halve, but to no more than the commits the current limit let
-        // through: a cold start with many runs on one row converges in two
-        // cuts instead of log2(runs).
-        let cut = (current / 2.0).min(f64::from(s.since_cut));
-        s.limit = Some(cut.max(1.0));
-        s.since_cut = 0;
-        s.epoch += 1;
+        if s.conflict_rate > CUT_ABOVE {
+            let current = s.limit.unwrap_or(f64::from(s.in_flight.max(1)));
+            // Halve, but to no more than the commits the current limit let
+            // through: a cold start with many runs on one row converges in
+            // two cuts instead of log2(runs).
+            let cut = (current / 2.0).min(f64::from(s.since_cut));
+            s.cut_to(cut);
+        }
     }
 
     /// A transaction of this label committed: grow the limit.
@@ -408,13 +429,21 @@ impl Gate {
         let mut s = lock(&self.state);
         s.conflict_rate -= s.conflict_rate * RATE_WEIGHT;
         s.since_cut = s.since_cut.saturating_add(1);
+        if s.probing {
+            s.probe_commits += 1;
+            if s.probe_commits >= 2 * s.slots() {
+                s.probing = false;
+                s.damping = s.damping() / 2.0;
+            }
+        }
         if let Some(l) = s.limit {
             let grown = l + 1.0 / (s.damping() * l);
-            if grown.floor() > l.floor() {
+            if grown.floor() > l.floor() && grown <= UNLIMITED_ABOVE {
+                s.epoch += 1;
+                s.rose_at = s.epoch;
                 s.probing = true;
-                s.held = 0;
-            } else {
-                s.held = s.held.saturating_add(1);
+                s.probe_commits = 0;
+                s.probe_conflicts = 0;
             }
             s.limit = (grown <= UNLIMITED_ABOVE).then_some(grown);
             s.admit_waiters();
@@ -576,7 +605,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_probe_doubles_the_damping() {
+    async fn a_failed_probe_goes_back_one_slot_and_doubles_the_damping() {
         let gate = Arc::new(Gate::default());
         let p = enter(&gate).await;
         for _ in 0..3 {
@@ -592,19 +621,49 @@ mod tests {
         }
         assert_eq!(commits, 6, "1 → 2 at 1/(4·limit) per commit");
         assert!(lock(&gate.state).probing);
-        let p = enter(&gate).await;
-        while lock(&gate.state).slots() == 2 {
-            gate.on_conflict(p.epoch());
+        let (a, b) = (enter(&gate).await, enter(&gate).await);
+        for _ in 0..3 {
+            gate.on_commit();
         }
-        drop(p);
+        gate.on_conflict(a.epoch());
+        assert_eq!(
+            lock(&gate.state).slots(),
+            2,
+            "one conflict in four outcomes: not yet"
+        );
+        gate.on_conflict(b.epoch());
         let s = lock(&gate.state);
         assert_eq!(
-            s.damping(),
-            8.0,
-            "the probe failed at once: probe half as often"
+            s.limit,
+            Some(1.0),
+            "two in five conflicted: back to one slot"
         );
-        assert_eq!(s.slots(), 1);
+        assert_eq!(s.damping(), 8.0, "the next probe comes twice as late");
         assert!(!s.probing);
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_holds_halves_the_damping() {
+        let gate = Arc::new(Gate::default());
+        {
+            let mut s = lock(&gate.state);
+            s.limit = Some(2.9);
+            s.damping = 16.0;
+        }
+        let mut commits = 0;
+        while !lock(&gate.state).probing {
+            gate.on_commit();
+            commits += 1;
+        }
+        assert_eq!(commits, 5, "2.9 → 3 at 1/(16·limit) per commit");
+        for _ in 0..5 {
+            gate.on_commit();
+        }
+        assert!(lock(&gate.state).probing, "on probation for 2 · 3 commits");
+        gate.on_commit();
+        let s = lock(&gate.state);
+        assert!(!s.probing);
+        assert_eq!(s.damping(), 8.0);
     }
 
     #[tokio::test]
