@@ -157,7 +157,8 @@ impl ConflictResolver {
     }
 
     /// The current admission limit of `label` under adaptive contention
-    /// control: `None` while it runs unlimited (it never conflicted, or recovered).
+    /// control: `None` while it runs unlimited (never called yet, or grown
+    /// past [`UNLIMITED_ABOVE`](crate::resolver::UNLIMITED_ABOVE) slots).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -3,6 +3,10 @@
 //!
 //! Each label (managed function) has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
+//! - a label seen for the first time starts at one slot and gains a slot per
+//!   commit (TCP's slow start: the limit doubles every round, and is lifted
+//!   above [`UNLIMITED_ABOVE`]), so a burst of calls on one hot row does not
+//!   all collide before the gate has seen a conflict; the first cut ends it;
 //! - the limit is cut only while conflicts are frequent: more than
 //!   [`CUT_ABOVE`] of the label's recent runs (an EWMA). Rarer conflicts
 //!   (spread over many rows) cost less to replay than running fewer at a
@@ -14,10 +18,12 @@
 //!   The limit never goes below 1: the function then runs one transaction at
 //!   a time in this process and stops conflicting with itself;
 //! - a clean commit raises it by `1/(damping * limit)`, and it is lifted
-//!   altogether above [`UNLIMITED_ABOVE`]. Each new slot is a probe: when it
-//!   conflicts before it held for as many commits as there are slots, the
-//!   damping doubles (up to 64) so the next probe comes half as often; when
-//!   it held, the damping halves again (down to 4).
+//!   altogether above [`UNLIMITED_ABOVE`]. Each new slot is on probation: if
+//!   two or more, and more than [`CUT_ABOVE`], of the runs admitted since it
+//!   opened conflict, the limit goes back one slot and the damping doubles
+//!   (up to 64), so a hot row is probed ever more rarely; after twice as many
+//!   clean commits as there are slots the slot holds and the damping halves
+//!   (down to 4).
 //!
 //! The queue is first come, first served, except that replays go ahead of
 //! first runs (behind earlier replays), and a call's last allowed replay runs
@@ -105,7 +111,7 @@ impl Gates {
         if let Some(g) = map.get(label) {
             return g.clone();
         }
-        let g = Arc::new(Gate::default());
+        let g = Arc::new(Gate::slow_start());
         map.insert(label.to_owned(), g.clone());
         g
     }
@@ -176,8 +182,8 @@ struct GateState {
     /// How slowly the limit grows (between MIN_DAMPING and MAX_DAMPING).
     damping: f64,
     /// The slot count rose and the new slot is on probation: it fails when
-    /// more than [`CUT_ABOVE`] of the outcomes of runs admitted since then
-    /// are conflicts (the limit goes back one slot and the next probe comes
+    /// two or more, and more than [`CUT_ABOVE`], of the outcomes of runs
+    /// admitted since then are conflicts (the limit goes back one slot and the next probe comes
     /// twice as late); it holds after twice as many commits as there are
     /// slots (the damping halves).
     probing: bool,
@@ -188,6 +194,10 @@ struct GateState {
     since_cut: u32,
     /// Recent share of runs that conflicted (EWMA, 0 to 1).
     conflict_rate: f64,
+    /// A new label's limit starts at 1 and gains a slot per commit until the
+    /// first cut (TCP's slow start), so a burst of calls on a hot row does
+    /// not all collide before the gate has seen a single conflict.
+    slow_start: bool,
 }
 
 #[derive(Debug)]
@@ -210,6 +220,7 @@ enum Tell {
 impl GateState {
     /// Sets the limit to `limit` (at least 1) and starts a new window.
     fn cut_to(&mut self, limit: f64) {
+        self.slow_start = false;
         self.limit = Some(limit.max(1.0));
         self.probing = false;
         self.since_cut = 0;
@@ -297,6 +308,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
+    /// The gate of a label seen for the first time: one slot, in slow start.
+    fn slow_start() -> Self {
+        Self {
+            state: Mutex::new(GateState {
+                limit: Some(1.0),
+                slow_start: true,
+                ..GateState::default()
+            }),
+        }
+    }
+
     /// Waits for room under the limit (see [`Turn`] for the place in the
     /// queue); the permit frees it on drop. Cancel-safe: a dropped wait takes
     /// no room.
@@ -406,7 +428,9 @@ impl Gate {
             s.probe_conflicts += 1;
             let share =
                 f64::from(s.probe_conflicts) / f64::from(s.probe_conflicts + s.probe_commits);
-            if share > CUT_ABOVE {
+            // one conflict is not a verdict on a new slot (spread-out
+            // conflicts come now and then); two at this share are
+            if s.probe_conflicts >= 2 && share > CUT_ABOVE {
                 // back to the slots that worked, and probe half as often
                 let back = f64::from(s.slots().saturating_sub(1).max(1));
                 s.damping = s.damping() * 2.0;
@@ -437,8 +461,12 @@ impl Gate {
             }
         }
         if let Some(l) = s.limit {
-            let grown = l + 1.0 / (s.damping() * l);
-            if grown.floor() > l.floor() && grown <= UNLIMITED_ABOVE {
+            let grown = if s.slow_start {
+                l + 1.0
+            } else {
+                l + 1.0 / (s.damping() * l)
+            };
+            if !s.slow_start && grown.floor() > l.floor() && grown <= UNLIMITED_ABOVE {
                 s.epoch += 1;
                 s.rose_at = s.epoch;
                 s.probing = true;
@@ -539,6 +567,43 @@ mod tests {
         assert_eq!(lock(&gate.state).in_flight, 100);
         drop(permits);
         assert_eq!(lock(&gate.state).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_new_label_starts_slow_and_gains_a_slot_per_commit() {
+        let gates = Gates::default();
+        let gate = gates.gate("hot");
+        assert_eq!(gates.limit("hot"), Some(1.0));
+        let first = enter(&gate).await;
+        let g = gate.clone();
+        let second = tokio::spawn(async move { enter(&g).await });
+        queued(&gate, 1).await;
+        gate.on_commit();
+        drop(first);
+        drop(second.await.unwrap());
+        assert_eq!(gates.limit("hot"), Some(2.0));
+        for _ in 0..62 {
+            gate.on_commit();
+        }
+        assert_eq!(gates.limit("hot"), Some(64.0));
+        gate.on_commit();
+        assert_eq!(gates.limit("hot"), None, "above 64: unlimited");
+    }
+
+    #[tokio::test]
+    async fn frequent_conflicts_end_the_slow_start() {
+        let gates = Gates::default();
+        let gate = gates.gate("hot");
+        for _ in 0..7 {
+            gate.on_commit();
+        }
+        let held: Vec<Permit> = futures::future::join_all((0..8).map(|_| enter(&gate))).await;
+        for p in &held[..3] {
+            gate.on_conflict(p.epoch());
+        }
+        let s = lock(&gate.state);
+        assert!(!s.slow_start);
+        assert_eq!(s.limit, Some(4.0), "8 slots halved");
     }
 
     #[tokio::test]
