@@ -3,10 +3,11 @@
 //!
 //! Each label (managed function) has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
-//! - a label seen for the first time starts at one slot and gains a slot per
-//!   commit (TCP's slow start: the limit doubles every round, and is lifted
-//!   above [`UNLIMITED_ABOVE`]), so a burst of calls on one hot row does not
-//!   all collide before the gate has seen a conflict; the first cut ends it;
+//! - a label seen for the first time starts at [`SLOW_START_FROM`] slots and
+//!   gains a slot per commit (TCP's slow start: the limit doubles every round,
+//!   and is lifted above [`UNLIMITED_ABOVE`]), so a burst of calls on one hot
+//!   row does not all collide before the gate has seen a conflict; the first
+//!   cut ends it;
 //! - the limit is cut only while conflicts are frequent: more than
 //!   [`CUT_ABOVE`] of the label's recent runs (an EWMA). Rarer conflicts
 //!   (spread over many rows) cost less to replay than running fewer at a
@@ -41,6 +42,10 @@
 //! rows, a run gives its room back before `COMMIT`: the next one's reads wait
 //! for the commit inside the server, as `SELECT … FOR UPDATE` would.
 //!
+//! No run waits in the queue longer than [`MAX_QUEUE_WAIT`]: then it is
+//! admitted over the limit, so a body that waits for another call of its own
+//! label cannot deadlock on the gate.
+//!
 //! A permit is given back before the backoff sleep, and while the gate is
 //! limiting a label and other transactions of it are running or queued, the
 //! replay does not sleep at all: the queue already spaces it out behind them.
@@ -50,10 +55,20 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use tokio::sync::oneshot;
 
 /// Above this limit a label runs unlimited again.
 pub const UNLIMITED_ABOVE: f64 = 64.0;
+/// The limit of a label seen for the first time, which then grows by a slot
+/// per commit until the first cut (slow start).
+pub const SLOW_START_FROM: f64 = 8.0;
+/// The longest a run waits in a label's queue: then it is admitted beside
+/// the others, over the limit. A body that waits for another call of its own
+/// label (a barrier, a channel) can therefore never deadlock on the gate;
+/// under normal load queue waits stay far below this.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most: the damping doubles when a probe of one more slot
 /// fails (see [`GateState::probing`]) and halves when one holds.
@@ -308,11 +323,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
-    /// The gate of a label seen for the first time: one slot, in slow start.
+    /// The gate of a label seen for the first time: in slow start.
     fn slow_start() -> Self {
         Self {
             state: Mutex::new(GateState {
-                limit: Some(1.0),
+                limit: Some(SLOW_START_FROM),
                 slow_start: true,
                 ..GateState::default()
             }),
@@ -380,6 +395,8 @@ impl Gate {
         };
         let mut preparing = std::pin::pin!(preparing);
         let mut prepared = None;
+        let overdue = tokio::time::sleep(MAX_QUEUE_WAIT);
+        let mut overdue = std::pin::pin!(overdue);
         let (epoch, solo) = loop {
             let Some(rx) = wait.rx.as_mut() else {
                 unreachable!("the receiver is only taken below")
@@ -401,6 +418,23 @@ impl Gate {
                     }
                 }
                 out = &mut preparing, if prepared.is_none() => prepared = Some(out),
+                () = &mut overdue => {
+                    // (sends happen under this lock: none can slip in)
+                    let mut s = lock(&self.state);
+                    if let Some(mut rx) = wait.rx.take() {
+                        // admitted meanwhile: take that room
+                        if let Ok(epoch) = rx.try_recv() {
+                            break (epoch, turn == Turn::Last);
+                        }
+                        // The queue entry stays, and is skipped when reached
+                        // (its receiver is gone).
+                        rx.close();
+                    }
+                    // over the limit, beside the others
+                    s.in_flight += 1;
+                    tracing::debug!(waited_ms = MAX_QUEUE_WAIT.as_millis() as u64, "admitted over the contention limit after the longest queue wait");
+                    break (s.epoch, false);
+                }
             }
         };
         let permit = Permit {
@@ -573,16 +607,16 @@ mod tests {
     async fn a_new_label_starts_slow_and_gains_a_slot_per_commit() {
         let gates = Gates::default();
         let gate = gates.gate("hot");
-        assert_eq!(gates.limit("hot"), Some(1.0));
-        let first = enter(&gate).await;
+        assert_eq!(gates.limit("hot"), Some(SLOW_START_FROM));
+        let first: Vec<Permit> = futures::future::join_all((0..8).map(|_| enter(&gate))).await;
         let g = gate.clone();
-        let second = tokio::spawn(async move { enter(&g).await });
+        let ninth = tokio::spawn(async move { enter(&g).await });
         queued(&gate, 1).await;
         gate.on_commit();
+        drop(ninth.await.unwrap());
         drop(first);
-        drop(second.await.unwrap());
-        assert_eq!(gates.limit("hot"), Some(2.0));
-        for _ in 0..62 {
+        assert_eq!(gates.limit("hot"), Some(9.0));
+        for _ in 0..55 {
             gate.on_commit();
         }
         assert_eq!(gates.limit("hot"), Some(64.0));
@@ -603,7 +637,32 @@ mod tests {
         }
         let s = lock(&gate.state);
         assert!(!s.slow_start);
-        assert_eq!(s.limit, Some(4.0), "8 slots halved");
+        assert_eq!(
+            s.limit,
+            Some(7.0),
+            "15 slots halved, to no more than the 7 commits"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_run_waits_longer_than_the_longest_queue_wait() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let g = gate.clone();
+        let second = tokio::spawn(async move { enter(&g).await });
+        queued(&gate, 1).await;
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "still queued just before the bound");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let second = second.await.unwrap();
+        assert_eq!(lock(&gate.state).in_flight, 2, "admitted over the limit");
+        drop(first);
+        drop(second);
+        let s = lock(&gate.state);
+        assert_eq!(s.in_flight, 0, "the skipped queue entry took no room");
+        assert!(s.waiting.is_empty());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ mod txn;
 
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
-pub use contention::{CUT_ABOVE, Contention, UNLIMITED_ABOVE};
+pub use contention::{CUT_ABOVE, Contention, MAX_QUEUE_WAIT, SLOW_START_FROM, UNLIMITED_ABOVE};
 pub use error::{CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
