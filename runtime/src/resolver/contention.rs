@@ -22,7 +22,7 @@
 //!   altogether above [`UNLIMITED_ABOVE`]. Each new slot is on probation: if
 //!   two or more, and more than [`CUT_ABOVE`], of the runs admitted since it
 //!   opened conflict, the limit goes back one slot and the damping doubles
-//!   (up to 64), so a hot row is probed ever more rarely; after twice as many
+//!   (up to 256), so a hot row is probed ever more rarely; after twice as many
 //!   clean commits as there are slots the slot holds and the damping halves
 //!   (down to 4).
 //!
@@ -63,7 +63,7 @@ use tokio::sync::oneshot;
 pub const UNLIMITED_ABOVE: f64 = 64.0;
 /// The limit of a label seen for the first time, which then grows by a slot
 /// per commit until the first cut (slow start).
-pub const SLOW_START_FROM: f64 = 8.0;
+pub const SLOW_START_FROM: f64 = 4.0;
 /// The longest a run waits in a label's queue: then it is admitted beside
 /// the others, over the limit. A body that waits for another call of its own
 /// label (a barrier, a channel) can therefore never deadlock on the gate;
@@ -73,7 +73,7 @@ pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// least and at most: the damping doubles when a probe of one more slot
 /// fails (see [`GateState::probing`]) and halves when one holds.
 const MIN_DAMPING: f64 = 4.0;
-const MAX_DAMPING: f64 = 64.0;
+const MAX_DAMPING: f64 = 256.0;
 /// The limit is cut only while more than this share of the label's recent
 /// runs conflicted: below it, replaying the few that conflict costs less
 /// than running fewer at a time (conflicts spread over many rows).
@@ -608,18 +608,23 @@ mod tests {
         let gates = Gates::default();
         let gate = gates.gate("hot");
         assert_eq!(gates.limit("hot"), Some(SLOW_START_FROM));
-        let first: Vec<Permit> = futures::future::join_all((0..8).map(|_| enter(&gate))).await;
+        let start = SLOW_START_FROM as usize;
+        let first: Vec<Permit> = futures::future::join_all((0..start).map(|_| enter(&gate))).await;
         let g = gate.clone();
-        let ninth = tokio::spawn(async move { enter(&g).await });
+        let one_more = tokio::spawn(async move { enter(&g).await });
         queued(&gate, 1).await;
         gate.on_commit();
-        drop(ninth.await.unwrap());
+        drop(one_more.await.unwrap());
         drop(first);
-        assert_eq!(gates.limit("hot"), Some(9.0));
-        for _ in 0..55 {
+        assert_eq!(gates.limit("hot"), Some(SLOW_START_FROM + 1.0));
+        while gates.limit("hot").is_some_and(|l| l < UNLIMITED_ABOVE) {
             gate.on_commit();
         }
-        assert_eq!(gates.limit("hot"), Some(64.0));
+        assert_eq!(
+            gates.limit("hot"),
+            Some(UNLIMITED_ABOVE),
+            "a slot per commit, no damping"
+        );
         gate.on_commit();
         assert_eq!(gates.limit("hot"), None, "above 64: unlimited");
     }
@@ -628,20 +633,17 @@ mod tests {
     async fn frequent_conflicts_end_the_slow_start() {
         let gates = Gates::default();
         let gate = gates.gate("hot");
-        for _ in 0..7 {
+        for _ in 0..12 {
             gate.on_commit();
         }
+        assert_eq!(gates.limit("hot"), Some(SLOW_START_FROM + 12.0));
         let held: Vec<Permit> = futures::future::join_all((0..8).map(|_| enter(&gate))).await;
         for p in &held[..3] {
             gate.on_conflict(p.epoch());
         }
         let s = lock(&gate.state);
         assert!(!s.slow_start);
-        assert_eq!(
-            s.limit,
-            Some(7.0),
-            "15 slots halved, to no more than the 7 commits"
-        );
+        assert_eq!(s.limit, Some(8.0), "16 slots halved");
     }
 
     #[tokio::test(start_paused = true)]
