@@ -333,8 +333,11 @@ impl ConflictResolverBuilder {
         self
     }
     /// Contention control (default [`Contention::Adaptive`]): a hot function
-    /// queues in-process instead of fighting. Turn it off for bodies that wait
-    /// for each other (e.g. test barriers across transactions of one label).
+    /// queues in-process instead of fighting. Bodies that wait for each other
+    /// (test barriers across transactions of one label) still go through,
+    /// since no run waits in the queue longer than
+    /// [`MAX_QUEUE_WAIT`](crate::resolver::MAX_QUEUE_WAIT), but turn it off for
+    /// them to avoid that wait.
     pub fn contention(mut self, contention: Contention) -> Self {
         self.inner.contention = contention;
         self
