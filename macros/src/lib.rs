@@ -118,7 +118,7 @@ pub fn event_listener(
 /// For `enum Subsystem { Database, StatusServer }` the derive generates, inside
 /// a `const _: () = { … };`:
 ///
-/// ```ignore
+/// ```text
 /// impl ::conflictkit::AutoNumber for Subsystem {
 ///     type Repr = i32;
 ///     const ENUM_NAME: &'static str = "Subsystem";
