@@ -15,14 +15,12 @@
 //! predicate of your own ([`retry_if`](super::ConflictResolverBuilder::retry_if)).
 //!
 //! The database error is searched for along the whole [`source()`](std::error::Error::source)
-//! chain: a [`DbErr`], a [`RuntimeErr`] or a `sqlx::Error`, so user error enums built
+//! chain: a [`DbErr`](sea_orm::DbErr), a [`RuntimeErr`](sea_orm::RuntimeErr) or a `sqlx::Error`, so user error enums built
 //! with thiserror `#[from]` or `#[error(transparent)]` are classified too.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
-
-use sea_orm::{DbErr, RuntimeErr};
 
 /// SQLSTATEs that are conflicts by default.
 pub const DEFAULT_SQLSTATES: &[&str] = &["40001", "40P01"];
@@ -196,6 +194,28 @@ pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// The sqlx error one error of a chain is or wraps directly: a `DbErr`
+/// (`Exec`, `Query`, `Conn`), a `RuntimeErr` or a `sqlx::Error` itself.
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_orm::sqlx::Error> {
+    use sea_orm::{DbErr, RuntimeErr};
+    let rt = match e.downcast_ref::<DbErr>() {
+        Some(DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt)) => Some(rt),
+        Some(_) => None,
+        None => e.downcast_ref::<RuntimeErr>(),
+    };
+    match rt {
+        Some(RuntimeErr::SqlxError(x)) => Some(&**x),
+        Some(_) => None,
+        None => e.downcast_ref::<sea_orm::sqlx::Error>(),
+    }
+}
+
+/// Whether one error of a chain is a transport failure of the connection.
 #[cfg(any(
     feature = "sqlx-postgres",
     feature = "sqlx-mysql",
@@ -203,17 +223,8 @@ pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
 ))]
 fn lost_connection_kind(e: &(dyn StdError + 'static)) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
-    let sqlx = match e.downcast_ref::<DbErr>() {
-        Some(DbErr::Exec(RuntimeErr::SqlxError(x)))
-        | Some(DbErr::Query(RuntimeErr::SqlxError(x)))
-        | Some(DbErr::Conn(RuntimeErr::SqlxError(x))) => Some(&**x),
-        _ => match e.downcast_ref::<RuntimeErr>() {
-            Some(RuntimeErr::SqlxError(x)) => Some(&**x),
-            _ => e.downcast_ref::<Sqlx>(),
-        },
-    };
     matches!(
-        sqlx,
+        sqlx_error(e),
         Some(Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::Protocol(_) | Sqlx::WorkerCrashed)
     )
 }
@@ -228,39 +239,13 @@ fn lost_connection_kind(_: &(dyn StdError + 'static)) -> bool {
 }
 
 /// The driver's code carried by one error of a chain, if it is a database error.
-fn database_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
-    if let Some(db) = e.downcast_ref::<DbErr>() {
-        return match db {
-            DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt) => runtime_code(rt),
-            _ => None,
-        };
-    }
-    if let Some(rt) = e.downcast_ref::<RuntimeErr>() {
-        return runtime_code(rt);
-    }
-    sqlx_code(e)
-}
-
-fn runtime_code(rt: &RuntimeErr) -> Option<RawCode<'_>> {
-    match rt {
-        #[cfg(any(
-            feature = "sqlx-postgres",
-            feature = "sqlx-mysql",
-            feature = "sqlx-sqlite"
-        ))]
-        RuntimeErr::SqlxError(e) => sqlx_error_code(e),
-        _ => None,
-    }
-}
-
 #[cfg(any(
     feature = "sqlx-postgres",
     feature = "sqlx-mysql",
     feature = "sqlx-sqlite"
 ))]
-fn sqlx_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
-    e.downcast_ref::<sea_orm::sqlx::Error>()
-        .and_then(sqlx_error_code)
+fn database_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+    sqlx_error(e).and_then(sqlx_error_code)
 }
 
 #[cfg(not(any(
@@ -268,7 +253,7 @@ fn sqlx_code<'a>(e: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
     feature = "sqlx-mysql",
     feature = "sqlx-sqlite"
 )))]
-fn sqlx_code<'a>(_: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+fn database_code<'a>(_: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
     None
 }
 
@@ -304,6 +289,7 @@ fn sqlx_error_code(e: &sea_orm::sqlx::Error) -> Option<RawCode<'_>> {
 mod tests {
     use super::*;
     use sea_orm::sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
     use std::borrow::Cow;
 
     /// A database error of a driver we don't know: only its SQLSTATE is read.
