@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use common::{Backend, TestDb, create_accounts, read_balance, write_balance};
 use conflictkit::resolver::{Backoff, CallOptions, Contention, SqliteMode, Stats};
 use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Error, Txn};
+use sea_orm::TransactionTrait;
 use tokio::sync::{Barrier, watch};
 
 /// A resolver like the original test's: `retries = 1`, no backoff, SQLite
@@ -118,7 +119,16 @@ async fn raw_conflict_is_classified_retryable() {
                 let r = r.clone();
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
-                    let txn = r.transaction().await?;
+                    // plain sea-orm transactions: the resolver's SQLite writer
+                    // queue would keep them from meeting
+                    let mut options = sea_orm::TransactionOptions::default();
+                    if backend == Backend::Sqlite {
+                        options.sqlite_transaction_mode =
+                            Some(sea_orm::SqliteTransactionMode::Deferred);
+                    } else {
+                        options.isolation_level = Some(sea_orm::IsolationLevel::Serializable);
+                    }
+                    let txn = r.connection().begin_with_options(options).await?;
                     let b = read_balance(&txn, 1).await?;
                     barrier.wait().await;
                     write_balance(&txn, 1, b + 1).await?;
@@ -232,9 +242,11 @@ async fn other_errors_pass_through() {
 
 /// test_give_up: three concurrent increments with retries=1: one commits at
 /// once, one after a replay, one gives up with CannotResolveDatabaseConflict.
+/// On the server engines: on SQLite the replays queue for the write slot and
+/// cannot conflict again (`sqlite_replays_cannot_conflict_again`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn give_up() {
-    for backend in Backend::ALL {
+    for backend in [Backend::Postgres, Backend::MySql] {
         let Some(tdb) = common::open(backend, "give_up", 6).await else {
             continue;
         };
@@ -278,6 +290,31 @@ async fn give_up() {
         );
         eprintln!("{backend:?}: gave up as expected, stats {stats:?}");
     }
+}
+
+/// SQLite's half of test_give_up: of three concurrent deferred increments
+/// with retries=1, the two that conflict replay behind the writer queue, so
+/// neither conflicts again: all three commit, two replays, no give-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_replays_cannot_conflict_again() {
+    let Some(tdb) = common::open(Backend::Sqlite, "replays_queue", 6).await else {
+        unreachable!("SQLite needs no server")
+    };
+    create_accounts(&tdb.db, &[(1, 10)]).await;
+    let rounds = Rounds::new(&[3]);
+    let (results, stats) = run_concurrently(&tdb, &rounds, 3).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        stats,
+        Stats {
+            success: 3,
+            retries: 2,
+            errors: 0,
+            unresolved: 0
+        }
+    );
+    assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 13);
+    assert_eq!(rounds.bodies.load(Ordering::SeqCst), 5);
 }
 
 /// No lost update: 16 tasks × 100 increments of one row, with the default

@@ -63,10 +63,11 @@ async fn record(
 
 /// Adds `amount` cents to `account`; returns the new balance.
 ///
-/// SQLite runs it `deferred` so that concurrent top-ups really race (and
-/// conflict, and get replayed) instead of queueing on the write lock;
-/// PostgreSQL and MariaDB run it SERIALIZABLE.
-#[managed_transaction(sqlite_mode = "deferred", retries = 20)]
+/// PostgreSQL and MariaDB run it SERIALIZABLE: concurrent top-ups of one
+/// account conflict and are replayed. SQLite runs it `BEGIN IMMEDIATE`
+/// behind the resolver's writer queue: top-ups wait their turn and never
+/// conflict inside the process.
+#[managed_transaction]
 pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletError> {
     let balance = balance_of(txn, account).await? + amount;
     set_balance(txn, account, balance).await?;
@@ -75,7 +76,7 @@ pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletE
 }
 
 /// Moves `amount` cents from `from` to `to`, refusing to overdraw.
-#[managed_transaction(sqlite_mode = "deferred", retries = 20)]
+#[managed_transaction]
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
     let from_balance = balance_of(txn, from).await?;
     if from_balance < amount {
@@ -97,7 +98,7 @@ pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), 
 /// replayed notification and changes nothing. Returns whether it credited.
 /// The log line is an after-commit hook: it is printed only if the credit
 /// really committed, once, however many times the body was replayed.
-#[managed_transaction(retries = 20)]
+#[managed_transaction]
 pub async fn credit_deposit(
     txn: &Txn,
     account: i32,

@@ -159,7 +159,11 @@ async fn connect(
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(60))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        });
     let db = Database::connect(options).await?;
     let mut location = redact_password(&url);
     if db.get_database_backend() == sea_orm::DbBackend::Sqlite {

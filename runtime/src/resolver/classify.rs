@@ -271,6 +271,13 @@ fn sqlx_error_code(e: &sea_orm::sqlx::Error) -> Option<RawCode<'_>> {
         return Some(RawCode::MySql(my.number()));
     }
     #[cfg(feature = "sqlx-sqlite")]
+    if dbe
+        .try_downcast_ref::<super::sqlite_writer::WriterBusy>()
+        .is_some()
+    {
+        return Some(RawCode::Sqlite(super::sqlite_writer::BUSY_SNAPSHOT));
+    }
+    #[cfg(feature = "sqlx-sqlite")]
     if let Some(lite) = dbe.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
         return sea_orm::sqlx::error::DatabaseError::code(lite)
             .and_then(|c| c.parse::<i32>().ok())

@@ -5,11 +5,14 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait,
+};
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
+use super::sqlite_writer::{TxnWriter, WriterQueue};
 use super::stats::{AtomicStats, Stats};
 use super::txn::Txn;
 
@@ -42,6 +45,9 @@ pub(crate) struct Inner {
     pub(crate) stats: AtomicStats,
     pub(crate) contention: Contention,
     pub(crate) gates: Gates,
+    /// The SQLite writer queue of the database, found at the first write
+    /// (`None` on other engines).
+    pub(crate) writer: tokio::sync::OnceCell<Option<Arc<WriterQueue>>>,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -137,6 +143,7 @@ impl ConflictResolver {
                 stats: AtomicStats::default(),
                 contention: Contention::Adaptive,
                 gates: Gates::default(),
+                writer: tokio::sync::OnceCell::new(),
             },
         }
     }
@@ -205,8 +212,87 @@ impl ConflictResolver {
     /// ```
     pub async fn transaction(&self) -> Result<Txn, DbErr> {
         let options = self.default_options(CallOptions::new("transaction"));
-        let dbtx = self.begin(&options).await?;
-        Ok(Txn::new(dbtx, options.label(), 1))
+        self.begin_txn(&options, 1, false).await
+    }
+
+    /// How many write transactions of this process wait for the SQLite
+    /// database's write slot now (see the writer queue in
+    /// [`resolver`](crate::resolver#sqlite-one-writer-queue-per-database));
+    /// `None` on other engines, or before the first write transaction.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = conflictkit::ConflictResolver::connect("sqlite::memory:").await?;
+    /// assert_eq!(resolver.sqlite_writers_waiting(), None);
+    /// resolver.transaction().await?.commit().await?;
+    /// assert_eq!(resolver.sqlite_writers_waiting(), Some(0));
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn sqlite_writers_waiting(&self) -> Option<usize> {
+        self.inner.writer.get()?.as_ref().map(|q| q.waiting())
+    }
+
+    /// The writer queue of this resolver's SQLite database, shared with every
+    /// pool of this process on the same file; `None` on other engines.
+    async fn writer_queue(&self) -> Result<Option<Arc<WriterQueue>>, DbErr> {
+        let db = &self.inner.db;
+        if db.get_database_backend() != sea_orm::DbBackend::Sqlite || db.is_mock_connection() {
+            return Ok(None);
+        }
+        let queue = self
+            .inner
+            .writer
+            .get_or_try_init(|| async {
+                let rows = db
+                    .query_all_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Sqlite,
+                        "PRAGMA database_list",
+                    ))
+                    .await?;
+                let mut file = None;
+                for row in rows {
+                    if row.try_get::<String>("", "name")? == "main" {
+                        file = Some(row.try_get::<String>("", "file")?);
+                    }
+                }
+                let file = file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from);
+                Ok::<_, DbErr>(Some(WriterQueue::for_file(file)))
+            })
+            .await?;
+        Ok(queue.clone())
+    }
+
+    /// Begins the transaction of one run. On SQLite it first takes its place
+    /// in the writer queue: an immediate or exclusive transaction, or any
+    /// run `behind_queue` (a replay), takes the write slot before `BEGIN`; a
+    /// deferred one takes it at its first write statement.
+    pub(crate) async fn begin_txn(
+        &self,
+        options: &CallOptions,
+        attempt: u32,
+        behind_queue: bool,
+    ) -> Result<Txn, DbErr> {
+        let writer = match self.writer_queue().await? {
+            None => TxnWriter::default(),
+            Some(queue)
+                if behind_queue || options.effective_sqlite_mode() != SqliteMode::Deferred =>
+            {
+                if let Some(outer) = super::run::outer_holding(&queue) {
+                    return Err(DbErr::Custom(format!(
+                        "`{}` was called inside the managed transaction `{outer}` through another \
+                         ConflictResolver on the same SQLite database, and would wait forever for \
+                         the write slot its caller holds; call it with the caller's resolver (it \
+                         then joins the caller's transaction), or after the caller returns",
+                        options.label()
+                    )));
+                }
+                let slot = queue.acquire().await?;
+                TxnWriter::holding(queue, slot)
+            }
+            Some(queue) => TxnWriter::on_first_write(queue),
+        };
+        let dbtx = self.begin(options).await?;
+        Ok(Txn::new(dbtx, writer, options.label(), attempt))
     }
 
     pub(crate) fn default_options(&self, options: CallOptions) -> CallOptions {

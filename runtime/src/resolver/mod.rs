@@ -6,6 +6,34 @@
 //! `#[managed_transaction]` attribute expands to [`ConflictResolver::run`].
 //!
 //! What counts as a conflict on each database is listed in [`classify`].
+//!
+//! # SQLite: one writer queue per database
+//!
+//! SQLite lets one transaction write at a time, so the resolver queues its
+//! write transactions itself, in FIFO order, instead of leaving them to
+//! SQLite's busy handler (which polls, is unfair, and gives up after
+//! `busy_timeout`):
+//!
+//! - an immediate or exclusive transaction (the default for read-write
+//!   calls) waits for the database's write slot before `BEGIN`, so inside one
+//!   process no writer ever sleeps in the busy handler or conflicts with
+//!   another writer;
+//! - a deferred transaction (`sqlite_mode = "deferred"`, and read-only
+//!   calls) takes the slot at its first write statement run through the
+//!   [`Txn`]. If another writer of the process holds it, that writer commits
+//!   after this transaction's snapshot, so the write could only fail: it
+//!   fails at once as a conflict (`SQLITE_BUSY_SNAPSHOT`, 517), and the replay
+//!   takes the slot before its `BEGIN`, so it cannot fail again that way;
+//! - reads never queue: in WAL mode they run beside the writer.
+//!
+//! Every pool and resolver of the process on the same database file share
+//! one queue. Writers of *other processes* on the file are still met by
+//! SQLite's busy handler: keep `busy_timeout` (sqlx sets 5 s) above the
+//! longest write transaction, and their rare `SQLITE_BUSY` is replayed as a
+//! conflict. A managed call nested, through a *different* resolver, inside
+//! a call that holds the slot fails at once with an error saying so (it
+//! would wait for itself); through the same resolver it joins the outer
+//! transaction.
 
 pub mod classify;
 mod conflict_resolver;
@@ -14,6 +42,7 @@ mod error;
 mod policy;
 mod replay_arg;
 mod run;
+mod sqlite_writer;
 mod stats;
 mod txn;
 

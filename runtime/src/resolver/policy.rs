@@ -237,6 +237,16 @@ impl CallOptions {
         &self.label
     }
 
+    /// How a SQLite transaction of this call begins: the mode set, else
+    /// immediate, or deferred when read-only.
+    pub(crate) fn effective_sqlite_mode(&self) -> SqliteMode {
+        self.sqlite_mode.unwrap_or(if self.read_only {
+            SqliteMode::Deferred
+        } else {
+            SqliteMode::Immediate
+        })
+    }
+
     pub(crate) fn transaction_options(
         &self,
         default_isolation: Isolation,
@@ -244,12 +254,7 @@ impl CallOptions {
     ) -> sea_orm::TransactionOptions {
         let mut t = sea_orm::TransactionOptions::default();
         if backend == sea_orm::DbBackend::Sqlite {
-            let default = if self.read_only {
-                SqliteMode::Deferred
-            } else {
-                SqliteMode::Immediate
-            };
-            t.sqlite_transaction_mode = Some(self.sqlite_mode.unwrap_or(default).mode());
+            t.sqlite_transaction_mode = Some(self.effective_sqlite_mode().mode());
         } else {
             t.isolation_level = Some(self.isolation.unwrap_or(default_isolation).level());
             if self.read_only {

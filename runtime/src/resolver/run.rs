@@ -16,7 +16,8 @@ use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::{Contention, Permit, Turn};
 use super::error::CannotResolveDatabaseConflict;
 use super::policy::{CallOptions, Isolation};
-use super::txn::{Hook, Txn, panic_message, run_hooks};
+use super::sqlite_writer::{TxnWriter, WriterQueue};
+use super::txn::{Hook, Txn, TxnParts, panic_message, run_hooks};
 
 /// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
 /// (for `'t`) and possibly the caller's data (for `'a`, which outlives `'t`).
@@ -47,6 +48,20 @@ tokio::task_local! {
 struct Active {
     resolver: usize,
     txn: Txn,
+}
+
+/// The label of the managed transaction running in this task, if it holds
+/// the write slot of `queue` (a nested call through another resolver on the
+/// same SQLite database would wait for it forever).
+pub(crate) fn outer_holding(queue: &std::sync::Arc<WriterQueue>) -> Option<String> {
+    ACTIVE
+        .try_with(|a| {
+            let w = a.txn.writer();
+            (w.holds_slot() && w.queue().is_some_and(|q| std::sync::Arc::ptr_eq(q, queue)))
+                .then(|| a.txn.label().to_owned())
+        })
+        .ok()
+        .flatten()
 }
 
 /// The admission permit of one run, and when to give it back.
@@ -319,15 +334,18 @@ impl ConflictResolver {
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         E: From<DbErr>,
     {
+        // A replay on SQLite begins behind the writer queue, whatever the mode,
+        // so it cannot fail again for a stale snapshot.
         let begun = match begun {
-            Some(begun) => begun,
-            None => self.begin(options).await,
+            Some(begun) => {
+                begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), options.label(), attempt))
+            }
+            None => self.begin_txn(options, attempt, attempt > 1).await,
         };
-        let dbtx = match begun {
+        let txn = match begun {
             Ok(t) => t,
             Err(e) => return Attempt::Failed(E::from(e)),
         };
-        let txn = Txn::new(dbtx, options.label(), attempt);
         let active = Active {
             resolver: self.id(),
             txn: txn.share(),
@@ -335,7 +353,7 @@ impl ConflictResolver {
         let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
             .catch_unwind()
             .await;
-        let (dbtx, hooks) = match txn.into_parts() {
+        let TxnParts { dbtx, hooks, slot } = match txn.into_parts() {
             Ok(parts) => parts,
             // The body kept a handle (moved into a spawned task, or returned):
             // nothing can be committed. Dropping our handle lets the last one
@@ -348,7 +366,9 @@ impl ConflictResolver {
         match outcome {
             Ok(Ok(value)) => {
                 release.before_commit();
-                match dbtx.commit().await {
+                let committed = dbtx.commit().await;
+                drop(slot);
+                match committed {
                     Ok(()) => Attempt::Committed(value, hooks),
                     Err(e) => Attempt::Failed(E::from(e)),
                 }
@@ -357,6 +377,7 @@ impl ConflictResolver {
                 if let Err(e) = dbtx.rollback().await {
                     tracing::warn!(label = %options.label(), error = %e, "rollback failed after an error in the transaction body");
                 }
+                drop(slot);
                 Attempt::Failed(err)
             }
             Err(panic) => {
@@ -364,6 +385,7 @@ impl ConflictResolver {
                 if let Err(e) = dbtx.rollback().await {
                     tracing::warn!(label = %options.label(), error = %e, "rollback failed after a panic in the transaction body");
                 }
+                drop(slot);
                 std::panic::resume_unwind(panic)
             }
         }

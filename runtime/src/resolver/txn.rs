@@ -6,6 +6,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 
+use super::sqlite_writer::{TxnWriter, WriteSlot};
+
 /// A hook that runs after the final successful commit.
 pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 
@@ -42,6 +44,7 @@ pub struct Txn {
 
 struct TxnState {
     inner: DatabaseTransaction,
+    writer: TxnWriter,
     hooks: Mutex<Vec<Hook>>,
     label: String,
     attempt: u32,
@@ -68,10 +71,16 @@ pub(crate) struct TxnStillInUse {
 }
 
 impl Txn {
-    pub(crate) fn new(inner: DatabaseTransaction, label: &str, attempt: u32) -> Self {
+    pub(crate) fn new(
+        inner: DatabaseTransaction,
+        writer: TxnWriter,
+        label: &str,
+        attempt: u32,
+    ) -> Self {
         Self {
             state: Arc::new(TxnState {
                 inner,
+                writer,
                 hooks: Mutex::new(Vec::new()),
                 label: label.to_owned(),
                 attempt,
@@ -107,7 +116,17 @@ impl Txn {
         &self.state.label
     }
 
+    /// The SQLite writer queue this transaction writes through, if any.
+    pub(crate) fn writer(&self) -> &TxnWriter {
+        &self.state.writer
+    }
+
     /// The underlying sea-orm transaction.
+    ///
+    /// On SQLite, statements run on it directly bypass the resolver's writer
+    /// queue: in a deferred transaction, a write made this way waits in
+    /// SQLite's busy handler instead of the queue (still correct, but slower
+    /// under contention). Prefer running statements on the `Txn` itself.
     pub fn as_database_transaction(&self) -> &DatabaseTransaction {
         &self.state.inner
     }
@@ -118,11 +137,12 @@ impl Txn {
     /// resolver commits it.)
     pub async fn commit(self) -> Result<(), DbErr> {
         let label = self.state.label.clone();
-        let (inner, hooks) = self
+        let parts = self
             .into_parts()
             .map_err(|e| DbErr::Custom(e.to_string()))?;
-        inner.commit().await?;
-        run_hooks(&label, hooks);
+        parts.dbtx.commit().await?;
+        drop(parts.slot);
+        run_hooks(&label, parts.hooks);
         Ok(())
     }
 
@@ -130,22 +150,37 @@ impl Txn {
     /// [`ConflictResolver::transaction`](super::ConflictResolver::transaction),
     /// discarding its after-commit hooks. Dropping it does the same.
     pub async fn rollback(self) -> Result<(), DbErr> {
-        let (inner, _hooks) = self
+        let parts = self
             .into_parts()
             .map_err(|e| DbErr::Custom(e.to_string()))?;
-        inner.rollback().await
+        let rolled_back = parts.dbtx.rollback().await;
+        drop(parts.slot);
+        rolled_back
     }
 
-    /// The sea-orm transaction and the hooks, once this is the last handle.
-    pub(crate) fn into_parts(self) -> Result<(DatabaseTransaction, Vec<Hook>), TxnStillInUse> {
+    /// The sea-orm transaction, the hooks and the SQLite write slot, once
+    /// this is the last handle.
+    pub(crate) fn into_parts(self) -> Result<TxnParts, TxnStillInUse> {
         let label = self.state.label.clone();
         let state = Arc::into_inner(self.state).ok_or(TxnStillInUse { label })?;
         let hooks = match state.hooks.into_inner() {
             Ok(h) => h,
             Err(poisoned) => poisoned.into_inner(),
         };
-        Ok((state.inner, hooks))
+        Ok(TxnParts {
+            dbtx: state.inner,
+            hooks,
+            slot: state.writer.into_slot(),
+        })
     }
+}
+
+/// What a finished [`Txn`] leaves to commit or roll back. The SQLite write
+/// slot, if taken, is held until `COMMIT` or `ROLLBACK` returned.
+pub(crate) struct TxnParts {
+    pub(crate) dbtx: DatabaseTransaction,
+    pub(crate) hooks: Vec<Hook>,
+    pub(crate) slot: Option<WriteSlot>,
 }
 
 #[async_trait::async_trait]
@@ -155,18 +190,22 @@ impl ConnectionTrait for Txn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.state.writer.before_statement(&stmt.sql)?;
         self.state.inner.execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.state.writer.before_statement(sql)?;
         self.state.inner.execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.state.writer.before_statement(&stmt.sql)?;
         self.state.inner.query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.state.writer.before_statement(&stmt.sql)?;
         self.state.inner.query_all_raw(stmt).await
     }
 
