@@ -3,69 +3,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::Backend;
 
-/// The example binary the test command built next to this test
-/// (`target/<profile>/examples/wallet`; `cargo nextest run --examples` and a
-/// plain `cargo test` build it). A binary older than the sources it is built
-/// from is refused rather than run stale.
-fn wallet_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("wallet{}", std::env::consts::EXE_SUFFIX));
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: build it with `cargo build --examples`",
-                bin.display()
-            )
-        });
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for dir in ["examples/wallet", "src", "runtime/src", "macros/src"] {
-        if let Some(newer) = newest_file(&root.join(dir)).filter(|(t, _)| *t > built) {
-            panic!(
-                "{} is older than {}: rebuild it with `cargo build --examples`",
-                bin.display(),
-                newer.1.display()
-            );
-        }
-    }
-    bin
-}
-
-fn newest_file(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, path))
-        };
-        if let Some(c) = candidate
-            && newest.as_ref().is_none_or(|n| c.0 > n.0)
-        {
-            newest = Some(c);
-        }
-    }
-    newest
-}
-
 fn run_wallet(database_url: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(wallet_binary());
+    let mut cmd = Command::new(common::example_binary("wallet", "examples/wallet"));
     cmd.args(args).env_remove("DATABASE_URL");
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);

@@ -67,7 +67,10 @@ async fn record(
 /// account conflict and are replayed. SQLite runs it `BEGIN IMMEDIATE`
 /// behind the resolver's writer queue: top-ups wait their turn and never
 /// conflict inside the process.
-#[managed_transaction]
+///
+/// Top-ups and transfers share one label: they fight over the same rows, so
+/// the resolver's contention control must see them as one hot spot.
+#[managed_transaction(label = "wallet::accounts")]
 pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletError> {
     let balance = balance_of(txn, account).await? + amount;
     set_balance(txn, account, balance).await?;
@@ -76,7 +79,7 @@ pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletE
 }
 
 /// Moves `amount` cents from `from` to `to`, refusing to overdraw.
-#[managed_transaction]
+#[managed_transaction(label = "wallet::accounts")]
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
     let from_balance = balance_of(txn, from).await?;
     if from_balance < amount {

@@ -6,6 +6,7 @@
 //! test loudly; under a bare `cargo test` the server tests skip with a printed reason.
 #![allow(dead_code, unreachable_pub)]
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -232,4 +233,65 @@ pub async fn write_balance<C: ConnectionTrait>(
     .update(conn)
     .await?;
     Ok(())
+}
+
+/// The example binary `name` the test command built next to this test
+/// (`target/<profile>/examples/<name>`; `scripts/test.sh` builds them). A
+/// binary older than the sources it is built from (`source`, the example's
+/// file or folder, and the crates' sources) is refused rather than run stale.
+pub fn example_binary(name: &str, source: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: build it with `cargo build --examples`",
+                bin.display()
+            )
+        });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in [source, "src", "runtime/src", "macros/src"] {
+        if let Some(newer) = newest_file(&root.join(dir)).filter(|(t, _)| *t > built) {
+            panic!(
+                "{} is older than {}: rebuild it with `cargo build --examples`",
+                bin.display(),
+                newer.1.display()
+            );
+        }
+    }
+    bin
+}
+
+/// The newest file under `dir` (or `dir` itself when it is a file).
+pub fn newest_file(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    if dir.is_file() {
+        let modified = std::fs::metadata(dir).and_then(|m| m.modified()).ok()?;
+        return Some((modified, dir.to_owned()));
+    }
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, path))
+        };
+        if let Some(c) = candidate
+            && newest.as_ref().is_none_or(|n| c.0 > n.0)
+        {
+            newest = Some(c);
+        }
+    }
+    newest
 }
