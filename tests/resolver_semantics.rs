@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{Backend, create_accounts, read_balance, write_balance};
-use conflictkit::resolver::{Backoff, CallOptions, ConflictCode, Isolation, SqliteMode, Stats};
+use conflictkit::resolver::{
+    Backoff, CallOptions, ConflictCode, Isolation, Phase, SqliteMode, Stats,
+};
 use conflictkit::{ConflictResolver, Error, Txn};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::{Barrier, Notify, oneshot};
@@ -21,6 +23,18 @@ fn codes_seen() -> (
     let s = seen.clone();
     (seen, move |e: &conflictkit::resolver::RetryEvent<'_>| {
         s.lock().unwrap().push(e.conflict.code.clone())
+    })
+}
+
+/// Like [`codes_seen`], with the phase each conflict was met in.
+fn conflicts_seen() -> (
+    Arc<Mutex<Vec<(ConflictCode, Phase)>>>,
+    impl Fn(&conflictkit::resolver::RetryEvent<'_>) + Send + Sync,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    (seen, move |e: &conflictkit::resolver::RetryEvent<'_>| {
+        s.lock().unwrap().push((e.conflict.code.clone(), e.phase))
     })
 }
 
@@ -131,7 +145,7 @@ async fn conflict_at_commit_is_retried() {
         return;
     };
     create_accounts(&tdb.db, &[(1, 10), (2, 10)]).await;
-    let (seen, on_retry) = codes_seen();
+    let (seen, on_retry) = conflicts_seen();
     let r = ConflictResolver::builder(tdb.db.clone())
         .retries(3)
         .backoff(Backoff::none())
@@ -184,7 +198,7 @@ async fn conflict_at_commit_is_retried() {
     );
     assert_eq!(
         *seen.lock().unwrap(),
-        vec![ConflictCode::Sqlstate("40001".into())]
+        vec![(ConflictCode::Sqlstate("40001".into()), Phase::Commit)]
     );
     assert_eq!(
         r.stats(),
@@ -260,7 +274,7 @@ async fn sqlite_busy_snapshot_is_retried() {
         return;
     };
     create_accounts(&tdb.db, &[(1, 10)]).await;
-    let (seen, on_retry) = codes_seen();
+    let (seen, on_retry) = conflicts_seen();
     let r = ConflictResolver::builder(tdb.db.clone())
         .sqlite_mode(SqliteMode::Deferred)
         .backoff(Backoff::none())
@@ -294,7 +308,10 @@ async fn sqlite_busy_snapshot_is_retried() {
         .unwrap();
     other.await.unwrap();
     assert_eq!(result, 101);
-    assert_eq!(*seen.lock().unwrap(), vec![ConflictCode::Sqlite(517)]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(ConflictCode::Sqlite(517), Phase::Body)]
+    );
     assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 101);
 }
 

@@ -6,6 +6,8 @@
 //! test loudly; under a bare `cargo test` the server tests skip with a printed reason.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

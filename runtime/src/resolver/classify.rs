@@ -5,7 +5,7 @@
 //! | database | codes | meaning |
 //! |---|---|---|
 //! | PostgreSQL (and CockroachDB, YugabyteDB) | SQLSTATE `40001`, `40P01` | serialization failure, deadlock detected |
-//! | MySQL / MariaDB | error numbers `1213`, `1205` | deadlock, lock wait timeout |
+//! | MySQL / MariaDB | error numbers `1213`, `1205`, `1020` | deadlock, lock wait timeout, record changed since the snapshot (`ER_CHECKREAD`: MariaDB ≥ 11.6 REPEATABLE READ) |
 //! | SQLite | primary codes `5` (`SQLITE_BUSY`) and `6` (`SQLITE_LOCKED`), with every extended code (`261`, `517`, `773`, `262`, …) | database busy or locked, stale snapshot |
 //!
 //! Opt in to more with [`ConflictResolverBuilder::retry_on_sqlstate`](super::ConflictResolverBuilder::retry_on_sqlstate)
@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// SQLSTATEs that are conflicts by default.
 pub const DEFAULT_SQLSTATES: &[&str] = &["40001", "40P01"];
 /// MySQL / MariaDB error numbers that are conflicts by default.
-pub const DEFAULT_MYSQL_ERRORS: &[u16] = &[1213, 1205];
+pub const DEFAULT_MYSQL_ERRORS: &[u16] = &[1213, 1205, 1020];
 /// SQLite primary result codes that are conflicts by default (`SQLITE_BUSY`, `SQLITE_LOCKED`).
 pub const DEFAULT_SQLITE_PRIMARY_CODES: &[i32] = &[5, 6];
 
@@ -153,9 +153,20 @@ impl Classifier {
     }
 
     /// Finds a conflict anywhere in `err`'s source chain.
+    ///
+    /// A give-up ([`CannotResolveDatabaseConflict`](super::CannotResolveDatabaseConflict))
+    /// and an ambiguous commit ([`AmbiguousCommit`](super::AmbiguousCommit)) are
+    /// never conflicts, whatever they carry: replaying them again would
+    /// multiply the replays, or repeat a commit that may have happened.
     pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
+        if super::carried::find::<super::AmbiguousCommit>(err).is_some() {
+            return None;
+        }
         let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
         while let Some(e) = cur {
+            if e.is::<super::error::GaveUp>() {
+                return None;
+            }
             if let Some(code) = database_code(e).and_then(|c| self.matches_code(c)) {
                 return Some(Conflict { code });
             }
@@ -201,7 +212,7 @@ pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
     feature = "sqlx-mysql",
     feature = "sqlx-sqlite"
 ))]
-fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_orm::sqlx::Error> {
+pub(crate) fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_orm::sqlx::Error> {
     use sea_orm::{DbErr, RuntimeErr};
     let rt = match e.downcast_ref::<DbErr>() {
         Some(DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt)) => Some(rt),
@@ -213,6 +224,20 @@ fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_orm::sqlx::
         Some(_) => None,
         None => e.downcast_ref::<sea_orm::sqlx::Error>(),
     }
+}
+
+/// Whether the database itself rejected a statement with `err` (a driver
+/// database error with a code), as opposed to a client-side or transport
+/// failure.
+pub(crate) fn is_database_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if database_code(e).is_some() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Whether one error of a chain is a transport failure of the connection.

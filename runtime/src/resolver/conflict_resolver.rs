@@ -29,6 +29,9 @@ pub struct RetryEvent<'a> {
     pub attempt: u32,
     /// The conflict.
     pub conflict: &'a Conflict,
+    /// Where the run met it: in the body (or an error the body ignored), or
+    /// at `COMMIT`.
+    pub phase: super::Phase,
     /// How long the resolver waits before the replay.
     pub delay: Duration,
 }
@@ -48,6 +51,9 @@ pub(crate) struct Inner {
     /// The SQLite writer queue of the database, found at the first write
     /// (`None` on other engines).
     pub(crate) writer: tokio::sync::OnceCell<Option<Arc<WriterQueue>>>,
+    /// Which database this is (server and database name, or SQLite file),
+    /// asked the first time a managed call nests in another resolver's.
+    pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -144,6 +150,7 @@ impl ConflictResolver {
                 contention: Contention::Adaptive,
                 gates: Gates::default(),
                 writer: tokio::sync::OnceCell::new(),
+                identity: tokio::sync::OnceCell::new(),
             },
         }
     }
@@ -232,34 +239,76 @@ impl ConflictResolver {
         self.inner.writer.get()?.as_ref().map(|q| q.waiting())
     }
 
+    /// Whether `other` runs its transactions on the same database as this
+    /// resolver (the same server and database, or the same SQLite file). Not
+    /// knowing counts as no.
+    pub(crate) async fn same_database(&self, other: &ConflictResolver) -> bool {
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return true;
+        }
+        match (self.identity().await, other.identity().await) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Names the database this resolver's pool connects to, once.
+    async fn identity(&self) -> Option<&str> {
+        let db = &self.inner.db;
+        let sql = match db.get_database_backend() {
+            _ if db.is_mock_connection() => return None,
+            sea_orm::DbBackend::Postgres => {
+                "SELECT current_database() || '@' || (SELECT system_identifier::text FROM pg_control_system()) AS id"
+            }
+            sea_orm::DbBackend::MySql => {
+                "SELECT CONCAT(COALESCE(DATABASE(), ''), '@', @@hostname, ':', @@port) AS id"
+            }
+            sea_orm::DbBackend::Sqlite => {
+                "SELECT file AS id FROM pragma_database_list WHERE name = 'main' AND file <> ''"
+            }
+            _ => return None,
+        };
+        self.inner
+            .identity
+            .get_or_init(|| async {
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
+                    .await;
+                match row.and_then(|r| r.map(|r| r.try_get::<String>("", "id")).transpose()) {
+                    Ok(Some(id)) => Some(match db.get_database_backend() {
+                        sea_orm::DbBackend::Sqlite => std::fs::canonicalize(&id)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or(id),
+                        _ => id,
+                    }),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not tell which database the pool connects to");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_deref()
+    }
+
     /// The writer queue of this resolver's SQLite database, shared with every
     /// pool of this process on the same file; `None` on other engines.
-    async fn writer_queue(&self) -> Result<Option<Arc<WriterQueue>>, DbErr> {
+    async fn writer_queue(&self) -> Option<Arc<WriterQueue>> {
         let db = &self.inner.db;
         if db.get_database_backend() != sea_orm::DbBackend::Sqlite || db.is_mock_connection() {
-            return Ok(None);
+            return None;
         }
         let queue = self
             .inner
             .writer
-            .get_or_try_init(|| async {
-                let rows = db
-                    .query_all_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::Sqlite,
-                        "PRAGMA database_list",
-                    ))
-                    .await?;
-                let mut file = None;
-                for row in rows {
-                    if row.try_get::<String>("", "name")? == "main" {
-                        file = Some(row.try_get::<String>("", "file")?);
-                    }
-                }
-                let file = file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from);
-                Ok::<_, DbErr>(Some(WriterQueue::for_file(file)))
+            .get_or_init(|| async {
+                // an in-memory or temporary database (no file) queues alone
+                let file = self.identity().await.map(std::path::PathBuf::from);
+                Some(WriterQueue::for_file(file))
             })
-            .await?;
-        Ok(queue.clone())
+            .await;
+        queue.clone()
     }
 
     /// Begins the transaction of one run. On SQLite it first takes its place
@@ -272,20 +321,11 @@ impl ConflictResolver {
         attempt: u32,
         behind_queue: bool,
     ) -> Result<Txn, DbErr> {
-        let writer = match self.writer_queue().await? {
+        let writer = match self.writer_queue().await {
             None => TxnWriter::default(),
             Some(queue)
                 if behind_queue || options.effective_sqlite_mode() != SqliteMode::Deferred =>
             {
-                if let Some(outer) = super::run::outer_holding(&queue) {
-                    return Err(DbErr::Custom(format!(
-                        "`{}` was called inside the managed transaction `{outer}` through another \
-                         ConflictResolver on the same SQLite database, and would wait forever for \
-                         the write slot its caller holds; call it with the caller's resolver (it \
-                         then joins the caller's transaction), or after the caller returns",
-                        options.label()
-                    )));
-                }
                 let slot = queue.acquire().await?;
                 TxnWriter::holding(queue, slot)
             }
@@ -322,7 +362,19 @@ impl ConflictResolver {
         let topts = options.transaction_options(self.inner.isolation, db.get_database_backend());
         let mut lost = 0;
         loop {
-            match db.begin_with_options(topts).await {
+            // BEGIN runs in a task of its own: a caller dropped while it is
+            // under way cannot cut it midway (sqlx 0.9.0 may then hand the
+            // connection back to the pool inside an open transaction); the
+            // task finishes it, and a transaction nobody takes rolls back.
+            let pool = db.clone();
+            let begun =
+                match tokio::spawn(async move { pool.begin_with_options(topts).await }).await {
+                    Ok(begun) => begun,
+                    Err(join) => Err(DbErr::Custom(format!(
+                        "the BEGIN task ended without an answer: {join}"
+                    ))),
+                };
+            match begun {
                 Err(e) if lost < LOST_CONNECTION_REBEGINS && is_lost_connection(&e) => {
                     lost += 1;
                     tracing::warn!(label = %options.label(), error = %e, "a pooled connection was lost; beginning on another");

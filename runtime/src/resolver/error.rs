@@ -27,7 +27,25 @@ pub struct CannotResolveDatabaseConflict {
     label: String,
     attempts: u32,
     retries: u32,
-    last: Box<dyn StdError + Send + Sync + 'static>,
+    last: GaveUp,
+}
+
+/// The `source()` of a give-up: the last conflict, behind a marker that
+/// tells classification that the conflict was already given up on (a
+/// give-up is not itself a conflict, as in the original).
+#[derive(Debug)]
+pub(crate) struct GaveUp(Box<dyn StdError + Send + Sync + 'static>);
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl StdError for GaveUp {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 impl CannotResolveDatabaseConflict {
@@ -43,7 +61,7 @@ impl CannotResolveDatabaseConflict {
             label: label.into(),
             attempts,
             retries,
-            last: last.into(),
+            last: GaveUp(last.into()),
         }
     }
 
@@ -64,7 +82,7 @@ impl CannotResolveDatabaseConflict {
 
     /// The last conflict error, as returned by the body or by `COMMIT`.
     pub fn last_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.last
+        &*self.last.0
     }
 }
 
@@ -90,7 +108,105 @@ impl fmt::Display for CannotResolveDatabaseConflict {
 
 impl StdError for CannotResolveDatabaseConflict {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.last)
+        Some(&self.last)
+    }
+}
+
+/// A managed body returned `Ok` although a statement it ran had failed and
+/// the database had aborted the transaction because of it (PostgreSQL after
+/// any failed statement; MySQL/MariaDB after a deadlock), so nothing it wrote
+/// could commit. The call fails with this error instead of reporting success;
+/// the swallowed database error is its `source()`.
+///
+/// It reaches the caller inside a [`DbErr`] (so through any error type a
+/// managed body uses); find it with [`AbortedTransaction::find`].
+///
+/// ```
+/// use conflictkit::resolver::AbortedTransaction;
+/// let err = sea_orm::DbErr::RecordNotFound("x".into());
+/// assert!(AbortedTransaction::find(&err).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{label}` returned Ok, but a statement in it failed and the database aborted the \
+     transaction, so nothing was committed: a managed body must return the database errors it \
+     gets (`?`) instead of ignoring them (the ignored error: {swallowed})"
+)]
+pub struct AbortedTransaction {
+    label: String,
+    #[source]
+    swallowed: DbErr,
+}
+
+impl AbortedTransaction {
+    pub(crate) fn new(label: &str, swallowed: DbErr) -> Self {
+        Self {
+            label: label.to_owned(),
+            swallowed,
+        }
+    }
+
+    /// The label of the managed call.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The database error the body ignored.
+    pub fn swallowed(&self) -> &DbErr {
+        &self.swallowed
+    }
+
+    /// The `AbortedTransaction` in `err` or anywhere along its `source()`
+    /// chain (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
+    }
+}
+
+/// `COMMIT` was sent but its outcome is unknown: the connection failed
+/// (I/O error, connection lost, SQLSTATE class `08`, MySQL 2006/2013) before
+/// the database answered. The transaction may or may not have committed, so
+/// it is **never replayed**, whatever codes or predicates the resolver
+/// retries on: check the state in the database before doing the work again
+/// (an idempotency key makes that easy). After-commit hooks did not run.
+///
+/// It reaches the caller inside a [`DbErr`] (so through any error type a
+/// managed body uses); find it with [`AmbiguousCommit::find`].
+///
+/// ```
+/// use conflictkit::resolver::AmbiguousCommit;
+/// let err = sea_orm::DbErr::RecordNotFound("x".into());
+/// assert!(AmbiguousCommit::find(&err).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the outcome of COMMIT of `{label}` is unknown (the connection failed while committing): it \
+     may have committed and was not replayed; check the database before doing the work again \
+     ({source})"
+)]
+pub struct AmbiguousCommit {
+    label: String,
+    #[source]
+    source: DbErr,
+}
+
+impl AmbiguousCommit {
+    pub(crate) fn new(label: &str, source: DbErr) -> Self {
+        Self {
+            label: label.to_owned(),
+            source,
+        }
+    }
+
+    /// The label of the managed call.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The `AmbiguousCommit` in `err` or anywhere along its `source()` chain
+    /// (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
     }
 }
 
@@ -116,4 +232,18 @@ pub enum Error {
     /// Every attempt ended in a serialization conflict.
     #[error(transparent)]
     Unresolved(#[from] CannotResolveDatabaseConflict),
+}
+
+impl Error {
+    /// Whether the call failed with an unknown `COMMIT` outcome
+    /// ([`AmbiguousCommit`]): the work may have committed.
+    pub fn is_ambiguous_commit(&self) -> bool {
+        AmbiguousCommit::find(self).is_some()
+    }
+
+    /// Whether the body ignored a database error that aborted the
+    /// transaction ([`AbortedTransaction`]): nothing was committed.
+    pub fn is_aborted_transaction(&self) -> bool {
+        AbortedTransaction::find(self).is_some()
+    }
 }

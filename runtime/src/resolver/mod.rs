@@ -30,11 +30,18 @@
 //! one queue. Writers of *other processes* on the file are still met by
 //! SQLite's busy handler: keep `busy_timeout` (sqlx sets 5 s) above the
 //! longest write transaction, and their rare `SQLITE_BUSY` is replayed as a
-//! conflict. A managed call nested, through a *different* resolver, inside
-//! a call that holds the slot fails at once with an error saying so (it
-//! would wait for itself); through the same resolver it joins the outer
-//! transaction.
+//! conflict.
+//!
+//! # Nesting
+//!
+//! A managed call made inside another managed call of the same resolver
+//! joins the outer transaction (see [`ConflictResolver::run`]). Made through
+//! a *different* resolver on the same database (server and database name, or
+//! SQLite file), it fails at once with an error saying what to do: its second
+//! transaction would wait for the first one's locks (or SQLite write slot)
+//! while the first waits for it, and no database reports that deadlock.
 
+mod carried;
 pub mod classify;
 mod conflict_resolver;
 mod contention;
@@ -49,9 +56,9 @@ mod txn;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use contention::{CUT_ABOVE, Contention, MAX_QUEUE_WAIT, SLOW_START_FROM, UNLIMITED_ABOVE};
-pub use error::{CannotResolveDatabaseConflict, Error};
+pub use error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
-pub use run::{BodyFuture, ImpliedBound, ScopedFuture};
+pub use run::{BodyFuture, ImpliedBound, Phase, ScopedFuture};
 pub use stats::Stats;
 pub use txn::Txn;

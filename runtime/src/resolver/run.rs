@@ -11,12 +11,13 @@ use futures::FutureExt;
 use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 use tracing::Instrument;
 
-use super::classify::Conflict;
+use super::carried;
+use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::{Contention, Permit, Turn};
-use super::error::CannotResolveDatabaseConflict;
+use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::policy::{CallOptions, Isolation};
-use super::sqlite_writer::{TxnWriter, WriterQueue};
+use super::sqlite_writer::{TxnWriter, WriteSlot};
 use super::txn::{Hook, Txn, TxnParts, panic_message, run_hooks};
 
 /// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
@@ -46,22 +47,8 @@ tokio::task_local! {
 }
 
 struct Active {
-    resolver: usize,
+    resolver: ConflictResolver,
     txn: Txn,
-}
-
-/// The label of the managed transaction running in this task, if it holds
-/// the write slot of `queue` (a nested call through another resolver on the
-/// same SQLite database would wait for it forever).
-pub(crate) fn outer_holding(queue: &std::sync::Arc<WriterQueue>) -> Option<String> {
-    ACTIVE
-        .try_with(|a| {
-            let w = a.txn.writer();
-            (w.holds_slot() && w.queue().is_some_and(|q| std::sync::Arc::ptr_eq(q, queue)))
-                .then(|| a.txn.label().to_owned())
-        })
-        .ok()
-        .flatten()
 }
 
 /// The admission permit of one run, and when to give it back.
@@ -79,10 +66,36 @@ impl Release {
     }
 }
 
+/// Where a run of a managed call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Beginning the transaction (nothing ran yet).
+    Begin,
+    /// The body, or an error it ignored (see [`Txn`]).
+    Body,
+    /// `COMMIT`, which answered with a definite error (an unknown outcome is
+    /// an [`AmbiguousCommit`], never replayed).
+    Commit,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Begin => "begin",
+            Phase::Body => "body",
+            Phase::Commit => "commit",
+        })
+    }
+}
+
 /// How one run of the body ended.
 enum Attempt<T, E> {
-    Committed(T, Vec<Hook>),
-    Failed(E),
+    Committed(T),
+    /// Failed in `Phase`: replayed if the error is a conflict.
+    Failed(E, Phase),
+    /// Failed for good: never classified, never replayed.
+    Final(E),
 }
 
 /// `file:line` of the caller: the label of a closure-form managed call.
@@ -185,14 +198,39 @@ impl ConflictResolver {
             tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
             return body(&outer).await;
         }
+        if let Some((outer, outer_label)) = self.outer_of_another_resolver()
+            && self.same_database(&outer).await
+        {
+            self.inner.stats.error();
+            return Err(E::from(DbErr::Custom(format!(
+                "`{}` was called inside the managed transaction `{outer_label}` through another \
+                 ConflictResolver on the same database: its second transaction could wait forever \
+                 for the locks of the first, whose session idles meanwhile (no deadlock is ever \
+                 reported); call it with the caller's resolver, so that it joins the caller's \
+                 transaction, or after the caller returns",
+                options.label()
+            ))));
+        }
         let options = self.default_options(options);
         let span = tracing::info_span!("managed_transaction", label = %options.label(), attempts = tracing::field::Empty);
         self.replay_loop(&options, &mut body).instrument(span).await
     }
 
+    /// The resolver and label of a managed transaction of *another*
+    /// resolver running in this task.
+    fn outer_of_another_resolver(&self) -> Option<(ConflictResolver, String)> {
+        ACTIVE
+            .try_with(|a| {
+                (a.resolver.id() != self.id())
+                    .then(|| (a.resolver.clone(), a.txn.label().to_owned()))
+            })
+            .ok()
+            .flatten()
+    }
+
     fn active_txn(&self) -> Option<Txn> {
         ACTIVE
-            .try_with(|a| (a.resolver == self.id()).then(|| a.txn.share()))
+            .try_with(|a| (a.resolver.id() == self.id()).then(|| a.txn.share()))
             .ok()
             .flatten()
     }
@@ -245,17 +283,20 @@ impl ConflictResolver {
                 before_commit: admit_next_before_commit,
             };
             let outcome = self.attempt(options, body, attempt, begun, release).await;
-            let err = match outcome {
-                Attempt::Committed(value, hooks) => {
+            let (err, phase) = match outcome {
+                Attempt::Committed(value) => {
                     if let Some(g) = &gate {
                         g.on_commit();
                     }
                     stats.success();
                     tracing::Span::current().record("attempts", attempt);
-                    run_hooks(options.label(), hooks);
                     return Ok(value);
                 }
-                Attempt::Failed(err) => err,
+                Attempt::Failed(err, phase) => (err, phase),
+                Attempt::Final(err) => {
+                    stats.error();
+                    return Err(err);
+                }
             };
             let Some(conflict) = self.classify(&err) else {
                 stats.error();
@@ -281,7 +322,7 @@ impl ConflictResolver {
             // While the gate queues this label behind the transactions it
             // conflicted with, sleeping as well would only idle the connection.
             let queued = gate.as_ref().is_some_and(|g| g.queue_spaces_replay());
-            self.before_replay(options, attempt, &conflict, queued)
+            self.before_replay(options, attempt, &conflict, phase, queued)
                 .await;
         }
     }
@@ -293,6 +334,7 @@ impl ConflictResolver {
         options: &CallOptions,
         attempt: u32,
         conflict: &Conflict,
+        phase: Phase,
         queued: bool,
     ) {
         let delay = if queued {
@@ -304,6 +346,7 @@ impl ConflictResolver {
             label = %options.label(),
             attempt,
             code = %conflict,
+            %phase,
             delay_ms = delay.as_secs_f64() * 1000.0,
             "serialization conflict; replaying the transaction"
         );
@@ -312,6 +355,7 @@ impl ConflictResolver {
                 label: options.label(),
                 attempt,
                 conflict,
+                phase,
                 delay,
             });
         }
@@ -344,50 +388,138 @@ impl ConflictResolver {
         };
         let txn = match begun {
             Ok(t) => t,
-            Err(e) => return Attempt::Failed(E::from(e)),
+            Err(e) => return Attempt::Failed(E::from(e), Phase::Begin),
         };
         let active = Active {
-            resolver: self.id(),
+            resolver: self.clone(),
             txn: txn.share(),
         };
         let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
             .catch_unwind()
             .await;
-        let TxnParts { dbtx, hooks, slot } = match txn.into_parts() {
+        let TxnParts {
+            dbtx,
+            hooks,
+            slot,
+            first_error,
+        } = match txn.into_parts() {
             Ok(parts) => parts,
             // The body kept a handle (moved into a spawned task, or returned):
             // nothing can be committed. Dropping our handle lets the last one
             // roll back when it goes.
             Err(in_use) => {
                 tracing::error!(label = %options.label(), "{in_use}");
-                return Attempt::Failed(E::from(DbErr::Custom(in_use.to_string())));
+                return Attempt::Final(E::from(DbErr::Custom(in_use.to_string())));
             }
         };
+        let label = options.label();
         match outcome {
             Ok(Ok(value)) => {
+                if let Some(swallowed) = first_error
+                    && let Some(failed) = self.swallowed(label, swallowed)
+                {
+                    rollback(label, dbtx, "after an error the body ignored").await;
+                    drop(slot);
+                    return failed;
+                }
                 release.before_commit();
-                let committed = dbtx.commit().await;
-                drop(slot);
-                match committed {
-                    Ok(()) => Attempt::Committed(value, hooks),
-                    Err(e) => Attempt::Failed(E::from(e)),
+                match commit_detached(label, dbtx, hooks, slot).await {
+                    Ok(()) => Attempt::Committed(value),
+                    Err(Committing::Failed(e)) => Attempt::Failed(E::from(e), Phase::Commit),
+                    Err(Committing::Unknown(e)) => {
+                        tracing::error!(label, error = %e, "the outcome of COMMIT is unknown; not replaying");
+                        Attempt::Final(E::from(carried::into_db_err(AmbiguousCommit::new(
+                            label, e,
+                        ))))
+                    }
                 }
             }
             Ok(Err(err)) => {
-                if let Err(e) = dbtx.rollback().await {
-                    tracing::warn!(label = %options.label(), error = %e, "rollback failed after an error in the transaction body");
-                }
+                rollback(label, dbtx, "after an error in the transaction body").await;
                 drop(slot);
-                Attempt::Failed(err)
+                Attempt::Failed(err, Phase::Body)
             }
             Err(panic) => {
-                tracing::error!(label = %options.label(), panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
-                if let Err(e) = dbtx.rollback().await {
-                    tracing::warn!(label = %options.label(), error = %e, "rollback failed after a panic in the transaction body");
-                }
+                tracing::error!(label, panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
+                rollback(label, dbtx, "after a panic in the transaction body").await;
                 drop(slot);
                 std::panic::resume_unwind(panic)
             }
         }
+    }
+}
+
+impl ConflictResolver {
+    /// What an error the body ignored before returning `Ok` makes of the
+    /// run: `None` when the transaction is still good to commit.
+    fn swallowed<T, E: From<DbErr>>(&self, label: &str, swallowed: DbErr) -> Option<Attempt<T, E>> {
+        if self.classify(&swallowed).is_some() {
+            tracing::warn!(label, error = %swallowed, "the transaction body ignored a serialization conflict; replaying it");
+            return Some(Attempt::Failed(E::from(swallowed), Phase::Body));
+        }
+        if aborts_transaction(self.inner.db.get_database_backend(), &swallowed) {
+            tracing::error!(label, error = %swallowed, "the transaction body ignored an error that aborted the transaction; failing the call");
+            return Some(Attempt::Final(E::from(carried::into_db_err(
+                AbortedTransaction::new(label, swallowed),
+            ))));
+        }
+        tracing::debug!(label, error = %swallowed, "the transaction body handled a statement error; committing the rest");
+        None
+    }
+}
+
+/// Whether the database aborted the whole transaction when a statement
+/// returned `err` (conflicts are dealt with before: they are replayed).
+fn aborts_transaction(backend: DbBackend, err: &DbErr) -> bool {
+    if is_lost_connection(err) {
+        return true;
+    }
+    // PostgreSQL: after any statement the server rejected, every later
+    // statement fails and COMMIT answers ROLLBACK.
+    backend == DbBackend::Postgres && is_database_error(err)
+}
+
+/// Rolls back, logging a failure (the connection goes back to the pool
+/// either way; sqlx rolls it back on return).
+async fn rollback(label: &str, dbtx: DatabaseTransaction, why: &str) {
+    if let Err(e) = dbtx.rollback().await {
+        tracing::warn!(label, error = %e, "rollback failed {why}");
+    }
+}
+
+/// Why a detached `COMMIT` did not succeed.
+enum Committing {
+    /// The database answered with an error: nothing committed.
+    Failed(DbErr),
+    /// No answer (the connection failed, the task died): it may have committed.
+    Unknown(DbErr),
+}
+
+/// Commits in a task of its own, then releases the SQLite write slot and,
+/// if it committed, runs the after-commit hooks. Once `COMMIT` is under way,
+/// finishing it and running the hooks no longer depend on the caller: a
+/// caller dropped meanwhile only abandons the result.
+async fn commit_detached(
+    label: &str,
+    dbtx: DatabaseTransaction,
+    hooks: Vec<Hook>,
+    slot: Option<WriteSlot>,
+) -> Result<(), Committing> {
+    let owned_label = label.to_owned();
+    let task = tokio::spawn(async move {
+        let committed = dbtx.commit().await;
+        drop(slot);
+        if committed.is_ok() {
+            run_hooks(&owned_label, hooks);
+        }
+        committed
+    });
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if is_lost_connection(&e) => Err(Committing::Unknown(e)),
+        Ok(Err(e)) => Err(Committing::Failed(e)),
+        Err(join) => Err(Committing::Unknown(DbErr::Custom(format!(
+            "the COMMIT task of `{label}` ended without an answer: {join}"
+        )))),
     }
 }

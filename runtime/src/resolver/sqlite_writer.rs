@@ -152,16 +152,6 @@ impl TxnWriter {
         }
     }
 
-    /// Whether this transaction holds the write slot now.
-    pub(crate) fn holds_slot(&self) -> bool {
-        lock(&self.slot).is_some()
-    }
-
-    /// The queue this transaction writes through, if any.
-    pub(crate) fn queue(&self) -> Option<&Arc<WriterQueue>> {
-        self.queue.as_ref()
-    }
-
     /// Called before each statement: a write statement of a deferred
     /// transaction takes the slot, or fails with a conflict when another
     /// writer of this process holds it.

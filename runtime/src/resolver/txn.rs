@@ -18,6 +18,19 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 /// [`ConnectionTrait`]. It adds [`after_commit`](Txn::after_commit) for side
 /// effects that must happen once, and only if the data really committed.
 ///
+/// **Errors a body ignores still count.** The `Txn` records the first error
+/// any statement run through it returned. If the body then returns `Ok`
+/// anyway:
+/// - a serialization conflict (40001, 1213, `SQLITE_BUSY`, …) rolls the
+///   attempt back and replays it, as if the body had returned it;
+/// - an error after which the database aborted the transaction (any failed
+///   statement on PostgreSQL, a lost connection anywhere) fails the call with
+///   [`AbortedTransaction`](super::AbortedTransaction): nothing it wrote
+///   could commit, so the call never reports success;
+/// - an error that leaves the transaction usable (a duplicate key on
+///   MySQL/MariaDB or SQLite, whose statement alone failed) is the body's
+///   business: the rest commits.
+///
 /// ```
 /// use conflictkit::{ConflictResolver, Txn};
 /// use sea_orm::{ConnectionTrait, Database};
@@ -45,6 +58,8 @@ pub struct Txn {
 struct TxnState {
     inner: DatabaseTransaction,
     writer: TxnWriter,
+    /// The first error a statement returned through this `Txn`.
+    first_error: Mutex<Option<DbErr>>,
     hooks: Mutex<Vec<Hook>>,
     label: String,
     attempt: u32,
@@ -81,6 +96,7 @@ impl Txn {
             state: Arc::new(TxnState {
                 inner,
                 writer,
+                first_error: Mutex::new(None),
                 hooks: Mutex::new(Vec::new()),
                 label: label.to_owned(),
                 attempt,
@@ -116,17 +132,15 @@ impl Txn {
         &self.state.label
     }
 
-    /// The SQLite writer queue this transaction writes through, if any.
-    pub(crate) fn writer(&self) -> &TxnWriter {
-        &self.state.writer
-    }
-
     /// The underlying sea-orm transaction.
     ///
-    /// On SQLite, statements run on it directly bypass the resolver's writer
-    /// queue: in a deferred transaction, a write made this way waits in
-    /// SQLite's busy handler instead of the queue (still correct, but slower
-    /// under contention). Prefer running statements on the `Txn` itself.
+    /// Statements run on it directly are invisible to the resolver. Their
+    /// errors are not recorded: an error the body ignores can no longer turn
+    /// the call into a replay or a failure (see [`Txn`]), so return them.
+    /// On SQLite they also bypass the writer queue: in a deferred
+    /// transaction, a write made this way waits in SQLite's busy handler
+    /// instead (still correct, slower under contention). Prefer running
+    /// statements on the `Txn` itself.
     pub fn as_database_transaction(&self) -> &DatabaseTransaction {
         &self.state.inner
     }
@@ -167,11 +181,30 @@ impl Txn {
             Ok(h) => h,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let first_error = match state.first_error.into_inner() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         Ok(TxnParts {
             dbtx: state.inner,
             hooks,
             slot: state.writer.into_slot(),
+            first_error,
         })
+    }
+
+    /// Remembers the first statement error, even if the body ignores it.
+    fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
+        if let Err(e) = &result {
+            let mut first = match self.state.first_error.lock() {
+                Ok(f) => f,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if first.is_none() {
+                *first = Some(e.clone());
+            }
+        }
+        result
     }
 }
 
@@ -181,6 +214,8 @@ pub(crate) struct TxnParts {
     pub(crate) dbtx: DatabaseTransaction,
     pub(crate) hooks: Vec<Hook>,
     pub(crate) slot: Option<WriteSlot>,
+    /// The first error a statement returned, whether the body handled it or not.
+    pub(crate) first_error: Option<DbErr>,
 }
 
 #[async_trait::async_trait]
@@ -190,23 +225,23 @@ impl ConnectionTrait for Txn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.state.writer.before_statement(&stmt.sql)?;
-        self.state.inner.execute_raw(stmt).await
+        self.observe(self.state.writer.before_statement(&stmt.sql))?;
+        self.observe(self.state.inner.execute_raw(stmt).await)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.state.writer.before_statement(sql)?;
-        self.state.inner.execute_unprepared(sql).await
+        self.observe(self.state.writer.before_statement(sql))?;
+        self.observe(self.state.inner.execute_unprepared(sql).await)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.state.writer.before_statement(&stmt.sql)?;
-        self.state.inner.query_one_raw(stmt).await
+        self.observe(self.state.writer.before_statement(&stmt.sql))?;
+        self.observe(self.state.inner.query_one_raw(stmt).await)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.state.writer.before_statement(&stmt.sql)?;
-        self.state.inner.query_all_raw(stmt).await
+        self.observe(self.state.writer.before_statement(&stmt.sql))?;
+        self.observe(self.state.inner.query_all_raw(stmt).await)
     }
 
     fn support_returning(&self) -> bool {

@@ -1,0 +1,176 @@
+//! A loopback TCP proxy between the pool and a database server, for fault
+//! tests: it can hold the server's replies (a slow network) and cut a
+//! client's connection right after it forwarded a chosen statement (the
+//! request reached the server, the reply is lost).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+/// The proxy; it stops accepting when dropped (open connections close when
+/// either end does).
+pub struct Proxy {
+    addr: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    upstream: String,
+    /// While true, bytes from the server are held back.
+    hold: watch::Sender<bool>,
+    /// When set, the next client chunk containing these bytes is forwarded
+    /// and then that client's connection is cut.
+    cut_after: Mutex<Option<Vec<u8>>>,
+    cuts: AtomicUsize,
+    cut_done: Notify,
+}
+
+impl Proxy {
+    /// Starts a proxy on 127.0.0.1 in front of `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_owned(),
+            hold: watch::channel(false).0,
+            cut_after: Mutex::new(None),
+            cuts: AtomicUsize::new(0),
+            cut_done: Notify::new(),
+        });
+        let accepting = shared.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let shared = accepting.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&shared.upstream).await {
+                        relay(client, server, shared).await;
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            shared,
+            accept,
+        }
+    }
+
+    /// Starts a proxy in front of the server of a database URL and returns
+    /// it with the same URL pointing at the proxy.
+    pub async fn for_url(url: &str) -> (Proxy, String) {
+        let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+        let rest = &url[after_scheme..];
+        let host_start = rest.find('@').map(|i| i + 1).unwrap_or(0);
+        let host_len = rest[host_start..]
+            .find(['/', '?'])
+            .unwrap_or(rest.len() - host_start);
+        let upstream = &rest[host_start..host_start + host_len];
+        let proxy = Proxy::start(upstream).await;
+        let proxied = format!(
+            "{}{}{}",
+            &url[..after_scheme + host_start],
+            proxy.addr,
+            &rest[host_start + host_len..]
+        );
+        (proxy, proxied)
+    }
+
+    /// Holds (or releases) every byte the server sends until told otherwise.
+    pub fn hold_replies(&self, hold: bool) {
+        self.shared.hold.send_replace(hold);
+    }
+
+    /// Arms a cut: the next chunk a client sends that contains `needle` is
+    /// forwarded to the server, then that client's connection is closed and
+    /// the server's reply is thrown away.
+    pub fn cut_after(&self, needle: &[u8]) {
+        *self.shared.cut_after.lock().unwrap() = Some(needle.to_vec());
+    }
+
+    /// Waits until `n` connections were cut.
+    pub async fn cuts(&self, n: usize) {
+        loop {
+            let notified = self.shared.cut_done.notified();
+            if self.shared.cuts.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let (cut_tx, mut cut_rx) = watch::channel(false);
+    let up_shared = shared.clone();
+    let upstream = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if server_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            let cut = {
+                let mut armed = up_shared.cut_after.lock().unwrap();
+                let hit = armed
+                    .as_deref()
+                    .is_some_and(|needle| buf[..n].windows(needle.len()).any(|w| w == needle));
+                if hit {
+                    *armed = None;
+                }
+                hit
+            };
+            if cut {
+                cut_tx.send_replace(true);
+                // keep the server side open until the server answers: the
+                // request is processed, only its reply is lost
+                let _ = server_tx.flush().await;
+                return;
+            }
+        }
+    };
+    let down_shared = shared.clone();
+    let downstream = async move {
+        let mut hold = down_shared.hold.subscribe();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let read = tokio::select! {
+                r = server_rx.read(&mut buf) => r,
+                _ = cut_rx.wait_for(|c| *c) => break,
+            };
+            let n = match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if hold.wait_for(|h| !*h).await.is_err() {
+                return;
+            }
+            if *cut_rx.borrow() {
+                break;
+            }
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+        // cut: close the client's side now, then drain the server's reply
+        drop(client_tx);
+        down_shared.cuts.fetch_add(1, Ordering::SeqCst);
+        down_shared.cut_done.notify_waiters();
+        let _ = server_rx.read(&mut buf).await;
+    };
+    tokio::join!(upstream, downstream);
+}
