@@ -136,6 +136,7 @@ impl ConflictResolver {
 
     /// A builder to change the defaults.
     pub fn builder(db: DatabaseConnection) -> ConflictResolverBuilder {
+        let gates = Gates::with_pool(pool_size(&db));
         ConflictResolverBuilder {
             inner: Inner {
                 db,
@@ -148,7 +149,7 @@ impl ConflictResolver {
                 on_retry: None,
                 stats: AtomicStats::default(),
                 contention: Contention::Adaptive,
-                gates: Gates::default(),
+                gates,
                 writer: tokio::sync::OnceCell::new(),
                 identity: tokio::sync::OnceCell::new(),
             },
@@ -386,6 +387,28 @@ impl ConflictResolver {
 
     pub(crate) fn id(&self) -> usize {
         Arc::as_ptr(&self.inner) as *const () as usize
+    }
+}
+
+/// The most connections `db`'s pool opens, where it can be told.
+fn pool_size(db: &DatabaseConnection) -> Option<u32> {
+    if db.is_mock_connection() {
+        return None;
+    }
+    match db.get_database_backend() {
+        #[cfg(feature = "sqlx-postgres")]
+        sea_orm::DbBackend::Postgres => Some(
+            db.get_postgres_connection_pool()
+                .options()
+                .get_max_connections(),
+        ),
+        #[cfg(feature = "sqlx-mysql")]
+        sea_orm::DbBackend::MySql => Some(
+            db.get_mysql_connection_pool()
+                .options()
+                .get_max_connections(),
+        ),
+        _ => None,
     }
 }
 

@@ -119,29 +119,85 @@ impl std::str::FromStr for Contention {
     }
 }
 
+/// A gate nobody used for this long, with no run in it, is forgotten when
+/// the map is swept (labels built from user input would grow it forever).
+pub(crate) const IDLE_GATE_EVICTED_AFTER: Duration = Duration::from_secs(300);
+
+/// Gates kept before the first sweep; each sweep sets the next at twice
+/// what it left.
+const FIRST_SWEEP_AT: usize = 256;
+
 /// The gates of one resolver, by label.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gates {
-    by_label: Mutex<HashMap<String, Arc<Gate>>>,
+    by_label: Mutex<GateMap>,
+    /// How many connections queued runs may hold by beginning early (see
+    /// [`Gate::admit`]): a share of the pool, so that they never take the
+    /// connections the admitted runs and everything else need.
+    prepare_cap: Option<u32>,
+}
+
+#[derive(Debug)]
+struct GateMap {
+    gates: HashMap<String, Arc<Gate>>,
+    sweep_at: usize,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Self::with_pool(None)
+    }
 }
 
 impl Gates {
+    /// Gates for a pool of `pool_size` connections (`None`: unknown).
+    pub(crate) fn with_pool(pool_size: Option<u32>) -> Self {
+        Self {
+            by_label: Mutex::new(GateMap {
+                gates: HashMap::new(),
+                sweep_at: FIRST_SWEEP_AT,
+            }),
+            prepare_cap: prepare_cap(pool_size),
+        }
+    }
+
     pub(crate) fn gate(&self, label: &str) -> Arc<Gate> {
         let mut map = lock(&self.by_label);
-        if let Some(g) = map.get(label) {
+        if let Some(g) = map.gates.get(label) {
             return g.clone();
         }
-        let g = Arc::new(Gate::slow_start());
-        map.insert(label.to_owned(), g.clone());
+        if map.gates.len() >= map.sweep_at {
+            let now = std::time::Instant::now();
+            map.gates.retain(|_, g| {
+                Arc::strong_count(g) > 1 || !g.idle_since(now, IDLE_GATE_EVICTED_AFTER)
+            });
+            map.sweep_at = (2 * map.gates.len()).max(FIRST_SWEEP_AT);
+        }
+        let g = Arc::new(Gate::slow_start(self.prepare_cap));
+        map.gates.insert(label.to_owned(), g.clone());
         g
+    }
+
+    /// How many gates are kept now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.by_label).gates.len()
     }
 
     /// The current limit of `label` (`None` = unlimited), for stats and tests.
     pub(crate) fn limit(&self, label: &str) -> Option<f64> {
         lock(&self.by_label)
+            .gates
             .get(label)
             .and_then(|g| lock(&g.state).limit)
     }
+}
+
+/// Queued runs that may begin early with a pool of `pool_size`: at most a
+/// quarter of it (none with a pool of fewer than 4); without a known size,
+/// one per slot.
+fn prepare_cap(pool_size: Option<u32>) -> Option<u32> {
+    pool_size.map(|n| n / 4)
 }
 
 /// Which run of a managed call asks for admission: it decides the place in
@@ -181,6 +237,11 @@ pub(crate) struct Gate {
 
 #[derive(Debug, Default)]
 struct GateState {
+    /// When a run last entered or left.
+    last_used: Option<std::time::Instant>,
+    /// The most waiters told to prepare at once (see [`Gates::prepare_cap`];
+    /// `None`: one per slot).
+    prepare_cap: Option<u32>,
     in_flight: u32,
     /// A [`Turn::Last`] run holds the gate alone.
     solo: bool,
@@ -279,6 +340,25 @@ impl GateState {
         }
     }
 
+    /// Forgets waiters whose caller is gone (cancelled, timed out, or
+    /// admitted over the limit after the longest wait): a stale entry at the
+    /// head must not hold up the queue.
+    fn purge(&mut self) {
+        let before = self.waiting.len();
+        let mut told_gone = 0;
+        self.waiting.retain(|w| {
+            let gone = w.admit.is_closed();
+            if gone && matches!(w.tell, Tell::Told) {
+                told_gone += 1;
+            }
+            !gone
+        });
+        self.told -= told_gone;
+        if self.waiting.len() != before {
+            self.admit_waiters();
+        }
+    }
+
     /// Hands free room to the waiters at the head of the queue, then tells
     /// the next ones to prepare.
     fn admit_waiters(&mut self) {
@@ -305,7 +385,10 @@ impl GateState {
     /// while the runs ahead of it finish, and starts its first statement the
     /// moment it is admitted.
     fn tell_next(&mut self) {
-        let wanted = self.slots().min(UNLIMITED_ABOVE as u32);
+        let wanted = self
+            .slots()
+            .min(UNLIMITED_ABOVE as u32)
+            .min(self.prepare_cap.unwrap_or(u32::MAX));
         for w in self.waiting.iter_mut() {
             if self.told >= wanted {
                 break;
@@ -329,14 +412,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Gate {
     /// The gate of a label seen for the first time: in slow start.
-    fn slow_start() -> Self {
+    fn slow_start(prepare_cap: Option<u32>) -> Self {
         Self {
             state: Mutex::new(GateState {
                 limit: Some(SLOW_START_FROM),
                 slow_start: true,
+                prepare_cap,
+                last_used: Some(std::time::Instant::now()),
                 ..GateState::default()
             }),
         }
+    }
+
+    /// Whether no run is in the gate or waits for it, and none entered or
+    /// left for `idle` until `now`.
+    fn idle_since(&self, now: std::time::Instant, idle: Duration) -> bool {
+        let s = lock(&self.state);
+        s.in_flight == 0
+            && s.waiting.is_empty()
+            && s.last_used.is_none_or(|t| now.duration_since(t) >= idle)
     }
 
     /// Waits for room under the limit (see [`Turn`] for the place in the
@@ -354,6 +448,7 @@ impl Gate {
     ) -> (Permit, Option<P::Output>) {
         let (admit_rx, tell_rx) = {
             let mut s = lock(&self.state);
+            s.last_used = Some(std::time::Instant::now());
             let place = s.place(turn);
             if place == 0 && s.fits(turn) {
                 s.in_flight += 1;
@@ -431,10 +526,9 @@ impl Gate {
                         if let Ok(epoch) = rx.try_recv() {
                             break (epoch, turn == Turn::Last);
                         }
-                        // The queue entry stays, and is skipped when reached
-                        // (its receiver is gone).
                         rx.close();
                     }
+                    s.purge();
                     // over the limit, beside the others
                     s.in_flight += 1;
                     tracing::debug!(waited_ms = MAX_QUEUE_WAIT.as_millis() as u64, "admitted over the contention limit after the longest queue wait");
@@ -530,6 +624,7 @@ impl Gate {
 
     fn release(&self, solo: bool) {
         let mut s = lock(&self.state);
+        s.last_used = Some(std::time::Instant::now());
         s.in_flight -= 1;
         if solo {
             s.solo = false;
@@ -552,6 +647,9 @@ impl Drop for Waiting {
             rx.close();
             if rx.try_recv().is_ok() {
                 self.gate.release(self.turn == Turn::Last);
+            } else {
+                // still queued: leave the queue now, not when reached
+                lock(&self.gate.state).purge();
             }
         }
     }
@@ -581,6 +679,7 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
     use std::sync::atomic::AtomicUsize;
 
     type NoPrep = std::future::Ready<()>;
@@ -604,6 +703,75 @@ mod tests {
     async fn queued(gate: &Gate, n: usize) {
         while lock(&gate.state).waiting.len() < n {
             tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_the_queue_at_once() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 2.0);
+        let _running = enter(&gate).await;
+        // a last replay waits for the label to empty; its caller gives up
+        let g = gate.clone();
+        let last = tokio::spawn(async move { g.admit(Turn::Last, None::<NoPrep>).await });
+        queued(&gate, 1).await;
+        last.abort();
+        assert!(last.await.unwrap_err().is_cancelled());
+        assert_eq!(lock(&gate.state).waiting.len(), 0, "purged when cancelled");
+        // a slot is free: the next first run is admitted without waiting
+        let admitted = gate.admit(Turn::First, None::<NoPrep>).now_or_never();
+        assert!(
+            admitted.is_some(),
+            "not held up behind the cancelled waiter"
+        );
+    }
+
+    #[test]
+    fn idle_gates_are_forgotten_busy_ones_kept() {
+        let gates = Gates::default();
+        let held = gates.gate("held");
+        for i in 1..FIRST_SWEEP_AT {
+            drop(gates.gate(&format!("label-{i}")));
+        }
+        let long_ago = std::time::Instant::now()
+            .checked_sub(IDLE_GATE_EVICTED_AFTER * 2)
+            .expect("the clock reaches back");
+        for g in lock(&gates.by_label).gates.values() {
+            lock(&g.state).last_used = Some(long_ago);
+        }
+        drop(gates.gate("fresh"));
+        assert_eq!(gates.len(), 2, "only the held gate and the new one remain");
+        assert!(Arc::ptr_eq(&held, &gates.gate("held")));
+    }
+
+    #[tokio::test]
+    async fn a_small_pool_lends_queued_runs_a_quarter_of_itself() {
+        assert_eq!(prepare_cap(Some(3)), Some(0));
+        assert_eq!(prepare_cap(Some(4)), Some(1));
+        assert_eq!(prepare_cap(None), None);
+        let gates = Gates::with_pool(Some(4));
+        let gate = gates.gate("hot");
+        set_limit(&gate, 4.0);
+        let _running: Vec<Permit> = futures::future::join_all((0..4).map(|_| enter(&gate))).await;
+        let prepared = Arc::new(AtomicUsize::new(0));
+        let mut waiting = Vec::new();
+        for i in 0..6 {
+            let (g, prepared) = (gate.clone(), prepared.clone());
+            waiting.push(tokio::spawn(async move {
+                let prep = async move {
+                    prepared.fetch_add(1, Ordering::SeqCst);
+                };
+                g.admit(Turn::First, Some(prep)).await
+            }));
+            queued(&gate, i + 1).await;
+        }
+        assert_eq!(
+            lock(&gate.state).told,
+            1,
+            "one of six queued runs begins early"
+        );
+        for w in waiting {
+            w.abort();
         }
     }
 
