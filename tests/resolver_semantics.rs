@@ -26,9 +26,12 @@ fn codes_seen() -> (
     })
 }
 
+/// Conflicts seen by `on_retry`, with the phase each was met in.
+type Seen = Arc<Mutex<Vec<(ConflictCode, Phase)>>>;
+
 /// Like [`codes_seen`], with the phase each conflict was met in.
 fn conflicts_seen() -> (
-    Arc<Mutex<Vec<(ConflictCode, Phase)>>>,
+    Seen,
     impl Fn(&conflictkit::resolver::RetryEvent<'_>) + Send + Sync,
 ) {
     let seen = Arc::new(Mutex::new(Vec::new()));
