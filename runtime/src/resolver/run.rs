@@ -376,7 +376,7 @@ impl ConflictResolver {
     ) -> Attempt<T, E>
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
-        E: From<DbErr>,
+        E: From<DbErr> + StdError + 'static,
     {
         // A replay on SQLite begins behind the writer queue, whatever the mode,
         // so it cannot fail again for a stale snapshot.
@@ -437,7 +437,18 @@ impl ConflictResolver {
             Ok(Err(err)) => {
                 rollback(label, dbtx, "after an error in the transaction body").await;
                 drop(slot);
-                Attempt::Failed(err, Phase::Body)
+                // A conflict the body ignored, then another error it returned
+                // (on PostgreSQL every statement after the conflict fails with
+                // 25P02): the conflict is what happened, and is replayed.
+                match first_error {
+                    Some(first)
+                        if self.classify(&err).is_none() && self.classify(&first).is_some() =>
+                    {
+                        tracing::warn!(label, error = %first, returned = %err, "the transaction body ignored a serialization conflict, then failed; replaying it");
+                        Attempt::Failed(E::from(first), Phase::Body)
+                    }
+                    _ => Attempt::Failed(err, Phase::Body),
+                }
             }
             Err(panic) => {
                 tracing::error!(label, panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
