@@ -72,6 +72,29 @@ fn wallet_on_embedded_sqlite() {
     );
 }
 
+/// The wallet's managed functions are replay-safe: with half of the runs
+/// that have a replay left failing with an injected conflict (turned on by
+/// the environment variable alone), the invariant still holds.
+#[test]
+fn wallet_survives_conflict_injection() {
+    let out = Command::new(common::example_binary("wallet", "examples/wallet"))
+        .args(SMALL)
+        .env_remove("DATABASE_URL")
+        .env("CONFLICTKIT_INJECT_CONFLICTS", "0.5:7")
+        .output()
+        .expect("run the wallet example");
+    assert_healthy(&out, "sqlite with conflict injection");
+    let text = stdout(&out);
+    let resolver = text
+        .lines()
+        .find(|l| l.starts_with("resolver:"))
+        .expect("resolver line");
+    assert!(
+        !resolver.contains("retries 0,"),
+        "conflicts were injected: {resolver}"
+    );
+}
+
 #[tokio::test]
 async fn wallet_on_servers() {
     for backend in [Backend::Postgres, Backend::MySql] {

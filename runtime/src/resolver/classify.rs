@@ -54,6 +54,9 @@ pub enum ConflictCode {
     Sqlite(i32),
     /// Matched by a predicate added with `retry_if`.
     Custom,
+    /// A synthetic conflict of conflict injection
+    /// ([`InjectConflicts`](super::InjectConflicts)).
+    Injected,
 }
 
 impl fmt::Display for Conflict {
@@ -69,6 +72,7 @@ impl fmt::Display for ConflictCode {
             ConflictCode::MySql(n) => write!(f, "MySQL error {n}"),
             ConflictCode::Sqlite(c) => write!(f, "SQLite code {c}"),
             ConflictCode::Custom => f.write_str("custom predicate"),
+            ConflictCode::Injected => f.write_str("injected conflict"),
         }
     }
 }
@@ -161,6 +165,11 @@ impl Classifier {
     pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
         if super::carried::find::<super::AmbiguousCommit>(err).is_some() {
             return None;
+        }
+        if super::carried::find::<super::InjectedConflict>(err).is_some() {
+            return Some(Conflict {
+                code: ConflictCode::Injected,
+            });
         }
         let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
         while let Some(e) = cur {

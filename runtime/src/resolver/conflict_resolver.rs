@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
+use super::inject::{InjectConflicts, Injector};
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
 use super::sqlite_writer::{TxnWriter, WriterQueue};
 use super::stats::{AtomicStats, Stats};
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     /// Which database this is (server and database name, or SQLite file),
     /// asked the first time a managed call nests in another resolver's.
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
+    /// Conflict injection, when on.
+    pub(crate) inject: Option<Injector>,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -152,6 +155,13 @@ impl ConflictResolver {
                 gates,
                 writer: tokio::sync::OnceCell::new(),
                 identity: tokio::sync::OnceCell::new(),
+                inject: match InjectConflicts::from_env() {
+                    Ok(inject) => inject.map(Injector::new),
+                    Err(e) => {
+                        tracing::error!("{e}; conflict injection stays off");
+                        None
+                    }
+                },
             },
         }
     }
@@ -508,8 +518,46 @@ impl ConflictResolverBuilder {
         self.inner.on_retry = Some(Arc::new(callback));
         self
     }
+    /// Inject synthetic conflicts into a share of the runs, to prove in a
+    /// test suite that managed bodies are replay-safe (see
+    /// [`InjectConflicts`]; the environment variable
+    /// `CONFLICTKIT_INJECT_CONFLICTS` does the same without code). For tests
+    /// only: it costs replays.
+    ///
+    /// ```
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use conflictkit::resolver::InjectConflicts;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = ConflictResolver::builder(db)
+    ///     .inject_conflicts(InjectConflicts::rate(1.0))
+    ///     .build();
+    /// let runs = std::sync::atomic::AtomicU32::new(0);
+    /// resolver
+    ///     .managed(|_txn: &Txn| {
+    ///         runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst); // not replay-safe!
+    ///         Box::pin(async { Ok::<_, conflictkit::Error>(()) })
+    ///     })
+    ///     .await?;
+    /// // every run but the last was injected: the body ran 4 times for one commit
+    /// assert_eq!(runs.into_inner(), 4);
+    /// assert_eq!(resolver.stats().retries, 3);
+    /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+    /// ```
+    pub fn inject_conflicts(mut self, inject: InjectConflicts) -> Self {
+        self.inner.inject = Some(Injector::new(inject));
+        self
+    }
+
     /// The resolver.
     pub fn build(self) -> ConflictResolver {
+        if let Some(inject) = &self.inner.inject {
+            tracing::warn!(
+                rate = inject.rate(),
+                "conflict injection is on: a share of managed runs fail with a synthetic conflict \
+                 and are replayed (for tests only)"
+            );
+        }
         ConflictResolver {
             inner: Arc::new(self.inner),
         }

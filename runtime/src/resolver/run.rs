@@ -282,7 +282,10 @@ impl ConflictResolver {
                 permit,
                 before_commit: admit_next_before_commit,
             };
-            let outcome = self.attempt(options, body, attempt, begun, release).await;
+            let replay_left = options.retryable && attempt <= retries;
+            let outcome = self
+                .attempt(options, body, attempt, replay_left, begun, release)
+                .await;
             let (err, phase) = match outcome {
                 Attempt::Committed(value) => {
                     if let Some(g) = &gate {
@@ -371,6 +374,7 @@ impl ConflictResolver {
         options: &CallOptions,
         body: &mut F,
         attempt: u32,
+        replay_left: bool,
         begun: Option<Result<DatabaseTransaction, DbErr>>,
         mut release: Release,
     ) -> Attempt<T, E>
@@ -421,6 +425,20 @@ impl ConflictResolver {
                     rollback(label, dbtx, "after an error the body ignored").await;
                     drop(slot);
                     return failed;
+                }
+                if replay_left
+                    && let Some(inject) = &self.inner.inject
+                    && inject.hit()
+                {
+                    tracing::info!(
+                        label,
+                        attempt,
+                        "injecting a conflict (conflict injection is on)"
+                    );
+                    rollback(label, dbtx, "for an injected conflict").await;
+                    drop(slot);
+                    let injected = carried::into_db_err(inject.conflict(label));
+                    return Attempt::Failed(E::from(injected), Phase::Body);
                 }
                 release.before_commit();
                 match commit_detached(label, dbtx, hooks, slot).await {
