@@ -22,6 +22,7 @@ mod listener;
 mod merge;
 mod overhead;
 mod report;
+mod soak;
 mod workload;
 
 use std::path::PathBuf;
@@ -43,12 +44,18 @@ enum Scenario {
     Listener,
     /// `merge_dict` / `merge_with` vs `json_patch::merge` on 1, 10, 100 MB.
     Merge,
+    /// 10^5 contended transfers through `#[managed_transaction]` with the
+    /// defaults, read-only checks between them, the invariant at the end.
+    Soak,
 }
 
 impl Scenario {
     /// Whether the scenario runs once per database server.
     fn needs_database(self) -> bool {
-        matches!(self, Scenario::Overhead | Scenario::Contention)
+        matches!(
+            self,
+            Scenario::Overhead | Scenario::Contention | Scenario::Soak
+        )
     }
 }
 
@@ -142,7 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if servers.is_empty() && args.scenarios.iter().any(|s| s.needs_database()) {
         return Err(
-            "nothing to measure: overhead and contention need --pg URL, --mysql URL and/or --sqlite"
+            "nothing to measure: overhead, contention and soak need --pg URL, --mysql URL and/or --sqlite"
                 .into(),
         );
     }
@@ -185,7 +192,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match scenario {
                 Scenario::Listener => listener::run(&cfg, &mut sink).await?,
                 Scenario::Merge => merge::run(&cfg, &mut sink)?,
-                Scenario::Overhead | Scenario::Contention => {}
+                Scenario::Overhead | Scenario::Contention | Scenario::Soak => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -196,6 +203,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let res = match scenario {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
+                Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(
