@@ -120,7 +120,10 @@ impl ConflictResolver {
     /// the same resolver runs in the same task *joins* it: its body runs once
     /// inside the outer transaction, with no retry and no stats of its own; a
     /// conflict propagates to the outermost call, which replays everything.
-    /// There are never SAVEPOINT replays.
+    /// There are never SAVEPOINT replays. Made through *another* resolver on
+    /// the same database, it fails at once with an error saying so (its own
+    /// transaction would wait for the outer one's locks forever); on another
+    /// database it runs as a transaction of its own.
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
