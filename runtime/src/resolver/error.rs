@@ -32,7 +32,8 @@ pub struct CannotResolveDatabaseConflict {
 
 /// The `source()` of a give-up: the last conflict, behind a marker that
 /// tells classification that the conflict was already given up on (a
-/// give-up is not itself a conflict, as in the original).
+/// give-up is not itself a conflict, as in the original). Transparent
+/// otherwise: it shows and chains on as the last conflict does.
 #[derive(Debug)]
 pub(crate) struct GaveUp(Box<dyn StdError + Send + Sync + 'static>);
 
@@ -44,7 +45,7 @@ impl fmt::Display for GaveUp {
 
 impl StdError for GaveUp {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.0)
+        self.0.source()
     }
 }
 
