@@ -64,10 +64,14 @@ pub const UNLIMITED_ABOVE: f64 = 64.0;
 /// The limit of a label seen for the first time, which then grows by a slot
 /// per commit until the first cut (slow start).
 pub const SLOW_START_FROM: f64 = 4.0;
-/// The longest a run waits in a label's queue: then it is admitted beside
-/// the others, over the limit. A body that waits for another call of its own
-/// label (a barrier, a channel) can therefore never deadlock on the gate;
-/// under normal load queue waits stay far below this.
+/// The longest a run waits in a label's queue *while no run of the label
+/// finishes*: then it is admitted beside the others, over the limit. A body
+/// that waits for another call of its own label (a barrier, a channel) can
+/// therefore never deadlock on the gate. While runs keep finishing, the
+/// queue is moving and the wait goes on, however long it is (a busy or slow
+/// machine): admitting over the limit then would only bring back the
+/// conflicts the limit prevents, and break the last replay's promise to run
+/// alone.
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most: the damping doubles when a probe of one more slot
@@ -239,6 +243,8 @@ pub(crate) struct Gate {
 struct GateState {
     /// When a run last entered or left.
     last_used: Option<std::time::Instant>,
+    /// When a run last left (the queue moved).
+    last_release: Option<tokio::time::Instant>,
     /// The most waiters told to prepare at once (see [`Gates::prepare_cap`];
     /// `None`: one per slot).
     prepare_cap: Option<u32>,
@@ -521,6 +527,13 @@ impl Gate {
                 () = &mut overdue => {
                     // (sends happen under this lock: none can slip in)
                     let mut s = lock(&self.state);
+                    // the queue moved within the bound: keep waiting
+                    if let Some(moved) = s.last_release
+                        && moved + MAX_QUEUE_WAIT > tokio::time::Instant::now()
+                    {
+                        overdue.as_mut().reset(moved + MAX_QUEUE_WAIT);
+                        continue;
+                    }
                     if let Some(mut rx) = wait.rx.take() {
                         // admitted meanwhile: take that room
                         if let Ok(epoch) = rx.try_recv() {
@@ -625,6 +638,7 @@ impl Gate {
     fn release(&self, solo: bool) {
         let mut s = lock(&self.state);
         s.last_used = Some(std::time::Instant::now());
+        s.last_release = Some(tokio::time::Instant::now());
         s.in_flight -= 1;
         if solo {
             s.solo = false;
@@ -846,6 +860,36 @@ mod tests {
         let s = lock(&gate.state);
         assert_eq!(s.in_flight, 0, "the skipped queue entry took no room");
         assert!(s.waiting.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moving_queue_is_waited_for_however_long() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let running = enter(&gate).await;
+        let (ga, gb) = (gate.clone(), gate.clone());
+        let a = tokio::spawn(async move { enter(&ga).await });
+        queued(&gate, 1).await;
+        let b = tokio::spawn(async move { enter(&gb).await });
+        queued(&gate, 2).await;
+        // the queue moves just before the bound: the head is admitted
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(100)).await;
+        drop(running);
+        let a = a.await.unwrap();
+        // past the bound of the second waiter, but the queue moved since
+        tokio::time::advance(Duration::from_millis(200)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !b.is_finished(),
+            "not admitted over the limit while the queue moves"
+        );
+        assert_eq!(lock(&gate.state).in_flight, 1);
+        // the queue moves again: the second waiter gets the slot in turn
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(200)).await;
+        drop(a);
+        let b = b.await.unwrap();
+        assert_eq!(lock(&gate.state).in_flight, 1, "never over the limit");
+        drop(b);
     }
 
     #[tokio::test]
