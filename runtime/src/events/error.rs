@@ -140,6 +140,19 @@ pub enum ListenerError {
     /// The background thread or its runtime could not be created.
     #[error("could not create the event listener's background thread")]
     Thread(#[source] std::io::Error),
+    /// An `#[event_listener]` function takes `State<T>` of a type the
+    /// listener was not given with [`Listener::with_state`](super::Listener::with_state).
+    #[error(
+        "the event handler `{handler}` takes `State<{needed}>`, but the listener's state is `{provided}`: give it that state with `Listener::with_state`, or start it with `registered_handlers: false`"
+    )]
+    MissingState {
+        /// The handler's name (function path).
+        handler: String,
+        /// The state type it takes.
+        needed: &'static str,
+        /// The listener's state type (`()` without state).
+        provided: &'static str,
+    },
     /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
     #[error("could not listen for Ctrl-C")]
     Signal(#[source] std::io::Error),

@@ -41,6 +41,7 @@
 mod config;
 mod dedup;
 mod error;
+mod extract;
 mod handler;
 mod poster;
 mod registry;
@@ -53,23 +54,28 @@ pub use config::{DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, Liste
 pub use error::{
     ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
 };
+pub use extract::{
+    BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
+};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
 pub use poster::{DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
 pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
 pub use signature::{
-    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-    WebhookSecret, verify,
+    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP, WebhookSecret, verify,
 };
 pub use wire::{form_encode, python_json};
 
 /// What `#[event_listener]` expands to. Not public API.
 #[doc(hidden)]
 pub mod macro_support {
-    pub use super::handler::{
-        DecodeError, Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
-        prepare_async, prepare_sync,
+    pub use super::extract::{
+        DynState, EventContext, ExtractError, FromEvent, StateNeed, call_async, call_blocking,
     };
-    pub use super::registry::{PrepareFn, Registration};
+    pub use super::handler::{
+        Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
+    };
+    pub use super::registry::{NeedFn, PrepareFn, Registration};
     pub use inventory;
 }

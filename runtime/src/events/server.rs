@@ -1,8 +1,10 @@
 //! The listener server: warp request handling on connections accepted from our
 //! own tokio `TcpListener`, graceful shutdown with a timeout.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,6 @@ use http::{HeaderMap, Method, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,13 +24,15 @@ use warp::Filter as _;
 use super::config::ListenerConfig;
 use super::dedup::{Claim, Dedup};
 use super::error::{ConfigError, ListenerError};
+use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
 use super::handler::{
-    self, Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, prepare_async,
-    prepare_sync, type_name_of,
+    self, Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, type_name_of,
 };
 use super::registry::Registry;
 use super::request::{self, BodyKind};
-use super::signature::{self, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret};
+use super::signature::{
+    self, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
+};
 
 /// Time a client gets to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +42,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// them to handlers.
 ///
 /// Handlers come from `#[event_listener]` functions anywhere in the program
-/// and from [`on`](Self::on) and friends.
+/// and from [`on`](Self::on) and friends. `S` is the application state
+/// handlers may take ([`with_state`](Listener::with_state)); `()` without.
 ///
 /// ```no_run
 /// use conflictkit_runtime::events::{Listener, ListenerConfig};
@@ -54,10 +58,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// handle.shutdown().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct Listener {
+pub struct Listener<S = ()> {
     bind: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Shared,
+    state_type: (TypeId, &'static str),
+    _state: PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for Listener<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("bind", &self.bind)
+            .field("state", &self.state_type.1)
+            .field("shared", &self.shared)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -66,6 +81,7 @@ struct Shared {
     secrets: Vec<WebhookSecret>,
     registry: Registry,
     dedup: Dedup,
+    state: DynState,
 }
 
 /// How a shutdown ended.
@@ -82,17 +98,21 @@ pub enum Shutdown {
 }
 
 impl Listener {
-    /// A listener with this configuration (not yet bound).
+    /// A listener with this configuration (not yet bound), without
+    /// application state; see [`with_state`](Self::with_state).
     pub fn new(config: ListenerConfig) -> Self {
         let secrets = config.secrets();
         Self {
             bind: config.bind,
-            shared: Arc::new(Shared {
+            shared: Shared {
                 registry: Registry::new(config.registered_handlers),
                 dedup: Dedup::new(config.tolerance),
                 secrets,
                 config,
-            }),
+                state: DynState::new(()),
+            },
+            state_type: (TypeId::of::<()>(), "()"),
+            _state: PhantomData,
         }
     }
 
@@ -113,6 +133,52 @@ impl Listener {
         Ok(Self::new(ListenerConfig::from_config(config)?))
     }
 
+    /// Gives the listener application state: handlers take it as a
+    /// [`State<S>`](super::State) parameter, each call a clone of it. Handlers
+    /// added with [`on`](Self::on) afterwards are checked against `S` at
+    /// compile time; `#[event_listener]` functions when the listener starts
+    /// (a function asking for another state type makes
+    /// [`start`](Self::start) fail with
+    /// [`ListenerError::MissingState`]).
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, State};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct AppState {
+    ///     seen: Arc<Mutex<Vec<String>>>,
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = AppState::default();
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?))
+    ///     .with_state(app.clone());
+    /// listener.on("txupdate", |State(app): State<AppState>, txid: String| async move {
+    ///     app.seen.lock().unwrap().push(txid);
+    /// });
+    /// let handle = listener.start().await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("txupdate", "ab12")
+    ///     .await?;
+    /// assert_eq!(*app.seen.lock().unwrap(), ["ab12"]);
+    /// handle.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_state<S: Clone + Send + Sync + 'static>(self, state: S) -> Listener<S> {
+        Listener {
+            bind: self.bind,
+            shared: Shared {
+                state: DynState::new(state),
+                ..self.shared
+            },
+            state_type: (TypeId::of::<S>(), std::any::type_name::<S>()),
+            _state: PhantomData,
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> Listener<S> {
     /// The configuration.
     pub fn config(&self) -> &ListenerConfig {
         &self.shared.config
@@ -129,45 +195,73 @@ impl Listener {
             event,
             timeout: None,
             prepare,
+            needs: Vec::new(),
         });
         self
     }
 
-    /// Adds an async handler for `event`; the data is decoded into `T` (400
-    /// when it does not decode). Handlers added here run after the
-    /// `#[event_listener]` ones, in the order they were added.
-    pub fn on<T, F, Fut>(&self, event: impl Into<Cow<'static, str>>, handler: F) -> &Self
+    /// Adds an async handler for `event`. Its parameters are decided by type,
+    /// in any order: the event data decoded into any `serde::Deserialize`
+    /// type (400 when it does not decode), [`State<S>`](super::State) and
+    /// [`EventContext`](super::EventContext); a parameter of another type is a
+    /// compile error. Handlers added here run after the `#[event_listener]`
+    /// ones, in the order they were added.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::{EventContext, Listener, ListenerConfig};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on("txupdate", |data: serde_json::Value| async move {
+    ///     tracing::info!(%data, "transaction updated");
+    /// });
+    /// listener.on("txupdate", |ctx: EventContext| async move {
+    ///     tracing::info!(id = ctx.webhook_id(), "delivery");
+    ///     Ok::<(), std::io::Error>(())
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn on<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
     where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: IntoHandlerResult,
+        H: EventHandler<A, S>,
     {
         let handler = Arc::new(handler);
         self.add(
             Some(event.into()),
-            type_name_of::<F>(),
-            Arc::new(move |ev| {
-                let handler = handler.clone();
-                prepare_async(ev, move |data| handler(data))
+            type_name_of::<H>(),
+            Arc::new(move |ev, ctx, state| match state.get::<S>() {
+                Some(state) => H::prepare(&handler, ev, ctx, state),
+                None => Err(ExtractError::MissingState {
+                    type_name: std::any::type_name::<S>(),
+                }),
             }),
         )
     }
 
-    /// Adds a blocking handler for `event`; it runs on tokio's blocking pool.
-    pub fn on_sync<T, F, R>(&self, event: impl Into<Cow<'static, str>>, handler: F) -> &Self
+    /// Adds a blocking handler for `event` (parameters as for
+    /// [`on`](Self::on)); it runs on tokio's blocking pool.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::{Listener, ListenerConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// # Ok(()) }
+    /// ```
+    pub fn on_sync<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
     where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(T) -> R + Send + Sync + 'static,
-        R: IntoHandlerResult + Send + 'static,
+        H: BlockingEventHandler<A, S>,
     {
         let handler = Arc::new(handler);
         self.add(
             Some(event.into()),
-            type_name_of::<F>(),
-            Arc::new(move |ev| {
-                let handler = handler.clone();
-                prepare_sync(ev, move |data| handler(data))
+            type_name_of::<H>(),
+            Arc::new(move |ev, ctx, state| match state.get::<S>() {
+                Some(state) => H::prepare(&handler, ev, ctx, state),
+                None => Err(ExtractError::MissingState {
+                    type_name: std::any::type_name::<S>(),
+                }),
             }),
         )
     }
@@ -183,7 +277,7 @@ impl Listener {
         self.add(
             None,
             type_name_of::<F>(),
-            Arc::new(move |ev| {
+            Arc::new(move |ev, _, _| {
                 let handler = handler.clone();
                 prepare_any_async(ev, move |name, data| handler(name.to_string(), data))
             }),
@@ -200,14 +294,27 @@ impl Listener {
         self.add(
             None,
             type_name_of::<F>(),
-            Arc::new(move |ev| {
+            Arc::new(move |ev, _, _| {
                 let handler = handler.clone();
                 prepare_any_sync(ev, move |name, data| handler(name.to_string(), data))
             }),
         )
     }
 
+    /// Every handler's state is the listener's.
+    fn check_state(&self) -> Result<(), ListenerError> {
+        match self.shared.registry.missing_state(self.state_type.0) {
+            None => Ok(()),
+            Some((handler, need)) => Err(ListenerError::MissingState {
+                handler: handler.name.into_owned(),
+                needed: need.type_name,
+                provided: self.state_type.1,
+            }),
+        }
+    }
+
     async fn bind(&self) -> Result<(TcpListener, SocketAddr), ListenerError> {
+        self.check_state()?;
         let socket = TcpListener::bind(self.bind)
             .await
             .map_err(|source| ListenerError::Bind {
@@ -231,7 +338,7 @@ impl Listener {
         let (closed_tx, closed_rx) = watch::channel(false);
         let task = runtime.spawn(serve_on(
             socket,
-            self.shared,
+            Arc::new(self.shared),
             requested(shutdown_rx),
             closed_tx,
         ));
@@ -266,7 +373,7 @@ impl Listener {
         let (socket, addr) = runtime.block_on(self.bind())?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (closed_tx, closed_rx) = watch::channel(false);
-        let shared = self.shared;
+        let shared = Arc::new(self.shared);
         let thread = std::thread::Builder::new()
             .name("conflictkit-event-listener".into())
             .spawn(move || {
@@ -291,7 +398,7 @@ impl Listener {
             let result = tokio::signal::ctrl_c().await;
             let _ = signal_tx.send(result);
         };
-        let outcome = serve_on(socket, self.shared, signal, closed_tx).await;
+        let outcome = serve_on(socket, Arc::new(self.shared), signal, closed_tx).await;
         match signal_rx.await {
             Ok(Err(e)) => Err(ListenerError::Signal(e)),
             _ => Ok(outcome),
@@ -306,7 +413,7 @@ impl Listener {
     ) -> Result<Shutdown, ListenerError> {
         let (socket, _) = self.bind().await?;
         let (closed_tx, _) = watch::channel(false);
-        Ok(serve_on(socket, self.shared, signal, closed_tx).await)
+        Ok(serve_on(socket, Arc::new(self.shared), signal, closed_tx).await)
     }
 }
 
@@ -571,17 +678,19 @@ impl Shared {
                 Claim::Owner(guard) => Some(guard),
             },
         };
+        let context = context(&event, headers, verified.as_ref());
         // Prepare every handler before running any: undecodable data means nothing runs.
         let mut prepared = Vec::with_capacity(handlers.len());
         for h in &handlers {
-            match h.prepare(&event) {
+            match h.prepare(&event, &context, &self.state) {
                 Ok(Ok(fut)) => prepared.push((h, Ok(fut))),
-                Ok(Err(e)) => {
+                Ok(Err(ExtractError::Decode(e))) => {
                     return reply(
                         StatusCode::BAD_REQUEST,
                         json!({"error": "undecodable_data", "handler": h.name, "message": e.to_string()}),
                     );
                 }
+                Ok(Err(e)) => prepared.push((h, Err(handler::Failure::Returned(e.to_string())))),
                 Err(failure) => prepared.push((h, Err(failure))),
             }
         }
@@ -614,6 +723,37 @@ impl Shared {
             )
         }
     }
+}
+
+/// The delivery's context: the verified id and timestamp when signatures are
+/// checked, else whatever the sender's headers say.
+fn context(
+    event: &handler::Event,
+    headers: &HeaderMap,
+    verified: Option<&signature::Verified>,
+) -> EventContext {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut context = EventContext::new(event.name());
+    match verified {
+        Some(v) => {
+            context = context
+                .with_webhook_id(v.id.as_str())
+                .with_timestamp(v.timestamp)
+                .verified(true);
+        }
+        None => {
+            if let Some(id) = header(WEBHOOK_ID).filter(|id| !id.is_empty()) {
+                context = context.with_webhook_id(id);
+            }
+            if let Some(ts) = header(WEBHOOK_TIMESTAMP).and_then(|t| t.trim().parse().ok()) {
+                context = context.with_timestamp(ts);
+            }
+        }
+    }
+    if let Some(attempt) = header(WEBHOOK_ATTEMPT).and_then(|a| a.trim().parse().ok()) {
+        context = context.with_attempt(attempt);
+    }
+    context
 }
 
 async fn read_body<S, B>(body: S, max: usize) -> Result<Bytes, http::Response<Bytes>>

@@ -23,6 +23,12 @@ pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying one or more `v1,<base64>` signatures.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
+/// Header carrying the delivery attempt (1 = first), sent by
+/// [`EventPoster`](super::EventPoster) and shown to handlers as
+/// [`EventContext::attempt`](super::EventContext::attempt). Not part of
+/// Standard Webhooks: other senders may not send it.
+pub const WEBHOOK_ATTEMPT: &str = "webhook-attempt";
+
 /// Default tolerance between the sender's timestamp and the receiver's clock.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
