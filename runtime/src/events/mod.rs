@@ -58,7 +58,7 @@ pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
 pub use handler::{DecodeError, Event, IntoHandlerResult};
-pub use poster::{DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
+pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
 pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
 pub use signature::{

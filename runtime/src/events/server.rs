@@ -364,6 +364,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
     /// ```
     pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
+        self.check_state()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("conflictkit-events")
