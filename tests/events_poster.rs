@@ -337,7 +337,7 @@ async fn every_post_has_a_webhook_id_kept_across_retries_signed_or_not() {
             poster = poster.with_secret(secret);
         }
         poster.post("x", &json!(1)).await.unwrap_err();
-        let seen = seen.lock().unwrap();
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
         assert_eq!(seen.len(), 3);
         let id = seen[0].header("webhook-id").expect("a webhook-id");
         assert!(id.starts_with("msg_") && id.len() == 28, "{id}");
@@ -350,7 +350,6 @@ async fn every_post_has_a_webhook_id_kept_across_retries_signed_or_not() {
                 "signed only with a secret"
             );
         }
-        drop(seen);
 
         // The next event gets another id.
         let (addr, next) = capture_server(200).await;
@@ -402,7 +401,8 @@ async fn a_redirect_is_a_failure_and_nothing_reaches_the_other_host() {
 #[tokio::test]
 async fn retry_after_in_seconds_is_waited_for() {
     let (addr, seen) = scripted_server(vec![
-        "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .into(),
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
     ])
     .await;
@@ -417,7 +417,10 @@ async fn retry_after_in_seconds_is_waited_for() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
     let waited = seen[1].at - seen[0].at;
-    assert!(waited >= Duration::from_millis(900), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
 }
 
 #[tokio::test]

@@ -60,10 +60,13 @@ fn on_sync_deposit(State(ledger): State<Ledger>, ctx: EventContext) {
     SYNC_SEEN.fetch_add(1, Ordering::SeqCst);
 }
 
+/// What the run-time handler saw: the state's number plus one, the data, the context.
+type Seen = Arc<Mutex<Vec<(u64, Deposit, EventContext)>>>;
+
 #[tokio::test]
 async fn a_run_time_handler_gets_state_context_and_data_from_a_signed_delivery() {
     let secret = WebhookSecret::generate();
-    let seen: Arc<Mutex<Vec<(u64, Deposit, EventContext)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let listener = Listener::new(ListenerConfig {
         secret: Some(secret.clone()),
         ..isolated_config()
@@ -71,9 +74,7 @@ async fn a_run_time_handler_gets_state_context_and_data_from_a_signed_delivery()
     .with_state((41u64, seen.clone()));
     listener.on(
         "deposit",
-        |State((n, seen)): State<(u64, Arc<Mutex<Vec<(u64, Deposit, EventContext)>>>)>,
-         deposit: Deposit,
-         ctx: EventContext| async move {
+        |State((n, seen)): State<(u64, Seen)>, deposit: Deposit, ctx: EventContext| async move {
             seen.lock().unwrap().push((n + 1, deposit, ctx));
         },
     );
@@ -144,7 +145,10 @@ async fn context_of_an_unsigned_request_carries_what_the_sender_sent() {
     // Nothing sent: nothing known but the name.
     let reply = post_event(handle.local_addr(), "plain", "1").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(got.lock().unwrap().clone(), Some(EventContext::new("plain")));
+    assert_eq!(
+        got.lock().unwrap().clone(),
+        Some(EventContext::new("plain"))
+    );
     handle.shutdown().await;
 }
 
@@ -266,10 +270,7 @@ async fn an_attribute_handler_asking_for_missing_state_stops_start_with_a_typed_
         .serve_with_shutdown(async {})
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, ListenerError::MissingState { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ListenerError::MissingState { .. }), "{err:?}");
 
     // Without the attribute handlers, no state is needed.
     let handle = Listener::new(isolated_config()).start().await.unwrap();

@@ -193,10 +193,16 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                     <#ty as #rt::FromEvent<#rt::DynState>>::state_need as #rt::NeedFn
                 }
             });
+            // The same locals, spanned on the return type: errors about it
+            // land there, not on the attribute.
+            let call_args: Vec<_> = (0..types.len())
+                .map(|i| quote::format_ident!("__ck_arg{}", i, span = ret_span))
+                .collect();
+            let ident = syn::Ident::new(&ident.to_string(), ret_span);
             let call = if is_async {
-                quote_spanned!(ret_span=> #rt::call_async(move || #ident(#(#args),*)))
+                quote_spanned!(ret_span=> #rt::call_async(#ident, (#(#call_args,)*)))
             } else {
-                quote_spanned!(ret_span=> #rt::call_blocking(move || #ident(#(#args),*)))
+                quote_spanned!(ret_span=> #rt::call_blocking(#ident, (#(#call_args,)*)))
             };
             (
                 quote! {
@@ -283,6 +289,29 @@ mod tests {
         assert!(out.contains("Some (50)"), "{out}");
         assert!(out.contains("inventory :: submit !"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn parameters_are_produced_by_type_each_spanned_on_its_own() {
+        let out = expand(
+            quote!("txupdate"),
+            quote!(
+                async fn on_tx(State(app): State<App>, ctx: EventContext, u: Update) {}
+            ),
+        );
+        for ty in ["State < App >", "EventContext", "Update"] {
+            assert!(
+                out.contains(&format!(
+                    "< {ty} as :: conflictkit :: __private :: events :: FromEvent"
+                )),
+                "{ty}: {out}"
+            );
+        }
+        assert!(
+            out.contains("call_async (on_tx , (__ck_arg0 , __ck_arg1 , __ck_arg2 ,))"),
+            "{out}"
+        );
+        assert!(out.contains("state_need as"), "{out}");
     }
 
     #[test]

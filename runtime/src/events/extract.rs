@@ -252,9 +252,9 @@ pub enum ExtractError {
 /// assert_eq!(key.0, "txupdate");
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a parameter of an event handler of a listener with state `{S}`",
-    label = "not the event data, `State<{S}>` or `EventContext`",
-    note = "an event handler takes, in any order: the event data (a type implementing `serde::Deserialize`), `State<T>` where `T` is the state given to `Listener::with_state`, and `EventContext`"
+    message = "`{Self}` cannot be a parameter of an event handler",
+    label = "not the event data, `State<T>` or `EventContext`",
+    note = "an event handler takes, in any order: the event data (a type implementing `serde::Deserialize`), `State<T>` where `T` (`Clone + Send + Sync + 'static`) is the state given to `Listener::with_state`, and `EventContext`"
 )]
 pub trait FromEvent<S>: Sized {
     /// Produces the parameter for one call of a handler.
@@ -492,25 +492,67 @@ impl_handlers!(T1, T2, T3, T4, T5, T6);
 impl_handlers!(T1, T2, T3, T4, T5, T6, T7);
 impl_handlers!(T1, T2, T3, T4, T5, T6, T7, T8);
 
-/// The future of an `#[event_listener]` async function called with its
-/// parameters. Not public API.
+/// A function called with a tuple of arguments (what `#[event_listener]`
+/// functions are, whatever their arity). Not public API.
 #[doc(hidden)]
-pub fn call_async<F, Fut>(call: F) -> HandlerFuture
+pub trait CallWith<Args>: Send + 'static {
+    /// What the function returns.
+    type Output;
+    /// Calls the function.
+    fn call_with(self, args: Args) -> Self::Output;
+}
+
+macro_rules! impl_call_with {
+    ($($t:ident),*) => {
+        impl<F, R, $($t,)*> CallWith<($($t,)*)> for F
+        where
+            F: FnOnce($($t),*) -> R + Send + 'static,
+        {
+            type Output = R;
+
+            #[allow(non_snake_case)]
+            fn call_with(self, ($($t,)*): ($($t,)*)) -> R {
+                self($($t),*)
+            }
+        }
+    };
+}
+
+impl_call_with!();
+impl_call_with!(T1);
+impl_call_with!(T1, T2);
+impl_call_with!(T1, T2, T3);
+impl_call_with!(T1, T2, T3, T4);
+impl_call_with!(T1, T2, T3, T4, T5);
+impl_call_with!(T1, T2, T3, T4, T5, T6);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11);
+impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12);
+
+/// The future of an `#[event_listener]` async function called with its
+/// parameters (when the future is first polled). Not public API.
+#[doc(hidden)]
+pub fn call_async<F, A>(f: F, args: A) -> HandlerFuture
 where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoHandlerResult,
+    F: CallWith<A>,
+    F::Output: Future + Send + 'static,
+    <F::Output as Future>::Output: IntoHandlerResult,
+    A: Send + 'static,
 {
-    Box::pin(async move { call().await.into_handler_result() })
+    Box::pin(async move { f.call_with(args).await.into_handler_result() })
 }
 
 /// The future of an `#[event_listener]` blocking function called with its
 /// parameters (on tokio's blocking pool). Not public API.
 #[doc(hidden)]
-pub fn call_blocking<F, R>(call: F) -> HandlerFuture
+pub fn call_blocking<F, A>(f: F, args: A) -> HandlerFuture
 where
-    F: FnOnce() -> R + Send + 'static,
-    R: IntoHandlerResult + Send + 'static,
+    F: CallWith<A>,
+    F::Output: IntoHandlerResult + Send + 'static,
+    A: Send + 'static,
 {
-    blocking(call)
+    blocking(move || f.call_with(args))
 }

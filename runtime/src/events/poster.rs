@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn retry_after_takes_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         // 2015-10-21 07:28:00 GMT is 1_445_412_480.
         assert_eq!(
