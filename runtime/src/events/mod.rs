@@ -19,7 +19,8 @@
 //! not decode into a handler's type; 401 bad signature; 404 other paths
 //! (and unknown events when strict); 405 other methods; 411 no
 //! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
-//! failed, panicked or timed out. Error bodies are JSON:
+//! failed, panicked or timed out; 408 the body did not arrive within
+//! [`ListenerConfig::body_read_timeout`]. Error bodies are JSON:
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run
@@ -40,6 +41,7 @@
 
 mod config;
 mod dedup;
+mod dispatch;
 mod error;
 mod extract;
 mod handler;
@@ -50,7 +52,10 @@ mod server;
 mod signature;
 mod wire;
 
-pub use config::{DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig};
+pub use config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
+};
 pub use error::{
     ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
 };

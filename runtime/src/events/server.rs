@@ -17,12 +17,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use warp::Filter as _;
 
 use super::config::ListenerConfig;
 use super::dedup::{Claim, Dedup};
+use super::dispatch::{self, Outcome, Prepared};
 use super::error::{ConfigError, ListenerError};
 use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
 use super::handler::{
@@ -374,17 +375,27 @@ impl<S: Send + Sync + 'static> Listener<S> {
         let (socket, addr) = runtime.block_on(self.bind())?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (closed_tx, closed_rx) = watch::channel(false);
+        let shutdown_timeout = self.shared.config.shutdown_timeout;
         let shared = Arc::new(self.shared);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("conflictkit-event-listener".into())
             .spawn(move || {
-                runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx))
+                let outcome =
+                    runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx));
+                // A hung sync handler must not keep the runtime (and this
+                // thread) alive forever: give the blocking pool the shutdown
+                // timeout, then leave it.
+                runtime.shutdown_timeout(shutdown_timeout);
+                let _ = done_tx.send(outcome);
             })
             .map_err(ListenerError::Thread)?;
         Ok(BlockingListenerHandle {
             addr,
             shutdown_tx,
             closed_rx,
+            done_rx,
+            shutdown_timeout,
             thread: Some(thread),
         })
     }
@@ -432,11 +443,21 @@ async fn serve_on(
     closed: watch::Sender<bool>,
 ) -> Shutdown {
     let timeout = shared.config.shutdown_timeout;
+    // At the cap, stop accepting: waiting clients stay in the kernel's queue.
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let service = warp::service(routes(shared));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut signal = std::pin::pin!(signal);
     loop {
+        let slot = tokio::select! {
+            () = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = &mut signal => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -452,6 +473,7 @@ async fn serve_on(
                         if let Err(e) = conn.await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
+                        drop(slot);
                     });
                 }
                 // Per-connection failures (reset before accept) and resource
@@ -622,9 +644,26 @@ impl Shared {
                 );
             }
         };
-        let body = match read_body(body, max).await {
-            Ok(body) => body,
-            Err(response) => return response,
+        let limit = self.config.body_read_timeout;
+        let body = match tokio::time::timeout(limit, read_body(body, max)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(response)) => return response,
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = limit.as_millis(),
+                    "a client did not send its body in time; disconnecting it"
+                );
+                let mut r = error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_read_timeout",
+                    format!("the body did not arrive within {} ms", limit.as_millis()),
+                );
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return r;
+            }
         };
         let verified = if self.secrets.is_empty() {
             None
@@ -683,45 +722,33 @@ impl Shared {
         // Prepare every handler before running any: undecodable data means nothing runs.
         let mut prepared = Vec::with_capacity(handlers.len());
         for h in &handlers {
-            match h.prepare(&event, &context, &self.state) {
-                Ok(Ok(fut)) => prepared.push((h, Ok(fut))),
+            let future = match h.prepare(&event, &context, &self.state) {
+                Ok(Ok(fut)) => Ok(fut),
                 Ok(Err(ExtractError::Decode(e))) => {
                     return reply(
                         StatusCode::BAD_REQUEST,
                         json!({"error": "undecodable_data", "handler": h.name, "message": e.to_string()}),
                     );
                 }
-                Ok(Err(e)) => prepared.push((h, Err(handler::Failure::Returned(e.to_string())))),
-                Err(failure) => prepared.push((h, Err(failure))),
-            }
-        }
-        let mut failures = Vec::new();
-        for (h, fut) in prepared {
-            let result = match fut {
-                Ok(fut) => handler::run(fut, h.timeout.or(self.config.handler_timeout)).await,
+                Ok(Err(e)) => Err(handler::Failure::Returned(e.to_string())),
                 Err(failure) => Err(failure),
             };
-            if let Err(failure) = result {
-                tracing::error!(event = event.name(), handler = %h.name, %failure, "event handler failed");
-                failures.push(json!({"handler": h.name, "message": failure.to_string()}));
-            }
+            prepared.push(Prepared {
+                name: h.name.clone(),
+                timeout: h.timeout.or(self.config.handler_timeout),
+                future,
+            });
         }
-        if failures.is_empty() {
-            if let Some(claim) = claim {
-                claim.succeeded();
+        match dispatch::run_detached(event.name().to_owned(), prepared, claim).await {
+            Outcome::Handled(n) => handled(n),
+            Outcome::Failed { failures, total } => {
+                let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
+                let message = format!("{} of {total} handler(s) failed: {names:?}", failures.len());
+                reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "handler_failed", "message": message, "failures": failures}),
+                )
             }
-            handled(handlers.len())
-        } else {
-            let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
-            let message = format!(
-                "{} of {} handler(s) failed: {names:?}",
-                failures.len(),
-                handlers.len()
-            );
-            reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "handler_failed", "message": message, "failures": failures}),
-            )
         }
     }
 }
@@ -843,14 +870,19 @@ impl Drop for ListenerHandle {
 /// A listener running on its own thread; see
 /// [`Listener::start_blocking_thread`].
 ///
-/// Dropping it shuts the listener down and waits for the thread (at most the
-/// shutdown timeout).
+/// Dropping it shuts the listener down and waits for the thread, for a
+/// bounded time: in-flight requests get the shutdown timeout, handlers still
+/// running on the blocking pool another shutdown timeout; a thread still not
+/// done after that (a sync handler that never returns) is logged and left
+/// behind rather than blocking the caller forever.
 #[derive(Debug)]
 pub struct BlockingListenerHandle {
     addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     closed_rx: watch::Receiver<bool>,
-    thread: Option<std::thread::JoinHandle<Shutdown>>,
+    done_rx: std::sync::mpsc::Receiver<Shutdown>,
+    shutdown_timeout: Duration,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl BlockingListenerHandle {
@@ -871,9 +903,31 @@ impl BlockingListenerHandle {
 
     fn stop(&mut self) -> Shutdown {
         let _ = self.shutdown_tx.send(true);
-        match self.thread.take() {
-            Some(thread) => thread.join().unwrap_or(Shutdown::Forced { aborted: 0 }),
-            None => Shutdown::Graceful,
+        let Some(thread) = self.thread.take() else {
+            return Shutdown::Graceful;
+        };
+        // Draining, then the blocking pool: two shutdown timeouts, and a margin.
+        let bound = self
+            .shutdown_timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1));
+        match self.done_rx.recv_timeout(bound) {
+            Ok(outcome) => {
+                let _ = thread.join();
+                outcome
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tracing::error!(
+                    waited_ms = bound.as_millis(),
+                    "the event listener thread did not stop in time (a handler that never returns?); leaving it behind"
+                );
+                Shutdown::Forced { aborted: 0 }
+            }
+            // The thread ended without an outcome: it panicked.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+                Shutdown::Forced { aborted: 0 }
+            }
         }
     }
 }
