@@ -324,3 +324,30 @@ fn dropping_a_blocking_listener_does_not_wait_forever_for_a_hung_sync_handler() 
     assert!(!reply.contains("200 OK"), "{reply}");
     let _ = release_tx.send(());
 }
+
+#[tokio::test]
+async fn unsigned_retries_with_the_same_webhook_id_are_dispatched_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::new(isolated_config());
+    let c = calls.clone();
+    listener.on_sync("unsigned_once", move |_: Value| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let handle = listener.start().await.unwrap();
+    let send = |id: &'static str| {
+        reqwest::Client::new()
+            .post(format!("http://{}/", handle.local_addr()))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .body(r#"{"event_name": "unsigned_once", "data": 1}"#)
+            .send()
+    };
+    let first = send("msg_u1").await.unwrap().text().await.unwrap();
+    assert!(first.contains("handled"), "{first}");
+    let again = send("msg_u1").await.unwrap().text().await.unwrap();
+    assert!(again.contains("duplicate"), "{again}");
+    let other = send("msg_u2").await.unwrap().text().await.unwrap();
+    assert!(other.contains("handled"), "{other}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    handle.shutdown().await;
+}

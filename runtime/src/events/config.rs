@@ -51,7 +51,10 @@ pub struct ListenerConfig {
     /// Largest accepted body in bytes (413 above). Default 256 KiB.
     pub max_body: usize,
     /// When set, every request must carry a valid Standard Webhooks signature
-    /// (401 otherwise) and duplicates of a `webhook-id` are not dispatched again.
+    /// (401 otherwise). With or without it, a request repeating the
+    /// `webhook-id` of one already handled (within the tolerance) is answered
+    /// 200 `{"status": "duplicate"}` and not dispatched again; without a
+    /// secret the id is taken as sent.
     pub secret: Option<WebhookSecret>,
     /// Further secrets accepted during key rotation.
     pub rotated_secrets: Vec<WebhookSecret>,

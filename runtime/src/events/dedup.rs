@@ -1,4 +1,5 @@
-//! De-duplication of signed messages by `webhook-id` within the replay window.
+//! De-duplication of messages by `webhook-id` within the replay window
+//! (verified ids when signatures are checked, ids as sent otherwise).
 //!
 //! A sender retries with the same `webhook-id`. The first request claims the
 //! id; a duplicate arriving while it runs waits for the outcome: after a

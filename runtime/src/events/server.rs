@@ -704,21 +704,24 @@ impl Shared {
             );
             return reply_bytes(StatusCode::OK, Bytes::from_static(IGNORED));
         }
-        let claim = match &verified {
+        let context = context(&event, headers, verified.as_ref());
+        // De-duplicate by `webhook-id`: verified when signatures are checked;
+        // without a secret, the id as sent (remembered from its arrival).
+        let now = signature::unix_now();
+        let key = match &verified {
+            Some(v) => Some((v.id.as_str(), v.timestamp)),
+            None => context.webhook_id().map(|id| (id, now)),
+        };
+        let claim = match key {
             None => None,
-            Some(v) => match self
-                .dedup
-                .claim(&v.id, v.timestamp, signature::unix_now())
-                .await
-            {
+            Some((id, timestamp)) => match self.dedup.claim(id, timestamp, now).await {
                 Claim::Duplicate => {
-                    tracing::info!(webhook_id = %v.id, "duplicate event not dispatched again");
+                    tracing::info!(webhook_id = %id, "duplicate event not dispatched again");
                     return reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE));
                 }
                 Claim::Owner(guard) => Some(guard),
             },
         };
-        let context = context(&event, headers, verified.as_ref());
         // Prepare every handler before running any: undecodable data means nothing runs.
         let mut prepared = Vec::with_capacity(handlers.len());
         for h in &handlers {
