@@ -45,6 +45,7 @@ mod dispatch;
 mod error;
 mod extract;
 mod handler;
+mod inbox;
 mod poster;
 mod registry;
 mod request;
@@ -63,6 +64,7 @@ pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
 pub use handler::{DecodeError, Event, IntoHandlerResult};
+pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
 pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
