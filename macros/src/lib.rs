@@ -26,16 +26,14 @@ use proc_macro::TokenStream;
 /// #[derive(Clone)]
 /// struct Bank { name: &'static str }
 ///
-/// #[derive(serde::Deserialize)]
-/// struct TxUpdate { txid: String }
-///
+/// // The data here is a JSON string; any `serde::Deserialize` type works.
 /// #[conflictkit::event_listener("doc_macro_txupdate")]
 /// async fn on_txupdate(
 ///     State(bank): State<Bank>,
 ///     ctx: EventContext,
-///     update: TxUpdate,
+///     txid: String,
 /// ) -> Result<(), std::io::Error> {
-///     tracing::info!(bank = bank.name, id = ctx.webhook_id(), txid = update.txid, "deposit");
+///     tracing::info!(bank = bank.name, id = ctx.webhook_id(), txid, "deposit");
 ///     Ok(())
 /// }
 /// # fn main() {}

@@ -93,7 +93,7 @@ pub async fn migrate_inbox<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
 /// migrate_inbox(&db).await?;
 /// db.execute_unprepared("CREATE TABLE totals (cents BIGINT)").await?;
 /// db.execute_unprepared("INSERT INTO totals VALUES (0)").await?;
-/// let resolver = ConflictResolver::new(db);
+/// let resolver = ConflictResolver::new(db.clone());
 /// let ctx = EventContext::new("deposit").with_webhook_id("msg_1");
 /// on_deposit(State(resolver.clone()), ctx.clone(), 250).await?;
 /// on_deposit(State(resolver.clone()), ctx, 250).await?; // the same delivery again
