@@ -44,12 +44,15 @@ mod dedup;
 mod dispatch;
 mod error;
 mod extract;
+mod handle;
 mod handler;
 mod inbox;
+mod listener;
 mod poster;
+mod receive;
 mod registry;
 mod request;
-mod server;
+mod serve;
 mod signature;
 mod wire;
 
@@ -63,11 +66,12 @@ pub use error::{
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
+pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
 pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
+pub use listener::{Listener, Shutdown};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
-pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
 pub use signature::{
     DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP, WebhookSecret, verify,
