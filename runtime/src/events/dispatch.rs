@@ -1,10 +1,14 @@
-//! Running the handlers of one accepted request in a task of their own, so
-//! that a sender who disconnects (or times out) mid-request cannot cancel a
-//! handler half-way: the handlers run to completion (or their timeout), and
+//! Running the handlers of one accepted request so that a sender who
+//! disconnects (or times out) mid-request cannot cancel a handler half-way:
+//! the handlers run to completion (or their timeout), in a task of their own
+//! once the request is gone, and
 //! the de-duplication claim is settled only then — marked handled when every
 //! handler succeeded, released when one failed.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -29,44 +33,80 @@ pub(crate) enum Outcome {
     Failed { failures: Vec<Value>, total: usize },
 }
 
-/// Runs `prepared` in order in a spawned task and settles `claim` when they
-/// have all ended. The returned future only waits for that task: dropping it
-/// (the connection closed) leaves the handlers running.
+/// Runs `prepared` in order and settles `claim` when they have all ended.
+/// The handlers run inline, in the request's own task (no hand-off to another
+/// task on the fast path); if the request's future is dropped before they end
+/// (the connection closed), what is left of them is moved to a task of its
+/// own and runs to completion there.
 pub(crate) async fn run_detached(
     event: String,
     prepared: Vec<Prepared>,
     claim: Option<ClaimGuard>,
 ) -> Outcome {
+    RunToCompletion(Some(Box::pin(run(event, prepared, claim)))).await
+}
+
+async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) -> Outcome {
     let total = prepared.len();
-    let task = tokio::spawn(async move {
-        let mut failures = Vec::new();
-        for p in prepared {
-            let result = match p.future {
-                Ok(fut) => handler::run(fut, p.timeout).await,
-                Err(failure) => Err(failure),
-            };
-            if let Err(failure) = result {
-                tracing::error!(event, handler = %p.name, %failure, "event handler failed");
-                failures.push(json!({"handler": p.name, "message": failure.to_string()}));
-            }
+    let mut failures = Vec::new();
+    for p in prepared {
+        let result = match p.future {
+            Ok(fut) => handler::run(fut, p.timeout).await,
+            Err(failure) => Err(failure),
+        };
+        if let Err(failure) = result {
+            tracing::error!(event, handler = %p.name, %failure, "event handler failed");
+            failures.push(json!({"handler": p.name, "message": failure.to_string()}));
         }
-        if failures.is_empty() {
-            if let Some(claim) = claim {
-                claim.succeeded();
-            }
-            Outcome::Handled(total)
-        } else {
-            // `claim` is dropped here: released, so a retry runs the handlers again.
-            Outcome::Failed { failures, total }
+    }
+    if failures.is_empty() {
+        if let Some(claim) = claim {
+            claim.succeeded();
         }
-    });
-    match task.await {
-        Ok(outcome) => outcome,
-        // Handlers run with panics caught, so only a runtime shutting down
-        // gets here.
-        Err(e) => Outcome::Failed {
-            failures: vec![json!({"handler": "<dispatch>", "message": e.to_string()})],
-            total,
-        },
+        Outcome::Handled(total)
+    } else {
+        // `claim` is dropped here: released, so a retry runs the handlers again.
+        Outcome::Failed { failures, total }
+    }
+}
+
+/// A future that, dropped before it is done, spawns the rest of itself.
+struct RunToCompletion(Option<Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>>);
+
+impl Future for RunToCompletion {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let Some(fut) = self.0.as_mut() else {
+            // Polled after completion: never done by `run_detached`.
+            return Poll::Pending;
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(outcome) => {
+                self.0 = None;
+                Poll::Ready(outcome)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for RunToCompletion {
+    fn drop(&mut self) {
+        let Some(rest) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::debug!("request dropped while its handlers run; they continue");
+                runtime.spawn(async move {
+                    let _ = rest.await;
+                });
+            }
+            // Only while the runtime itself shuts down.
+            Err(_) => tracing::warn!(
+                "request dropped while its handlers run, outside a runtime: they are cancelled"
+            ),
+        }
     }
 }
