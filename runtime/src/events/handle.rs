@@ -36,6 +36,8 @@ impl ListenerHandle {
 
     /// Stops accepting connections, waits for in-flight requests up to the
     /// configured shutdown timeout, then aborts the remaining connections.
+    /// Handlers those requests were running are not cancelled half-way: they
+    /// finish in the background on the runtime (or end at their own timeout).
     pub async fn shutdown(mut self) -> Shutdown {
         let _ = self.shutdown_tx.send(true);
         match self.task.take() {
