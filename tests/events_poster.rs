@@ -6,7 +6,7 @@ mod events_common;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, PostError, WebhookSecret};
 use events_common::isolated_config;
@@ -21,18 +21,41 @@ use tokio::net::TcpListener;
 struct Captured {
     head: String,
     body: Vec<u8>,
+    at: Instant,
+}
+
+impl Captured {
+    /// The value of header `name` (case-insensitive).
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
 }
 
 /// A bare HTTP server that records each request and answers `status`, like
 /// the original's `HTTPNotificationTestCase` server.
 async fn capture_server(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
+    scripted_server(vec![format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+    )])
+    .await
+}
+
+/// A bare HTTP server that records each request and answers the n-th one
+/// with the n-th raw reply (the last one again after that). A reply without
+/// `Connection: close` is written and the connection then held open.
+async fn scripted_server(replies: Vec<String>) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) {
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let captured: Arc<Mutex<Vec<Captured>>> = Arc::default();
     let c = captured.clone();
+    let replies = Arc::new(replies);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = socket.accept().await {
             let c = c.clone();
+            let replies = replies.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -57,11 +80,19 @@ async fn capture_server(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Captured>>>) 
                         break (head, buf[end + 4..end + 4 + length].to_vec());
                     }
                 };
-                c.lock().unwrap().push(Captured { head, body });
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
-                );
+                let reply = {
+                    let mut c = c.lock().unwrap();
+                    c.push(Captured {
+                        head,
+                        body,
+                        at: Instant::now(),
+                    });
+                    replies[(c.len() - 1).min(replies.len() - 1)].clone()
+                };
                 stream.write_all(reply.as_bytes()).await.unwrap();
+                if !reply.contains("Connection: close") {
+                    std::future::pending::<()>().await;
+                }
             });
         }
     });
@@ -278,15 +309,163 @@ async fn too_many_requests_is_retried_but_other_4xx_are_not() {
         "{err:?}"
     );
     assert_eq!(gone_seen.lock().unwrap().len(), 1);
+}
 
-    // A 2xx other than 200 is not what the original accepted either.
-    let (odd, _) = capture_server(204).await;
-    let err = EventPoster::new(&format!("http://{odd}"))
+#[tokio::test]
+async fn any_2xx_is_success() {
+    for status in [200, 201, 202, 204, 299] {
+        let (addr, seen) = capture_server(status).await;
+        EventPoster::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_retries(3)
+            .post("x", &json!(1))
+            .await
+            .unwrap_or_else(|e| panic!("{status} must be success: {e}"));
+        assert_eq!(seen.lock().unwrap().len(), 1, "{status} is not retried");
+    }
+}
+
+#[tokio::test]
+async fn every_post_has_a_webhook_id_kept_across_retries_signed_or_not() {
+    for secret in [None, Some(WebhookSecret::generate())] {
+        let (addr, seen) = capture_server(503).await;
+        let mut poster = EventPoster::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_backoff(Duration::ZERO, Duration::ZERO)
+            .with_retries(2);
+        if let Some(secret) = secret.clone() {
+            poster = poster.with_secret(secret);
+        }
+        poster.post("x", &json!(1)).await.unwrap_err();
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(seen.len(), 3);
+        let id = seen[0].header("webhook-id").expect("a webhook-id");
+        assert!(id.starts_with("msg_") && id.len() == 28, "{id}");
+        for (i, c) in seen.iter().enumerate() {
+            assert_eq!(c.header("webhook-id").as_deref(), Some(id.as_str()));
+            assert_eq!(c.header("webhook-attempt"), Some((i + 1).to_string()));
+            assert_eq!(
+                c.header("webhook-signature").is_some(),
+                secret.is_some(),
+                "signed only with a secret"
+            );
+        }
+
+        // The next event gets another id.
+        let (addr, next) = capture_server(200).await;
+        EventPoster::new(&format!("http://{addr}"))
+            .unwrap()
+            .post("x", &json!(1))
+            .await
+            .unwrap();
+        assert_ne!(next.lock().unwrap()[0].header("webhook-id"), Some(id));
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_failure_and_nothing_reaches_the_other_host() {
+    let (elsewhere, elsewhere_seen) = capture_server(200).await;
+    for status in [301, 302, 307, 308] {
+        let (addr, seen) = scripted_server(vec![format!(
+            "HTTP/1.1 {status} Moved\r\nLocation: http://{elsewhere}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )])
+        .await;
+        let err = EventPoster::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_secret(WebhookSecret::generate())
+            .with_retries(3)
+            .post("x", &json!(1))
+            .await
+            .unwrap_err();
+        match &err {
+            PostError::Redirect {
+                status: s,
+                location,
+                attempts,
+            } => {
+                assert_eq!((*s, *attempts), (status, 1));
+                assert_eq!(location.as_deref(), Some(&*format!("http://{elsewhere}/")));
+            }
+            other => panic!("expected a redirect error, got {other:?}"),
+        }
+        assert!(err.to_string().contains("not followed"), "{err}");
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(seen.lock().unwrap().len(), 1, "not retried");
+    }
+    assert!(
+        elsewhere_seen.lock().unwrap().is_empty(),
+        "nothing (and no signature) went to the redirect target"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_in_seconds_is_waited_for() {
+    let (addr, seen) = scripted_server(vec![
+        "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .into(),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+    ])
+    .await;
+    EventPoster::new(&format!("http://{addr}"))
         .unwrap()
+        // Without Retry-After the retry would be immediate.
+        .with_backoff(Duration::ZERO, Duration::ZERO)
+        .with_retries(1)
         .post("x", &json!(1))
         .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_capped_by_the_posters_limit() {
+    let (addr, seen) = scripted_server(vec![
+        "HTTP/1.1 429 Slow down\r\nRetry-After: Fri, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 503 Busy\r\nRetry-After: 3600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".into(),
+    ])
+    .await;
+    let poster = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_max_retry_after(Duration::from_millis(10))
+        .with_retries(2);
+    // Guard: an uncapped wait would be hours; fail instead of hanging.
+    tokio::time::timeout(Duration::from_secs(60), poster.post("x", &json!(1)))
+        .await
+        .expect("Retry-After must be capped")
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_error_body_read_is_bounded() {
+    // A 400 whose chunked body never ends: only the first 4 KiB are read.
+    let chunk = format!("1000\r\n{}\r\n", "x".repeat(4096));
+    let (addr, _) = scripted_server(vec![format!(
+        "HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}"
+    )])
+    .await;
+    let poster = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_timeout(Duration::from_secs(600));
+    let err = tokio::time::timeout(Duration::from_secs(60), poster.post("x", &json!(1)))
+        .await
+        .expect("the poster must not wait for the end of an endless body")
         .unwrap_err();
-    assert_eq!(err.status(), Some(204));
+    match err {
+        PostError::Status { status, body, .. } => {
+            assert_eq!(status, 400);
+            assert_eq!(body.len(), 4096);
+            assert!(body.bytes().all(|b| b == b'x'));
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

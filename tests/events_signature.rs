@@ -3,8 +3,8 @@
 
 mod events_common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use conflictkit::events::{
@@ -226,4 +226,49 @@ fn verify_reports_why() {
     )
     .unwrap_err();
     assert_eq!(err, SignatureError::Mismatch);
+}
+
+#[tokio::test]
+async fn a_signed_standard_webhooks_json_envelope_is_accepted() {
+    let secret = WebhookSecret::generate();
+    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let listener = Listener::new(ListenerConfig {
+        secret: Some(secret.clone()),
+        ..isolated_config()
+    });
+    let g = got.clone();
+    listener.on_sync(
+        "invoice.paid",
+        move |ctx: conflictkit::events::EventContext, data: Value| {
+            g.lock()
+                .unwrap()
+                .push((ctx.webhook_id().unwrap_or_default().to_owned(), data));
+        },
+    );
+    let handle = listener.start().await.unwrap();
+    // What a svix-style sender posts: the envelope, signed over its bytes.
+    let body = r#"{"type":"invoice.paid","timestamp":"2022-11-03T20:26:10.344522Z","data":{"invoice":"in_1"}}"#;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/", handle.local_addr()))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_envelope")
+        .header("webhook-timestamp", ts.to_string())
+        .header(
+            "webhook-signature",
+            secret.sign("msg_envelope", ts, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec![("msg_envelope".to_owned(), json!({"invoice": "in_1"}))]
+    );
+    handle.shutdown().await;
 }

@@ -12,6 +12,7 @@ fn ui() {
     t.compile_fail("tests/ui/auto_number/*.rs");
     t.pass("tests/ui/auto_number/pass/*.rs");
     t.compile_fail("tests/ui/event_listener/*.rs");
+    t.pass("tests/ui/event_listener/pass/*.rs");
     t.compile_fail("tests/ui/managed_transaction/*.rs");
     t.pass("tests/ui/managed_transaction/pass/*.rs");
 }

@@ -117,9 +117,6 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
 
     let resolver = ConflictResolver::new(db.clone());
-    events::RESOLVER
-        .set(resolver.clone())
-        .map_err(|_| "the wallet resolver was set twice")?;
 
     // 1. Concurrent money movement.
     let committed = Arc::new(Committed::default());
@@ -132,7 +129,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     }
 
     // 2. Deposits through the event listener.
-    let deposits = deposits(&settings).await?;
+    let deposits = deposits(&settings, events::DepositState::new(resolver.clone())).await?;
 
     // 3. The report.
     let ok = report::print(&db, &resolver, &settings, &committed, &deposits, elapsed).await?;
@@ -253,8 +250,15 @@ pub struct Deposits {
     pub cents: i64,
 }
 
-async fn deposits(settings: &settings::Settings) -> Result<Deposits, BoxError> {
-    let listener = Listener::from_config(&settings.raw)?.start().await?;
+async fn deposits(
+    settings: &settings::Settings,
+    state: events::DepositState,
+) -> Result<Deposits, BoxError> {
+    // The handler takes `State<DepositState>`: the listener is given it here.
+    let listener = Listener::from_config(&settings.raw)?
+        .with_state(state.clone())
+        .start()
+        .await?;
     let addr = listener.local_addr();
     let url = format!("http://{addr}/");
     let secret: WebhookSecret = settings.raw["events"]["http"]["secret"]
@@ -312,8 +316,8 @@ async fn deposits(settings: &settings::Settings) -> Result<Deposits, BoxError> {
         listener: addr,
         posted: updates.len(),
         replays_sent,
-        handled: events::HANDLED.load(Ordering::SeqCst),
-        credited: events::CREDITED.load(Ordering::SeqCst),
+        handled: state.handled.load(Ordering::SeqCst),
+        credited: state.credited.load(Ordering::SeqCst),
         cents,
     })
 }

@@ -9,11 +9,39 @@ use proc_macro::TokenStream;
 
 /// Registers a function as a handler of the conflictkit event listener.
 ///
-/// - `#[event_listener("txupdate")]` on `fn(data: T)` (sync or async), where
-///   `T: serde::Deserialize`: handles the event `txupdate`; the data is
-///   decoded into `T` (the listener answers 400 when it does not decode).
-/// - `#[event_listener]` on `fn(event_name: &str, data: serde_json::Value)`:
-///   handles every event.
+/// - `#[event_listener("txupdate")]` on a function (sync or async) handles the
+///   event `txupdate`; `#[event_listener]` handles every event.
+/// - Its parameters are decided by type, in any order, as axum extractors are:
+///   the event data decoded into any `serde::Deserialize` type (the listener
+///   answers 400 when it does not decode), `State<T>` (the state given to
+///   `Listener::with_state`) and `EventContext` (event name, `webhook-id`,
+///   timestamp, delivery attempt). A parameter of another type is a compile
+///   error on that parameter.
+/// - The original's every-event form, `fn(event_name: &str, data: serde_json::Value)`,
+///   still works.
+///
+/// ```
+/// use conflictkit::events::{EventContext, State};
+///
+/// #[derive(Clone)]
+/// struct Bank { name: &'static str }
+///
+/// // The data here is a JSON string; any `serde::Deserialize` type works.
+/// #[conflictkit::event_listener("doc_macro_txupdate")]
+/// async fn on_txupdate(
+///     State(bank): State<Bank>,
+///     ctx: EventContext,
+///     txid: String,
+/// ) -> Result<(), std::io::Error> {
+///     tracing::info!(bank = bank.name, id = ctx.webhook_id(), txid, "deposit");
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// `State<T>` of a function registered here is checked when a listener
+/// starts: a listener without a `T` state refuses to start
+/// (`ListenerError::MissingState`) rather than fail a request.
 ///
 /// The function may return `()` or `Result<(), E>` with `E: Display`; an
 /// error, a panic or a timeout makes the listener answer 500. Sync functions
@@ -23,9 +51,9 @@ use proc_macro::TokenStream;
 /// The function stays as written and is registered process-wide at start-up
 /// (through `inventory`, re-exported by conflictkit): every
 /// [`Listener`](../conflictkit/events/struct.Listener.html) of the program
-/// dispatches to it.
+/// dispatches to it, unless it is built with `registered_handlers: false`.
 ///
-/// Examples are in the `conflictkit` crate's documentation of this macro.
+/// More examples are in the `conflictkit` crate's documentation of this macro.
 ///
 /// # Equivalent code
 ///
@@ -33,10 +61,18 @@ use proc_macro::TokenStream;
 ///
 /// ```text
 /// const _: () = {
-///     fn __ck_prepare(event: &Event) -> Result<HandlerFuture, DecodeError> {
-///         prepare_async::<TxUpdate, _, _>(event, on_txupdate)
+///     fn __ck_prepare(event: &Event, ctx: &EventContext, state: &DynState)
+///         -> Result<HandlerFuture, ExtractError>
+///     {
+///         let arg0 = <State<Bank> as FromEvent<DynState>>::from_event(event, ctx, state)?;
+///         let arg1 = <EventContext as FromEvent<DynState>>::from_event(event, ctx, state)?;
+///         let arg2 = <TxUpdate as FromEvent<DynState>>::from_event(event, ctx, state)?;
+///         Ok(call_async(move || on_txupdate(arg0, arg1, arg2)))
 ///     }
-///     inventory::submit! { Registration::new(Some("txupdate"), "my_crate::on_txupdate", None, __ck_prepare) }
+///     inventory::submit! {
+///         Registration::new(Some("txupdate"), "my_crate::on_txupdate", None, __ck_prepare,
+///             &[<State<Bank> as FromEvent<DynState>>::state_need, /* … */])
+///     }
 /// };
 /// ```
 #[proc_macro_attribute]

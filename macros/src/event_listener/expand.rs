@@ -38,18 +38,11 @@ fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
 
 /// What the generated code needs from the signature.
 enum Shape {
-    /// `fn(data: T)`: the type of the data.
-    Typed(Box<Type>),
-    /// `fn(event_name: &str, data: Value)`: the span of the data type.
+    /// Parameters produced by type (`FromEvent`): the event data, `State<T>`,
+    /// `EventContext`, in any order.
+    Params(Vec<Type>),
+    /// `fn(event_name: &str, data: Value)` (every event): the span of the data type.
     Any(Span),
-}
-
-fn inputs_span(func: &ItemFn) -> Span {
-    if func.sig.inputs.is_empty() {
-        func.sig.paren_token.span.join()
-    } else {
-        func.sig.inputs.span()
-    }
 }
 
 fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Option<Shape> {
@@ -95,72 +88,56 @@ fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Opti
             FnArg::Receiver(_) => None,
         })
         .collect();
-    if named {
-        if types.len() != 1 {
+    // The original's every-event shape: the name as `&str`, then the data.
+    if !named && types.len() == 2 {
+        if is_str_ref(types[0]) {
+            return Some(Shape::Any(types[1].span()));
+        }
+        if is_string(types[0]) {
             push(
                 errors,
                 syn::Error::new(
-                    inputs_span(func),
-                    format!(
-                        "a handler of one event takes exactly one argument, the event data (any type implementing `serde::Deserialize`): `fn {}(data: MyData)`; found {} argument(s)",
-                        sig.ident,
-                        types.len()
-                    ),
+                    types[0].span(),
+                    "the first argument of a handler of every event is the event name: `event_name: &str` (or take `ctx: EventContext` and call `ctx.event_name()`)",
                 ),
             );
             return None;
         }
-        let ty = types[0];
+    }
+    let mut ok = true;
+    for ty in &types {
         match ty {
             Type::Reference(r) => {
+                let hint = if is_str_ref(ty) {
+                    "; the event name is `EventContext::event_name()`: take `ctx: EventContext`"
+                } else {
+                    ""
+                };
                 push(
                     errors,
                     syn::Error::new(
                         r.span(),
-                        "the event data is decoded into an owned value: take `T`, not `&T`",
+                        format!(
+                            "event handler parameters are owned values (the event data `T`, `State<T>` or `EventContext`): take `T`, not `&T`{hint}"
+                        ),
                     ),
                 );
-                None
+                ok = false;
             }
             Type::ImplTrait(t) => {
                 push(
                     errors,
                     syn::Error::new(
                         t.span(),
-                        "the event data needs a concrete type implementing `serde::Deserialize`, not `impl Trait`",
+                        "an event handler parameter needs a concrete type (the event data implementing `serde::Deserialize`, `State<T>` or `EventContext`), not `impl Trait`",
                     ),
                 );
-                None
+                ok = false;
             }
-            _ => Some(Shape::Typed(Box::new(ty.clone()))),
+            _ => {}
         }
-    } else {
-        if types.len() != 2 {
-            push(
-                errors,
-                syn::Error::new(
-                    inputs_span(func),
-                    format!(
-                        "a handler of every event takes two arguments, the event name and the data: `fn {}(event_name: &str, data: serde_json::Value)`; found {} argument(s). To handle one event, name it: `#[event_listener(\"txupdate\")]`",
-                        sig.ident,
-                        types.len()
-                    ),
-                ),
-            );
-            return None;
-        }
-        if !is_str_ref(types[0]) {
-            push(
-                errors,
-                syn::Error::new(
-                    types[0].span(),
-                    "the first argument of a handler of every event is the event name: `event_name: &str`",
-                ),
-            );
-            return None;
-        }
-        Some(Shape::Any(types[1].span()))
     }
+    ok.then(|| Shape::Params(types.into_iter().cloned().collect()))
 }
 
 fn is_str_ref(ty: &Type) -> bool {
@@ -169,6 +146,16 @@ fn is_str_ref(ty: &Type) -> bool {
             matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
         }
         Type::Group(g) => is_str_ref(&g.elem),
+        _ => false,
+    }
+}
+
+fn is_string(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => {
+            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String")
+        }
+        Type::Group(g) => is_string(&g.elem),
         _ => false,
     }
 }
@@ -187,22 +174,60 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
     };
-    let call = match (shape, is_async) {
-        // The data type keeps its span (Deserialize errors land on it); the
-        // rest of the call is spanned on the return type.
-        (Shape::Typed(ty), true) => {
-            quote_spanned!(ret_span=> #rt::prepare_async::<#ty, _, _>(__ck_event, #ident))
+    let (body, needs) = match shape {
+        Shape::Params(types) => {
+            // Each parameter is produced by its type: an unusable type is an
+            // error on that parameter.
+            let args: Vec<_> = (0..types.len())
+                .map(|i| quote::format_ident!("__ck_arg{}", i))
+                .collect();
+            let extract = types.iter().zip(&args).map(|(ty, arg)| {
+                quote_spanned! {ty.span()=>
+                    let #arg = <#ty as #rt::FromEvent<#rt::DynState>>::from_event(
+                        __ck_event, __ck_context, __ck_state,
+                    )?;
+                }
+            });
+            let needs = types.iter().map(|ty| {
+                quote_spanned! {ty.span()=>
+                    <#ty as #rt::FromEvent<#rt::DynState>>::state_need as #rt::NeedFn
+                }
+            });
+            // The same locals, spanned on the return type: errors about it
+            // land there, not on the attribute.
+            let call_args: Vec<_> = (0..types.len())
+                .map(|i| quote::format_ident!("__ck_arg{}", i, span = ret_span))
+                .collect();
+            let ident = syn::Ident::new(&ident.to_string(), ret_span);
+            let call = if is_async {
+                quote_spanned!(ret_span=> #rt::call_async(#ident, (#(#call_args,)*)))
+            } else {
+                quote_spanned!(ret_span=> #rt::call_blocking(#ident, (#(#call_args,)*)))
+            };
+            (
+                quote! {
+                    #(#extract)*
+                    ::core::result::Result::Ok(#call)
+                },
+                quote!(&[#(#needs),*]),
+            )
         }
-        (Shape::Typed(ty), false) => {
-            quote_spanned!(ret_span=> #rt::prepare_sync::<#ty, _, _>(__ck_event, #ident))
-        }
-        (Shape::Any(data_span), true) => {
+        // The data type keeps its span (type errors land on it); the rest of
+        // the call is spanned on the return type.
+        Shape::Any(data_span) => {
             let data = quote_spanned!(*data_span=> __ck_data);
-            quote_spanned!(ret_span=> #rt::prepare_any_async(__ck_event, |__ck_name, __ck_data| async move { #ident(&__ck_name, #data).await }))
-        }
-        (Shape::Any(data_span), false) => {
-            let data = quote_spanned!(*data_span=> __ck_data);
-            quote_spanned!(ret_span=> #rt::prepare_any_sync(__ck_event, |__ck_name, __ck_data| #ident(&__ck_name, #data)))
+            let call = if is_async {
+                quote_spanned!(ret_span=> #rt::prepare_any_async(__ck_event, |__ck_name, __ck_data| async move { #ident(&__ck_name, #data).await }))
+            } else {
+                quote_spanned!(ret_span=> #rt::prepare_any_sync(__ck_event, |__ck_name, __ck_data| #ident(&__ck_name, #data)))
+            };
+            (
+                quote! {
+                    let _ = (__ck_context, __ck_state);
+                    #call
+                },
+                quote!(&[]),
+            )
         }
     };
     let event = match &args.event {
@@ -219,8 +244,10 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         const _: () = {
             fn __ck_prepare(
                 __ck_event: &#rt::Event,
-            ) -> ::core::result::Result<#rt::HandlerFuture, #rt::DecodeError> {
-                #call
+                __ck_context: &#rt::EventContext,
+                __ck_state: &#rt::DynState,
+            ) -> ::core::result::Result<#rt::HandlerFuture, #rt::ExtractError> {
+                #body
             }
             #krate::__private::inventory::submit! {
                 #rt::Registration::new(
@@ -228,6 +255,7 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                     ::core::concat!(::core::module_path!(), "::", #name),
                     #timeout,
                     __ck_prepare,
+                    #needs,
                 )
             }
         };
@@ -252,7 +280,8 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("prepare_async"), "{out}");
+        assert!(out.contains("call_async"), "{out}");
+        assert!(out.contains("FromEvent"), "{out}");
         assert!(
             out.contains(":: core :: option :: Option :: Some (\"txupdate\")"),
             "{out}"
@@ -260,6 +289,29 @@ mod tests {
         assert!(out.contains("Some (50)"), "{out}");
         assert!(out.contains("inventory :: submit !"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn parameters_are_produced_by_type_each_spanned_on_its_own() {
+        let out = expand(
+            quote!("txupdate"),
+            quote!(
+                async fn on_tx(State(app): State<App>, ctx: EventContext, u: Update) {}
+            ),
+        );
+        for ty in ["State < App >", "EventContext", "Update"] {
+            assert!(
+                out.contains(&format!(
+                    "< {ty} as :: conflictkit :: __private :: events :: FromEvent"
+                )),
+                "{ty}: {out}"
+            );
+        }
+        assert!(
+            out.contains("call_async (on_tx , (__ck_arg0 , __ck_arg1 , __ck_arg2 ,))"),
+            "{out}"
+        );
+        assert!(out.contains("state_need as"), "{out}");
     }
 
     #[test]
@@ -283,7 +335,7 @@ mod tests {
             ),
         );
         assert!(
-            out.contains("my :: ck :: __private :: events :: prepare_sync"),
+            out.contains("my :: ck :: __private :: events :: call_blocking"),
             "{out}"
         );
         assert!(!out.contains(":: conflictkit"), "{out}");
@@ -294,10 +346,10 @@ mod tests {
         let out = expand(
             quote!(42),
             quote!(
-                fn f(a: u8, b: u8) {}
+                fn f(a: &u8, b: u8) {}
             ),
         );
-        assert!(out.contains("fn f (a : u8 , b : u8) { }"), "{out}");
+        assert!(out.contains("fn f (a : & u8 , b : u8) { }"), "{out}");
         assert!(out.contains("compile_error"), "{out}");
         assert!(!out.contains("submit"), "{out}");
     }

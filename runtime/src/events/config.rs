@@ -14,6 +14,12 @@ pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
 /// Default time [`ListenerHandle::shutdown`](super::ListenerHandle::shutdown)
 /// waits for in-flight requests before aborting them.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a client gets to send the whole request body once its
+/// headers are in (408 and the connection closed after it).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on connections open at once; further clients wait in the
+/// operating system's accept queue until one closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default port, the one of the original's example configuration.
 pub const DEFAULT_PORT: u16 = 10000;
 
@@ -31,6 +37,8 @@ pub const DEFAULT_PORT: u16 = 10000;
 ///     max_body: 64 * 1024,
 ///     secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?),
 ///     handler_timeout: Some(Duration::from_secs(10)),
+///     body_read_timeout: Duration::from_secs(5),
+///     max_connections: 256,
 ///     ..Default::default()
 /// };
 /// assert!(!config.strict);
@@ -43,7 +51,10 @@ pub struct ListenerConfig {
     /// Largest accepted body in bytes (413 above). Default 256 KiB.
     pub max_body: usize,
     /// When set, every request must carry a valid Standard Webhooks signature
-    /// (401 otherwise) and duplicates of a `webhook-id` are not dispatched again.
+    /// (401 otherwise). With or without it, a request repeating the
+    /// `webhook-id` of one already handled (within the tolerance) is answered
+    /// 200 `{"status": "duplicate"}` and not dispatched again; without a
+    /// secret the id is taken as sent.
     pub secret: Option<WebhookSecret>,
     /// Further secrets accepted during key rotation.
     pub rotated_secrets: Vec<WebhookSecret>,
@@ -61,6 +72,15 @@ pub struct ListenerConfig {
     /// Dispatch to the `#[event_listener]` functions of the program (default
     /// `true`); `false` leaves only handlers added with `on`.
     pub registered_handlers: bool,
+    /// Time a client gets to send the request body after its headers (a slow
+    /// client is answered 408 and disconnected). Headers themselves must
+    /// arrive within 30 s. Default [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
+    /// Connections served at once; at the cap the listener stops accepting
+    /// until one closes (clients wait in the accept queue), so slow or idle
+    /// clients cannot hold unbounded memory. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1 is used.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerConfig {
@@ -75,6 +95,8 @@ impl Default for ListenerConfig {
             handler_timeout: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             registered_handlers: true,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

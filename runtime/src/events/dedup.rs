@@ -1,11 +1,14 @@
-//! De-duplication of signed messages by `webhook-id` within the replay window.
+//! De-duplication of messages by `webhook-id` within the replay window
+//! (verified ids when signatures are checked, ids as sent otherwise).
 //!
 //! A sender retries with the same `webhook-id`. The first request claims the
 //! id; a duplicate arriving while it runs waits for the outcome: after a
 //! success it is answered 200 without dispatching, after a failure the claim
 //! is released and the duplicate takes over (so a retry after a 500 runs the
-//! handlers again). Ids older than the tolerance are forgotten, since such
-//! requests are rejected by the timestamp check anyway.
+//! handlers again). Each id keeps the latest valid timestamp it was seen
+//! with, and is forgotten once that is older than the tolerance, since a
+//! request that old is rejected by the timestamp check anyway. An id still in
+//! flight is never forgotten, but does not hold up forgetting the others.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -30,7 +33,7 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Dedup {
     window: Duration,
-    entries: Mutex<Entries>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 /// The ids by name, and the order they came in, so that forgetting old ids
@@ -45,26 +48,28 @@ struct Entries {
 
 /// The outcome of [`Dedup::claim`].
 #[derive(Debug)]
-pub(crate) enum Claim<'a> {
+pub(crate) enum Claim {
     /// This request owns the id: dispatch, then report through the guard.
-    Owner(ClaimGuard<'a>),
+    Owner(ClaimGuard),
     /// Already handled successfully.
     Duplicate,
 }
 
 /// Releases the claim on drop unless [`ClaimGuard::succeeded`] was called.
+/// It owns its share of the set, so it can move into the task that runs the
+/// handlers and outlive the request.
 #[derive(Debug)]
-pub(crate) struct ClaimGuard<'a> {
-    dedup: &'a Dedup,
+pub(crate) struct ClaimGuard {
+    entries: Arc<Mutex<Entries>>,
     id: Arc<str>,
     tx: Option<watch::Sender<Option<bool>>>,
 }
 
-impl ClaimGuard<'_> {
+impl ClaimGuard {
     /// Marks the id as handled: later duplicates get 200 without dispatch.
     pub(crate) fn succeeded(mut self) {
         if let Some(tx) = self.tx.take() {
-            if let Some(entry) = self.dedup.lock().by_id.get_mut(&self.id) {
+            if let Some(entry) = lock(&self.entries).by_id.get_mut(&self.id) {
                 entry.state = State::Done;
             }
             let _ = tx.send(Some(true));
@@ -72,34 +77,49 @@ impl ClaimGuard<'_> {
     }
 }
 
-impl Drop for ClaimGuard<'_> {
+impl Drop for ClaimGuard {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            self.dedup.lock().by_id.remove(&self.id);
+            lock(&self.entries).by_id.remove(&self.id);
             let _ = tx.send(Some(false));
         }
     }
+}
+
+fn lock(entries: &Mutex<Entries>) -> std::sync::MutexGuard<'_, Entries> {
+    // A panic while holding this lock cannot leave the map inconsistent.
+    entries.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Dedup {
     pub(crate) fn new(window: Duration) -> Self {
         Self {
             window,
-            entries: Mutex::new(Entries::default()),
+            entries: Arc::default(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 
     /// Claims `id` (sent at `timestamp`), waiting while another request holds it.
-    pub(crate) async fn claim(&self, id: &str, timestamp: i64, now: i64) -> Claim<'_> {
+    pub(crate) async fn claim(&self, id: &str, timestamp: i64, now: i64) -> Claim {
         loop {
             let mut waiting = {
                 let mut entries = self.lock();
                 self.purge(&mut entries, now);
+                // Keep the latest timestamp: a later-signed retry is
+                // remembered for a window from its own timestamp.
+                if let Some(entry) = entries.by_id.get_mut(id)
+                    && timestamp > entry.timestamp
+                {
+                    entry.timestamp = timestamp;
+                    if let Some((key, _)) = entries.by_id.get_key_value(id) {
+                        let key = key.clone();
+                        entries.arrivals.push_back((timestamp, key));
+                    }
+                }
                 match entries.by_id.get(id) {
                     Some(Entry {
                         state: State::Done, ..
@@ -120,7 +140,7 @@ impl Dedup {
                         );
                         entries.arrivals.push_back((timestamp, id.clone()));
                         return Claim::Owner(ClaimGuard {
-                            dedup: self,
+                            entries: self.entries.clone(),
                             id,
                             tx: Some(tx),
                         });
@@ -132,21 +152,35 @@ impl Dedup {
         }
     }
 
-    /// Forgets the ids whose messages are older than the window, oldest
-    /// arrivals first; an id still in flight stops the sweep until it is done.
-    /// Arrivals are in arrival order, not timestamp order, so an expired id
-    /// may wait behind a younger one for a later sweep: memory stays bounded
-    /// by what arrives within about two windows.
+    /// Forgets the ids whose latest timestamp is older than the window,
+    /// oldest arrivals first. An expired id still in flight is kept and its
+    /// arrival moved to the back (it is looked at again on a later sweep), so
+    /// a hung request never stops the others from being forgotten. Arrivals
+    /// are in arrival order, not timestamp order, so an expired id may wait
+    /// behind a younger one for a later sweep: memory stays bounded by what
+    /// arrives within about two windows, plus the requests in flight.
     fn purge(&self, entries: &mut Entries, now: i64) {
         let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
-        while let Some((timestamp, id)) = entries.arrivals.front() {
+        // Each arrival is looked at once per sweep at most.
+        let mut budget = entries.arrivals.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some((timestamp, id)) = entries.arrivals.front() else {
+                break;
+            };
             if now.saturating_sub(*timestamp) <= window {
                 break;
             }
             match entries.by_id.get(id) {
-                Some(e) if matches!(e.state, State::InFlight(_)) => break,
-                // the same id may have been claimed again later (after a
-                // failure released it): only forget the entry of this arrival
+                Some(e) if e.timestamp == *timestamp && matches!(e.state, State::InFlight(_)) => {
+                    if let Some(arrival) = entries.arrivals.pop_front() {
+                        entries.arrivals.push_back(arrival);
+                    }
+                    continue;
+                }
+                // The same id may have been claimed again later (after a
+                // failure released it) or seen with a later timestamp: only
+                // forget the entry of this arrival.
                 Some(e) if e.timestamp == *timestamp => {
                     entries.by_id.remove(id);
                 }
@@ -213,6 +247,48 @@ mod tests {
             d.claim("m9995", 9995, 9999).await,
             Claim::Duplicate
         ));
+    }
+
+    #[tokio::test]
+    async fn a_hung_request_does_not_stop_forgetting_the_others() {
+        let d = Dedup::new(Duration::from_secs(10));
+        // Claimed and never finished.
+        let Claim::Owner(_hung) = d.claim("hung", 0, 0).await else {
+            panic!("first claim must own")
+        };
+        for i in 1..1_000i64 {
+            if let Claim::Owner(g) = d.claim(&format!("m{i}"), i, i).await {
+                g.succeeded();
+            }
+            assert!(d.len() <= 13, "{} ids remembered at {i}", d.len());
+        }
+        // The hung id is still claimed: a duplicate must not own it.
+        let d = Arc::new(d);
+        let d2 = d.clone();
+        let waiter = tokio::spawn(async move { d2.claim("hung", 999, 999).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "a duplicate waits for the hung claim"
+        );
+        waiter.abort();
+    }
+
+    #[tokio::test]
+    async fn the_latest_timestamp_of_an_id_is_kept() {
+        let d = Dedup::new(Duration::from_secs(10));
+        if let Claim::Owner(g) = d.claim("a", 100, 100).await {
+            g.succeeded();
+        }
+        // The same id re-signed later, still a duplicate.
+        assert!(matches!(d.claim("a", 108, 108).await, Claim::Duplicate));
+        // At 115 the first timestamp is out of the window, the second is not:
+        // a replay of the re-signed request (accepted by the timestamp check)
+        // is still caught.
+        assert!(matches!(d.claim("a", 108, 115).await, Claim::Duplicate));
+        // Once the latest timestamp is out of the window too, it is forgotten.
+        let _other = d.claim("b", 130, 130).await;
+        assert_eq!(d.len(), 1);
     }
 
     #[tokio::test]

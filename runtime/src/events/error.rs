@@ -111,6 +111,9 @@ pub enum SecretError {
     /// The part after `whsec_` is not base64.
     #[error("the webhook secret is not base64 after the `whsec_` prefix")]
     NotBase64(#[source] base64::DecodeError),
+    /// The operating system's random generator failed (generating a secret).
+    #[error("the operating system's random generator failed: {0}")]
+    NoRandomness(String),
 }
 
 /// The listener could not start or stopped with an error.
@@ -140,6 +143,19 @@ pub enum ListenerError {
     /// The background thread or its runtime could not be created.
     #[error("could not create the event listener's background thread")]
     Thread(#[source] std::io::Error),
+    /// An `#[event_listener]` function takes `State<T>` of a type the
+    /// listener was not given with [`Listener::with_state`](super::Listener::with_state).
+    #[error(
+        "the event handler `{handler}` takes `State<{needed}>`, but the listener's state is `{provided}`: give it that state with `Listener::with_state`, or start it with `registered_handlers: false`"
+    )]
+    MissingState {
+        /// The handler's name (function path).
+        handler: String,
+        /// The state type it takes.
+        needed: &'static str,
+        /// The listener's state type (`()` without state).
+        provided: &'static str,
+    },
     /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
     #[error("could not listen for Ctrl-C")]
     Signal(#[source] std::io::Error),
@@ -164,13 +180,27 @@ pub enum PostError {
     /// The HTTP client could not be built (TLS backend initialisation).
     #[error("could not build the HTTP client")]
     Client(#[source] reqwest::Error),
-    /// The listener answered something other than 200.
+    /// The listener answered something other than 2xx (and not a redirect).
     #[error("the event listener answered {status} after {attempts} attempt(s): {body}")]
     Status {
         /// The last status code.
         status: u16,
         /// The last response body (truncated to 4 KiB).
         body: String,
+        /// How many requests were sent.
+        attempts: u32,
+    },
+    /// The listener answered a redirect (3xx). Redirects are not followed, so
+    /// the event and its signature never go to a host it was not meant for;
+    /// point the poster at the final URL.
+    #[error(
+        "the event listener answered the redirect {status} (to {location:?}) after {attempts} attempt(s): redirects are not followed; post to the final URL"
+    )]
+    Redirect {
+        /// The 3xx status code.
+        status: u16,
+        /// The `Location` header, if any.
+        location: Option<String>,
         /// How many requests were sent.
         attempts: u32,
     },
@@ -189,7 +219,7 @@ impl PostError {
     /// The HTTP status of the last reply, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            PostError::Status { status, .. } => Some(*status),
+            PostError::Status { status, .. } | PostError::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }

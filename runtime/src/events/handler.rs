@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
+
+use super::extract::{DynState, EventContext, ExtractError, StateNeed};
 use serde_json::Value;
 
 /// An incoming event: its name and its JSON data.
@@ -90,8 +92,10 @@ impl<E: fmt::Display> IntoHandlerResult for Result<(), E> {
     }
 }
 
-/// The type-erased prepare step of a handler.
-pub(crate) type Prepare = dyn Fn(&Event) -> Result<HandlerFuture, DecodeError> + Send + Sync;
+/// The type-erased prepare step of a handler: produces its parameters from
+/// the delivery and the listener's state, and returns the future of the call.
+pub(crate) type Prepare =
+    dyn Fn(&Event, &EventContext, &DynState) -> Result<HandlerFuture, ExtractError> + Send + Sync;
 
 /// A registered handler.
 #[derive(Clone)]
@@ -103,6 +107,8 @@ pub(crate) struct Handler {
     /// Overrides the listener's handler timeout.
     pub(crate) timeout: Option<Duration>,
     pub(crate) prepare: Arc<Prepare>,
+    /// State types it needs that only a started listener can check.
+    pub(crate) needs: Vec<StateNeed>,
 }
 
 impl fmt::Debug for Handler {
@@ -139,8 +145,10 @@ impl Handler {
     pub(crate) fn prepare(
         &self,
         event: &Event,
-    ) -> Result<Result<HandlerFuture, DecodeError>, Failure> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| (self.prepare)(event)))
+        context: &EventContext,
+        state: &DynState,
+    ) -> Result<Result<HandlerFuture, ExtractError>, Failure> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| (self.prepare)(event, context, state)))
             .map_err(|p| Failure::Panicked(panic_message(&*p)))
     }
 }
@@ -174,7 +182,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Sync handlers run on tokio's blocking pool so they never stall the server;
 /// a panic is re-raised in the future so [`run`] catches it.
-fn blocking<R, F>(f: F) -> HandlerFuture
+pub(crate) fn blocking<R, F>(f: F) -> HandlerFuture
 where
     F: FnOnce() -> R + Send + 'static,
     R: IntoHandlerResult + Send + 'static,
@@ -188,33 +196,9 @@ where
     })
 }
 
-/// Prepares an async handler taking the decoded data. `f` is called when the
-/// handler runs, after the handlers before it.
-pub fn prepare_async<T, F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
-where
-    T: DeserializeOwned + Send + 'static,
-    F: FnOnce(T) -> Fut + Send + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoHandlerResult,
-{
-    let data = event.decode::<T>()?;
-    Ok(Box::pin(async move { f(data).await.into_handler_result() }))
-}
-
-/// Prepares a sync handler taking the decoded data (runs on the blocking pool).
-pub fn prepare_sync<T, F, R>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
-where
-    T: DeserializeOwned + Send + 'static,
-    F: FnOnce(T) -> R + Send + 'static,
-    R: IntoHandlerResult + Send + 'static,
-{
-    let data = event.decode::<T>()?;
-    Ok(blocking(move || f(data)))
-}
-
 /// Prepares an async every-event handler; `f` receives the name and the data
 /// when the handler runs.
-pub fn prepare_any_async<F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+pub fn prepare_any_async<F, Fut>(event: &Event, f: F) -> Result<HandlerFuture, ExtractError>
 where
     F: FnOnce(Arc<str>, Value) -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
@@ -227,7 +211,7 @@ where
 }
 
 /// Prepares a sync every-event handler (runs on the blocking pool).
-pub fn prepare_any_sync<F, R>(event: &Event, f: F) -> Result<HandlerFuture, DecodeError>
+pub fn prepare_any_sync<F, R>(event: &Event, f: F) -> Result<HandlerFuture, ExtractError>
 where
     F: FnOnce(Arc<str>, Value) -> R + Send + 'static,
     R: IntoHandlerResult + Send + 'static,

@@ -19,7 +19,8 @@
 //! not decode into a handler's type; 401 bad signature; 404 other paths
 //! (and unknown events when strict); 405 other methods; 411 no
 //! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
-//! failed, panicked or timed out. Error bodies are JSON:
+//! failed, panicked or timed out; 408 the body did not arrive within
+//! [`ListenerConfig::body_read_timeout`]. Error bodies are JSON:
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run
@@ -40,36 +41,52 @@
 
 mod config;
 mod dedup;
+mod dispatch;
 mod error;
+mod extract;
+mod handle;
 mod handler;
+mod inbox;
+mod listener;
 mod poster;
+mod receive;
 mod registry;
 mod request;
-mod server;
+mod serve;
 mod signature;
 mod wire;
 
-pub use config::{DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig};
+pub use config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
+};
 pub use error::{
     ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
 };
+pub use extract::{
+    BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
+};
+pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
-pub use poster::{DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
+pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
+pub use listener::{Listener, Shutdown};
+pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
-pub use server::{BlockingListenerHandle, Listener, ListenerHandle, Shutdown};
 pub use signature::{
-    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-    WebhookSecret, verify,
+    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP, WebhookSecret, verify,
 };
 pub use wire::{form_encode, python_json};
 
 /// What `#[event_listener]` expands to. Not public API.
 #[doc(hidden)]
 pub mod macro_support {
-    pub use super::handler::{
-        DecodeError, Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
-        prepare_async, prepare_sync,
+    pub use super::extract::{
+        DynState, EventContext, ExtractError, FromEvent, StateNeed, call_async, call_blocking,
     };
-    pub use super::registry::{PrepareFn, Registration};
+    pub use super::handler::{
+        Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
+    };
+    pub use super::registry::{NeedFn, PrepareFn, Registration};
     pub use inventory;
 }

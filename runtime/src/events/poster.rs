@@ -2,19 +2,24 @@
 //! `HTTPEventHandler` did, with optional signing, a timeout and bounded
 //! retries.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::{StatusCode, Url, header};
 use serde::Serialize;
 
 use super::error::PostError;
-use super::signature::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret, unix_now};
+use super::signature::{
+    WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret, unix_now,
+};
 use super::wire::{form_encode, python_json};
 
 /// Default time limit of one request.
 pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of retries after the first attempt.
 pub const DEFAULT_RETRIES: u32 = 3;
+/// Default longest wait a `Retry-After` reply header can ask for; a longer
+/// one is cut to this.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 const MAX_ERROR_BODY: usize = 4096;
 
@@ -23,9 +28,17 @@ const MAX_ERROR_BODY: usize = 4096;
 /// The body is what cryptoassets.core sent, byte for byte: form fields
 /// `event_name`, `data` (the JSON text, as Python's `json.dumps` writes it)
 /// and `xdata` (a copy). Decimals should serialise as strings (rust_decimal's
-/// `serde-str` feature), as the original's did. Only a 200 reply is success;
-/// connection errors, timeouts, 5xx and 429 are retried with exponential
-/// backoff (full jitter), other statuses are not.
+/// `serde-str` feature), as the original's did.
+///
+/// Every event gets a `webhook-id` (`msg_` and 24 random characters), sent on
+/// every attempt of that event, signed or not, so the listener can drop
+/// duplicates; the `webhook-attempt` header numbers the attempts (1, 2, …).
+/// Any 2xx reply is success (as Standard Webhooks says); connection errors,
+/// timeouts, 5xx and 429 are retried with exponential backoff (full jitter),
+/// or after the reply's `Retry-After` (seconds or an HTTP date, at most
+/// [`with_max_retry_after`](Self::with_max_retry_after)); other statuses are
+/// not. Redirects are not followed: a 3xx is a failure
+/// ([`PostError::Redirect`]), so signature headers never go to another host.
 ///
 /// ```no_run
 /// use conflictkit_runtime::events::EventPoster;
@@ -44,6 +57,7 @@ pub struct EventPoster {
     retries: u32,
     backoff_base: Duration,
     backoff_max: Duration,
+    max_retry_after: Duration,
 }
 
 impl EventPoster {
@@ -57,6 +71,7 @@ impl EventPoster {
             return Err(invalid());
         }
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(PostError::Client)?;
         Ok(Self {
@@ -67,6 +82,7 @@ impl EventPoster {
             retries: DEFAULT_RETRIES,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         })
     }
 
@@ -93,6 +109,22 @@ impl EventPoster {
     pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff_base = base;
         self.backoff_max = max;
+        self
+    }
+
+    /// The longest wait a `Retry-After` reply header can impose before a retry
+    /// (default [`DEFAULT_MAX_RETRY_AFTER`]); longer requests are cut to it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit_runtime::events::EventPoster;
+    ///
+    /// let poster = EventPoster::new("http://127.0.0.1:10000")?
+    ///     .with_max_retry_after(Duration::from_secs(5));
+    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
+    /// ```
+    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
         self
     }
 
@@ -125,7 +157,7 @@ impl EventPoster {
         ]))
     }
 
-    /// Posts one event; `Ok` only on a 200 reply.
+    /// Posts one event; `Ok` on any 2xx reply.
     pub async fn post<T: Serialize + ?Sized>(
         &self,
         event_name: &str,
@@ -133,7 +165,7 @@ impl EventPoster {
     ) -> Result<(), PostError> {
         let body = Self::encode(event_name, data)?;
         // One id for every attempt, so the listener can drop duplicates.
-        let id = format!("msg_{}", fastrand_id());
+        let id = message_id();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -142,32 +174,45 @@ impl EventPoster {
                 .post(self.url.clone())
                 .timeout(self.timeout)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(WEBHOOK_ID, &id)
+                .header(WEBHOOK_ATTEMPT, attempt.to_string())
                 .body(body.clone());
             if let Some(secret) = &self.secret {
                 let ts = unix_now();
                 request = request
-                    .header(WEBHOOK_ID, &id)
                     .header(WEBHOOK_TIMESTAMP, ts.to_string())
                     .header(WEBHOOK_SIGNATURE, secret.sign(&id, ts, body.as_bytes()));
             }
+            let mut retry_after = None;
             let retryable = match request.send().await {
-                Ok(response) if response.status() == StatusCode::OK => {
-                    tracing::info!(url = %self.url, event = event_name, attempt, "event posted");
+                Ok(response) if response.status().is_success() => {
+                    tracing::info!(url = %self.url, event = event_name, webhook_id = %id, attempt, status = %response.status(), "event posted");
                     return Ok(());
+                }
+                Ok(response) if response.status().is_redirection() => {
+                    let status = response.status();
+                    let location = response
+                        .headers()
+                        .get(header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    tracing::error!(url = %self.url, event = event_name, %status, ?location, "event listener redirected; redirects are not followed");
+                    return Err(PostError::Redirect {
+                        status: status.as_u16(),
+                        location,
+                        attempts: attempt,
+                    });
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let mut text = response.text().await.unwrap_or_default();
-                    if text.len() > MAX_ERROR_BODY {
-                        let mut cut = MAX_ERROR_BODY;
-                        while !text.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        text.truncate(cut);
-                    }
+                    retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
                     let err = PostError::Status {
                         status: status.as_u16(),
-                        body: text,
+                        body: bounded_text(response).await,
                         attempts: attempt,
                     };
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -183,11 +228,14 @@ impl EventPoster {
                 },
             };
             if attempt > self.retries {
-                tracing::error!(url = %self.url, event = event_name, error = %retryable, "giving up posting the event");
+                tracing::error!(url = %self.url, event = event_name, webhook_id = %id, error = %retryable, "giving up posting the event");
                 return Err(retryable);
             }
-            let delay = self.backoff(attempt);
-            tracing::warn!(url = %self.url, event = event_name, attempt, error = %retryable, ?delay, "posting the event failed; retrying");
+            let delay = match retry_after {
+                Some(asked) => asked.min(self.max_retry_after),
+                None => self.backoff(attempt),
+            };
+            tracing::warn!(url = %self.url, event = event_name, webhook_id = %id, attempt, error = %retryable, ?delay, "posting the event failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }
@@ -202,8 +250,94 @@ impl EventPoster {
     }
 }
 
-fn fastrand_id() -> String {
-    std::iter::repeat_with(fastrand::alphanumeric)
-        .take(24)
-        .collect()
+/// `msg_` and 24 random alphanumeric characters from the operating system's
+/// generator (the clock-seeded `fastrand` only if that fails).
+fn message_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+    // 62 * 4 = 248: bytes below it map uniformly; the rare others are redrawn
+    // from the cheap generator (uniqueness, not secrecy, is what matters here).
+    let id: String = bytes
+        .iter()
+        .map(|&b| {
+            let b = if b < 248 { b } else { fastrand::u8(..248) };
+            char::from(ALPHABET[usize::from(b % 62)])
+        })
+        .collect();
+    format!("msg_{id}")
+}
+
+/// At most [`MAX_ERROR_BODY`] bytes of a reply body: a huge (or endless)
+/// error body is not read past that.
+async fn bounded_text(mut response: reqwest::Response) -> String {
+    let mut out = Vec::new();
+    while out.len() < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_ERROR_BODY - out.len();
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    if text.len() > MAX_ERROR_BODY {
+        let mut cut = MAX_ERROR_BODY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (a date in the past
+/// is no wait). `None` when it is neither.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        // 2015-10-21 07:28:00 GMT is 1_445_412_480.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO),
+            "a past date is no wait"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn message_ids_are_distinct_and_well_formed() {
+        let a = message_id();
+        let b = message_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 24);
+        assert!(a.starts_with("msg_"));
+        assert!(a[4..].bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+    }
 }

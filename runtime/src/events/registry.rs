@@ -2,14 +2,19 @@
 //! process-wide through `inventory`) and handlers added at run time with
 //! [`Listener::on`](super::Listener::on) and friends.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::handler::{DecodeError, Event, Handler, HandlerFuture};
+use super::extract::{DynState, EventContext, ExtractError, StateNeed};
+use super::handler::{Event, Handler, HandlerFuture};
 
 /// The prepare function `#[event_listener]` generates for a handler.
-pub type PrepareFn = fn(&Event) -> Result<HandlerFuture, DecodeError>;
+pub type PrepareFn = fn(&Event, &EventContext, &DynState) -> Result<HandlerFuture, ExtractError>;
+
+/// What one parameter of an `#[event_listener]` function needs of the state.
+pub type NeedFn = fn() -> Option<StateNeed>;
 
 /// One `#[event_listener]` handler, submitted to `inventory` by the macro.
 ///
@@ -20,22 +25,26 @@ pub struct Registration {
     name: &'static str,
     timeout_ms: Option<u64>,
     prepare: PrepareFn,
+    needs: &'static [NeedFn],
 }
 
 impl Registration {
     /// A registration for `event` (`None` = every event) handled by the
-    /// function called `name`, with an optional timeout in milliseconds.
+    /// function called `name`, with an optional timeout in milliseconds; the
+    /// parameters' state needs are checked when a listener starts.
     pub const fn new(
         event: Option<&'static str>,
         name: &'static str,
         timeout_ms: Option<u64>,
         prepare: PrepareFn,
+        needs: &'static [NeedFn],
     ) -> Self {
         Self {
             event,
             name,
             timeout_ms,
             prepare,
+            needs,
         }
     }
 
@@ -45,6 +54,7 @@ impl Registration {
             event: self.event.map(Cow::Borrowed),
             timeout: self.timeout_ms.map(Duration::from_millis),
             prepare: Arc::new(self.prepare),
+            needs: self.needs.iter().filter_map(|need| need()).collect(),
         }
     }
 }
@@ -91,6 +101,17 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(handler);
+    }
+
+    /// The first handler needing a state type other than `provided`.
+    pub(crate) fn missing_state(&self, provided: TypeId) -> Option<(Handler, StateNeed)> {
+        let runtime = self.runtime.read().unwrap_or_else(|e| e.into_inner());
+        self.registered.iter().chain(runtime.iter()).find_map(|h| {
+            h.needs
+                .iter()
+                .find(|need| need.type_id != provided)
+                .map(|need| (h.clone(), *need))
+        })
     }
 
     /// The handlers for `event`: `#[event_listener]` ones first, then run-time

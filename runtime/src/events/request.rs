@@ -1,6 +1,8 @@
 //! Decoding request bodies into events: the original's form encoding
-//! (`event_name`, `data` as JSON text, extra fields such as `xdata` ignored)
-//! and a JSON body `{"event_name": …, "data": …}`.
+//! (`event_name`, `data` as JSON text, extra fields such as `xdata` ignored),
+//! a JSON body `{"event_name": …, "data": …}`, and the Standard Webhooks
+//! JSON envelope `{"type": …, "timestamp": …, "data": …}` (svix-style
+//! senders), whose `type` is the event name.
 
 use std::borrow::Cow;
 
@@ -45,7 +47,9 @@ pub(crate) enum RequestError {
     InvalidData(#[source] serde_json::Error),
     #[error("the body is not valid JSON: {0}")]
     InvalidJsonBody(#[source] serde_json::Error),
-    #[error("the JSON body must be an object with `event_name` and `data`")]
+    #[error(
+        "the JSON body must be an object with `event_name` (or `type`, as Standard Webhooks sends) and `data`"
+    )]
     NotAnObject,
     #[error("`event_name` must be a non-empty string")]
     EventNameNotAString,
@@ -135,7 +139,11 @@ fn decode_json(body: &[u8]) -> Result<Event, RequestError> {
     let Value::Object(mut object) = value else {
         return Err(RequestError::NotAnObject);
     };
-    let name = match object.remove("event_name") {
+    // `event_name` (this crate's JSON form) or `type` (Standard Webhooks).
+    let name = match object
+        .remove("event_name")
+        .or_else(|| object.remove("type"))
+    {
         None => return Err(RequestError::MissingField("event_name")),
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(_) => return Err(RequestError::EventNameNotAString),
@@ -232,6 +240,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!((e.name(), e.data()), ("t", &json!([1])));
+        let e = decode(
+            BodyKind::Json,
+            br#"{"type":"invoice.paid","timestamp":"2022-11-03T20:26:10.344522Z","data":{"id":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.name(), e.data()),
+            ("invoice.paid", &json!({"id": 1})),
+            "the Standard Webhooks envelope"
+        );
         assert!(matches!(
             decode(BodyKind::Json, b"[]"),
             Err(RequestError::NotAnObject)

@@ -23,6 +23,12 @@ pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying one or more `v1,<base64>` signatures.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
+/// Header carrying the delivery attempt (1 = first), sent by
+/// [`EventPoster`](super::EventPoster) and shown to handlers as
+/// [`EventContext::attempt`](super::EventContext::attempt). Not part of
+/// Standard Webhooks: other senders may not send it.
+pub const WEBHOOK_ATTEMPT: &str = "webhook-attempt";
+
 /// Default tolerance between the sender's timestamp and the receiver's clock.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
@@ -55,13 +61,42 @@ impl WebhookSecret {
         Ok(Self { key })
     }
 
-    /// Generates a fresh random 24-byte secret.
+    /// Generates a fresh random 24-byte secret from the operating system's
+    /// cryptographic generator (`getrandom`).
+    ///
+    /// ```
+    /// use conflictkit_runtime::events::WebhookSecret;
+    ///
+    /// let secret = WebhookSecret::generate();
+    /// assert!(secret.to_whsec().starts_with("whsec_"));
+    /// assert_ne!(secret.to_whsec(), WebhookSecret::generate().to_whsec());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the operating system has no usable random generator (see
+    /// [`try_generate`](Self::try_generate) to handle that instead).
     pub fn generate() -> Self {
-        let mut key = vec![0u8; 24];
-        for byte in &mut key {
-            *byte = fastrand::u8(..);
+        match Self::try_generate() {
+            Ok(secret) => secret,
+            Err(e) => panic!("{e}"),
         }
-        Self { key }
+    }
+
+    /// Generates a fresh random 24-byte secret from the operating system's
+    /// cryptographic generator, or says why it could not.
+    ///
+    /// ```
+    /// use conflictkit_runtime::events::WebhookSecret;
+    ///
+    /// let secret = WebhookSecret::try_generate()?;
+    /// assert_eq!(secret.to_whsec().len(), "whsec_".len() + 32);
+    /// # Ok::<(), conflictkit_runtime::events::SecretError>(())
+    /// ```
+    pub fn try_generate() -> Result<Self, SecretError> {
+        let mut key = vec![0u8; 24];
+        getrandom::fill(&mut key).map_err(|e| SecretError::NoRandomness(e.to_string()))?;
+        Ok(Self { key })
     }
 
     /// The secret in its textual form, `whsec_<base64>`.

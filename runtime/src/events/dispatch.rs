@@ -1,0 +1,112 @@
+//! Running the handlers of one accepted request so that a sender who
+//! disconnects (or times out) mid-request cannot cancel a handler half-way:
+//! the handlers run to completion (or their timeout), in a task of their own
+//! once the request is gone, and
+//! the de-duplication claim is settled only then — marked handled when every
+//! handler succeeded, released when one failed.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::dedup::ClaimGuard;
+use super::handler::{self, Failure, HandlerFuture};
+
+/// One handler ready to run: its name, time limit and prepared future (or
+/// why it could not be prepared).
+pub(crate) struct Prepared {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) future: Result<HandlerFuture, Failure>,
+}
+
+/// What running the handlers of a request came to.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every handler succeeded.
+    Handled(usize),
+    /// Some failed: `{"handler", "message"}` for each failure, and the total.
+    Failed { failures: Vec<Value>, total: usize },
+}
+
+/// Runs `prepared` in order and settles `claim` when they have all ended.
+/// The handlers run inline, in the request's own task (no hand-off to another
+/// task on the fast path); if the request's future is dropped before they end
+/// (the connection closed), what is left of them is moved to a task of its
+/// own and runs to completion there.
+pub(crate) async fn run_detached(
+    event: String,
+    prepared: Vec<Prepared>,
+    claim: Option<ClaimGuard>,
+) -> Outcome {
+    RunToCompletion(Some(Box::pin(run(event, prepared, claim)))).await
+}
+
+async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) -> Outcome {
+    let total = prepared.len();
+    let mut failures = Vec::new();
+    for p in prepared {
+        let result = match p.future {
+            Ok(fut) => handler::run(fut, p.timeout).await,
+            Err(failure) => Err(failure),
+        };
+        if let Err(failure) = result {
+            tracing::error!(event, handler = %p.name, %failure, "event handler failed");
+            failures.push(json!({"handler": p.name, "message": failure.to_string()}));
+        }
+    }
+    if failures.is_empty() {
+        if let Some(claim) = claim {
+            claim.succeeded();
+        }
+        Outcome::Handled(total)
+    } else {
+        // `claim` is dropped here: released, so a retry runs the handlers again.
+        Outcome::Failed { failures, total }
+    }
+}
+
+/// A future that, dropped before it is done, spawns the rest of itself.
+struct RunToCompletion(Option<Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>>);
+
+impl Future for RunToCompletion {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let Some(fut) = self.0.as_mut() else {
+            // Polled after completion: never done by `run_detached`.
+            return Poll::Pending;
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(outcome) => {
+                self.0 = None;
+                Poll::Ready(outcome)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for RunToCompletion {
+    fn drop(&mut self) {
+        let Some(rest) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::debug!("request dropped while its handlers run; they continue");
+                runtime.spawn(async move {
+                    let _ = rest.await;
+                });
+            }
+            // Only while the runtime itself shuts down.
+            Err(_) => tracing::warn!(
+                "request dropped while its handlers run, outside a runtime: they are cancelled"
+            ),
+        }
+    }
+}

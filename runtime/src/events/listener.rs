@@ -1,0 +1,412 @@
+//! The listener: configuration, state and handlers, then starting it (in the
+//! background, on its own thread, or in the foreground).
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::config::ListenerConfig;
+use super::dedup::Dedup;
+use super::error::{ConfigError, ListenerError};
+use super::extract::{BlockingEventHandler, DynState, EventHandler, ExtractError};
+use super::handle::{BlockingListenerHandle, ListenerHandle};
+use super::handler::{
+    Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, type_name_of,
+};
+use super::receive::Shared;
+use super::registry::Registry;
+use super::serve::serve_on;
+
+/// The HTTP event listener: receives events posted by cryptoassets.core's
+/// `HTTPEventHandler` (or [`EventPoster`](super::EventPoster)) and dispatches
+/// them to handlers.
+///
+/// Handlers come from `#[event_listener]` functions anywhere in the program
+/// and from [`on`](Self::on) and friends. `S` is the application state
+/// handlers may take ([`with_state`](Listener::with_state)); `()` without.
+///
+/// ```no_run
+/// use conflictkit_runtime::events::{Listener, ListenerConfig};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+/// listener.on("txupdate", |update: serde_json::Value| async move {
+///     tracing::info!(%update, "transaction updated");
+/// });
+/// let handle = listener.start().await?;
+/// println!("listening on {}", handle.local_addr());
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Listener<S = ()> {
+    bind: SocketAddr,
+    shared: Shared,
+    state_type: (TypeId, &'static str),
+    _state: PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for Listener<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("bind", &self.bind)
+            .field("state", &self.state_type.1)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Every in-flight request completed within the timeout.
+    Graceful,
+    /// The timeout passed; this many connections were aborted.
+    Forced {
+        /// Connections still open when the timeout passed.
+        aborted: usize,
+    },
+}
+
+impl Listener {
+    /// A listener with this configuration (not yet bound), without
+    /// application state; see [`with_state`](Self::with_state).
+    pub fn new(config: ListenerConfig) -> Self {
+        let secrets = config.secrets();
+        Self {
+            bind: config.bind,
+            shared: Shared {
+                registry: Registry::new(config.registered_handlers),
+                dedup: Dedup::new(config.tolerance),
+                secrets,
+                config,
+                state: DynState::new(()),
+            },
+            state_type: (TypeId::of::<()>(), "()"),
+            _state: PhantomData,
+        }
+    }
+
+    /// A listener configured from a cryptoassets.core style configuration
+    /// value; see [`ListenerConfig::from_config`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = serde_json::json!({"events": {"notify": {
+    ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
+    ///     "url": "http://localhost:10000",
+    /// }}});
+    /// let handle = conflictkit_runtime::events::Listener::from_config(&config)?.start().await?;
+    /// assert_eq!(handle.local_addr().port(), 10000);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+        Ok(Self::new(ListenerConfig::from_config(config)?))
+    }
+
+    /// Gives the listener application state: handlers take it as a
+    /// [`State<S>`](super::State) parameter, each call a clone of it. Handlers
+    /// added with [`on`](Self::on) afterwards are checked against `S` at
+    /// compile time; `#[event_listener]` functions when the listener starts
+    /// (a function asking for another state type makes
+    /// [`start`](Self::start) fail with
+    /// [`ListenerError::MissingState`]).
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, State};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct AppState {
+    ///     seen: Arc<Mutex<Vec<String>>>,
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = AppState::default();
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?))
+    ///     .with_state(app.clone());
+    /// listener.on("txupdate", |State(app): State<AppState>, txid: String| async move {
+    ///     app.seen.lock().unwrap().push(txid);
+    /// });
+    /// let handle = listener.start().await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("txupdate", "ab12")
+    ///     .await?;
+    /// assert_eq!(*app.seen.lock().unwrap(), ["ab12"]);
+    /// handle.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_state<S: Clone + Send + Sync + 'static>(self, state: S) -> Listener<S> {
+        Listener {
+            bind: self.bind,
+            shared: Shared {
+                state: DynState::new(state),
+                ..self.shared
+            },
+            state_type: (TypeId::of::<S>(), std::any::type_name::<S>()),
+            _state: PhantomData,
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> Listener<S> {
+    /// The configuration.
+    pub fn config(&self) -> &ListenerConfig {
+        &self.shared.config
+    }
+
+    fn add(
+        &self,
+        event: Option<Cow<'static, str>>,
+        name: Cow<'static, str>,
+        prepare: Arc<Prepare>,
+    ) -> &Self {
+        self.shared.registry.add(Handler {
+            name,
+            event,
+            timeout: None,
+            prepare,
+            needs: Vec::new(),
+        });
+        self
+    }
+
+    /// Adds an async handler for `event`. Its parameters are decided by type,
+    /// in any order: the event data decoded into any `serde::Deserialize`
+    /// type (400 when it does not decode), [`State<S>`](super::State) and
+    /// [`EventContext`](super::EventContext); a parameter of another type is a
+    /// compile error. Handlers added here run after the `#[event_listener]`
+    /// ones, in the order they were added.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::{EventContext, Listener, ListenerConfig};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on("txupdate", |data: serde_json::Value| async move {
+    ///     tracing::info!(%data, "transaction updated");
+    /// });
+    /// listener.on("txupdate", |ctx: EventContext| async move {
+    ///     tracing::info!(id = ctx.webhook_id(), "delivery");
+    ///     Ok::<(), std::io::Error>(())
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn on<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
+    where
+        H: EventHandler<A, S>,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            Some(event.into()),
+            type_name_of::<H>(),
+            Arc::new(move |ev, ctx, state| match state.get::<S>() {
+                Some(state) => H::prepare(&handler, ev, ctx, state),
+                None => Err(ExtractError::MissingState {
+                    type_name: std::any::type_name::<S>(),
+                }),
+            }),
+        )
+    }
+
+    /// Adds a blocking handler for `event` (parameters as for
+    /// [`on`](Self::on)); it runs on tokio's blocking pool.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::{Listener, ListenerConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// # Ok(()) }
+    /// ```
+    pub fn on_sync<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
+    where
+        H: BlockingEventHandler<A, S>,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            Some(event.into()),
+            type_name_of::<H>(),
+            Arc::new(move |ev, ctx, state| match state.get::<S>() {
+                Some(state) => H::prepare(&handler, ev, ctx, state),
+                None => Err(ExtractError::MissingState {
+                    type_name: std::any::type_name::<S>(),
+                }),
+            }),
+        )
+    }
+
+    /// Adds an async handler for every event; it receives the name and the data.
+    pub fn on_any<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerResult,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            None,
+            type_name_of::<F>(),
+            Arc::new(move |ev, _, _| {
+                let handler = handler.clone();
+                prepare_any_async(ev, move |name, data| handler(name.to_string(), data))
+            }),
+        )
+    }
+
+    /// Adds a blocking handler for every event.
+    pub fn on_any_sync<F, R>(&self, handler: F) -> &Self
+    where
+        F: Fn(String, Value) -> R + Send + Sync + 'static,
+        R: IntoHandlerResult + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add(
+            None,
+            type_name_of::<F>(),
+            Arc::new(move |ev, _, _| {
+                let handler = handler.clone();
+                prepare_any_sync(ev, move |name, data| handler(name.to_string(), data))
+            }),
+        )
+    }
+
+    /// Every handler's state is the listener's.
+    fn check_state(&self) -> Result<(), ListenerError> {
+        match self.shared.registry.missing_state(self.state_type.0) {
+            None => Ok(()),
+            Some((handler, need)) => Err(ListenerError::MissingState {
+                handler: handler.name.into_owned(),
+                needed: need.type_name,
+                provided: self.state_type.1,
+            }),
+        }
+    }
+
+    async fn bind(&self) -> Result<(TcpListener, SocketAddr), ListenerError> {
+        self.check_state()?;
+        let socket = TcpListener::bind(self.bind)
+            .await
+            .map_err(|source| ListenerError::Bind {
+                addr: self.bind,
+                source,
+            })?;
+        let addr = socket.local_addr().map_err(ListenerError::LocalAddr)?;
+        tracing::info!(%addr, "event listener listening");
+        Ok((socket, addr))
+    }
+
+    /// Binds and serves in the background on the current tokio runtime.
+    ///
+    /// The returned handle stops the server when dropped (gracefully, in the
+    /// background) or with [`ListenerHandle::shutdown`].
+    pub async fn start(self) -> Result<ListenerHandle, ListenerError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ListenerError::NoRuntime)?;
+        let (socket, addr) = self.bind().await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let task = runtime.spawn(serve_on(
+            socket,
+            Arc::new(self.shared),
+            requested(shutdown_rx),
+            closed_tx,
+        ));
+        Ok(ListenerHandle {
+            addr,
+            shutdown_tx,
+            closed_rx,
+            task: Some(task),
+        })
+    }
+
+    /// Binds, then serves on a thread of its own with its own tokio runtime,
+    /// for programs that are not async (the original's daemon thread).
+    ///
+    /// ```no_run
+    /// use conflictkit_runtime::events::{Listener, ListenerConfig};
+    ///
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
+    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// let handle = listener.start_blocking_thread()?;
+    /// println!("listening on {}", handle.local_addr());
+    /// handle.shutdown();
+    /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
+    /// ```
+    pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
+        self.check_state()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("conflictkit-events")
+            .enable_all()
+            .build()
+            .map_err(ListenerError::Thread)?;
+        let (socket, addr) = runtime.block_on(self.bind())?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let shutdown_timeout = self.shared.config.shutdown_timeout;
+        let shared = Arc::new(self.shared);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("conflictkit-event-listener".into())
+            .spawn(move || {
+                let outcome =
+                    runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx));
+                // A hung sync handler must not keep the runtime (and this
+                // thread) alive forever: give the blocking pool the shutdown
+                // timeout, then leave it.
+                runtime.shutdown_timeout(shutdown_timeout);
+                let _ = done_tx.send(outcome);
+            })
+            .map_err(ListenerError::Thread)?;
+        Ok(BlockingListenerHandle {
+            addr,
+            shutdown_tx,
+            closed_rx,
+            done_rx,
+            shutdown_timeout,
+            thread: Some(thread),
+        })
+    }
+
+    /// Binds and serves in the foreground until Ctrl-C, then shuts down
+    /// gracefully.
+    pub async fn serve(self) -> Result<Shutdown, ListenerError> {
+        let (socket, _) = self.bind().await?;
+        let (closed_tx, _) = watch::channel(false);
+        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            let result = tokio::signal::ctrl_c().await;
+            let _ = signal_tx.send(result);
+        };
+        let outcome = serve_on(socket, Arc::new(self.shared), signal, closed_tx).await;
+        match signal_rx.await {
+            Ok(Err(e)) => Err(ListenerError::Signal(e)),
+            _ => Ok(outcome),
+        }
+    }
+
+    /// Binds and serves in the foreground until `signal` completes, then
+    /// shuts down gracefully.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Shutdown, ListenerError> {
+        let (socket, _) = self.bind().await?;
+        let (closed_tx, _) = watch::channel(false);
+        Ok(serve_on(socket, Arc::new(self.shared), signal, closed_tx).await)
+    }
+}
+
+/// Resolves when shutdown is requested or the requester is gone.
+async fn requested(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

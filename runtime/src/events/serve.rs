@@ -1,0 +1,109 @@
+//! Serving: connections accepted from our own tokio `TcpListener` (up to the
+//! connection cap), warp request handling on each, graceful shutdown with a
+//! timeout.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use warp::Filter as _;
+
+use super::listener::Shutdown;
+use super::receive::Shared;
+
+/// Time a client gets to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `signal`, then closes the socket, lets in-flight
+/// requests finish for the shutdown timeout and aborts what is left.
+pub(crate) async fn serve_on(
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    signal: impl Future<Output = ()> + Send,
+    closed: watch::Sender<bool>,
+) -> Shutdown {
+    let timeout = shared.config.shutdown_timeout;
+    // At the cap, stop accepting: waiting clients stay in the kernel's queue.
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let service = warp::service(routes(shared));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let slot = tokio::select! {
+            () = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        tokio::select! {
+            () = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::trace!(%peer, "connection accepted");
+                    let conn = warp::hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+                    let conn = graceful.watch(conn);
+                    connections.spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        drop(slot);
+                    });
+                }
+                // Per-connection failures (reset before accept) and resource
+                // exhaustion: log and keep serving.
+                Err(e) => tracing::warn!(error = %e, "accepting a connection failed"),
+            },
+        }
+    }
+    drop(socket);
+    let _ = closed.send(true);
+    tracing::info!(
+        in_flight = connections.len(),
+        "event listener stopped accepting; draining"
+    );
+    let outcome = tokio::select! {
+        () = graceful.shutdown() => Shutdown::Graceful,
+        () = tokio::time::sleep(timeout) => {
+            let aborted = connections.len();
+            tracing::warn!(aborted, "event listener shutdown timed out; aborting connections");
+            connections.abort_all();
+            Shutdown::Forced { aborted }
+        }
+    };
+    while connections.join_next().await.is_some() {}
+    outcome
+}
+
+fn routes(
+    shared: Arc<Shared>,
+) -> impl warp::Filter<Extract = (http::Response<Bytes>,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap, body| {
+                let shared = shared.clone();
+                async move { shared.handle(&method, path.as_str(), &headers, body).await }
+            },
+        )
+}

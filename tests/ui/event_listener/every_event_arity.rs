@@ -1,4 +1,0 @@
-#[conflictkit::event_listener]
-fn one_arg(_data: serde_json::Value) {}
-
-fn main() {}
