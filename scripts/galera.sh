@@ -96,6 +96,10 @@ wsrep_node_incoming_address=127.0.0.1:${!port_var}
 wsrep_sst_method=rsync
 wsrep_sst_receive_address=127.0.0.1:${!sst_var}
 wsrep_slave_threads=2
+# causal reads: a statement waits until the node applied every write set
+# committed anywhere before it started, so a replay reads what the winner of
+# its conflict wrote instead of failing certification again on a stale row
+wsrep_sync_wait=1
 # loopback: detect a dead node in ~2 s instead of ~15 s (writes stall until
 # the survivors agree it is gone)
 wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:${!gcomm_var};ist.recv_addr=127.0.0.1:${!ist_var};gcache.size=64M;evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.install_timeout=PT4S"
