@@ -141,8 +141,10 @@ async fn raw_conflict_across_nodes_is_classified_retryable() {
             let db = c.nodes[i].clone();
             let barrier = barrier.clone();
             tokio::spawn(async move {
-                let mut options = sea_orm::TransactionOptions::default();
-                options.isolation_level = Some(sea_orm::IsolationLevel::Serializable);
+                let options = sea_orm::TransactionOptions {
+                    isolation_level: Some(sea_orm::IsolationLevel::Serializable),
+                    ..Default::default()
+                };
                 let txn = db.begin_with_options(options).await?;
                 let b = read_balance(&txn, 1).await?;
                 barrier.wait().await;
