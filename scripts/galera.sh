@@ -156,10 +156,12 @@ galera_start() {
 galera_stop() {
   local status=$?
   if [ -n "$_ck_galera_dir" ] && [ -d "$_ck_galera_dir" ]; then
-    local n
-    for n in 3 2 1; do
-      CONFLICTKIT_GALERA_DIR="$_ck_galera_dir" "$_ck_galera_here/galera-node.sh" stop "$n" || true
+    local n pids=()
+    for n in 3 2 1; do # at once: each waits for its own server
+      CONFLICTKIT_GALERA_DIR="$_ck_galera_dir" "$_ck_galera_here/galera-node.sh" stop "$n" &
+      pids+=($!)
     done
+    wait "${pids[@]}" || true
     # Anything still running from the cluster's dir (an SST's rsync daemon)
     # is a leftover: say so and end it, by pid.
     local pid comm left=""
