@@ -443,7 +443,14 @@ fn ended(result: Result<(), Error>) -> Ended {
     match result {
         Ok(()) => Ended::Ok,
         Err(e) if e.is_ambiguous_commit() => Ended::Ambiguous,
-        Err(e) => Ended::Failed(e.to_string()),
+        Err(e) => {
+            // a dead node is neither a conflict nor a give-up
+            assert!(
+                matches!(e, Error::Db(_)) && !ConflictResolver::is_retryable(&e),
+                "not a plain database error: {e:?}"
+            );
+            Ended::Failed(e.to_string())
+        }
     }
 }
 
