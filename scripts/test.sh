@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite of conflictkit, on a fresh machine of this image:
-#   starts PostgreSQL 15 and MariaDB on loopback (installing MariaDB and the
-#   offline ngrok test agent when missing), runs every test of the workspace
+#   starts PostgreSQL 15 and MariaDB on loopback, and a 3-node MariaDB Galera
+#   cluster shared by the cluster tests (installing MariaDB, galera-4, rsync
+#   and the offline ngrok test agent when missing), runs every test of the workspace
 #   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
 #
 # Usage: ./scripts/test.sh [extra cargo test args...]
@@ -11,9 +12,20 @@ root=$(pwd)
 
 # shellcheck source=scripts/servers.sh
 source "$root/scripts/servers.sh"
-trap servers_stop EXIT INT TERM
+# shellcheck source=scripts/galera.sh
+source "$root/scripts/galera.sh"
+_ck_stop_all() {
+  local status=$?
+  set +e
+  galera_stop
+  (exit "$status") # servers_stop reports the status it finds in $?
+  servers_stop
+}
+trap _ck_stop_all EXIT
+trap 'exit 130' INT TERM
 
 servers_start
+galera_start
 
 # The real ngrok agent (offline: the tests run it in a namespace with only
 # loopback). npm comes from Debian when missing.

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::Config;
 use crate::db::{PoolOpts, Target};
 use crate::report::{JsonSink, Table, median, num};
-use crate::workload::{CellRun, Strategy, run_cell};
+use crate::workload::{CellRun, Strategy, run_cell_on_nodes};
 
 /// Default increments per cell (split across the tasks).
 pub(crate) const DEFAULT_OPS: usize = 400;
@@ -20,14 +20,27 @@ pub(crate) async fn run(
     cfg: &Config,
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let backend = target.kind.name();
+    run_on_nodes(&[target], target.kind.name(), cfg, sink).await
+}
+
+/// The scenario with the tasks spread over the nodes of a cluster (one pool
+/// per node), reported as `backend`.
+pub(crate) async fn run_on_nodes(
+    nodes: &[&Target],
+    backend: &str,
+    cfg: &Config,
+    sink: &mut JsonSink,
+) -> Result<(), Box<dyn std::error::Error>> {
     let max_t = cfg.threads.iter().copied().max().unwrap_or(1);
     let pool_opts = PoolOpts {
         ping: cfg.ping,
         session_serializable: false,
         max_connections: u32::try_from(max_t)? + 2,
     };
-    let db = target.pool(pool_opts).await?;
+    let mut dbs = Vec::new();
+    for node in nodes {
+        dbs.push(node.pool(pool_opts).await?);
+    }
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let strategies = cfg.strategies.clone();
     let mut runs: BTreeMap<(usize, usize, Strategy), Vec<CellRun>> = BTreeMap::new();
@@ -40,7 +53,7 @@ pub(crate) async fn run(
                 order.rotate_left(shift);
                 cell_no += 1;
                 for s in order {
-                    let r = run_cell(&db, s, t, k, ops, cfg.cell_timeout).await?;
+                    let r = run_cell_on_nodes(&dbs, s, t, k, ops, cfg.cell_timeout).await?;
                     eprintln!(
                         "  contention {backend} K={k} T={t} {:<13} rep {}: {:>7.0} ops/s, {:.2} att/commit, p99 {:.1} ms{}{}",
                         s.name(),
@@ -69,7 +82,9 @@ pub(crate) async fn run(
             }
         }
     }
-    db.close().await?;
+    for db in dbs {
+        db.close().await?;
+    }
     report(backend, pool_opts, ops, cfg, &runs, sink)?;
     Ok(())
 }

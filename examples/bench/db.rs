@@ -177,6 +177,18 @@ impl Target {
         Ok(db)
     }
 
+    /// The same benchmark database seen through another node of a cluster
+    /// (the database replicates; only the first target drops it).
+    pub(crate) fn on_node(&self, server_url: &str) -> Self {
+        Self {
+            kind: self.kind,
+            url: replace_db_in_url(server_url, &self.name),
+            admin_url: None,
+            name: self.name.clone(),
+            _dir: None,
+        }
+    }
+
     /// Drops the benchmark database (the SQLite temp dir goes with `self`).
     pub(crate) async fn cleanup(self) -> Result<(), DbErr> {
         if let Some(admin_url) = &self.admin_url {

@@ -75,6 +75,12 @@ struct Args {
     /// Also measure SQLite (a WAL file in a temp dir).
     #[arg(long)]
     sqlite: bool,
+    /// The node URLs of a Galera cluster (comma-separated): contention runs
+    /// with its tasks spread over the first 1, 2, … of them (`--nodes`).
+    #[arg(long, value_delimiter = ',')]
+    galera: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+    nodes: Vec<usize>,
     /// Concurrent tasks per cell (contention).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
     threads: Vec<usize>,
@@ -147,7 +153,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.sqlite {
         servers.push((Kind::Sqlite, None));
     }
-    if servers.is_empty() && args.scenarios.iter().any(|s| s.needs_database()) {
+    if servers.is_empty()
+        && args.galera.is_empty()
+        && args.scenarios.iter().any(|s| s.needs_database())
+    {
         return Err(
             "nothing to measure: overhead, contention and soak need --pg URL, --mysql URL and/or --sqlite"
                 .into(),
@@ -196,6 +205,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
+        }
+        if *scenario == Scenario::Contention && !args.galera.is_empty() {
+            for &n in &args.nodes {
+                let urls = args
+                    .galera
+                    .get(..n)
+                    .ok_or("--nodes asks for more nodes than --galera lists")?;
+                let first = Target::create(Kind::MySql, Some(&urls[0])).await?;
+                let others: Vec<Target> = urls[1..].iter().map(|u| first.on_node(u)).collect();
+                let mut nodes = vec![&first];
+                nodes.extend(others.iter());
+                let started = std::time::Instant::now();
+                let res = contention::run_on_nodes(
+                    &nodes,
+                    &format!("galera, tasks on {n} node(s)"),
+                    &cfg,
+                    &mut sink,
+                )
+                .await;
+                eprintln!(
+                    "Contention on galera ({n} nodes) took {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+                first.cleanup().await?;
+                res?;
+            }
         }
         for &(kind, url) in &servers {
             let target = Target::create(kind, url).await?;

@@ -315,14 +315,32 @@ pub(crate) async fn run_cell(
     ops: usize,
     deadline: Duration,
 ) -> Result<CellRun, DbErr> {
+    run_cell_on_nodes(std::slice::from_ref(db), strategy, t, k, ops, deadline).await
+}
+
+/// [`run_cell`] with the tasks spread over the nodes of a cluster (task i on
+/// node i mod n, one runner and resolver per node); `dbs[0]` sets up and checks.
+pub(crate) async fn run_cell_on_nodes(
+    dbs: &[DatabaseConnection],
+    strategy: Strategy,
+    t: usize,
+    k: usize,
+    ops: usize,
+    deadline: Duration,
+) -> Result<CellRun, DbErr> {
+    let db = &dbs[0];
     crate::db::reset_counter(db, k).await?;
-    let runner = Arc::new(Runner::new(strategy, db));
+    let runners: Vec<Arc<Runner>> = dbs
+        .iter()
+        .map(|d| Arc::new(Runner::new(strategy, d)))
+        .collect();
+    let runner = runners[0].clone();
     let start = Instant::now();
     let stop_at = start + deadline;
     let mut tasks = Vec::with_capacity(t);
     for task in 0..t {
         let n = ops / t + usize::from(task < ops % t);
-        let runner = runner.clone();
+        let runner = runners[task % runners.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::with_capacity(n);
             let mut cut = false;

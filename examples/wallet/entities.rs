@@ -94,3 +94,25 @@ pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Re
     }
     Ok(())
 }
+
+/// Waits (30 s at most) until `db`, another node of the cluster `migrate`
+/// ran on, has the accounts: a node applies replicated DDL and rows a moment
+/// after the node that ran them.
+pub async fn wait_for_accounts(db: &DatabaseConnection, accounts: i32) -> Result<(), DbErr> {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match account::Entity::find().count(db).await {
+            Ok(n) if n == accounts as u64 => return Ok(()),
+            Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(n) => {
+                return Err(DbErr::Custom(format!(
+                    "another node has {n} of the {accounts} accounts after 30 s"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -14,8 +14,10 @@
 //!
 //! By default the database is an embedded SQLite file (WAL) in a temporary
 //! directory; `DATABASE_URL=postgres://…` or `mysql://…` runs the same
-//! demonstration on that server. The exit code is non-zero when the invariant
-//! check fails.
+//! demonstration on that server. Several comma-separated URLs (the nodes of a
+//! multi-primary cluster such as MariaDB Galera) spread the tasks over the
+//! nodes, one pool and one resolver per node, and the invariant is checked on
+//! every node. The exit code is non-zero when the invariant check fails.
 
 #![allow(missing_docs, unreachable_pub)] // an example program, not library API
 
@@ -45,7 +47,8 @@ use bank::WalletError;
 #[command(name = "wallet", version, about)]
 struct Cli {
     /// Database URL (postgres://…, mysql://…, sqlite://…); default: an
-    /// embedded SQLite file in a temporary directory.
+    /// embedded SQLite file in a temporary directory. Several comma-separated
+    /// URLs: the nodes of one cluster, tasks spread over them.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
     /// A configuration file (YAML, JSON or TOML) merged over the defaults.
@@ -106,22 +109,62 @@ struct Committed {
 async fn run(cli: Cli) -> Result<bool, BoxError> {
     let settings = settings::load(cli.config.clone(), &cli.sets)?;
     let url = cli.database_url.clone().or(settings.database.url.clone());
-    let (db, location, _dir) = connect(url, settings.database.max_connections).await?;
+    // one pool per node of a cluster (URLs separated by commas)
+    let urls: Vec<Option<String>> = match url {
+        Some(list) => list
+            .split(',')
+            .map(|u| Some(u.trim().to_owned()))
+            .filter(|u| u.as_ref().is_some_and(|u| !u.is_empty()))
+            .collect(),
+        None => vec![None],
+    };
+    let mut nodes = Vec::new();
+    let mut _dirs = Vec::new();
+    for url in urls {
+        let (db, location, dir) = connect(url, settings.database.max_connections).await?;
+        nodes.push(report::Node { db, location });
+        _dirs.push(dir);
+    }
+    let db = nodes.first().ok_or("DATABASE_URL lists no URL")?.db.clone();
     let w = &settings.wallet;
     println!("conflictkit wallet demo");
-    println!("  database: {location}");
+    for (i, node) in nodes.iter().enumerate() {
+        match nodes.len() {
+            1 => println!("  database: {}", node.location),
+            _ => println!("  database node {}: {}", i + 1, node.location),
+        }
+    }
     println!(
         "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts",
         w.tasks, w.operations_per_task, w.accounts
     );
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
+    for node in &nodes[1..] {
+        entities::wait_for_accounts(&node.db, w.accounts).await?;
+    }
 
-    let resolver = ConflictResolver::new(db.clone());
+    let retries = match (settings.database.retries, nodes.len()) {
+        (Some(n), _) => Some(n),
+        (None, 1) => None,
+        (None, _) => Some(settings::CLUSTER_RETRIES),
+    };
+    let resolvers: Vec<ConflictResolver> = nodes
+        .iter()
+        .map(|n| {
+            let b = ConflictResolver::builder(n.db.clone());
+            match retries {
+                Some(r) => b.retries(r),
+                None => b,
+            }
+            .build()
+        })
+        .collect();
+    let resolver = resolvers[0].clone();
 
     // 1. Concurrent money movement.
     let committed = Arc::new(Committed::default());
     let started = Instant::now();
-    workload(&resolver, &settings, committed.clone()).await?;
+    workload(&resolvers, &settings, committed.clone()).await?;
     let elapsed = started.elapsed();
     if cli.simulate_lost_update {
         db.execute_unprepared("UPDATE wallet_accounts SET balance = balance - 1 WHERE id = 1")
@@ -132,7 +175,10 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     let deposits = deposits(&settings, events::DepositState::new(resolver.clone())).await?;
 
     // 3. The report.
-    let ok = report::print(&db, &resolver, &settings, &committed, &deposits, elapsed).await?;
+    let ok = report::print(
+        &nodes, &resolvers, &settings, &committed, &deposits, elapsed,
+    )
+    .await?;
     Ok(ok)
 }
 
@@ -184,7 +230,7 @@ fn redact_password(url: &str) -> String {
 }
 
 async fn workload(
-    resolver: &ConflictResolver,
+    resolvers: &[ConflictResolver],
     settings: &settings::Settings,
     committed: Arc<Committed>,
 ) -> Result<(), BoxError> {
@@ -194,8 +240,9 @@ async fn workload(
         "  {bar:40} {pos}/{len} operations {msg}",
     )?);
     let mut handles = Vec::new();
-    for _ in 0..w.tasks {
-        let resolver = resolver.clone();
+    for task in 0..w.tasks {
+        // spread over the nodes of a cluster
+        let resolver = resolvers[task % resolvers.len()].clone();
         let committed = committed.clone();
         let bar = bar.clone();
         let (ops, accounts) = (w.operations_per_task, w.accounts);

@@ -3,8 +3,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use conflictkit::resolver::Stats;
 use conflictkit::{AutoNumber, ConflictResolver};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
 
 use crate::entities::{TxKind, TxState, account, ledger};
 use crate::settings::Settings;
@@ -19,28 +23,155 @@ fn money(cents: i64) -> String {
     )
 }
 
-/// Prints the report; `Ok(false)` when an invariant does not hold.
+/// One database the wallet ran on: the only one, or a node of a cluster.
+pub struct Node {
+    pub db: DatabaseConnection,
+    pub location: String,
+}
+
+/// Prints the report; `Ok(false)` when an invariant does not hold on any
+/// node. The balances shown are node 1's; every node is checked.
 pub async fn print(
-    db: &DatabaseConnection,
-    resolver: &ConflictResolver,
+    nodes: &[Node],
+    resolvers: &[ConflictResolver],
     settings: &Settings,
     committed: &Committed,
     deposits: &Deposits,
     elapsed: Duration,
 ) -> Result<bool, BoxError> {
+    let mut problems = Vec::new();
+    let mut first: Option<(Vec<account::Model>, usize)> = None;
+    for (i, node) in nodes.iter().enumerate() {
+        // one transaction per node: on a Galera node, causal reads first
+        // (wait until it applied what the other nodes committed); other
+        // MySQL servers have no such variable, and need no wait
+        let txn = node.db.begin().await?;
+        if node.db.get_database_backend() == DbBackend::MySql {
+            let _ = txn
+                .execute_unprepared("SET SESSION wsrep_sync_wait = 1")
+                .await;
+        }
+        let (accounts, entries, mut found) =
+            check(&txn, settings, committed, deposits, i == 0).await?;
+        txn.commit().await?;
+        if let Some((accounts1, entries1)) = &first {
+            if &accounts != accounts1 || entries.len() != *entries1 {
+                found.push(format!(
+                    "its balances or ledger differ from node 1's ({} ledger entries, node 1 has {entries1})",
+                    entries.len()
+                ));
+            }
+        } else {
+            first = Some((accounts, entries.len()));
+        }
+        if nodes.len() > 1 {
+            found = found
+                .into_iter()
+                .map(|p| format!("node {} ({}): {p}", i + 1, node.location))
+                .collect();
+        }
+        problems.extend(found);
+    }
+    let w = &settings.wallet;
+    let total: i64 = first
+        .as_ref()
+        .map(|(a, _)| a.iter().map(|a| a.balance).sum())
+        .unwrap_or_default();
+    let top_up_cents = committed.top_up_cents.load(Ordering::Relaxed);
+    let top_ups = committed.top_ups.load(Ordering::Relaxed);
+    let transfers = committed.transfers.load(Ordering::Relaxed);
+
+    if problems.is_empty() {
+        println!(
+            "invariant: OK - sum of balances {} = opening {} + top-ups {} + deposits {}; every balance matches its ledger; no lost update{}",
+            money(total),
+            money(i64::from(w.accounts) * w.initial_balance),
+            money(top_up_cents),
+            money(deposits.cents),
+            match nodes.len() {
+                1 => String::new(),
+                n => format!("; the same on each of the {n} nodes"),
+            }
+        );
+    } else {
+        println!("invariant: FAILED");
+        for p in &problems {
+            println!("  - {p}");
+        }
+    }
+
+    let stats: Stats = resolvers.iter().map(ConflictResolver::stats).sum();
+    let ops = top_ups + transfers;
+    println!(
+        "resolver: success {}, retries {}, errors {}, unresolved {}",
+        stats.success, stats.retries, stats.errors, stats.unresolved
+    );
+    if resolvers.len() > 1 {
+        for (i, r) in resolvers.iter().enumerate() {
+            let s = r.stats();
+            println!(
+                "  node {}: success {}, retries {}, errors {}, unresolved {}",
+                i + 1,
+                s.success,
+                s.retries,
+                s.errors,
+                s.unresolved
+            );
+        }
+    }
+    println!(
+        "operations: {top_ups} top-ups, {transfers} transfers committed, {} refused (insufficient funds), {} gave up",
+        committed.refused.load(Ordering::Relaxed),
+        committed.unresolved.load(Ordering::Relaxed),
+    );
+    println!(
+        "throughput: {ops} committed operations in {:.2} s ({:.0} ops/s)",
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "events: listener on {}; {} txupdate events posted and credited; a replayed delivery sent {} times was handled {} time(s) and credited 0 times",
+        deposits.listener,
+        deposits.posted,
+        deposits.replays_sent,
+        deposits.handled as usize - deposits.posted,
+    );
+    println!(
+        "ledger states (AutoNumber, stored as integers): {}",
+        TxState::all()
+            .map(|s| format!("{s}={}", s.value()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(problems.is_empty())
+}
+
+/// The invariant on one database: its accounts, its ledger and what does
+/// not hold. Prints the balances when `show`.
+async fn check<C: ConnectionTrait>(
+    db: &C,
+    settings: &Settings,
+    committed: &Committed,
+    deposits: &Deposits,
+    show: bool,
+) -> Result<(Vec<account::Model>, Vec<ledger::Model>, Vec<String>), BoxError> {
     let w = &settings.wallet;
     let accounts = account::Entity::find().all(db).await?;
     let entries = ledger::Entity::find().all(db).await?;
     let mut problems = Vec::new();
 
-    println!("balances:");
+    if show {
+        println!("balances:");
+    }
     for a in &accounts {
         let ledger_sum: i64 = entries
             .iter()
             .filter(|e| e.account == a.id)
             .map(|e| e.amount)
             .sum();
-        println!("  account {}: {:>12}", a.id, money(a.balance));
+        if show {
+            println!("  account {}: {:>12}", a.id, money(a.balance));
+        }
         if a.balance != w.initial_balance + ledger_sum {
             problems.push(format!(
                 "account {} holds {} but its ledger says {}",
@@ -99,50 +230,5 @@ pub async fn print(
         ));
     }
 
-    if problems.is_empty() {
-        println!(
-            "invariant: OK - sum of balances {} = opening {} + top-ups {} + deposits {}; every balance matches its ledger; no lost update",
-            money(total),
-            money(i64::from(w.accounts) * w.initial_balance),
-            money(top_up_cents),
-            money(deposits.cents),
-        );
-    } else {
-        println!("invariant: FAILED");
-        for p in &problems {
-            println!("  - {p}");
-        }
-    }
-
-    let stats = resolver.stats();
-    let ops = top_ups + transfers;
-    println!(
-        "resolver: success {}, retries {}, errors {}, unresolved {}",
-        stats.success, stats.retries, stats.errors, stats.unresolved
-    );
-    println!(
-        "operations: {top_ups} top-ups, {transfers} transfers committed, {} refused (insufficient funds), {} gave up",
-        committed.refused.load(Ordering::Relaxed),
-        committed.unresolved.load(Ordering::Relaxed),
-    );
-    println!(
-        "throughput: {ops} committed operations in {:.2} s ({:.0} ops/s)",
-        elapsed.as_secs_f64(),
-        ops as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "events: listener on {}; {} txupdate events posted and credited; a replayed delivery sent {} times was handled {} time(s) and credited 0 times",
-        deposits.listener,
-        deposits.posted,
-        deposits.replays_sent,
-        deposits.handled as usize - deposits.posted,
-    );
-    println!(
-        "ledger states (AutoNumber, stored as integers): {}",
-        TxState::all()
-            .map(|s| format!("{s}={}", s.value()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(problems.is_empty())
+    Ok((accounts, entries, problems))
 }

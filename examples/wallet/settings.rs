@@ -12,6 +12,7 @@ pub const DEFAULTS: &str = r#"
 database:
   url: null            # null: an embedded SQLite file; DATABASE_URL overrides
   max_connections: 8
+  retries: null        # null: the resolver's default (3); 10 across the nodes of a cluster
 wallet:
   tasks: 32
   operations_per_task: 25
@@ -40,7 +41,15 @@ pub struct Settings {
 pub struct Database {
     pub url: Option<String>,
     pub max_connections: u32,
+    /// Replays per managed call; `None`: the resolver's default on one
+    /// database, [`CLUSTER_RETRIES`] across the nodes of a cluster.
+    pub retries: Option<u32>,
 }
+
+/// Replays per call when the tasks spread over several nodes: the admission
+/// control is per process and per node, so a hot row written from every
+/// node conflicts at COMMIT far more often than on one server.
+pub const CLUSTER_RETRIES: u32 = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct Wallet {

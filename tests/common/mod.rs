@@ -6,6 +6,7 @@
 //! test loudly; under a bare `cargo test` the server tests skip with a printed reason.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod galera;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub struct TestDb {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn unique_name(test: &str) -> String {
+pub(crate) fn unique_name(test: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let clean: String = test
         .chars()
@@ -80,7 +81,7 @@ pub fn server_url(backend: Backend) -> Option<String> {
     }
 }
 
-fn replace_db_in_url(url: &str, db: &str) -> String {
+pub(crate) fn replace_db_in_url(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
