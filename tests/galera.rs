@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::galera::{Cluster, causal, node_script, open_cluster, wait_synced};
+use common::rounds::Rounds;
 use common::{create_accounts, read_balance, write_balance};
 use conflictkit::resolver::{
     AmbiguousCommit, Backoff, CallOptions, ConflictCode, Contention, Phase, Stats,
@@ -46,60 +47,6 @@ async fn balance_on_every_node(c: &Cluster, id: i32) -> Vec<i64> {
         db.close().await.ok();
     }
     out
-}
-
-/// The rounds of a conflict scenario (as in `tests/resolver_conflicts.rs`):
-/// every task reads, waits at the barrier of its attempt so all of them hold
-/// the same row, then writes. A replay (attempt k) first waits until k-1
-/// increments committed, so the rounds cannot overlap.
-#[derive(Clone)]
-struct Rounds {
-    barriers: Arc<Vec<Arc<Barrier>>>,
-    committed: Arc<watch::Sender<u32>>,
-    bodies: Arc<AtomicU32>,
-    hooks_run: Arc<AtomicU32>,
-}
-
-impl Rounds {
-    fn new(sizes: &[usize]) -> Self {
-        Self {
-            barriers: Arc::new(sizes.iter().map(|&n| Arc::new(Barrier::new(n))).collect()),
-            committed: Arc::new(watch::channel(0).0),
-            bodies: Arc::new(AtomicU32::new(0)),
-            hooks_run: Arc::new(AtomicU32::new(0)),
-        }
-    }
-
-    async fn increment(&self, resolver: &ConflictResolver) -> Result<i64, Error> {
-        let rounds = self.clone();
-        resolver
-            .run(CallOptions::new("galera::increment"), move |txn: &Txn| {
-                let rounds = rounds.clone();
-                Box::pin(async move {
-                    let attempt = txn.attempt();
-                    rounds.bodies.fetch_add(1, Ordering::SeqCst);
-                    if attempt > 1 {
-                        let mut rx = rounds.committed.subscribe();
-                        rx.wait_for(|&c| c >= attempt - 1)
-                            .await
-                            .expect("sender alive");
-                    }
-                    let balance = read_balance(txn, 1).await?;
-                    if let Some(barrier) = rounds.barriers.get(attempt as usize - 1) {
-                        barrier.wait().await;
-                    }
-                    write_balance(txn, 1, balance + 1).await?;
-                    let committed = rounds.committed.clone();
-                    let hooks_run = rounds.hooks_run.clone();
-                    txn.after_commit(move || {
-                        hooks_run.fetch_add(1, Ordering::SeqCst);
-                        committed.send_modify(|c| *c += 1);
-                    });
-                    Ok(balance + 1)
-                })
-            })
-            .await
-    }
 }
 
 /// Runs `tasks` increments at once, task i on node i % 3, each with a
@@ -184,7 +131,7 @@ async fn conflict_across_nodes_resolved() {
         return;
     };
     create_accounts(&c.nodes[0], &[(1, 10)]).await;
-    let rounds = Rounds::new(&[2]);
+    let rounds = Rounds::new("galera::increment", &[2]);
     let (results, stats) = run_concurrently(&c, &rounds, 2).await;
     for r in &results {
         assert!(r.is_ok(), "{r:?}");
@@ -256,7 +203,7 @@ async fn give_up_across_nodes() {
         return;
     };
     create_accounts(&c.nodes[0], &[(1, 10)]).await;
-    let rounds = Rounds::new(&[3, 2]);
+    let rounds = Rounds::new("galera::increment", &[3, 2]);
     let (results, stats) = run_concurrently(&c, &rounds, 3).await;
     let unresolved: Vec<&CannotResolveDatabaseConflict> = results
         .iter()

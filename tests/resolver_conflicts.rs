@@ -7,11 +7,12 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::rounds::Rounds;
 use common::{Backend, TestDb, create_accounts, read_balance, write_balance};
 use conflictkit::resolver::{Backoff, CallOptions, Contention, SqliteMode, Stats};
 use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Error, Txn};
 use sea_orm::TransactionTrait;
-use tokio::sync::{Barrier, watch};
+use tokio::sync::Barrier;
 
 /// A resolver like the original test's: `retries = 1`, no backoff, SQLite
 /// transactions deferred so that concurrent read-modify-writes really conflict,
@@ -24,61 +25,6 @@ fn resolver(tdb: &TestDb, retries: u32) -> ConflictResolver {
         .backoff(Backoff::none())
         .sqlite_mode(SqliteMode::Deferred)
         .build()
-}
-
-/// Coordinates the rounds of a conflict scenario: every task reads, waits at
-/// the barrier of its attempt so all of them hold the same snapshot, then
-/// writes. A replay (attempt k) first waits until k-1 increments committed,
-/// so it reads the winner's value and the rounds cannot overlap.
-#[derive(Clone)]
-struct Rounds {
-    barriers: Arc<Vec<Arc<Barrier>>>,
-    committed: Arc<watch::Sender<u32>>,
-    bodies: Arc<AtomicU32>,
-    hooks_run: Arc<AtomicU32>,
-}
-
-impl Rounds {
-    fn new(sizes: &[usize]) -> Self {
-        Self {
-            barriers: Arc::new(sizes.iter().map(|&n| Arc::new(Barrier::new(n))).collect()),
-            committed: Arc::new(watch::channel(0).0),
-            bodies: Arc::new(AtomicU32::new(0)),
-            hooks_run: Arc::new(AtomicU32::new(0)),
-        }
-    }
-
-    /// One managed increment of account 1 by `resolver`.
-    async fn increment(&self, resolver: &ConflictResolver) -> Result<i64, Error> {
-        let rounds = self.clone();
-        resolver
-            .run(CallOptions::new("tests::increment"), move |txn: &Txn| {
-                let rounds = rounds.clone();
-                Box::pin(async move {
-                    let attempt = txn.attempt();
-                    rounds.bodies.fetch_add(1, Ordering::SeqCst);
-                    if attempt > 1 {
-                        let mut rx = rounds.committed.subscribe();
-                        rx.wait_for(|&c| c >= attempt - 1)
-                            .await
-                            .expect("sender alive");
-                    }
-                    let balance = read_balance(txn, 1).await?;
-                    if let Some(barrier) = rounds.barriers.get(attempt as usize - 1) {
-                        barrier.wait().await;
-                    }
-                    write_balance(txn, 1, balance + 1).await?;
-                    let committed = rounds.committed.clone();
-                    let hooks_run = rounds.hooks_run.clone();
-                    txn.after_commit(move || {
-                        hooks_run.fetch_add(1, Ordering::SeqCst);
-                        committed.send_modify(|c| *c += 1);
-                    });
-                    Ok(balance + 1)
-                })
-            })
-            .await
-    }
 }
 
 async fn run_concurrently(
@@ -165,7 +111,7 @@ async fn conflict_resolved() {
             continue;
         };
         create_accounts(&tdb.db, &[(1, 10)]).await;
-        let rounds = Rounds::new(&[2]);
+        let rounds = Rounds::new("tests::increment", &[2]);
         let (results, stats) = run_concurrently(&tdb, &rounds, 2).await;
         for r in &results {
             assert!(r.is_ok(), "{backend:?}: {r:?}");
@@ -251,7 +197,7 @@ async fn give_up() {
             continue;
         };
         create_accounts(&tdb.db, &[(1, 10)]).await;
-        let rounds = Rounds::new(&[3, 2]);
+        let rounds = Rounds::new("tests::increment", &[3, 2]);
         let (results, stats) = run_concurrently(&tdb, &rounds, 3).await;
         let unresolved: Vec<&CannotResolveDatabaseConflict> = results
             .iter()
@@ -301,7 +247,7 @@ async fn sqlite_replays_cannot_conflict_again() {
         unreachable!("SQLite needs no server")
     };
     create_accounts(&tdb.db, &[(1, 10)]).await;
-    let rounds = Rounds::new(&[3]);
+    let rounds = Rounds::new("tests::increment", &[3]);
     let (results, stats) = run_concurrently(&tdb, &rounds, 3).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(

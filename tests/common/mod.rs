@@ -8,6 +8,7 @@
 
 pub mod galera;
 pub mod proxy;
+pub mod rounds;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
