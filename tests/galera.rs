@@ -58,20 +58,7 @@ async fn run_concurrently(
 ) -> (Vec<Result<i64, Error>>, Stats) {
     let resolvers: Vec<ConflictResolver> =
         (0..tasks).map(|i| resolver(&c.nodes[i % 3], 1)).collect();
-    let handles: Vec<_> = resolvers
-        .iter()
-        .cloned()
-        .map(|r| {
-            let rounds = rounds.clone();
-            tokio::spawn(async move { rounds.increment(&r).await })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(h.await.expect("task did not panic"));
-    }
-    let stats = resolvers.iter().map(ConflictResolver::stats).sum();
-    (results, stats)
+    rounds.run_all(resolvers).await
 }
 
 /// test_conflict: two plain SERIALIZABLE read-modify-writes of one row on

@@ -66,4 +66,26 @@ impl Rounds {
             })
             .await
     }
+
+    /// Runs one increment per resolver, all at once; the results in order
+    /// and the resolvers' stats summed.
+    pub async fn run_all(
+        &self,
+        resolvers: Vec<ConflictResolver>,
+    ) -> (Vec<Result<i64, Error>>, conflictkit::resolver::Stats) {
+        let handles: Vec<_> = resolvers
+            .iter()
+            .cloned()
+            .map(|r| {
+                let rounds = self.clone();
+                tokio::spawn(async move { rounds.increment(&r).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.expect("task did not panic"));
+        }
+        let stats = resolvers.iter().map(ConflictResolver::stats).sum();
+        (results, stats)
+    }
 }
