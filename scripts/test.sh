@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite of conflictkit, on a fresh machine of this image:
 #   starts PostgreSQL 15 and MariaDB on loopback, and a 3-node MariaDB Galera
-#   cluster shared by the cluster tests (installing MariaDB, galera-4, rsync
-#   and the offline ngrok test agent when missing), runs every test of the workspace
+#   cluster shared by the cluster tests, a second PostgreSQL and MariaDB that
+#   only the fault tests kill sessions of and restart (installing MariaDB,
+#   galera-4, rsync and the offline ngrok test agent when missing), runs every test of the workspace
 #   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
 #
 # Usage: ./scripts/test.sh [extra cargo test args...]
@@ -14,9 +15,12 @@ root=$(pwd)
 source "$root/scripts/servers.sh"
 # shellcheck source=scripts/galera.sh
 source "$root/scripts/galera.sh"
+# shellcheck source=scripts/fault-servers.sh
+source "$root/scripts/fault-servers.sh"
 _ck_stop_all() {
   local status=$?
   set +e
+  fault_servers_stop
   galera_stop
   (exit "$status") # servers_stop reports the status it finds in $?
   servers_stop
@@ -25,6 +29,7 @@ trap _ck_stop_all EXIT
 trap 'exit 130' INT TERM
 
 servers_start
+fault_servers_start
 galera_start
 
 # The real ngrok agent (offline: the tests run it in a namespace with only
