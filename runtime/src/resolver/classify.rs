@@ -17,6 +17,42 @@
 //! The database error is searched for along the whole [`source()`](std::error::Error::source)
 //! chain: a [`DbErr`](sea_orm::DbErr), a [`RuntimeErr`](sea_orm::RuntimeErr) or a `sqlx::Error`, so user error enums built
 //! with thiserror `#[from]` or `#[error(transparent)]` are classified too.
+//!
+//! # Lost connections
+//!
+//! A connection that dies under a transaction (the server restarted or shut
+//! down, an administrator killed the session, the network cut it) is
+//! replayed too, where that is provably safe. What happens depends on where
+//! the run was ([`Phase`](super::Phase)):
+//!
+//! | phase | what happens |
+//! |---|---|
+//! | `begin`, `body` | replayed like a conflict, with code [`ConflictCode::ConnectionLost`]: `COMMIT` was never sent, and a server rolls back the open transaction of a session that ends |
+//! | `commit` | [`AmbiguousCommit`](super::AmbiguousCommit), **never replayed**: the server may have committed before the connection went |
+//! | acquiring a pooled connection | passed through unchanged: the pool itself already waited for the server (`sqlx` retries refused connections and a starting server until `acquire_timeout`), so `ConnectionAcquire(Timeout)` means it did not come back in time, and `ConnectionAcquire(ConnectionClosed)` means the application closed the pool |
+//!
+//! A connection counts as lost on a transport error (`sqlx::Error::Io`,
+//! `Tls`, `Protocol`, `WorkerCrashed`), on PostgreSQL SQLSTATE class `08`
+//! (connection exception), `57P01` (admin shutdown, also what
+//! `pg_terminate_backend` sends), `57P02` (crash shutdown) and `57P03`
+//! (cannot connect now), and on MySQL / MariaDB errors `1053` (server
+//! shutdown), `1927` (connection killed), `2006` (server gone) and `2013`
+//! (lost connection). A replay begins on another pooled connection; with
+//! sea-orm's default `test_before_acquire`, the pool pings an idle
+//! connection before handing it out and drops the dead ones, so calls made
+//! after a restart succeed without restarting the application.
+//!
+//! ```
+//! use conflictkit::ConflictResolver;
+//! use sea_orm::{DbErr, RuntimeErr};
+//! use std::sync::Arc;
+//!
+//! let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+//! let lost = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sea_orm::sqlx::Error::Io(io))));
+//! assert!(ConflictResolver::is_retryable(&lost));
+//! let timeout = DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+//! assert!(!ConflictResolver::is_retryable(&timeout));
+//! ```
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -57,6 +93,10 @@ pub enum ConflictCode {
     /// A synthetic conflict of conflict injection
     /// ([`InjectConflicts`](super::InjectConflicts)).
     Injected,
+    /// The connection was lost before `COMMIT` was sent (see
+    /// [Lost connections](self#lost-connections)): the server rolled the
+    /// transaction back, so it is replayed on another connection.
+    ConnectionLost,
 }
 
 impl fmt::Display for Conflict {
@@ -73,6 +113,7 @@ impl fmt::Display for ConflictCode {
             ConflictCode::Sqlite(c) => write!(f, "SQLite code {c}"),
             ConflictCode::Custom => f.write_str("custom predicate"),
             ConflictCode::Injected => f.write_str("injected conflict"),
+            ConflictCode::ConnectionLost => f.write_str("connection lost before COMMIT"),
         }
     }
 }
@@ -156,12 +197,28 @@ impl Classifier {
         })
     }
 
-    /// Finds a conflict anywhere in `err`'s source chain.
+    /// Finds a conflict anywhere in `err`'s source chain, or a connection
+    /// lost before `COMMIT` ([`ConflictCode::ConnectionLost`]).
     ///
     /// A give-up ([`CannotResolveDatabaseConflict`](super::CannotResolveDatabaseConflict))
     /// and an ambiguous commit ([`AmbiguousCommit`](super::AmbiguousCommit)) are
     /// never conflicts, whatever they carry: replaying them again would
-    /// multiply the replays, or repeat a commit that may have happened.
+    /// multiply the replays, or repeat a commit that may have happened. A
+    /// connection lost during `COMMIT` always reaches this as an
+    /// `AmbiguousCommit`, so a lost connection found here was lost before
+    /// `COMMIT` was sent.
+    ///
+    /// ```
+    /// use conflictkit::resolver::classify::Classifier;
+    /// use conflictkit::resolver::ConflictCode;
+    /// use sea_orm::{DbErr, RuntimeErr};
+    /// use std::sync::Arc;
+    ///
+    /// let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+    /// let lost = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sea_orm::sqlx::Error::Io(eof))));
+    /// let found = Classifier::default().classify(&lost).map(|c| c.code);
+    /// assert_eq!(found, Some(ConflictCode::ConnectionLost));
+    /// ```
     pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
         if super::carried::find::<super::AmbiguousCommit>(err).is_some() {
             return None;
@@ -178,6 +235,11 @@ impl Classifier {
             }
             if let Some(code) = database_code(e).and_then(|c| self.matches_code(c)) {
                 return Some(Conflict { code });
+            }
+            if lost_connection_at(e) {
+                return Some(Conflict {
+                    code: ConflictCode::ConnectionLost,
+                });
             }
             cur = e.source();
         }
@@ -197,21 +259,28 @@ impl Classifier {
 pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if lost_connection_kind(e) {
+        if lost_connection_at(e) {
             return true;
-        }
-        match database_code(e) {
-            // connection_exception, admin_shutdown, crash_shutdown
-            Some(RawCode::Sqlstate(s)) if s.starts_with("08") || s == "57P01" || s == "57P02" => {
-                return true;
-            }
-            // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
-            Some(RawCode::MySql(1053 | 1927 | 2006 | 2013)) => return true,
-            _ => {}
         }
         cur = e.source();
     }
     false
+}
+
+/// Whether one error of a chain (not its sources) says the connection is gone.
+fn lost_connection_at(e: &(dyn StdError + 'static)) -> bool {
+    if lost_connection_kind(e) {
+        return true;
+    }
+    match database_code(e) {
+        // connection_exception, admin_shutdown, crash_shutdown, cannot_connect_now
+        Some(RawCode::Sqlstate(s)) => {
+            s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03"
+        }
+        // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
+        Some(RawCode::MySql(n)) => matches!(n, 1053 | 1927 | 2006 | 2013),
+        _ => false,
+    }
 }
 
 /// The sqlx error one error of a chain is or wraps directly: a `DbErr`
@@ -512,5 +581,74 @@ mod tests {
             !is_lost_connection(&timeout),
             "an exhausted pool is not a dead connection"
         );
+    }
+
+    fn io_err(kind: std::io::ErrorKind) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(
+            std::io::Error::from(kind),
+        ))))
+    }
+
+    #[test]
+    fn lost_connections_are_replayed() {
+        let c = Classifier::default();
+        let lost = Some(Conflict {
+            code: ConflictCode::ConnectionLost,
+        });
+        // what pg_terminate_backend, a fast shutdown, a crash and a starting
+        // server answer, and every connection_exception
+        for code in ["57P01", "57P02", "57P03", "08006", "08003", "08000"] {
+            assert_eq!(c.classify(&db_err(code)), lost, "SQLSTATE {code}");
+        }
+        // a statement cancelled (57014) or a constraint (23505) is no lost connection
+        for code in ["57014", "23505", "22012"] {
+            assert_eq!(c.classify(&db_err(code)), None, "SQLSTATE {code}");
+        }
+        for kind in [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            assert_eq!(c.classify(&io_err(kind)), lost, "{kind:?}");
+        }
+        let protocol = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Protocol(
+            "unexpected end".into(),
+        ))));
+        assert_eq!(c.classify(&protocol), lost);
+        // found through a user's error enum too
+        assert_eq!(
+            c.classify(&UserError::Db(io_err(std::io::ErrorKind::UnexpectedEof))),
+            lost
+        );
+    }
+
+    #[test]
+    fn pool_errors_pass_through() {
+        let c = Classifier::default();
+        for acquire in [
+            sea_orm::ConnAcquireErr::Timeout,
+            sea_orm::ConnAcquireErr::ConnectionClosed,
+        ] {
+            let err = DbErr::ConnectionAcquire(acquire);
+            assert_eq!(c.classify(&err), None, "{err}");
+        }
+        for sqlx_err in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let err = DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx_err)));
+            assert_eq!(c.classify(&err), None, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_connection_lost_at_commit_or_given_up_on_is_not_replayed() {
+        let c = Classifier::default();
+        let lost = || io_err(std::io::ErrorKind::UnexpectedEof);
+        let ambiguous =
+            crate::resolver::carried::into_db_err(crate::resolver::AmbiguousCommit::new(
+                "t", lost(),
+            ));
+        assert_eq!(c.classify(&ambiguous), None);
+        let gave_up = crate::resolver::CannotResolveDatabaseConflict::new("t", 4, 3, lost());
+        assert_eq!(c.classify(&gave_up), None);
     }
 }
