@@ -369,7 +369,8 @@ async fn after_commit_hooks() {
     );
 }
 
-/// A panic in the body rolls back and the (single-connection) pool stays usable.
+/// A panic in the body rolls back, is not replayed, reaches the caller as
+/// it was, and the (single-connection) pool stays usable.
 #[tokio::test]
 async fn panic_in_body_rolls_back() {
     for backend in Backend::ALL {
@@ -379,11 +380,14 @@ async fn panic_in_body_rolls_back() {
         create_accounts(&tdb.db, &[(1, 10)]).await;
         let r = ConflictResolver::new(tdb.db.clone());
         let r2 = r.clone();
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
         let joined = tokio::spawn(async move {
             r2.managed(|txn: &Txn| {
+                let counted = counted.clone();
                 Box::pin(async move {
                     write_balance(txn, 1, 999).await?;
-                    if txn.attempt() > 0 {
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
                         panic!("boom in the body");
                     }
                     Ok::<_, Error>(())
@@ -392,7 +396,17 @@ async fn panic_in_body_rolls_back() {
             .await
         })
         .await;
-        assert!(joined.unwrap_err().is_panic());
+        let panic = joined.unwrap_err().into_panic();
+        assert_eq!(
+            panic.downcast_ref::<&str>(),
+            Some(&"boom in the body"),
+            "{backend:?}: the body's own panic reaches the caller"
+        );
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "{backend:?}: a panic is not replayed"
+        );
         // the only connection is clean: the write is gone and the row is not locked
         let v = r
             .managed(|txn: &Txn| {
@@ -605,46 +619,34 @@ async fn opt_in_unique_violation_is_retried() {
     assert_eq!(opted.stats().retries, 1);
 }
 
-/// Kills every other session of the test database from a separate
-/// connection, as a server restart or an idle timeout would.
-async fn kill_other_sessions(backend: Backend, admin_url: &str, database: &str) -> u64 {
+/// Kills the sessions `ids` from a separate connection, as a server restart
+/// or an idle timeout would; returns how many the server ended.
+async fn kill_sessions(backend: Backend, admin_url: &str, ids: &[i64]) -> u64 {
     let admin = common::connect(admin_url, 1).await;
-    let killed = match backend {
-        Backend::Postgres => {
-            let rows = admin
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE datname = '{database}' AND pid <> pg_backend_pid()"
-                    ),
-                ))
-                .await
-                .expect("terminate sessions");
-            rows.len() as u64
-        }
-        Backend::MySql => {
-            let rows = admin
-                .query_all_raw(Statement::from_string(
-                    DbBackend::MySql,
-                    format!(
-                        "SELECT id FROM information_schema.processlist \
-                         WHERE db = '{database}' AND id <> CONNECTION_ID()"
-                    ),
-                ))
-                .await
-                .expect("list sessions");
-            for row in &rows {
-                let id: i64 = row.try_get_by_index(0).expect("id");
+    let mut killed = 0;
+    for id in ids {
+        killed += match backend {
+            Backend::Postgres => {
+                let row = admin
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        format!("SELECT pg_terminate_backend({id}, 30000)"),
+                    ))
+                    .await
+                    .expect("terminate session")
+                    .expect("a row");
+                u64::from(row.try_get_by_index::<bool>(0).expect("terminated"))
+            }
+            Backend::MySql => {
                 admin
                     .execute_unprepared(&format!("KILL {id}"))
                     .await
                     .expect("kill session");
+                1
             }
-            rows.len() as u64
-        }
-        Backend::Sqlite => 0,
-    };
+            Backend::Sqlite => 0,
+        };
+    }
     admin.close().await.ok();
     killed
 }
@@ -652,33 +654,66 @@ async fn kill_other_sessions(backend: Backend, admin_url: &str, database: &str) 
 /// `ConflictResolver::connect` turns sea-orm's checkout ping off; when a
 /// pooled connection died on the server side, the resolver begins again on
 /// another one instead of failing the call.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_pooled_connections_are_replaced_at_begin() {
+    const WARM: usize = 4;
     for backend in [Backend::Postgres, Backend::MySql] {
         let Some(tdb) = common::open(backend, "stale", 1).await else {
             continue;
         };
         create_accounts(&tdb.db, &[(1, 10)]).await;
-        let database = tdb.url.rsplit('/').next().unwrap().to_owned();
         let r = ConflictResolver::connect(tdb.url.as_str()).await.unwrap();
-        let bump = |r: ConflictResolver| async move {
-            r.managed(|txn: &Txn| {
-                Box::pin(async move {
-                    let b = read_balance(txn, 1).await?;
-                    write_balance(txn, 1, b + 1).await?;
-                    Ok::<_, Error>(b + 1)
+        // WARM calls held open at once: WARM pooled connections of the
+        // resolver's own, whose sessions are recorded (and only those are killed)
+        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let all_open = Arc::new(Barrier::new(WARM));
+        let warm = futures::future::join_all((0..WARM).map(|_| {
+            let (r, sessions, all_open) = (r.clone(), sessions.clone(), all_open.clone());
+            async move {
+                let waited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                r.managed(|txn: &Txn| {
+                    let (sessions, all_open, waited) =
+                        (sessions.clone(), all_open.clone(), waited.clone());
+                    Box::pin(async move {
+                        let sql = match backend {
+                            Backend::Postgres => "SELECT pg_backend_pid()::bigint",
+                            _ => "SELECT CAST(CONNECTION_ID() AS SIGNED)",
+                        };
+                        let row = txn
+                            .query_one_raw(Statement::from_string(txn.get_database_backend(), sql))
+                            .await?
+                            .expect("a row");
+                        let id: i64 = row.try_get_by_index(0)?;
+                        if !waited.swap(true, Ordering::SeqCst) {
+                            sessions.lock().unwrap().push(id);
+                            all_open.wait().await;
+                        }
+                        Ok::<_, Error>(())
+                    })
                 })
-            })
-            .await
-        };
-        // four concurrent calls leave several pooled, idle connections
-        let warm = futures::future::join_all((0..4).map(|_| bump(r.clone()))).await;
+                .await
+            }
+        }))
+        .await;
         assert!(warm.iter().all(|w| w.is_ok()), "{backend:?}: {warm:?}");
+        let mut ids = sessions.lock().unwrap().clone();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), WARM, "{backend:?}: distinct pooled sessions");
         let admin_url = common::server_url(backend).unwrap();
-        let killed = kill_other_sessions(backend, &admin_url, &database).await;
-        assert!(killed >= 2, "{backend:?}: {killed} pooled sessions killed");
-        for n in 15..18 {
-            let v = bump(r.clone()).await;
+        let killed = kill_sessions(backend, &admin_url, &ids).await;
+        assert_eq!(killed, WARM as u64, "{backend:?}: the pool's sessions killed");
+        // every connection in the pool is dead now
+        for n in 11..11 + WARM as i64 {
+            let v = r
+                .managed(|txn: &Txn| {
+                    Box::pin(async move {
+                        let b = read_balance(txn, 1).await?;
+                        write_balance(txn, 1, b + 1).await?;
+                        Ok::<_, Error>(b + 1)
+                    })
+                })
+                .await;
             assert_eq!(
                 v.unwrap(),
                 n,

@@ -12,8 +12,8 @@ use super::{connect, replace_db_in_url, unique_name};
 const URLS_VAR: &str = "CONFLICTKIT_GALERA_URLS";
 
 /// The three node URLs, or `None` (with a printed reason) when the test may
-/// skip. Panics under `scripts/test.sh` (`CONFLICTKIT_REQUIRE_SERVERS`) when
-/// the cluster is missing, like [`super::server_url`].
+/// skip. Panics under `scripts/test.sh` (`CONFLICTKIT_REQUIRE_SERVERS`) and on
+/// CI when the cluster is missing, like [`super::server_url`].
 pub fn galera_urls() -> Option<Vec<String>> {
     match std::env::var(URLS_VAR) {
         Ok(urls) if !urls.is_empty() => {
@@ -22,9 +22,9 @@ pub fn galera_urls() -> Option<Vec<String>> {
             Some(urls)
         }
         _ => {
-            if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() {
+            if super::servers_required() {
                 panic!(
-                    "{URLS_VAR} is not set but CONFLICTKIT_REQUIRE_SERVERS is: the test command must start the Galera cluster (scripts/galera.sh)"
+                    "{URLS_VAR} is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the Galera cluster (scripts/galera.sh)"
                 );
             }
             eprintln!(

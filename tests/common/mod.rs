@@ -2,10 +2,12 @@
 //!
 //! The servers are started by `scripts/test.sh`, which exports
 //! `CONFLICTKIT_PG_URL` and `CONFLICTKIT_MYSQL_URL` and sets
-//! `CONFLICTKIT_REQUIRE_SERVERS=1`. Under that command a missing URL fails the
-//! test loudly; under a bare `cargo test` the server tests skip with a printed reason.
+//! `CONFLICTKIT_REQUIRE_SERVERS=1`. Under that command, and on CI (`CI=true`),
+//! a missing URL fails the test loudly; under a bare `cargo test` elsewhere the
+//! server tests skip with a printed reason.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod faults;
 pub mod galera;
 pub mod proxy;
 pub mod rounds;
@@ -63,6 +65,18 @@ pub(crate) fn unique_name(test: &str) -> String {
     format!("ck_{}_{}_{}", clean, std::process::id(), n)
 }
 
+/// Whether a missing server fails a test instead of skipping it: under
+/// `scripts/test.sh` (`CONFLICTKIT_REQUIRE_SERVERS` set) and on CI (`CI` set
+/// to anything but `false` / `0`, as CI services set it), where a skipped
+/// server test would be reported as passed.
+pub fn servers_required() -> bool {
+    let set = |var: &str| {
+        std::env::var(var)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() || set("CI")
+}
+
 /// The server URL for `backend`, or `None` (with a printed reason) when the
 /// test may skip. Panics under `scripts/test.sh` when the URL is missing, so
 /// no server test is ever silently skipped there.
@@ -71,9 +85,9 @@ pub fn server_url(backend: Backend) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() {
+            if servers_required() {
                 panic!(
-                    "{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is: the test command must start the server"
+                    "{var} is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the server (./scripts/test.sh)"
                 );
             }
             eprintln!("skipping: {var} is not set (run ./scripts/test.sh to start the servers)");
