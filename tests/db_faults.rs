@@ -127,7 +127,7 @@ async fn kill_session(admin: &DatabaseConnection, backend: Backend, id: i64) {
             // with a timeout, pg_terminate_backend waits until the backend exited
             let done = query_i64(
                 admin,
-                &format!("SELECT CASE WHEN pg_terminate_backend({id}, 30000) THEN 1 ELSE 0 END"),
+                &format!("SELECT CASE WHEN pg_terminate_backend({id}, 30000) THEN 1::bigint ELSE 0::bigint END"),
             )
             .await
             .expect("pg_terminate_backend");
