@@ -272,7 +272,9 @@ async fn run_faults(backend: Backend, ping: bool) {
         restart(&fdb).await;
         let took = began.elapsed();
         held.go.send(()).expect("the held transfer waits");
-        restarted_tx.send(true).expect("transfers wait for the restart");
+        restarted_tx
+            .send(true)
+            .expect("transfers wait for the restart");
         (fdb, took)
     });
     let next = Arc::new(AtomicU64::new(0));
@@ -308,9 +310,9 @@ async fn run_faults(backend: Backend, ping: bool) {
                 let result = resolver
                     .managed(|txn: &Txn| {
                         let stop = stop.clone();
-                        Box::pin(async move {
-                            transfer(txn, backend, op, account, amount, stop).await
-                        })
+                        Box::pin(
+                            async move { transfer(txn, backend, op, account, amount, stop).await },
+                        )
                     })
                     .await;
                 let outcome = match result {

@@ -702,7 +702,10 @@ async fn stale_pooled_connections_are_replaced_at_begin() {
         assert_eq!(ids.len(), WARM, "{backend:?}: distinct pooled sessions");
         let admin_url = common::server_url(backend).unwrap();
         let killed = kill_sessions(backend, &admin_url, &ids).await;
-        assert_eq!(killed, WARM as u64, "{backend:?}: the pool's sessions killed");
+        assert_eq!(
+            killed, WARM as u64,
+            "{backend:?}: the pool's sessions killed"
+        );
         // every connection in the pool is dead now
         for n in 11..11 + WARM as i64 {
             let v = r

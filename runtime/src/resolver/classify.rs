@@ -643,12 +643,14 @@ mod tests {
     fn a_connection_lost_at_commit_or_given_up_on_is_not_replayed() {
         let c = Classifier::default();
         let lost = || io_err(std::io::ErrorKind::UnexpectedEof);
-        let ambiguous =
-            crate::resolver::carried::into_db_err(crate::resolver::AmbiguousCommit::new(
-                "t", lost(),
-            ));
+        let ambiguous = crate::resolver::carried::into_db_err(
+            crate::resolver::AmbiguousCommit::new("t", lost()),
+        );
         assert_eq!(c.classify(&ambiguous), None);
         let gave_up = crate::resolver::CannotResolveDatabaseConflict::new("t", 4, 3, lost());
         assert_eq!(c.classify(&gave_up), None);
+        let says = gave_up.to_string();
+        assert!(says.contains("lost its database connection"), "{says}");
+        assert!(!says.contains("reduce contention"), "{says}");
     }
 }

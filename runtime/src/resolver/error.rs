@@ -89,7 +89,15 @@ impl CannotResolveDatabaseConflict {
 
 impl fmt::Display for CannotResolveDatabaseConflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.retries == 0 && self.attempts == 1 {
+        if super::classify::is_lost_connection(&*self.last.0) {
+            write!(
+                f,
+                "could not run the transaction `{}`: the last of its {} attempts ({} retries \
+                 allowed) lost its database connection before COMMIT, so nothing committed; \
+                 check that the database is up and reachable",
+                self.label, self.attempts, self.retries
+            )
+        } else if self.retries == 0 && self.attempts == 1 {
             write!(
                 f,
                 "cannot resolve the database conflict in `{}`: the transaction is not retryable \
@@ -206,6 +214,52 @@ impl AmbiguousCommit {
 
     /// The `AmbiguousCommit` in `err` or anywhere along its `source()` chain
     /// (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
+    }
+}
+
+/// A write transaction on SQLite could not get its database's write slot
+/// (SQLite lets one transaction write at a time; the resolver queues the
+/// writers of the process for it). Nothing ran. It reaches the caller inside
+/// a [`DbErr`]; find it with [`WriteSlotUnavailable::find`].
+///
+/// ```
+/// use conflictkit::resolver::WriteSlotUnavailable;
+/// let err = WriteSlotUnavailable::HeldBySameTask;
+/// assert!(err.to_string().contains("commit or drop it"));
+/// assert!(WriteSlotUnavailable::find(&sea_orm::DbErr::RecordNotFound("x".into())).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteSlotUnavailable {
+    /// The task asking holds the slot itself, in a write transaction it has
+    /// not finished (typically a `resolver.transaction()` guard): waiting
+    /// would wait for ever.
+    #[error(
+        "this task already holds the SQLite write slot of this database in a transaction it has \
+         not finished (a `resolver.transaction()` guard or another write transaction): commit or \
+         drop it before beginning another write transaction in the same task, or do the work \
+         through the open transaction"
+    )]
+    HeldBySameTask,
+    /// Another write transaction of this process held the slot longer than
+    /// the bound.
+    #[error(
+        "waited {waited:?} for the SQLite write slot of this database: another write \
+         transaction of this process held it all that time (one left open, such as a \
+         `resolver.transaction()` guard neither committed nor dropped?); finish it, or raise \
+         the bound with the CONFLICTKIT_SQLITE_SLOT_WAIT environment variable (seconds)"
+    )]
+    TimedOut {
+        /// How long the transaction waited.
+        waited: std::time::Duration,
+    },
+}
+
+impl WriteSlotUnavailable {
+    /// The `WriteSlotUnavailable` in `err` or anywhere along its `source()`
+    /// chain (it travels inside a [`DbErr`]).
     pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
         super::carried::find(err)
     }

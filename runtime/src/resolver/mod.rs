@@ -57,10 +57,13 @@ mod txn;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use contention::{CUT_ABOVE, Contention, MAX_QUEUE_WAIT, SLOW_START_FROM, UNLIMITED_ABOVE};
-pub use error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error};
+pub use error::{
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, WriteSlotUnavailable,
+};
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
 pub use run::{BodyFuture, ImpliedBound, Phase, ScopedFuture};
+pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
 pub use txn::Txn;

@@ -23,6 +23,13 @@
 //! One queue serves every pool and resolver of the process that opened the
 //! same database file (found with `PRAGMA database_list`); an in-memory or
 //! temporary database gets a queue of its own resolver.
+//!
+//! The wait for the slot is bounded ([`DEFAULT_SLOT_WAIT`], or
+//! `CONFLICTKIT_SQLITE_SLOT_WAIT` in seconds): a write transaction left open
+//! (a `resolver.transaction()` guard neither committed nor dropped) would
+//! otherwise hold up every writer for ever. A task that asks for the slot
+//! while it holds it itself (it opened a guard, then makes a managed call
+//! before committing it) could never get it: that fails at once.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -30,19 +37,86 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use sea_orm::DbErr;
 #[cfg(feature = "sqlx-sqlite")]
 use sea_orm::{RuntimeErr, sqlx};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::error::WriteSlotUnavailable;
+
 /// `SQLITE_BUSY_SNAPSHOT`: the code a deferred upgrade is refused with.
 pub(crate) const BUSY_SNAPSHOT: i32 = 517;
+
+/// How long a write transaction waits at most for the SQLite write slot of
+/// its database, behind the other writers of the process, unless
+/// [`SLOT_WAIT_ENV`] says otherwise. A write transaction normally holds the
+/// slot for milliseconds; a long queue of them for a second or two.
+///
+/// ```
+/// assert_eq!(conflictkit::resolver::DEFAULT_SLOT_WAIT.as_secs(), 30);
+/// ```
+pub const DEFAULT_SLOT_WAIT: Duration = Duration::from_secs(30);
+
+/// The environment variable that sets the bound on the wait for the SQLite
+/// write slot, in seconds (`0.5`, `120`); read when a database's queue is
+/// made (the first write transaction on that file).
+///
+/// ```
+/// assert_eq!(conflictkit::resolver::SLOT_WAIT_ENV, "CONFLICTKIT_SQLITE_SLOT_WAIT");
+/// ```
+pub const SLOT_WAIT_ENV: &str = "CONFLICTKIT_SQLITE_SLOT_WAIT";
+
+/// The bound on the slot wait: [`SLOT_WAIT_ENV`] when it holds a positive
+/// number of seconds, else [`DEFAULT_SLOT_WAIT`] (an invalid value is logged).
+fn slot_wait_from_env() -> Duration {
+    let Ok(value) = std::env::var(SLOT_WAIT_ENV) else {
+        return DEFAULT_SLOT_WAIT;
+    };
+    parse_slot_wait(&value).unwrap_or_else(|| {
+        tracing::error!(
+            value,
+            "{SLOT_WAIT_ENV} must be a positive number of seconds; using {DEFAULT_SLOT_WAIT:?}"
+        );
+        DEFAULT_SLOT_WAIT
+    })
+}
+
+fn parse_slot_wait(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs > 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).ok())
+        .flatten()
+}
+
+/// Who runs a transaction: a tokio task, or, outside any task (the future
+/// given to `block_on`, such as `#[tokio::main]`'s body), the thread that
+/// polls it, which is always the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runner {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+}
+
+impl Runner {
+    fn current() -> Self {
+        match tokio::task::try_id() {
+            Some(id) => Runner::Task(id),
+            None => Runner::Thread(std::thread::current().id()),
+        }
+    }
+}
+
+/// Who holds the slot now (`None` when free).
+type Holder = Arc<Mutex<Option<Runner>>>;
 
 /// The write slot of one SQLite database and the writers waiting for it.
 pub(crate) struct WriterQueue {
     slot: Arc<Semaphore>,
     waiting: AtomicUsize,
+    holder: Holder,
+    max_wait: Duration,
 }
 
 /// The queues of the database files this process has open, by canonical path.
@@ -55,9 +129,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl WriterQueue {
     fn new() -> Self {
+        Self::with_max_wait(slot_wait_from_env())
+    }
+
+    fn with_max_wait(max_wait: Duration) -> Self {
         Self {
             slot: Arc::new(Semaphore::new(1)),
             waiting: AtomicUsize::new(0),
+            holder: Holder::default(),
+            max_wait,
+        }
+    }
+
+    fn slot(&self, permit: OwnedSemaphorePermit) -> WriteSlot {
+        *lock(&self.holder) = Some(Runner::current());
+        WriteSlot {
+            holder: self.holder.clone(),
+            _permit: permit,
         }
     }
 
@@ -79,15 +167,33 @@ impl WriterQueue {
         queue
     }
 
-    /// Waits for the write slot, behind every writer that asked before.
-    /// Cancel-safe: a writer dropped while it waits takes nothing.
+    /// Waits for the write slot, behind every writer that asked before, for
+    /// the queue's bound at most. Fails at once when the calling task holds
+    /// the slot itself. Cancel-safe: a writer dropped while it waits takes
+    /// nothing.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<WriteSlot, DbErr> {
+        self.acquire_within(self.max_wait).await
+    }
+
+    /// [`acquire`](Self::acquire) with a bound of `max_wait`.
+    pub(crate) async fn acquire_within(
+        self: &Arc<Self>,
+        max_wait: Duration,
+    ) -> Result<WriteSlot, DbErr> {
+        if *lock(&self.holder) == Some(Runner::current()) {
+            return Err(super::carried::into_db_err(
+                WriteSlotUnavailable::HeldBySameTask,
+            ));
+        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _counted = Waiting(&self.waiting);
-        match self.slot.clone().acquire_owned().await {
-            Ok(permit) => Ok(WriteSlot { _permit: permit }),
+        match tokio::time::timeout(max_wait, self.slot.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(self.slot(permit)),
             // The semaphore is never closed.
-            Err(closed) => Err(DbErr::Custom(format!("the SQLite writer queue: {closed}"))),
+            Ok(Err(closed)) => Err(DbErr::Custom(format!("the SQLite writer queue: {closed}"))),
+            Err(_) => Err(super::carried::into_db_err(
+                WriteSlotUnavailable::TimedOut { waited: max_wait },
+            )),
         }
     }
 
@@ -97,7 +203,7 @@ impl WriterQueue {
             .clone()
             .try_acquire_owned()
             .ok()
-            .map(|permit| WriteSlot { _permit: permit })
+            .map(|permit| self.slot(permit))
     }
 
     /// How many writers wait for the slot now.
@@ -124,7 +230,23 @@ impl Drop for Waiting<'_> {
 /// The write slot, held until dropped (after the transaction's `COMMIT` or
 /// `ROLLBACK` returned).
 pub(crate) struct WriteSlot {
+    holder: Holder,
     _permit: OwnedSemaphorePermit,
+}
+
+impl WriteSlot {
+    /// Records the current task as the holder: the task that runs the
+    /// transaction's statements (a guard may move to another task).
+    fn held_here(&self) {
+        *lock(&self.holder) = Some(Runner::current());
+    }
+}
+
+impl Drop for WriteSlot {
+    fn drop(&mut self) {
+        // before the permit goes: the next holder records itself after this
+        *lock(&self.holder) = None;
+    }
 }
 
 /// The write slot as one transaction sees it: taken before `BEGIN`, or
@@ -160,7 +282,11 @@ impl TxnWriter {
             return Ok(());
         };
         let mut slot = lock(&self.slot);
-        if slot.is_some() || !is_write(sql) {
+        if let Some(held) = slot.as_ref() {
+            held.held_here();
+            return Ok(());
+        }
+        if !is_write(sql) {
             return Ok(());
         }
         match queue.try_acquire() {
@@ -323,6 +449,67 @@ mod tests {
         assert!(b.try_acquire().is_none());
         drop(held);
         assert!(b.try_acquire().is_some());
+    }
+
+    #[test]
+    fn slot_wait_values() {
+        assert_eq!(parse_slot_wait("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_slot_wait(" 120 "), Some(Duration::from_secs(120)));
+        for bad in ["0", "-1", "soon", "", "inf", "NaN"] {
+            assert_eq!(parse_slot_wait(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_a_held_slot_is_bounded() {
+        let queue = Arc::new(WriterQueue::with_max_wait(Duration::from_millis(50)));
+        let (taken, has_it) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let q = queue.clone();
+        let other = tokio::spawn(async move {
+            let slot = q.acquire().await.expect("free slot");
+            taken.send(()).expect("the test waits");
+            released.await.ok();
+            drop(slot);
+        });
+        has_it.await.expect("the other task took the slot");
+        let err = match queue.acquire().await {
+            Err(e) => e,
+            Ok(_) => panic!("the slot is held by another task"),
+        };
+        assert!(
+            matches!(
+                WriteSlotUnavailable::find(&err),
+                Some(WriteSlotUnavailable::TimedOut { waited }) if *waited == Duration::from_millis(50)
+            ),
+            "{err}"
+        );
+        assert_eq!(queue.waiting(), 0, "the timed-out writer left the queue");
+        release.send(()).expect("the other task waits");
+        other.await.expect("the other task");
+        assert!(queue.acquire().await.is_ok(), "free again");
+    }
+
+    #[tokio::test]
+    async fn a_task_holding_the_slot_fails_at_once() {
+        let queue = Arc::new(WriterQueue::with_max_wait(Duration::from_secs(3600)));
+        let held = queue.acquire().await.expect("free slot");
+        let err = match queue.acquire().await {
+            Err(e) => e,
+            Ok(_) => panic!("the slot is held by this task"),
+        };
+        assert!(
+            matches!(
+                WriteSlotUnavailable::find(&err),
+                Some(WriteSlotUnavailable::HeldBySameTask)
+            ),
+            "{err}"
+        );
+        // another task simply waits its turn
+        let q = queue.clone();
+        let other = tokio::spawn(async move { q.acquire().await.map(drop) });
+        drop(held);
+        other.await.expect("the other task").expect("its turn came");
     }
 
     #[test]
