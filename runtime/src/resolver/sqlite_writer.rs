@@ -29,7 +29,11 @@
 //! (a `resolver.transaction()` guard neither committed nor dropped) would
 //! otherwise hold up every writer for ever. A task that asks for the slot
 //! while it holds it itself (it opened a guard, then makes a managed call
-//! before committing it) could never get it: that fails at once.
+//! before committing it) could never get it: that fails at once. The holder
+//! is the task that took the slot or last ran a statement in its
+//! transaction (outside any tokio task, such as in `#[tokio::main]`'s body,
+//! the thread), so a guard handed to another task counts as held there once
+//! it ran a statement in it.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
