@@ -4,7 +4,7 @@ use conflictkit::AutoNumber;
 
 #[derive(AutoNumber, Debug)]
 enum Shape {
-    Point,
+    Point = 1,
     Circle(f64),
     Rect { w: f64, h: f64 },
 }
