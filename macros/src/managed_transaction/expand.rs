@@ -66,12 +66,13 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     );
     let fake_return = fake_return(output);
     let block = &item.block;
+    let run = at_return_type(quote!(#private::ConflictResolver::run), output);
 
     quote! {
         #(#attrs)*
         #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
             #resolver_binding
-            #private::ConflictResolver::run(
+            #run(
                 #resolver_ref,
                 #call_options,
                 move |#txn_pat: &#txn_ty| {
@@ -85,6 +86,23 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
             .await
         }
     }
+}
+
+/// `tokens` located on the return type (hygiene unchanged): an error type
+/// that is not a `TransactionError` is then reported once, there, rather
+/// than on the attribute.
+fn at_return_type(tokens: TokenStream, output: &ReturnType) -> TokenStream {
+    let ReturnType::Type(_, ty) = output else {
+        return tokens;
+    };
+    let at = ty.span();
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(token.span().located_at(at));
+            token
+        })
+        .collect()
 }
 
 /// `resolver`, or `__ck_resolver` when the function already uses that name.
