@@ -34,7 +34,9 @@ fn bench(c: &mut Criterion) {
         let (target, patch) = documents(bytes);
         for options in [MergeOptions::MERGE_PATCH, MergeOptions::ORIGINAL] {
             if let Err(error) = merged(target.clone(), &patch, options) {
-                eprintln!("merge {label} with {options:?} fails on the generated documents: {error}");
+                eprintln!(
+                    "merge {label} with {options:?} fails on the generated documents: {error}"
+                );
                 std::process::exit(1);
             }
         }

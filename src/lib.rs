@@ -67,14 +67,14 @@ pub use conflictkit_runtime::tunnel;
 /// any release without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use sea_orm;
-    pub use serde_json;
-    pub use conflictkit_runtime::resolver::{
-        CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
-    };
     pub use conflictkit_runtime::auto_number::__private as auto_number;
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;
+    pub use conflictkit_runtime::resolver::{
+        CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
+    };
     #[cfg(feature = "events")]
     pub use inventory;
+    pub use sea_orm;
+    pub use serde_json;
 }

@@ -128,7 +128,10 @@ fn rename_all_and_rename_set_the_names() {
         Wire::VARIANT_NAMES,
         ["status_server", "incoming_transactions", "registry"]
     );
-    assert_eq!(Wire::IncomingTransactions.to_string(), "incoming_transactions");
+    assert_eq!(
+        Wire::IncomingTransactions.to_string(),
+        "incoming_transactions"
+    );
     assert_eq!("registry".parse(), Ok(Wire::EventHandlerRegistry));
     // Only the new names parse.
     assert_eq!(Wire::from_name("EventHandlerRegistry"), None);

@@ -229,10 +229,17 @@ fn merge_with_leaves_a_unchanged_on_error_and_merge_patch_cannot_fail() {
 fn merge_patch_replaces_arrays_with_anything_but_null() {
     for b in every_kind().into_iter().filter(|b| !b.is_null()) {
         let mut a = json!({"list": [1, 2]});
-        merge_with(&mut a, json!({"list": b.clone()}), MergeOptions::MERGE_PATCH).unwrap();
+        merge_with(
+            &mut a,
+            json!({"list": b.clone()}),
+            MergeOptions::MERGE_PATCH,
+        )
+        .unwrap();
         // An object lands as if merged into `{}`: without its null members.
         let expected = match b {
-            Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+            }
             other => other,
         };
         assert_eq!(a, json!({"list": expected}));
@@ -290,7 +297,10 @@ fn null_mode_replace_is_the_default_and_stores_null() {
 
 #[test]
 fn merge_patch_lets_b_replace_an_object() {
-    for b in every_kind().into_iter().filter(|b| !b.is_object() && !b.is_null()) {
+    for b in every_kind()
+        .into_iter()
+        .filter(|b| !b.is_object() && !b.is_null())
+    {
         let mut a = json!({"db": {"url": "x"}, "other": 1});
         merge_with(&mut a, json!({"db": b.clone()}), MergeOptions::MERGE_PATCH).unwrap();
         assert_eq!(a, json!({"db": b, "other": 1}));
@@ -433,7 +443,10 @@ fn object() -> impl Strategy<Value = Value> {
 }
 
 fn options() -> impl Strategy<Value = MergeOptions> {
-    prop_oneof![Just(MergeOptions::ORIGINAL), Just(MergeOptions::MERGE_PATCH)]
+    prop_oneof![
+        Just(MergeOptions::ORIGINAL),
+        Just(MergeOptions::MERGE_PATCH)
+    ]
 }
 
 proptest! {

@@ -11,14 +11,14 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../src/auto_number/mod.rs"]
+mod auto_number;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../src/common/mod.rs"]
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../src/managed_transaction/mod.rs"]
 mod managed_transaction;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/auto_number/mod.rs"]
-mod auto_number;
 
 use std::path::{Path, PathBuf};
 

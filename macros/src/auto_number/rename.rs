@@ -109,8 +109,8 @@ mod tests {
     fn unknown_rule_lists_the_names() {
         let lit = LitStr::new("snake", proc_macro2::Span::call_site());
         let err = RenameRule::from_lit(&lit).err().map(|e| e.to_string());
-        assert!(
-            err.is_some_and(|e| e.starts_with("unknown `rename_all = \"snake\"`; use one of \"lowercase\"")),
-        );
+        assert!(err.is_some_and(|e| {
+            e.starts_with("unknown `rename_all = \"snake\"`; use one of \"lowercase\"")
+        }),);
     }
 }

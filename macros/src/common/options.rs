@@ -5,7 +5,6 @@
 //! whose errors are spanned on the value and say what to write instead; a
 //! [`Once`](super::errors::Once) slot rejects a key given twice.
 
-
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::parse::Parser;

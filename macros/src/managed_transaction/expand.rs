@@ -66,13 +66,10 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     );
     let fake_return = fake_return(output);
     let block = &item.block;
-    let run = at_return_type(quote!(#private::ConflictResolver::run), output);
 
-    quote! {
-        #(#attrs)*
-        #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
-            #resolver_binding
-            #run(
+    let call = at_return_type(
+        quote! {
+            #private::ConflictResolver::run(
                 #resolver_ref,
                 #call_options,
                 move |#txn_pat: &#txn_ty| {
@@ -84,13 +81,22 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
                 },
             )
             .await
+        },
+        output,
+    );
+    quote! {
+        #(#attrs)*
+        #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
+            #resolver_binding
+            #call
         }
     }
 }
 
-/// `tokens` located on the return type (hygiene unchanged): an error type
-/// that is not a `TransactionError` is then reported once, there, rather
-/// than on the attribute.
+/// The call into the runtime located on the return type (hygiene unchanged;
+/// only its top-level tokens move, so the arguments and the user's block keep
+/// their spans): an error type that is not a `TransactionError` is then
+/// reported once, there, rather than on the attribute.
 fn at_return_type(tokens: TokenStream, output: &ReturnType) -> TokenStream {
     let ReturnType::Type(_, ty) = output else {
         return tokens;

@@ -15,7 +15,7 @@ enum Gap {
     Backend,
 }
 
-const FIRST: i32 = 1;
+const FIRST: isize = 1;
 
 #[derive(AutoNumber)]
 enum NotALiteral {

@@ -3,6 +3,7 @@
 use conflictkit::AutoNumber;
 
 #[derive(AutoNumber, Debug)]
+#[repr(i32)]
 enum Shape {
     Point = 1,
     Circle(f64),
