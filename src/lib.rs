@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-// == resolver (issue 2/3) ==
 #[doc(inline)]
 pub use conflictkit_macros::{managed_non_retryable_transaction, managed_transaction};
 pub use conflictkit_runtime::resolver;
@@ -8,18 +7,15 @@ pub use conflictkit_runtime::resolver::{
     CannotResolveDatabaseConflict, ConflictResolver, Error, Txn,
 };
 
-// == auto_number (issue 4) ==
 #[doc(inline)]
 pub use conflictkit_macros::AutoNumber;
 pub use conflictkit_runtime::auto_number;
 pub use conflictkit_runtime::auto_number::AutoNumber;
 
-// == merge + config (issue 5) ==
 #[cfg(feature = "config")]
 pub use conflictkit_runtime::config;
 pub use conflictkit_runtime::merge;
 
-// == events (issue 6) ==
 /// # Example
 ///
 /// Handlers registered with the attribute, and a listener receiving an event
@@ -64,7 +60,6 @@ pub use conflictkit_macros::event_listener;
 #[cfg(feature = "events")]
 pub use conflictkit_runtime::events;
 
-// == tunnel (issue 7) ==
 #[cfg(feature = "tunnel")]
 pub use conflictkit_runtime::tunnel;
 
@@ -72,17 +67,14 @@ pub use conflictkit_runtime::tunnel;
 /// any release without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use sea_orm;
-    pub use serde_json;
-    // == resolver ==
+    pub use conflictkit_runtime::auto_number::__private as auto_number;
+    #[cfg(feature = "events")]
+    pub use conflictkit_runtime::events::macro_support as events;
     pub use conflictkit_runtime::resolver::{
         CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };
-    // == auto_number ==
-    pub use conflictkit_runtime::auto_number::__private as auto_number;
-    // == events ==
-    #[cfg(feature = "events")]
-    pub use conflictkit_runtime::events::macro_support as events;
     #[cfg(feature = "events")]
     pub use inventory;
+    pub use sea_orm;
+    pub use serde_json;
 }

@@ -9,7 +9,7 @@ use conflictkit::auto_number::{ParseNameError, TryFromValueError};
 /// The original's `app.Subsystem`.
 #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subsystem {
-    Database,
+    Database = 1,
     StatusServer,
     Backend,
     Broadcast,
@@ -27,9 +27,9 @@ const SUBSYSTEM_NAMES: [&str; 6] = [
 ];
 
 #[derive(AutoNumber, Debug, PartialEq, Eq)]
-#[auto_number(start = -2, repr = i8)]
+#[auto_number(repr = i8)]
 enum Temperature {
-    Freezing,
+    Freezing = -2,
     Cold,
     Mild,
     Warm,
@@ -37,16 +37,15 @@ enum Temperature {
 
 /// Not Copy, not Clone: the trait needs neither.
 #[derive(AutoNumber, Debug, PartialEq, Eq)]
-#[auto_number(repr = u64)]
-#[auto_number(start = 18446744073709551614)]
+#[repr(u64)]
 enum Edge {
-    Penultimate,
+    Penultimate = 18446744073709551614,
     Last,
 }
 
 #[derive(AutoNumber, Debug, PartialEq, Eq)]
 enum Keywords {
-    r#Type,
+    r#Type = 1,
     r#Match,
 }
 
@@ -65,7 +64,7 @@ fn values_are_one_based_in_declaration_order() {
 }
 
 #[test]
-fn start_and_repr_options() {
+fn first_value_and_repr() {
     let values: Vec<i8> = Temperature::all().map(|t| t.value()).collect();
     assert_eq!(values, [-2, -1, 0, 1]);
     assert_eq!(Temperature::from_value(0), Some(Temperature::Mild));
@@ -76,6 +75,74 @@ fn start_and_repr_options() {
     assert_eq!(Edge::Penultimate.value(), u64::MAX - 1);
     assert_eq!(Edge::try_from(u64::MAX), Ok(Edge::Last));
     assert_eq!(u64::from(Edge::Penultimate), u64::MAX - 1);
+}
+
+/// Every number written out, as a reader of stored integers may prefer.
+#[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Spelled {
+    One = 1,
+    Two = 2,
+    Three = 3,
+}
+
+/// Names for another system: serde's case conventions, and one exception.
+#[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
+#[auto_number(rename_all = "snake_case")]
+enum Wire {
+    StatusServer = 1,
+    IncomingTransactions,
+    #[auto_number(rename = "registry")]
+    EventHandlerRegistry,
+}
+
+#[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
+#[auto_number(rename_all = "SCREAMING-KEBAB-CASE")]
+enum Shout {
+    StatusServer = 0,
+    #[auto_number(rename = "quiet")]
+    Backend,
+}
+
+#[test]
+fn casts_agree_with_value() {
+    for variant in Subsystem::all() {
+        assert_eq!(variant as i32, variant.value());
+    }
+    for variant in Temperature::all() {
+        let value = variant.value();
+        assert_eq!(variant as i8, value);
+    }
+    for variant in Edge::all() {
+        let value: u64 = variant.value();
+        assert_eq!(variant as u64, value);
+    }
+    let spelled: Vec<(u8, u8)> = Spelled::all().map(|v| (v as u8, v.value())).collect();
+    assert_eq!(spelled, [(1, 1), (2, 2), (3, 3)]);
+    assert_eq!(Wire::EventHandlerRegistry as i32, 3);
+}
+
+#[test]
+fn rename_all_and_rename_set_the_names() {
+    assert_eq!(
+        Wire::VARIANT_NAMES,
+        ["status_server", "incoming_transactions", "registry"]
+    );
+    assert_eq!(
+        Wire::IncomingTransactions.to_string(),
+        "incoming_transactions"
+    );
+    assert_eq!("registry".parse(), Ok(Wire::EventHandlerRegistry));
+    // Only the new names parse.
+    assert_eq!(Wire::from_name("EventHandlerRegistry"), None);
+    assert_eq!(
+        "StatusServer".parse::<Wire>().unwrap_err().to_string(),
+        "`StatusServer` is not a variant of `Wire`; expected one of: status_server, \
+         incoming_transactions, registry"
+    );
+    assert_eq!(Shout::VARIANT_NAMES, ["STATUS-SERVER", "quiet"]);
+    assert_eq!(Shout::from_name("quiet"), Some(Shout::Backend));
+    assert_eq!(Shout::Backend.value(), 1);
 }
 
 #[test]
@@ -203,9 +270,9 @@ mod renamed {
     pub(crate) use conflictkit as ck;
 
     #[derive(crate::renamed::ck::AutoNumber, Debug, PartialEq)]
-    #[auto_number(crate = "crate::renamed::ck", start = 10)]
+    #[auto_number(crate = "crate::renamed::ck")]
     pub enum Color {
-        Red,
+        Red = 10,
         Green,
     }
 }
@@ -225,14 +292,14 @@ mod serde_support {
     #[derive(AutoNumber, Debug, PartialEq)]
     #[auto_number(serde = "name", repr = u8)]
     enum Level {
-        Low,
+        Low = 1,
         High,
     }
 
     #[derive(AutoNumber, Debug, PartialEq)]
-    #[auto_number(serde = "number", start = 0)]
+    #[auto_number(serde = "number")]
     enum Explicit {
-        Zero,
+        Zero = 0,
         One,
     }
 
@@ -241,7 +308,7 @@ mod serde_support {
     #[derive(AutoNumber, Debug, PartialEq)]
     #[auto_number(serde = "none")]
     enum Custom {
-        A,
+        A = 1,
     }
 
     impl Serialize for Custom {
@@ -316,6 +383,27 @@ mod serde_support {
             "{err}"
         );
         assert_eq!(Level::High.value(), 2u8);
+    }
+
+    #[derive(AutoNumber, Debug, PartialEq)]
+    #[auto_number(serde = "name", rename_all = "kebab-case")]
+    enum Renamed {
+        StatusServer = 1,
+        #[auto_number(rename = "db")]
+        Database,
+    }
+
+    #[test]
+    fn names_on_the_wire_follow_renames() {
+        assert_eq!(
+            serde_json::to_string(&Renamed::StatusServer).unwrap(),
+            r#""status-server""#
+        );
+        assert_eq!(
+            serde_json::from_str::<Renamed>(r#""db""#).unwrap(),
+            Renamed::Database
+        );
+        assert!(serde_json::from_str::<Renamed>(r#""Database""#).is_err());
     }
 
     #[test]

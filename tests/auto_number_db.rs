@@ -13,16 +13,16 @@ use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, Schema, Stat
 
 #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    Pending,
+    Pending = 1,
     Broadcast,
     Confirmed,
     Failed,
 }
 
 #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
-#[auto_number(repr = i16, start = 0)]
+#[auto_number(repr = i16)]
 pub enum Priority {
-    Low,
+    Low = 0,
     Normal,
     High,
 }

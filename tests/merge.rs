@@ -1,10 +1,9 @@
-//! `conflictkit::merge`: the original `merge_dict` rules (SEED.md §5), each option,
+//! `conflictkit::merge`: the original `merge_dict` rules (SEED.md §5), RFC 7396,
 //! the no-change-on-error guarantee, and property tests against reference
 //! implementations of the original and of RFC 7396.
 
 use conflictkit::merge::{
-    ArrayMode, ClashMode, JsonType, KeyPath, MergeError, MergeOptions, NullMode, PathSegment,
-    merge_dict, merge_into, merge_with,
+    JsonType, KeyPath, MergeError, MergeOptions, PathSegment, merge_dict, merge_into, merge_with,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -212,90 +211,81 @@ fn merge_into_leaves_a_unchanged_on_error() {
 }
 
 #[test]
-fn merge_with_leaves_a_unchanged_on_error_in_every_failing_mode() {
-    let modes = [
-        MergeOptions::ORIGINAL,
-        MergeOptions::new().arrays(ArrayMode::Replace),
-        MergeOptions::new().nulls(NullMode::Delete),
-        MergeOptions::new()
-            .arrays(ArrayMode::Replace)
-            .nulls(NullMode::Delete),
-    ];
-    for options in modes {
-        let mut a = json!({"a": [1], "b": null, "c": {"d": {}}});
-        let before = a.clone();
-        let b = json!({"a": [2], "b": {"x": null}, "c": {"d": 5}});
-        let err = merge_with(&mut a, b, options).unwrap_err();
-        assert_eq!(err.path().to_string(), "c.d", "{options:?}");
-        assert_eq!(a, before, "{options:?}");
-    }
+fn merge_with_leaves_a_unchanged_on_error_and_merge_patch_cannot_fail() {
+    let b = json!({"a": [2], "b": {"x": null}, "c": {"d": 5}});
+    let mut a = json!({"a": [1], "b": null, "c": {"d": {}}});
+    let before = a.clone();
+    let err = merge_with(&mut a, b.clone(), MergeOptions::ORIGINAL).unwrap_err();
+    assert_eq!(err.path().to_string(), "c.d");
+    assert_eq!(a, before);
+
+    merge_with(&mut a, b, MergeOptions::MERGE_PATCH).unwrap();
+    assert_eq!(a, json!({"a": [2], "b": {}, "c": {"d": 5}}));
 }
 
-// ---- options ----------------------------------------------------------------------
+// ---- RFC 7396 ---------------------------------------------------------------------
 
 #[test]
-fn array_mode_replace_replaces_arrays_with_anything() {
-    let options = MergeOptions::new().arrays(ArrayMode::Replace);
-    for b in every_kind() {
+fn merge_patch_replaces_arrays_with_anything_but_null() {
+    for b in every_kind().into_iter().filter(|b| !b.is_null()) {
         let mut a = json!({"list": [1, 2]});
-        merge_with(&mut a, json!({"list": b.clone()}), options).unwrap();
-        assert_eq!(a, json!({"list": b}));
+        merge_with(
+            &mut a,
+            json!({"list": b.clone()}),
+            MergeOptions::MERGE_PATCH,
+        )
+        .unwrap();
+        // An object lands as if merged into `{}`: without its null members.
+        let expected = match b {
+            Value::Object(map) => {
+                Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+            }
+            other => other,
+        };
+        assert_eq!(a, json!({"list": expected}));
     }
     // Top level too.
     let mut a = json!([1]);
-    merge_with(&mut a, json!([2]), options).unwrap();
+    merge_with(&mut a, json!([2]), MergeOptions::MERGE_PATCH).unwrap();
     assert_eq!(a, json!([2]));
 }
 
 #[test]
-fn null_mode_delete_removes_keys_and_adds_none() {
-    let options = MergeOptions::new().nulls(NullMode::Delete);
+fn merge_patch_nulls_remove_keys_and_add_none() {
     let mut a = json!({"scalar": 1, "array": [1], "object": {"x": 1}, "kept": 0});
     let b = json!({"scalar": null, "array": null, "object": null, "absent": null});
-    merge_with(&mut a, b, options).unwrap();
+    merge_with(&mut a, b, MergeOptions::MERGE_PATCH).unwrap();
     assert_eq!(a, json!({"kept": 0}));
 }
 
 #[test]
-fn null_mode_delete_strips_nulls_from_objects_that_land_whole() {
-    let options = MergeOptions::new().nulls(NullMode::Delete);
+fn merge_patch_strips_nulls_from_objects_that_land_whole() {
     let mut a = json!({"scalar": 1, "list": []});
     let b = json!({
         "scalar": {"x": null, "y": {"z": null, "w": 1}, "arr": [null, {"n": null}]},
         "new": {"gone": null},
-        "list": {"pushed": null, "kept": 2},
+        "list": {"replaced": null, "kept": 2},
     });
-    merge_with(&mut a, b, options).unwrap();
+    merge_with(&mut a, b, MergeOptions::MERGE_PATCH).unwrap();
     // Objects lose their null members at every depth; arrays are values, kept verbatim.
     assert_eq!(
         a,
         json!({
             "scalar": {"y": {"w": 1}, "arr": [null, {"n": null}]},
             "new": {},
-            "list": [{"kept": 2}],
+            "list": {"kept": 2},
         })
     );
 }
 
 #[test]
-fn null_mode_delete_keeps_null_array_elements_and_top_level_null_follows_the_rules() {
-    let options = MergeOptions::new().nulls(NullMode::Delete);
-    let mut a = json!({"list": [1]});
-    merge_with(&mut a, json!({"list": [null]}), options).unwrap();
-    assert_eq!(a, json!({"list": [1, null]}));
-
-    // A top-level null is not a key: pushed onto an array, replaces a scalar,
-    // clashes with an object.
-    let mut a = json!([1]);
-    merge_with(&mut a, Value::Null, options).unwrap();
-    assert_eq!(a, json!([1, null]));
-    let mut a = json!("s");
-    merge_with(&mut a, Value::Null, options).unwrap();
-    assert_eq!(a, Value::Null);
-    let mut a = json!({"k": 1});
-    let err = merge_with(&mut a, Value::Null, options).unwrap_err();
-    assert!(err.path().is_root());
-    assert_eq!(a, json!({"k": 1}));
+fn merge_patch_top_level_null_replaces_everything() {
+    // A top-level null is not a key: it is the new document.
+    for a in [json!([1]), json!("s"), json!({"k": 1})] {
+        let mut a = a;
+        merge_with(&mut a, Value::Null, MergeOptions::MERGE_PATCH).unwrap();
+        assert_eq!(a, Value::Null);
+    }
 }
 
 #[test]
@@ -306,14 +296,16 @@ fn null_mode_replace_is_the_default_and_stores_null() {
 }
 
 #[test]
-fn clash_mode_replace_lets_b_replace_an_object() {
-    let options = MergeOptions::new().clashes(ClashMode::Replace);
-    for b in every_kind().into_iter().filter(|b| !b.is_object()) {
+fn merge_patch_lets_b_replace_an_object() {
+    for b in every_kind()
+        .into_iter()
+        .filter(|b| !b.is_object() && !b.is_null())
+    {
         let mut a = json!({"db": {"url": "x"}, "other": 1});
-        merge_with(&mut a, json!({"db": b.clone()}), options).unwrap();
+        merge_with(&mut a, json!({"db": b.clone()}), MergeOptions::MERGE_PATCH).unwrap();
         assert_eq!(a, json!({"db": b, "other": 1}));
         let mut a = json!({"top": "level"});
-        merge_with(&mut a, b.clone(), options).unwrap();
+        merge_with(&mut a, b.clone(), MergeOptions::MERGE_PATCH).unwrap();
         assert_eq!(a, b);
     }
 }
@@ -321,9 +313,8 @@ fn clash_mode_replace_lets_b_replace_an_object() {
 #[test]
 fn original_is_the_default() {
     assert_eq!(MergeOptions::default(), MergeOptions::ORIGINAL);
-    assert_eq!(MergeOptions::ORIGINAL.array_mode(), ArrayMode::Append);
-    assert_eq!(MergeOptions::ORIGINAL.null_mode(), NullMode::Replace);
-    assert_eq!(MergeOptions::ORIGINAL.clash_mode(), ClashMode::Error);
+    assert_eq!(MergeOptions::new(), MergeOptions::ORIGINAL);
+    assert_ne!(MergeOptions::ORIGINAL, MergeOptions::MERGE_PATCH);
 }
 
 #[test]
@@ -452,34 +443,10 @@ fn object() -> impl Strategy<Value = Value> {
 }
 
 fn options() -> impl Strategy<Value = MergeOptions> {
-    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(arrays, nulls, clashes)| {
-        MergeOptions::new()
-            .arrays(if arrays {
-                ArrayMode::Replace
-            } else {
-                ArrayMode::Append
-            })
-            .nulls(if nulls {
-                NullMode::Delete
-            } else {
-                NullMode::Replace
-            })
-            .clashes(if clashes {
-                ClashMode::Replace
-            } else {
-                ClashMode::Error
-            })
-    })
-}
-
-/// The value at `path`, following object keys only.
-fn at<'v>(value: &'v Value, path: &KeyPath) -> Option<&'v Value> {
-    path.segments()
-        .iter()
-        .try_fold(value, |value, segment| match segment {
-            PathSegment::Key(key) => value.get(key),
-            PathSegment::Index(_) => None,
-        })
+    prop_oneof![
+        Just(MergeOptions::ORIGINAL),
+        Just(MergeOptions::MERGE_PATCH)
+    ]
 }
 
 proptest! {
@@ -510,28 +477,6 @@ proptest! {
     }
 
     #[test]
-    fn replace_and_delete_modes_equal_rfc_7396_unless_an_object_clashes(
-        a in document(),
-        b in document(),
-    ) {
-        let options = MergeOptions::new().arrays(ArrayMode::Replace).nulls(NullMode::Delete);
-        let mut merged = a.clone();
-        match merge_with(&mut merged, b.clone(), options) {
-            Ok(()) => prop_assert_eq!(merged, rfc7396(a, &b)),
-            Err(err) => {
-                // The clash is real: an object in `a` meets a non-object in `b`, and
-                // it is not a deletion.
-                let (existing, incoming) = (at(&a, err.path()), at(&b, err.path()));
-                prop_assert!(existing.is_some_and(Value::is_object));
-                prop_assert!(incoming.is_some_and(|v| !v.is_object()));
-                prop_assert!(err.path().is_root() || !incoming.is_some_and(Value::is_null));
-                prop_assert_eq!(err.existing(), JsonType::Object);
-                prop_assert_eq!(merged, a);
-            }
-        }
-    }
-
-    #[test]
     fn default_options_equal_the_original(a in document(), b in document()) {
         match (merge_dict(a.clone(), b.clone()), original(a, b)) {
             (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
@@ -549,7 +494,7 @@ proptest! {
         let mut merged = a.clone();
         let result: Result<(), MergeError> = merge_with(&mut merged, b, options);
         if result.is_err() {
-            prop_assert_eq!(options.clash_mode(), ClashMode::Error);
+            prop_assert_eq!(options, MergeOptions::ORIGINAL);
             prop_assert_eq!(merged, a);
         }
     }

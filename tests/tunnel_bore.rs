@@ -9,7 +9,8 @@
 use std::ops::RangeInclusive;
 
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, ListenerHandle};
-use conflictkit::tunnel::{BORE_CONTROL_PORT, Bore, BoreServer, TunnelError};
+use conflictkit::tunnel::testing::BoreServer;
+use conflictkit::tunnel::{BORE_CONTROL_PORT, Bore, TunnelError};
 use tokio::sync::{Mutex, mpsc};
 
 static BORE: Mutex<()> = Mutex::const_new(());

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Schema};
 #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxState {
     /// Seen, not yet final.
-    Pending,
+    Pending = 1,
     /// Final on the network.
     Confirmed,
     /// Applied to the account balance.
@@ -18,7 +18,7 @@ pub enum TxState {
 #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxKind {
     /// Money in from outside (a top-up).
-    TopUp,
+    TopUp = 1,
     /// The debit half of a transfer.
     TransferOut,
     /// The credit half of a transfer.

@@ -84,15 +84,24 @@ pub fn event_listener(
 }
 
 /// Derives [`AutoNumber`](https://docs.rs/conflictkit/latest/conflictkit/trait.AutoNumber.html)
-/// for a fieldless enum: its variants are numbered 1, 2, 3 … in declaration order.
+/// for a fieldless enum whose variants are numbered one after another in
+/// declaration order.
+///
+/// The values are the enum's own discriminants, so `Enum::Variant as i32`
+/// and `Enum::Variant.value()` always agree. Write the first variant's number
+/// (`= 1` counts from 1 as the Python original did, `= 0` from 0); the others
+/// follow. A later variant may restate its number, which must then be the next
+/// one: gaps and reorderings are compile errors, as is a first variant without
+/// a number (Rust would count it from 0).
 ///
 /// ```
 /// use conflictkit::AutoNumber;
 ///
 /// #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
-/// enum Subsystem { Database, StatusServer, Backend, Broadcast }
+/// enum Subsystem { Database = 1, StatusServer, Backend, Broadcast }
 ///
 /// assert_eq!(Subsystem::Broadcast.value(), 4);
+/// assert_eq!(Subsystem::Broadcast as i32, 4);
 /// assert_eq!(Subsystem::from_value(2), Some(Subsystem::StatusServer));
 /// assert_eq!(Subsystem::try_from(3), Ok(Subsystem::Backend));
 /// assert_eq!(i32::from(Subsystem::Database), 1);
@@ -104,32 +113,46 @@ pub fn event_listener(
 /// Besides the [`AutoNumber`] trait (`value`, `from_value`, `name`,
 /// `from_name`, `VARIANTS`, `all`, …) it implements `TryFrom<Repr>`,
 /// `From<Enum> for Repr`, `Display` (the variant name) and `FromStr` (from the
-/// variant name). The enum's own discriminants stay Rust's (0, 1, …): use
-/// `.value()`, not `as`.
+/// variant name).
 ///
 /// # Options
 ///
 /// `#[auto_number(...)]` on the enum:
 ///
-/// - `start = N`: the value of the first variant (default 1; may be negative).
-/// - `repr = i16`: the integer type, one of `i8`, `i16`, `i32` (default),
-///   `i64`, `u8`, `u16`, `u32`, `u64`. Every value must fit: too many variants
-///   for the type is a compile error.
+/// - `repr = i16`: the integer type of the values, one of `i8`, `i16`, `i32`,
+///   `i64`, `u8`, `u16`, `u32`, `u64`. The default is the enum's
+///   `#[repr(…)]` when it is one of these, else `i32`. Every value must fit:
+///   too many variants for the type is a compile error.
+/// - `rename_all = "snake_case"`: the names (`name`, `from_name`, `Display`,
+///   `FromStr`, serde by name) in one of serde's conventions: `"lowercase"`,
+///   `"UPPERCASE"`, `"PascalCase"`, `"camelCase"`, `"snake_case"`,
+///   `"SCREAMING_SNAKE_CASE"`, `"kebab-case"`, `"SCREAMING-KEBAB-CASE"`,
+///   applied as `#[serde(rename_all)]` applies them.
 /// - `serde = "number" | "name" | "none"`: with the `serde` feature (on by
 ///   default), the enum serializes as its number (like the Python original's
-///   `.value`), as its variant name, or not at all (write your own impls).
+///   `.value`), as its name, or not at all (write your own impls).
 ///   Giving this option without the feature is a compile error.
 /// - `crate = "path"`: where conflictkit is, if not `::conflictkit`.
+///
+/// and on a variant, `rename = "name"`: this variant's name, instead of the
+/// identifier (or `rename_all`'s version of it).
 ///
 /// ```
 /// use conflictkit::AutoNumber;
 ///
 /// #[derive(AutoNumber, Debug, PartialEq)]
-/// #[auto_number(start = 0, repr = u8, serde = "name")]
-/// enum Level { Low, High }
+/// #[auto_number(repr = u8, serde = "name", rename_all = "snake_case")]
+/// enum Level {
+///     Low = 0,
+///     VeryHigh,
+///     #[auto_number(rename = "off")]
+///     Disabled,
+/// }
 ///
-/// assert_eq!(Level::High.value(), 1u8);
-/// assert_eq!(serde_json::to_string(&Level::High).unwrap(), r#""High""#);
+/// assert_eq!(Level::VeryHigh.value(), 1u8);
+/// assert_eq!(Level::VeryHigh.to_string(), "very_high");
+/// assert_eq!("off".parse(), Ok(Level::Disabled));
+/// assert_eq!(serde_json::to_string(&Level::VeryHigh).unwrap(), r#""very_high""#);
 /// ```
 ///
 /// With the `sea-orm-value` feature (on by default) the enum is a sea-orm
@@ -138,20 +161,28 @@ pub fn event_listener(
 ///
 /// # Errors
 ///
-/// Structs, unions, generic enums, variants with fields and explicit
-/// discriminants are compile errors, as are unknown or repeated options. A
-/// zero-variant enum is fine.
+/// Structs, unions, generic enums, variants with fields, a first variant
+/// without a number, a number that breaks the count, two variants with one
+/// name, and unknown or repeated options are compile errors spanned on the
+/// offending tokens. A zero-variant enum is fine.
 ///
 /// ```compile_fail
 /// use conflictkit::AutoNumber;
 ///
 /// #[derive(AutoNumber)]
-/// enum Shape { Point, Circle(f64) } // `Shape::Circle` has fields
+/// enum Subsystem { Database, Backend } // write `Database = 1`
+/// ```
+///
+/// ```compile_fail
+/// use conflictkit::AutoNumber;
+///
+/// #[derive(AutoNumber)]
+/// enum Shape { Point = 1, Circle(f64) } // `Shape::Circle` has fields
 /// ```
 ///
 /// # Equivalent code
 ///
-/// For `enum Subsystem { Database, StatusServer }` the derive generates, inside
+/// For `enum Subsystem { Database = 1, StatusServer }` the derive generates, inside
 /// a `const _: () = { … };`:
 ///
 /// ```text

@@ -1,6 +1,8 @@
-//! Snapshots of `#[managed_transaction]`'s pure `expand()` function: each
-//! `tests/expand/<case>.rs` is expanded and pretty-printed (prettyplease) and
-//! compared with the checked-in `tests/expand/<case>.expanded.rs`.
+//! Snapshots of the macros' pure expansion functions: each
+//! `tests/expand/<case>.rs` is expanded (`#[managed_transaction]` functions
+//! are rewritten, `#[derive(AutoNumber)]` enums are followed by their impls),
+//! pretty-printed (prettyplease) and compared with the checked-in
+//! `tests/expand/<case>.expanded.rs`.
 //!
 //! Regenerate after an intended change, then review `git diff`:
 //! `CONFLICTKIT_BLESS=1 cargo test -p conflictkit-macros --test expand`
@@ -8,6 +10,9 @@
 // Test code: failing loudly is the point (the crate denies these for the macros).
 #![allow(clippy::panic, clippy::expect_used)]
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../src/auto_number/mod.rs"]
+mod auto_number;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../src/common/mod.rs"]
 mod common;
@@ -42,9 +47,40 @@ fn take_attribute(attrs: &mut Vec<Attribute>) -> Option<(Flavor, TokenStream)> {
     Some((flavor, args))
 }
 
+/// Whether `attrs` holds `#[derive(..., AutoNumber, ...)]`.
+fn derives_auto_number(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("derive")
+            && a.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            )
+            .is_ok_and(|paths| paths.iter().any(|p| p.is_ident("AutoNumber")))
+    })
+}
+
 struct Expander;
 
 impl VisitMut for Expander {
+    fn visit_file_mut(&mut self, file: &mut syn::File) {
+        let mut items = Vec::with_capacity(file.items.len());
+        for mut item in std::mem::take(&mut file.items) {
+            self.visit_item_mut(&mut item);
+            let derived = match &item {
+                Item::Enum(e) if derives_auto_number(&e.attrs) => {
+                    Some(auto_number::derive(item.to_token_stream()))
+                }
+                _ => None,
+            };
+            items.push(item);
+            if let Some(out) = derived {
+                let expanded: syn::File =
+                    syn::parse2(out.clone()).unwrap_or_else(|e| panic!("{e}: {out}"));
+                items.extend(expanded.items);
+            }
+        }
+        file.items = items;
+    }
+
     fn visit_item_mut(&mut self, item: &mut Item) {
         if let Item::Fn(f) = item
             && let Some((flavor, args)) = take_attribute(&mut f.attrs)
@@ -93,10 +129,11 @@ fn cases() -> Vec<PathBuf> {
 
 #[test]
 fn expansion_snapshots() {
-    let bless = std::env::var_os("CONFLICTKIT_BLESS").is_some();
+    // Only `1` blesses: `CONFLICTKIT_BLESS=0` (or empty) must still compare.
+    let bless = std::env::var("CONFLICTKIT_BLESS").is_ok_and(|v| v == "1");
     let cases = cases();
     assert!(
-        cases.len() >= 6,
+        cases.len() >= 9,
         "expected the expansion cases in tests/expand"
     );
     let mut stale = Vec::new();

@@ -1,17 +1,18 @@
 //! Auto-numbered enums: the [`AutoNumber`] trait that `#[derive(AutoNumber)]`
 //! implements, and the errors of its conversions.
 //!
-//! An AutoNumber enum is a fieldless enum whose variants are numbered 1, 2, 3 …
-//! in declaration order (the first value can be changed with
-//! `#[auto_number(start = N)]`), as the `AutoNumber` enum recipe of the Python
-//! original did. The derive lives in `conflictkit` (`conflictkit::AutoNumber`
+//! An AutoNumber enum is a fieldless enum whose variants are numbered one
+//! after another in declaration order, from the number written on the first
+//! variant (`= 1`, as the `AutoNumber` enum recipe of the Python original
+//! counted). The numbers are the enum's discriminants, so `as` casts agree
+//! with [`AutoNumber::value`]. The derive lives in `conflictkit` (`conflictkit::AutoNumber`
 //! names both the derive and this trait, as `serde::Serialize` does).
 //!
 //! ```
 //! use conflictkit::AutoNumber;
 //!
 //! #[derive(AutoNumber, Debug, Clone, Copy, PartialEq, Eq)]
-//! enum Subsystem { Database, StatusServer, Backend }
+//! enum Subsystem { Database = 1, StatusServer, Backend }
 //!
 //! assert_eq!(Subsystem::Backend.value(), 3);
 //! assert_eq!(Subsystem::from_value(2), Some(Subsystem::StatusServer));
@@ -66,11 +67,11 @@ reprs!(i8, i16, i32, i64, u8, u16, u32, u64);
 /// }
 ///
 /// #[derive(AutoNumber, Debug, PartialEq, Eq)]
-/// enum Subsystem { Database, StatusServer, Backend }
+/// enum Subsystem { Database = 1, StatusServer, Backend }
 ///
 /// #[derive(AutoNumber, Debug, PartialEq, Eq)]
-/// #[auto_number(start = 0, repr = u8)]
-/// enum Level { Low, High }
+/// #[auto_number(repr = u8)]
+/// enum Level { Low = 0, High }
 ///
 /// assert_eq!(legend::<Subsystem>(), "1=Database, 2=StatusServer, 3=Backend");
 /// assert_eq!(legend::<Level>(), "0=Low, 1=High");
@@ -95,7 +96,7 @@ pub trait AutoNumber: Sized + 'static {
     /// Every variant, in declaration order (so in increasing value order).
     const VARIANTS: &'static [Self];
 
-    /// The name of every variant as written, in declaration order.
+    /// The name of every variant, in declaration order (see [`name`](AutoNumber::name)).
     const VARIANT_NAMES: &'static [&'static str];
 
     /// The number of this variant.
@@ -104,10 +105,12 @@ pub trait AutoNumber: Sized + 'static {
     /// The variant numbered `value`, or `None` when no variant has it.
     fn from_value(value: Self::Repr) -> Option<Self>;
 
-    /// The name of this variant as written in the source, e.g. `"Backend"`.
+    /// The name of this variant: as written in the source (`"Backend"`, without
+    /// `r#`), or as set by `#[auto_number(rename = "…")]` or `rename_all`.
     fn name(&self) -> &'static str;
 
-    /// The variant named `name` (exactly as written, case-sensitive), or `None`.
+    /// The variant whose [`name`](AutoNumber::name) is `name` (compared
+    /// exactly, case-sensitive), or `None`.
     fn from_name(name: &str) -> Option<Self>;
 
     /// Every variant by value, in declaration order. Unlike
@@ -205,7 +208,7 @@ impl<E: AutoNumber> fmt::Display for ValidNames<E> {
 /// use conflictkit::AutoNumber;
 ///
 /// #[derive(AutoNumber, Debug)]
-/// enum Subsystem { Database, StatusServer, Backend }
+/// enum Subsystem { Database = 1, StatusServer, Backend }
 ///
 /// let err = Subsystem::try_from(7).unwrap_err();
 /// assert_eq!(err.value(), 7);
@@ -270,7 +273,7 @@ impl<E: AutoNumber> Eq for TryFromValueError<E> {}
 /// use conflictkit::AutoNumber;
 ///
 /// #[derive(AutoNumber, Debug)]
-/// enum Subsystem { Database, StatusServer, Backend }
+/// enum Subsystem { Database = 1, StatusServer, Backend }
 ///
 /// let err = "backend".parse::<Subsystem>().unwrap_err();
 /// assert_eq!(err.name(), "backend");

@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
 
-use super::parse::Input;
+use super::validate::Input;
 
 /// An integer literal for `value` (a leading `-` token when negative), typed
 /// by its context.

@@ -1,14 +1,16 @@
-//! `#[derive(AutoNumber)]`: parse → validate → expand.
+//! `#[derive(AutoNumber)]`: [`args`] (the `#[auto_number(...)]` options) →
+//! [`validate`] (the enum's shape and numbering) → [`expand`](mod@expand).
 //!
 //! The input is read as a `syn::Item` (syn's `full` feature, which the
 //! workspace enables) rather than a `DeriveInput` (its `derive` feature).
-//!
-//! [`parse`] builds a best-effort model and records every problem;
-//! [`expand`] generates the impls. On error the output is the errors plus
-//! stub impls, so one mistake does not cascade into unrelated diagnostics.
+//! Every problem is recorded, not only the first; on error the output is the
+//! errors plus stub impls, so one mistake does not cascade into unrelated
+//! diagnostics.
 
+mod args;
 mod expand;
-mod parse;
+mod rename;
+mod validate;
 
 use proc_macro2::TokenStream;
 
@@ -21,12 +23,12 @@ pub(crate) fn derive(item: TokenStream) -> TokenStream {
         Err(error) => return error.to_compile_error(),
     };
     let mut errors = Errors::new();
-    let parsed = parse::parse(&input, &mut errors);
+    let checked = validate::check(&input, &mut errors);
     match errors.finish() {
-        Ok(()) => expand::expand(&parsed),
+        Ok(()) => expand::expand(&checked),
         Err(error) => {
             let mut out = error.to_compile_error();
-            out.extend(expand::fallback(&parsed));
+            out.extend(expand::fallback(&checked));
             out
         }
     }
@@ -46,67 +48,33 @@ mod tests {
     }
 
     #[test]
-    fn values_follow_declaration_order_from_start() {
-        let out = derive(quote! {
-            #[auto_number(start = -1, repr = i8)]
-            enum E { A, B, C }
-        })
-        .to_string();
-        assert!(
-            out.contains("Self :: A => - 1 , Self :: B => 0 , Self :: C => 1 ,"),
-            "{out}"
-        );
-        assert!(out.contains("type Repr = i8"), "{out}");
-        assert!(
-            out.contains(
-                ":: conflictkit :: __private :: auto_number :: serde_impls ! { E , number }"
-            ),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn crate_path_is_used_everywhere() {
-        let out = derive(quote! {
-            #[auto_number(crate = "my::ck")]
-            enum E { A }
-        })
-        .to_string();
-        assert!(!out.contains("conflictkit"), "{out}");
-        assert!(
-            out.contains("my :: ck :: __private :: auto_number :: AutoNumber"),
-            "{out}"
-        );
-    }
-
-    #[test]
     fn all_errors_are_reported_at_once() {
         let errors = errors_of(quote! {
-            #[auto_number(start = 1, start = 2, bogus, repr = usize)]
-            enum E { A(u8), B = 3 }
+            #[auto_number(repr = i8, repr = i16, bogus, repr = usize)]
+            enum E { A(u8) = 1, B = 3, #[auto_number(rename = "A")] C }
         });
-        assert_eq!(errors.len(), 5, "{errors:?}");
-        assert!(errors[0].starts_with("duplicate `auto_number` option `start`"));
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert!(errors[0].starts_with("duplicate `auto_number` option `repr`"));
         assert!(errors[1].starts_with("unknown `auto_number` option `bogus`"));
         assert!(errors[2].starts_with("unsupported `repr = usize`"));
         assert!(errors[3].contains("`E::A` has fields"));
-        assert!(errors[4].starts_with("`E::B` has an explicit discriminant"));
+        assert!(errors[4].starts_with("`E::B = 3` breaks the numbering"));
+        assert!(errors[5].contains("are both named"), "{errors:?}");
     }
 
     #[test]
     fn overflow_counts_the_variants() {
-        let ok = errors_of(quote! { #[auto_number(repr = u8, start = 254)] enum E { A, B } });
+        let ok = errors_of(quote! { #[auto_number(repr = u8)] enum E { A = 254, B } });
         assert!(ok.is_empty(), "{ok:?}");
-        let errors =
-            errors_of(quote! { #[auto_number(repr = u8, start = 254)] enum E { A, B, C } });
+        let errors = errors_of(quote! { #[auto_number(repr = u8)] enum E { A = 254, B, C } });
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].contains("numbered 256, which overflows `u8`"),
             "{errors:?}"
         );
-        let below = errors_of(quote! { #[auto_number(repr = u8, start = -1)] enum E {} });
+        let below = errors_of(quote! { #[repr(u8)] enum E { A = -1 } });
         assert!(
-            below[0].contains("`start = -1` does not fit in `u8` (0..=255)"),
+            below[0].contains("the first value, -1, does not fit in `u8` (0..=255)"),
             "{below:?}"
         );
     }

@@ -6,8 +6,9 @@
 //! `#[serde(crate = "…")]` and tokio's `#[tokio::main(crate = "…")]`.
 
 use proc_macro2::Span;
-use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
+
+use super::options::MacroOption;
 
 /// `::conflictkit`, the crate path when no `crate = "…"` option is given.
 pub(crate) fn default_crate_path() -> Path {
@@ -44,11 +45,9 @@ pub(crate) fn crate_path_from_expr(expr: &Expr) -> syn::Result<Path> {
     }
 }
 
-/// Parses `= "path"` after the `crate` key inside
-/// `Attribute::parse_nested_meta` (the form derive helper attributes use).
-pub(crate) fn crate_path_from_meta(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
-    let expr: Expr = meta.value()?.parse()?;
-    crate_path_from_expr(&expr)
+/// Parses a `crate = "path"` option read by [`super::options`].
+pub(crate) fn crate_path_from_option(option: &MacroOption) -> syn::Result<Path> {
+    crate_path_from_expr(option.value()?)
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
-//! Error accumulation for macros: report every problem in one compile
-//! (serde's `Ctxt`, without its panicking drop guard) and guard options
-//! against being set twice.
+//! The error accumulator of every conflictkit macro: report every problem in
+//! one compile (serde's `Ctxt`, without its panicking drop guard), and guard
+//! options against being set twice.
 
 use std::fmt::Display;
 
-use proc_macro2::Span;
 use quote::ToTokens;
 
 /// Collects `syn::Error`s and folds them with `syn::Error::combine`.
@@ -32,11 +31,6 @@ impl Errors {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
-    /// Records an error at `span`.
-    pub(crate) fn at(&mut self, span: Span, message: impl Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
     /// The value of `result`, or `None` after recording its error.
     pub(crate) fn capture<T>(&mut self, result: syn::Result<T>) -> Option<T> {
         match result {
@@ -46,6 +40,27 @@ impl Errors {
                 None
             }
         }
+    }
+
+    /// Moves every error of `other` into `self`.
+    pub(crate) fn append(&mut self, other: Errors) {
+        if let Some(error) = other.combined {
+            self.push(error);
+        }
+    }
+
+    /// Whether no error was recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.combined.is_none()
+    }
+
+    /// The `compile_error!` invocations of every recorded error (nothing when
+    /// there is none), to emit next to the best-effort expansion.
+    pub(crate) fn to_compile_errors(&self) -> proc_macro2::TokenStream {
+        self.combined
+            .as_ref()
+            .map(syn::Error::to_compile_error)
+            .unwrap_or_default()
     }
 
     /// `Ok(())`, or every recorded error combined.
@@ -103,12 +118,13 @@ impl<T> Once<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_macro2::Span;
 
     #[test]
     fn combines_in_order() {
         assert!(Errors::new().finish().is_ok());
         let mut errors = Errors::new();
-        errors.at(Span::call_site(), "first");
+        errors.push(syn::Error::new(Span::call_site(), "first"));
         assert_eq!(errors.capture(Ok::<_, syn::Error>(3)), Some(3));
         errors.capture::<()>(Err(syn::Error::new(Span::call_site(), "second")));
         let messages: Vec<String> = errors

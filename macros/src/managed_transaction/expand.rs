@@ -67,10 +67,8 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     let fake_return = fake_return(output);
     let block = &item.block;
 
-    quote! {
-        #(#attrs)*
-        #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
-            #resolver_binding
+    let call = at_return_type(
+        quote! {
             #private::ConflictResolver::run(
                 #resolver_ref,
                 #call_options,
@@ -83,8 +81,34 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
                 },
             )
             .await
+        },
+        output,
+    );
+    quote! {
+        #(#attrs)*
+        #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
+            #resolver_binding
+            #call
         }
     }
+}
+
+/// The call into the runtime located on the return type (hygiene unchanged;
+/// only its top-level tokens move, so the arguments and the user's block keep
+/// their spans): an error type that is not a `TransactionError` is then
+/// reported once, there, rather than on the attribute.
+fn at_return_type(tokens: TokenStream, output: &ReturnType) -> TokenStream {
+    let ReturnType::Type(_, ty) = output else {
+        return tokens;
+    };
+    let at = ty.span();
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(token.span().located_at(at));
+            token
+        })
+        .collect()
 }
 
 /// `resolver`, or `__ck_resolver` when the function already uses that name.

@@ -14,7 +14,6 @@ mod expand;
 mod validate;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
 
 /// Which of the two attributes is being expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,44 +34,8 @@ impl Flavor {
     }
 }
 
-/// Accumulates errors and folds them with [`syn::Error::combine`].
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    /// Records one more error.
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// Records an error spanned on `tokens`.
-    pub(crate) fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// Moves every error of `other` into `self`.
-    pub(crate) fn append(&mut self, other: Errors) {
-        if let Some(e) = other.0 {
-            self.push(e);
-        }
-    }
-
-    /// Whether no error was recorded.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The `compile_error!` invocations for every recorded error.
-    pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.0
-            .as_ref()
-            .map(syn::Error::to_compile_error)
-            .unwrap_or_default()
-    }
-}
+/// The macros' one error accumulator; `args` and `validate` name it through here.
+pub(crate) use crate::common::errors::Errors;
 
 /// Expands `#[<flavor>(args)] item`. Never panics: every problem becomes a
 /// spanned `compile_error!` next to the (rewritten or original) function.

@@ -151,9 +151,9 @@ impl Loader {
     ///
     /// ```
     /// use conflictkit::config::Loader;
-    /// use conflictkit::merge::{ArrayMode, MergeOptions};
-    /// let loader = Loader::new().merge_options(MergeOptions::new().arrays(ArrayMode::Replace));
-    /// # let _ = loader;
+    /// use conflictkit::merge::MergeOptions;
+    /// let loader = Loader::new().merge_options(MergeOptions::MERGE_PATCH);
+    /// assert_ne!(loader, Loader::new());
     /// ```
     #[must_use]
     pub fn merge_options(mut self, options: MergeOptions) -> Self {

@@ -8,9 +8,8 @@
 
 use serde_json::{Map, Value, map::Entry};
 
-use super::{
-    ArrayMode, ClashMode, JsonType, KeyPath, MergeError, MergeOptions, NullMode, PathSegment,
-};
+use super::options::{ArrayMode, ClashMode, NullMode};
+use super::{JsonType, KeyPath, MergeError, MergeOptions, PathSegment};
 
 /// A clash found by [`check`], with its path collected innermost first while the
 /// recursion unwinds (so the success path allocates nothing).

@@ -30,20 +30,21 @@
 //!
 //! # Modes
 //!
-//! [`MergeOptions`] changes three rules. [`MergeOptions::MERGE_PATCH`] sets all
-//! three to their RFC 7396 behaviour and is then exactly JSON Merge Patch.
+//! [`MergeOptions`] picks one of two rule sets: the original's
+//! ([`MergeOptions::ORIGINAL`], the default) or exactly RFC 7396 JSON Merge
+//! Patch ([`MergeOptions::MERGE_PATCH`]).
 //!
-//! | `a` (existing) | `b` (incoming) | original `merge_dict` (Python) | [`merge_dict`], [`MergeOptions::ORIGINAL`] (default) | option | RFC 7396 ([`MergeOptions::MERGE_PATCH`]) |
-//! |---|---|---|---|---|---|
-//! | null, bool, number, string | anything | `b` | `b` | with [`NullMode::Delete`], `null` members of objects in `b` are dropped | `b`; an object `b` is merged into `{}`, so its `null` members are dropped |
-//! | array | array | `a` extended by `b` | `a` extended by `b` | [`ArrayMode::Replace`]: `b` | `b` |
-//! | array | anything else | `b` pushed onto `a` | `b` pushed onto `a` | [`ArrayMode::Replace`]: `b` | `b` (an object merged into `{}`) |
-//! | object | object | merged key by key | merged key by key | | merged key by key |
-//! | object | `null` member of an object | error | [`MergeError`] | [`NullMode::Delete`]: the key is removed | the key is removed |
-//! | (missing key) | `null` member of an object | `null` added | `null` added | [`NullMode::Delete`]: nothing added | nothing added |
-//! | object | any other non-object | error | [`MergeError`] | [`ClashMode::Replace`]: `b` | `b` |
-//! | on error | | `a` left half merged | `a` unchanged | | cannot fail |
-//! | values of `b` | | shared with `b` (aliasing) | moved into `a` | | copied (`json_patch::merge` borrows `b`) |
+//! | `a` (existing) | `b` (incoming) | original `merge_dict` (Python) | [`merge_dict`], [`MergeOptions::ORIGINAL`] (default) | RFC 7396 ([`MergeOptions::MERGE_PATCH`]) |
+//! |---|---|---|---|---|
+//! | null, bool, number, string | anything | `b` | `b` | `b`; an object `b` is merged into `{}`, so its `null` members are dropped |
+//! | array | array | `a` extended by `b` | `a` extended by `b` | `b` |
+//! | array | anything else | `b` pushed onto `a` | `b` pushed onto `a` | `b` (an object merged into `{}`) |
+//! | object | object | merged key by key | merged key by key | merged key by key |
+//! | object | `null` member of an object | error | [`MergeError`] | the key is removed |
+//! | (missing key) | `null` member of an object | `null` added | `null` added | nothing added |
+//! | object | any other non-object | error | [`MergeError`] | `b` |
+//! | on error | | `a` left half merged | `a` unchanged | cannot fail |
+//! | values of `b` | | shared with `b` (aliasing) | moved into `a` | moved into `a` (`json_patch::merge` copies them from a borrowed `b`) |
 //!
 //! The original also raised `NOT IMPLEMENTED` for tuples, sets and other Python
 //! objects and wrapped `TypeError`s; a [`serde_json::Value`] has none of those,
@@ -63,7 +64,7 @@ mod path;
 use serde_json::Value;
 
 pub use error::{JsonType, MergeError};
-pub use options::{ArrayMode, ClashMode, MergeOptions, NullMode};
+pub use options::MergeOptions;
 pub use path::{KeyPath, PathSegment};
 
 /// Merges `b` into `a` with the original's rules and returns the result.

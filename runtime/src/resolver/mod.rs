@@ -41,6 +41,7 @@
 //! transaction would wait for the first one's locks (or SQLite write slot)
 //! while the first waits for it, and no database reports that deadlock.
 
+mod call_error;
 mod carried;
 pub mod classify;
 mod conflict_resolver;
@@ -54,6 +55,7 @@ mod sqlite_writer;
 mod stats;
 mod txn;
 
+pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use contention::{CUT_ABOVE, Contention, MAX_QUEUE_WAIT, SLOW_START_FROM, UNLIMITED_ABOVE};

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 use tracing::Instrument;
 
+use super::call_error::TransactionError;
 use super::carried;
 use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
@@ -144,7 +145,7 @@ impl ConflictResolver {
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
-        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+        E: TransactionError,
     {
         self.run(CallOptions::new(caller_label()), body)
     }
@@ -171,7 +172,7 @@ impl ConflictResolver {
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
-        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+        E: TransactionError,
     {
         self.run(CallOptions::new(caller_label()).non_retryable(), body)
     }
@@ -195,7 +196,7 @@ impl ConflictResolver {
     where
         F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
         T: Send,
-        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+        E: TransactionError,
     {
         if let Some(outer) = self.active_txn() {
             tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");

@@ -25,8 +25,8 @@ pub const BORE_CONTROL_PORT: u16 = bore_cli::shared::CONTROL_PORT;
 /// forwards to a port on this machine.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), conflictkit_runtime::tunnel::TunnelError> {
-/// use conflictkit_runtime::tunnel::Bore;
+/// # async fn run() -> Result<(), conflictkit::tunnel::TunnelError> {
+/// use conflictkit::tunnel::Bore;
 ///
 /// let tunnel = Bore::to("relay.example.com").secret("shared secret").local_port(8080).start().await?;
 /// println!("public URL: {}", tunnel.public_url()); // http://relay.example.com:<port>
@@ -180,7 +180,8 @@ impl BoreTunnel {
     }
 }
 
-/// A bore relay server, for users who run their own and for tests.
+/// A bore relay server running inside this process, for tests: a [`Bore`]
+/// tunnel through it runs end to end on loopback.
 ///
 /// It listens on [`BORE_CONTROL_PORT`] of its bind address and opens tunnel
 /// ports from `port_range` on the same address. Stopped by
@@ -189,8 +190,8 @@ impl BoreTunnel {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), conflictkit_runtime::tunnel::TunnelError> {
-/// use conflictkit_runtime::tunnel::{Bore, BoreServer};
+/// # async fn main() -> Result<(), conflictkit::tunnel::TunnelError> {
+/// use conflictkit::tunnel::{Bore, testing::BoreServer};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// let server = BoreServer::start(42000..=42999, Some("s3cret")).await?;

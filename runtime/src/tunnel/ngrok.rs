@@ -42,9 +42,9 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 /// everything this module logs or returns.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), conflictkit_runtime::tunnel::TunnelError> {
+/// # async fn run() -> Result<(), conflictkit::tunnel::TunnelError> {
 /// use std::time::Duration;
-/// use conflictkit_runtime::tunnel::Ngrok;
+/// use conflictkit::tunnel::Ngrok;
 ///
 /// let tunnel = Ngrok::http(8080)
 ///     .region("eu")
@@ -86,7 +86,7 @@ impl Ngrok {
     /// An HTTP tunnel to `port` on the local machine.
     ///
     /// ```
-    /// let builder = conflictkit_runtime::tunnel::Ngrok::http(8080).authtoken("secret");
+    /// let builder = conflictkit::tunnel::Ngrok::http(8080).authtoken("secret");
     /// assert!(!format!("{builder:?}").contains("secret"));
     /// ```
     pub fn http(port: u16) -> Self {

@@ -3,11 +3,11 @@ use conflictkit::AutoNumber;
 #[derive(AutoNumber)]
 #[auto_number(serde = "json")]
 enum Mode {
-    A,
+    A = 1,
 }
 
 #[derive(AutoNumber)]
-#[auto_number(start = "1")]
+#[auto_number(start = 1)]
 enum Start {
     A,
 }
@@ -15,7 +15,17 @@ enum Start {
 #[derive(AutoNumber)]
 #[auto_number(crate = "not a path")]
 enum Krate {
-    A,
+    A = 1,
+}
+
+#[derive(AutoNumber)]
+#[auto_number(rename_all = "snake", serde = name)]
+enum Case {
+    A = 1,
+    #[auto_number(rename = 5)]
+    B,
+    #[auto_number(rename = "")]
+    C,
 }
 
 fn main() {}

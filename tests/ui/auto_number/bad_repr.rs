@@ -3,19 +3,19 @@ use conflictkit::AutoNumber;
 #[derive(AutoNumber)]
 #[auto_number(repr = usize)]
 enum Pointer {
-    A,
+    A = 1,
 }
 
 #[derive(AutoNumber)]
 #[auto_number(repr = i128)]
 enum Wide {
-    A,
+    A = 1,
 }
 
 #[derive(AutoNumber)]
 #[auto_number(repr = "i32")]
 enum Quoted {
-    A,
+    A = 1,
 }
 
 fn main() {}

@@ -1,9 +1,9 @@
 use conflictkit::AutoNumber;
 
 #[derive(AutoNumber)]
-#[auto_number(start = 0, start = 1)]
+#[auto_number(rename_all = "lowercase", rename_all = "UPPERCASE")]
 enum SameAttribute {
-    A,
+    A = 1,
 }
 
 #[derive(AutoNumber)]
@@ -11,7 +11,14 @@ enum SameAttribute {
 #[auto_number(repr = i16, serde = "name")]
 #[auto_number(serde = "number")]
 enum AcrossAttributes {
-    A,
+    A = 1,
+}
+
+#[derive(AutoNumber)]
+enum OnAVariant {
+    #[auto_number(rename = "a")]
+    #[auto_number(rename = "b")]
+    A = 1,
 }
 
 fn main() {}

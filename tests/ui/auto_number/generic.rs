@@ -2,7 +2,7 @@ use conflictkit::AutoNumber;
 
 #[derive(AutoNumber)]
 enum Sized<const N: usize> {
-    A,
+    A = 1,
 }
 
 fn main() {}

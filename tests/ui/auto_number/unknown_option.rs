@@ -1,15 +1,15 @@
 use conflictkit::AutoNumber;
 
 #[derive(AutoNumber)]
-#[auto_number(strat = 0, rename_all = "snake_case")]
+#[auto_number(strat = 0, rename_al = "snake_case")]
 enum Subsystem {
-    Database,
+    Database = 1,
 }
 
 #[derive(AutoNumber)]
 #[auto_number(skip)]
 enum Other {
-    A,
+    A = 1,
 }
 
 fn main() {}

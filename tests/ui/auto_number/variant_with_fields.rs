@@ -3,8 +3,9 @@
 use conflictkit::AutoNumber;
 
 #[derive(AutoNumber, Debug)]
+#[repr(i32)]
 enum Shape {
-    Point,
+    Point = 1,
     Circle(f64),
     Rect { w: f64, h: f64 },
 }

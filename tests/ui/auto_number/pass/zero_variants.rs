@@ -6,7 +6,7 @@ use conflictkit::AutoNumber;
 enum Never {}
 
 #[derive(AutoNumber)]
-#[auto_number(repr = u8, start = 0, serde = "name")]
+#[auto_number(repr = u8, serde = "name", rename_all = "kebab-case")]
 pub enum AlsoNever {}
 
 fn main() {

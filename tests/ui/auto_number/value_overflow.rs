@@ -1,18 +1,18 @@
 use conflictkit::AutoNumber;
 
-// 250..=259 does not fit in u8.
+// 250..=259 does not fit in u8: spanned on the repr.
 #[derive(AutoNumber)]
-#[auto_number(repr = u8, start = 250)]
+#[auto_number(repr = u8)]
 enum TooMany {
-    A, B, C, D, E, F, G, H, I, J,
+    A = 250, B, C, D, E, F, G, H, I, J,
 }
 
-// The default start (1) with 128 variants overflows i8: spanned on the repr.
+// 1..=128 overflows i8 (from `#[repr(i8)]`): spanned on the first value.
 macro_rules! many {
-    ($($v:ident)*) => {
+    ($first:ident $($v:ident)*) => {
         #[derive(AutoNumber)]
-        #[auto_number(repr = i8)]
-        enum Many { $($v,)* }
+        #[repr(i8)]
+        enum Many { $first = 1, $($v,)* }
     };
 }
 many!(
@@ -24,9 +24,11 @@ many!(
     V117 V118 V119 V120 V121 V122 V123 V124 V125 V126 V127
 );
 
-// The start itself out of range, even with no variants.
+// The first value itself out of range.
 #[derive(AutoNumber)]
-#[auto_number(repr = u16, start = -1)]
-enum Negative {}
+#[auto_number(repr = u16)]
+enum Negative {
+    A = -1,
+}
 
 fn main() {}
