@@ -4,9 +4,11 @@
 //! namespace that has nothing but loopback.
 //!
 //! The real agent comes from `CONFLICTKIT_NGROK_BIN` (set by `scripts/test.sh`
-//! from `scripts/install-ngrok.sh`). Under `CONFLICTKIT_REQUIRE_SERVERS=1` a
+//! from `scripts/install-ngrok.sh`). Under `CONFLICTKIT_REQUIRE_SERVERS` (or `CI=true`) a
 //! missing agent fails the test; otherwise that one test is skipped with a reason.
 #![cfg(feature = "tunnel")]
+
+mod common;
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -514,8 +516,8 @@ async fn agent_versions_it_cannot_drive_are_typed_errors() {
 fn real_ngrok() -> Option<PathBuf> {
     match std::env::var_os("CONFLICTKIT_NGROK_BIN") {
         Some(bin) if !bin.is_empty() => Some(PathBuf::from(bin)),
-        _ if std::env::var("CONFLICTKIT_REQUIRE_SERVERS").as_deref() == Ok("1") => panic!(
-            "CONFLICTKIT_NGROK_BIN is not set but CONFLICTKIT_REQUIRE_SERVERS=1: run \
+        _ if common::servers_required() => panic!(
+            "CONFLICTKIT_NGROK_BIN is not set but servers are required (CONFLICTKIT_REQUIRE_SERVERS or CI): run \
              `export CONFLICTKIT_NGROK_BIN=$(./scripts/install-ngrok.sh)`"
         ),
         _ => {
