@@ -156,6 +156,15 @@ pub enum ListenerError {
         /// The listener's state type (`()` without state).
         provided: &'static str,
     },
+    /// A transactional handler (`#[event_listener(transactional)]`) is
+    /// registered but the listener has no resolver to run its transaction.
+    #[error(
+        "the event handler `{handler}` is transactional, but the listener has no ConflictResolver to run its transaction: give it one with `Listener::with_resolver(resolver)`, or start it with `registered_handlers: false`"
+    )]
+    MissingResolver {
+        /// The handler's name (function path).
+        handler: String,
+    },
     /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
     #[error("could not listen for Ctrl-C")]
     Signal(#[source] std::io::Error),

@@ -23,6 +23,7 @@ use super::handler::{
 use super::receive::Shared;
 use super::registry::Registry;
 use super::serve::serve_on;
+use crate::resolver::ConflictResolver;
 
 /// The HTTP event listener: receives events posted by cryptoassets.core's
 /// `HTTPEventHandler` (or [`EventPoster`](super::EventPoster)) and dispatches
@@ -147,11 +148,61 @@ impl Listener {
         Listener {
             bind: self.bind,
             shared: Shared {
-                state: DynState::new(state),
+                state: DynState::new(state).keep_resolver(&self.shared.state),
                 ..self.shared
             },
             state_type: (TypeId::of::<S>(), std::any::type_name::<S>()),
             _state: PhantomData,
+        }
+    }
+}
+
+impl<S> Listener<S> {
+    /// Gives the listener the [`ConflictResolver`] its transactional handlers
+    /// (`#[event_listener("…", transactional)]`) run their managed
+    /// transaction with. Without one, a listener with a transactional
+    /// handler refuses to start ([`ListenerError::MissingResolver`]). The
+    /// inbox table must exist ([`migrate_inbox`](super::migrate_inbox)).
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, migrate_inbox};
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// #[conflictkit::event_listener("doc_with_resolver_deposit", transactional)]
+    /// async fn on_deposit(txn: &Txn, cents: i64) -> Result<(), conflictkit::Error> {
+    ///     txn.execute_unprepared(&format!("UPDATE totals SET cents = cents + {cents}"))
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// migrate_inbox(&db).await?;
+    /// db.execute_unprepared("CREATE TABLE totals (cents BIGINT)").await?;
+    /// db.execute_unprepared("INSERT INTO totals VALUES (0)").await?;
+    /// let handle = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?))
+    ///     .with_resolver(ConflictResolver::new(db.clone()))
+    ///     .start()
+    ///     .await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("doc_with_resolver_deposit", &250)
+    ///     .await?;
+    /// let row = db
+    ///     .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT cents FROM totals"))
+    ///     .await?
+    ///     .ok_or("no row")?;
+    /// assert_eq!(row.try_get::<i64>("", "cents")?, 250);
+    /// handle.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_resolver(self, resolver: ConflictResolver) -> Self {
+        Listener {
+            shared: Shared {
+                state: self.shared.state.with_resolver(resolver),
+                ..self.shared
+            },
+            ..self
         }
     }
 }
@@ -174,6 +225,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
             timeout: None,
             prepare,
             needs: Vec::new(),
+            transactional: false,
         });
         self
     }
@@ -279,8 +331,16 @@ impl<S: Send + Sync + 'static> Listener<S> {
         )
     }
 
-    /// Every handler's state is the listener's.
+    /// Every handler's state is the listener's, and transactional handlers
+    /// have a resolver.
     fn check_state(&self) -> Result<(), ListenerError> {
+        if self.shared.state.resolver().is_none()
+            && let Some(handler) = self.shared.registry.first_transactional()
+        {
+            return Err(ListenerError::MissingResolver {
+                handler: handler.name.into_owned(),
+            });
+        }
         match self.shared.registry.missing_state(self.state_type.0) {
             None => Ok(()),
             Some((handler, need)) => Err(ListenerError::MissingState {

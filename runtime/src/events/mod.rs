@@ -54,6 +54,7 @@ mod registry;
 mod request;
 mod serve;
 mod signature;
+mod transactional;
 mod wire;
 
 pub use config::{
@@ -88,5 +89,7 @@ pub mod macro_support {
         Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
     };
     pub use super::registry::{NeedFn, PrepareFn, Registration};
+    pub use super::transactional::{TxnAttempt, TxnFuture, TxnOutput, prepare_transactional};
+    pub use crate::resolver::Txn;
     pub use inventory;
 }
