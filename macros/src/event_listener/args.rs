@@ -90,7 +90,8 @@ fn parse_args(
             );
         } else {
             let meta: Meta = input.parse()?;
-            args.named |= first && matches!(meta, Meta::Path(_)) && !meta.path().is_ident("transactional");
+            args.named |=
+                first && matches!(meta, Meta::Path(_)) && !meta.path().is_ident("transactional");
             if let Err(e) = apply(args, meta) {
                 push(errors, e);
             }

@@ -180,7 +180,8 @@ fn validate_params(
     named: bool,
     types: &mut [&Type],
     errors: &mut Option<syn::Error>,
-) -> Option<Shape> {    // The original's every-event shape: the name as `&str`, then the data.
+) -> Option<Shape> {
+    // The original's every-event shape: the name as `&str`, then the data.
     if !named && types.len() == 2 {
         if is_str_ref(types[0]) {
             return Some(Shape::Any(types[1].span()));

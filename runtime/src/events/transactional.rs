@@ -32,12 +32,8 @@ pub type TxnFuture<'t, E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send + 
 /// delivery, then its future. What `#[event_listener(transactional)]`
 /// generates. Not public API.
 #[doc(hidden)]
-pub type TxnAttempt<E> = for<'t> fn(
-    &'t Txn,
-    &Event,
-    &EventContext,
-    &DynState,
-) -> Result<TxnFuture<'t, E>, ExtractError>;
+pub type TxnAttempt<E> =
+    for<'t> fn(&'t Txn, &Event, &EventContext, &DynState) -> Result<TxnFuture<'t, E>, ExtractError>;
 
 /// What a transactional handler returns: `Result<(), E>`, `E` the error of
 /// its managed transaction. Not public API.
