@@ -309,20 +309,30 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             let (extract, needs, call_args) = produce(types, &rt, ret_span);
             let extract: Vec<_> = extract.collect();
             let ident = syn::Ident::new(&ident.to_string(), ret_span);
-            let txn_local = quote_spanned!(txn.span()=> __ck_txn);
+            // Errors about the transaction's type land on it; errors about
+            // the return type (not `Result<(), E>`, an `E` the resolver
+            // cannot use) on the return type.
+            let txn_check = quote_spanned!(txn.span()=> let __ck_txn: &'t #txn = __ck_txn;);
+            let output = quote_spanned!(ret.span()=> <#ret as #rt::TxnOutput>::Error);
+            let future = quote_spanned!(ret.span()=>
+                ::core::result::Result::Ok(::std::boxed::Box::pin(#ident(__ck_txn, #(#call_args,)*)))
+            );
+            let prepare = quote_spanned!(ret.span()=>
+                #rt::prepare_transactional::<#output>(
+                    ::core::concat!(::core::module_path!(), "::", #name),
+                    __ck_event, __ck_context, __ck_state, __ck_attempt,
+                )
+            );
             attempt = quote! {
                 fn __ck_attempt<'t>(
                     __ck_txn: &'t #rt::Txn,
                     __ck_event: &#rt::Event,
                     __ck_context: &#rt::EventContext,
                     __ck_state: &#rt::DynState,
-                ) -> ::core::result::Result<
-                    #rt::TxnFuture<'t, <#ret as #rt::TxnOutput>::Error>,
-                    #rt::ExtractError,
-                > {
+                ) -> ::core::result::Result<#rt::TxnFuture<'t, #output>, #rt::ExtractError> {
                     #(#extract)*
-                    let #txn_local: &'t #txn = __ck_txn;
-                    ::core::result::Result::Ok(::std::boxed::Box::pin(#ident(__ck_txn, #(#call_args,)*)))
+                    #txn_check
+                    #future
                 }
             };
             (
@@ -331,10 +341,7 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                     // before the transaction begins; again on every run.
                     #(#extract)*
                     let _ = (#(#call_args,)*);
-                    #rt::prepare_transactional(
-                        ::core::concat!(::core::module_path!(), "::", #name),
-                        __ck_event, __ck_context, __ck_state, __ck_attempt,
-                    )
+                    #prepare
                 },
                 needs,
             )

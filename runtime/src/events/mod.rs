@@ -48,9 +48,11 @@ mod handle;
 mod handler;
 mod inbox;
 mod listener;
+mod outbox;
 mod poster;
 mod receive;
 mod registry;
+mod relay;
 mod request;
 mod serve;
 mod signature;
@@ -71,8 +73,10 @@ pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
 pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
 pub use listener::{Listener, Shutdown};
+pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
+pub use relay::{DEFAULT_MAX_ATTEMPTS, OutboxRelay};
 pub use signature::{
     DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP, WebhookSecret, verify,

@@ -128,6 +128,11 @@ impl EventPoster {
         self
     }
 
+    /// Requests one [`post`](Self::post) sends at most (its retries + 1).
+    pub(crate) fn attempts_per_post(&self) -> u32 {
+        self.retries.saturating_add(1)
+    }
+
     /// The listener URL.
     pub fn url(&self) -> &str {
         self.url.as_str()
@@ -165,8 +170,43 @@ impl EventPoster {
     ) -> Result<(), PostError> {
         let body = Self::encode(event_name, data)?;
         // One id for every attempt, so the listener can drop duplicates.
-        let id = message_id();
-        let mut attempt: u32 = 0;
+        self.send(event_name, &body, &message_id(), 1).await
+    }
+
+    /// Posts one event as the delivery `webhook_id` (the sender's own id,
+    /// e.g. from a table of events to send): every retry of the event,
+    /// including after a restart, must reuse it so that the listener drops
+    /// duplicates. `Ok` on any 2xx reply.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::EventPoster;
+    ///
+    /// # async fn f() -> Result<(), conflictkit::events::PostError> {
+    /// let poster = EventPoster::new("http://127.0.0.1:10000")?;
+    /// poster.post_with_id("msg_order_42", "txupdate", &serde_json::json!({"txid": "abc"})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn post_with_id<T: Serialize + ?Sized>(
+        &self,
+        webhook_id: &str,
+        event_name: &str,
+        data: &T,
+    ) -> Result<(), PostError> {
+        let body = Self::encode(event_name, data)?;
+        self.send(event_name, &body, webhook_id, 1).await
+    }
+
+    /// Sends `body` as the delivery `id`, numbering attempts from
+    /// `first_attempt`, with retries.
+    pub(crate) async fn send(
+        &self,
+        event_name: &str,
+        body: &str,
+        id: &str,
+        first_attempt: u32,
+    ) -> Result<(), PostError> {
+        let mut attempt: u32 = first_attempt.saturating_sub(1);
+        let last = attempt.saturating_add(self.retries).saturating_add(1);
         loop {
             attempt += 1;
             let mut request = self
@@ -174,14 +214,14 @@ impl EventPoster {
                 .post(self.url.clone())
                 .timeout(self.timeout)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(WEBHOOK_ID, &id)
+                .header(WEBHOOK_ID, id)
                 .header(WEBHOOK_ATTEMPT, attempt.to_string())
-                .body(body.clone());
+                .body(body.to_owned());
             if let Some(secret) = &self.secret {
                 let ts = unix_now();
                 request = request
                     .header(WEBHOOK_TIMESTAMP, ts.to_string())
-                    .header(WEBHOOK_SIGNATURE, secret.sign(&id, ts, body.as_bytes()));
+                    .header(WEBHOOK_SIGNATURE, secret.sign(id, ts, body.as_bytes()));
             }
             let mut retry_after = None;
             let retryable = match request.send().await {
@@ -227,7 +267,7 @@ impl EventPoster {
                     source,
                 },
             };
-            if attempt > self.retries {
+            if attempt >= last {
                 tracing::error!(url = %self.url, event = event_name, webhook_id = %id, error = %retryable, "giving up posting the event");
                 return Err(retryable);
             }
@@ -252,7 +292,7 @@ impl EventPoster {
 
 /// `msg_` and 24 random alphanumeric characters from the operating system's
 /// generator (the clock-seeded `fastrand` only if that fails).
-fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 24];
     if getrandom::fill(&mut bytes).is_err() {
