@@ -183,14 +183,15 @@ impl OutboxRelay {
     /// # Ok(()) }
     /// ```
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), DbErr> {
+        use futures::FutureExt as _;
         tokio::pin!(shutdown);
         loop {
-            let delivered = tokio::select! {
-                biased;
-                () = &mut shutdown => return Ok(()),
-                delivered = self.deliver_one() => delivered?,
-            };
-            if delivered.is_none() {
+            // Checked between events only: a delivery under way is not cut
+            // between its POST and the row that records it.
+            if shutdown.as_mut().now_or_never().is_some() {
+                return Ok(());
+            }
+            if self.deliver_one().await?.is_none() {
                 tokio::select! {
                     () = &mut shutdown => return Ok(()),
                     () = tokio::time::sleep(self.poll_interval) => {}
