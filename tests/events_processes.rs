@@ -120,10 +120,10 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
     let (addr_a, addr_b) = (addr(&a), addr(&b));
 
     for seq in 0..10i64 {
-        let id = format!("msg_node_{seq}");
+        let (id, data) = (format!("msg_node_{seq}"), json!(seq));
         let (ra, rb) = tokio::join!(
-            events_common::deliver_signed(addr_a, &secret, &id, "node_apply", &json!(seq)),
-            events_common::deliver_signed(addr_b, &secret, &id, "node_apply", &json!(seq)),
+            events_common::deliver_signed(addr_a, &secret, &id, "node_apply", &data),
+            events_common::deliver_signed(addr_b, &secret, &id, "node_apply", &data),
         );
         assert_eq!((ra.status, rb.status), (200, 200), "{ra:?} {rb:?}");
     }
