@@ -230,17 +230,24 @@ async fn server_errors_are_retried_with_the_same_webhook_id_until_handled() {
         ..isolated_config()
     });
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    listener.on("flaky", move |_: Value| {
-        let attempt = c.fetch_add(1, Ordering::SeqCst) + 1;
-        async move {
-            if attempt < 3 {
-                Err(format!("attempt {attempt} failed"))
-            } else {
-                Ok(())
+    let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, seen) = (calls.clone(), ids.clone());
+    listener.on(
+        "flaky",
+        move |ctx: conflictkit::events::EventContext, _: Value| {
+            let attempt = c.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.lock()
+                .unwrap()
+                .push((ctx.webhook_id().map(str::to_owned), ctx.attempt()));
+            async move {
+                if attempt < 3 {
+                    Err(format!("attempt {attempt} failed"))
+                } else {
+                    Ok(())
+                }
             }
-        }
-    });
+        },
+    );
     let handle = listener.start().await.unwrap();
     EventPoster::new(&format!("http://{}", handle.local_addr()))
         .unwrap()
@@ -252,6 +259,17 @@ async fn server_errors_are_retried_with_the_same_webhook_id_until_handled() {
         .unwrap();
     // Two 500s released the webhook-id, so the retries were dispatched again.
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Every attempt carried the same webhook-id (a poster making a fresh id
+    // per retry would defeat de-duplication), numbered 1, 2, 3.
+    let ids = ids.lock().unwrap().clone();
+    let first = ids[0].0.clone().expect("a webhook-id");
+    assert!(
+        ids.iter()
+            .all(|(id, _)| id.as_deref() == Some(first.as_str())),
+        "{ids:?}"
+    );
+    let attempts: Vec<_> = ids.iter().map(|(_, a)| *a).collect();
+    assert_eq!(attempts, [Some(1), Some(2), Some(3)]);
 }
 
 #[tokio::test]

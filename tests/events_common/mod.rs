@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use conflictkit::events::{ListenerConfig, form_encode};
+use conflictkit::events::ListenerConfig;
+use conflictkit::events::compat::form_encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Loopback, port 0, only the handlers the test adds with `on`.

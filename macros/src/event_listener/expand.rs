@@ -45,7 +45,7 @@ enum Shape {
     Any(Span),
     /// `transactional`: the transaction (`&Txn`, its type), then parameters
     /// produced by type; the return type `Result<(), E>`.
-    Transactional(Type, Vec<Type>, Type),
+    Transactional(Box<Type>, Vec<Type>, Box<Type>),
 }
 
 fn validate(func: &ItemFn, args: &Args, errors: &mut Option<syn::Error>) -> Option<Shape> {
@@ -169,7 +169,7 @@ fn validate_transactional(
     let params = validate_params(true, &mut types, errors);
     match (ok, params, ret) {
         (true, Some(Shape::Params(params)), Some(ret)) => {
-            Some(Shape::Transactional(txn, params, ret))
+            Some(Shape::Transactional(Box::new(txn), params, Box::new(ret)))
         }
         _ => None,
     }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 /// [`ListenerConfig::from_config`](super::ListenerConfig::from_config).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ListenerConfigError {
     /// The configuration has no `events` mapping.
     #[error(
         "the configuration has no `events` mapping: add `events: {{<name>: {{class: {HTTP_EVENT_HANDLER_CLASS}, url: http://127.0.0.1:10000}}}}`"
@@ -122,7 +122,7 @@ pub enum SecretError {
 pub enum ListenerError {
     /// The configuration is unusable.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ListenerConfigError),
     /// The listening socket could not be bound (address in use, permission denied, …).
     #[error("could not bind the event listener to {addr}: is another process using the port?")]
     Bind {

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::config::ListenerConfig;
 use super::dedup::Dedup;
-use super::error::{ConfigError, ListenerError};
+use super::error::{ListenerConfigError, ListenerError};
 use super::extract::{BlockingEventHandler, DynState, EventHandler, ExtractError};
 use super::handle::{BlockingListenerHandle, ListenerHandle};
 use super::handler::{
@@ -34,7 +34,7 @@ use crate::resolver::ConflictResolver;
 /// handlers may take ([`with_state`](Listener::with_state)); `()` without.
 ///
 /// ```no_run
-/// use conflictkit_runtime::events::{Listener, ListenerConfig};
+/// use conflictkit::events::{Listener, ListenerConfig};
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
@@ -104,11 +104,11 @@ impl Listener {
     ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
     ///     "url": "http://localhost:10000",
     /// }}});
-    /// let handle = conflictkit_runtime::events::Listener::from_config(&config)?.start().await?;
+    /// let handle = conflictkit::events::Listener::from_config(&config)?.start().await?;
     /// assert_eq!(handle.local_addr().port(), 10000);
     /// # Ok(()) }
     /// ```
-    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Value) -> Result<Self, ListenerConfigError> {
         Ok(Self::new(ListenerConfig::from_config(config)?))
     }
 
@@ -392,14 +392,14 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// for programs that are not async (the original's daemon thread).
     ///
     /// ```no_run
-    /// use conflictkit_runtime::events::{Listener, ListenerConfig};
+    /// use conflictkit::events::{Listener, ListenerConfig};
     ///
     /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
     /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
     /// let handle = listener.start_blocking_thread()?;
     /// println!("listening on {}", handle.local_addr());
     /// handle.shutdown();
-    /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
+    /// # Ok::<(), conflictkit::events::ListenerError>(())
     /// ```
     pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
         self.check_state()?;

@@ -24,7 +24,7 @@
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run
-//! use conflictkit_runtime::events::{EventPoster, Listener, ListenerConfig};
+//! use conflictkit::events::{EventPoster, Listener, ListenerConfig};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
@@ -63,9 +63,7 @@ pub use config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
 };
-pub use error::{
-    ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
-};
+pub use error::{ListenerConfigError, ListenerError, PostError, SecretError, UrlParseError};
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
@@ -81,7 +79,23 @@ pub use signature::{
     DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP, WebhookSecret, verify,
 };
-pub use wire::{form_encode, python_json};
+
+/// Wire compatibility with the Python original (cryptoassets.core): its JSON
+/// text, its form encoding and its event handler class name. The listener
+/// and [`EventPoster`] use them; they are here for tests and tools that
+/// speak the original's wire format by hand.
+///
+/// ```
+/// use conflictkit::events::compat::{form_encode, python_json};
+///
+/// assert_eq!(python_json(&serde_json::json!({"a": [1, 2]}))?, r#"{"a": [1, 2]}"#);
+/// assert_eq!(form_encode(&[("event_name", "txupdate"), ("data", "{}")]), "event_name=txupdate&data=%7B%7D");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub mod compat {
+    pub use super::error::HTTP_EVENT_HANDLER_CLASS;
+    pub use super::wire::{form_encode, python_json};
+}
 
 /// What `#[event_listener]` expands to. Not public API.
 #[doc(hidden)]

@@ -41,9 +41,9 @@ const MAX_ERROR_BODY: usize = 4096;
 /// ([`PostError::Redirect`]), so signature headers never go to another host.
 ///
 /// ```no_run
-/// use conflictkit_runtime::events::EventPoster;
+/// use conflictkit::events::EventPoster;
 ///
-/// # async fn f() -> Result<(), conflictkit_runtime::events::PostError> {
+/// # async fn f() -> Result<(), conflictkit::events::PostError> {
 /// let poster = EventPoster::new("http://127.0.0.1:10000")?;
 /// poster.post("txupdate", &serde_json::json!({"txid": "abc", "amount": "1.0"})).await?;
 /// # Ok(()) }
@@ -117,11 +117,11 @@ impl EventPoster {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use conflictkit_runtime::events::EventPoster;
+    /// use conflictkit::events::EventPoster;
     ///
     /// let poster = EventPoster::new("http://127.0.0.1:10000")?
     ///     .with_max_retry_after(Duration::from_secs(5));
-    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
+    /// # Ok::<(), conflictkit::events::PostError>(())
     /// ```
     pub fn with_max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
@@ -141,14 +141,14 @@ impl EventPoster {
     /// The exact body [`post`](Self::post) sends.
     ///
     /// ```
-    /// use conflictkit_runtime::events::EventPoster;
+    /// use conflictkit::events::EventPoster;
     ///
     /// let body = EventPoster::encode("foobar", &serde_json::json!({"test": "abc"}))?;
     /// assert_eq!(
     ///     body,
     ///     "event_name=foobar&data=%7B%22test%22%3A+%22abc%22%7D&xdata=%7B%22test%22%3A+%22abc%22%7D"
     /// );
-    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
+    /// # Ok::<(), conflictkit::events::PostError>(())
     /// ```
     pub fn encode<T: Serialize + ?Sized>(event_name: &str, data: &T) -> Result<String, PostError> {
         if event_name.is_empty() {
