@@ -164,7 +164,11 @@ impl<S> Listener<S> {
     /// handler refuses to start ([`ListenerError::MissingResolver`]). The
     /// inbox table must exist ([`migrate_inbox`](super::migrate_inbox)).
     ///
-    /// ```
+    /// (A transactional `#[event_listener]` function is registered in the
+    /// whole program: every listener that includes registered handlers then
+    /// needs a resolver.)
+    ///
+    /// ```standalone_crate
     /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, migrate_inbox};
     /// use conflictkit::{ConflictResolver, Txn};
     /// use sea_orm::ConnectionTrait;
