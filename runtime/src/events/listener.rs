@@ -15,10 +15,11 @@ use tokio::sync::watch;
 use super::config::ListenerConfig;
 use super::dedup::Dedup;
 use super::error::{ListenerConfigError, ListenerError};
-use super::extract::{BlockingEventHandler, DynState, EventHandler, ExtractError};
+use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
 use super::handle::{BlockingListenerHandle, ListenerHandle};
 use super::handler::{
-    Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, type_name_of,
+    Event, Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
+    type_name_of,
 };
 use super::receive::Shared;
 use super::registry::Registry;
@@ -263,12 +264,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
         self.add(
             Some(event.into()),
             type_name_of::<H>(),
-            Arc::new(move |ev, ctx, state| match state.get::<S>() {
-                Some(state) => H::prepare(&handler, ev, ctx, state),
-                None => Err(ExtractError::MissingState {
-                    type_name: std::any::type_name::<S>(),
-                }),
-            }),
+            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
         )
     }
 
@@ -291,12 +287,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
         self.add(
             Some(event.into()),
             type_name_of::<H>(),
-            Arc::new(move |ev, ctx, state| match state.get::<S>() {
-                Some(state) => H::prepare(&handler, ev, ctx, state),
-                None => Err(ExtractError::MissingState {
-                    type_name: std::any::type_name::<S>(),
-                }),
-            }),
+            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
         )
     }
 
@@ -468,6 +459,19 @@ impl<S: Send + Sync + 'static> Listener<S> {
         let (closed_tx, _) = watch::channel(false);
         Ok(serve_on(socket, Arc::new(self.shared), signal, closed_tx).await)
     }
+}
+
+/// The type-erased prepare step of a handler of a listener with state `S`.
+fn typed<S: Send + Sync + 'static, F>(prepare: F) -> Arc<Prepare>
+where
+    F: Fn(&Event, &EventContext, &S) -> Result<HandlerFuture, ExtractError> + Send + Sync + 'static,
+{
+    Arc::new(move |ev, ctx, state| match state.get::<S>() {
+        Some(state) => prepare(ev, ctx, state),
+        None => Err(ExtractError::MissingState {
+            type_name: std::any::type_name::<S>(),
+        }),
+    })
 }
 
 /// Resolves when shutdown is requested or the requester is gone.
