@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         ["relay", db, to, secret] => {
             let db = sea_orm::Database::connect(db).await?;
-            let poster = EventPoster::new(to)?.with_secret(secret.parse::<WebhookSecret>()?);
+            let poster = EventPoster::new(to)?.secret(secret.parse::<WebhookSecret>()?);
             let relay = OutboxRelay::new(db, poster);
             announce("relay running")?;
             relay.run(until_stdin_closes()).await?;

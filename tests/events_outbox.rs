@@ -106,7 +106,7 @@ impl Receiver {
 }
 
 fn poster(url: &str) -> EventPoster {
-    EventPoster::new(url).unwrap().with_retries(0)
+    EventPoster::new(url).unwrap().retries(0)
 }
 
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {

@@ -317,7 +317,7 @@ async fn deposits(
         .as_str()
         .ok_or("events.http.secret is missing")?
         .parse()?;
-    let poster = EventPoster::new(&url)?.with_secret(secret.clone());
+    let poster = EventPoster::new(&url)?.secret(secret.clone());
     let accounts = settings.wallet.accounts;
     let mut cents = 0;
     let updates: Vec<events::TxUpdate> = (0..settings.demo.txupdates)

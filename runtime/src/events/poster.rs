@@ -36,7 +36,7 @@ const MAX_ERROR_BODY: usize = 4096;
 /// Any 2xx reply is success (as Standard Webhooks says); connection errors,
 /// timeouts, 5xx and 429 are retried with exponential backoff (full jitter),
 /// or after the reply's `Retry-After` (seconds or an HTTP date, at most
-/// [`with_max_retry_after`](Self::with_max_retry_after)); other statuses are
+/// [`max_retry_after`](Self::max_retry_after)); other statuses are
 /// not. Redirects are not followed: a 3xx is a failure
 /// ([`PostError::Redirect`]), so signature headers never go to another host.
 ///
@@ -87,26 +87,26 @@ impl EventPoster {
     }
 
     /// Signs every request (Standard Webhooks) with `secret`.
-    pub fn with_secret(mut self, secret: WebhookSecret) -> Self {
+    pub fn secret(mut self, secret: WebhookSecret) -> Self {
         self.secret = Some(secret);
         self
     }
 
     /// Time limit of each request (default 10 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Retries after the first attempt (default 3; 0 = a single attempt).
-    pub fn with_retries(mut self, retries: u32) -> Self {
+    pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
     }
 
     /// Backoff before retry `n` is random in `0..=min(max, base * 2^n)`
     /// (defaults 100 ms and 5 s).
-    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff_base = base;
         self.backoff_max = max;
         self
@@ -120,10 +120,10 @@ impl EventPoster {
     /// use conflictkit::events::EventPoster;
     ///
     /// let poster = EventPoster::new("http://127.0.0.1:10000")?
-    ///     .with_max_retry_after(Duration::from_secs(5));
+    ///     .max_retry_after(Duration::from_secs(5));
     /// # Ok::<(), conflictkit::events::PostError>(())
     /// ```
-    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
     }
@@ -273,14 +273,14 @@ impl EventPoster {
             }
             let delay = match retry_after {
                 Some(asked) => asked.min(self.max_retry_after),
-                None => self.backoff(attempt),
+                None => self.delay_before_retry(attempt),
             };
             tracing::warn!(url = %self.url, event = event_name, webhook_id = %id, attempt, error = %retryable, ?delay, "posting the event failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    fn delay_before_retry(&self, attempt: u32) -> Duration {
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << (attempt - 1).min(20))
