@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use conflictkit::event_listener;
 use conflictkit::events::{
-    ConfigError, EventPoster, Listener, ListenerConfig, ListenerError, Shutdown,
+    EventPoster, Listener, ListenerConfig, ListenerConfigError, ListenerError, Shutdown,
     registered_handlers,
 };
 use events_common::{config_with_registered, isolated_config, post, post_event, raw};
@@ -664,12 +664,12 @@ fn config_errors_are_typed() {
     }}});
     let err = Listener::from_config(&with_path).unwrap_err();
     assert!(
-        matches!(&err, ConfigError::UrlHasPath { path, .. } if path == "/events"),
+        matches!(&err, ListenerConfigError::UrlHasPath { path, .. } if path == "/events"),
         "{err:?}"
     );
     assert!(err.to_string().contains("remove the path"));
     assert!(matches!(
         Listener::from_config(&json!({"events": {}})),
-        Err(ConfigError::MissingEvents)
+        Err(ListenerConfigError::MissingEvents)
     ));
 }

@@ -189,7 +189,7 @@ async fn round_trip_with_a_signature() {
 
     EventPoster::new(&url)
         .unwrap()
-        .with_secret(secret)
+        .secret(secret)
         .post("payment", &payment)
         .await
         .unwrap();
@@ -214,7 +214,7 @@ async fn round_trip_with_a_signature() {
     );
     let wrong = EventPoster::new(&url)
         .unwrap()
-        .with_secret(WebhookSecret::generate())
+        .secret(WebhookSecret::generate())
         .post("payment", &payment)
         .await
         .unwrap_err();
@@ -230,28 +230,46 @@ async fn server_errors_are_retried_with_the_same_webhook_id_until_handled() {
         ..isolated_config()
     });
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    listener.on("flaky", move |_: Value| {
-        let attempt = c.fetch_add(1, Ordering::SeqCst) + 1;
-        async move {
-            if attempt < 3 {
-                Err(format!("attempt {attempt} failed"))
-            } else {
-                Ok(())
+    let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, seen) = (calls.clone(), ids.clone());
+    listener.on(
+        "flaky",
+        move |ctx: conflictkit::events::EventContext, _: Value| {
+            let attempt = c.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.lock()
+                .unwrap()
+                .push((ctx.webhook_id().map(str::to_owned), ctx.attempt()));
+            async move {
+                if attempt < 3 {
+                    Err(format!("attempt {attempt} failed"))
+                } else {
+                    Ok(())
+                }
             }
-        }
-    });
+        },
+    );
     let handle = listener.start().await.unwrap();
     EventPoster::new(&format!("http://{}", handle.local_addr()))
         .unwrap()
-        .with_secret(secret)
-        .with_backoff(Duration::ZERO, Duration::ZERO)
-        .with_retries(3)
+        .secret(secret)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .retries(3)
         .post("flaky", &json!({}))
         .await
         .unwrap();
     // Two 500s released the webhook-id, so the retries were dispatched again.
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Every attempt carried the same webhook-id (a poster making a fresh id
+    // per retry would defeat de-duplication), numbered 1, 2, 3.
+    let ids = ids.lock().unwrap().clone();
+    let first = ids[0].0.clone().expect("a webhook-id");
+    assert!(
+        ids.iter()
+            .all(|(id, _)| id.as_deref() == Some(first.as_str())),
+        "{ids:?}"
+    );
+    let attempts: Vec<_> = ids.iter().map(|(_, a)| *a).collect();
+    assert_eq!(attempts, [Some(1), Some(2), Some(3)]);
 }
 
 #[tokio::test]
@@ -259,8 +277,8 @@ async fn retries_are_bounded_and_the_error_carries_status_and_body() {
     let (addr, captured) = capture_server(503).await;
     let err = EventPoster::new(&format!("http://{addr}"))
         .unwrap()
-        .with_backoff(Duration::ZERO, Duration::ZERO)
-        .with_retries(2)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .retries(2)
         .post("x", &json!(1))
         .await
         .unwrap_err();
@@ -282,8 +300,8 @@ async fn too_many_requests_is_retried_but_other_4xx_are_not() {
     let (busy, busy_seen) = capture_server(429).await;
     let err = EventPoster::new(&format!("http://{busy}"))
         .unwrap()
-        .with_backoff(Duration::ZERO, Duration::ZERO)
-        .with_retries(1)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .retries(1)
         .post("x", &json!(1))
         .await
         .unwrap_err();
@@ -293,7 +311,7 @@ async fn too_many_requests_is_retried_but_other_4xx_are_not() {
     let (gone, gone_seen) = capture_server(404).await;
     let err = EventPoster::new(&format!("http://{gone}"))
         .unwrap()
-        .with_retries(5)
+        .retries(5)
         .post("x", &json!(1))
         .await
         .unwrap_err();
@@ -317,7 +335,7 @@ async fn any_2xx_is_success() {
         let (addr, seen) = capture_server(status).await;
         EventPoster::new(&format!("http://{addr}"))
             .unwrap()
-            .with_retries(3)
+            .retries(3)
             .post("x", &json!(1))
             .await
             .unwrap_or_else(|e| panic!("{status} must be success: {e}"));
@@ -331,10 +349,10 @@ async fn every_post_has_a_webhook_id_kept_across_retries_signed_or_not() {
         let (addr, seen) = capture_server(503).await;
         let mut poster = EventPoster::new(&format!("http://{addr}"))
             .unwrap()
-            .with_backoff(Duration::ZERO, Duration::ZERO)
-            .with_retries(2);
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .retries(2);
         if let Some(secret) = secret.clone() {
-            poster = poster.with_secret(secret);
+            poster = poster.secret(secret);
         }
         poster.post("x", &json!(1)).await.unwrap_err();
         let seen = std::mem::take(&mut *seen.lock().unwrap());
@@ -372,8 +390,8 @@ async fn a_redirect_is_a_failure_and_nothing_reaches_the_other_host() {
         .await;
         let err = EventPoster::new(&format!("http://{addr}"))
             .unwrap()
-            .with_secret(WebhookSecret::generate())
-            .with_retries(3)
+            .secret(WebhookSecret::generate())
+            .retries(3)
             .post("x", &json!(1))
             .await
             .unwrap_err();
@@ -409,8 +427,8 @@ async fn retry_after_in_seconds_is_waited_for() {
     EventPoster::new(&format!("http://{addr}"))
         .unwrap()
         // Without Retry-After the retry would be immediate.
-        .with_backoff(Duration::ZERO, Duration::ZERO)
-        .with_retries(1)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .retries(1)
         .post("x", &json!(1))
         .await
         .unwrap();
@@ -433,8 +451,8 @@ async fn retry_after_is_capped_by_the_posters_limit() {
     .await;
     let poster = EventPoster::new(&format!("http://{addr}"))
         .unwrap()
-        .with_max_retry_after(Duration::from_millis(10))
-        .with_retries(2);
+        .max_retry_after(Duration::from_millis(10))
+        .retries(2);
     // Guard: an uncapped wait would be hours; fail instead of hanging.
     tokio::time::timeout(Duration::from_secs(60), poster.post("x", &json!(1)))
         .await
@@ -453,7 +471,7 @@ async fn the_error_body_read_is_bounded() {
     .await;
     let poster = EventPoster::new(&format!("http://{addr}"))
         .unwrap()
-        .with_timeout(Duration::from_secs(600));
+        .timeout(Duration::from_secs(600));
     let err = tokio::time::timeout(Duration::from_secs(60), poster.post("x", &json!(1)))
         .await
         .expect("the poster must not wait for the end of an endless body")
@@ -477,8 +495,8 @@ async fn connection_errors_are_retried_then_reported() {
         .unwrap();
     let err = EventPoster::new(&format!("http://{addr}"))
         .unwrap()
-        .with_backoff(Duration::ZERO, Duration::ZERO)
-        .with_retries(2)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .retries(2)
         .post("x", &json!(1))
         .await
         .unwrap_err();
@@ -505,8 +523,8 @@ async fn a_silent_server_times_out() {
     });
     let err = EventPoster::new(&format!("http://{addr}"))
         .unwrap()
-        .with_timeout(Duration::from_millis(100))
-        .with_retries(0)
+        .timeout(Duration::from_millis(100))
+        .retries(0)
         .post("x", &json!(1))
         .await
         .unwrap_err();

@@ -81,7 +81,7 @@ async fn a_run_time_handler_gets_state_context_and_data_from_a_signed_delivery()
     let handle = listener.start().await.unwrap();
     EventPoster::new(&format!("http://{}", handle.local_addr()))
         .unwrap()
-        .with_secret(secret)
+        .secret(secret)
         .post("deposit", &json!({"txid": "ab", "cents": 120}))
         .await
         .unwrap();

@@ -48,6 +48,10 @@ fn assert_healthy(out: &Output, what: &str) {
         text.contains("handled 1 time(s) and credited 0 times"),
         "{what}:\n{text}"
     );
+    assert!(
+        text.contains("outbox: 5 deposit_credited notifications relayed, 5 received"),
+        "{what}:\n{text}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The money-moving functions: each is a `#[managed_transaction]`, replayed
 //! by the resolver when the database reports a serialization conflict.
 
+use conflictkit::events::Publish as _;
 use conflictkit::{CannotResolveDatabaseConflict, Txn, managed_transaction};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
 
@@ -99,8 +100,10 @@ pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), 
 
 /// Credits a network deposit once: a `txid` already in the ledger is a
 /// replayed notification and changes nothing. Returns whether it credited.
-/// The log line is an after-commit hook: it is printed only if the credit
-/// really committed, once, however many times the body was replayed.
+/// The `deposit_credited` notification goes to the outbox in the same
+/// transaction: it is sent (by the relay) if and only if the credit
+/// committed, even if the process dies right after the commit. The log line
+/// is an after-commit hook: printed once, only if the credit committed.
 #[managed_transaction]
 pub async fn credit_deposit(
     txn: &Txn,
@@ -118,6 +121,11 @@ pub async fn credit_deposit(
     let balance = balance_of(txn, account).await? + amount;
     set_balance(txn, account, balance).await?;
     record(txn, account, amount, TxKind::Deposit, Some(txid.to_owned())).await?;
+    txn.publish(
+        "deposit_credited",
+        &serde_json::json!({"account": account, "cents": amount, "txid": txid}),
+    )
+    .await?;
     let txid = txid.to_owned();
     txn.after_commit(move || tracing::info!(%txid, account, amount, "deposit credited"));
     Ok(true)

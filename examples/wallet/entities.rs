@@ -76,7 +76,14 @@ pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Re
     use sea_orm::{ActiveModelTrait, Set};
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
-    for table in ["wallet_ledger", "wallet_accounts"] {
+    // The event tables are dropped too, so every run starts with an empty
+    // inbox and outbox.
+    for table in [
+        "wallet_ledger",
+        "wallet_accounts",
+        conflictkit::events::INBOX_TABLE,
+        conflictkit::events::OUTBOX_TABLE,
+    ] {
         db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
             .await?;
     }
@@ -84,6 +91,8 @@ pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Re
         .await?;
     db.execute(&schema.create_table_from_entity(ledger::Entity))
         .await?;
+    conflictkit::events::migrate_inbox(db).await?;
+    conflictkit::events::migrate_outbox(db).await?;
     for id in 1..=accounts {
         account::ActiveModel {
             id: Set(id),

@@ -1,30 +1,38 @@
 //! Deposits arrive as `txupdate` events, the cryptoassets.core way: an HTTP
-//! POST to the event listener. The handler credits them through a managed
-//! transaction; a replayed notification (same `webhook-id`) is dropped by the
-//! listener, and the same `txid` twice is not credited twice by the handler.
+//! POST to the event listener. The handler is *transactional*: the listener
+//! runs it in a managed transaction that also records the delivery's
+//! `webhook-id` in the inbox, so a replayed delivery (same `webhook-id`) is
+//! applied once even across processes and restarts; the same `txid` under
+//! another id is not credited twice either (the ledger says so).
 //!
-//! The handler takes the application state (the resolver and counters) as a
+//! Crediting publishes a `deposit_credited` notification to the outbox in the
+//! same transaction; the outbox relay delivers it, here back to this
+//! listener's `on_deposit_credited`.
+//!
+//! The handlers take the application state (the resolver and counters) as a
 //! `State<DepositState>` parameter: the listener is given it with
 //! `Listener::with_state`, so there is no global to set at start-up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use conflictkit::ConflictResolver;
 use conflictkit::event_listener;
 use conflictkit::events::{EventContext, State};
+use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Txn};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::bank::{WalletError, credit_deposit};
 
-/// What the deposit handler needs: the resolver, and counters of how many
-/// times it ran and how many deposits it credited.
+/// What the deposit handler needs: the resolver, and counters (each counted
+/// after its transaction committed) of the deliveries applied, the deposits
+/// credited and the notifications received.
 #[derive(Clone)]
 pub struct DepositState {
     pub resolver: ConflictResolver,
     pub handled: Arc<AtomicU32>,
     pub credited: Arc<AtomicU32>,
+    pub notified: Arc<AtomicU32>,
 }
 
 impl DepositState {
@@ -33,6 +41,7 @@ impl DepositState {
             resolver,
             handled: Arc::default(),
             credited: Arc::default(),
+            notified: Arc::default(),
         }
     }
 }
@@ -57,15 +66,21 @@ pub enum HandlerError {
     BadAmount(Decimal),
     #[error(transparent)]
     Wallet(#[from] WalletError),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Unresolved(#[from] CannotResolveDatabaseConflict),
 }
 
-#[event_listener("txupdate")]
+/// Runs in the listener's managed transaction, after the delivery's inbox
+/// row: a delivery already applied never gets here.
+#[event_listener("txupdate", transactional)]
 async fn on_txupdate(
+    txn: &Txn,
     State(state): State<DepositState>,
     ctx: EventContext,
     update: TxUpdate,
 ) -> Result<(), HandlerError> {
-    state.handled.fetch_add(1, Ordering::SeqCst);
     tracing::debug!(
         webhook_id = ctx.webhook_id(),
         attempt = ctx.attempt(),
@@ -78,8 +93,24 @@ async fn on_txupdate(
         .ok()
         .filter(|c: &i64| Decimal::from(*c) == update.amount * Decimal::ONE_HUNDRED)
         .ok_or(HandlerError::BadAmount(update.amount))?;
-    if credit_deposit(&state.resolver, update.account, cents, &update.txid).await? {
-        state.credited.fetch_add(1, Ordering::SeqCst);
-    }
+    // Through the listener's resolver, inside its transaction: the call
+    // joins it (one transaction, replayed as a whole on a conflict).
+    let credited = credit_deposit(&state.resolver, update.account, cents, &update.txid).await?;
+    txn.after_commit(move || {
+        state.handled.fetch_add(1, Ordering::SeqCst);
+        if credited {
+            state.credited.fetch_add(1, Ordering::SeqCst);
+        }
+    });
     Ok(())
+}
+
+/// The outbox's `deposit_credited` notifications, delivered by the relay.
+#[event_listener("deposit_credited")]
+async fn on_deposit_credited(State(state): State<DepositState>, ctx: EventContext) {
+    tracing::debug!(
+        webhook_id = ctx.webhook_id(),
+        "deposit notification delivered"
+    );
+    state.notified.fetch_add(1, Ordering::SeqCst);
 }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conflictkit::ConflictResolver;
-use conflictkit::events::{EventPoster, Listener, WebhookSecret};
+use conflictkit::events::{EventPoster, Listener, OutboxRelay, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
@@ -294,6 +294,10 @@ pub struct Deposits {
     pub replays_sent: usize,
     pub handled: u32,
     pub credited: u32,
+    /// `deposit_credited` notifications the outbox relay delivered, and how
+    /// many the listener received.
+    pub relayed: usize,
+    pub notified: u32,
     pub cents: i64,
 }
 
@@ -304,6 +308,7 @@ async fn deposits(
     // The handler takes `State<DepositState>`: the listener is given it here.
     let listener = Listener::from_config(&settings.raw)?
         .with_state(state.clone())
+        .with_resolver(state.resolver.clone())
         .start()
         .await?;
     let addr = listener.local_addr();
@@ -312,7 +317,7 @@ async fn deposits(
         .as_str()
         .ok_or("events.http.secret is missing")?
         .parse()?;
-    let poster = EventPoster::new(&url)?.with_secret(secret.clone());
+    let poster = EventPoster::new(&url)?.secret(secret.clone());
     let accounts = settings.wallet.accounts;
     let mut cents = 0;
     let updates: Vec<events::TxUpdate> = (0..settings.demo.txupdates)
@@ -358,6 +363,9 @@ async fn deposits(
             replays_sent += 1;
         }
     }
+    // The notifications the credits wrote to the outbox, delivered.
+    let relay = OutboxRelay::new(state.resolver.connection().clone(), poster.clone());
+    let relayed = relay.deliver_pending().await?;
     listener.shutdown().await;
     Ok(Deposits {
         listener: addr,
@@ -365,6 +373,8 @@ async fn deposits(
         replays_sent,
         handled: state.handled.load(Ordering::SeqCst),
         credited: state.credited.load(Ordering::SeqCst),
+        relayed,
+        notified: state.notified.load(Ordering::SeqCst),
         cents,
     })
 }

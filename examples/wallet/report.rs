@@ -129,12 +129,20 @@ pub async fn print(
         elapsed.as_secs_f64(),
         ops as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+    // The replayed delivery repeats the first posted deposit: what it added
+    // is what was handled and credited beyond one per posted deposit.
+    let beyond_posted = |n: u32| i64::from(n) - deposits.posted as i64;
     println!(
-        "events: listener on {}; {} txupdate events posted and credited; a replayed delivery sent {} times was handled {} time(s) and credited 0 times",
+        "events: listener on {}; {} txupdate events posted and credited; a replayed delivery sent {} times was handled {} time(s) and credited {} times",
         deposits.listener,
         deposits.posted,
         deposits.replays_sent,
-        deposits.handled as usize - deposits.posted,
+        beyond_posted(deposits.handled),
+        beyond_posted(deposits.credited),
+    );
+    println!(
+        "outbox: {} deposit_credited notifications relayed, {} received",
+        deposits.relayed, deposits.notified
     );
     println!(
         "ledger states (AutoNumber, stored as integers): {}",
@@ -209,6 +217,14 @@ async fn check<C: ConnectionTrait>(
                 "{in_ledger} {what} in the ledger, {reported} committed"
             ));
         }
+    }
+    if deposits.relayed != deposits.credited as usize
+        || deposits.notified as usize != deposits.relayed
+    {
+        problems.push(format!(
+            "{} deposits credited, {} notifications relayed, {} received",
+            deposits.credited, deposits.relayed, deposits.notified
+        ));
     }
     if deposits.credited as usize != deposits.posted {
         problems.push(format!(

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use conflictkit::events::{ListenerConfig, form_encode};
+use conflictkit::events::ListenerConfig;
+use conflictkit::events::compat::form_encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Loopback, port 0, only the handlers the test adds with `on`.
@@ -81,4 +82,34 @@ pub async fn post_event(addr: SocketAddr, event_name: &str, data: &str) -> Reply
         form_encode(&[("event_name", event_name), ("data", data)]),
     )
     .await
+}
+
+/// Posts the event `event_name` with `data` as the signed delivery `id`
+/// (a fresh timestamp), as a sender retrying one event does; the status and
+/// the body of the reply.
+pub async fn deliver_signed(
+    addr: SocketAddr,
+    secret: &conflictkit::events::WebhookSecret,
+    id: &str,
+    event_name: &str,
+    data: &serde_json::Value,
+) -> Reply {
+    let body = serde_json::json!({"event_name": event_name, "data": data}).to_string();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/"))
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", secret.sign(id, ts, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .expect("the listener answers");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("a reply body");
+    Reply { status, body }
 }

@@ -1,5 +1,6 @@
 //! Arguments of `#[event_listener(...)]`: an optional event name (a string
-//! literal, first), then `crate = "path"` and `timeout_ms = N`.
+//! literal, first), then `crate = "path"`, `timeout_ms = N` and
+//! `transactional`.
 //!
 //! `crate = "path"` is parsed by the shared `common::crate_path` helper.
 
@@ -8,7 +9,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
-const OPTIONS: &str = "`crate = \"path\"` and `timeout_ms = N`";
+const OPTIONS: &str = "`crate = \"path\"`, `timeout_ms = N` and `transactional`";
 
 /// The validated arguments.
 #[derive(Default)]
@@ -19,6 +20,9 @@ pub(super) struct Args {
     pub(super) krate: Option<Path>,
     /// Per-handler timeout in milliseconds.
     pub(super) timeout_ms: Option<LitInt>,
+    /// `transactional`: the handler runs in a managed transaction that
+    /// records the delivery in the inbox (the keyword, for error spans).
+    pub(super) transactional: Option<Path>,
     /// The user meant to name an event (even if the name is invalid), so the
     /// function is validated as a one-event handler.
     pub(super) named: bool,
@@ -86,7 +90,8 @@ fn parse_args(
             );
         } else {
             let meta: Meta = input.parse()?;
-            args.named |= first && matches!(meta, Meta::Path(_));
+            args.named |=
+                first && matches!(meta, Meta::Path(_)) && !meta.path().is_ident("transactional");
             if let Err(e) = apply(args, meta) {
                 push(errors, e);
             }
@@ -106,6 +111,22 @@ fn apply(args: &mut Args, meta: Meta) -> Result<(), syn::Error> {
         .get_ident()
         .map(ToString::to_string)
         .unwrap_or_else(|| quote::ToTokens::to_token_stream(&key).to_string());
+    if name == "transactional" {
+        let Meta::Path(path) = meta else {
+            return Err(syn::Error::new(
+                meta.span(),
+                "`transactional` takes no value: `#[event_listener(\"txupdate\", transactional)]`",
+            ));
+        };
+        if args.transactional.is_some() {
+            return Err(syn::Error::new(
+                path.span(),
+                "`transactional` is set more than once",
+            ));
+        }
+        args.transactional = Some(path);
+        return Ok(());
+    }
     let value = match (&meta, name.as_str()) {
         (Meta::NameValue(nv), "crate" | "timeout_ms") => &nv.value,
         (_, "crate" | "timeout_ms") => {

@@ -19,7 +19,7 @@ pub(crate) fn event_listener(args: TokenStream, item: TokenStream) -> TokenStrea
             return quote!(#item #errors);
         }
     };
-    let shape = validate(&func, args.named, &mut errors);
+    let shape = validate(&func, &args, &mut errors);
     match (errors, shape) {
         (None, Some(shape)) => generate(&func, &args, &shape),
         (errors, _) => {
@@ -43,9 +43,13 @@ enum Shape {
     Params(Vec<Type>),
     /// `fn(event_name: &str, data: Value)` (every event): the span of the data type.
     Any(Span),
+    /// `transactional`: the transaction (`&Txn`, its type), then parameters
+    /// produced by type; the return type `Result<(), E>`.
+    Transactional(Box<Type>, Vec<Type>, Box<Type>),
 }
 
-fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Option<Shape> {
+fn validate(func: &ItemFn, args: &Args, errors: &mut Option<syn::Error>) -> Option<Shape> {
+    let named = args.named;
     let sig = &func.sig;
     if let Some(unsafety) = &sig.unsafety {
         push(
@@ -80,7 +84,7 @@ fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Opti
         );
         return None;
     }
-    let types: Vec<&Type> = sig
+    let mut types: Vec<&Type> = sig
         .inputs
         .iter()
         .filter_map(|arg| match arg {
@@ -88,6 +92,95 @@ fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Opti
             FnArg::Receiver(_) => None,
         })
         .collect();
+    if let Some(keyword) = &args.transactional {
+        return validate_transactional(func, keyword, types, errors);
+    }
+    if let Some(txn) = types.iter().find(|ty| is_txn_ref(ty)) {
+        push(
+            errors,
+            syn::Error::new(
+                txn.span(),
+                "a handler taking the transaction `&Txn` must be transactional: `#[event_listener(\"txupdate\", transactional)]` (the listener then runs it in a managed transaction that records the delivery in the inbox)",
+            ),
+        );
+        return None;
+    }
+    validate_params(named, &mut types, errors)
+}
+
+/// A transactional handler: `async fn(txn: &Txn, params…) -> Result<(), E>`.
+fn validate_transactional(
+    func: &ItemFn,
+    keyword: &syn::Path,
+    mut types: Vec<&Type>,
+    errors: &mut Option<syn::Error>,
+) -> Option<Shape> {
+    let sig = &func.sig;
+    let mut ok = true;
+    if sig.asyncness.is_none() {
+        push(
+            errors,
+            syn::Error::new(
+                sig.fn_token.span(),
+                "a transactional event handler must be an `async fn`: it runs inside the listener's managed transaction",
+            ),
+        );
+        ok = false;
+    }
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+        ReturnType::Default => {
+            push(
+                errors,
+                syn::Error::new(
+                    sig.ident.span(),
+                    "a transactional event handler returns `Result<(), E>` (e.g. `conflictkit::Error`), so that a database error rolls the transaction back and a conflict replays it",
+                ),
+            );
+            ok = false;
+            None
+        }
+    };
+    let txn = match types.first() {
+        Some(Type::Reference(r)) if r.mutability.is_none() => Some((*r.elem).clone()),
+        Some(other) => {
+            push(
+                errors,
+                syn::Error::new(
+                    other.span(),
+                    "the first parameter of a transactional event handler is the transaction: `txn: &Txn`",
+                ),
+            );
+            None
+        }
+        None => {
+            push(
+                errors,
+                syn::Error::new(
+                    keyword.span(),
+                    "a transactional event handler takes the transaction as its first parameter: `async fn on_event(txn: &Txn, …)`",
+                ),
+            );
+            None
+        }
+    };
+    let txn = txn?;
+    types.remove(0);
+    let params = validate_params(true, &mut types, errors);
+    match (ok, params, ret) {
+        (true, Some(Shape::Params(params)), Some(ret)) => {
+            Some(Shape::Transactional(Box::new(txn), params, Box::new(ret)))
+        }
+        _ => None,
+    }
+}
+
+/// Parameters produced by type (or the every-event shape).
+fn validate_params(
+    named: bool,
+    types: &mut [&Type],
+    errors: &mut Option<syn::Error>,
+) -> Option<Shape> {
     // The original's every-event shape: the name as `&str`, then the data.
     if !named && types.len() == 2 {
         if is_str_ref(types[0]) {
@@ -105,8 +198,18 @@ fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Opti
         }
     }
     let mut ok = true;
-    for ty in &types {
+    for ty in types.iter() {
         match ty {
+            Type::Reference(r) if is_txn_ref(ty) => {
+                push(
+                    errors,
+                    syn::Error::new(
+                        r.span(),
+                        "the transaction `&Txn` is the first parameter of a transactional event handler",
+                    ),
+                );
+                ok = false;
+            }
             Type::Reference(r) => {
                 let hint = if is_str_ref(ty) {
                     "; the event name is `EventContext::event_name()`: take `ctx: EventContext`"
@@ -137,7 +240,17 @@ fn validate(func: &ItemFn, named: bool, errors: &mut Option<syn::Error>) -> Opti
             _ => {}
         }
     }
-    ok.then(|| Shape::Params(types.into_iter().cloned().collect()))
+    ok.then(|| Shape::Params(types.iter().map(|ty| (*ty).clone()).collect()))
+}
+
+/// `&Txn` (any path ending in `Txn`).
+fn is_txn_ref(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => matches!(&*r.elem, Type::Path(p)
+            if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Txn")),
+        Type::Group(g) => is_txn_ref(&g.elem),
+        _ => false,
+    }
 }
 
 fn is_str_ref(ty: &Type) -> bool {
@@ -174,30 +287,10 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
     };
+    let mut attempt = quote!();
     let (body, needs) = match shape {
         Shape::Params(types) => {
-            // Each parameter is produced by its type: an unusable type is an
-            // error on that parameter.
-            let args: Vec<_> = (0..types.len())
-                .map(|i| quote::format_ident!("__ck_arg{}", i))
-                .collect();
-            let extract = types.iter().zip(&args).map(|(ty, arg)| {
-                quote_spanned! {ty.span()=>
-                    let #arg = <#ty as #rt::FromEvent<#rt::DynState>>::from_event(
-                        __ck_event, __ck_context, __ck_state,
-                    )?;
-                }
-            });
-            let needs = types.iter().map(|ty| {
-                quote_spanned! {ty.span()=>
-                    <#ty as #rt::FromEvent<#rt::DynState>>::state_need as #rt::NeedFn
-                }
-            });
-            // The same locals, spanned on the return type: errors about it
-            // land there, not on the attribute.
-            let call_args: Vec<_> = (0..types.len())
-                .map(|i| quote::format_ident!("__ck_arg{}", i, span = ret_span))
-                .collect();
+            let (extract, needs, call_args) = produce(types, &rt, ret_span);
             let ident = syn::Ident::new(&ident.to_string(), ret_span);
             let call = if is_async {
                 quote_spanned!(ret_span=> #rt::call_async(#ident, (#(#call_args,)*)))
@@ -209,7 +302,48 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                     #(#extract)*
                     ::core::result::Result::Ok(#call)
                 },
-                quote!(&[#(#needs),*]),
+                needs,
+            )
+        }
+        Shape::Transactional(txn, types, ret) => {
+            let (extract, needs, call_args) = produce(types, &rt, ret_span);
+            let extract: Vec<_> = extract.collect();
+            let ident = syn::Ident::new(&ident.to_string(), ret_span);
+            // Errors about the transaction's type land on it; errors about
+            // the return type (not `Result<(), E>`, an `E` the resolver
+            // cannot use) on the return type.
+            let txn_check = quote_spanned!(txn.span()=> let __ck_txn: &'t #txn = __ck_txn;);
+            let output = quote_spanned!(ret.span()=> <#ret as #rt::TxnOutput>::Error);
+            let future = quote_spanned!(ret.span()=>
+                ::core::result::Result::Ok(::std::boxed::Box::pin(#ident(__ck_txn, #(#call_args,)*)))
+            );
+            let prepare = quote_spanned!(ret.span()=>
+                #rt::prepare_transactional::<#output>(
+                    ::core::concat!(::core::module_path!(), "::", #name),
+                    __ck_event, __ck_context, __ck_state, __ck_attempt,
+                )
+            );
+            attempt = quote! {
+                fn __ck_attempt<'t>(
+                    __ck_txn: &'t #rt::Txn,
+                    __ck_event: &#rt::Event,
+                    __ck_context: &#rt::EventContext,
+                    __ck_state: &#rt::DynState,
+                ) -> ::core::result::Result<#rt::TxnFuture<'t, #output>, #rt::ExtractError> {
+                    #(#extract)*
+                    #txn_check
+                    #future
+                }
+            };
+            (
+                quote! {
+                    // Produced once now, so undecodable data is answered 400
+                    // before the transaction begins; again on every run.
+                    #(#extract)*
+                    let _ = (#(#call_args,)*);
+                    #prepare
+                },
+                needs,
             )
         }
         // The data type keeps its span (type errors land on it); the rest of
@@ -238,10 +372,16 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         Some(lit) => quote!(::core::option::Option::Some(#lit)),
         None => quote!(::core::option::Option::None),
     };
+    let registration = if args.transactional.is_some() {
+        quote!(.transactional())
+    } else {
+        quote!()
+    };
     quote! {
         #func
 
         const _: () = {
+            #attempt
             fn __ck_prepare(
                 __ck_event: &#rt::Event,
                 __ck_context: &#rt::EventContext,
@@ -256,10 +396,43 @@ fn generate(func: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                     #timeout,
                     __ck_prepare,
                     #needs,
-                )
+                )#registration
             }
         };
     }
+}
+
+/// The statements producing each parameter by its type (errors land on the
+/// parameter), the parameters' state needs, and the locals to call with
+/// (spanned on the return type, so errors about it land there).
+fn produce<'a>(
+    types: &'a [Type],
+    rt: &'a TokenStream,
+    ret_span: Span,
+) -> (
+    impl Iterator<Item = TokenStream> + 'a,
+    TokenStream,
+    Vec<syn::Ident>,
+) {
+    let args: Vec<_> = (0..types.len())
+        .map(|i| quote::format_ident!("__ck_arg{}", i))
+        .collect();
+    let extract = types.iter().zip(args).map(move |(ty, arg)| {
+        quote_spanned! {ty.span()=>
+            let #arg = <#ty as #rt::FromEvent<#rt::DynState>>::from_event(
+                __ck_event, __ck_context, __ck_state,
+            )?;
+        }
+    });
+    let needs = types.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            <#ty as #rt::FromEvent<#rt::DynState>>::state_need as #rt::NeedFn
+        }
+    });
+    let call_args = (0..types.len())
+        .map(|i| quote::format_ident!("__ck_arg{}", i, span = ret_span))
+        .collect();
+    (extract, quote!(&[#(#needs),*]), call_args)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::{ConfigError, HTTP_EVENT_HANDLER_CLASS};
+use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError};
 use super::signature::{DEFAULT_TOLERANCE, WebhookSecret};
 
 /// Default request body limit: 256 KiB.
@@ -30,7 +30,7 @@ pub const DEFAULT_PORT: u16 = 10000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conflictkit_runtime::events::ListenerConfig;
+/// use conflictkit::events::ListenerConfig;
 ///
 /// let config = ListenerConfig {
 ///     bind: "127.0.0.1:0".parse()?,
@@ -118,7 +118,7 @@ impl ListenerConfig {
     /// visited in key order.
     ///
     /// ```
-    /// use conflictkit_runtime::events::ListenerConfig;
+    /// use conflictkit::events::ListenerConfig;
     ///
     /// let config = serde_json::json!({"events": {"http": {
     ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
@@ -126,15 +126,17 @@ impl ListenerConfig {
     /// }}});
     /// let config = ListenerConfig::from_config(&config)?;
     /// assert_eq!(config.bind.to_string(), "127.0.0.1:10001");
-    /// # Ok::<(), conflictkit_runtime::events::ConfigError>(())
+    /// # Ok::<(), conflictkit::events::ListenerConfigError>(())
     /// ```
-    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Value) -> Result<Self, ListenerConfigError> {
         let events = match config.get("events") {
-            None | Some(Value::Null) => return Err(ConfigError::MissingEvents),
-            Some(Value::Object(map)) if map.is_empty() => return Err(ConfigError::MissingEvents),
+            None | Some(Value::Null) => return Err(ListenerConfigError::MissingEvents),
+            Some(Value::Object(map)) if map.is_empty() => {
+                return Err(ListenerConfigError::MissingEvents);
+            }
             Some(Value::Object(map)) => map,
             Some(other) => {
-                return Err(ConfigError::EventsNotAMapping {
+                return Err(ListenerConfigError::EventsNotAMapping {
                     found: json_type(other),
                 });
             }
@@ -142,7 +144,7 @@ impl ListenerConfig {
         for (entry, handler) in events {
             let class = handler
                 .get("class")
-                .ok_or_else(|| ConfigError::MissingClass {
+                .ok_or_else(|| ListenerConfigError::MissingClass {
                     entry: entry.clone(),
                 })?;
             if class.as_str() != Some(HTTP_EVENT_HANDLER_CLASS) {
@@ -153,18 +155,19 @@ impl ListenerConfig {
                 ..Self::default()
             };
             if let Some(secret) = handler.get("secret").and_then(Value::as_str) {
-                out.secret = Some(
-                    secret
-                        .parse()
-                        .map_err(|source| ConfigError::InvalidSecret {
-                            entry: entry.clone(),
-                            source,
-                        })?,
-                );
+                out.secret =
+                    Some(
+                        secret
+                            .parse()
+                            .map_err(|source| ListenerConfigError::InvalidSecret {
+                                entry: entry.clone(),
+                                source,
+                            })?,
+                    );
             }
             return Ok(out);
         }
-        Err(ConfigError::NoHttpHandler)
+        Err(ListenerConfigError::NoHttpHandler)
     }
 
     pub(crate) fn secrets(&self) -> Vec<WebhookSecret> {
@@ -176,25 +179,25 @@ impl ListenerConfig {
     }
 }
 
-fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, ConfigError> {
+fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, ListenerConfigError> {
     let text = url
         .and_then(Value::as_str)
-        .ok_or_else(|| ConfigError::MissingUrl {
+        .ok_or_else(|| ListenerConfigError::MissingUrl {
             entry: entry.to_owned(),
         })?;
-    let parsed = reqwest::Url::parse(text).map_err(|source| ConfigError::InvalidUrl {
+    let parsed = reqwest::Url::parse(text).map_err(|source| ListenerConfigError::InvalidUrl {
         entry: entry.to_owned(),
         url: text.to_owned(),
         source,
     })?;
     if !matches!(parsed.path(), "" | "/") {
-        return Err(ConfigError::UrlHasPath {
+        return Err(ListenerConfigError::UrlHasPath {
             entry: entry.to_owned(),
             path: parsed.path().to_owned(),
         });
     }
     let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
-        return Err(ConfigError::UrlWithoutHostOrPort {
+        return Err(ListenerConfigError::UrlWithoutHostOrPort {
             entry: entry.to_owned(),
             url: text.to_owned(),
         });
@@ -203,7 +206,7 @@ fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, ConfigE
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    let unresolvable = |source| ConfigError::UnresolvableHost {
+    let unresolvable = |source| ListenerConfigError::UnresolvableHost {
         entry: entry.to_owned(),
         host: host.to_owned(),
         source,
@@ -262,34 +265,34 @@ mod tests {
     fn rejects_what_the_original_rejected() {
         assert!(matches!(
             ListenerConfig::from_config(&json!({})),
-            Err(ConfigError::MissingEvents)
+            Err(ListenerConfigError::MissingEvents)
         ));
         assert!(matches!(
             ListenerConfig::from_config(&json!({"events": 3})),
-            Err(ConfigError::EventsNotAMapping { found: "a number" })
+            Err(ListenerConfigError::EventsNotAMapping { found: "a number" })
         ));
         assert!(matches!(
             ListenerConfig::from_config(&json!({"events": {"x": {"url": "http://a:1"}}})),
-            Err(ConfigError::MissingClass { .. })
+            Err(ListenerConfigError::MissingClass { .. })
         ));
         assert!(matches!(
             ListenerConfig::from_config(&json!({"events": {"x": {"class": "other"}}})),
-            Err(ConfigError::NoHttpHandler)
+            Err(ListenerConfigError::NoHttpHandler)
         ));
         assert!(
-            matches!(ListenerConfig::from_config(&http("http://127.0.0.1:1/hook")), Err(ConfigError::UrlHasPath { path, .. }) if path == "/hook")
+            matches!(ListenerConfig::from_config(&http("http://127.0.0.1:1/hook")), Err(ListenerConfigError::UrlHasPath { path, .. }) if path == "/hook")
         );
         assert!(matches!(
             ListenerConfig::from_config(&http("file:///tmp")),
-            Err(ConfigError::UrlHasPath { .. })
+            Err(ListenerConfigError::UrlHasPath { .. })
         ));
         assert!(matches!(
             ListenerConfig::from_config(&http("unix:")),
-            Err(ConfigError::UrlWithoutHostOrPort { .. })
+            Err(ListenerConfigError::UrlWithoutHostOrPort { .. })
         ));
         assert!(matches!(
             ListenerConfig::from_config(&http("not a url")),
-            Err(ConfigError::InvalidUrl { .. })
+            Err(ListenerConfigError::InvalidUrl { .. })
         ));
     }
 
@@ -301,7 +304,7 @@ mod tests {
         c["events"]["http"]["secret"] = json!("whsec_%%");
         assert!(matches!(
             ListenerConfig::from_config(&c),
-            Err(ConfigError::InvalidSecret { .. })
+            Err(ListenerConfigError::InvalidSecret { .. })
         ));
     }
 }

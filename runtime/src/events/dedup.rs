@@ -218,16 +218,44 @@ mod tests {
 
     #[tokio::test]
     async fn in_flight_duplicate_waits_for_the_outcome() {
-        let d = std::sync::Arc::new(Dedup::new(Duration::from_secs(300)));
+        let d = Dedup::new(Duration::from_secs(300));
         let Claim::Owner(g) = d.claim("c", 100, 100).await else {
             panic!("first claim must own")
         };
-        let d2 = d.clone();
-        let waiter =
-            tokio::spawn(async move { matches!(d2.claim("c", 100, 100).await, Claim::Duplicate) });
-        tokio::task::yield_now().await;
+        let mut duplicate = std::pin::pin!(d.claim("c", 100, 100));
+        // A duplicate that did not wait would be ready at once.
+        assert!(
+            futures::poll!(duplicate.as_mut()).is_pending(),
+            "the duplicate waits"
+        );
+        assert!(
+            futures::poll!(duplicate.as_mut()).is_pending(),
+            "still waiting"
+        );
         g.succeeded();
-        assert!(waiter.await.unwrap());
+        assert!(matches!(duplicate.await, Claim::Duplicate));
+    }
+
+    #[tokio::test]
+    async fn when_the_owner_fails_the_waiting_duplicate_takes_over() {
+        let d = Dedup::new(Duration::from_secs(300));
+        let Claim::Owner(g) = d.claim("f", 100, 100).await else {
+            panic!("first claim must own")
+        };
+        let mut duplicate = std::pin::pin!(d.claim("f", 100, 100));
+        assert!(
+            futures::poll!(duplicate.as_mut()).is_pending(),
+            "the duplicate waits"
+        );
+        drop(g); // the owner's handlers failed
+        let Claim::Owner(second) = duplicate.await else {
+            panic!("the waiting duplicate must take the claim over")
+        };
+        // It now owns the id: another duplicate waits for it in turn.
+        let mut third = std::pin::pin!(d.claim("f", 100, 100));
+        assert!(futures::poll!(third.as_mut()).is_pending());
+        second.succeeded();
+        assert!(matches!(third.await, Claim::Duplicate));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 /// [`ListenerConfig::from_config`](super::ListenerConfig::from_config).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ListenerConfigError {
     /// The configuration has no `events` mapping.
     #[error(
         "the configuration has no `events` mapping: add `events: {{<name>: {{class: {HTTP_EVENT_HANDLER_CLASS}, url: http://127.0.0.1:10000}}}}`"
@@ -122,7 +122,7 @@ pub enum SecretError {
 pub enum ListenerError {
     /// The configuration is unusable.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ListenerConfigError),
     /// The listening socket could not be bound (address in use, permission denied, …).
     #[error("could not bind the event listener to {addr}: is another process using the port?")]
     Bind {
@@ -155,6 +155,15 @@ pub enum ListenerError {
         needed: &'static str,
         /// The listener's state type (`()` without state).
         provided: &'static str,
+    },
+    /// A transactional handler (`#[event_listener(transactional)]`) is
+    /// registered but the listener has no resolver to run its transaction.
+    #[error(
+        "the event handler `{handler}` is transactional, but the listener has no ConflictResolver to run its transaction: give it one with `Listener::with_resolver(resolver)`, or start it with `registered_handlers: false`"
+    )]
+    MissingResolver {
+        /// The handler's name (function path).
+        handler: String,
     },
     /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
     #[error("could not listen for Ctrl-C")]

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::resolver::ConflictResolver;
+
 use super::handler::{DecodeError, Event, HandlerFuture, IntoHandlerResult, blocking};
 
 /// The delivery an event came in: its name and, when the sender gave them,
@@ -226,6 +228,28 @@ pub enum ExtractError {
         /// The type asked for.
         type_name: &'static str,
     },
+    /// A transactional handler received a delivery without a `webhook-id`
+    /// (the listener answers 400): the id is what the inbox records, so
+    /// without it the delivery cannot be applied exactly once. Send events
+    /// with [`EventPoster`](super::EventPoster), which always sends one.
+    #[error(
+        "the transactional handler `{handler}` needs the delivery's `webhook-id` header to apply it exactly once: send one (EventPoster always does)"
+    )]
+    MissingWebhookId {
+        /// The handler's name (function path).
+        handler: &'static str,
+    },
+    /// A transactional handler runs on a listener without a resolver (the
+    /// listener answers 500; [`Listener::start`](super::Listener::start)
+    /// refuses to start such a listener, so this is only reachable by calling
+    /// a handler by hand).
+    #[error(
+        "the transactional handler `{handler}` needs a ConflictResolver: give the listener one with `Listener::with_resolver`"
+    )]
+    MissingResolver {
+        /// The handler's name (function path).
+        handler: &'static str,
+    },
 }
 
 /// A type an event handler can take as a parameter, produced from the
@@ -326,7 +350,7 @@ impl<T: Clone> ProvidesState<T> for T {
 
 impl<T: Clone + Send + Sync + 'static> ProvidesState<T> for DynState {
     fn provide(&self) -> Option<T> {
-        self.0.downcast_ref::<T>().cloned()
+        self.state.downcast_ref::<T>().cloned()
     }
 
     fn need() -> Option<StateNeed> {
@@ -338,16 +362,52 @@ impl<T: Clone + Send + Sync + 'static> ProvidesState<T> for DynState {
 /// functions receive it. Not public API. Deliberately not `Clone`, so that
 /// `State<T>` never overlaps between a concrete state and this.
 #[doc(hidden)]
-pub struct DynState(Arc<dyn Any + Send + Sync>);
+pub struct DynState {
+    state: Arc<dyn Any + Send + Sync>,
+    /// What transactional handlers run their managed transaction with.
+    resolver: Option<ConflictResolver>,
+}
 
 impl DynState {
     pub(crate) fn new<S: Send + Sync + 'static>(state: S) -> Self {
-        DynState(Arc::new(state))
+        DynState {
+            state: Arc::new(state),
+            resolver: None,
+        }
+    }
+
+    /// The same state with the listener's resolver.
+    pub(crate) fn with_resolver(self, resolver: ConflictResolver) -> Self {
+        DynState {
+            resolver: Some(resolver),
+            ..self
+        }
+    }
+
+    /// The same state with the resolver of `other`.
+    pub(crate) fn keep_resolver(self, other: &DynState) -> Self {
+        DynState {
+            resolver: other.resolver.clone(),
+            ..self
+        }
+    }
+
+    /// Another handle on the same state (not `Clone`, see the type's docs).
+    pub(crate) fn share(&self) -> Self {
+        DynState {
+            state: self.state.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+
+    /// The listener's resolver, if it was given one.
+    pub(crate) fn resolver(&self) -> Option<&ConflictResolver> {
+        self.resolver.as_ref()
     }
 
     /// The state as `S`; a listener without state gives `()`.
     pub(crate) fn get<S: 'static>(&self) -> Option<&S> {
-        self.0
+        self.state
             .downcast_ref::<S>()
             .or_else(|| (&() as &dyn Any).downcast_ref::<S>())
     }

@@ -109,6 +109,8 @@ pub(crate) struct Handler {
     pub(crate) prepare: Arc<Prepare>,
     /// State types it needs that only a started listener can check.
     pub(crate) needs: Vec<StateNeed>,
+    /// It runs in a managed transaction: the listener needs a resolver.
+    pub(crate) transactional: bool,
 }
 
 impl fmt::Debug for Handler {
@@ -117,6 +119,7 @@ impl fmt::Debug for Handler {
             .field("name", &self.name)
             .field("event", &self.event)
             .field("timeout", &self.timeout)
+            .field("transactional", &self.transactional)
             .finish_non_exhaustive()
     }
 }

@@ -14,15 +14,17 @@ use tokio::sync::watch;
 
 use super::config::ListenerConfig;
 use super::dedup::Dedup;
-use super::error::{ConfigError, ListenerError};
-use super::extract::{BlockingEventHandler, DynState, EventHandler, ExtractError};
+use super::error::{ListenerConfigError, ListenerError};
+use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
 use super::handle::{BlockingListenerHandle, ListenerHandle};
 use super::handler::{
-    Handler, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync, type_name_of,
+    Event, Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
+    type_name_of,
 };
 use super::receive::Shared;
 use super::registry::Registry;
 use super::serve::serve_on;
+use crate::resolver::ConflictResolver;
 
 /// The HTTP event listener: receives events posted by cryptoassets.core's
 /// `HTTPEventHandler` (or [`EventPoster`](super::EventPoster)) and dispatches
@@ -33,7 +35,7 @@ use super::serve::serve_on;
 /// handlers may take ([`with_state`](Listener::with_state)); `()` without.
 ///
 /// ```no_run
-/// use conflictkit_runtime::events::{Listener, ListenerConfig};
+/// use conflictkit::events::{Listener, ListenerConfig};
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
@@ -103,11 +105,11 @@ impl Listener {
     ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
     ///     "url": "http://localhost:10000",
     /// }}});
-    /// let handle = conflictkit_runtime::events::Listener::from_config(&config)?.start().await?;
+    /// let handle = conflictkit::events::Listener::from_config(&config)?.start().await?;
     /// assert_eq!(handle.local_addr().port(), 10000);
     /// # Ok(()) }
     /// ```
-    pub fn from_config(config: &Value) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Value) -> Result<Self, ListenerConfigError> {
         Ok(Self::new(ListenerConfig::from_config(config)?))
     }
 
@@ -147,11 +149,65 @@ impl Listener {
         Listener {
             bind: self.bind,
             shared: Shared {
-                state: DynState::new(state),
+                state: DynState::new(state).keep_resolver(&self.shared.state),
                 ..self.shared
             },
             state_type: (TypeId::of::<S>(), std::any::type_name::<S>()),
             _state: PhantomData,
+        }
+    }
+}
+
+impl<S> Listener<S> {
+    /// Gives the listener the [`ConflictResolver`] its transactional handlers
+    /// (`#[event_listener("…", transactional)]`) run their managed
+    /// transaction with. Without one, a listener with a transactional
+    /// handler refuses to start ([`ListenerError::MissingResolver`]). The
+    /// inbox table must exist ([`migrate_inbox`](super::migrate_inbox)).
+    ///
+    /// (A transactional `#[event_listener]` function is registered in the
+    /// whole program: every listener that includes registered handlers then
+    /// needs a resolver.)
+    ///
+    /// ```standalone_crate
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, migrate_inbox};
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// #[conflictkit::event_listener("doc_with_resolver_deposit", transactional)]
+    /// async fn on_deposit(txn: &Txn, cents: i64) -> Result<(), conflictkit::Error> {
+    ///     txn.execute_unprepared(&format!("UPDATE totals SET cents = cents + {cents}"))
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// migrate_inbox(&db).await?;
+    /// db.execute_unprepared("CREATE TABLE totals (cents BIGINT)").await?;
+    /// db.execute_unprepared("INSERT INTO totals VALUES (0)").await?;
+    /// let handle = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?))
+    ///     .with_resolver(ConflictResolver::new(db.clone()))
+    ///     .start()
+    ///     .await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("doc_with_resolver_deposit", &250)
+    ///     .await?;
+    /// let row = db
+    ///     .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT cents FROM totals"))
+    ///     .await?
+    ///     .ok_or("no row")?;
+    /// assert_eq!(row.try_get::<i64>("", "cents")?, 250);
+    /// handle.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_resolver(self, resolver: ConflictResolver) -> Self {
+        Listener {
+            shared: Shared {
+                state: self.shared.state.with_resolver(resolver),
+                ..self.shared
+            },
+            ..self
         }
     }
 }
@@ -174,6 +230,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
             timeout: None,
             prepare,
             needs: Vec::new(),
+            transactional: false,
         });
         self
     }
@@ -207,12 +264,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
         self.add(
             Some(event.into()),
             type_name_of::<H>(),
-            Arc::new(move |ev, ctx, state| match state.get::<S>() {
-                Some(state) => H::prepare(&handler, ev, ctx, state),
-                None => Err(ExtractError::MissingState {
-                    type_name: std::any::type_name::<S>(),
-                }),
-            }),
+            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
         )
     }
 
@@ -235,12 +287,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
         self.add(
             Some(event.into()),
             type_name_of::<H>(),
-            Arc::new(move |ev, ctx, state| match state.get::<S>() {
-                Some(state) => H::prepare(&handler, ev, ctx, state),
-                None => Err(ExtractError::MissingState {
-                    type_name: std::any::type_name::<S>(),
-                }),
-            }),
+            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
         )
     }
 
@@ -279,8 +326,16 @@ impl<S: Send + Sync + 'static> Listener<S> {
         )
     }
 
-    /// Every handler's state is the listener's.
+    /// Every handler's state is the listener's, and transactional handlers
+    /// have a resolver.
     fn check_state(&self) -> Result<(), ListenerError> {
+        if self.shared.state.resolver().is_none()
+            && let Some(handler) = self.shared.registry.first_transactional()
+        {
+            return Err(ListenerError::MissingResolver {
+                handler: handler.name.into_owned(),
+            });
+        }
         match self.shared.registry.missing_state(self.state_type.0) {
             None => Ok(()),
             Some((handler, need)) => Err(ListenerError::MissingState {
@@ -332,14 +387,14 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// for programs that are not async (the original's daemon thread).
     ///
     /// ```no_run
-    /// use conflictkit_runtime::events::{Listener, ListenerConfig};
+    /// use conflictkit::events::{Listener, ListenerConfig};
     ///
     /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
     /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
     /// let handle = listener.start_blocking_thread()?;
     /// println!("listening on {}", handle.local_addr());
     /// handle.shutdown();
-    /// # Ok::<(), conflictkit_runtime::events::ListenerError>(())
+    /// # Ok::<(), conflictkit::events::ListenerError>(())
     /// ```
     pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
         self.check_state()?;
@@ -404,6 +459,19 @@ impl<S: Send + Sync + 'static> Listener<S> {
         let (closed_tx, _) = watch::channel(false);
         Ok(serve_on(socket, Arc::new(self.shared), signal, closed_tx).await)
     }
+}
+
+/// The type-erased prepare step of a handler of a listener with state `S`.
+fn typed<S: Send + Sync + 'static, F>(prepare: F) -> Arc<Prepare>
+where
+    F: Fn(&Event, &EventContext, &S) -> Result<HandlerFuture, ExtractError> + Send + Sync + 'static,
+{
+    Arc::new(move |ev, ctx, state| match state.get::<S>() {
+        Some(state) => prepare(ev, ctx, state),
+        None => Err(ExtractError::MissingState {
+            type_name: std::any::type_name::<S>(),
+        }),
+    })
 }
 
 /// Resolves when shutdown is requested or the requester is gone.

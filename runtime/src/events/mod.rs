@@ -24,7 +24,7 @@
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run
-//! use conflictkit_runtime::events::{EventPoster, Listener, ListenerConfig};
+//! use conflictkit::events::{EventPoster, Listener, ListenerConfig};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
@@ -48,21 +48,22 @@ mod handle;
 mod handler;
 mod inbox;
 mod listener;
+mod outbox;
 mod poster;
 mod receive;
 mod registry;
+mod relay;
 mod request;
 mod serve;
 mod signature;
+mod transactional;
 mod wire;
 
 pub use config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
 };
-pub use error::{
-    ConfigError, HTTP_EVENT_HANDLER_CLASS, ListenerError, PostError, SecretError, UrlParseError,
-};
+pub use error::{ListenerConfigError, ListenerError, PostError, SecretError, UrlParseError};
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
@@ -70,13 +71,31 @@ pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
 pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
 pub use listener::{Listener, Shutdown};
+pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
+pub use relay::{DEFAULT_MAX_ATTEMPTS, OutboxRelay};
 pub use signature::{
     DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
     WEBHOOK_TIMESTAMP, WebhookSecret, verify,
 };
-pub use wire::{form_encode, python_json};
+
+/// Wire compatibility with the Python original (cryptoassets.core): its JSON
+/// text, its form encoding and its event handler class name. The listener
+/// and [`EventPoster`] use them; they are here for tests and tools that
+/// speak the original's wire format by hand.
+///
+/// ```
+/// use conflictkit::events::compat::{form_encode, python_json};
+///
+/// assert_eq!(python_json(&serde_json::json!({"a": [1, 2]}))?, r#"{"a": [1, 2]}"#);
+/// assert_eq!(form_encode(&[("event_name", "txupdate"), ("data", "{}")]), "event_name=txupdate&data=%7B%7D");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub mod compat {
+    pub use super::error::HTTP_EVENT_HANDLER_CLASS;
+    pub use super::wire::{form_encode, python_json};
+}
 
 /// What `#[event_listener]` expands to. Not public API.
 #[doc(hidden)]
@@ -88,5 +107,7 @@ pub mod macro_support {
         Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
     };
     pub use super::registry::{NeedFn, PrepareFn, Registration};
+    pub use super::transactional::{TxnAttempt, TxnFuture, TxnOutput, prepare_transactional};
+    pub use crate::resolver::Txn;
     pub use inventory;
 }

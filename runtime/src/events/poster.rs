@@ -36,14 +36,14 @@ const MAX_ERROR_BODY: usize = 4096;
 /// Any 2xx reply is success (as Standard Webhooks says); connection errors,
 /// timeouts, 5xx and 429 are retried with exponential backoff (full jitter),
 /// or after the reply's `Retry-After` (seconds or an HTTP date, at most
-/// [`with_max_retry_after`](Self::with_max_retry_after)); other statuses are
+/// [`max_retry_after`](Self::max_retry_after)); other statuses are
 /// not. Redirects are not followed: a 3xx is a failure
 /// ([`PostError::Redirect`]), so signature headers never go to another host.
 ///
 /// ```no_run
-/// use conflictkit_runtime::events::EventPoster;
+/// use conflictkit::events::EventPoster;
 ///
-/// # async fn f() -> Result<(), conflictkit_runtime::events::PostError> {
+/// # async fn f() -> Result<(), conflictkit::events::PostError> {
 /// let poster = EventPoster::new("http://127.0.0.1:10000")?;
 /// poster.post("txupdate", &serde_json::json!({"txid": "abc", "amount": "1.0"})).await?;
 /// # Ok(()) }
@@ -87,26 +87,26 @@ impl EventPoster {
     }
 
     /// Signs every request (Standard Webhooks) with `secret`.
-    pub fn with_secret(mut self, secret: WebhookSecret) -> Self {
+    pub fn secret(mut self, secret: WebhookSecret) -> Self {
         self.secret = Some(secret);
         self
     }
 
     /// Time limit of each request (default 10 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Retries after the first attempt (default 3; 0 = a single attempt).
-    pub fn with_retries(mut self, retries: u32) -> Self {
+    pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
     }
 
     /// Backoff before retry `n` is random in `0..=min(max, base * 2^n)`
     /// (defaults 100 ms and 5 s).
-    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff_base = base;
         self.backoff_max = max;
         self
@@ -117,15 +117,20 @@ impl EventPoster {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use conflictkit_runtime::events::EventPoster;
+    /// use conflictkit::events::EventPoster;
     ///
     /// let poster = EventPoster::new("http://127.0.0.1:10000")?
-    ///     .with_max_retry_after(Duration::from_secs(5));
-    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
+    ///     .max_retry_after(Duration::from_secs(5));
+    /// # Ok::<(), conflictkit::events::PostError>(())
     /// ```
-    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
+    }
+
+    /// Requests one [`post`](Self::post) sends at most (its retries + 1).
+    pub(crate) fn attempts_per_post(&self) -> u32 {
+        self.retries.saturating_add(1)
     }
 
     /// The listener URL.
@@ -136,14 +141,14 @@ impl EventPoster {
     /// The exact body [`post`](Self::post) sends.
     ///
     /// ```
-    /// use conflictkit_runtime::events::EventPoster;
+    /// use conflictkit::events::EventPoster;
     ///
     /// let body = EventPoster::encode("foobar", &serde_json::json!({"test": "abc"}))?;
     /// assert_eq!(
     ///     body,
     ///     "event_name=foobar&data=%7B%22test%22%3A+%22abc%22%7D&xdata=%7B%22test%22%3A+%22abc%22%7D"
     /// );
-    /// # Ok::<(), conflictkit_runtime::events::PostError>(())
+    /// # Ok::<(), conflictkit::events::PostError>(())
     /// ```
     pub fn encode<T: Serialize + ?Sized>(event_name: &str, data: &T) -> Result<String, PostError> {
         if event_name.is_empty() {
@@ -165,8 +170,43 @@ impl EventPoster {
     ) -> Result<(), PostError> {
         let body = Self::encode(event_name, data)?;
         // One id for every attempt, so the listener can drop duplicates.
-        let id = message_id();
-        let mut attempt: u32 = 0;
+        self.send(event_name, &body, &message_id(), 1).await
+    }
+
+    /// Posts one event as the delivery `webhook_id` (the sender's own id,
+    /// e.g. from a table of events to send): every retry of the event,
+    /// including after a restart, must reuse it so that the listener drops
+    /// duplicates. `Ok` on any 2xx reply.
+    ///
+    /// ```no_run
+    /// use conflictkit::events::EventPoster;
+    ///
+    /// # async fn f() -> Result<(), conflictkit::events::PostError> {
+    /// let poster = EventPoster::new("http://127.0.0.1:10000")?;
+    /// poster.post_with_id("msg_order_42", "txupdate", &serde_json::json!({"txid": "abc"})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn post_with_id<T: Serialize + ?Sized>(
+        &self,
+        webhook_id: &str,
+        event_name: &str,
+        data: &T,
+    ) -> Result<(), PostError> {
+        let body = Self::encode(event_name, data)?;
+        self.send(event_name, &body, webhook_id, 1).await
+    }
+
+    /// Sends `body` as the delivery `id`, numbering attempts from
+    /// `first_attempt`, with retries.
+    pub(crate) async fn send(
+        &self,
+        event_name: &str,
+        body: &str,
+        id: &str,
+        first_attempt: u32,
+    ) -> Result<(), PostError> {
+        let mut attempt: u32 = first_attempt.saturating_sub(1);
+        let last = attempt.saturating_add(self.retries).saturating_add(1);
         loop {
             attempt += 1;
             let mut request = self
@@ -174,14 +214,14 @@ impl EventPoster {
                 .post(self.url.clone())
                 .timeout(self.timeout)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(WEBHOOK_ID, &id)
+                .header(WEBHOOK_ID, id)
                 .header(WEBHOOK_ATTEMPT, attempt.to_string())
-                .body(body.clone());
+                .body(body.to_owned());
             if let Some(secret) = &self.secret {
                 let ts = unix_now();
                 request = request
                     .header(WEBHOOK_TIMESTAMP, ts.to_string())
-                    .header(WEBHOOK_SIGNATURE, secret.sign(&id, ts, body.as_bytes()));
+                    .header(WEBHOOK_SIGNATURE, secret.sign(id, ts, body.as_bytes()));
             }
             let mut retry_after = None;
             let retryable = match request.send().await {
@@ -227,20 +267,20 @@ impl EventPoster {
                     source,
                 },
             };
-            if attempt > self.retries {
+            if attempt >= last {
                 tracing::error!(url = %self.url, event = event_name, webhook_id = %id, error = %retryable, "giving up posting the event");
                 return Err(retryable);
             }
             let delay = match retry_after {
                 Some(asked) => asked.min(self.max_retry_after),
-                None => self.backoff(attempt),
+                None => self.delay_before_retry(attempt),
             };
             tracing::warn!(url = %self.url, event = event_name, webhook_id = %id, attempt, error = %retryable, ?delay, "posting the event failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    fn delay_before_retry(&self, attempt: u32) -> Duration {
         let exp = self
             .backoff_base
             .saturating_mul(1u32 << (attempt - 1).min(20))
@@ -252,7 +292,7 @@ impl EventPoster {
 
 /// `msg_` and 24 random alphanumeric characters from the operating system's
 /// generator (the clock-seeded `fastrand` only if that fails).
-fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 24];
     if getrandom::fill(&mut bytes).is_err() {

@@ -240,6 +240,12 @@ impl Shared {
                         json!({"error": "undecodable_data", "handler": h.name, "message": e.to_string()}),
                     );
                 }
+                Ok(Err(e @ ExtractError::MissingWebhookId { .. })) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "missing_webhook_id", "handler": h.name, "message": e.to_string()}),
+                    );
+                }
                 Ok(Err(e)) => Err(handler::Failure::Returned(e.to_string())),
                 Err(failure) => Err(failure),
             };

@@ -26,6 +26,7 @@ pub struct Registration {
     timeout_ms: Option<u64>,
     prepare: PrepareFn,
     needs: &'static [NeedFn],
+    transactional: bool,
 }
 
 impl Registration {
@@ -45,6 +46,16 @@ impl Registration {
             timeout_ms,
             prepare,
             needs,
+            transactional: false,
+        }
+    }
+
+    /// The same registration, for a handler that runs in a managed
+    /// transaction (the listener must have a resolver).
+    pub const fn transactional(self) -> Self {
+        Self {
+            transactional: true,
+            ..self
         }
     }
 
@@ -55,6 +66,7 @@ impl Registration {
             timeout: self.timeout_ms.map(Duration::from_millis),
             prepare: Arc::new(self.prepare),
             needs: self.needs.iter().filter_map(|need| need()).collect(),
+            transactional: self.transactional,
         }
     }
 }
@@ -112,6 +124,16 @@ impl Registry {
                 .find(|need| need.type_id != provided)
                 .map(|need| (h.clone(), *need))
         })
+    }
+
+    /// The first transactional handler, if any.
+    pub(crate) fn first_transactional(&self) -> Option<Handler> {
+        let runtime = self.runtime.read().unwrap_or_else(|e| e.into_inner());
+        self.registered
+            .iter()
+            .chain(runtime.iter())
+            .find(|h| h.transactional)
+            .cloned()
     }
 
     /// The handlers for `event`: `#[event_listener]` ones first, then run-time

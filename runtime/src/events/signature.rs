@@ -39,12 +39,12 @@ const PREFIX: &str = "whsec_";
 /// The key is never printed by `Debug`.
 ///
 /// ```
-/// use conflictkit_runtime::events::WebhookSecret;
+/// use conflictkit::events::WebhookSecret;
 ///
 /// let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?;
 /// let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
 /// assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-/// # Ok::<(), conflictkit_runtime::events::SecretError>(())
+/// # Ok::<(), conflictkit::events::SecretError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebhookSecret {
@@ -65,7 +65,7 @@ impl WebhookSecret {
     /// cryptographic generator (`getrandom`).
     ///
     /// ```
-    /// use conflictkit_runtime::events::WebhookSecret;
+    /// use conflictkit::events::WebhookSecret;
     ///
     /// let secret = WebhookSecret::generate();
     /// assert!(secret.to_whsec().starts_with("whsec_"));
@@ -87,11 +87,11 @@ impl WebhookSecret {
     /// cryptographic generator, or says why it could not.
     ///
     /// ```
-    /// use conflictkit_runtime::events::WebhookSecret;
+    /// use conflictkit::events::WebhookSecret;
     ///
     /// let secret = WebhookSecret::try_generate()?;
     /// assert_eq!(secret.to_whsec().len(), "whsec_".len() + 32);
-    /// # Ok::<(), conflictkit_runtime::events::SecretError>(())
+    /// # Ok::<(), conflictkit::events::SecretError>(())
     /// ```
     pub fn try_generate() -> Result<Self, SecretError> {
         let mut key = vec![0u8; 24];
