@@ -159,7 +159,7 @@ impl Runner {
     }
 
     /// The resolver's admission limit after a cell (adaptive only).
-    pub(crate) fn contention_limit(&self) -> Option<f64> {
+    pub(crate) fn contention_limit(&self) -> Option<u32> {
         self.resolver
             .as_ref()
             .and_then(|r| r.contention_limit(LABEL))
@@ -278,7 +278,7 @@ pub(crate) struct CellRun {
     /// The deadline stopped the cell before all ops ran.
     pub(crate) cut: bool,
     /// Adaptive limit at the end (`None` = unlimited or not adaptive).
-    pub(crate) final_limit: Option<f64>,
+    pub(crate) final_limit: Option<u32>,
     pub(crate) first_error: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{AccessMode, IsolationLevel, SqliteTransactionMode};
+use sea_orm::{IsolationLevel, SqliteTransactionMode};
 
 /// Isolation level of managed transactions on PostgreSQL and MySQL/MariaDB
 /// (SQLite transactions are always serializable).
@@ -236,33 +236,6 @@ impl CallOptions {
     pub fn label(&self) -> &str {
         &self.label
     }
-
-    /// How a SQLite transaction of this call begins: the mode set, else
-    /// immediate, or deferred when read-only.
-    pub(crate) fn effective_sqlite_mode(&self) -> SqliteMode {
-        self.sqlite_mode.unwrap_or(if self.read_only {
-            SqliteMode::Deferred
-        } else {
-            SqliteMode::Immediate
-        })
-    }
-
-    pub(crate) fn transaction_options(
-        &self,
-        default_isolation: Isolation,
-        backend: sea_orm::DbBackend,
-    ) -> sea_orm::TransactionOptions {
-        let mut t = sea_orm::TransactionOptions::default();
-        if backend == sea_orm::DbBackend::Sqlite {
-            t.sqlite_transaction_mode = Some(self.effective_sqlite_mode().mode());
-        } else {
-            t.isolation_level = Some(self.isolation.unwrap_or(default_isolation).level());
-            if self.read_only {
-                t.access_mode = Some(AccessMode::ReadOnly);
-            }
-        }
-        t
-    }
 }
 
 #[cfg(test)]
@@ -282,29 +255,5 @@ mod tests {
         }
         // full jitter: not always the ceiling
         assert!((0..200).any(|_| b.delay(3) < Duration::from_millis(39)));
-    }
-
-    #[test]
-    fn sqlite_defaults_follow_access() {
-        let rw = CallOptions::new("x")
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Sqlite);
-        assert_eq!(
-            rw.sqlite_transaction_mode,
-            Some(SqliteTransactionMode::Immediate)
-        );
-        assert_eq!(rw.isolation_level, None);
-        let ro = CallOptions::new("x")
-            .read_only(true)
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Sqlite);
-        assert_eq!(
-            ro.sqlite_transaction_mode,
-            Some(SqliteTransactionMode::Deferred)
-        );
-        let pg = CallOptions::new("x")
-            .read_only(true)
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Postgres);
-        assert_eq!(pg.isolation_level, Some(IsolationLevel::Serializable));
-        assert_eq!(pg.access_mode, Some(AccessMode::ReadOnly));
-        assert_eq!(pg.sqlite_transaction_mode, None);
     }
 }
