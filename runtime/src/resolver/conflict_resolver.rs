@@ -194,7 +194,27 @@ impl ConflictResolver {
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
     pub fn contention_limit(&self, label: &str) -> Option<u32> {
-        self.inner.gates.limit(label)
+        self.inner.gates.limit(label, None)
+    }
+
+    /// [`contention_limit`](Self::contention_limit) of the calls of `label`
+    /// made with [`CallOptions::key`] `key` (or `#[managed_transaction(key = …)]`).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::new(db);
+    /// assert_eq!(resolver.contention_limit_of_key("wallet::top_up", &7_i64), None);
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn contention_limit_of_key<K: std::hash::Hash + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Option<u32> {
+        self.inner
+            .gates
+            .limit(label, Some(super::key::hash_key(key)))
     }
 
     /// Whether `err` is a serialization conflict that a replay may resolve,

@@ -23,6 +23,8 @@ pub(crate) struct Plan {
     /// deferred when read-only.
     pub(crate) sqlite_mode: SqliteMode,
     pub(crate) contention: Contention,
+    /// The hash of the call's contention key.
+    pub(crate) key: Option<u64>,
 }
 
 impl Plan {
@@ -47,6 +49,7 @@ impl Plan {
                     SqliteMode::Immediate
                 }),
             contention: options.contention.unwrap_or(defaults.contention),
+            key: options.key,
             read_only,
             retryable,
             label: options.label,

@@ -187,6 +187,7 @@ pub struct CallOptions {
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) retryable: bool,
     pub(crate) contention: Option<super::contention::Contention>,
+    pub(crate) key: Option<u64>,
 }
 
 impl CallOptions {
@@ -200,6 +201,7 @@ impl CallOptions {
             sqlite_mode: None,
             retryable: true,
             contention: None,
+            key: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -230,6 +232,26 @@ impl CallOptions {
     /// Contention control for this call (default: the resolver's).
     pub fn contention(mut self, contention: super::contention::Contention) -> Self {
         self.contention = Some(contention);
+        self
+    }
+    /// What this call contends on (an account id, a row key): admission,
+    /// and escalation across processes, work per (label, key). Calls on
+    /// different keys never wait for each other; calls on one hot key
+    /// queue. Without a key, all calls of the label share one queue.
+    ///
+    /// Any `Hash` value; it is hashed to 64 bits with a stable hash, the
+    /// same in every process of the same build and architecture. Keys whose
+    /// hashes collide share a queue (they serialise with each other while
+    /// both are hot, nothing worse).
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// let a = CallOptions::new("wallet::top_up").key(&42_i64);
+    /// assert_ne!(a, CallOptions::new("wallet::top_up").key(&43_i64));
+    /// assert_eq!(a, CallOptions::new("wallet::top_up").key(&42_i64));
+    /// ```
+    pub fn key<K: std::hash::Hash + ?Sized>(mut self, key: &K) -> Self {
+        self.key = Some(super::key::hash_key(key));
         self
     }
     /// The label.

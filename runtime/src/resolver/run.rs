@@ -14,7 +14,8 @@ use tracing::Instrument;
 use super::carried;
 use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
-use super::contention::{Contention, Permit};
+use super::contention::{Contention, Permit, Turn};
+use super::coordination::{self, HeldLock};
 use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
@@ -123,10 +124,12 @@ struct Active {
     txn: Txn,
 }
 
-/// The admission permit of one run, and when to give it back.
+/// The admission permit of one run and its database lock across processes,
+/// and when to give them back.
 struct Release {
     permit: Option<Permit>,
-    /// Give it back before `COMMIT` rather than after the run.
+    db_lock: Option<HeldLock>,
+    /// Give them back before `COMMIT` rather than after the run.
     before_commit: bool,
 }
 
@@ -134,6 +137,7 @@ impl Release {
     fn before_commit(&mut self) {
         if self.before_commit {
             self.permit = None;
+            self.db_lock = None;
         }
     }
 }
@@ -317,8 +321,8 @@ impl ConflictResolver {
         E: ManagedError,
     {
         let stats = &self.inner.stats;
-        let gate =
-            (plan.contention == Contention::Adaptive).then(|| self.inner.gates.gate(plan.label()));
+        let gate = (plan.contention == Contention::Adaptive)
+            .then(|| self.inner.gates.gate(plan.label(), plan.key));
         let backend = self.inner.db.get_database_backend();
         // A queued run may begin while it waits: on PostgreSQL and MySQL the
         // snapshot is taken by the first statement, not by BEGIN. SQLite's
@@ -329,6 +333,7 @@ impl ConflictResolver {
         // one commits (its reads wait for the commit, as FOR UPDATE would).
         let admit_next_before_commit =
             backend == DbBackend::MySql && plan.isolation == Isolation::Serializable;
+        let escalate_here = coordination::supported(&self.inner.db);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -344,8 +349,25 @@ impl ConflictResolver {
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::epoch);
+            // Across processes: while the gate sees frequent conflicts, and
+            // always for a call's last replay, the run also takes the
+            // database lock of its (label, key), after BEGIN (which takes no
+            // snapshot) and before its first statement (which does).
+            let db_lock = match &gate {
+                Some(g) if escalate_here && (turn == Turn::Last || g.escalated()) => {
+                    match coordination::lock(&self.inner.db, plan.label(), plan.key).await {
+                        Ok(held) => Some(held),
+                        Err(e) => {
+                            tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
             let release = Release {
                 permit,
+                db_lock,
                 before_commit: admit_next_before_commit,
             };
             let outcome = self.attempt(plan, body, attempt, begun, release).await;
@@ -503,7 +525,7 @@ impl ConflictResolver {
                     return Attempt::Failed(E::from(injected), Phase::Body);
                 }
                 release.before_commit();
-                match commit_detached(label, dbtx, hooks, slot).await {
+                match commit_detached(label, dbtx, hooks, slot, release.db_lock.take()).await {
                     Ok(()) => Attempt::Committed(value),
                     Err(Committing::Failed(e)) => Attempt::Failed(E::from(e), Phase::Commit),
                     Err(Committing::Unknown(e)) => {
@@ -595,11 +617,14 @@ async fn commit_detached(
     dbtx: DatabaseTransaction,
     hooks: Vec<Hook>,
     slot: Option<WriteSlot>,
+    db_lock: Option<HeldLock>,
 ) -> Result<(), Committing> {
     let owned_label = label.to_owned();
     let task = tokio::spawn(async move {
         let committed = dbtx.commit().await;
         drop(slot);
+        // after COMMIT answered, or failed to: an ambiguous end unlocks too
+        drop(db_lock);
         if committed.is_ok() {
             run_hooks(&owned_label, hooks);
         }

@@ -28,6 +28,9 @@ pub(crate) const SLOW_START_FROM: f64 = 4.0;
 /// The limit is cut only while more than this share of recent runs
 /// conflicted.
 pub(crate) const CUT_ABOVE: f64 = 0.25;
+/// Clean commits in a row after which a gate stops escalating to the
+/// database lock (see [`Limiter::escalated`]).
+const ESCALATION_HOLDS_FOR: u32 = 256;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most.
 const MIN_DAMPING: f64 = 4.0;
@@ -63,6 +66,10 @@ pub(crate) struct Limiter {
     conflict_rate: f64,
     /// Gaining a slot per commit until the first cut.
     slow_start: bool,
+    /// Runs take the database lock across processes too.
+    escalated: bool,
+    /// Commits in a row without a conflict, while escalated.
+    clean_in_a_row: u32,
 }
 
 impl Limiter {
@@ -110,6 +117,10 @@ impl Limiter {
     /// slot failed its probe, unless it was already cut since that admission.
     pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
+        self.clean_in_a_row = 0;
+        if self.conflicts_frequent() {
+            self.escalated = true;
+        }
         if admitted < self.cut_at {
             return;
         }
@@ -141,6 +152,12 @@ impl Limiter {
     pub(crate) fn on_commit(&mut self) -> bool {
         self.conflict_rate -= self.conflict_rate * RATE_WEIGHT;
         self.since_cut = self.since_cut.saturating_add(1);
+        if self.escalated {
+            self.clean_in_a_row += 1;
+            if self.clean_in_a_row >= ESCALATION_HOLDS_FOR {
+                self.escalated = false;
+            }
+        }
         if self.probing {
             self.probe_commits += 1;
             if self.probe_commits >= 2 * self.slots() {
@@ -168,8 +185,17 @@ impl Limiter {
     }
 
     /// Whether conflicts are frequent now (the rate is above [`CUT_ABOVE`]).
-    pub(crate) fn conflicts_frequent(&self) -> bool {
+    fn conflicts_frequent(&self) -> bool {
         self.conflict_rate > CUT_ABOVE
+    }
+
+    /// Whether runs should also take the database lock across processes:
+    /// from the moment conflicts are frequent until [`ESCALATION_HOLDS_FOR`]
+    /// commits in a row went without one. (Escalated runs stop conflicting
+    /// with each other, so the rate alone would drop at once and let the
+    /// conflicts back in.)
+    pub(crate) fn escalated(&self) -> bool {
+        self.escalated
     }
 
     #[cfg(test)]
@@ -242,6 +268,7 @@ mod tests {
             l.on_conflict(l.epoch(), 16);
         }
         assert!(!l.conflicts_frequent(), "rate {}", l.conflict_rate);
+        assert!(!l.escalated());
         assert_eq!(l.limit(), None, "no cut while conflicts are rare");
     }
 
@@ -283,6 +310,29 @@ mod tests {
             l.on_commit();
         }
         assert_eq!(l.limit(), None, "recovered: unlimited again");
+    }
+
+    #[test]
+    fn frequent_conflicts_escalate_until_a_long_clean_run() {
+        let mut l = Limiter::default();
+        assert!(!l.escalated());
+        l.on_conflict(l.epoch(), 4);
+        assert!(!l.escalated(), "one conflict is not frequent");
+        for _ in 0..conflicts_to_cut() {
+            l.on_conflict(l.epoch(), 4);
+        }
+        assert!(l.escalated());
+        for _ in 1..ESCALATION_HOLDS_FOR {
+            l.on_commit();
+        }
+        assert!(l.escalated(), "still escalated one commit short");
+        l.on_conflict(l.epoch(), 1);
+        for _ in 1..ESCALATION_HOLDS_FOR {
+            l.on_commit();
+        }
+        assert!(l.escalated(), "a conflict restarts the count");
+        l.on_commit();
+        assert!(!l.escalated());
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub(crate) const IDLE_GATE_EVICTED_AFTER: Duration = Duration::from_secs(300);
 /// what it left.
 const FIRST_SWEEP_AT: usize = 256;
 
-/// The gates of one resolver, by label.
+/// The gates of one resolver, by label and key.
 #[derive(Debug)]
 pub(crate) struct Gates {
     by_label: Mutex<GateMap>,
@@ -126,7 +126,9 @@ pub(crate) struct Gates {
 
 #[derive(Debug)]
 struct GateMap {
-    gates: HashMap<String, Arc<Gate>>,
+    gates: HashMap<String, HashMap<Option<u64>, Arc<Gate>>>,
+    /// Gates in `gates`, all labels together.
+    count: usize,
     sweep_at: usize,
 }
 
@@ -142,39 +144,55 @@ impl Gates {
         Self {
             by_label: Mutex::new(GateMap {
                 gates: HashMap::new(),
+                count: 0,
                 sweep_at: FIRST_SWEEP_AT,
             }),
             prepare_cap: prepare_cap(pool_size),
         }
     }
 
-    pub(crate) fn gate(&self, label: &str) -> Arc<Gate> {
+    /// The gate of (`label`, `key`), made on first use.
+    pub(crate) fn gate(&self, label: &str, key: Option<u64>) -> Arc<Gate> {
         let mut map = lock(&self.by_label);
-        if let Some(g) = map.gates.get(label) {
+        if let Some(g) = map.gates.get(label).and_then(|keys| keys.get(&key)) {
             return g.clone();
         }
-        if map.gates.len() >= map.sweep_at {
+        if map.count >= map.sweep_at {
             let now = std::time::Instant::now();
-            map.gates.retain(|_, g| {
-                Arc::strong_count(g) > 1 || !g.idle_since(now, IDLE_GATE_EVICTED_AFTER)
+            let mut count = 0;
+            map.gates.retain(|_, keys| {
+                keys.retain(|_, g| {
+                    Arc::strong_count(g) > 1 || !g.idle_since(now, IDLE_GATE_EVICTED_AFTER)
+                });
+                count += keys.len();
+                !keys.is_empty()
             });
-            map.sweep_at = (2 * map.gates.len()).max(FIRST_SWEEP_AT);
+            map.count = count;
+            map.sweep_at = (2 * count).max(FIRST_SWEEP_AT);
         }
         let g = Arc::new(Gate::slow_start(self.prepare_cap));
-        map.gates.insert(label.to_owned(), g.clone());
+        map.gates
+            .entry(label.to_owned())
+            .or_default()
+            .insert(key, g.clone());
+        map.count += 1;
         g
     }
 
     /// How many gates are kept now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock(&self.by_label).gates.len()
+        lock(&self.by_label).count
     }
 
-    /// How many transactions of `label` are admitted at once now (`None`:
-    /// unlimited, or never called).
-    pub(crate) fn limit(&self, label: &str) -> Option<u32> {
-        let gate = lock(&self.by_label).gates.get(label).cloned()?;
+    /// How many transactions of (`label`, `key`) are admitted at once now
+    /// (`None`: unlimited, or never called).
+    pub(crate) fn limit(&self, label: &str, key: Option<u64>) -> Option<u32> {
+        let gate = lock(&self.by_label)
+            .gates
+            .get(label)
+            .and_then(|keys| keys.get(&key))
+            .cloned()?;
         gate.slots()
     }
 }
@@ -223,19 +241,23 @@ mod tests {
     #[test]
     fn idle_gates_are_forgotten_busy_ones_kept() {
         let gates = Gates::default();
-        let held = gates.gate("held");
+        let held = gates.gate("held", None);
         for i in 1..FIRST_SWEEP_AT {
-            drop(gates.gate(&format!("label-{i}")));
+            drop(gates.gate(&format!("label-{i}"), Some(i as u64)));
         }
         let long_ago = std::time::Instant::now()
             .checked_sub(IDLE_GATE_EVICTED_AFTER * 2)
             .expect("the clock reaches back");
-        for g in lock(&gates.by_label).gates.values() {
+        for g in lock(&gates.by_label)
+            .gates
+            .values()
+            .flat_map(|k| k.values())
+        {
             g.backdate(long_ago);
         }
-        drop(gates.gate("fresh"));
+        drop(gates.gate("fresh", None));
         assert_eq!(gates.len(), 2, "only the held gate and the new one remain");
-        assert!(Arc::ptr_eq(&held, &gates.gate("held")));
+        assert!(Arc::ptr_eq(&held, &gates.gate("held", None)));
     }
 
     #[tokio::test]
@@ -244,7 +266,7 @@ mod tests {
         assert_eq!(prepare_cap(Some(4)), Some(1));
         assert_eq!(prepare_cap(None), None);
         let gates = Gates::with_pool(Some(4));
-        let gate = gates.gate("hot");
+        let gate = gates.gate("hot", None);
         set_limit(&gate, 4.0);
         let _running: Vec<Permit> = futures::future::join_all((0..4).map(|_| enter(&gate))).await;
         let prepared = Arc::new(AtomicUsize::new(0));

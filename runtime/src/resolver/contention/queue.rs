@@ -332,9 +332,10 @@ impl Gate {
         lock(&self.state).last_used = Some(to);
     }
 
-    /// Whether conflicts of this gate's runs are frequent now.
-    pub(crate) fn conflicts_frequent(&self) -> bool {
-        lock(&self.state).limiter.conflicts_frequent()
+    /// Whether this gate's runs take the database lock across processes
+    /// now (see [`Limiter::escalated`]).
+    pub(crate) fn escalated(&self) -> bool {
+        lock(&self.state).limiter.escalated()
     }
 
     /// Whether a replay of this label, just rolled back, will be spaced out
