@@ -118,7 +118,10 @@ impl Limiter {
     pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
         self.clean_in_a_row = 0;
-        if self.conflicts_frequent() {
+        // Runs admitted one at a time since the last cut still conflict, and
+        // often: not with each other, so with transactions this gate does
+        // not see (other processes).
+        if self.slots() == 1 && admitted >= self.cut_at && self.conflicts_frequent() {
             self.escalated = true;
         }
         if admitted < self.cut_at {
@@ -190,8 +193,9 @@ impl Limiter {
     }
 
     /// Whether runs should also take the database lock across processes:
-    /// from the moment conflicts are frequent until [`ESCALATION_HOLDS_FOR`]
-    /// commits in a row went without one. (Escalated runs stop conflicting
+    /// from the moment conflicts stay frequent with the limit at one slot
+    /// (so they come from outside the process) until
+    /// [`ESCALATION_HOLDS_FOR`] commits in a row went without one. (Escalated runs stop conflicting
     /// with each other, so the rate alone would drop at once and let the
     /// conflicts back in.)
     pub(crate) fn escalated(&self) -> bool {
@@ -313,15 +317,23 @@ mod tests {
     }
 
     #[test]
-    fn frequent_conflicts_escalate_until_a_long_clean_run() {
+    fn conflicts_at_one_slot_escalate_until_a_long_clean_run() {
         let mut l = Limiter::default();
-        assert!(!l.escalated());
-        l.on_conflict(l.epoch(), 4);
-        assert!(!l.escalated(), "one conflict is not frequent");
-        for _ in 0..conflicts_to_cut() {
-            l.on_conflict(l.epoch(), 4);
+        let before = l.epoch();
+        for _ in 0..conflicts_to_cut() + 4 {
+            l.on_conflict(before, 4);
         }
-        assert!(l.escalated());
+        assert_eq!(
+            l.slots(),
+            1,
+            "cut to one slot by conflicts among its own runs"
+        );
+        assert!(!l.escalated(), "conflicts of runs admitted beside others");
+        l.on_conflict(l.epoch(), 0);
+        assert!(
+            l.escalated(),
+            "a run admitted alone conflicted while conflicts are frequent"
+        );
         for _ in 1..ESCALATION_HOLDS_FOR {
             l.on_commit();
         }
