@@ -402,7 +402,7 @@ impl ConflictResolver {
 }
 
 /// The most connections `db`'s pool opens, where it can be told.
-fn pool_size(db: &DatabaseConnection) -> Option<u32> {
+pub(crate) fn pool_size(db: &DatabaseConnection) -> Option<u32> {
     if db.is_mock_connection() {
         return None;
     }

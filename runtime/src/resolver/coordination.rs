@@ -22,23 +22,32 @@
 //! `COMMIT`, still unlocks); if the unlock fails, or no runtime is left to
 //! run it, the connection is closed, which releases the lock on the server.
 
+#[cfg(feature = "sqlx-mysql")]
+use sea_orm::sqlx::MySql;
+#[cfg(feature = "sqlx-postgres")]
+use sea_orm::sqlx::Postgres;
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::{MySql, Postgres};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 
-use super::key::{lock_id, lock_name};
+#[cfg(feature = "sqlx-postgres")]
+use super::key::lock_id;
+#[cfg(feature = "sqlx-mysql")]
+use super::key::lock_name;
 
 /// `GET_LOCK`'s timeout in seconds: a year stands for "wait as long as it
 /// takes" (the holder always finishes its one transaction).
+#[cfg(feature = "sqlx-mysql")]
 const GET_LOCK_WAIT_SECONDS: i64 = 365 * 24 * 3600;
 
-/// Whether runs on `db` can escalate to a database lock.
+/// Whether runs on `db` can escalate to a database lock: PostgreSQL or
+/// MySQL/MariaDB, with a pool of at least two connections (the lock takes a
+/// second one beside the transaction's).
 pub(crate) fn supported(db: &DatabaseConnection) -> bool {
-    !db.is_mock_connection()
-        && matches!(
-            db.get_database_backend(),
-            DbBackend::Postgres | DbBackend::MySql
-        )
+    matches!(
+        db.get_database_backend(),
+        DbBackend::Postgres | DbBackend::MySql
+    ) && super::conflict_resolver::pool_size(db).is_some_and(|n| n >= 2)
 }
 
 /// A database lock held for one run; unlocked when dropped.
@@ -49,7 +58,9 @@ pub(crate) struct HeldLock {
 
 #[derive(Debug)]
 enum Held {
+    #[cfg(feature = "sqlx-postgres")]
     Postgres(PoolConnection<Postgres>, i64),
+    #[cfg(feature = "sqlx-mysql")]
     MySql(PoolConnection<MySql>, String),
 }
 
@@ -57,12 +68,17 @@ enum Held {
 /// pool, waiting for other sessions (other processes) that hold it. Runs in
 /// a task of its own: a caller dropped while it waits leaves the task to
 /// finish, and the lock it then gets is released at once.
+#[cfg_attr(
+    not(any(feature = "sqlx-postgres", feature = "sqlx-mysql")),
+    allow(unreachable_code, unused_variables)
+)]
 pub(crate) async fn lock(
     db: &DatabaseConnection,
     label: &str,
     key: Option<u64>,
 ) -> Result<HeldLock, DbErr> {
-    let task = match db.get_database_backend() {
+    let task: tokio::task::JoinHandle<Result<Held, DbErr>> = match db.get_database_backend() {
+        #[cfg(feature = "sqlx-postgres")]
         DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool().clone();
             let id = lock_id(label, key);
@@ -76,6 +92,7 @@ pub(crate) async fn lock(
                 Ok(Held::Postgres(conn, id))
             })
         }
+        #[cfg(feature = "sqlx-mysql")]
         DbBackend::MySql => {
             let pool = db.get_mysql_connection_pool().clone();
             let name = lock_name(label, key);
@@ -133,6 +150,7 @@ impl Drop for HeldLock {
 /// the unlock did not succeed.
 async fn unlock(held: Held) {
     match held {
+        #[cfg(feature = "sqlx-postgres")]
         Held::Postgres(mut conn, id) => {
             let unlocked: Result<bool, _> =
                 sea_orm::sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
@@ -147,6 +165,7 @@ async fn unlock(held: Held) {
                 conn.close_on_drop();
             }
         }
+        #[cfg(feature = "sqlx-mysql")]
         Held::MySql(mut conn, name) => {
             let unlocked: Result<Option<i64>, _> =
                 sea_orm::sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
@@ -166,7 +185,9 @@ async fn unlock(held: Held) {
 
 fn close_now(held: Held) {
     match held {
+        #[cfg(feature = "sqlx-postgres")]
         Held::Postgres(mut conn, _) => conn.close_on_drop(),
+        #[cfg(feature = "sqlx-mysql")]
         Held::MySql(mut conn, _) => conn.close_on_drop(),
     }
 }
