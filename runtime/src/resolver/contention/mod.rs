@@ -1,7 +1,11 @@
-//! Adaptive contention control: a per-label admission gate that queues a hot
-//! function instead of letting its transactions fight.
+//! Adaptive contention control: an admission gate per label (managed
+//! function) and optional key (`CallOptions::key`) that queues a hot
+//! function, or a hot key of it, instead of letting its transactions fight.
+//! Calls on different keys go through different gates and never wait for
+//! each other; across processes, a gate that stays hot escalates to a
+//! database lock (see `coordination`).
 //!
-//! Each label (managed function) has a concurrency limit, adjusted from what
+//! Each gate has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
 //! - a label seen for the first time starts at 4 slots and gains a slot per
 //!   commit (TCP's slow start: the limit doubles every round, and is lifted
@@ -83,7 +87,8 @@ pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Contention {
-    /// Per-label adaptive admission (the default).
+    /// Adaptive admission per (label, key), escalating to a database lock
+    /// across processes while a key stays hot (the default).
     #[default]
     Adaptive,
     /// No admission control: every call begins at once; conflicts are only
