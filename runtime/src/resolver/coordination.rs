@@ -28,7 +28,7 @@ use sea_orm::sqlx::MySql;
 use sea_orm::sqlx::Postgres;
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 #[cfg(feature = "sqlx-postgres")]
 use super::key::lock_id;
