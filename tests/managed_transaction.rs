@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestDb};
-use conflictkit::resolver::{Backoff, Stats};
+use conflictkit::resolver::{Backoff, Contention, Stats};
 use conflictkit::{
     CannotResolveDatabaseConflict, ConflictResolver, Txn, managed_non_retryable_transaction,
     managed_transaction,
@@ -38,11 +38,15 @@ async fn setup(backend: Backend, test: &str) -> Option<TestDb> {
     Some(tdb)
 }
 
-/// A resolver with `retries` replays and no backoff sleep.
+/// A resolver with `retries` replays, no backoff sleep and no contention
+/// control: the scripts below choose who conflicts in which round, and the
+/// control would reorder them (a call's last replay runs alone, across
+/// resolvers too, through a database lock).
 fn resolver(tdb: &TestDb, retries: u32) -> ConflictResolver {
     ConflictResolver::builder(tdb.db.clone())
         .retries(retries)
         .backoff(Backoff::none())
+        .contention(Contention::Off)
         .build()
 }
 

@@ -251,7 +251,10 @@ async fn sqlite_replays_cannot_conflict_again() {
 }
 
 /// No lost update: 16 tasks × 100 increments of one row, with the default
-/// adaptive contention control.
+/// adaptive contention control. The first increments of two tasks meet
+/// after both read (a rendezvous in their first runs), so at least one
+/// conflict is certain and must have been replayed; SQLite's immediate mode
+/// queues writers before `BEGIN`, where such a rendezvous could not happen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_lost_update_16_by_100() {
     let cases = [
@@ -270,20 +273,44 @@ async fn no_lost_update_16_by_100() {
             b = b.sqlite_mode(mode);
         }
         let r = b.build();
+        let meet = mode != Some(SqliteMode::Immediate);
+        let increment = |r: ConflictResolver, rendezvous: Option<Arc<Barrier>>| async move {
+            r.run(CallOptions::new("tests::hot_increment"), |txn: &Txn| {
+                let rendezvous = rendezvous.clone();
+                Box::pin(async move {
+                    let b = read_balance(txn, 1).await?;
+                    if let Some(both_read) = rendezvous.filter(|_| txn.attempt() == 1) {
+                        both_read.wait().await;
+                    }
+                    write_balance(txn, 1, b + 1).await?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .await
+        };
         let started = std::time::Instant::now();
+        let first = if meet {
+            let both_read = Arc::new(Barrier::new(2));
+            let pair = [
+                tokio::spawn(increment(r.clone(), Some(both_read.clone()))),
+                tokio::spawn(increment(r.clone(), Some(both_read))),
+            ];
+            for h in pair {
+                h.await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+            }
+            2
+        } else {
+            0
+        };
         let handles: Vec<_> = (0..16)
-            .map(|_| {
+            .map(|task| {
                 let r = r.clone();
+                let runs = if task < first { 99 } else { 100 };
                 tokio::spawn(async move {
-                    for _ in 0..100 {
-                        r.run(CallOptions::new("tests::hot_increment"), |txn: &Txn| {
-                            Box::pin(async move {
-                                let b = read_balance(txn, 1).await?;
-                                write_balance(txn, 1, b + 1).await?;
-                                Ok::<_, Error>(())
-                            })
-                        })
-                        .await?;
+                    for _ in 0..runs {
+                        increment(r.clone(), None).await?;
                     }
                     Ok::<_, Error>(())
                 })
@@ -302,6 +329,12 @@ async fn no_lost_update_16_by_100() {
         );
         assert_eq!(stats.success, 1600);
         assert_eq!((stats.errors, stats.unresolved), (0, 0));
+        if meet {
+            assert!(
+                stats.retries >= 1,
+                "{backend:?} {mode:?}: the rendezvous conflict was replayed ({stats:?})"
+            );
+        }
         eprintln!(
             "{backend:?} {mode:?}: 1600 increments, {} conflicts replayed, {:.2?}, admission limit now {:?}",
             stats.retries,

@@ -99,7 +99,7 @@ fn report(
 ) -> std::io::Result<()> {
     let mut table = Table::new(
         format!(
-            "contention · {backend} · {ops} increments per cell · pool {} · medians of {} runs (give-ups, errors, lost: totals)",
+            "contention · {backend} · {ops} increments per cell · pool {} · medians of {} runs (give-ups, errors, lost: totals; p50/p99/max: committed calls only, – when a run committed none)",
             pool.label(),
             cfg.repeat
         ),

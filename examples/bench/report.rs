@@ -8,10 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-/// Median of `v` (mean of the middle two for an even count); NaN when empty.
+/// Median of `v` (mean of the middle two for an even count); NaN when empty
+/// or when any run is NaN (shown as "–").
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    if v.is_empty() {
+    // A NaN run (no committed op, so no latency) makes the median unknown:
+    // dropping it would report the other runs as if it had not happened.
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
         return f64::NAN;
     }
     v.sort_by(f64::total_cmp);

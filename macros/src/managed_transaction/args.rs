@@ -15,7 +15,7 @@ use super::{Errors, Flavor};
 
 /// Every valid option, for the "unknown option" message.
 const VALID: &str = "`retries = N`, `isolation = \"...\"`, `read_only`, `sqlite_mode = \"...\"`, \
-                     `contention = \"...\"`, `resolver = <expr>`, `label = \"...\"`, `crate = \"path\"`";
+                     `contention = \"...\"`, `key = <expr>`, `resolver = <expr>`, `label = \"...\"`, `crate = \"path\"`";
 
 const ISOLATIONS: &str = "\"serializable\", \"repeatable_read\", \"read_committed\"";
 const SQLITE_MODES: &str = "\"immediate\", \"deferred\", \"exclusive\"";
@@ -111,6 +111,8 @@ pub(crate) struct Options {
     pub(crate) sqlite_mode: Option<(SqliteMode, Span)>,
     pub(crate) contention: Option<(Contention, Span)>,
     pub(crate) resolver: Option<Expr>,
+    /// `key = <expr>`: what the call contends on (hashed at run time).
+    pub(crate) key: Option<Expr>,
     pub(crate) label: Option<LitStr>,
     pub(crate) krate: Option<Path>,
 }
@@ -167,7 +169,8 @@ fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
                 options.read_only = Some(span_of(&path));
             }
         }
-        "retries" | "isolation" | "sqlite_mode" | "contention" | "resolver" | "label" | "crate" => {
+        "retries" | "isolation" | "sqlite_mode" | "contention" | "key" | "resolver" | "label"
+        | "crate" => {
             let value = match meta {
                 Meta::NameValue(nv) => nv.value,
                 other => {
@@ -177,6 +180,7 @@ fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
                         "sqlite_mode" => "sqlite_mode = \"immediate\"",
                         "contention" => "contention = \"off\"",
                         "resolver" => "resolver = self.resolver",
+                        "key" => "key = account_id",
                         "label" => "label = \"wallet::top_up\"",
                         _ => "crate = \"::conflictkit\"",
                     };
@@ -218,6 +222,7 @@ fn set_value(
         "sqlite_mode" => options.sqlite_mode.is_some(),
         "contention" => options.contention.is_some(),
         "resolver" => options.resolver.is_some(),
+        "key" => options.key.is_some(),
         "label" => options.label.is_some(),
         _ => options.krate.is_some(),
     };
@@ -290,6 +295,18 @@ fn set_value(
             }
         }
         "resolver" => options.resolver = Some(value),
+        "key" => {
+            if let Expr::Lit(ExprLit { lit, .. }) = &value {
+                errors.spanned(
+                    lit,
+                    "`key` takes an expression of the call's arguments, such as `key = account_id`: \
+                     a literal would put every call on the same key, which is what leaving `key` \
+                     out does",
+                );
+            } else {
+                options.key = Some(value);
+            }
+        }
         "label" => {
             if let Some(lit) = string(&value, key, "any non-empty string", errors) {
                 if lit.value().trim().is_empty() {

@@ -160,6 +160,9 @@ fn call_options(
         let variant = Ident::new(contention.variant(), span);
         calls.extend(quote!(.contention(#private::Contention::#variant)));
     }
+    if let Some(key) = &options.key {
+        calls.extend(quote_spanned! {key.span()=> .key(&(#key))});
+    }
     if flavor == Flavor::NonRetryable {
         calls.extend(quote!(.non_retryable()));
     }

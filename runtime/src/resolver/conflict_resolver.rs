@@ -12,6 +12,7 @@ use sea_orm::{
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
 use super::inject::{InjectConflicts, Injector};
+use super::plan::Plan;
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
 use super::sqlite_writer::{TxnWriter, WriterQueue};
 use super::stats::{AtomicStats, Stats};
@@ -181,9 +182,9 @@ impl ConflictResolver {
         self.inner.stats.snapshot()
     }
 
-    /// The current admission limit of `label` under adaptive contention
-    /// control: `None` while it runs unlimited (never called yet, or grown
-    /// past [`UNLIMITED_ABOVE`](crate::resolver::UNLIMITED_ABOVE) slots).
+    /// How many transactions of `label` adaptive contention control admits
+    /// at once now, in this process: `None` while it runs unlimited (never
+    /// called yet, conflicts rare, or grown past 64).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -192,8 +193,28 @@ impl ConflictResolver {
     /// assert_eq!(resolver.contention_limit("wallet::top_up"), None);
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
-    pub fn contention_limit(&self, label: &str) -> Option<f64> {
-        self.inner.gates.limit(label)
+    pub fn contention_limit(&self, label: &str) -> Option<u32> {
+        self.inner.gates.limit(label, None)
+    }
+
+    /// [`contention_limit`](Self::contention_limit) of the calls of `label`
+    /// made with [`CallOptions::key`] `key` (or `#[managed_transaction(key = …)]`).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::new(db);
+    /// assert_eq!(resolver.contention_limit_of_key("wallet::top_up", &7_i64), None);
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn contention_limit_of_key<K: std::hash::Hash + ?Sized>(
+        &self,
+        label: &str,
+        key: &K,
+    ) -> Option<u32> {
+        self.inner
+            .gates
+            .limit(label, Some(super::key::hash_key(key)))
     }
 
     /// Whether `err` is a serialization conflict that a replay may resolve,
@@ -229,8 +250,8 @@ impl ConflictResolver {
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
     pub async fn transaction(&self) -> Result<Txn, DbErr> {
-        let options = self.default_options(CallOptions::new("transaction"));
-        self.begin_txn(&options, 1, false).await
+        let plan = Plan::resolve(CallOptions::new("transaction"), &self.inner);
+        self.begin_txn(&plan, 1, false).await
     }
 
     /// How many write transactions of this process wait for the SQLite
@@ -328,49 +349,29 @@ impl ConflictResolver {
     /// deferred one takes it at its first write statement.
     pub(crate) async fn begin_txn(
         &self,
-        options: &CallOptions,
+        plan: &Plan,
         attempt: u32,
         behind_queue: bool,
     ) -> Result<Txn, DbErr> {
         let writer = match self.writer_queue().await {
             None => TxnWriter::default(),
-            Some(queue)
-                if behind_queue || options.effective_sqlite_mode() != SqliteMode::Deferred =>
-            {
+            Some(queue) if behind_queue || plan.sqlite_mode != SqliteMode::Deferred => {
                 let slot = queue.acquire().await?;
                 TxnWriter::holding(queue, slot)
             }
             Some(queue) => TxnWriter::on_first_write(queue),
         };
-        let dbtx = self.begin(options).await?;
-        Ok(Txn::new(dbtx, writer, options.label(), attempt))
+        let dbtx = self.begin(plan).await?;
+        Ok(Txn::new(dbtx, writer, plan.label(), attempt))
     }
 
-    pub(crate) fn default_options(&self, options: CallOptions) -> CallOptions {
-        let mut o = options;
-        o.retries = Some(o.retries.unwrap_or(self.inner.retries));
-        if !o.read_only {
-            o.read_only = self.inner.read_only;
-        }
-        if o.sqlite_mode.is_none() {
-            o.sqlite_mode = self.inner.sqlite_mode;
-        }
-        if o.contention.is_none() {
-            o.contention = Some(self.inner.contention);
-        }
-        o
-    }
-
-    /// Begins a transaction for `options`. A pooled connection that died on
+    /// Begins a transaction for `plan`. A pooled connection that died on
     /// the server side fails here, before anything ran: then it begins again
     /// on another one (the pool drops the dead one), up to
     /// `LOST_CONNECTION_REBEGINS` times.
-    pub(crate) async fn begin(
-        &self,
-        options: &CallOptions,
-    ) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    pub(crate) async fn begin(&self, plan: &Plan) -> Result<sea_orm::DatabaseTransaction, DbErr> {
         let db = &self.inner.db;
-        let topts = options.transaction_options(self.inner.isolation, db.get_database_backend());
+        let topts = plan.transaction_options(db.get_database_backend());
         let mut lost = 0;
         loop {
             // BEGIN runs in a task of its own: a caller dropped while it is
@@ -388,7 +389,7 @@ impl ConflictResolver {
             match begun {
                 Err(e) if lost < LOST_CONNECTION_REBEGINS && is_lost_connection(&e) => {
                     lost += 1;
-                    tracing::warn!(label = %options.label(), error = %e, "a pooled connection was lost; beginning on another");
+                    tracing::warn!(label = %plan.label(), error = %e, "a pooled connection was lost; beginning on another");
                 }
                 begun => return begun,
             }
@@ -401,7 +402,7 @@ impl ConflictResolver {
 }
 
 /// The most connections `db`'s pool opens, where it can be told.
-fn pool_size(db: &DatabaseConnection) -> Option<u32> {
+pub(crate) fn pool_size(db: &DatabaseConnection) -> Option<u32> {
     if db.is_mock_connection() {
         return None;
     }
@@ -505,10 +506,10 @@ impl ConflictResolverBuilder {
     }
     /// Contention control (default [`Contention::Adaptive`]): a hot function
     /// queues in-process instead of fighting. Bodies that wait for each other
-    /// (test barriers across transactions of one label) still go through,
-    /// since no run waits in the queue longer than
-    /// [`MAX_QUEUE_WAIT`](crate::resolver::MAX_QUEUE_WAIT), but turn it off for
-    /// them to avoid that wait.
+    /// (test barriers across transactions of one label) still go through on
+    /// their first runs and replays, which wait in the queue no longer than a
+    /// second while it does not move; a call's last replay waits for its
+    /// label to empty, however long. Turn it off for such bodies.
     pub fn contention(mut self, contention: Contention) -> Self {
         self.inner.contention = contention;
         self

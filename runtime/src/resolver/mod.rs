@@ -46,8 +46,11 @@ mod carried;
 pub mod classify;
 mod conflict_resolver;
 mod contention;
+mod coordination;
 mod error;
 mod inject;
+mod key;
+mod plan;
 mod policy;
 mod replay_arg;
 mod run;
@@ -58,14 +61,14 @@ mod txn;
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
-pub use contention::{CUT_ABOVE, Contention, MAX_QUEUE_WAIT, SLOW_START_FROM, UNLIMITED_ABOVE};
+pub use contention::Contention;
 pub use error::{
     AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
-pub use run::{BodyFuture, ImpliedBound, Phase, ScopedFuture};
+pub use run::{BodyFuture, ImpliedBound, ManagedBody, Phase, ScopedFuture};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
 pub use txn::Txn;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{AccessMode, IsolationLevel, SqliteTransactionMode};
+use sea_orm::{IsolationLevel, SqliteTransactionMode};
 
 /// Isolation level of managed transactions on PostgreSQL and MySQL/MariaDB
 /// (SQLite transactions are always serializable).
@@ -187,6 +187,7 @@ pub struct CallOptions {
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) retryable: bool,
     pub(crate) contention: Option<super::contention::Contention>,
+    pub(crate) key: Option<u64>,
 }
 
 impl CallOptions {
@@ -200,6 +201,7 @@ impl CallOptions {
             sqlite_mode: None,
             retryable: true,
             contention: None,
+            key: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -232,36 +234,29 @@ impl CallOptions {
         self.contention = Some(contention);
         self
     }
+    /// What this call contends on (an account id, a row key): admission,
+    /// and escalation across processes, work per (label, key). Calls on
+    /// different keys never wait for each other; calls on one hot key
+    /// queue. Without a key, all calls of the label share one queue.
+    ///
+    /// Any `Hash` value; it is hashed to 64 bits with a stable hash, the
+    /// same in every process of the same build and architecture. Keys whose
+    /// hashes collide share a queue (they serialise with each other while
+    /// both are hot, nothing worse).
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// let a = CallOptions::new("wallet::top_up").key(&42_i64);
+    /// assert_ne!(a, CallOptions::new("wallet::top_up").key(&43_i64));
+    /// assert_eq!(a, CallOptions::new("wallet::top_up").key(&42_i64));
+    /// ```
+    pub fn key<K: std::hash::Hash + ?Sized>(mut self, key: &K) -> Self {
+        self.key = Some(super::key::hash_key(key));
+        self
+    }
     /// The label.
     pub fn label(&self) -> &str {
         &self.label
-    }
-
-    /// How a SQLite transaction of this call begins: the mode set, else
-    /// immediate, or deferred when read-only.
-    pub(crate) fn effective_sqlite_mode(&self) -> SqliteMode {
-        self.sqlite_mode.unwrap_or(if self.read_only {
-            SqliteMode::Deferred
-        } else {
-            SqliteMode::Immediate
-        })
-    }
-
-    pub(crate) fn transaction_options(
-        &self,
-        default_isolation: Isolation,
-        backend: sea_orm::DbBackend,
-    ) -> sea_orm::TransactionOptions {
-        let mut t = sea_orm::TransactionOptions::default();
-        if backend == sea_orm::DbBackend::Sqlite {
-            t.sqlite_transaction_mode = Some(self.effective_sqlite_mode().mode());
-        } else {
-            t.isolation_level = Some(self.isolation.unwrap_or(default_isolation).level());
-            if self.read_only {
-                t.access_mode = Some(AccessMode::ReadOnly);
-            }
-        }
-        t
     }
 }
 
@@ -282,29 +277,5 @@ mod tests {
         }
         // full jitter: not always the ceiling
         assert!((0..200).any(|_| b.delay(3) < Duration::from_millis(39)));
-    }
-
-    #[test]
-    fn sqlite_defaults_follow_access() {
-        let rw = CallOptions::new("x")
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Sqlite);
-        assert_eq!(
-            rw.sqlite_transaction_mode,
-            Some(SqliteTransactionMode::Immediate)
-        );
-        assert_eq!(rw.isolation_level, None);
-        let ro = CallOptions::new("x")
-            .read_only(true)
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Sqlite);
-        assert_eq!(
-            ro.sqlite_transaction_mode,
-            Some(SqliteTransactionMode::Deferred)
-        );
-        let pg = CallOptions::new("x")
-            .read_only(true)
-            .transaction_options(Isolation::Serializable, sea_orm::DbBackend::Postgres);
-        assert_eq!(pg.isolation_level, Some(IsolationLevel::Serializable));
-        assert_eq!(pg.access_mode, Some(AccessMode::ReadOnly));
-        assert_eq!(pg.sqlite_transaction_mode, None);
     }
 }

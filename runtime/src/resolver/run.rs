@@ -16,7 +16,9 @@ use super::carried;
 use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::{Contention, Permit, Turn};
+use super::coordination::{self, HeldLock};
 use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
+use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use super::txn::{Hook, Txn, TxnParts, panic_message, run_hooks};
@@ -41,6 +43,38 @@ pub trait ScopedFuture<'a, 't, Bound = ImpliedBound<'a, 't>>: Future + Send + 't
 
 impl<'a: 't, 't, Fut: Future + Send + 't> ScopedFuture<'a, 't> for Fut {}
 
+/// A managed body: called once per run with that run's [`Txn`], it returns
+/// the run's [`BodyFuture`]. Every `FnMut(&Txn) -> BodyFuture + Send` closure
+/// is one (write its parameter type, `|txn: &Txn|`).
+///
+/// Sealed: implemented for every such closure, by nobody else.
+///
+/// ```
+/// use conflictkit::Txn;
+/// use conflictkit::resolver::ManagedBody;
+/// fn body<'a, F: ManagedBody<'a, u32, conflictkit::Error>>(f: F) -> F { f }
+/// let _ = body(|txn: &Txn| Box::pin(async move { Ok(txn.attempt()) }));
+/// ```
+pub trait ManagedBody<'a, T, E>:
+    for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send + sealed::SealedBody<'a, T, E>
+{
+}
+
+impl<'a, T, E, F> ManagedBody<'a, T, E> for F where
+    F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send
+{
+}
+
+mod sealed {
+    use super::{BodyFuture, Txn};
+
+    pub trait SealedBody<'a, T, E> {}
+    impl<'a, T, E, F> SealedBody<'a, T, E> for F where
+        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send
+    {
+    }
+}
+
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
     /// call joins it instead of opening a second transaction.
@@ -52,10 +86,12 @@ struct Active {
     txn: Txn,
 }
 
-/// The admission permit of one run, and when to give it back.
+/// The admission permit of one run and its database lock across processes,
+/// and when to give them back.
 struct Release {
     permit: Option<Permit>,
-    /// Give it back before `COMMIT` rather than after the run.
+    db_lock: Option<HeldLock>,
+    /// Give them back before `COMMIT` rather than after the run.
     before_commit: bool,
 }
 
@@ -63,6 +99,7 @@ impl Release {
     fn before_commit(&mut self) {
         if self.before_commit {
             self.permit = None;
+            self.db_lock = None;
         }
     }
 }
@@ -143,7 +180,7 @@ impl ConflictResolver {
     #[track_caller]
     pub fn managed<'a, F, T, E>(&self, body: F) -> impl Future<Output = Result<T, E>> + Send
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
+        F: ManagedBody<'a, T, E>,
         T: Send,
         E: TransactionError,
     {
@@ -170,7 +207,7 @@ impl ConflictResolver {
         body: F,
     ) -> impl Future<Output = Result<T, E>> + Send
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
+        F: ManagedBody<'a, T, E>,
         T: Send,
         E: TransactionError,
     {
@@ -194,7 +231,7 @@ impl ConflictResolver {
     /// ```
     pub async fn run<'a, F, T, E>(&self, options: CallOptions, mut body: F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
+        F: ManagedBody<'a, T, E>,
         T: Send,
         E: TransactionError,
     {
@@ -215,9 +252,9 @@ impl ConflictResolver {
                 options.label()
             ))));
         }
-        let options = self.default_options(options);
-        let span = tracing::info_span!("managed_transaction", label = %options.label(), attempts = tracing::field::Empty);
-        self.replay_loop(&options, &mut body).instrument(span).await
+        let plan = Plan::resolve(options, &self.inner);
+        let span = tracing::info_span!("managed_transaction", label = %plan.label(), attempts = tracing::field::Empty);
+        self.replay_loop(&plan, &mut body).instrument(span).await
     }
 
     /// The resolver and label of a managed transaction of *another*
@@ -239,20 +276,15 @@ impl ConflictResolver {
             .flatten()
     }
 
-    async fn replay_loop<'a, F, T, E>(&self, options: &CallOptions, body: &mut F) -> Result<T, E>
+    async fn replay_loop<'a, F, T, E>(&self, plan: &Plan, body: &mut F) -> Result<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
+        F: ManagedBody<'a, T, E>,
         T: Send,
-        E: From<DbErr> + From<CannotResolveDatabaseConflict> + StdError + Send + Sync + 'static,
+        E: TransactionError,
     {
         let stats = &self.inner.stats;
-        let retries = if options.retryable {
-            options.retries.unwrap_or(self.inner.retries)
-        } else {
-            0
-        };
-        let gate = (options.contention == Some(Contention::Adaptive))
-            .then(|| self.inner.gates.gate(options.label()));
+        let gate = (plan.contention == Contention::Adaptive)
+            .then(|| self.inner.gates.gate(plan.label(), plan.key));
         let backend = self.inner.db.get_database_backend();
         // A queued run may begin while it waits: on PostgreSQL and MySQL the
         // snapshot is taken by the first statement, not by BEGIN. SQLite's
@@ -261,35 +293,46 @@ impl ConflictResolver {
         // InnoDB's SERIALIZABLE reads are locking reads of the latest
         // committed rows: the next run of the label may start while this
         // one commits (its reads wait for the commit, as FOR UPDATE would).
-        let admit_next_before_commit = backend == DbBackend::MySql
-            && options.isolation.unwrap_or(self.inner.isolation) == Isolation::Serializable;
+        let admit_next_before_commit =
+            backend == DbBackend::MySql && plan.isolation == Isolation::Serializable;
+        let escalate_here = coordination::supported(&self.inner.db);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let turn = if options.retryable {
-                Turn::of(attempt, retries)
-            } else {
-                Turn::First
-            };
+            let turn = plan.turn(attempt);
             // Admission comes before the first statement: a queued run takes
             // its snapshot after the one ahead of it finished.
             let (permit, begun) = match &gate {
                 Some(g) => {
-                    let begin = begin_while_queued.then(|| self.begin(options));
+                    let begin = begin_while_queued.then(|| self.begin(plan));
                     let (permit, begun) = g.admit(turn, begin).await;
                     (Some(permit), begun)
                 }
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::epoch);
+            // Across processes: while the gate sees frequent conflicts, and
+            // always for a call's last replay, the run also takes the
+            // database lock of its (label, key), after BEGIN (which takes no
+            // snapshot) and before its first statement (which does).
+            let db_lock = match &gate {
+                Some(g) if escalate_here && (turn == Turn::Last || g.escalated()) => {
+                    match coordination::lock(&self.inner.db, plan.label(), plan.key).await {
+                        Ok(held) => Some(held),
+                        Err(e) => {
+                            tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
             let release = Release {
                 permit,
+                db_lock,
                 before_commit: admit_next_before_commit,
             };
-            let replay_left = options.retryable && attempt <= retries;
-            let outcome = self
-                .attempt(options, body, attempt, replay_left, begun, release)
-                .await;
+            let outcome = self.attempt(plan, body, attempt, begun, release).await;
             let (err, phase) = match outcome {
                 Attempt::Committed(value) => {
                     if let Some(g) = &gate {
@@ -312,24 +355,24 @@ impl ConflictResolver {
             if let (Some(g), Some(admitted)) = (&gate, admitted) {
                 g.on_conflict(admitted);
             }
-            if options.retryable {
+            if plan.retryable {
                 stats.retry();
             }
-            if !options.retryable || attempt > retries {
+            if !plan.replay_left(attempt) {
                 stats.unresolved();
                 tracing::Span::current().record("attempts", attempt);
-                tracing::warn!(label = %options.label(), attempt, code = %conflict, "giving up on a serialization conflict");
+                tracing::warn!(label = %plan.label(), attempt, code = %conflict, "giving up on a serialization conflict");
                 return Err(E::from(CannotResolveDatabaseConflict::new(
-                    options.label(),
+                    plan.label(),
                     attempt,
-                    retries,
+                    plan.retries,
                     err,
                 )));
             }
             // While the gate queues this label behind the transactions it
             // conflicted with, sleeping as well would only idle the connection.
             let queued = gate.as_ref().is_some_and(|g| g.queue_spaces_replay());
-            self.before_replay(options, attempt, &conflict, phase, queued)
+            self.before_replay(plan, attempt, &conflict, phase, queued)
                 .await;
         }
     }
@@ -338,7 +381,7 @@ impl ConflictResolver {
     /// connection is already back in the pool: the attempt rolled back.
     async fn before_replay(
         &self,
-        options: &CallOptions,
+        plan: &Plan,
         attempt: u32,
         conflict: &Conflict,
         phase: Phase,
@@ -350,7 +393,7 @@ impl ConflictResolver {
             self.inner.backoff.delay(attempt)
         };
         tracing::info!(
-            label = %options.label(),
+            label = %plan.label(),
             attempt,
             code = %conflict,
             %phase,
@@ -359,7 +402,7 @@ impl ConflictResolver {
         );
         if let Some(cb) = &self.inner.on_retry {
             cb(&RetryEvent {
-                label: options.label(),
+                label: plan.label(),
                 attempt,
                 conflict,
                 phase,
@@ -375,24 +418,23 @@ impl ConflictResolver {
     /// back explicitly, so the pooled connection is clean, then resumes.
     async fn attempt<'a, F, T, E>(
         &self,
-        options: &CallOptions,
+        plan: &Plan,
         body: &mut F,
         attempt: u32,
-        replay_left: bool,
         begun: Option<Result<DatabaseTransaction, DbErr>>,
         mut release: Release,
     ) -> Attempt<T, E>
     where
-        F: for<'t> FnMut(&'t Txn) -> BodyFuture<'a, 't, T, E> + Send,
+        F: ManagedBody<'a, T, E>,
         E: From<DbErr> + StdError + 'static,
     {
         // A replay on SQLite begins behind the writer queue, whatever the mode,
         // so it cannot fail again for a stale snapshot.
         let begun = match begun {
             Some(begun) => {
-                begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), options.label(), attempt))
+                begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
             }
-            None => self.begin_txn(options, attempt, attempt > 1).await,
+            None => self.begin_txn(plan, attempt, attempt > 1).await,
         };
         let txn = match begun {
             Ok(t) => t,
@@ -416,11 +458,11 @@ impl ConflictResolver {
             // nothing can be committed. Dropping our handle lets the last one
             // roll back when it goes.
             Err(in_use) => {
-                tracing::error!(label = %options.label(), "{in_use}");
+                tracing::error!(label = %plan.label(), "{in_use}");
                 return Attempt::Final(E::from(DbErr::Custom(in_use.to_string())));
             }
         };
-        let label = options.label();
+        let label = plan.label();
         match outcome {
             Ok(Ok(value)) => {
                 if let Some(swallowed) = first_error
@@ -430,7 +472,7 @@ impl ConflictResolver {
                     drop(slot);
                     return failed;
                 }
-                if replay_left
+                if plan.replay_left(attempt)
                     && let Some(inject) = &self.inner.inject
                     && inject.hit()
                 {
@@ -445,7 +487,7 @@ impl ConflictResolver {
                     return Attempt::Failed(E::from(injected), Phase::Body);
                 }
                 release.before_commit();
-                match commit_detached(label, dbtx, hooks, slot).await {
+                match commit_detached(label, dbtx, hooks, slot, release.db_lock.take()).await {
                     Ok(()) => Attempt::Committed(value),
                     Err(Committing::Failed(e)) => Attempt::Failed(E::from(e), Phase::Commit),
                     Err(Committing::Unknown(e)) => {
@@ -537,11 +579,14 @@ async fn commit_detached(
     dbtx: DatabaseTransaction,
     hooks: Vec<Hook>,
     slot: Option<WriteSlot>,
+    db_lock: Option<HeldLock>,
 ) -> Result<(), Committing> {
     let owned_label = label.to_owned();
     let task = tokio::spawn(async move {
         let committed = dbtx.commit().await;
         drop(slot);
+        // after COMMIT answered, or failed to: an ambiguous end unlocks too
+        drop(db_lock);
         if committed.is_ok() {
             run_hooks(&owned_label, hooks);
         }

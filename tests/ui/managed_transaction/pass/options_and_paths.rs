@@ -16,6 +16,7 @@ static RESOLVER: LazyLock<ConflictResolver> = LazyLock::new(|| unreachable!("nev
     read_only,
     sqlite_mode = "deferred",
     resolver = RESOLVER,
+    key = name,
     label = "pass::all",
     crate = "facade::ck"
 )]

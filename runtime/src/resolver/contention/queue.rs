@@ -1,0 +1,715 @@
+//! One gate's admission queue: first come, first served under the
+//! [`Limiter`]'s limit, replays ahead of first runs, a last replay alone.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::limit::{Limiter, UNLIMITED_ABOVE};
+use super::{MAX_QUEUE_WAIT, Turn};
+
+/// One label's admission gate: a FIFO queue under an adjustable limit.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// When a run last entered or left.
+    last_used: Option<std::time::Instant>,
+    /// When a run last left (the queue moved).
+    last_release: Option<tokio::time::Instant>,
+    /// The most waiters told to prepare at once (see [`Gates::prepare_cap`];
+    /// `None`: one per slot).
+    prepare_cap: Option<u32>,
+    in_flight: u32,
+    /// A [`Turn::Last`] run holds the gate alone.
+    solo: bool,
+    /// The concurrency limit.
+    limiter: Limiter,
+    /// Callers waiting for room, replays first, then first runs, each in
+    /// order of arrival. Arrivals never overtake them, so no caller starves.
+    waiting: VecDeque<Waiter>,
+    /// Waiters told to prepare (begin their transaction) while they wait.
+    told: u32,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    admit: oneshot::Sender<u64>,
+    turn: Turn,
+    tell: Tell,
+}
+
+#[derive(Debug)]
+enum Tell {
+    /// This waiter prepares nothing.
+    Never,
+    /// Not told yet: the sender tells it to start preparing.
+    Pending(oneshot::Sender<()>),
+    /// Told; counted in [`GateState::told`] until it leaves the queue.
+    Told,
+}
+
+impl GateState {
+    fn slots(&self) -> u32 {
+        self.limiter.slots()
+    }
+
+    fn fits(&self, turn: Turn) -> bool {
+        if self.solo {
+            return false;
+        }
+        match turn {
+            Turn::Last => self.in_flight == 0,
+            Turn::First | Turn::Replay => self.in_flight < self.slots(),
+        }
+    }
+
+    /// Where a waiter of `turn` goes: replays ahead of first runs.
+    fn place(&self, turn: Turn) -> usize {
+        match turn {
+            Turn::First => self.waiting.len(),
+            Turn::Replay | Turn::Last => self
+                .waiting
+                .iter()
+                .position(|w| w.turn == Turn::First)
+                .unwrap_or(self.waiting.len()),
+        }
+    }
+
+    /// Forgets waiters whose caller is gone (cancelled, timed out, or
+    /// admitted over the limit after the longest wait): a stale entry at the
+    /// head must not hold up the queue.
+    fn purge(&mut self) {
+        let before = self.waiting.len();
+        let mut told_gone = 0;
+        self.waiting.retain(|w| {
+            let gone = w.admit.is_closed();
+            if gone && matches!(w.tell, Tell::Told) {
+                told_gone += 1;
+            }
+            !gone
+        });
+        self.told -= told_gone;
+        if self.waiting.len() != before {
+            self.admit_waiters();
+        }
+    }
+
+    /// Hands free room to the waiters at the head of the queue, then tells
+    /// the next ones to prepare.
+    fn admit_waiters(&mut self) {
+        while self.waiting.front().is_some_and(|w| self.fits(w.turn)) {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            if matches!(next.tell, Tell::Told) {
+                self.told -= 1;
+            }
+            self.in_flight += 1;
+            self.solo = next.turn == Turn::Last;
+            if next.admit.send(self.limiter.epoch()).is_err() {
+                // that caller gave up waiting (its future was dropped)
+                self.in_flight -= 1;
+                self.solo = false;
+            }
+        }
+        self.tell_next();
+    }
+
+    /// Tells waiters, from the head of the queue, to prepare, so that as
+    /// many are prepared as there are slots: each begins its transaction
+    /// while the runs ahead of it finish, and starts its first statement the
+    /// moment it is admitted.
+    fn tell_next(&mut self) {
+        let wanted = self
+            .slots()
+            .min(UNLIMITED_ABOVE as u32)
+            .min(self.prepare_cap.unwrap_or(u32::MAX));
+        for w in self.waiting.iter_mut() {
+            if self.told >= wanted {
+                break;
+            }
+            if let Tell::Pending(_) = w.tell
+                && let Tell::Pending(tx) = std::mem::replace(&mut w.tell, Tell::Told)
+            {
+                if tx.send(()).is_ok() {
+                    self.told += 1;
+                } else {
+                    w.tell = Tell::Never;
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gate {
+    /// The gate of a label seen for the first time: in slow start.
+    pub(super) fn slow_start(prepare_cap: Option<u32>) -> Self {
+        Self {
+            state: Mutex::new(GateState {
+                limiter: Limiter::slow_start(),
+                prepare_cap,
+                last_used: Some(std::time::Instant::now()),
+                ..GateState::default()
+            }),
+        }
+    }
+
+    /// Whether no run is in the gate or waits for it, and none entered or
+    /// left for `idle` until `now`.
+    pub(super) fn idle_since(&self, now: std::time::Instant, idle: Duration) -> bool {
+        let s = lock(&self.state);
+        s.in_flight == 0
+            && s.waiting.is_empty()
+            && s.last_used.is_none_or(|t| now.duration_since(t) >= idle)
+    }
+
+    /// Waits for room under the limit (see [`Turn`] for the place in the
+    /// queue); the permit frees it on drop. Cancel-safe: a dropped wait takes
+    /// no room.
+    ///
+    /// `prepare` (beginning the transaction) is run while the caller waits,
+    /// once it is near enough the head of the queue, and its output returned
+    /// with the permit; `None` when the caller was admitted before it was
+    /// told to prepare (it then prepares after admission, as usual).
+    pub(crate) async fn admit<P: Future>(
+        self: &Arc<Self>,
+        turn: Turn,
+        prepare: Option<P>,
+    ) -> (Permit, Option<P::Output>) {
+        let (admit_rx, tell_rx) = {
+            let mut s = lock(&self.state);
+            s.last_used = Some(std::time::Instant::now());
+            let place = s.place(turn);
+            if place == 0 && s.fits(turn) {
+                s.in_flight += 1;
+                s.solo = turn == Turn::Last;
+                let permit = Permit {
+                    gate: self.clone(),
+                    epoch: s.limiter.epoch(),
+                    solo: turn == Turn::Last,
+                };
+                return (permit, None);
+            }
+            let (admit_tx, admit_rx) = oneshot::channel();
+            let (tell, tell_rx) = if prepare.is_some() {
+                let (tx, rx) = oneshot::channel();
+                (Tell::Pending(tx), Some(rx))
+            } else {
+                (Tell::Never, None)
+            };
+            s.waiting.insert(
+                place,
+                Waiter {
+                    admit: admit_tx,
+                    turn,
+                    tell,
+                },
+            );
+            s.tell_next();
+            (admit_rx, tell_rx)
+        };
+        let mut wait = Waiting {
+            gate: self.clone(),
+            rx: Some(admit_rx),
+            turn,
+        };
+        let started = AtomicBool::new(false);
+        let preparing = async {
+            if let (Some(told), Some(prepare)) = (tell_rx, prepare)
+                && told.await.is_ok()
+            {
+                started.store(true, Ordering::Relaxed);
+                return prepare.await;
+            }
+            std::future::pending().await
+        };
+        let mut preparing = std::pin::pin!(preparing);
+        let mut prepared = None;
+        let overdue = tokio::time::sleep(MAX_QUEUE_WAIT);
+        let mut overdue = std::pin::pin!(overdue);
+        let (epoch, solo) = loop {
+            let Some(rx) = wait.rx.as_mut() else {
+                unreachable!("the receiver is only taken below")
+            };
+            tokio::select! {
+                biased;
+                granted = rx => {
+                    wait.rx = None; // received: nothing to give back on drop
+                    match granted {
+                        Ok(epoch) => break (epoch, turn == Turn::Last),
+                        // Cannot happen while the gate lives (senders leave
+                        // the queue only by sending); take the room anyway so
+                        // the permit's release stays balanced.
+                        Err(_) => {
+                            let mut s = lock(&self.state);
+                            s.in_flight += 1;
+                            break (s.limiter.epoch(), false);
+                        }
+                    }
+                }
+                out = &mut preparing, if prepared.is_none() => prepared = Some(out),
+                // A last replay is never admitted over the limit: it waits
+                // for its gate to empty, however long that takes.
+                () = &mut overdue, if turn != Turn::Last => {
+                    // (sends happen under this lock: none can slip in)
+                    let mut s = lock(&self.state);
+                    // the queue moved within the bound: keep waiting
+                    if let Some(moved) = s.last_release
+                        && moved + MAX_QUEUE_WAIT > tokio::time::Instant::now()
+                    {
+                        overdue.as_mut().reset(moved + MAX_QUEUE_WAIT);
+                        continue;
+                    }
+                    if let Some(mut rx) = wait.rx.take() {
+                        // admitted meanwhile: take that room
+                        if let Ok(epoch) = rx.try_recv() {
+                            break (epoch, turn == Turn::Last);
+                        }
+                        rx.close();
+                    }
+                    s.purge();
+                    // over the limit, beside the others
+                    s.in_flight += 1;
+                    tracing::debug!(waited_ms = MAX_QUEUE_WAIT.as_millis() as u64, "admitted over the contention limit after the longest queue wait");
+                    break (s.limiter.epoch(), false);
+                }
+            }
+        };
+        let permit = Permit {
+            gate: self.clone(),
+            epoch,
+            solo,
+        };
+        if prepared.is_none() && started.load(Ordering::Relaxed) {
+            // admitted while beginning: finish that rather than waste it
+            prepared = Some(preparing.await);
+        }
+        (permit, prepared)
+    }
+
+    /// A transaction admitted at `admitted` (its permit's epoch) conflicted:
+    /// the limiter may cut the limit.
+    pub(crate) fn on_conflict(&self, admitted: u64) {
+        let mut s = lock(&self.state);
+        let in_flight = s.in_flight;
+        s.limiter.on_conflict(admitted, in_flight);
+    }
+
+    /// A transaction of this gate committed: the limiter may grow the limit,
+    /// and waiters get the room.
+    pub(crate) fn on_commit(&self) {
+        let mut s = lock(&self.state);
+        if s.limiter.on_commit() {
+            s.admit_waiters();
+        }
+    }
+
+    /// Whole transactions admitted at once (`None`: unlimited).
+    pub(crate) fn slots(&self) -> Option<u32> {
+        let s = lock(&self.state);
+        s.limiter.limit().map(|_| s.slots())
+    }
+
+    #[cfg(test)]
+    pub(super) fn told(&self) -> u32 {
+        lock(&self.state).told
+    }
+
+    #[cfg(test)]
+    pub(super) fn backdate(&self, to: std::time::Instant) {
+        lock(&self.state).last_used = Some(to);
+    }
+
+    /// Whether this gate's runs take the database lock across processes
+    /// now (see [`Limiter::escalated`]).
+    pub(crate) fn escalated(&self) -> bool {
+        lock(&self.state).limiter.escalated()
+    }
+
+    /// Whether a replay of this label, just rolled back, will be spaced out
+    /// by the queue: the gate is limiting and full (or others wait), so the
+    /// replay waits behind the runs it most likely conflicted with. When it
+    /// would be admitted at once (a limit that does not bind, or a
+    /// transaction alone in its label that conflicted with another function
+    /// or process), only a backoff sleep spaces it out.
+    pub(crate) fn queue_spaces_replay(&self) -> bool {
+        let s = lock(&self.state);
+        s.limiter.limit().is_some() && (!s.waiting.is_empty() || s.in_flight >= s.slots())
+    }
+
+    fn release(&self, solo: bool) {
+        let mut s = lock(&self.state);
+        s.last_used = Some(std::time::Instant::now());
+        s.last_release = Some(tokio::time::Instant::now());
+        s.in_flight -= 1;
+        if solo {
+            s.solo = false;
+        }
+        s.admit_waiters();
+    }
+}
+
+/// A caller in the queue; if its future is dropped after room was handed to
+/// it, the room goes back.
+struct Waiting {
+    gate: Arc<Gate>,
+    rx: Option<oneshot::Receiver<u64>>,
+    turn: Turn,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.release(self.turn == Turn::Last);
+            } else {
+                // still queued: leave the queue now, not when reached
+                lock(&self.gate.state).purge();
+            }
+        }
+    }
+}
+
+/// Room taken under a gate's limit.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    gate: Arc<Gate>,
+    epoch: u64,
+    solo: bool,
+}
+
+impl Permit {
+    /// The gate's epoch when this permit was given.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.gate.release(self.solo);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use std::sync::atomic::AtomicUsize;
+
+    pub(crate) type NoPrep = std::future::Ready<()>;
+
+    pub(crate) async fn enter(gate: &Arc<Gate>) -> Permit {
+        gate.admit(Turn::First, None::<NoPrep>).await.0
+    }
+
+    pub(crate) fn set_limit(gate: &Gate, limit: f64) {
+        lock(&gate.state).limiter.set_limit(limit);
+    }
+
+    /// Waits until `n` callers are queued at `gate`.
+    pub(crate) async fn queued(gate: &Gate, n: usize) {
+        while lock(&gate.state).waiting.len() < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_the_queue_at_once() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 2.0);
+        let _running = enter(&gate).await;
+        // a last replay waits for the label to empty; its caller gives up
+        let g = gate.clone();
+        let last = tokio::spawn(async move { g.admit(Turn::Last, None::<NoPrep>).await });
+        queued(&gate, 1).await;
+        last.abort();
+        assert!(last.await.unwrap_err().is_cancelled());
+        assert_eq!(lock(&gate.state).waiting.len(), 0, "purged when cancelled");
+        // a slot is free: the next first run is admitted without waiting
+        let admitted = gate.admit(Turn::First, None::<NoPrep>).now_or_never();
+        assert!(
+            admitted.is_some(),
+            "not held up behind the cancelled waiter"
+        );
+    }
+
+    #[tokio::test]
+    async fn unlimited_until_a_conflict() {
+        let gate = Arc::new(Gate::default());
+        let permits: Vec<Permit> = futures::future::join_all((0..100).map(|_| enter(&gate))).await;
+        assert_eq!(lock(&gate.state).in_flight, 100);
+        drop(permits);
+        assert_eq!(lock(&gate.state).in_flight, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_run_waits_longer_than_the_longest_queue_wait() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let g = gate.clone();
+        let second = tokio::spawn(async move { enter(&g).await });
+        queued(&gate, 1).await;
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "still queued just before the bound");
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let second = second.await.unwrap();
+        assert_eq!(lock(&gate.state).in_flight, 2, "admitted over the limit");
+        drop(first);
+        drop(second);
+        let s = lock(&gate.state);
+        assert_eq!(s.in_flight, 0, "the skipped queue entry took no room");
+        assert!(s.waiting.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moving_queue_is_waited_for_however_long() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let running = enter(&gate).await;
+        let (ga, gb) = (gate.clone(), gate.clone());
+        let a = tokio::spawn(async move { enter(&ga).await });
+        queued(&gate, 1).await;
+        let b = tokio::spawn(async move { enter(&gb).await });
+        queued(&gate, 2).await;
+        // the queue moves just before the bound: the head is admitted
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(100)).await;
+        drop(running);
+        let a = a.await.unwrap();
+        // past the bound of the second waiter, but the queue moved since
+        tokio::time::advance(Duration::from_millis(200)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !b.is_finished(),
+            "not admitted over the limit while the queue moves"
+        );
+        assert_eq!(lock(&gate.state).in_flight, 1);
+        // the queue moves again: the second waiter gets the slot in turn
+        tokio::time::advance(MAX_QUEUE_WAIT - Duration::from_millis(200)).await;
+        drop(a);
+        let b = b.await.unwrap();
+        assert_eq!(lock(&gate.state).in_flight, 1, "never over the limit");
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn limit_one_queues_and_wakes_in_turn() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let g = gate.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let waiter = tokio::spawn(async move {
+            let p = enter(&g).await;
+            tx.send(()).unwrap();
+            p
+        });
+        queued(&gate, 1).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "second caller waits while the first holds the only slot"
+        );
+        drop(first);
+        rx.recv()
+            .await
+            .expect("admitted after the first permit was dropped");
+        drop(waiter.await.unwrap());
+        assert_eq!(lock(&gate.state).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_are_served_in_order_and_cancelled_waits_take_no_room() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiters = Vec::new();
+        for i in 0..3 {
+            let g = gate.clone();
+            let tx = tx.clone();
+            waiters.push(tokio::spawn(async move {
+                let p = enter(&g).await;
+                tx.send(i).unwrap();
+                drop(p);
+            }));
+            // let waiter i queue before the next one arrives
+            queued(&gate, i + 1).await;
+        }
+        // a cancelled wait: queued, then dropped
+        let cancelled = {
+            let g = gate.clone();
+            tokio::spawn(async move { enter(&g).await })
+        };
+        queued(&gate, 4).await;
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        drop(first);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        let got: Vec<usize> = std::iter::from_fn(|| order.try_recv().ok()).collect();
+        assert_eq!(got, vec![0, 1, 2], "first come, first served");
+        let s = lock(&gate.state);
+        assert_eq!(s.in_flight, 0, "the cancelled wait holds no room");
+        assert!(s.waiting.is_empty());
+    }
+
+    #[tokio::test]
+    async fn replays_go_ahead_of_first_runs_and_the_last_runs_alone() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 2.0);
+        let a = enter(&gate).await;
+        let b = enter(&gate).await;
+        let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for (i, turn) in [Turn::First, Turn::Last, Turn::Replay, Turn::First]
+            .into_iter()
+            .enumerate()
+        {
+            let g = gate.clone();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let (p, _) = g.admit(turn, None::<NoPrep>).await;
+                let alone = lock(&g.state).in_flight == 1;
+                tx.send((i, turn, alone)).unwrap();
+                // the last run holds its room until the test lets it go
+                (turn == Turn::Last).then_some(p)
+            }));
+            queued(&gate, i + 1).await;
+        }
+        let turns: Vec<Turn> = lock(&gate.state).waiting.iter().map(|w| w.turn).collect();
+        assert_eq!(
+            turns,
+            vec![Turn::Last, Turn::Replay, Turn::First, Turn::First],
+            "replays (in arrival order) before first runs"
+        );
+        drop(a);
+        // one slot free, but the last run waits for the other to finish too
+        tokio::task::yield_now().await;
+        assert!(order.try_recv().is_err());
+        drop(b);
+        let (i, turn, alone) = order.recv().await.unwrap();
+        assert_eq!((i, turn, alone), (1, Turn::Last, true));
+        assert!(
+            order.try_recv().is_err(),
+            "nothing is admitted beside a last run"
+        );
+        // one at a time from here, so the order is the queue's
+        set_limit(&gate, 1.0);
+        drop(tasks.remove(1).await.unwrap());
+        for t in tasks {
+            assert!(t.await.unwrap().is_none());
+        }
+        let got: Vec<usize> = std::iter::from_fn(|| order.try_recv().ok())
+            .map(|(i, _, _)| i)
+            .collect();
+        assert_eq!(got, vec![2, 0, 3]);
+    }
+
+    #[tokio::test]
+    async fn queued_callers_prepare_while_they_wait_as_many_as_there_are_slots() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 1.0);
+        let first = enter(&gate).await;
+        let prepared = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..3 {
+            let g = gate.clone();
+            let prepared = prepared.clone();
+            tasks.push(tokio::spawn(async move {
+                let prep = async move {
+                    prepared.fetch_add(1, Ordering::SeqCst);
+                    i
+                };
+                g.admit(Turn::First, Some(prep)).await
+            }));
+            queued(&gate, i + 1).await;
+        }
+        while prepared.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            prepared.load(Ordering::SeqCst),
+            1,
+            "one slot: only the head of the queue prepares"
+        );
+        drop(first);
+        let (p0, out0) = tasks.remove(0).await.unwrap();
+        assert_eq!(
+            out0,
+            Some(0),
+            "the head got its prepared output with the permit"
+        );
+        // the next one was told when the head was admitted
+        while prepared.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(p0);
+        let (p1, out1) = tasks.remove(0).await.unwrap();
+        assert_eq!(out1, Some(1));
+        drop(p1);
+        let (p2, out2) = tasks.remove(0).await.unwrap();
+        assert_eq!(out2, Some(2));
+        drop(p2);
+        let s = lock(&gate.state);
+        assert_eq!((s.in_flight, s.told), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_replay_skips_the_backoff_only_when_it_will_queue() {
+        let gate = Arc::new(Gate::default());
+        let first = enter(&gate).await;
+        assert!(
+            !gate.queue_spaces_replay(),
+            "unlimited: only a backoff spaces it"
+        );
+        set_limit(&gate, 2.0);
+        assert!(
+            !gate.queue_spaces_replay(),
+            "room left: it would run at once"
+        );
+        let second = enter(&gate).await;
+        assert!(
+            gate.queue_spaces_replay(),
+            "full: it waits behind the others"
+        );
+        drop((first, second));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_last_replay_is_never_admitted_over_the_limit_by_the_clock() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 2.0);
+        let running = enter(&gate).await;
+        let g = gate.clone();
+        let last = tokio::spawn(async move { g.admit(Turn::Last, None::<NoPrep>).await.0 });
+        queued(&gate, 1).await;
+        // the queue does not move for ten times the longest wait
+        tokio::time::advance(MAX_QUEUE_WAIT * 10).await;
+        tokio::task::yield_now().await;
+        assert!(!last.is_finished(), "still waiting for the gate to empty");
+        assert_eq!(lock(&gate.state).in_flight, 1);
+        drop(running);
+        let last = last.await.unwrap();
+        assert_eq!(lock(&gate.state).in_flight, 1, "alone");
+        drop(last);
+    }
+}

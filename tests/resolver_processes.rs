@@ -1,0 +1,265 @@
+//! Contention across OS processes and per key, on real PostgreSQL and
+//! MariaDB: several instances of a service increment one hot row at the
+//! default 3 retries (none may give up, none may lose an update), and calls
+//! on different keys do not wait for each other.
+//!
+//! The processes are this test binary run again: the parent runs the
+//! ignored test `child_increments` in each child, which connects, says
+//! `ready`, and waits for `go` on its stdin (a common start, awaited), then
+//! reports what its calls did.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{Backend, create_accounts, read_balance, write_balance};
+use conflictkit::resolver::CallOptions;
+use conflictkit::{ConflictResolver, Error, Txn};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+const CHILD_URL: &str = "CONFLICTKIT_TEST_CHILD_URL";
+const PROCESSES: usize = 4;
+const TASKS_PER_PROCESS: usize = 4;
+const CALLS_PER_TASK: usize = 25;
+
+/// Run by the parent in each child process; does nothing on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child of hot_row_across_processes_gives_up_on_none"]
+async fn child_increments() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let resolver = ConflictResolver::new(common::connect(&url, 8).await);
+    println!("ready");
+    let go = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("the stdin reader")
+    .expect("the parent's start signal");
+    assert_eq!(go.trim(), "go");
+    let tasks: Vec<_> = (0..TASKS_PER_PROCESS)
+        .map(|_| {
+            let r = resolver.clone();
+            tokio::spawn(async move {
+                let (mut committed, mut gave_up) = (0_u64, 0_u64);
+                for _ in 0..CALLS_PER_TASK {
+                    match increment(&r).await {
+                        Ok(()) => committed += 1,
+                        Err(Error::Unresolved(_)) => gave_up += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (committed, gave_up)
+            })
+        })
+        .collect();
+    let (mut committed, mut gave_up) = (0, 0);
+    for t in tasks {
+        let (c, g) = t.await.expect("a child task");
+        committed += c;
+        gave_up += g;
+    }
+    let stats = resolver.stats();
+    println!(
+        "result committed={committed} gave_up={gave_up} conflicts={}",
+        stats.retries
+    );
+}
+
+async fn increment(r: &ConflictResolver) -> Result<(), Error> {
+    r.run(CallOptions::new("tests::processes::hot"), |txn: &Txn| {
+        Box::pin(async move {
+            let b = read_balance(txn, 1).await?;
+            write_balance(txn, 1, b + 1).await?;
+            Ok::<_, Error>(())
+        })
+    })
+    .await
+}
+
+/// What one child reported.
+#[derive(Debug, Default, Clone, Copy)]
+struct Report {
+    committed: u64,
+    gave_up: u64,
+    conflicts: u64,
+}
+
+fn parse_report(line: &str) -> Option<Report> {
+    let mut r = Report::default();
+    for field in line.strip_prefix("result ")?.split_whitespace() {
+        let (k, v) = field.split_once('=')?;
+        let v: u64 = v.parse().ok()?;
+        match k {
+            "committed" => r.committed = v,
+            "gave_up" => r.gave_up = v,
+            "conflicts" => r.conflicts = v,
+            _ => return None,
+        }
+    }
+    Some(r)
+}
+
+/// Starts a child on `url`; returns once it said `ready`, with the sender of
+/// its start signal and the receiver of its report.
+async fn spawn_child(url: &str) -> (oneshot::Sender<()>, mpsc::Receiver<Report>) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "--exact",
+            "child_increments",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_URL, url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn a child process");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    loop {
+        let line = lines.next_line().await.expect("the child's stdout");
+        // libtest prints `test child_increments ... ` before it, on the same line
+        match line.as_deref().map(str::trim) {
+            Some(l) if l.ends_with("ready") => break,
+            Some(_) => continue,
+            None => panic!(
+                "the child exited before it was ready: {:?}",
+                child.wait().await
+            ),
+        }
+    }
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (report_tx, report_rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        if go_rx.await.is_ok() {
+            stdin.write_all(b"go\n").await.expect("send go");
+            stdin.flush().await.expect("flush go");
+        }
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(report) = line
+                .find("result ")
+                .and_then(|at| parse_report(line[at..].trim()))
+            {
+                let _ = report_tx.send(report).await;
+            }
+        }
+        let status = child.wait().await.expect("the child's exit");
+        assert!(status.success(), "a child failed: {status}");
+    });
+    (go_tx, report_rx)
+}
+
+/// Four processes of four tasks, 25 increments each, on one row, at the
+/// default 3 retries: no call gives up and no update is lost. Each process
+/// only sees its own transactions; the hot label's runs coordinate across
+/// processes through the database lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_row_across_processes_gives_up_on_none() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(tdb) = common::open(backend, "processes_hot", 4).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 0)]).await;
+        let mut starts = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..PROCESSES {
+            let (go, report) = spawn_child(&tdb.url).await;
+            starts.push(go);
+            receivers.push(report);
+        }
+        // every child is connected and waiting: start them together
+        for go in starts {
+            go.send(()).expect("the child waits for go");
+        }
+        let mut reports = Vec::new();
+        for mut report in receivers {
+            reports.push(report.recv().await.expect("a child's report"));
+        }
+        let committed: u64 = reports.iter().map(|r| r.committed).sum();
+        let gave_up: u64 = reports.iter().map(|r| r.gave_up).sum();
+        let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
+        eprintln!("{backend:?}: {conflicts} conflicts replayed; {reports:?}");
+        let total = (PROCESSES * TASKS_PER_PROCESS * CALLS_PER_TASK) as u64;
+        assert_eq!(committed + gave_up, total);
+        assert_eq!(
+            gave_up, 0,
+            "{backend:?}: no call gives up at the default retries"
+        );
+        assert_eq!(
+            read_balance(&tdb.db, 1).await.unwrap(),
+            i64::try_from(committed).unwrap(),
+            "{backend:?}: every committed increment, no other"
+        );
+    }
+}
+
+/// Four calls on account 1 hold every slot of its gate (a new gate admits
+/// four) inside their bodies; a call on account 2 of the same function
+/// commits meanwhile, through a gate of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_different_keys_do_not_wait_for_each_other() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(tdb) = common::open(backend, "processes_keys", 16).await else {
+            continue;
+        };
+        create_accounts(&tdb.db, &[(1, 0), (2, 0)]).await;
+        let r = ConflictResolver::new(tdb.db.clone());
+        let label = "tests::processes::keyed";
+        let (entered_tx, mut entered) = mpsc::unbounded_channel();
+        let (release_tx, release) = tokio::sync::watch::channel(false);
+        let held: Vec<_> = (0..4)
+            .map(|_| {
+                let (r, entered_tx, release) = (r.clone(), entered_tx.clone(), release.clone());
+                tokio::spawn(async move {
+                    r.run(CallOptions::new(label).key(&1_i32), |txn: &Txn| {
+                        let (entered_tx, mut release) = (entered_tx.clone(), release.clone());
+                        Box::pin(async move {
+                            let b = read_balance(txn, 1).await?;
+                            let _ = entered_tx.send(());
+                            let _ = release.wait_for(|go| *go).await;
+                            write_balance(txn, 1, b + 1).await?;
+                            Ok::<_, Error>(())
+                        })
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for _ in 0..4 {
+            entered.recv().await.expect("a call on account 1 entered");
+        }
+        assert_eq!(r.contention_limit_of_key(label, &1_i32), Some(4));
+        r.run(CallOptions::new(label).key(&2_i32), |txn: &Txn| {
+            Box::pin(async move {
+                let b = read_balance(txn, 2).await?;
+                write_balance(txn, 2, b + 1).await?;
+                Ok::<_, Error>(())
+            })
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!(read_balance(&tdb.db, 2).await.unwrap(), 1);
+        assert_eq!(
+            (
+                r.contention_limit_of_key(label, &1_i32),
+                r.contention_limit_of_key(label, &2_i32)
+            ),
+            (Some(4), Some(5)),
+            "{backend:?}: one gate per key (account 2's commit grew only its own)"
+        );
+        release_tx.send(true).expect("the held calls wait");
+        for h in held {
+            h.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        }
+        assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 4);
+    }
+}
