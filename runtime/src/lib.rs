@@ -4,6 +4,7 @@
 
 pub mod auto_number;
 pub mod merge;
+mod panic;
 pub mod resolver;
 
 #[cfg(feature = "config")]

@@ -8,7 +8,6 @@
 //! the receiver's fault: 500). Every handler of an event is prepared before
 //! any runs, so a 400 means nothing ran.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -21,6 +20,7 @@ use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
 
 use super::extract::{DynState, EventContext, ExtractError, StateNeed};
+use crate::panic::panic_message;
 use serde_json::Value;
 
 /// An incoming event: its name and its JSON data.
@@ -170,16 +170,6 @@ pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result
         Ok(Ok(())) => Ok(()),
         Ok(Err(msg)) => Err(Failure::Returned(msg)),
         Err(panic) => Err(Failure::Panicked(panic_message(&*panic))),
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 

@@ -21,7 +21,8 @@ use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseCon
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
 use super::sqlite_writer::{TxnWriter, WriteSlot};
-use super::txn::{Hook, Txn, TxnParts, panic_message, run_hooks};
+use super::txn::{Hook, Txn, TxnParts, run_hooks};
+use crate::panic::panic_message;
 
 /// The future a managed body returns: boxed, `Send`, borrowing the [`Txn`]
 /// (for `'t`) and possibly the caller's data (for `'a`, which outlives `'t`).

@@ -7,6 +7,7 @@ use sea_orm::{
 };
 
 use super::sqlite_writer::{TxnWriter, WriteSlot};
+use crate::panic::panic_message;
 
 /// A hook that runs after the final successful commit.
 pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
@@ -263,15 +264,5 @@ pub(crate) fn run_hooks(label: &str, hooks: Vec<Hook>) {
                 "an after-commit hook panicked; the transaction stays committed"
             );
         }
-    }
-}
-
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
