@@ -6,7 +6,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use super::{Backend, connect, replace_db_in_url, servers_required, unique_name};
+use super::{Backend, connect, create_database, servers_required, unique_name};
 
 /// The fault server's URL for `backend`, or `None` (with a printed reason)
 /// when the test may skip; panics when servers are required
@@ -48,20 +48,10 @@ pub struct FaultDb {
 pub async fn open_fault_db(backend: Backend, test: &str) -> Option<FaultDb> {
     let admin_url = fault_url(backend)?;
     let name = unique_name(test);
-    let admin = connect(&admin_url, 1).await;
-    let quoted = if backend == Backend::Postgres {
-        format!("\"{name}\"")
-    } else {
-        format!("`{name}`")
-    };
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
-        .await
-        .expect("create test database on the fault server");
-    admin.close().await.ok();
+    let url = create_database(backend, &admin_url, &name).await;
     Some(FaultDb {
         backend,
-        url: replace_db_in_url(&admin_url, &name),
+        url,
         admin_url,
         name,
     })

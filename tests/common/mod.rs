@@ -137,18 +137,7 @@ pub async fn open(backend: Backend, test: &str, max_connections: u32) -> Option<
         }
         Backend::Postgres | Backend::MySql => {
             let admin_url = server_url(backend)?;
-            let admin = connect(&admin_url, 1).await;
-            let quoted = if backend == Backend::Postgres {
-                format!("\"{name}\"")
-            } else {
-                format!("`{name}`")
-            };
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
-                .await
-                .expect("create test database");
-            admin.close().await.ok();
-            let url = replace_db_in_url(&admin_url, &name);
+            let url = create_database(backend, &admin_url, &name).await;
             let db = connect(&url, max_connections).await;
             Some(TestDb {
                 backend,
@@ -158,6 +147,23 @@ pub async fn open(backend: Backend, test: &str, max_connections: u32) -> Option<
             })
         }
     }
+}
+
+/// Creates the database `name` on the server of `admin_url` (PostgreSQL or
+/// MySQL/MariaDB) and returns its URL.
+pub async fn create_database(backend: Backend, admin_url: &str, name: &str) -> String {
+    let admin = connect(admin_url, 1).await;
+    let quoted = if backend == Backend::Postgres {
+        format!("\"{name}\"")
+    } else {
+        format!("`{name}`")
+    };
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {quoted}"))
+        .await
+        .unwrap_or_else(|e| panic!("create test database {name} on {admin_url}: {e}"));
+    admin.close().await.ok();
+    replace_db_in_url(admin_url, name)
 }
 
 /// Connects with a pool sized for concurrency tests.

@@ -250,19 +250,12 @@ pub(crate) fn unix_millis() -> i64 {
 /// ```
 pub async fn purge_inbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Result<u64, DbErr> {
     let cutoff = unix_now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "DELETE FROM {INBOX_TABLE} WHERE received_at < {}",
-        placeholder(backend, 1)
-    );
-    let result = db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [cutoff.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected())
+    delete_before(
+        db,
+        &format!("DELETE FROM {INBOX_TABLE} WHERE received_at <"),
+        cutoff,
+    )
+    .await
 }
 
 /// Deletes outbox rows delivered more than `older_than` ago; returns how
@@ -282,11 +275,20 @@ pub async fn purge_inbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Re
 pub async fn purge_outbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Result<u64, DbErr> {
     let cutoff =
         unix_millis().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+    let delete =
+        format!("DELETE FROM {OUTBOX_TABLE} WHERE delivered_at IS NOT NULL AND delivered_at <");
+    delete_before(db, &delete, cutoff).await
+}
+
+/// Runs `delete` (a `DELETE … WHERE column <` without its operand) with
+/// `cutoff` bound as the operand; returns how many rows went.
+async fn delete_before<C: ConnectionTrait>(
+    db: &C,
+    delete: &str,
+    cutoff: i64,
+) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let sql = format!(
-        "DELETE FROM {OUTBOX_TABLE} WHERE delivered_at IS NOT NULL AND delivered_at < {}",
-        placeholder(backend, 1)
-    );
+    let sql = format!("{delete} {}", placeholder(backend, 1));
     let result = db
         .execute_raw(Statement::from_sql_and_values(
             backend,
