@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Backend, TestDb, create_accounts, read_balance, write_balance};
-use conflictkit::resolver::{CallOptions, Contention, SqliteMode, WriteSlotUnavailable};
+use conflictkit::resolver::{CallOptions, Contention, SqliteMode};
 use conflictkit::{ConflictResolver, Error, Txn};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use tokio::sync::{Notify, oneshot};
@@ -308,58 +308,6 @@ async fn a_nested_call_through_another_resolver_fails_at_once() {
     );
     assert!(err.contains("same database"), "{err}");
     assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 0, "rolled back");
-}
-
-/// A task that holds the write slot in an open `resolver.transaction()`
-/// guard, then makes a managed call before committing it, would wait for
-/// itself for ever: the call fails at once with an error saying what to do,
-/// and the guard still commits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_managed_call_beside_an_open_guard_in_the_same_task_fails_at_once() {
-    let tdb = sqlite("same_task_slot", 2).await;
-    let r = resolver(&tdb);
-    let guard = r.transaction().await.unwrap();
-    write_balance(&guard, 2, 7).await.unwrap();
-    let err = bounded(
-        "a managed call beside the open guard",
-        r.managed(|txn: &Txn| {
-            Box::pin(async move {
-                write_balance(txn, 1, 1).await?;
-                Ok::<_, Error>(())
-            })
-        }),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            WriteSlotUnavailable::find(&err),
-            Some(WriteSlotUnavailable::HeldBySameTask)
-        ),
-        "{err}"
-    );
-    assert!(err.to_string().contains("commit or drop it"), "{err}");
-    guard.commit().await.unwrap();
-    assert_eq!(
-        read_balance(&tdb.db, 2).await.unwrap(),
-        7,
-        "the guard committed"
-    );
-    assert_eq!(
-        read_balance(&tdb.db, 1).await.unwrap(),
-        0,
-        "the call ran nothing"
-    );
-    // with the guard gone, the same call goes through
-    r.managed(|txn: &Txn| {
-        Box::pin(async move {
-            write_balance(txn, 1, 1).await?;
-            Ok::<_, Error>(())
-        })
-    })
-    .await
-    .unwrap();
-    assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 1);
 }
 
 /// A guard moved to another task holds the slot there: a managed call of

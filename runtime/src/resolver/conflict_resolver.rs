@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
+use super::coordination::LockPools;
 use super::inject::{InjectConflicts, Injector};
 use super::plan::Plan;
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
     /// Conflict injection, when on.
     pub(crate) inject: Option<Injector>,
+    /// Where database locks across processes are taken.
+    pub(crate) locks: LockPools,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -156,6 +159,7 @@ impl ConflictResolver {
                 gates,
                 writer: tokio::sync::OnceCell::new(),
                 identity: tokio::sync::OnceCell::new(),
+                locks: LockPools::default(),
                 inject: match InjectConflicts::from_env() {
                     Ok(inject) => inject.map(Injector::new),
                     Err(e) => {

@@ -3,8 +3,8 @@
 //! a database lock before its transaction's snapshot, and gives it back after
 //! `COMMIT` or `ROLLBACK`.
 //!
-//! - PostgreSQL: a session-level `pg_advisory_lock` on a connection of the
-//!   pool other than the transaction's, taken after `BEGIN` (which takes no
+//! - PostgreSQL: a session-level `pg_advisory_lock` on a connection of a
+//!   lock pool of the resolver's own (see [`LockPools`]), taken after `BEGIN` (which takes no
 //!   snapshot) and before the first statement (which does). Never
 //!   `pg_advisory_xact_lock` inside the transaction: a statement takes the
 //!   snapshot before it waits, so a waiter would read stale data.
@@ -50,6 +50,34 @@ pub(crate) fn supported(db: &DatabaseConnection) -> bool {
     ) && super::conflict_resolver::pool_size(db).is_some_and(|n| n >= 2)
 }
 
+/// The connections locks are taken on: a pool beside the transactions' pool,
+/// as large, opened lazily with the same connect options.
+///
+/// Never the transactions' pool: a run holds its transaction's connection
+/// while it waits for the lock, so when every connection of one pool is in a
+/// begun transaction waiting for a lock connection, nothing can move
+/// (hold-and-wait). With two pools the lock holder needs nothing more, so the
+/// waiters always move on.
+#[derive(Default)]
+pub(crate) struct LockPools {
+    #[cfg(feature = "sqlx-postgres")]
+    postgres: std::sync::OnceLock<sea_orm::sqlx::Pool<Postgres>>,
+    #[cfg(feature = "sqlx-mysql")]
+    mysql: std::sync::OnceLock<sea_orm::sqlx::Pool<MySql>>,
+}
+
+/// A pool like `main` (size, acquire timeout, connect options), opened lazily.
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+fn pool_beside<DB: sea_orm::sqlx::Database>(
+    main: &sea_orm::sqlx::Pool<DB>,
+) -> sea_orm::sqlx::Pool<DB> {
+    sea_orm::sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(main.options().get_max_connections())
+        .min_connections(0)
+        .acquire_timeout(main.options().get_acquire_timeout())
+        .connect_lazy_with((*main.connect_options()).clone())
+}
+
 /// A database lock held for one run; unlocked when dropped.
 #[derive(Debug)]
 pub(crate) struct HeldLock {
@@ -74,13 +102,17 @@ enum Held {
 )]
 pub(crate) async fn lock(
     db: &DatabaseConnection,
+    pools: &LockPools,
     label: &str,
     key: Option<u64>,
 ) -> Result<HeldLock, DbErr> {
     let task: tokio::task::JoinHandle<Result<Held, DbErr>> = match db.get_database_backend() {
         #[cfg(feature = "sqlx-postgres")]
         DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool().clone();
+            let pool = pools
+                .postgres
+                .get_or_init(|| pool_beside(db.get_postgres_connection_pool()))
+                .clone();
             let id = lock_id(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;
@@ -94,7 +126,10 @@ pub(crate) async fn lock(
         }
         #[cfg(feature = "sqlx-mysql")]
         DbBackend::MySql => {
-            let pool = db.get_mysql_connection_pool().clone();
+            let pool = pools
+                .mysql
+                .get_or_init(|| pool_beside(db.get_mysql_connection_pool()))
+                .clone();
             let name = lock_name(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;

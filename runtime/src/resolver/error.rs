@@ -226,29 +226,20 @@ impl AmbiguousCommit {
 ///
 /// ```
 /// use conflictkit::resolver::WriteSlotUnavailable;
-/// let err = WriteSlotUnavailable::HeldBySameTask;
-/// assert!(err.to_string().contains("commit or drop it"));
+/// let err = WriteSlotUnavailable::TimedOut { waited: std::time::Duration::from_secs(30) };
+/// assert!(err.to_string().contains("CONFLICTKIT_SQLITE_SLOT_WAIT"));
 /// assert!(WriteSlotUnavailable::find(&sea_orm::DbErr::RecordNotFound("x".into())).is_none());
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteSlotUnavailable {
-    /// The task asking holds the slot itself, in a write transaction it has
-    /// not finished (typically a `resolver.transaction()` guard): waiting
-    /// would wait for ever.
-    #[error(
-        "this task already holds the SQLite write slot of this database in a transaction it has \
-         not finished (a `resolver.transaction()` guard or another write transaction): commit or \
-         drop it before beginning another write transaction in the same task, or do the work \
-         through the open transaction"
-    )]
-    HeldBySameTask,
     /// Another write transaction of this process held the slot longer than
     /// the bound.
     #[error(
         "waited {waited:?} for the SQLite write slot of this database: another write \
          transaction of this process held it all that time (one left open, such as a \
-         `resolver.transaction()` guard neither committed nor dropped?); finish it, or raise \
+         `resolver.transaction()` guard neither committed nor dropped, perhaps by this very \
+         task?); finish it before beginning another write transaction, or raise \
          the bound with the CONFLICTKIT_SQLITE_SLOT_WAIT environment variable (seconds)"
     )]
     TimedOut {

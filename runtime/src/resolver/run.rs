@@ -318,7 +318,14 @@ impl ConflictResolver {
             // snapshot) and before its first statement (which does).
             let db_lock = match &gate {
                 Some(g) if escalate_here && (turn == Turn::Last || g.escalated()) => {
-                    match coordination::lock(&self.inner.db, plan.label(), plan.key).await {
+                    match coordination::lock(
+                        &self.inner.db,
+                        &self.inner.locks,
+                        plan.label(),
+                        plan.key,
+                    )
+                    .await
+                    {
                         Ok(held) => Some(held),
                         Err(e) => {
                             tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");

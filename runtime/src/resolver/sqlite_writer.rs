@@ -27,13 +27,11 @@
 //! The wait for the slot is bounded ([`DEFAULT_SLOT_WAIT`], or
 //! `CONFLICTKIT_SQLITE_SLOT_WAIT` in seconds): a write transaction left open
 //! (a `resolver.transaction()` guard neither committed nor dropped) would
-//! otherwise hold up every writer for ever. A task that asks for the slot
-//! while it holds it itself (it opened a guard, then makes a managed call
-//! before committing it) could never get it: that fails at once. The holder
-//! is the task that took the slot or last ran a statement in its
-//! transaction (outside any tokio task, such as in `#[tokio::main]`'s body,
-//! the thread), so a guard handed to another task counts as held there once
-//! it ran a statement in it.
+//! otherwise hold up every writer for ever, and a task that opened a guard
+//! and then makes a managed call before committing it would wait for itself.
+//! (Such a task is not refused at once: futures joined in one task, as
+//! `join_all` does, legitimately wait for each other's slot, and cannot be
+//! told apart from it.)
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -94,32 +92,10 @@ fn parse_slot_wait(value: &str) -> Option<Duration> {
         .flatten()
 }
 
-/// Who runs a transaction: a tokio task, or, outside any task (the future
-/// given to `block_on`, such as `#[tokio::main]`'s body), the thread that
-/// polls it, which is always the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Runner {
-    Task(tokio::task::Id),
-    Thread(std::thread::ThreadId),
-}
-
-impl Runner {
-    fn current() -> Self {
-        match tokio::task::try_id() {
-            Some(id) => Runner::Task(id),
-            None => Runner::Thread(std::thread::current().id()),
-        }
-    }
-}
-
-/// Who holds the slot now (`None` when free).
-type Holder = Arc<Mutex<Option<Runner>>>;
-
 /// The write slot of one SQLite database and the writers waiting for it.
 pub(crate) struct WriterQueue {
     slot: Arc<Semaphore>,
     waiting: AtomicUsize,
-    holder: Holder,
     max_wait: Duration,
 }
 
@@ -140,17 +116,12 @@ impl WriterQueue {
         Self {
             slot: Arc::new(Semaphore::new(1)),
             waiting: AtomicUsize::new(0),
-            holder: Holder::default(),
             max_wait,
         }
     }
 
     fn slot(&self, permit: OwnedSemaphorePermit) -> WriteSlot {
-        *lock(&self.holder) = Some(Runner::current());
-        WriteSlot {
-            holder: self.holder.clone(),
-            _permit: permit,
-        }
+        WriteSlot { _permit: permit }
     }
 
     /// The queue of the database file at `file`, shared with every other
@@ -172,8 +143,7 @@ impl WriterQueue {
     }
 
     /// Waits for the write slot, behind every writer that asked before, for
-    /// the queue's bound at most. Fails at once when the calling task holds
-    /// the slot itself. Cancel-safe: a writer dropped while it waits takes
+    /// the queue's bound at most. Cancel-safe: a writer dropped while it waits takes
     /// nothing.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<WriteSlot, DbErr> {
         self.acquire_within(self.max_wait).await
@@ -184,11 +154,6 @@ impl WriterQueue {
         self: &Arc<Self>,
         max_wait: Duration,
     ) -> Result<WriteSlot, DbErr> {
-        if *lock(&self.holder) == Some(Runner::current()) {
-            return Err(super::carried::into_db_err(
-                WriteSlotUnavailable::HeldBySameTask,
-            ));
-        }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _counted = Waiting(&self.waiting);
         match tokio::time::timeout(max_wait, self.slot.clone().acquire_owned()).await {
@@ -234,23 +199,7 @@ impl Drop for Waiting<'_> {
 /// The write slot, held until dropped (after the transaction's `COMMIT` or
 /// `ROLLBACK` returned).
 pub(crate) struct WriteSlot {
-    holder: Holder,
     _permit: OwnedSemaphorePermit,
-}
-
-impl WriteSlot {
-    /// Records the current task as the holder: the task that runs the
-    /// transaction's statements (a guard may move to another task).
-    fn held_here(&self) {
-        *lock(&self.holder) = Some(Runner::current());
-    }
-}
-
-impl Drop for WriteSlot {
-    fn drop(&mut self) {
-        // before the permit goes: the next holder records itself after this
-        *lock(&self.holder) = None;
-    }
 }
 
 /// The write slot as one transaction sees it: taken before `BEGIN`, or
@@ -286,8 +235,7 @@ impl TxnWriter {
             return Ok(());
         };
         let mut slot = lock(&self.slot);
-        if let Some(held) = slot.as_ref() {
-            held.held_here();
+        if slot.is_some() {
             return Ok(());
         }
         if !is_write(sql) {
@@ -495,25 +443,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_task_holding_the_slot_fails_at_once() {
+    async fn futures_joined_in_one_task_wait_for_each_other() {
         let queue = Arc::new(WriterQueue::with_max_wait(Duration::from_secs(3600)));
         let held = queue.acquire().await.expect("free slot");
-        let err = match queue.acquire().await {
-            Err(e) => e,
-            Ok(_) => panic!("the slot is held by this task"),
-        };
+        let (next, ()) = tokio::join!(queue.acquire(), async move {
+            tokio::task::yield_now().await;
+            drop(held);
+        });
         assert!(
-            matches!(
-                WriteSlotUnavailable::find(&err),
-                Some(WriteSlotUnavailable::HeldBySameTask)
-            ),
-            "{err}"
+            next.is_ok(),
+            "the second writer of the task got the slot once the first let go"
         );
-        // another task simply waits its turn
-        let q = queue.clone();
-        let other = tokio::spawn(async move { q.acquire().await.map(drop) });
-        drop(held);
-        other.await.expect("the other task").expect("its turn came");
     }
 
     #[test]
