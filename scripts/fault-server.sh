@@ -12,28 +12,18 @@ cmd=${1:?usage: fault-server.sh start|stop|restart pg|mysql}
 which=${2:?pg or mysql}
 dir=${CONFLICTKIT_FAULT_DIR:?CONFLICTKIT_FAULT_DIR is not set: source scripts/fault-servers.sh and call fault_servers_start}
 
-as_user() { # as_user USER CMD... : as a system user when we are root (CI)
-  local user=$1; shift
-  if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
-}
-
-wait_until() { # wait_until SECONDS CMD... : poll until CMD succeeds
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then return 1; fi
-    sleep 0.1
-  done
-}
+# shellcheck source=scripts/servers.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/servers.sh"   # _ck_as, _ck_wait_for
 
 pg() {
   local bin
   bin=$(cat "$dir/pg/bin")
   case $cmd in
     # -w: pg_ctl returns once the server accepts connections
-    start) as_user postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 start >/dev/null \
+    start) _ck_as postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 start >/dev/null \
       || { tail -n 20 "$dir/pg/server.log" >&2; exit 1; } ;;
-    stop) as_user postgres "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w -t 60 stop >/dev/null ;;
-    restart) as_user postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -m fast -w -t 60 restart >/dev/null \
+    stop) _ck_as postgres "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w -t 60 stop >/dev/null ;;
+    restart) _ck_as postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -m fast -w -t 60 restart >/dev/null \
       || { tail -n 20 "$dir/pg/server.log" >&2; exit 1; } ;;
   esac
 }
@@ -57,7 +47,7 @@ my_start() {
   setsid mariadbd --defaults-file="$dir/mysql/my.cnf" "${user_args[@]}" \
     </dev/null >>"$dir/mysql/stdout.log" 2>&1 &
   echo $! >"$dir/mysql/server.pid"
-  wait_until 60 my_sql 'SELECT 1' || { tail -n 20 "$dir/mysql/error.log" >&2; exit 1; }
+  _ck_wait_for 60 my_sql 'SELECT 1' || { tail -n 20 "$dir/mysql/error.log" >&2; exit 1; }
 }
 
 my_stop() {
@@ -65,7 +55,7 @@ my_stop() {
   pid=$(my_pid)
   [ -n "$pid" ] || return 0
   my_sql 'SHUTDOWN' >/dev/null 2>&1 || mariadb-admin --no-defaults -uroot --socket="$dir/mysql/mysqld.sock" shutdown >/dev/null 2>&1 || true
-  if ! wait_until 60 bash -c "! kill -0 $pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  if ! _ck_wait_for 60 bash -c "! kill -0 $pid"; then kill -9 "$pid" 2>/dev/null || true; fi
 }
 
 mysql() {

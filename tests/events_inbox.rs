@@ -12,7 +12,7 @@ use conflictkit::events::{
     migrate_inbox,
 };
 use conflictkit::{ConflictResolver, Txn};
-use events_common::isolated_config;
+use events_common::{deliver_signed, isolated_config};
 use sea_orm::{ConnectionTrait, Statement};
 
 /// A "process": its own pool, resolver and listener.
@@ -48,25 +48,16 @@ async fn process(url: &str, secret: &WebhookSecret) -> ListenerHandle {
 }
 
 async fn deliver(handle: &ListenerHandle, secret: &WebhookSecret, id: &str, cents: i64) -> String {
-    let body = serde_json::json!({"event_name": "inbox_deposit", "data": cents}).to_string();
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/", handle.local_addr()))
-        .header("content-type", "application/json")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", secret.sign(id, ts, body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    text
+    let reply = deliver_signed(
+        handle.local_addr(),
+        secret,
+        id,
+        "inbox_deposit",
+        &serde_json::json!(cents),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
 }
 
 async fn inbox_rows(db: &impl ConnectionTrait) -> i64 {

@@ -4,9 +4,9 @@
 //! without the database lock a fifth of the calls gave up), and calls on
 //! different keys do not wait for each other.
 //!
-//! The processes are this test binary run again: the parent runs the
-//! ignored test `child_increments` in each child, which connects, says
-//! `ready`, and waits for `go` on its stdin (a common start, awaited), then
+//! The processes are the `hot_row_instance` example (built by
+//! `cargo build --examples`, as `scripts/test.sh` does first): each connects,
+//! says `ready`, waits for `go` on its stdin (a common start, awaited), then
 //! reports what its calls did.
 
 mod common;
@@ -19,67 +19,9 @@ use conflictkit::{ConflictResolver, Error, Txn};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-const CHILD_URL: &str = "CONFLICTKIT_TEST_CHILD_URL";
 const PROCESSES: usize = 4;
 const TASKS_PER_PROCESS: usize = 4;
 const CALLS_PER_TASK: usize = 25;
-
-/// Run by the parent in each child process; does nothing on its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a child of hot_row_across_processes_rarely_gives_up"]
-async fn child_increments() {
-    let Ok(url) = std::env::var(CHILD_URL) else {
-        return;
-    };
-    let resolver = ConflictResolver::new(common::connect(&url, 8).await);
-    println!("ready");
-    let go = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("the stdin reader")
-    .expect("the parent's start signal");
-    assert_eq!(go.trim(), "go");
-    let tasks: Vec<_> = (0..TASKS_PER_PROCESS)
-        .map(|_| {
-            let r = resolver.clone();
-            tokio::spawn(async move {
-                let (mut committed, mut gave_up) = (0_u64, 0_u64);
-                for _ in 0..CALLS_PER_TASK {
-                    match increment(&r).await {
-                        Ok(()) => committed += 1,
-                        Err(Error::Unresolved(_)) => gave_up += 1,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-                (committed, gave_up)
-            })
-        })
-        .collect();
-    let (mut committed, mut gave_up) = (0, 0);
-    for t in tasks {
-        let (c, g) = t.await.expect("a child task");
-        committed += c;
-        gave_up += g;
-    }
-    let stats = resolver.stats();
-    println!(
-        "result committed={committed} gave_up={gave_up} conflicts={}",
-        stats.retries
-    );
-}
-
-async fn increment(r: &ConflictResolver) -> Result<(), Error> {
-    r.run(CallOptions::new("tests::processes::hot"), |txn: &Txn| {
-        Box::pin(async move {
-            let b = read_balance(txn, 1).await?;
-            write_balance(txn, 1, b + 1).await?;
-            Ok::<_, Error>(())
-        })
-    })
-    .await
-}
 
 /// What one child reported.
 #[derive(Debug, Default, Clone, Copy)]
@@ -107,16 +49,11 @@ fn parse_report(line: &str) -> Option<Report> {
 /// Starts a child on `url`; returns once it said `ready`, with the sender of
 /// its start signal and the receiver of its report.
 async fn spawn_child(url: &str) -> (oneshot::Sender<()>, mpsc::Receiver<Report>) {
-    let exe = std::env::current_exe().expect("the test binary");
+    let exe = common::example_binary("hot_row_instance", "examples/hot_row_instance.rs");
     let mut child = tokio::process::Command::new(exe)
-        .args([
-            "--exact",
-            "child_increments",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_URL, url)
+        .arg(url)
+        .arg(TASKS_PER_PROCESS.to_string())
+        .arg(CALLS_PER_TASK.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -126,9 +63,8 @@ async fn spawn_child(url: &str) -> (oneshot::Sender<()>, mpsc::Receiver<Report>)
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     loop {
         let line = lines.next_line().await.expect("the child's stdout");
-        // libtest prints `test child_increments ... ` before it, on the same line
         match line.as_deref().map(str::trim) {
-            Some(l) if l.ends_with("ready") => break,
+            Some("ready") => break,
             Some(_) => continue,
             None => panic!(
                 "the child exited before it was ready: {:?}",
@@ -144,10 +80,7 @@ async fn spawn_child(url: &str) -> (oneshot::Sender<()>, mpsc::Receiver<Report>)
             stdin.flush().await.expect("flush go");
         }
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(report) = line
-                .find("result ")
-                .and_then(|at| parse_report(line[at..].trim()))
-            {
+            if let Some(report) = parse_report(line.trim()) {
                 let _ = report_tx.send(report).await;
             }
         }
