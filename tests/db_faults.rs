@@ -390,10 +390,15 @@ async fn run_faults(backend: Backend, ping: bool) {
         );
     }
 
-    // the faulted calls were replayed, and the service works after the restart
+    // the faulted calls were replayed (counted below), and the service works
+    // after the restart. A faulted call ends `Ok`, or, when its replays too
+    // met faults or conflicts (the restart, on a loaded machine), gives up
+    // with nothing committed (checked against the ledger above): at the
+    // default 3 retries nothing more is promised.
     for op in killed.iter().chain([&HELD_OP]) {
         assert!(
-            matches!(outcomes[op], Outcome::Ok),
+            matches!(&outcomes[op], Outcome::Ok)
+                || matches!(&outcomes[op], Outcome::Failed(kind) if kind.starts_with("gave up")),
             "op {op} lost its connection in its body and should have been replayed: {:?}",
             outcomes[op]
         );
