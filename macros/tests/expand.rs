@@ -1,6 +1,7 @@
 //! Snapshots of the macros' pure expansion functions: each
 //! `tests/expand/<case>.rs` is expanded (`#[managed_transaction]` functions
-//! are rewritten, `#[derive(AutoNumber)]` enums are followed by their impls),
+//! are rewritten, `#[event_listener]` functions are followed by their
+//! registration, `#[derive(AutoNumber)]` enums by their impls),
 //! pretty-printed (prettyplease) and compared with the checked-in
 //! `tests/expand/<case>.expanded.rs`.
 //!
@@ -17,6 +18,9 @@ mod auto_number;
 #[path = "../src/common/mod.rs"]
 mod common;
 #[allow(dead_code, unreachable_pub)]
+#[path = "../src/event_listener/mod.rs"]
+mod event_listener;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../src/managed_transaction/mod.rs"]
 mod managed_transaction;
 
@@ -28,23 +32,41 @@ use quote::ToTokens;
 use syn::visit_mut::VisitMut;
 use syn::{Attribute, ImplItem, Item, Meta};
 
-/// Takes the managed attribute off `attrs`: its flavor and argument tokens.
-fn take_attribute(attrs: &mut Vec<Attribute>) -> Option<(Flavor, TokenStream)> {
-    let index = attrs.iter().position(|a| {
-        a.path().is_ident("managed_transaction")
-            || a.path().is_ident("managed_non_retryable_transaction")
-    })?;
-    let attr = attrs.remove(index);
-    let flavor = if attr.path().is_ident("managed_transaction") {
-        Flavor::Retryable
-    } else {
-        Flavor::NonRetryable
+/// An attribute macro of conflictkit.
+enum Macro {
+    Managed(Flavor),
+    EventListener,
+}
+
+/// Takes the first conflictkit attribute off `attrs` (by its last path
+/// segment, so `#[conflictkit::event_listener]` counts): which one, and its
+/// argument tokens.
+fn take_attribute(attrs: &mut Vec<Attribute>) -> Option<(Macro, TokenStream)> {
+    let which = |attr: &Attribute| {
+        let name = attr.path().segments.last()?.ident.to_string();
+        match name.as_str() {
+            "managed_transaction" => Some(Macro::Managed(Flavor::Retryable)),
+            "managed_non_retryable_transaction" => Some(Macro::Managed(Flavor::NonRetryable)),
+            "event_listener" => Some(Macro::EventListener),
+            _ => None,
+        }
     };
+    let index = attrs.iter().position(|a| which(a).is_some())?;
+    let attr = attrs.remove(index);
+    let kind = which(&attr)?;
     let args = match attr.meta {
         Meta::List(list) => list.tokens,
         _ => TokenStream::new(),
     };
-    Some((flavor, args))
+    Some((kind, args))
+}
+
+/// Expands an attribute macro of conflictkit.
+fn expand_attribute(kind: Macro, args: TokenStream, item: TokenStream) -> TokenStream {
+    match kind {
+        Macro::Managed(flavor) => expand(args, item, flavor),
+        Macro::EventListener => event_listener::event_listener(args, item),
+    }
 }
 
 /// Whether `attrs` holds `#[derive(..., AutoNumber, ...)]`.
@@ -64,6 +86,15 @@ impl VisitMut for Expander {
     fn visit_file_mut(&mut self, file: &mut syn::File) {
         let mut items = Vec::with_capacity(file.items.len());
         for mut item in std::mem::take(&mut file.items) {
+            if let Item::Fn(f) = &mut item
+                && let Some((kind, args)) = take_attribute(&mut f.attrs)
+            {
+                let out = expand_attribute(kind, args, f.to_token_stream());
+                let expanded: syn::File =
+                    syn::parse2(out.clone()).unwrap_or_else(|e| panic!("{e}: {out}"));
+                items.extend(expanded.items);
+                continue;
+            }
             self.visit_item_mut(&mut item);
             let derived = match &item {
                 Item::Enum(e) if derives_auto_number(&e.attrs) => {
@@ -81,22 +112,11 @@ impl VisitMut for Expander {
         file.items = items;
     }
 
-    fn visit_item_mut(&mut self, item: &mut Item) {
-        if let Item::Fn(f) = item
-            && let Some((flavor, args)) = take_attribute(&mut f.attrs)
-        {
-            let out = expand(args, f.to_token_stream(), flavor);
-            *item = syn::parse2(out.clone()).unwrap_or(Item::Verbatim(out));
-            return;
-        }
-        syn::visit_mut::visit_item_mut(self, item);
-    }
-
     fn visit_impl_item_mut(&mut self, item: &mut ImplItem) {
         if let ImplItem::Fn(f) = item
-            && let Some((flavor, args)) = take_attribute(&mut f.attrs)
+            && let Some((kind, args)) = take_attribute(&mut f.attrs)
         {
-            let out = expand(args, f.to_token_stream(), flavor);
+            let out = expand_attribute(kind, args, f.to_token_stream());
             *item = syn::parse2(out.clone()).unwrap_or(ImplItem::Verbatim(out));
             return;
         }
@@ -133,7 +153,7 @@ fn expansion_snapshots() {
     let bless = std::env::var("CONFLICTKIT_BLESS").is_ok_and(|v| v == "1");
     let cases = cases();
     assert!(
-        cases.len() >= 9,
+        cases.len() >= 15,
         "expected the expansion cases in tests/expand"
     );
     let mut stale = Vec::new();

@@ -8,13 +8,20 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, Path};
 use super::rename::RenameRule;
 use crate::common::crate_path::crate_path_from_option;
 use crate::common::errors::{Errors, Once};
-use crate::common::options::{MacroOption, for_each_in_attributes};
+use crate::common::options::{MacroOption, MacroOptions, read_attributes};
 
 /// The helper attribute's name.
 pub(crate) const ATTRIBUTE: &str = "auto_number";
 
-const ENUM_KEYS: &[&str] = &["repr", "serde", "rename_all", "crate"];
-const VARIANT_KEYS: &[&str] = &["rename"];
+/// The options on the enum, as messages show them.
+const ENUM_KEYS: &[&str] = &[
+    "repr = <integer type>",
+    "serde = \"number\" | \"name\" | \"none\"",
+    "rename_all = \"<case>\"",
+    "crate = \"path\"",
+];
+/// The options on a variant, as messages show them.
+const VARIANT_KEYS: &[&str] = &["rename = \"name\""];
 
 /// The integer types an AutoNumber enum can be numbered with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,15 +138,21 @@ pub(crate) struct EnumArgs {
     pub(crate) rename_all: Once<RenameRule>,
 }
 
-impl EnumArgs {
-    /// Reads every `#[auto_number(...)]` on the enum.
-    pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
-        let mut args = Self::default();
-        for_each_in_attributes(ATTRIBUTE, attrs, errors, |option| match option.name() {
-            "repr" => args.set_repr(option),
-            "serde" => args.set_serde(option),
-            "rename_all" => args.set_rename_all(option),
-            "crate" => args.set_crate(option),
+impl MacroOptions for EnumArgs {
+    fn attribute(&self) -> &'static str {
+        ATTRIBUTE
+    }
+
+    fn valid(&self) -> &'static [&'static str] {
+        ENUM_KEYS
+    }
+
+    fn set(&mut self, option: &MacroOption) -> syn::Result<()> {
+        match option.name() {
+            "repr" => self.set_repr(option),
+            "serde" => self.set_serde(option),
+            "rename_all" => self.set_rename_all(option),
+            "crate" => self.set_crate(option),
             "start" => Err(syn::Error::new_spanned(
                 option.key(),
                 "`start` is gone: the values are the enum's discriminants, so write the first \
@@ -149,8 +162,16 @@ impl EnumArgs {
                 option.key(),
                 "`rename` goes on a variant; on the enum, use `rename_all = \"…\"`",
             )),
-            _ => Err(option.unknown(ENUM_KEYS)),
-        });
+            _ => Err(option.unknown()),
+        }
+    }
+}
+
+impl EnumArgs {
+    /// Reads every `#[auto_number(...)]` on the enum.
+    pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        read_attributes(&mut args, attrs, errors);
         args
     }
 
@@ -225,18 +246,32 @@ pub(crate) struct VariantArgs {
     pub(crate) rename: Once<(String, Span)>,
 }
 
-impl VariantArgs {
-    /// Reads every `#[auto_number(...)]` on a variant.
-    pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
-        let mut args = Self::default();
-        for_each_in_attributes(ATTRIBUTE, attrs, errors, |option| match option.name() {
-            "rename" => args.set_rename(option),
+impl MacroOptions for VariantArgs {
+    fn attribute(&self) -> &'static str {
+        ATTRIBUTE
+    }
+
+    fn valid(&self) -> &'static [&'static str] {
+        VARIANT_KEYS
+    }
+
+    fn set(&mut self, option: &MacroOption) -> syn::Result<()> {
+        match option.name() {
+            "rename" => self.set_rename(option),
             "repr" | "serde" | "rename_all" | "crate" => Err(syn::Error::new_spanned(
                 option.key(),
                 format_args!("{} goes on the enum, not on a variant", option.describe()),
             )),
-            _ => Err(option.unknown(VARIANT_KEYS)),
-        });
+            _ => Err(option.unknown()),
+        }
+    }
+}
+
+impl VariantArgs {
+    /// Reads every `#[auto_number(...)]` on a variant.
+    pub(crate) fn parse(attrs: &[Attribute], errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        read_attributes(&mut args, attrs, errors);
         args
     }
 

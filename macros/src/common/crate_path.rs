@@ -19,7 +19,7 @@ pub(crate) fn default_crate_path() -> Path {
 
 /// Parses the string of a `crate = "path"` option into a path; the error is
 /// spanned on the string.
-pub(crate) fn crate_path_from_lit(lit: &LitStr) -> syn::Result<Path> {
+fn crate_path_from_lit(lit: &LitStr) -> syn::Result<Path> {
     lit.parse::<Path>().map_err(|_| {
         syn::Error::new(
             lit.span(),
@@ -33,7 +33,7 @@ pub(crate) fn crate_path_from_lit(lit: &LitStr) -> syn::Result<Path> {
 
 /// Parses the value of a `crate = "path"` option given as an expression
 /// (the `Meta::NameValue` form attribute macros see).
-pub(crate) fn crate_path_from_expr(expr: &Expr) -> syn::Result<Path> {
+fn crate_path_from_expr(expr: &Expr) -> syn::Result<Path> {
     match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
@@ -47,7 +47,7 @@ pub(crate) fn crate_path_from_expr(expr: &Expr) -> syn::Result<Path> {
 
 /// Parses a `crate = "path"` option read by [`super::options`].
 pub(crate) fn crate_path_from_option(option: &MacroOption) -> syn::Result<Path> {
-    crate_path_from_expr(option.value()?)
+    crate_path_from_expr(option.value_like("crate = \"::conflictkit\"")?)
 }
 
 #[cfg(test)]

@@ -1,194 +1,141 @@
-//! Arguments of `#[event_listener(...)]`: an optional event name (a string
-//! literal, first), then `crate = "path"`, `timeout_ms = N` and
-//! `transactional`.
-//!
-//! `crate = "path"` is parsed by the shared `common::crate_path` helper.
+//! The arguments of `#[event_listener(...)]`, one setter per key: an
+//! optional event name (a string literal, first), then `crate = "path"`,
+//! `timeout_ms = N` and `transactional`.
 
 use proc_macro2::TokenStream;
-use syn::parse::{ParseStream, Parser};
-use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
+use quote::ToTokens;
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Path};
 
-const OPTIONS: &str = "`crate = \"path\"`, `timeout_ms = N` and `transactional`";
+use crate::common::crate_path::{crate_path_from_option, default_crate_path};
+use crate::common::errors::{Errors, Once};
+use crate::common::options::{MacroOption, MacroOptions, read_tokens};
 
-/// The validated arguments.
+/// The attribute's name.
+const ATTRIBUTE: &str = "event_listener";
+
+/// Every valid option, as messages show them.
+const VALID: &[&str] = &["crate = \"path\"", "timeout_ms = N", "transactional"];
+
+/// The arguments as given.
 #[derive(Default)]
 pub(super) struct Args {
     /// The event handled; `None` = every event.
     pub(super) event: Option<LitStr>,
     /// Root path of the conflictkit crate (default `::conflictkit`).
-    pub(super) krate: Option<Path>,
+    krate: Once<Path>,
     /// Per-handler timeout in milliseconds.
-    pub(super) timeout_ms: Option<LitInt>,
+    pub(super) timeout_ms: Once<LitInt>,
     /// `transactional`: the handler runs in a managed transaction that
     /// records the delivery in the inbox (the keyword, for error spans).
-    pub(super) transactional: Option<Path>,
+    pub(super) transactional: Once<Path>,
     /// The user meant to name an event (even if the name is invalid), so the
     /// function is validated as a one-event handler.
     pub(super) named: bool,
 }
 
-/// Parses the arguments, collecting every error; the arguments understood so
-/// far come back even with errors, so the function is still validated the
-/// way the user meant.
-pub(super) fn parse(tokens: TokenStream) -> (Args, Option<syn::Error>) {
-    let mut args = Args::default();
-    let mut errors = None;
-    let result =
-        (|input: ParseStream<'_>| parse_args(input, &mut args, &mut errors)).parse2(tokens);
-    if let Err(e) = result {
-        push(&mut errors, e);
+impl Args {
+    /// Reads the arguments, collecting every error; the arguments understood
+    /// so far come back even with errors, so the function is still validated
+    /// the way the user meant.
+    pub(super) fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        read_tokens(&mut args, tokens, errors);
+        args
     }
-    (args, errors)
-}
 
-fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
-    match errors {
-        Some(all) => all.combine(e),
-        None => *errors = Some(e),
+    /// The root of generated paths: `::conflictkit` unless `crate = "..."`.
+    pub(super) fn krate(&self) -> TokenStream {
+        self.krate
+            .get()
+            .cloned()
+            .unwrap_or_else(default_crate_path)
+            .to_token_stream()
     }
-}
 
-fn parse_args(
-    input: ParseStream<'_>,
-    args: &mut Args,
-    errors: &mut Option<syn::Error>,
-) -> Result<(), syn::Error> {
-    let mut first = true;
-    while !input.is_empty() {
-        if input.peek(LitStr) {
-            let lit: LitStr = input.parse()?;
-            args.named = true;
-            if !first {
-                push(
-                    errors,
-                    syn::Error::new(
-                        lit.span(),
-                        "the event name must be the first argument: `#[event_listener(\"txupdate\", ...)]`",
-                    ),
-                );
-            } else if lit.value().is_empty() {
-                push(
-                    errors,
-                    syn::Error::new(
-                        lit.span(),
-                        "the event name is empty: name the event, e.g. `#[event_listener(\"txupdate\")]`, or omit it to handle every event",
-                    ),
-                );
-            } else {
-                args.event = Some(lit);
-            }
-        } else if input.peek(Lit) {
-            let lit: Lit = input.parse()?;
-            args.named |= first;
-            push(
-                errors,
-                syn::Error::new(
-                    lit.span(),
-                    "the event name must be a string literal, e.g. `#[event_listener(\"txupdate\")]`",
-                ),
-            );
-        } else {
-            let meta: Meta = input.parse()?;
-            args.named |=
-                first && matches!(meta, Meta::Path(_)) && !meta.path().is_ident("transactional");
-            if let Err(e) = apply(args, meta) {
-                push(errors, e);
-            }
-        }
-        first = false;
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
+    fn set_crate(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let path = crate_path_from_option(option)?;
+        self.krate.set(option.key(), option.describe(), path)
     }
-    Ok(())
-}
 
-fn apply(args: &mut Args, meta: Meta) -> Result<(), syn::Error> {
-    let key = meta.path().clone();
-    let name = key
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_else(|| quote::ToTokens::to_token_stream(&key).to_string());
-    if name == "transactional" {
-        let Meta::Path(path) = meta else {
-            return Err(syn::Error::new(
-                meta.span(),
-                "`transactional` takes no value: `#[event_listener(\"txupdate\", transactional)]`",
+    fn set_timeout_ms(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) = option.value_like("timeout_ms = 5000")?
+        else {
+            return Err(syn::Error::new_spanned(
+                option.value()?,
+                "`timeout_ms` takes a whole number of milliseconds: `timeout_ms = 5000`",
             ));
         };
-        if args.transactional.is_some() {
-            return Err(syn::Error::new(
-                path.span(),
-                "`transactional` is set more than once",
-            ));
-        }
-        args.transactional = Some(path);
-        return Ok(());
-    }
-    let value = match (&meta, name.as_str()) {
-        (Meta::NameValue(nv), "crate" | "timeout_ms") => &nv.value,
-        (_, "crate" | "timeout_ms") => {
-            return Err(syn::Error::new(
-                meta.span(),
-                format!("`{name}` takes a value: `{name} = ...`"),
-            ));
-        }
-        (Meta::Path(_), _) => {
-            return Err(syn::Error::new(
-                key.span(),
-                format!(
-                    "unknown option `{name}`: an event name is a string literal, `#[event_listener(\"{name}\")]`; the options are {OPTIONS}"
-                ),
-            ));
-        }
-        _ => {
-            return Err(syn::Error::new(
-                key.span(),
-                format!("unknown option `{name}`; the options are {OPTIONS}"),
-            ));
-        }
-    };
-    match name.as_str() {
-        "crate" => {
-            if args.krate.is_some() {
-                return Err(syn::Error::new(key.span(), "`crate` is set more than once"));
-            }
-            args.krate = Some(crate::common::crate_path::crate_path_from_expr(value)?);
-        }
-        _ => {
-            if args.timeout_ms.is_some() {
-                return Err(syn::Error::new(
-                    key.span(),
-                    "`timeout_ms` is set more than once",
-                ));
-            }
-            let Expr::Lit(ExprLit {
-                lit: Lit::Int(lit), ..
-            }) = value
-            else {
-                return Err(syn::Error::new(
-                    value.span(),
-                    "`timeout_ms` takes a whole number of milliseconds: `timeout_ms = 5000`",
-                ));
-            };
-            match lit.base10_parse::<u64>() {
-                Ok(0) => {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "`timeout_ms` must be at least 1",
-                    ));
-                }
-                Ok(_) => args.timeout_ms = Some(lit.clone()),
-                Err(e) => {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        format!("`timeout_ms` must fit in a u64: {e}"),
-                    ));
-                }
-            }
+        match lit.base10_parse::<u64>() {
+            Ok(0) => Err(syn::Error::new(
+                lit.span(),
+                "`timeout_ms` must be at least 1",
+            )),
+            Ok(_) => self
+                .timeout_ms
+                .set(option.key(), option.describe(), lit.clone()),
+            Err(e) => Err(syn::Error::new(
+                lit.span(),
+                format!("`timeout_ms` must fit in a u64: {e}"),
+            )),
         }
     }
-    Ok(())
+
+    fn set_transactional(&mut self, option: &MacroOption) -> syn::Result<()> {
+        option.flag()?;
+        self.transactional
+            .set(option.key(), option.describe(), option.key().clone())
+    }
+}
+
+impl MacroOptions for Args {
+    fn attribute(&self) -> &'static str {
+        ATTRIBUTE
+    }
+
+    fn valid(&self) -> &'static [&'static str] {
+        VALID
+    }
+
+    fn set(&mut self, option: &MacroOption) -> syn::Result<()> {
+        // A bare word first is most likely the event name, unquoted.
+        let event_name = option.position() == 0 && option.is_bare();
+        self.named |= event_name && option.name() != "transactional";
+        match option.name() {
+            "crate" => self.set_crate(option),
+            "timeout_ms" => self.set_timeout_ms(option),
+            "transactional" => self.set_transactional(option),
+            name if event_name && option.near_miss().is_none() => {
+                Err(option.unknown_because(format_args!(
+                    " (an event name is a string literal: `#[event_listener(\"{name}\")]`)"
+                )))
+            }
+            _ => Err(option.unknown()),
+        }
+    }
+
+    fn set_literal(&mut self, literal: &Lit, position: usize) -> syn::Result<()> {
+        let first = position == 0;
+        self.named |= first || matches!(literal, Lit::Str(_));
+        match literal {
+            Lit::Str(_) if !first => Err(syn::Error::new_spanned(
+                literal,
+                "the event name must be the first argument: `#[event_listener(\"txupdate\", ...)]`",
+            )),
+            Lit::Str(lit) if lit.value().is_empty() => Err(syn::Error::new_spanned(
+                literal,
+                "the event name is empty: name the event, e.g. `#[event_listener(\"txupdate\")]`, \
+                 or omit it to handle every event",
+            )),
+            Lit::Str(lit) => {
+                self.event = Some(lit.clone());
+                Ok(())
+            }
+            _ => Err(syn::Error::new_spanned(
+                literal,
+                "the event name must be a string literal, e.g. `#[event_listener(\"txupdate\")]`",
+            )),
+        }
+    }
 }

@@ -1,21 +1,27 @@
-//! The options inside `#[managed_transaction(...)]`: one setter per key that
-//! rejects duplicates, then checks of the options against each other.
-//!
-//! `crate = "path"` is parsed here too ([`Options::krate`]), with its own
-//! error message (pinned by the UI tests); the default root comes from the
-//! shared `common::crate_path`.
+//! The options inside `#[managed_transaction(...)]`, one setter per key
+//! (each rejects a duplicate), then checks of the options against each other.
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
-use super::{Errors, Flavor};
+use super::Flavor;
+use crate::common::crate_path::{crate_path_from_option, default_crate_path};
+use crate::common::errors::{Errors, Once};
+use crate::common::options::{MacroOption, MacroOptions, read_tokens};
 
-/// Every valid option, for the "unknown option" message.
-const VALID: &str = "`retries = N`, `isolation = \"...\"`, `read_only`, `sqlite_mode = \"...\"`, \
-                     `contention = \"...\"`, `key = <expr>`, `resolver = <expr>`, `label = \"...\"`, `crate = \"path\"`";
+/// Every valid option, as messages show them.
+const VALID: &[&str] = &[
+    "retries = N",
+    "isolation = \"...\"",
+    "read_only",
+    "sqlite_mode = \"...\"",
+    "contention = \"...\"",
+    "key = <expr>",
+    "resolver = <expr>",
+    "label = \"...\"",
+    "crate = \"path\"",
+];
 
 const ISOLATIONS: &str = "\"serializable\", \"repeatable_read\", \"read_committed\"";
 const SQLITE_MODES: &str = "\"immediate\", \"deferred\", \"exclusive\"";
@@ -102,278 +108,224 @@ impl SqliteMode {
     }
 }
 
-/// The checked options. Anything unset falls back to the resolver's defaults.
-#[derive(Debug, Clone, Default)]
+/// The options as given; anything unset falls back to the resolver's defaults.
 pub(crate) struct Options {
-    pub(crate) retries: Option<(u32, Span)>,
-    pub(crate) isolation: Option<(Isolation, Span)>,
-    pub(crate) read_only: Option<Span>,
-    pub(crate) sqlite_mode: Option<(SqliteMode, Span)>,
-    pub(crate) contention: Option<(Contention, Span)>,
-    pub(crate) resolver: Option<Expr>,
+    flavor: Flavor,
+    pub(crate) retries: Once<(u32, Span)>,
+    pub(crate) isolation: Once<(Isolation, Span)>,
+    pub(crate) read_only: Once<Span>,
+    pub(crate) sqlite_mode: Once<(SqliteMode, Span)>,
+    pub(crate) contention: Once<(Contention, Span)>,
+    pub(crate) resolver: Once<Expr>,
     /// `key = <expr>`: what the call contends on (hashed at run time).
-    pub(crate) key: Option<Expr>,
-    pub(crate) label: Option<LitStr>,
-    pub(crate) krate: Option<Path>,
+    pub(crate) key: Once<Expr>,
+    pub(crate) label: Once<LitStr>,
+    pub(crate) krate: Once<Path>,
 }
 
 impl Options {
+    /// Reads `args`; every problem is pushed to `errors` and its option left unset.
+    pub(crate) fn parse(args: TokenStream, flavor: Flavor, errors: &mut Errors) -> Self {
+        let mut options = Self {
+            flavor,
+            retries: Once::default(),
+            isolation: Once::default(),
+            read_only: Once::default(),
+            sqlite_mode: Once::default(),
+            contention: Once::default(),
+            resolver: Once::default(),
+            key: Once::default(),
+            label: Once::default(),
+            krate: Once::default(),
+        };
+        read_tokens(&mut options, args, errors);
+        options.check_together(errors);
+        options
+    }
+
     /// The root of generated paths: `::conflictkit` unless `crate = "..."`.
     pub(crate) fn krate(&self) -> TokenStream {
         self.krate
-            .clone()
-            .unwrap_or_else(crate::common::crate_path::default_crate_path)
+            .get()
+            .cloned()
+            .unwrap_or_else(default_crate_path)
             .to_token_stream()
     }
-}
 
-/// Parses `args`; every problem is pushed to `errors` and the option is left unset.
-pub(crate) fn parse(args: TokenStream, flavor: Flavor, errors: &mut Errors) -> Options {
-    let mut options = Options::default();
-    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
-        Ok(metas) => metas,
-        Err(e) => {
-            errors.push(syn::Error::new(
-                e.span(),
-                format!("{e}; the options of `#[{}]` are {VALID}", flavor.name()),
+    fn set_retries(&mut self, option: &MacroOption) -> syn::Result<()> {
+        if self.flavor == Flavor::NonRetryable {
+            return Err(syn::Error::new_spanned(
+                option.key(),
+                "`retries` has no meaning on `#[managed_non_retryable_transaction]`, which runs \
+                 once; use `#[managed_transaction(retries = N)]` to replay on conflicts",
             ));
-            return options;
         }
-    };
-    for meta in metas {
-        set(&mut options, meta, flavor, errors);
-    }
-    check_together(&options, errors);
-    options
-}
-
-fn set(options: &mut Options, meta: Meta, flavor: Flavor, errors: &mut Errors) {
-    let path = meta.path().clone();
-    let Some(key) = path.get_ident().map(ToString::to_string) else {
-        errors.spanned(
-            &path,
-            format!(
-                "unknown option `{}`; valid options: {VALID}",
-                path_string(&path)
-            ),
-        );
-        return;
-    };
-    match key.as_str() {
-        "read_only" => {
-            if !matches!(meta, Meta::Path(_)) {
-                errors.spanned(&meta, "`read_only` is a flag: write `read_only` on its own");
-            } else if options.read_only.is_some() {
-                errors.spanned(&path, "`read_only` is set more than once");
-            } else {
-                options.read_only = Some(span_of(&path));
-            }
-        }
-        "retries" | "isolation" | "sqlite_mode" | "contention" | "key" | "resolver" | "label"
-        | "crate" => {
-            let value = match meta {
-                Meta::NameValue(nv) => nv.value,
-                other => {
-                    let example = match key.as_str() {
-                        "retries" => "retries = 5",
-                        "isolation" => "isolation = \"serializable\"",
-                        "sqlite_mode" => "sqlite_mode = \"immediate\"",
-                        "contention" => "contention = \"off\"",
-                        "resolver" => "resolver = self.resolver",
-                        "key" => "key = account_id",
-                        "label" => "label = \"wallet::top_up\"",
-                        _ => "crate = \"::conflictkit\"",
-                    };
-                    errors.spanned(&other, format!("`{key}` needs a value: write `{example}`"));
-                    return;
+        let value = match option.value_like("retries = 5")? {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => match int.base10_parse::<u32>() {
+                Ok(n) => (n, int.span()),
+                Err(_) => {
+                    return Err(syn::Error::new_spanned(
+                        int,
+                        "`retries` must fit in a `u32` (it counts replays)",
+                    ));
                 }
-            };
-            set_value(options, &key, &path, value, flavor, errors);
-        }
-        other => {
-            let hint = if Isolation::from_name(other).is_some() {
-                format!(" (did you mean `isolation = \"{other}\"`?)")
-            } else if SqliteMode::from_name(other).is_some() {
-                format!(" (did you mean `sqlite_mode = \"{other}\"`?)")
-            } else if other == "non_retryable" {
-                " (use the `#[managed_non_retryable_transaction]` attribute instead)".to_owned()
-            } else {
-                String::new()
-            };
-            errors.spanned(
-                &path,
-                format!("unknown option `{other}`{hint}; valid options: {VALID}"),
-            );
-        }
-    }
-}
-
-fn set_value(
-    options: &mut Options,
-    key: &str,
-    path: &Path,
-    value: Expr,
-    flavor: Flavor,
-    errors: &mut Errors,
-) {
-    let duplicate = match key {
-        "retries" => options.retries.is_some(),
-        "isolation" => options.isolation.is_some(),
-        "sqlite_mode" => options.sqlite_mode.is_some(),
-        "contention" => options.contention.is_some(),
-        "resolver" => options.resolver.is_some(),
-        "key" => options.key.is_some(),
-        "label" => options.label.is_some(),
-        _ => options.krate.is_some(),
-    };
-    if duplicate {
-        errors.spanned(path, format!("`{key}` is set more than once"));
-        return;
-    }
-    match key {
-        "retries" => {
-            if flavor == Flavor::NonRetryable {
-                errors.spanned(
-                    path,
-                    "`retries` has no meaning on `#[managed_non_retryable_transaction]`, which runs \
-                     once; use `#[managed_transaction(retries = N)]` to replay on conflicts",
-                );
-                return;
+            },
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "`retries` takes a non-negative integer literal, the number of replays after \
+                     the first run: `retries = 5`",
+                ));
             }
-            match &value {
-                Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => match int.base10_parse::<u32>() {
-                    Ok(n) => options.retries = Some((n, int.span())),
-                    Err(_) => errors.spanned(int, "`retries` must fit in a `u32` (it counts replays)"),
-                },
-                _ => errors.spanned(
-                    &value,
-                    "`retries` takes a non-negative integer literal, the number of replays after the \
-                     first run: `retries = 5`",
+        };
+        self.retries.set(option.key(), option.describe(), value)
+    }
+
+    fn set_isolation(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let lit = named_value(option, "serializable", ISOLATIONS)?;
+        let isolation = Isolation::from_name(&lit.value())
+            .ok_or_else(|| unknown_value(&lit, "isolation", ISOLATIONS))?;
+        self.isolation
+            .set(option.key(), option.describe(), (isolation, lit.span()))
+    }
+
+    fn set_read_only(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let span = option.flag()?;
+        self.read_only.set(option.key(), option.describe(), span)
+    }
+
+    fn set_sqlite_mode(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let lit = named_value(option, "immediate", SQLITE_MODES)?;
+        let mode = SqliteMode::from_name(&lit.value())
+            .ok_or_else(|| unknown_value(&lit, "sqlite_mode", SQLITE_MODES))?;
+        self.sqlite_mode
+            .set(option.key(), option.describe(), (mode, lit.span()))
+    }
+
+    fn set_contention(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let lit = named_value(option, "off", CONTENTIONS)?;
+        let contention = Contention::from_name(&lit.value())
+            .ok_or_else(|| unknown_value(&lit, "contention", CONTENTIONS))?;
+        self.contention
+            .set(option.key(), option.describe(), (contention, lit.span()))
+    }
+
+    fn set_resolver(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let value = option.value_like("resolver = self.resolver")?.clone();
+        self.resolver.set(option.key(), option.describe(), value)
+    }
+
+    fn set_key(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let value = option.value_like("key = account_id")?;
+        if let Expr::Lit(ExprLit { lit, .. }) = value {
+            return Err(syn::Error::new_spanned(
+                lit,
+                "`key` takes an expression of the call's arguments, such as `key = account_id`: \
+                 a literal would put every call on the same key, which is what leaving `key` \
+                 out does",
+            ));
+        }
+        self.key.set(option.key(), option.describe(), value.clone())
+    }
+
+    fn set_label(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let lit = option.string("wallet::top_up")?;
+        if lit.value().trim().is_empty() {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                "`label` must not be empty: it names the call in logs, stats and errors",
+            ));
+        }
+        self.label.set(option.key(), option.describe(), lit)
+    }
+
+    fn set_crate(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let path = crate_path_from_option(option)?;
+        self.krate.set(option.key(), option.describe(), path)
+    }
+
+    /// The error for a key that is not an option, with a hint for the
+    /// likeliest meaning.
+    fn unknown(option: &MacroOption) -> syn::Error {
+        let name = option.name();
+        if Isolation::from_name(name).is_some() {
+            option.unknown_because(format_args!(" (did you mean `isolation = \"{name}\"`?)"))
+        } else if SqliteMode::from_name(name).is_some() {
+            option.unknown_because(format_args!(" (did you mean `sqlite_mode = \"{name}\"`?)"))
+        } else if name == "non_retryable" {
+            option.unknown_because(
+                " (use the `#[managed_non_retryable_transaction]` attribute instead)",
+            )
+        } else {
+            option.unknown()
+        }
+    }
+
+    fn check_together(&self, errors: &mut Errors) {
+        if let (Some(_), Some(&(mode @ (SqliteMode::Immediate | SqliteMode::Exclusive), span))) =
+            (self.read_only.get(), self.sqlite_mode.get())
+        {
+            let name = if mode == SqliteMode::Immediate {
+                "immediate"
+            } else {
+                "exclusive"
+            };
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`read_only` contradicts `sqlite_mode = \"{name}\"`: an {name} transaction takes \
+                     SQLite's write lock at BEGIN, which a read-only transaction never needs; drop \
+                     `sqlite_mode` (read-only transactions begin deferred) or drop `read_only`"
                 ),
-            }
-        }
-        "isolation" => {
-            if let Some(lit) = string(&value, key, ISOLATIONS, errors) {
-                match Isolation::from_name(&lit.value()) {
-                    Some(i) => options.isolation = Some((i, lit.span())),
-                    None => errors.spanned(
-                        &lit,
-                        format!(
-                            "unknown isolation `{}`; valid values: {ISOLATIONS}",
-                            lit.value()
-                        ),
-                    ),
-                }
-            }
-        }
-        "sqlite_mode" => {
-            if let Some(lit) = string(&value, key, SQLITE_MODES, errors) {
-                match SqliteMode::from_name(&lit.value()) {
-                    Some(m) => options.sqlite_mode = Some((m, lit.span())),
-                    None => errors.spanned(
-                        &lit,
-                        format!(
-                            "unknown sqlite_mode `{}`; valid values: {SQLITE_MODES}",
-                            lit.value()
-                        ),
-                    ),
-                }
-            }
-        }
-        "contention" => {
-            if let Some(lit) = string(&value, key, CONTENTIONS, errors) {
-                match Contention::from_name(&lit.value()) {
-                    Some(c) => options.contention = Some((c, lit.span())),
-                    None => errors.spanned(
-                        &lit,
-                        format!(
-                            "unknown contention `{}`; valid values: {CONTENTIONS}",
-                            lit.value()
-                        ),
-                    ),
-                }
-            }
-        }
-        "resolver" => options.resolver = Some(value),
-        "key" => {
-            if let Expr::Lit(ExprLit { lit, .. }) = &value {
-                errors.spanned(
-                    lit,
-                    "`key` takes an expression of the call's arguments, such as `key = account_id`: \
-                     a literal would put every call on the same key, which is what leaving `key` \
-                     out does",
-                );
-            } else {
-                options.key = Some(value);
-            }
-        }
-        "label" => {
-            if let Some(lit) = string(&value, key, "any non-empty string", errors) {
-                if lit.value().trim().is_empty() {
-                    errors.spanned(
-                        &lit,
-                        "`label` must not be empty: it names the call in logs, stats and errors",
-                    );
-                } else {
-                    options.label = Some(lit);
-                }
-            }
-        }
-        _ => {
-            if let Some(lit) = string(&value, key, "a path such as \"::conflictkit\"", errors) {
-                match lit.parse::<Path>() {
-                    Ok(p) => options.krate = Some(p),
-                    Err(_) => errors.spanned(
-                        &lit,
-                        format!(
-                            "`crate` must be the path of the conflictkit crate, such as \"::conflictkit\" \
-                             or \"my_facade::conflictkit\"; `{}` is not a path",
-                            lit.value()
-                        ),
-                    ),
-                }
-            }
+            ));
         }
     }
 }
 
-/// The string literal of `key = "..."`, or an error listing `expected`.
-fn string(value: &Expr, key: &str, expected: &str, errors: &mut Errors) -> Option<LitStr> {
+impl MacroOptions for Options {
+    fn attribute(&self) -> &'static str {
+        self.flavor.name()
+    }
+
+    fn valid(&self) -> &'static [&'static str] {
+        VALID
+    }
+
+    fn set(&mut self, option: &MacroOption) -> syn::Result<()> {
+        match option.name() {
+            "retries" => self.set_retries(option),
+            "isolation" => self.set_isolation(option),
+            "read_only" => self.set_read_only(option),
+            "sqlite_mode" => self.set_sqlite_mode(option),
+            "contention" => self.set_contention(option),
+            "resolver" => self.set_resolver(option),
+            "key" => self.set_key(option),
+            "label" => self.set_label(option),
+            "crate" => self.set_crate(option),
+            _ => Err(Self::unknown(option)),
+        }
+    }
+}
+
+/// The string of `key = "name"`, whose valid names are `expected`.
+fn named_value(option: &MacroOption, example: &str, expected: &str) -> syn::Result<LitStr> {
+    let value = option.value_like(&format!("{} = \"{example}\"", option.name()))?;
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => Some(s.clone()),
-        _ => {
-            errors.spanned(value, format!("`{key}` takes a string literal: {expected}"));
-            None
-        }
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{}` takes a string literal: {expected}", option.name()),
+        )),
     }
 }
 
-fn check_together(options: &Options, errors: &mut Errors) {
-    if let (Some(_), Some((mode @ (SqliteMode::Immediate | SqliteMode::Exclusive), span))) =
-        (options.read_only, options.sqlite_mode)
-    {
-        let name = if mode == SqliteMode::Immediate {
-            "immediate"
-        } else {
-            "exclusive"
-        };
-        errors.push(syn::Error::new(
-            span,
-            format!(
-                "`read_only` contradicts `sqlite_mode = \"{name}\"`: an {name} transaction takes SQLite's \
-                 write lock at BEGIN, which a read-only transaction never needs; drop `sqlite_mode` \
-                 (read-only transactions begin deferred) or drop `read_only`"
-            ),
-        ));
-    }
-}
-
-fn span_of(tokens: &impl ToTokens) -> Span {
-    syn::spanned::Spanned::span(tokens)
-}
-
-fn path_string(path: &Path) -> String {
-    path.to_token_stream().to_string().replace(' ', "")
+fn unknown_value(lit: &LitStr, what: &str, expected: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        lit,
+        format!("unknown {what} `{}`; valid values: {expected}", lit.value()),
+    )
 }

@@ -30,6 +30,7 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     let receiver = checked.receiver.iter();
     let resolver_input = options
         .resolver
+        .get()
         .is_none()
         .then(|| quote!(#resolver_param: &#private::ConflictResolver));
     let arg_inputs = checked.args.iter().map(
@@ -42,7 +43,7 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
         .chain(resolver_input)
         .chain(arg_inputs);
 
-    let (resolver_binding, resolver_ref) = match &options.resolver {
+    let (resolver_binding, resolver_ref) = match options.resolver.get() {
         Some(expr) => (
             quote_spanned! {expr.span()=>
                 let __ck_resolver: &#private::ConflictResolver = &(#expr);
@@ -130,7 +131,7 @@ fn call_options(
     private: &TokenStream,
 ) -> TokenStream {
     let fn_name = checked.function.sig.ident.unraw().to_string();
-    let label = match (&options.label, &checked.receiver) {
+    let label = match (options.label.get(), &checked.receiver) {
         (Some(label), _) => label.to_token_stream(),
         (None, Some(_)) => quote! {
             ::std::format!("{}::{}", ::core::any::type_name::<Self>(), #fn_name)
@@ -140,27 +141,27 @@ fn call_options(
         },
     };
     let mut calls = quote!(#private::CallOptions::new(#label));
-    if let Some((n, span)) = options.retries {
+    if let Some(&(n, span)) = options.retries.get() {
         let mut n = Literal::u32_unsuffixed(n);
         n.set_span(span);
         calls.extend(quote!(.retries(#n)));
     }
-    if let Some((isolation, span)) = options.isolation {
+    if let Some(&(isolation, span)) = options.isolation.get() {
         let variant = Ident::new(isolation.variant(), span);
         calls.extend(quote!(.isolation(#private::Isolation::#variant)));
     }
-    if options.read_only.is_some() {
+    if options.read_only.get().is_some() {
         calls.extend(quote!(.read_only(true)));
     }
-    if let Some((mode, span)) = options.sqlite_mode {
+    if let Some(&(mode, span)) = options.sqlite_mode.get() {
         let variant = Ident::new(mode.variant(), span);
         calls.extend(quote!(.sqlite_mode(#private::SqliteMode::#variant)));
     }
-    if let Some((contention, span)) = options.contention {
+    if let Some(&(contention, span)) = options.contention.get() {
         let variant = Ident::new(contention.variant(), span);
         calls.extend(quote!(.contention(#private::Contention::#variant)));
     }
-    if let Some(key) = &options.key {
+    if let Some(key) = options.key.get() {
         calls.extend(quote_spanned! {key.span()=> .key(&(#key))});
     }
     if flavor == Flavor::NonRetryable {

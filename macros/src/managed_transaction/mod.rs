@@ -15,6 +15,8 @@ mod validate;
 
 use proc_macro2::TokenStream;
 
+use crate::common::errors::Errors;
+
 /// Which of the two attributes is being expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -34,14 +36,11 @@ impl Flavor {
     }
 }
 
-/// The macros' one error accumulator; `args` and `validate` name it through here.
-pub(crate) use crate::common::errors::Errors;
-
 /// Expands `#[<flavor>(args)] item`. Never panics: every problem becomes a
 /// spanned `compile_error!` next to the (rewritten or original) function.
 pub(crate) fn expand(args: TokenStream, item: TokenStream, flavor: Flavor) -> TokenStream {
     let mut errors = Errors::default();
-    let options = args::parse(args, flavor, &mut errors);
+    let options = args::Options::parse(args, flavor, &mut errors);
     let function: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(e) => {

@@ -9,7 +9,7 @@ use syn::{
     Attribute, FnArg, Ident, ItemFn, Pat, PatIdent, PatType, Receiver, ReturnType, Type, TypePath,
 };
 
-use super::Errors;
+use crate::common::errors::Errors;
 
 /// The transaction parameter (`txn: &Txn`), which becomes the resolver.
 pub(crate) struct TxnParam {
@@ -200,8 +200,9 @@ fn txn_param(param: &PatType, sig: &syn::Signature, errors: &mut Errors) -> Opti
                     &param.ty,
                     format!(
                         "the first parameter of a managed transaction must be the transaction, `&Txn`; \
-                         found `{}`",
-                        quote::ToTokens::to_token_stream(&param.ty)
+                         found `{}`{}",
+                        quote::ToTokens::to_token_stream(&param.ty),
+                        wrong_transaction_hint(&param.ty)
                     ),
                 ),
             }
@@ -227,6 +228,30 @@ fn txn_param(param: &PatType, sig: &syn::Signature, errors: &mut Errors) -> Opti
         pat: (*param.pat).clone(),
         ty,
     })
+}
+
+/// What the likeliest wrong guesses for the transaction's type should be.
+fn wrong_transaction_hint(ty: &Type) -> &'static str {
+    let (by_ref, path) = match ty {
+        Type::Reference(r) => (true, &*r.elem),
+        other => (false, other),
+    };
+    let Type::Path(path) = path else { return "" };
+    let Some(last) = path.path.segments.last() else {
+        return "";
+    };
+    match last.ident.to_string().as_str() {
+        "Txn" if !by_ref => ": take it by reference, `txn: &Txn`",
+        "DatabaseTransaction" => {
+            ": `conflictkit::Txn` is the SeaORM transaction here (it implements `ConnectionTrait`, \
+             so `Entity::find().one(txn)` works), begun, committed and replayed by the resolver"
+        }
+        "DatabaseConnection" | "ConflictResolver" => {
+            ": the function takes the transaction, `txn: &Txn`; callers pass the \
+             `ConflictResolver` (which holds the connection) in its place"
+        }
+        _ => "",
+    }
 }
 
 fn arg(param: &PatType, index: usize) -> Arg {
