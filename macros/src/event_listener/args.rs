@@ -83,9 +83,12 @@ impl Args {
     }
 
     fn set_transactional(&mut self, option: &MacroOption) -> syn::Result<()> {
-        option.flag()?;
+        // Kept even when given a value, so the function is still checked as
+        // the transactional handler it was meant to be.
+        let flag = option.flag();
         self.transactional
-            .set(option.key(), option.describe(), option.key().clone())
+            .set(option.key(), option.describe(), option.key().clone())?;
+        flag.map(drop)
     }
 }
 

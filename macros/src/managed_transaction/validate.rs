@@ -201,7 +201,7 @@ fn txn_param(param: &PatType, sig: &syn::Signature, errors: &mut Errors) -> Opti
                     format!(
                         "the first parameter of a managed transaction must be the transaction, `&Txn`; \
                          found `{}`{}",
-                        quote::ToTokens::to_token_stream(&param.ty),
+                        type_text(&param.ty),
                         wrong_transaction_hint(&param.ty)
                     ),
                 ),
@@ -228,6 +228,18 @@ fn txn_param(param: &PatType, sig: &syn::Signature, errors: &mut Errors) -> Opti
         pat: (*param.pat).clone(),
         ty,
     })
+}
+
+/// `ty` as written, without the token stream's spaces around `::`, `&` and `<>`.
+fn type_text(ty: &Type) -> String {
+    quote::ToTokens::to_token_stream(ty)
+        .to_string()
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace("& ", "&")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
 }
 
 /// What the likeliest wrong guesses for the transaction's type should be.
