@@ -264,7 +264,7 @@ pub(crate) fn integer_literal(expr: &Expr) -> Option<i128> {
 /// One item of the list: a literal or an option.
 enum Item {
     Literal(Lit),
-    Option(Meta),
+    Option(Box<Meta>),
 }
 
 impl Parse for Item {
@@ -272,7 +272,7 @@ impl Parse for Item {
         if input.peek(Lit) {
             input.parse().map(Item::Literal)
         } else {
-            input.parse().map(Item::Option)
+            input.parse().map(|meta| Item::Option(Box::new(meta)))
         }
     }
 }
@@ -304,7 +304,7 @@ pub(crate) fn read_tokens(
             Item::Option(meta) => {
                 let name = meta.path().to_token_stream().to_string().replace(' ', "");
                 options.set(&MacroOption {
-                    meta,
+                    meta: *meta,
                     name,
                     position,
                     attribute: options.attribute(),
