@@ -88,8 +88,9 @@ pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Contention {
-    /// Adaptive admission per (label, key), escalating to a database lock
-    /// across processes while a key stays hot (the default).
+    /// Adaptive admission per (label, key), and while a key is hot a
+    /// database lock across processes: shared, exclusive for a call's last
+    /// replay (the default).
     #[default]
     Adaptive,
     /// No admission control: every call begins at once; conflicts are only
