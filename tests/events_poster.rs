@@ -446,7 +446,7 @@ async fn retry_after_in_seconds_is_waited_for() {
 #[tokio::test]
 async fn retry_after_is_capped_by_the_posters_limit() {
     let (addr, seen) = scripted_server(vec![
-        "HTTP/1.1 429 Slow down\r\nRetry-After: Fri, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 429 Slow down\r\nRetry-After: Tue, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
         "HTTP/1.1 503 Busy\r\nRetry-After: 3600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
         "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".into(),
     ])
@@ -495,7 +495,7 @@ async fn the_error_carries_the_last_replys_retry_after() {
     // An HTTP date: the time until it, as asked (not cut to the poster's
     // limit, which bounds only its own waits).
     let (addr, _) = scripted_server(vec![
-        "HTTP/1.1 503 Busy\r\nRetry-After: Fri, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 503 Busy\r\nRetry-After: Tue, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
     ])
     .await;
     let err = EventPoster::new(&format!("http://{addr}"))
