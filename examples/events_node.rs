@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["listen", db, secret] => {
             let db = sea_orm::Database::connect(db).await?;
             let handle = Listener::new(ListenerConfig {
-                secret: Some(secret.parse::<WebhookSecret>()?),
+                secrets: vec![secret.parse::<WebhookSecret>()?],
                 ..ListenerConfig::new("127.0.0.1:0".parse()?)
             })
             .with_resolver(ConflictResolver::new(db))

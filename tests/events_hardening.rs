@@ -62,7 +62,7 @@ async fn a_sender_disconnecting_mid_handler_neither_cancels_it_nor_gets_it_run_t
     let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     });
     {
@@ -119,7 +119,7 @@ async fn a_failed_handler_after_a_disconnect_releases_the_claim_for_the_retry() 
     let release = Arc::new(Notify::new());
     let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     });
     {

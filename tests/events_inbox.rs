@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, Statement};
 async fn process(url: &str, secret: &WebhookSecret) -> ListenerHandle {
     let resolver = ConflictResolver::new(common::connect(url, 4).await);
     let listener = Listener::new(conflictkit::events::ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     })
     .with_state(resolver);

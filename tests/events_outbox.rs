@@ -417,3 +417,106 @@ async fn purging_removes_old_inbox_rows_and_delivered_outbox_rows_only() {
         );
     });
 }
+
+/// A receiver on loopback that answers every request 503 with
+/// `Retry-After: <retry_after>`, counting the requests.
+async fn busy_receiver(
+    retry_after: &'static str,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    let route = warp::post().map(move || {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        warp::reply::with_header(
+            warp::reply::with_status("busy", warp::http::StatusCode::SERVICE_UNAVAILABLE),
+            "retry-after",
+            retry_after,
+        )
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(
+        warp::serve(route)
+            .incoming(socket)
+            .graceful(async {
+                let _ = rx.await;
+            })
+            .run(),
+    );
+    (format!("http://{addr}"), count, tx)
+}
+
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Runs one round of `relay` on the single pending event and returns the
+/// clock before and after it and the event's `next_attempt_at`.
+async fn one_failed_round(db: &DatabaseConnection, relay: &OutboxRelay) -> (i64, i64, i64) {
+    db.execute_unprepared(&format!("UPDATE {OUTBOX_TABLE} SET next_attempt_at = 0"))
+        .await
+        .unwrap();
+    let before = unix_millis();
+    assert_eq!(
+        relay.deliver_pending().await.unwrap(),
+        0,
+        "the event failed"
+    );
+    let after = unix_millis();
+    let next = scalar(
+        db,
+        &format!("SELECT next_attempt_at AS n FROM {OUTBOX_TABLE}"),
+    )
+    .await;
+    (before, after, next)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_waits_what_retry_after_asks_bounded_by_its_backoff() {
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    migrate_outbox(&db).await.unwrap();
+    let (url, requests, stop) = busy_receiver("1800").await;
+    publish_all(&ConflictResolver::new(db.clone()), &[("s".to_owned(), 1)]).await;
+
+    // A backoff of at most 1 ms on its own: the half hour comes from the
+    // listener's `Retry-After`.
+    let relay = OutboxRelay::new(db.clone(), poster(&url))
+        .backoff(Duration::from_millis(1), Duration::from_secs(3600));
+    let (before, after, next) = one_failed_round(&db, &relay).await;
+    let asked = 1_800_000;
+    assert!(
+        (before + asked..=after + asked).contains(&next),
+        "next attempt {} ms after the round, not the asked {asked}",
+        next - after
+    );
+
+    // A `Retry-After` longer than the relay's longest backoff is cut to it.
+    let relay = OutboxRelay::new(db.clone(), poster(&url))
+        .backoff(Duration::from_millis(1), Duration::from_secs(10));
+    let (before, after, next) = one_failed_round(&db, &relay).await;
+    assert!(
+        (before + 10_000..=after + 10_000).contains(&next),
+        "next attempt {} ms after the round, not the 10 s maximum",
+        next - after
+    );
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one request per round (the poster makes no retries here)"
+    );
+    let errors = scalar(
+        &db,
+        &format!("SELECT COUNT(*) AS n FROM {OUTBOX_TABLE} WHERE last_error LIKE '%503%'"),
+    )
+    .await;
+    assert_eq!(errors, 1, "the round's error is recorded");
+    let _ = stop.send(());
+}

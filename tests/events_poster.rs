@@ -177,7 +177,7 @@ async fn round_trip_without_a_signature() {
 async fn round_trip_with_a_signature() {
     let secret = WebhookSecret::generate();
     let (handle, got) = payments_listener(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     })
     .await;
@@ -226,7 +226,7 @@ async fn round_trip_with_a_signature() {
 async fn server_errors_are_retried_with_the_same_webhook_id_until_handled() {
     let secret = WebhookSecret::generate();
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     });
     let calls = Arc::new(AtomicUsize::new(0));
@@ -286,9 +286,11 @@ async fn retries_are_bounded_and_the_error_carries_status_and_body() {
         PostError::Status {
             status,
             body,
+            retry_after,
             attempts,
         } => {
             assert_eq!((*status, body.as_str(), *attempts), (503, "nope", 3));
+            assert_eq!(*retry_after, None, "the reply had no Retry-After");
         }
         other => panic!("expected a status error, got {other:?}"),
     }
@@ -444,7 +446,7 @@ async fn retry_after_in_seconds_is_waited_for() {
 #[tokio::test]
 async fn retry_after_is_capped_by_the_posters_limit() {
     let (addr, seen) = scripted_server(vec![
-        "HTTP/1.1 429 Slow down\r\nRetry-After: Fri, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 429 Slow down\r\nRetry-After: Tue, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
         "HTTP/1.1 503 Busy\r\nRetry-After: 3600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
         "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".into(),
     ])
@@ -459,6 +461,66 @@ async fn retry_after_is_capped_by_the_posters_limit() {
         .expect("Retry-After must be capped")
         .unwrap();
     assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_error_carries_the_last_replys_retry_after() {
+    // Seconds: the first reply asks no wait, the last one two minutes (the
+    // poster gives up then, so it does not wait them).
+    let (addr, seen) = scripted_server(vec![
+        "HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        "HTTP/1.1 429 Slow down\r\nRetry-After: 120\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+    ])
+    .await;
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .retries(1)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PostError::Status {
+                status: 429,
+                retry_after: Some(d),
+                attempts: 2,
+                ..
+            } if d == Duration::from_secs(120)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+
+    // An HTTP date: the time until it, as asked (not cut to the poster's
+    // limit, which bounds only its own waits).
+    let (addr, _) = scripted_server(vec![
+        "HTTP/1.1 503 Busy\r\nRetry-After: Tue, 31 Dec 2999 23:59:59 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+    ])
+    .await;
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .retries(0)
+        .max_retry_after(Duration::from_secs(1))
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    let asked = err.retry_after().expect("an HTTP date is a Retry-After");
+    assert!(asked > Duration::from_secs(900 * 365 * 86_400), "{asked:?}");
+
+    // Unparseable: none.
+    let (addr, _) = scripted_server(vec![
+        "HTTP/1.1 503 Busy\r\nRetry-After: soon\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .into(),
+    ])
+    .await;
+    let err = EventPoster::new(&format!("http://{addr}"))
+        .unwrap()
+        .retries(0)
+        .post("x", &json!(1))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.retry_after()), (Some(503), None));
 }
 
 #[tokio::test]

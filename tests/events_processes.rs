@@ -212,7 +212,7 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
     let secret = WebhookSecret::generate();
     let (tx, mut progress) = watch::channel(0);
     let receiver = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..events_common::config_with_registered()
     })
     .with_state(Progress {

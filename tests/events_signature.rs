@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use conflictkit::events::{
-    DEFAULT_TOLERANCE, Listener, ListenerConfig, ListenerHandle, SignatureError, WebhookSecret,
-    verify,
+    Listener, ListenerConfig, ListenerHandle, SecretError, SignatureError, Verifier, WebhookSecret,
 };
 use events_common::{Reply, isolated_config};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 // https://www.standardwebhooks.com/ — the specification's published example.
@@ -28,20 +28,26 @@ fn the_published_test_vector_signs_and_verifies() {
         secret.sign(VECTOR_ID, VECTOR_TS, VECTOR_BODY),
         VECTOR_SIGNATURE
     );
-    let verified = verify(
-        &[secret],
-        Some(VECTOR_ID),
-        Some("1614265330"),
-        Some(VECTOR_SIGNATURE),
-        VECTOR_BODY,
-        VECTOR_TS,
-        DEFAULT_TOLERANCE,
-    )
-    .unwrap();
+    let verified = Verifier::new([secret])
+        .unwrap()
+        .verify_at(&vector_headers(VECTOR_SIGNATURE), VECTOR_BODY, VECTOR_TS)
+        .unwrap();
     assert_eq!(
         (verified.id.as_str(), verified.timestamp),
         (VECTOR_ID, VECTOR_TS)
     );
+}
+
+/// The published example's headers, with `signature` as `webhook-signature`.
+fn vector_headers(signature: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("webhook-id", HeaderValue::from_static(VECTOR_ID));
+    headers.insert("webhook-timestamp", HeaderValue::from_static("1614265330"));
+    headers.insert(
+        "webhook-signature",
+        HeaderValue::from_str(signature).unwrap(),
+    );
+    headers
 }
 
 fn now() -> i64 {
@@ -57,8 +63,7 @@ async fn signed_listener(
 ) -> (ListenerHandle, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
-        rotated_secrets: rotated,
+        secrets: [vec![secret.clone()], rotated].concat(),
         ..isolated_config()
     });
     let c = calls.clone();
@@ -215,17 +220,34 @@ async fn a_duplicate_webhook_id_is_answered_200_and_dispatched_once() {
 #[test]
 fn verify_reports_why() {
     let secret: WebhookSecret = VECTOR_SECRET.parse().unwrap();
-    let err = verify(
-        &[secret],
-        Some(VECTOR_ID),
-        Some("1614265330"),
-        Some("v1,AAAA"),
-        VECTOR_BODY,
-        VECTOR_TS,
-        DEFAULT_TOLERANCE,
-    )
-    .unwrap_err();
-    assert_eq!(err, SignatureError::Mismatch);
+    let verifier = Verifier::new([secret]).unwrap();
+    assert_eq!(
+        verifier.verify_at(&vector_headers("v1,AAAA"), VECTOR_BODY, VECTOR_TS),
+        Err(SignatureError::Mismatch)
+    );
+    // Checked against the system clock, the 2021 example is far outside
+    // the tolerance.
+    assert!(matches!(
+        verifier.verify(&vector_headers(VECTOR_SIGNATURE), VECTOR_BODY),
+        Err(SignatureError::OutsideTolerance {
+            tolerance_secs: 300,
+            ..
+        })
+    ));
+    let mut unsigned = vector_headers(VECTOR_SIGNATURE);
+    unsigned.remove("webhook-signature");
+    let err = verifier
+        .verify_at(&unsigned, VECTOR_BODY, VECTOR_TS)
+        .unwrap_err();
+    assert_eq!(err, SignatureError::MissingHeader("webhook-signature"));
+    assert!(err.to_string().contains("webhook-signature"), "{err}");
+}
+
+#[test]
+fn a_verifier_without_secrets_is_a_typed_error() {
+    let err = Verifier::new(Vec::new()).unwrap_err();
+    assert!(matches!(err, SecretError::NoSecrets));
+    assert!(err.to_string().contains("at least one"), "{err}");
 }
 
 #[tokio::test]
@@ -233,7 +255,7 @@ async fn a_signed_standard_webhooks_json_envelope_is_accepted() {
     let secret = WebhookSecret::generate();
     let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     });
     let g = got.clone();

@@ -68,7 +68,7 @@ async fn a_run_time_handler_gets_state_context_and_data_from_a_signed_delivery()
     let secret = WebhookSecret::generate();
     let seen: Seen = Arc::default();
     let listener = Listener::new(ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..isolated_config()
     })
     .with_state((41u64, seen.clone()));

@@ -34,7 +34,7 @@ async fn on_deposit(txn: &Txn, cents: i64) -> Result<(), conflictkit::Error> {
 async fn process(url: &str, secret: &WebhookSecret) -> (ListenerHandle, ConflictResolver) {
     let resolver = ConflictResolver::new(common::connect(url, 4).await);
     let handle = Listener::new(conflictkit::events::ListenerConfig {
-        secret: Some(secret.clone()),
+        secrets: vec![secret.clone()],
         ..config_with_registered()
     })
     .with_resolver(resolver.clone())
@@ -71,8 +71,17 @@ async fn a_delivery_to_two_processes_and_after_a_restart_is_applied_once() {
                 async move { deliver_signed(addr, &secret, &id, EVENT, &json!(100 + i)).await }
             })
         });
-        for reply in futures::future::join_all(sends).await {
-            assert_eq!(reply.status, 200, "{reply:?}");
+        let replies = futures::future::join_all(sends).await;
+        for pair in replies.chunks(2) {
+            assert_eq!((pair[0].status, pair[1].status), (200, 200), "{pair:?}");
+            // One process applied the delivery; the other found it in the
+            // inbox and says it was a duplicate.
+            let mut said: Vec<String> = pair
+                .iter()
+                .map(|r| r.json()["status"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            said.sort();
+            assert_eq!(said, ["duplicate", "handled"], "{pair:?}");
         }
         let expected: i64 = (0..8).map(|i| 100 + i).sum();
         assert_eq!(
@@ -103,7 +112,11 @@ async fn a_delivery_to_two_processes_and_after_a_restart_is_applied_once() {
                 &json!(100 + i),
             )
             .await;
-            assert_eq!(reply.status, 200, "{reply:?}");
+            assert_eq!(
+                (reply.status, reply.json()["status"].clone()),
+                (200, json!("duplicate")),
+                "{reply:?}"
+            );
         }
         assert_eq!(
             common::read_balance(&tdb.db, 1).await.unwrap(),
@@ -124,7 +137,11 @@ async fn a_delivery_to_two_processes_and_after_a_restart_is_applied_once() {
 
         // A new delivery still applies.
         let reply = deliver_signed(c.local_addr(), &secret, "msg_tx_new", EVENT, &json!(1)).await;
-        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(
+            (reply.status, reply.json()["status"].clone()),
+            (200, json!("handled")),
+            "{reply:?}"
+        );
         assert_eq!(
             common::read_balance(&tdb.db, 1).await.unwrap(),
             expected + 1

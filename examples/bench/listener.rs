@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use conflictkit::events::{
-    EventPoster, Listener, ListenerConfig, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-    WebhookSecret, verify,
+    EventPoster, Listener, ListenerConfig, Verifier, WEBHOOK_ID, WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP, WebhookSecret,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -460,7 +460,7 @@ impl RunningServer {
                         Server::Listener => {
                             let listener = Listener::new(ListenerConfig {
                                 bind,
-                                secret,
+                                secrets: secret.into_iter().collect(),
                                 registered_handlers: false,
                                 ..ListenerConfig::default()
                             });
@@ -519,7 +519,7 @@ impl RunningServer {
 }
 
 /// What a user would write without the listener: one warp route that takes
-/// the form, (optionally) checks the signature with the same `verify`,
+/// the form, (optionally) checks the signature with the same [`Verifier`],
 /// decodes the JSON `data` and counts. No replay protection, no handler
 /// registry, no timeouts.
 fn bare_route(
@@ -530,39 +530,23 @@ fn bare_route(
 + Send
 + Sync
 + 'static {
-    let secrets: Arc<Vec<WebhookSecret>> = Arc::new(secret.into_iter().collect());
+    let verifier: Arc<Option<Verifier>> = Arc::new(secret.and_then(|s| Verifier::new([s]).ok()));
     warp::post()
         .and(warp::path::end())
         .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::header::optional::<String>(WEBHOOK_ID))
-        .and(warp::header::optional::<String>(WEBHOOK_TIMESTAMP))
-        .and(warp::header::optional::<String>(WEBHOOK_SIGNATURE))
+        .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
         .map(
-            move |id: Option<String>,
-                  ts: Option<String>,
-                  sig: Option<String>,
-                  body: warp::hyper::body::Bytes| {
+            move |headers: warp::http::HeaderMap, body: warp::hyper::body::Bytes| {
                 let reply =
                     |status, value| warp::reply::with_status(warp::reply::json(&value), status);
-                if !secrets.is_empty() {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs() as i64);
-                    if let Err(e) = verify(
-                        &secrets,
-                        id.as_deref(),
-                        ts.as_deref(),
-                        sig.as_deref(),
-                        &body,
-                        now,
-                        conflictkit::events::DEFAULT_TOLERANCE,
-                    ) {
-                        return reply(
-                            StatusCode::UNAUTHORIZED,
-                            json!({"error": "bad_signature", "message": e.to_string()}),
-                        );
-                    }
+                if let Some(verifier) = verifier.as_ref()
+                    && let Err(e) = verifier.verify(&headers, &body)
+                {
+                    return reply(
+                        StatusCode::UNAUTHORIZED,
+                        json!({"error": "bad_signature", "message": e.to_string()}),
+                    );
                 }
                 let form: Form = match serde_urlencoded::from_bytes(&body) {
                     Ok(form) => form,

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conflictkit::ConflictResolver;
-use conflictkit::events::{EventPoster, Listener, OutboxRelay, WebhookSecret};
+use conflictkit::events::{EventPoster, Listener, ListenerConfig, OutboxRelay, WebhookSecret};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
@@ -306,17 +306,21 @@ async fn deposits(
     state: events::DepositState,
 ) -> Result<Deposits, BoxError> {
     // The handler takes `State<DepositState>`: the listener is given it here.
-    let listener = Listener::from_config(&settings.raw)?
+    let config = ListenerConfig::from_config(&settings.raw)?;
+    // The listener accepts every configured secret; the demo signs with the
+    // current one, the first.
+    let secret: WebhookSecret = config
+        .secrets
+        .first()
+        .cloned()
+        .ok_or("events.http.secrets is missing: the demo signs its events")?;
+    let listener = Listener::new(config)
         .with_state(state.clone())
         .with_resolver(state.resolver.clone())
         .start()
         .await?;
     let addr = listener.local_addr();
     let url = format!("http://{addr}/");
-    let secret: WebhookSecret = settings.raw["events"]["http"]["secret"]
-        .as_str()
-        .ok_or("events.http.secret is missing")?
-        .parse()?;
     let poster = EventPoster::new(&url)?.secret(secret.clone());
     let accounts = settings.wallet.accounts;
     let mut cents = 0;

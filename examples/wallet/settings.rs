@@ -22,7 +22,10 @@ events:
   http:
     class: cryptoassets.core.event.http.HTTPEventHandler
     url: http://127.0.0.1:0  # port 0: any free loopback port
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    # The first secret is the current one (the demo's poster signs with it);
+    # lists are appended to when layered, so secrets added by a config file
+    # are accepted too, as while keys rotate.
+    secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
 demo:
   txupdates: 12
 "#;

@@ -3,6 +3,7 @@
 //! re-exports these modules; the runtime knows nothing of the macros.
 
 pub mod auto_number;
+mod backoff;
 pub mod merge;
 mod panic;
 pub mod resolver;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError};
+use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
 use super::signature::{DEFAULT_TOLERANCE, WebhookSecret};
 
 /// Default request body limit: 256 KiB.
@@ -35,7 +35,7 @@ pub const DEFAULT_PORT: u16 = 10000;
 /// let config = ListenerConfig {
 ///     bind: "127.0.0.1:0".parse()?,
 ///     max_body: 64 * 1024,
-///     secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?),
+///     secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?],
 ///     handler_timeout: Some(Duration::from_secs(10)),
 ///     body_read_timeout: Duration::from_secs(5),
 ///     max_connections: 256,
@@ -50,14 +50,15 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// Largest accepted body in bytes (413 above). Default 256 KiB.
     pub max_body: usize,
-    /// When set, every request must carry a valid Standard Webhooks signature
-    /// (401 otherwise). With or without it, a request repeating the
-    /// `webhook-id` of one already handled (within the tolerance) is answered
-    /// 200 `{"status": "duplicate"}` and not dispatched again; without a
-    /// secret the id is taken as sent.
-    pub secret: Option<WebhookSecret>,
-    /// Further secrets accepted during key rotation.
-    pub rotated_secrets: Vec<WebhookSecret>,
+    /// Standard Webhooks secrets. When the list is not empty, every request
+    /// must carry a valid signature by one of them (401 otherwise): the first
+    /// is the current secret (the one senders sign with), the others are
+    /// accepted while keys rotate. Empty (the default): requests are not
+    /// checked. Either way, a request repeating the `webhook-id` of one
+    /// already handled (within the tolerance) is answered 200
+    /// `{"status": "duplicate"}` and not dispatched again; without secrets
+    /// the id is taken as sent.
+    pub secrets: Vec<WebhookSecret>,
     /// Largest accepted difference between `webhook-timestamp` and now; also
     /// how long `webhook-id`s are remembered. Default 5 minutes.
     pub tolerance: Duration,
@@ -88,8 +89,7 @@ impl Default for ListenerConfig {
         Self {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
             max_body: DEFAULT_MAX_BODY,
-            secret: None,
-            rotated_secrets: Vec::new(),
+            secrets: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
             strict: false,
             handler_timeout: None,
@@ -113,9 +113,10 @@ impl ListenerConfig {
     /// Reads the address the way cryptoassets.core did: the first
     /// `events.<name>` entry whose `class` is
     /// `cryptoassets.core.event.http.HTTPEventHandler`, the host and port of
-    /// its `url` (a path other than `/` is an error). An optional `secret`
-    /// (`whsec_…`) in the same entry turns on signature checks. Entries are
-    /// visited in key order.
+    /// its `url` (a path other than `/` is an error). An optional `secrets`
+    /// list (`whsec_…` strings, the current one first) in the same entry
+    /// turns on signature checks; a single `secret` string is read as a list
+    /// of one. Entries are visited in key order.
     ///
     /// ```
     /// use conflictkit::events::ListenerConfig;
@@ -126,6 +127,14 @@ impl ListenerConfig {
     /// }}});
     /// let config = ListenerConfig::from_config(&config)?;
     /// assert_eq!(config.bind.to_string(), "127.0.0.1:10001");
+    /// assert!(config.secrets.is_empty());
+    ///
+    /// let signed = serde_json::json!({"events": {"http": {
+    ///     "class": "cryptoassets.core.event.http.HTTPEventHandler",
+    ///     "url": "http://127.0.0.1:10001",
+    ///     "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0"],
+    /// }}});
+    /// assert_eq!(ListenerConfig::from_config(&signed)?.secrets.len(), 2);
     /// # Ok::<(), conflictkit::events::ListenerConfigError>(())
     /// ```
     pub fn from_config(config: &Value) -> Result<Self, ListenerConfigError> {
@@ -154,29 +163,59 @@ impl ListenerConfig {
                 bind: bind_from_url(entry, handler.get("url"))?,
                 ..Self::default()
             };
-            if let Some(secret) = handler.get("secret").and_then(Value::as_str) {
-                out.secret =
-                    Some(
-                        secret
-                            .parse()
-                            .map_err(|source| ListenerConfigError::InvalidSecret {
-                                entry: entry.clone(),
-                                source,
-                            })?,
-                    );
-            }
+            out.secrets = secrets_from(entry, handler)?;
             return Ok(out);
         }
         Err(ListenerConfigError::NoHttpHandler)
     }
+}
 
-    pub(crate) fn secrets(&self) -> Vec<WebhookSecret> {
-        self.secret
+/// The `secrets` list of an entry (or its single `secret`): none when
+/// neither key is there.
+fn secrets_from(entry: &str, handler: &Value) -> Result<Vec<WebhookSecret>, ListenerConfigError> {
+    let (key, value) = match (handler.get("secrets"), handler.get("secret")) {
+        (Some(_), Some(_)) => {
+            return Err(ListenerConfigError::SecretAndSecrets {
+                entry: entry.to_owned(),
+            });
+        }
+        (Some(list), None) => ("secrets", list),
+        (None, Some(one)) => ("secret", one),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let texts: Vec<(String, &Value)> = match value {
+        Value::Array(items) => items
             .iter()
-            .chain(&self.rotated_secrets)
-            .cloned()
-            .collect()
+            .enumerate()
+            .map(|(i, v)| (format!("{key}[{i}]"), v))
+            .collect(),
+        other => vec![(key.to_owned(), other)],
+    };
+    if texts.is_empty() {
+        return Err(ListenerConfigError::InvalidSecret {
+            entry: entry.to_owned(),
+            key: key.to_owned(),
+            source: SecretError::NoSecrets,
+        });
     }
+    texts
+        .into_iter()
+        .map(|(key, v)| {
+            let text = v
+                .as_str()
+                .ok_or_else(|| ListenerConfigError::SecretNotAString {
+                    entry: entry.to_owned(),
+                    key: key.clone(),
+                    found: json_type(v),
+                })?;
+            text.parse()
+                .map_err(|source| ListenerConfigError::InvalidSecret {
+                    entry: entry.to_owned(),
+                    key,
+                    source,
+                })
+        })
+        .collect()
 }
 
 fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, ListenerConfigError> {
@@ -188,7 +227,7 @@ fn bind_from_url(entry: &str, url: Option<&Value>) -> Result<SocketAddr, Listene
     let parsed = reqwest::Url::parse(text).map_err(|source| ListenerConfigError::InvalidUrl {
         entry: entry.to_owned(),
         url: text.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     if !matches!(parsed.path(), "" | "/") {
         return Err(ListenerConfigError::UrlHasPath {
@@ -296,15 +335,59 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn reads_an_optional_secret() {
+    const CURRENT: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const PREVIOUS: &str = "whsec_c2VjcmV0";
+
+    fn with(key: &str, value: Value) -> Result<ListenerConfig, ListenerConfigError> {
         let mut c = http("http://127.0.0.1:1");
-        c["events"]["http"]["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-        assert!(ListenerConfig::from_config(&c).unwrap().secret.is_some());
-        c["events"]["http"]["secret"] = json!("whsec_%%");
+        c["events"]["http"][key] = value;
+        ListenerConfig::from_config(&c)
+    }
+
+    fn whsecs(config: &ListenerConfig) -> Vec<String> {
+        config.secrets.iter().map(WebhookSecret::to_whsec).collect()
+    }
+
+    #[test]
+    fn reads_a_list_of_secrets_current_first() {
+        let c = with("secrets", json!([CURRENT, PREVIOUS])).unwrap();
+        assert_eq!(whsecs(&c), [CURRENT, PREVIOUS]);
+        // A single string, under either key, is a list of one.
+        assert_eq!(whsecs(&with("secrets", json!(CURRENT)).unwrap()), [CURRENT]);
+        assert_eq!(whsecs(&with("secret", json!(CURRENT)).unwrap()), [CURRENT]);
+        assert!(
+            ListenerConfig::from_config(&http("http://127.0.0.1:1"))
+                .unwrap()
+                .secrets
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_secrets_name_the_key_that_is_wrong() {
+        let err = with("secrets", json!([CURRENT, "whsec_%%"])).unwrap_err();
+        assert!(
+            matches!(&err, ListenerConfigError::InvalidSecret { key, source: SecretError::NotBase64(_), .. } if key == "secrets[1]"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`events.http.secrets[1]` is not a valid webhook secret"
+        );
+        let err = with("secrets", json!([])).unwrap_err();
+        assert!(
+            matches!(&err, ListenerConfigError::InvalidSecret { key, source: SecretError::NoSecrets, .. } if key == "secrets"),
+            "{err:?}"
+        );
         assert!(matches!(
-            ListenerConfig::from_config(&c),
-            Err(ListenerConfigError::InvalidSecret { .. })
+            with("secrets", json!([CURRENT, 7])),
+            Err(ListenerConfigError::SecretNotAString { key, found: "a number", .. }) if key == "secrets[1]"
         ));
+        let mut both = http("http://127.0.0.1:1");
+        both["events"]["http"]["secret"] = json!(CURRENT);
+        both["events"]["http"]["secrets"] = json!([PREVIOUS]);
+        let err = ListenerConfig::from_config(&both).unwrap_err();
+        assert!(matches!(err, ListenerConfigError::SecretAndSecrets { .. }));
+        assert!(err.to_string().contains("keep only `secrets`"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::dedup::ClaimGuard;
-use super::handler::{self, Failure, HandlerFuture};
+use super::handler::{self, Failure, HandlerFuture, Ran};
 
 /// One handler ready to run: its name, time limit and prepared future (or
 /// why it could not be prepared).
@@ -27,8 +27,13 @@ pub(crate) struct Prepared {
 /// What running the handlers of a request came to.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// Every handler succeeded.
-    Handled(usize),
+    /// Every handler succeeded: how many there were, and how many of them
+    /// found the delivery already applied (transactional handlers whose
+    /// inbox had it) and ran nothing.
+    Handled {
+        handlers: usize,
+        already_applied: usize,
+    },
     /// Some failed: `{"handler", "message"}` for each failure, and the total.
     Failed { failures: Vec<Value>, total: usize },
 }
@@ -49,21 +54,29 @@ pub(crate) async fn run_detached(
 async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) -> Outcome {
     let total = prepared.len();
     let mut failures = Vec::new();
+    let mut already_applied = 0;
     for p in prepared {
         let result = match p.future {
             Ok(fut) => handler::run(fut, p.timeout).await,
             Err(failure) => Err(failure),
         };
-        if let Err(failure) = result {
-            tracing::error!(event, handler = %p.name, %failure, "event handler failed");
-            failures.push(json!({"handler": p.name, "message": failure.to_string()}));
+        match result {
+            Ok(Ran::Applied) => {}
+            Ok(Ran::AlreadyApplied) => already_applied += 1,
+            Err(failure) => {
+                tracing::error!(event, handler = %p.name, %failure, "event handler failed");
+                failures.push(json!({"handler": p.name, "message": failure.to_string()}));
+            }
         }
     }
     if failures.is_empty() {
         if let Some(claim) = claim {
             claim.succeeded();
         }
-        Outcome::Handled(total)
+        Outcome::Handled {
+            handlers: total,
+            already_applied,
+        }
     } else {
         // `claim` is dropped here: released, so a retry runs the handlers again.
         Outcome::Failed { failures, total }

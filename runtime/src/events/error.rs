@@ -1,6 +1,7 @@
 //! Error types of the event listener and the event poster.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The listener configuration is unusable.
 ///
@@ -46,9 +47,10 @@ pub enum ListenerConfigError {
         entry: String,
         /// The URL as written.
         url: String,
-        /// Why it does not parse.
+        /// Why it does not parse (the URL parser's error, kept opaque so
+        /// that the parser's version is not part of this API).
         #[source]
-        source: UrlParseError,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The `url` has a path; the listener serves `/` only, as the original did.
     #[error(
@@ -81,23 +83,43 @@ pub enum ListenerConfigError {
         #[source]
         source: Option<std::io::Error>,
     },
-    /// The `secret` of the entry is not a valid webhook secret.
-    #[error("`events.{entry}.secret` is not a valid webhook secret")]
+    /// A secret of the entry is not a valid webhook secret, or its
+    /// `secrets` list is empty ([`SecretError::NoSecrets`]).
+    #[error("`events.{entry}.{key}` is not a valid webhook secret")]
     InvalidSecret {
         /// The name of the entry.
         entry: String,
+        /// The key within the entry: `secrets[i]`, `secrets` or `secret`.
+        key: String,
         /// Why the secret is invalid.
         #[source]
         source: SecretError,
+    },
+    /// A secret of the entry is not a string.
+    #[error(
+        "`events.{entry}.{key}` must be a `whsec_…` string (or, for `secrets`, a list of them), found {found}"
+    )]
+    SecretNotAString {
+        /// The name of the entry.
+        entry: String,
+        /// The key within the entry: `secrets[i]`, `secrets` or `secret`.
+        key: String,
+        /// The JSON type found instead.
+        found: &'static str,
+    },
+    /// The entry has both the single `secret` and the `secrets` list.
+    #[error(
+        "`events.{entry}` has both `secret` and `secrets`: keep only `secrets`, a list whose first secret is the current one"
+    )]
+    SecretAndSecrets {
+        /// The name of the entry.
+        entry: String,
     },
 }
 
 /// The class name cryptoassets.core gives its HTTP event handler; the listener
 /// takes its address from the first `events.<name>` entry of this class.
 pub const HTTP_EVENT_HANDLER_CLASS: &str = "cryptoassets.core.event.http.HTTPEventHandler";
-
-/// Why a URL does not parse (the `url` crate's error, as used by reqwest).
-pub type UrlParseError = <reqwest::Url as core::str::FromStr>::Err;
 
 /// A webhook secret is malformed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +133,13 @@ pub enum SecretError {
     /// The part after `whsec_` is not base64.
     #[error("the webhook secret is not base64 after the `whsec_` prefix")]
     NotBase64(#[source] base64::DecodeError),
+    /// A list of secrets is empty where at least one is needed (a
+    /// [`Verifier`](super::Verifier), or `secrets: []` in a listener's
+    /// configuration).
+    #[error(
+        "no webhook secret given: list at least one `whsec_…` secret (the first is the current one, the others are accepted while keys rotate)"
+    )]
+    NoSecrets,
     /// The operating system's random generator failed (generating a secret).
     #[error("the operating system's random generator failed: {0}")]
     NoRandomness(String),
@@ -196,6 +225,11 @@ pub enum PostError {
         status: u16,
         /// The last response body (truncated to 4 KiB).
         body: String,
+        /// How long the last reply's `Retry-After` header asked to wait
+        /// (given in seconds or as an HTTP date; a date in the past is
+        /// zero), as asked, before any bound the poster or the relay puts
+        /// on it. `None` without the header or when it is neither form.
+        retry_after: Option<Duration>,
         /// How many requests were sent.
         attempts: u32,
     },
@@ -226,9 +260,37 @@ pub enum PostError {
 
 impl PostError {
     /// The HTTP status of the last reply, when there was one.
+    ///
+    /// ```
+    /// use conflictkit::events::PostError;
+    ///
+    /// assert_eq!(PostError::EmptyEventName.status(), None);
+    /// ```
     pub fn status(&self) -> Option<u16> {
         match self {
             PostError::Status { status, .. } | PostError::Redirect { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The wait the last reply's `Retry-After` header asked for, when it
+    /// had one (see [`PostError::Status`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit::events::PostError;
+    ///
+    /// let err = PostError::Status {
+    ///     status: 503,
+    ///     body: String::new(),
+    ///     retry_after: Some(Duration::from_secs(30)),
+    ///     attempts: 4,
+    /// };
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PostError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::resolver::ConflictResolver;
 
-use super::handler::{DecodeError, Event, HandlerFuture, IntoHandlerResult, blocking};
+use super::handler::{DecodeError, Event, HandlerFuture, IntoHandlerResult, Ran, blocking};
 
 /// The delivery an event came in: its name and, when the sender gave them,
 /// the Standard Webhooks `webhook-id` and `webhook-timestamp` and the delivery
@@ -517,7 +517,9 @@ macro_rules! impl_handlers {
             ) -> Result<HandlerFuture, ExtractError> {
                 $(let $t = $t::from_event(event, context, state)?;)*
                 let f = this.clone();
-                Ok(Box::pin(async move { f($($t),*).await.into_handler_result() }))
+                Ok(Box::pin(async move {
+                    f($($t),*).await.into_handler_result().map(|()| Ran::Applied)
+                }))
             }
         }
 
@@ -602,7 +604,12 @@ where
     <F::Output as Future>::Output: IntoHandlerResult,
     A: Send + 'static,
 {
-    Box::pin(async move { f.call_with(args).await.into_handler_result() })
+    Box::pin(async move {
+        f.call_with(args)
+            .await
+            .into_handler_result()
+            .map(|()| Ran::Applied)
+    })
 }
 
 /// The future of an `#[event_listener]` blocking function called with its

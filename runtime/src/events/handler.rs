@@ -68,7 +68,21 @@ pub struct DecodeError {
 }
 
 /// The future a prepared handler returns: `Err` carries the failure message.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+/// Not public API.
+#[doc(hidden)]
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Ran, String>> + Send + 'static>>;
+
+/// How a handler that did not fail ended. Not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// It ran.
+    Applied,
+    /// A transactional handler found the delivery in its inbox: it was
+    /// applied before (here, in another process, before a restart) and ran
+    /// nothing now.
+    AlreadyApplied,
+}
 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 #[diagnostic::on_unimplemented(
@@ -157,7 +171,7 @@ impl Handler {
 }
 
 /// Runs a prepared handler future with panics caught and an optional timeout.
-pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result<(), Failure> {
+pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result<Ran, Failure> {
     let caught = AssertUnwindSafe(fut).catch_unwind();
     let outcome = match timeout {
         Some(limit) => match tokio::time::timeout(limit, caught).await {
@@ -167,7 +181,7 @@ pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result
         None => caught.await,
     };
     match outcome {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(ran)) => Ok(ran),
         Ok(Err(msg)) => Err(Failure::Returned(msg)),
         Err(panic) => Err(Failure::Panicked(panic_message(&*panic))),
     }
@@ -182,7 +196,7 @@ where
 {
     Box::pin(async move {
         match tokio::task::spawn_blocking(move || f().into_handler_result()).await {
-            Ok(result) => result,
+            Ok(result) => result.map(|()| Ran::Applied),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(format!("the blocking task was cancelled: {e}")),
         }
@@ -199,7 +213,10 @@ where
 {
     let (name, data) = (event.name.clone(), event.data.clone());
     Ok(Box::pin(async move {
-        f(name, data).await.into_handler_result()
+        f(name, data)
+            .await
+            .into_handler_result()
+            .map(|()| Ran::Applied)
     }))
 }
 

@@ -24,6 +24,7 @@ use super::handler::{
 use super::receive::Shared;
 use super::registry::Registry;
 use super::serve::serve_on;
+use super::signature::Verifier;
 use crate::resolver::ConflictResolver;
 
 /// The HTTP event listener: receives events posted by cryptoassets.core's
@@ -81,13 +82,16 @@ impl Listener {
     /// A listener with this configuration (not yet bound), without
     /// application state; see [`with_state`](Self::with_state).
     pub fn new(config: ListenerConfig) -> Self {
-        let secrets = config.secrets();
+        // No secrets: requests are not checked.
+        let verifier = Verifier::new(config.secrets.iter().cloned())
+            .ok()
+            .map(|v| v.tolerance(config.tolerance));
         Self {
             bind: config.bind,
             shared: Shared {
                 registry: Registry::new(config.registered_handlers),
                 dedup: Dedup::new(config.tolerance),
-                secrets,
+                verifier,
                 config,
                 state: DynState::new(()),
             },

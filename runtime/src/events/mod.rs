@@ -12,10 +12,15 @@
 //!   in the program, or [`Listener::on`] at run time.
 //! - [`EventPoster`] — the sending side, cryptoassets.core's `HTTPEventHandler`.
 //! - Optional [Standard Webhooks](https://www.standardwebhooks.com/)
-//!   signatures ([`WebhookSecret`]) with replay protection.
+//!   signatures ([`WebhookSecret`], [`ListenerConfig::secrets`]) with replay
+//!   protection; [`Verifier`] checks them on requests received some other
+//!   way.
 //!
 //! Replies: 200 handled (also for an unknown event unless
-//! [`ListenerConfig::strict`]); 400 missing field, bad JSON or data that does
+//! [`ListenerConfig::strict`]); 200 `{"status": "duplicate"}` for a
+//! `webhook-id` already handled (remembered by the listener, or found in the
+//! inbox by every transactional handler of the event): Standard Webhooks
+//! asks receivers to answer a redelivery 2xx so that the sender stops; 400 missing field, bad JSON or data that does
 //! not decode into a handler's type; 401 bad signature; 404 other paths
 //! (and unknown events when strict); 405 other methods; 411 no
 //! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
@@ -63,7 +68,7 @@ pub use config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
 };
-pub use error::{ListenerConfigError, ListenerError, PostError, SecretError, UrlParseError};
+pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
@@ -76,8 +81,8 @@ pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES,
 pub use registry::registered_handlers;
 pub use relay::{DEFAULT_MAX_ATTEMPTS, OutboxRelay};
 pub use signature::{
-    DEFAULT_TOLERANCE, SignatureError, Verified, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
-    WEBHOOK_TIMESTAMP, WebhookSecret, verify,
+    DEFAULT_TOLERANCE, SignatureError, Verified, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID,
+    WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };
 
 /// Wire compatibility with the Python original (cryptoassets.core): its JSON
@@ -104,7 +109,7 @@ pub mod macro_support {
         DynState, EventContext, ExtractError, FromEvent, StateNeed, call_async, call_blocking,
     };
     pub use super::handler::{
-        Event, HandlerFuture, IntoHandlerResult, prepare_any_async, prepare_any_sync,
+        Event, HandlerFuture, IntoHandlerResult, Ran, prepare_any_async, prepare_any_sync,
     };
     pub use super::registry::{NeedFn, PrepareFn, Registration};
     pub use super::transactional::{TxnAttempt, TxnFuture, TxnOutput, prepare_transactional};

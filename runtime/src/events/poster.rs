@@ -12,6 +12,7 @@ use super::signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret, unix_now,
 };
 use super::wire::{form_encode, python_json};
+use crate::backoff::Backoff;
 
 /// Default time limit of one request.
 pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,8 +56,7 @@ pub struct EventPoster {
     secret: Option<WebhookSecret>,
     timeout: Duration,
     retries: u32,
-    backoff_base: Duration,
-    backoff_max: Duration,
+    backoff: Backoff,
     max_retry_after: Duration,
 }
 
@@ -80,8 +80,7 @@ impl EventPoster {
             secret: None,
             timeout: DEFAULT_POST_TIMEOUT,
             retries: DEFAULT_RETRIES,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         })
     }
@@ -104,11 +103,21 @@ impl EventPoster {
         self
     }
 
-    /// Backoff before retry `n` is random in `0..=min(max, base * 2^n)`
-    /// (defaults 100 ms and 5 s).
+    /// The wait before retry `n` (1-based) is random in
+    /// `0..=min(max, base * 2^(n-1))` (defaults 100 ms and 5 s), the
+    /// schedule of [`Backoff`](crate::resolver::Backoff); a `Retry-After`
+    /// reply header replaces it (see [`max_retry_after`](Self::max_retry_after)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit::events::EventPoster;
+    ///
+    /// let poster = EventPoster::new("http://127.0.0.1:10000")?
+    ///     .backoff(Duration::from_millis(50), Duration::from_secs(2));
+    /// # Ok::<(), conflictkit::events::PostError>(())
+    /// ```
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.backoff_base = base;
-        self.backoff_max = max;
+        self.backoff = Backoff::new(base, max);
         self
     }
 
@@ -253,6 +262,7 @@ impl EventPoster {
                     let err = PostError::Status {
                         status: status.as_u16(),
                         body: bounded_text(response).await,
+                        retry_after,
                         attempts: attempt,
                     };
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -273,20 +283,11 @@ impl EventPoster {
             }
             let delay = match retry_after {
                 Some(asked) => asked.min(self.max_retry_after),
-                None => self.delay_before_retry(attempt),
+                None => self.backoff.delay(attempt),
             };
             tracing::warn!(url = %self.url, event = event_name, webhook_id = %id, attempt, error = %retryable, ?delay, "posting the event failed; retrying");
             tokio::time::sleep(delay).await;
         }
-    }
-
-    fn delay_before_retry(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_base
-            .saturating_mul(1u32 << (attempt - 1).min(20))
-            .min(self.backoff_max);
-        let nanos = u64::try_from(exp.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(fastrand::u64(0..=nanos))
     }
 }
 

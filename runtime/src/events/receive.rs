@@ -13,15 +13,14 @@ use super::extract::{DynState, EventContext, ExtractError};
 use super::handler;
 use super::registry::Registry;
 use super::request::{self, BodyKind};
-use super::signature::{
-    self, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
-};
+use super::signature::{self, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 
 /// What every request of one listener shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ListenerConfig,
-    pub(crate) secrets: Vec<WebhookSecret>,
+    /// Checks signatures; `None` when the listener has no secrets.
+    pub(crate) verifier: Option<Verifier>,
     pub(crate) registry: Registry,
     pub(crate) dedup: Dedup,
     pub(crate) state: DynState,
@@ -172,24 +171,12 @@ impl Shared {
                 return r;
             }
         };
-        let verified = if self.secrets.is_empty() {
-            None
-        } else {
-            let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-            match signature::verify(
-                &self.secrets,
-                header(WEBHOOK_ID),
-                header(WEBHOOK_TIMESTAMP),
-                header(WEBHOOK_SIGNATURE),
-                &body,
-                signature::unix_now(),
-                self.config.tolerance,
-            ) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    tracing::warn!(error = %e, "rejected an event with a bad signature");
-                    return error(StatusCode::UNAUTHORIZED, "bad_signature", e);
-                }
+        let verified = match self.verifier.as_ref().map(|v| v.verify(headers, &body)) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "rejected an event with a bad signature");
+                return error(StatusCode::UNAUTHORIZED, "bad_signature", e);
             }
         };
         let event = match request::decode(kind, &body) {
@@ -256,7 +243,15 @@ impl Shared {
             });
         }
         match dispatch::run_detached(event.name().to_owned(), prepared, claim).await {
-            Outcome::Handled(n) => handled(n),
+            // Every handler had applied this delivery before: say so, as
+            // for a `webhook-id` the listener itself remembers.
+            Outcome::Handled {
+                handlers,
+                already_applied,
+            } if handlers > 0 && already_applied == handlers => {
+                reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE))
+            }
+            Outcome::Handled { handlers, .. } => handled(handlers),
             Outcome::Failed { failures, total } => {
                 let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
                 let message = format!("{} of {total} handler(s) failed: {names:?}", failures.len());

@@ -10,6 +10,7 @@ use sea_orm::{
 
 use super::outbox::{OUTBOX_TABLE, placeholder, unix_millis};
 use super::poster::EventPoster;
+use crate::backoff::Backoff;
 
 /// Default attempts before the relay gives an event up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
@@ -31,7 +32,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
 ///   of its stream was delivered or given up. Streams are independent.
 /// - **Failures.** A failed post (after the poster's own retries, which honour
 ///   `Retry-After`) is retried later with exponential backoff (full jitter,
-///   [`backoff`](Self::backoff)). After [`max_attempts`](Self::max_attempts)
+///   [`backoff`](Self::backoff)), or after the listener's last
+///   `Retry-After` when it sent one (at most the backoff's maximum). After [`max_attempts`](Self::max_attempts)
 ///   failed rounds the event is given up: `failed_at` and `last_error` are set
 ///   and its stream moves on, so a permanently failing event holds up its
 ///   stream for a bounded time and the others not at all. Given-up events stay
@@ -80,8 +82,7 @@ pub struct OutboxRelay {
     db: DatabaseConnection,
     poster: EventPoster,
     max_attempts: u32,
-    backoff_base: Duration,
-    backoff_max: Duration,
+    backoff: Backoff,
     poll_interval: Duration,
 }
 
@@ -102,8 +103,7 @@ impl OutboxRelay {
             db,
             poster,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             poll_interval: Duration::from_millis(500),
         }
     }
@@ -124,7 +124,9 @@ impl OutboxRelay {
     }
 
     /// The wait before round `n + 1` of a failed event is random in
-    /// `0..=min(max, base * 2^(n-1))` (defaults 1 s and 5 min).
+    /// `0..=min(max, base * 2^(n-1))` (defaults 1 s and 5 min), the schedule
+    /// of [`Backoff`](crate::resolver::Backoff). When the listener's last
+    /// reply carried `Retry-After`, the wait is what it asked, at most `max`.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -136,8 +138,7 @@ impl OutboxRelay {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.backoff_base = base;
-        self.backoff_max = max;
+        self.backoff = Backoff::new(base, max);
         self
     }
 
@@ -236,9 +237,9 @@ impl OutboxRelay {
                 self.poster
                     .send(&event.event_name, &body, &event.webhook_id, first)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (e.to_string(), e.retry_after()))
             }
-            Err(e) => Err(e),
+            Err(e) => Err((e, None)),
         };
         let backend = conn.get_database_backend();
         let now = unix_millis();
@@ -251,9 +252,13 @@ impl OutboxRelay {
                 ),
                 vec![now.into(), event.id.into()],
             ),
-            Err(error) => {
+            Err((error, retry_after)) => {
                 let given_up = round >= self.max_attempts;
-                let next = now.saturating_add(self.delay_after(round));
+                let wait = match *retry_after {
+                    Some(asked) => asked.min(self.backoff.cap()),
+                    None => self.backoff.delay(round),
+                };
+                let next = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
                 if given_up {
                     tracing::error!(webhook_id = %event.webhook_id, event = %event.event_name, attempts = round, %error, "giving up delivering the outbox event");
                 } else {
@@ -280,16 +285,6 @@ impl OutboxRelay {
         conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         Ok(outcome.is_ok())
-    }
-
-    /// Milliseconds to wait after failed round `round`.
-    fn delay_after(&self, round: u32) -> i64 {
-        let exp = self
-            .backoff_base
-            .saturating_mul(1u32 << round.saturating_sub(1).min(20))
-            .min(self.backoff_max);
-        let millis = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
-        i64::try_from(fastrand::u64(0..=millis)).unwrap_or(i64::MAX)
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -183,54 +184,139 @@ pub struct Verified {
     pub timestamp: i64,
 }
 
-/// Verifies a request against any of `secrets`, at time `now` (Unix seconds).
+/// Checks Standard Webhooks signatures of received requests against one or
+/// more secrets (several while keys rotate: a request signed with any of
+/// them is accepted).
 ///
-/// Constant-time comparison; the body is the raw bytes as received.
-pub fn verify(
-    secrets: &[WebhookSecret],
-    id: Option<&str>,
-    timestamp: Option<&str>,
-    signatures: Option<&str>,
-    body: &[u8],
-    now: i64,
+/// Signatures are compared in constant time; the body is the raw bytes as
+/// received; the timestamp must be within the [`tolerance`](Self::tolerance)
+/// of the receiver's clock. The listener does this itself when its
+/// [`ListenerConfig::secrets`](super::ListenerConfig::secrets) are set; a
+/// `Verifier` is for requests received some other way (another web
+/// framework, a queue).
+///
+/// ```
+/// use conflictkit::events::{Verifier, WebhookSecret};
+/// use http::{HeaderMap, HeaderValue};
+///
+/// let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?;
+/// let body = br#"{"test": 2432232314}"#;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("webhook-id", HeaderValue::from_static("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+/// headers.insert("webhook-timestamp", HeaderValue::from_static("1614265330"));
+/// headers.insert(
+///     "webhook-signature",
+///     HeaderValue::from_static("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+/// );
+///
+/// let verifier = Verifier::new([secret])?;
+/// // The published example was signed in 2021: check it at that time.
+/// let verified = verifier.verify_at(&headers, body, 1614265330)?;
+/// assert_eq!(verified.id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+/// // Now it is outside the tolerance.
+/// assert!(verifier.verify(&headers, body).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    secrets: Vec<WebhookSecret>,
     tolerance: Duration,
-) -> Result<Verified, SignatureError> {
-    let id = id.ok_or(SignatureError::MissingHeader(WEBHOOK_ID))?;
-    let ts_text = timestamp.ok_or(SignatureError::MissingHeader(WEBHOOK_TIMESTAMP))?;
-    let signatures = signatures.ok_or(SignatureError::MissingHeader(WEBHOOK_SIGNATURE))?;
-    let ts: i64 = ts_text
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
-    let skew = now.abs_diff(ts);
-    if skew > tolerance.as_secs() {
-        return Err(SignatureError::OutsideTolerance {
-            skew_secs: skew,
-            tolerance_secs: tolerance.as_secs(),
-        });
+}
+
+impl Verifier {
+    /// A verifier accepting signatures by any of `secrets`, with the
+    /// [`DEFAULT_TOLERANCE`]. An empty list is [`SecretError::NoSecrets`]:
+    /// a verifier without a secret would reject everything.
+    ///
+    /// ```
+    /// use conflictkit::events::{SecretError, Verifier, WebhookSecret};
+    ///
+    /// let (current, previous) = (WebhookSecret::generate(), WebhookSecret::generate());
+    /// let verifier = Verifier::new([current, previous])?;
+    /// assert!(matches!(Verifier::new([]), Err(SecretError::NoSecrets)));
+    /// # Ok::<(), SecretError>(())
+    /// ```
+    pub fn new(secrets: impl IntoIterator<Item = WebhookSecret>) -> Result<Self, SecretError> {
+        let secrets: Vec<WebhookSecret> = secrets.into_iter().collect();
+        if secrets.is_empty() {
+            return Err(SecretError::NoSecrets);
+        }
+        Ok(Self {
+            secrets,
+            tolerance: DEFAULT_TOLERANCE,
+        })
     }
-    let candidates: Vec<Vec<u8>> = signatures
-        .split(' ')
-        .filter_map(|sig| sig.strip_prefix("v1,"))
-        .filter_map(|b64| BASE64.decode(b64).ok())
-        .collect();
-    let mut matched = subtle::Choice::from(0);
-    for secret in secrets {
-        let expected = secret.mac(id, ts_text.trim(), body);
-        for candidate in &candidates {
-            // Lengths are public (always 32 for SHA-256); contents are compared in constant time.
-            if candidate.len() == expected.len() {
-                matched |= candidate.as_slice().ct_eq(&expected);
+
+    /// The largest accepted difference between `webhook-timestamp` and the
+    /// receiver's clock (default [`DEFAULT_TOLERANCE`], 5 minutes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit::events::{Verifier, WebhookSecret};
+    ///
+    /// let verifier = Verifier::new([WebhookSecret::generate()])?.tolerance(Duration::from_secs(60));
+    /// # Ok::<(), conflictkit::events::SecretError>(())
+    /// ```
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Verifies a request from its `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature` headers and its raw body, against the system
+    /// clock. See the [type's example](Self).
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, SignatureError> {
+        self.verify_at(headers, body, unix_now())
+    }
+
+    /// [`verify`](Self::verify) as if the receiver's clock read `now` (Unix
+    /// seconds): for tests, and for requests checked later than they arrived.
+    pub fn verify_at(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified, SignatureError> {
+        let header = |name: &'static str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(SignatureError::MissingHeader(name))
+        };
+        let id = header(WEBHOOK_ID)?;
+        let ts_text = header(WEBHOOK_TIMESTAMP)?.trim();
+        let signatures = header(WEBHOOK_SIGNATURE)?;
+        let ts: i64 = ts_text.parse().map_err(|_| SignatureError::BadTimestamp)?;
+        let skew = now.abs_diff(ts);
+        if skew > self.tolerance.as_secs() {
+            return Err(SignatureError::OutsideTolerance {
+                skew_secs: skew,
+                tolerance_secs: self.tolerance.as_secs(),
+            });
+        }
+        let candidates: Vec<Vec<u8>> = signatures
+            .split(' ')
+            .filter_map(|sig| sig.strip_prefix("v1,"))
+            .filter_map(|b64| BASE64.decode(b64).ok())
+            .collect();
+        let mut matched = subtle::Choice::from(0);
+        for secret in &self.secrets {
+            let expected = secret.mac(id, ts_text, body);
+            for candidate in &candidates {
+                // Lengths are public (always 32 for SHA-256); contents are compared in constant time.
+                if candidate.len() == expected.len() {
+                    matched |= candidate.as_slice().ct_eq(&expected);
+                }
             }
         }
-    }
-    if bool::from(matched) {
-        Ok(Verified {
-            id: id.to_owned(),
-            timestamp: ts,
-        })
-    } else {
-        Err(SignatureError::Mismatch)
+        if bool::from(matched) {
+            Ok(Verified {
+                id: id.to_owned(),
+                timestamp: ts,
+            })
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 }
 
@@ -245,6 +331,7 @@ pub(crate) fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
@@ -256,6 +343,24 @@ mod tests {
         SECRET.parse().unwrap()
     }
 
+    fn headers(id: Option<&str>, ts: Option<&str>, sig: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            (WEBHOOK_ID, id),
+            (WEBHOOK_TIMESTAMP, ts),
+            (WEBHOOK_SIGNATURE, sig),
+        ] {
+            if let Some(v) = value {
+                h.insert(name, HeaderValue::from_str(v).unwrap());
+            }
+        }
+        h
+    }
+
+    fn signed(sig: &str) -> HeaderMap {
+        headers(Some(ID), Some("1614265330"), Some(sig))
+    }
+
     #[test]
     fn published_test_vector_signs() {
         assert_eq!(secret().sign(ID, TS, BODY), SIG);
@@ -264,100 +369,77 @@ mod tests {
     #[test]
     fn published_test_vector_verifies_among_several_signatures() {
         let header = format!("v1,bm9wZQ== v1a,xyz {SIG}");
-        let v = verify(
-            &[secret()],
-            Some(ID),
-            Some("1614265330"),
-            Some(&header),
-            BODY,
-            TS + 10,
-            DEFAULT_TOLERANCE,
-        )
-        .unwrap();
-        assert_eq!(v.id, ID);
+        let v = Verifier::new([secret()])
+            .unwrap()
+            .verify_at(&signed(&header), BODY, TS + 10)
+            .unwrap();
+        assert_eq!((v.id.as_str(), v.timestamp), (ID, TS));
     }
 
     #[test]
     fn rotation_accepts_any_configured_secret() {
         let other = WebhookSecret::generate();
         let sig = other.sign(ID, TS, BODY);
-        assert!(
-            verify(
-                &[secret(), other],
-                Some(ID),
-                Some("1614265330"),
-                Some(&sig),
-                BODY,
-                TS,
-                DEFAULT_TOLERANCE
-            )
-            .is_ok()
-        );
+        let both = Verifier::new([secret(), other]).unwrap();
+        assert!(both.verify_at(&signed(&sig), BODY, TS).is_ok());
+        let one = Verifier::new([secret()]).unwrap();
         assert_eq!(
-            verify(
-                &[secret()],
-                Some(ID),
-                Some("1614265330"),
-                Some(&sig),
-                BODY,
-                TS,
-                DEFAULT_TOLERANCE
-            ),
+            one.verify_at(&signed(&sig), BODY, TS),
             Err(SignatureError::Mismatch)
         );
     }
 
     #[test]
-    fn altered_body_and_stale_timestamp_are_rejected() {
-        let s = [secret()];
+    fn altered_body_stale_timestamp_and_missing_headers_are_rejected() {
+        let v = Verifier::new([secret()]).unwrap();
         assert_eq!(
-            verify(
-                &s,
-                Some(ID),
-                Some("1614265330"),
-                Some(SIG),
-                b"{}",
-                TS,
-                DEFAULT_TOLERANCE
-            ),
+            v.verify_at(&signed(SIG), b"{}", TS),
             Err(SignatureError::Mismatch)
         );
         assert!(matches!(
-            verify(
-                &s,
-                Some(ID),
-                Some("1614265330"),
-                Some(SIG),
-                BODY,
-                TS + 301,
-                DEFAULT_TOLERANCE
-            ),
-            Err(SignatureError::OutsideTolerance { skew_secs: 301, .. })
+            v.verify_at(&signed(SIG), BODY, TS + 301),
+            Err(SignatureError::OutsideTolerance {
+                skew_secs: 301,
+                tolerance_secs: 300
+            })
         ));
+        assert!(
+            v.clone()
+                .tolerance(Duration::from_secs(400))
+                .verify_at(&signed(SIG), BODY, TS + 301)
+                .is_ok()
+        );
         assert_eq!(
-            verify(
-                &s,
-                Some(ID),
-                Some("soon"),
-                Some(SIG),
-                BODY,
-                TS,
-                DEFAULT_TOLERANCE
-            ),
+            v.verify_at(&headers(Some(ID), Some("soon"), Some(SIG)), BODY, TS),
             Err(SignatureError::BadTimestamp)
         );
-        assert_eq!(
-            verify(
-                &s,
-                None,
-                Some("1614265330"),
-                Some(SIG),
-                BODY,
-                TS,
-                DEFAULT_TOLERANCE
+        for (h, missing) in [
+            (headers(None, Some("1614265330"), Some(SIG)), WEBHOOK_ID),
+            (headers(Some(ID), None, Some(SIG)), WEBHOOK_TIMESTAMP),
+            (
+                headers(Some(ID), Some("1614265330"), None),
+                WEBHOOK_SIGNATURE,
             ),
+        ] {
+            assert_eq!(
+                v.verify_at(&h, BODY, TS),
+                Err(SignatureError::MissingHeader(missing))
+            );
+        }
+        let mut not_text = signed(SIG);
+        not_text.insert(WEBHOOK_ID, HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(
+            v.verify_at(&not_text, BODY, TS),
             Err(SignatureError::MissingHeader(WEBHOOK_ID))
         );
+    }
+
+    #[test]
+    fn a_verifier_needs_a_secret() {
+        assert!(matches!(
+            Verifier::new(Vec::new()),
+            Err(SecretError::NoSecrets)
+        ));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! ([`first_delivery`](super::first_delivery)), then runs the handler: the
 //! inbox row and the handler's writes commit together, or not at all, and a
 //! delivery already recorded (here, in another process, before a restart)
-//! runs nothing and is answered 200.
+//! runs nothing and is answered 200 `{"status": "duplicate"}` (when no other
+//! handler of the event ran).
 //!
 //! The handler's parameters are produced again on every run of the
 //! transaction (a conflict replays it), so they need not be `Clone`.
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use sea_orm::DbErr;
 
 use super::extract::{DynState, EventContext, ExtractError};
-use super::handler::{Event, HandlerFuture};
+use super::handler::{Event, HandlerFuture, Ran};
 use super::inbox::first_delivery;
 use crate::resolver::{CallOptions, CannotResolveDatabaseConflict, Txn};
 
@@ -91,10 +92,12 @@ where
             })
             .await
             .map_err(|e| error_chain(&e))?;
-        if !applied {
+        if applied {
+            Ok(Ran::Applied)
+        } else {
             tracing::info!(webhook_id = %id, handler, "delivery already in the inbox; not applied again");
+            Ok(Ran::AlreadyApplied)
         }
-        Ok(())
     }))
 }
 

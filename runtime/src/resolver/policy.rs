@@ -1,15 +1,20 @@
 //! Retry policy: how many replays, how long to back off, how transactions begin.
 
-use std::time::Duration;
+use std::borrow::Cow;
+use std::fmt;
 
 use sea_orm::{IsolationLevel, SqliteTransactionMode};
 
 /// Isolation level of managed transactions on PostgreSQL and MySQL/MariaDB
 /// (SQLite transactions are always serializable).
 ///
+/// Its names (`serializable`, `repeatable_read`, `read_committed`) are the
+/// ones `#[managed_transaction(isolation = "…")]` takes.
+///
 /// ```
 /// use conflictkit::resolver::Isolation;
 /// assert_eq!("repeatable_read".parse::<Isolation>(), Ok(Isolation::RepeatableRead));
+/// assert_eq!(Isolation::ReadCommitted.name(), "read_committed");
 /// assert!("snapshot".parse::<Isolation>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,6 +29,28 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// Every level, in the order error messages list them.
+    ///
+    /// ```
+    /// use conflictkit::resolver::Isolation;
+    /// let names: Vec<&str> = Isolation::ALL.iter().map(|i| i.name()).collect();
+    /// assert_eq!(names, ["serializable", "repeatable_read", "read_committed"]);
+    /// ```
+    pub const ALL: [Isolation; 3] = [
+        Isolation::Serializable,
+        Isolation::RepeatableRead,
+        Isolation::ReadCommitted,
+    ];
+
+    /// The name [`FromStr`](std::str::FromStr) and the macro take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Serializable => "serializable",
+            Isolation::RepeatableRead => "repeatable_read",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
+
     pub(crate) fn level(self) -> IsolationLevel {
         match self {
             Isolation::Serializable => IsolationLevel::Serializable,
@@ -33,46 +60,28 @@ impl Isolation {
     }
 }
 
-/// An unknown isolation or SQLite mode name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{given}`; expected one of: {expected}")]
-pub struct UnknownOption {
-    what: &'static str,
-    given: String,
-    expected: &'static str,
-}
-
-impl UnknownOption {
-    pub(crate) fn new(what: &'static str, given: &str, expected: &'static str) -> Self {
-        Self {
-            what,
-            given: given.to_owned(),
-            expected,
-        }
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 impl std::str::FromStr for Isolation {
     type Err = UnknownOption;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "serializable" => Ok(Isolation::Serializable),
-            "repeatable_read" => Ok(Isolation::RepeatableRead),
-            "read_committed" => Ok(Isolation::ReadCommitted),
-            _ => Err(UnknownOption {
-                what: "isolation",
-                given: s.to_owned(),
-                expected: "serializable, repeatable_read, read_committed",
-            }),
-        }
+        by_name(&Self::ALL, Self::name, s, "isolation")
     }
 }
 
 /// How SQLite transactions begin.
 ///
+/// Its names (`immediate`, `deferred`, `exclusive`) are the ones
+/// `#[managed_transaction(sqlite_mode = "…")]` takes.
+///
 /// ```
 /// use conflictkit::resolver::SqliteMode;
 /// assert_eq!("deferred".parse::<SqliteMode>(), Ok(SqliteMode::Deferred));
+/// assert_eq!(SqliteMode::Exclusive.to_string(), "exclusive");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteMode {
@@ -89,6 +98,28 @@ pub enum SqliteMode {
 }
 
 impl SqliteMode {
+    /// Every mode, in the order error messages list them.
+    ///
+    /// ```
+    /// use conflictkit::resolver::SqliteMode;
+    /// let names: Vec<&str> = SqliteMode::ALL.iter().map(|m| m.name()).collect();
+    /// assert_eq!(names, ["immediate", "deferred", "exclusive"]);
+    /// ```
+    pub const ALL: [SqliteMode; 3] = [
+        SqliteMode::Immediate,
+        SqliteMode::Deferred,
+        SqliteMode::Exclusive,
+    ];
+
+    /// The name [`FromStr`](std::str::FromStr) and the macro take.
+    pub fn name(self) -> &'static str {
+        match self {
+            SqliteMode::Immediate => "immediate",
+            SqliteMode::Deferred => "deferred",
+            SqliteMode::Exclusive => "exclusive",
+        }
+    }
+
     pub(crate) fn mode(self) -> SqliteTransactionMode {
         match self {
             SqliteMode::Immediate => SqliteTransactionMode::Immediate,
@@ -98,77 +129,68 @@ impl SqliteMode {
     }
 }
 
+impl fmt::Display for SqliteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for SqliteMode {
     type Err = UnknownOption;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "immediate" => Ok(SqliteMode::Immediate),
-            "deferred" => Ok(SqliteMode::Deferred),
-            "exclusive" => Ok(SqliteMode::Exclusive),
-            _ => Err(UnknownOption {
-                what: "sqlite_mode",
-                given: s.to_owned(),
-                expected: "immediate, deferred, exclusive",
-            }),
+        by_name(&Self::ALL, Self::name, s, "sqlite_mode")
+    }
+}
+
+/// The value of `all` named `given`, or an error listing the names.
+fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    given: &str,
+    what: &'static str,
+) -> Result<T, UnknownOption> {
+    all.iter()
+        .copied()
+        .find(|&v| name(v) == given)
+        .ok_or_else(|| {
+            let expected: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+            UnknownOption::new(what, given, expected.join(", "))
+        })
+}
+
+/// An unknown isolation, SQLite mode or contention name.
+///
+/// ```
+/// use conflictkit::resolver::Isolation;
+/// let err = "snapshot".parse::<Isolation>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "unknown isolation `snapshot`; expected one of: serializable, repeatable_read, read_committed"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}`; expected one of: {expected}")]
+pub struct UnknownOption {
+    what: &'static str,
+    given: String,
+    expected: Cow<'static, str>,
+}
+
+impl UnknownOption {
+    pub(crate) fn new(
+        what: &'static str,
+        given: &str,
+        expected: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            what,
+            given: given.to_owned(),
+            expected: expected.into(),
         }
     }
 }
 
-/// Exponential backoff with full jitter between replays: before replay `n`
-/// (1-based) the resolver sleeps a uniformly random time in
-/// `[0, min(cap, base * 2^(n-1))]`.
-///
-/// ```
-/// use std::time::Duration;
-/// use conflictkit::resolver::Backoff;
-///
-/// let b = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
-/// assert!(b.delay(1) <= Duration::from_millis(10));
-/// assert!(b.delay(30) <= Duration::from_secs(1));
-/// assert_eq!(Backoff::none().delay(5), Duration::ZERO);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    base: Duration,
-    cap: Duration,
-}
-
-impl Default for Backoff {
-    /// Base 10 ms, cap 1 s.
-    fn default() -> Self {
-        Self::new(Duration::from_millis(10), Duration::from_secs(1))
-    }
-}
-
-impl Backoff {
-    /// Backoff starting at `base`, doubling, never above `cap`.
-    pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { base, cap }
-    }
-
-    /// No waiting between replays (for tests).
-    pub fn none() -> Self {
-        Self::new(Duration::ZERO, Duration::ZERO)
-    }
-
-    /// The ceiling of the wait before replay `replay` (1-based).
-    pub fn ceiling(&self, replay: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(replay.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
-    }
-
-    /// A random wait before replay `replay` (1-based): full jitter under [`ceiling`](Self::ceiling).
-    pub fn delay(&self, replay: u32) -> Duration {
-        let ceiling = self.ceiling(replay);
-        if ceiling.is_zero() {
-            return Duration::ZERO;
-        }
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(fastrand::u64(0..=nanos))
-    }
-}
+pub use crate::backoff::Backoff;
 
 /// Options of one managed call (what `#[managed_transaction(...)]` sets);
 /// anything left unset falls back to the resolver's defaults.
@@ -265,17 +287,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_caps() {
-        let b = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
-        assert_eq!(b.ceiling(1), Duration::from_millis(10));
-        assert_eq!(b.ceiling(2), Duration::from_millis(20));
-        assert_eq!(b.ceiling(7), Duration::from_millis(640));
-        assert_eq!(b.ceiling(8), Duration::from_secs(1));
-        assert_eq!(b.ceiling(500), Duration::from_secs(1));
-        for n in 1..40 {
-            assert!(b.delay(n) <= b.ceiling(n));
+    fn every_name_parses_back_to_its_value() {
+        for i in Isolation::ALL {
+            assert_eq!(i.name().parse::<Isolation>(), Ok(i));
         }
-        // full jitter: not always the ceiling
-        assert!((0..200).any(|_| b.delay(3) < Duration::from_millis(39)));
+        for m in SqliteMode::ALL {
+            assert_eq!(m.name().parse::<SqliteMode>(), Ok(m));
+        }
+        assert_eq!(
+            "EXCLUSIVE".parse::<SqliteMode>().unwrap_err().to_string(),
+            "unknown sqlite_mode `EXCLUSIVE`; expected one of: immediate, deferred, exclusive"
+        );
     }
 }
