@@ -1,7 +1,7 @@
 //! conflictkit benchmark harness (issue 9).
 //!
 //! ```text
-//! cargo run --release --example bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
+//! cargo run --release -p conflictkit-bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
 //!     [--threads 1,4,16,64] [--rows 1,10] [--ops N] [--repeat R] [--json FILE]
 //!     [--requests N] [--clients 1,32] [--sizes-mb 1,10,100]
 //! ```

@@ -6,7 +6,7 @@
 //! double-applied one (every balance equals its opening plus its ledger
 //! rows), no give-up, no error.
 //!
-//! `cargo run --release --example bench -- soak --pg URL --mysql URL --sqlite`
+//! `cargo run --release -p conflictkit-bench -- soak --pg URL --mysql URL --sqlite`
 //! runs 10^5 operations per engine with 32 tasks (`--ops`, `--threads`).
 
 use std::sync::Arc;
