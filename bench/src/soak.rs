@@ -268,7 +268,7 @@ pub(crate) async fn run(
     let backend = target.kind.name();
     let mut table = Table::new(
         format!(
-            "soak · {backend} · {ops} operations, {tasks} tasks, {ACCOUNTS} hot accounts, 1 in 10 a read-only check · defaults"
+            "soak · {backend} · {ops} operations, {tasks} tasks, {ACCOUNTS} hot accounts, 1 in 10 a read-only check · defaults (p50/p99/max: every transfer, failed ones too)"
         ),
         vec![
             "transfers",
