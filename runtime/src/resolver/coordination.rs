@@ -1,16 +1,69 @@
 //! Contention control across processes, through the database that already
-//! coordinates them: while a (label, key) is hot, an admitted run also takes
-//! a database lock before its transaction's snapshot, and gives it back after
-//! `COMMIT` or `ROLLBACK`.
+//! coordinates them: while a (label, key) is hot in a process, its runs also
+//! take a database lock of that (label, key), before their transaction's
+//! snapshot, and give it back after `COMMIT` or `ROLLBACK`.
 //!
-//! - PostgreSQL: a session-level `pg_advisory_lock` on a connection of a
-//!   lock pool of the resolver's own (see [`LockPools`]), taken after `BEGIN` (which takes no
-//!   snapshot) and before the first statement (which does). Never
-//!   `pg_advisory_xact_lock` inside the transaction: a statement takes the
-//!   snapshot before it waits, so a waiter would read stale data.
-//! - MariaDB/MySQL: `GET_LOCK(name)` the same way (`START TRANSACTION`
-//!   without `WITH CONSISTENT SNAPSHOT` reads nothing either).
+//! **Which runs, in which mode** ([`lock_mode`]):
+//! - a call's last replay, and every run of a gate that escalated (its runs
+//!   keep conflicting one at a time, so with other processes), take it
+//!   *exclusive*;
+//! - every other run of a *hot* gate (a conflict among its last
+//!   `HOT_FOR` commits, see the contention module) takes it *shared*: shared runs
+//!   run beside each other as before, but never beside an exclusive one;
+//! - runs of a cold gate (no conflict recently, or never) take nothing: a
+//!   process that does not fight over a key pays nothing for it.
+//!
+//! An exclusive request holds off shared requests made after it, so a last
+//! replay waits only for the runs already holding the lock, never for a
+//! stream of newer ones:
+//! - PostgreSQL: session-level `pg_advisory_lock` / `pg_advisory_lock_shared`.
+//!   A new request that conflicts with a *waiting* one queues behind it
+//!   (`LockAcquireExtended` in `src/backend/storage/lmgr/lock.c`: "If lock
+//!   requested conflicts with locks requested by waiters, must join wait
+//!   queue"; the check is `conflictTab[lockmode] & lock->waitMask`).
+//! - MariaDB/MySQL: `GET_LOCK` has no shared mode, so the lock is a row of a
+//!   small table, `conflictkit_locks (id BIGINT PRIMARY KEY)`, created with
+//!   `CREATE TABLE IF NOT EXISTS` by the first run that needs it (the row is
+//!   inserted with `INSERT IGNORE` when a lock finds it missing), and locked
+//!   with `SELECT … LOCK IN SHARE MODE` or `… FOR UPDATE` in a transaction of
+//!   the lock connection (autocommit off, READ COMMITTED, so an existing row
+//!   takes a record lock and nothing else; a lock wait of years), released by
+//!   `ROLLBACK`. InnoDB queues a new S request behind a waiting X one
+//!   (`lock_rec_other_has_conflicting` in `storage/innobase/lock/lock0lock.cc`
+//!   walks every request on the record, waiting ones included). The lock
+//!   session touches no other table, and holds one row lock at a time: it
+//!   can wait, never deadlock. The user needs the right to create that table
+//!   once (or create it beforehand); without it runs go on without the lock,
+//!   with a warning.
 //! - SQLite: nothing; its write lock is already one for every process.
+//!
+//! Each lock is taken on a connection of a lock pool of the resolver's own
+//! (see [`LockPools`]), after `BEGIN` (which takes no snapshot) and before
+//! the first statement (which does). Never inside the transaction
+//! (`pg_advisory_xact_lock`, a locking read): a statement takes its snapshot
+//! before it waits, so a waiter would read stale data.
+//!
+//! **Why a last replay cannot lose to a run that took the lock, and what is
+//! left.** A last replay holds the lock exclusive from before its snapshot
+//! until its `COMMIT` answered. Any run that took the lock, shared or
+//! exclusive, either let it go before that snapshot (it committed or rolled
+//! back before; on MariaDB under SERIALIZABLE it may still be committing, and
+//! the last replay's locking reads wait for that commit inside the server)
+//! or took it after that commit: it never runs beside the last replay. So a
+//! last replay can only lose to a run that did not ask for the lock: a run
+//! of a process whose gate for that (label, key) is cold. Such a run either
+//! loses (its process has then seen a conflict and is hot from that moment)
+//! or commits beside the last replay and makes it give up. That is the hole
+//! left, and it is narrow: it takes a process that writes the key without
+//! having seen a conflict on it in its last `HOT_FOR` commits *while* a call
+//! of another process went through all its runs on the same key, i.e. the
+//! very first runs of a process that joins a fight already going on (or
+//! whose gate was forgotten after minutes of idleness), or a process that
+//! writes the key rarely. `tests/resolver_processes.rs` starts four cold
+//! processes at once on one row and sees no give-up. Conflicts with *other*
+//! labels (another function writing the same rows) are not covered either:
+//! they take another lock. On a Galera cluster row locks are per node, so
+//! processes on different nodes are not held off by each other's lock.
 //!
 //! The lock id is a stable hash of (label, key) (see [`super::key`]): every
 //! process of the same build agrees on it. Two pairs whose hashes collide
@@ -28,26 +81,43 @@ use sea_orm::sqlx::MySql;
 use sea_orm::sqlx::Postgres;
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::{DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr};
 
-#[cfg(feature = "sqlx-postgres")]
+use super::contention::{Heat, Turn};
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 use super::key::lock_id;
-#[cfg(feature = "sqlx-mysql")]
-use super::key::lock_name;
 
-/// `GET_LOCK`'s timeout in seconds: a year stands for "wait as long as it
-/// takes" (the holder always finishes its one transaction).
-#[cfg(feature = "sqlx-mysql")]
-const GET_LOCK_WAIT_SECONDS: i64 = 365 * 24 * 3600;
+/// How a run holds the database lock of its (label, key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// Beside other shared holders, never beside an exclusive one.
+    Shared,
+    /// Alone.
+    Exclusive,
+}
 
-/// Whether runs on `db` can escalate to a database lock: PostgreSQL or
-/// MySQL/MariaDB, with a pool of at least two connections (the lock takes a
-/// second one beside the transaction's).
+/// The lock a run of `turn` takes when its gate is in state `heat`: a last
+/// replay and the runs of an escalated gate take it exclusive, the other
+/// runs of a hot gate shared, runs of a cold gate none.
+pub(crate) fn lock_mode(turn: Turn, heat: Heat) -> Option<LockMode> {
+    if turn == Turn::Last || heat.escalated {
+        Some(LockMode::Exclusive)
+    } else if heat.hot {
+        Some(LockMode::Shared)
+    } else {
+        None
+    }
+}
+
+/// Whether runs on `db` can take database locks across processes:
+/// PostgreSQL or MySQL/MariaDB (a real pool; the locks use a pool of their
+/// own beside it, so its size does not matter).
 pub(crate) fn supported(db: &DatabaseConnection) -> bool {
-    matches!(
-        db.get_database_backend(),
-        DbBackend::Postgres | DbBackend::MySql
-    ) && super::conflict_resolver::pool_size(db).is_some_and(|n| n >= 2)
+    !db.is_mock_connection()
+        && matches!(
+            db.get_database_backend(),
+            DbBackend::Postgres | DbBackend::MySql
+        )
 }
 
 /// The connections locks are taken on: a pool beside the transactions' pool,
@@ -57,7 +127,8 @@ pub(crate) fn supported(db: &DatabaseConnection) -> bool {
 /// while it waits for the lock, so when every connection of one pool is in a
 /// begun transaction waiting for a lock connection, nothing can move
 /// (hold-and-wait). With two pools the lock holder needs nothing more, so the
-/// waiters always move on.
+/// waiters always move on. As large: each run in flight holds one
+/// connection of each.
 #[derive(Default)]
 pub(crate) struct LockPools {
     #[cfg(feature = "sqlx-postgres")]
@@ -68,14 +139,13 @@ pub(crate) struct LockPools {
 
 /// A pool like `main` (size, acquire timeout, connect options), opened lazily.
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
-fn pool_beside<DB: sea_orm::sqlx::Database>(
+fn options_beside<DB: sea_orm::sqlx::Database>(
     main: &sea_orm::sqlx::Pool<DB>,
-) -> sea_orm::sqlx::Pool<DB> {
+) -> sea_orm::sqlx::pool::PoolOptions<DB> {
     sea_orm::sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(main.options().get_max_connections())
         .min_connections(0)
         .acquire_timeout(main.options().get_acquire_timeout())
-        .connect_lazy_with((*main.connect_options()).clone())
 }
 
 /// A database lock held for one run; unlocked when dropped.
@@ -87,15 +157,16 @@ pub(crate) struct HeldLock {
 #[derive(Debug)]
 enum Held {
     #[cfg(feature = "sqlx-postgres")]
-    Postgres(PoolConnection<Postgres>, i64),
+    Postgres(PoolConnection<Postgres>, i64, LockMode),
+    /// The lock row, locked by the connection's open transaction.
     #[cfg(feature = "sqlx-mysql")]
-    MySql(PoolConnection<MySql>, String),
+    MySql(PoolConnection<MySql>),
 }
 
-/// Takes the database lock of (`label`, `key`) on a connection of `db`'s
-/// pool, waiting for other sessions (other processes) that hold it. Runs in
-/// a task of its own: a caller dropped while it waits leaves the task to
-/// finish, and the lock it then gets is released at once.
+/// Takes the database lock of (`label`, `key`) in `mode` on a connection of
+/// `db`'s lock pool, waiting for other sessions (other processes) that hold
+/// it. Runs in a task of its own: a caller dropped while it waits leaves the
+/// task to finish, and the lock it then gets is released at once.
 #[cfg_attr(
     not(any(feature = "sqlx-postgres", feature = "sqlx-mysql")),
     allow(unreachable_code, unused_variables)
@@ -105,47 +176,47 @@ pub(crate) async fn lock(
     pools: &LockPools,
     label: &str,
     key: Option<u64>,
+    mode: LockMode,
 ) -> Result<HeldLock, DbErr> {
     let task: tokio::task::JoinHandle<Result<Held, DbErr>> = match db.get_database_backend() {
         #[cfg(feature = "sqlx-postgres")]
         DbBackend::Postgres => {
             let pool = pools
                 .postgres
-                .get_or_init(|| pool_beside(db.get_postgres_connection_pool()))
+                .get_or_init(|| {
+                    let main = db.get_postgres_connection_pool();
+                    options_beside(main).connect_lazy_with((*main.connect_options()).clone())
+                })
                 .clone();
             let id = lock_id(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+                let sql = match mode {
+                    LockMode::Shared => "SELECT pg_advisory_lock_shared($1)",
+                    LockMode::Exclusive => "SELECT pg_advisory_lock($1)",
+                };
+                sea_orm::sqlx::query(sql)
                     .bind(id)
                     .execute(&mut *conn)
                     .await
                     .map_err(sqlx_err)?;
-                Ok(Held::Postgres(conn, id))
+                Ok(Held::Postgres(conn, id, mode))
             })
         }
         #[cfg(feature = "sqlx-mysql")]
         DbBackend::MySql => {
-            let pool = pools
-                .mysql
-                .get_or_init(|| pool_beside(db.get_mysql_connection_pool()))
-                .clone();
-            let name = lock_name(label, key);
+            let pool = pools.mysql.get_or_init(|| mysql_pool(db)).clone();
+            let id = lock_id(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                let got: Option<i64> = sea_orm::sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-                    .bind(&name)
-                    .bind(GET_LOCK_WAIT_SECONDS)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(sqlx_err)?;
-                if got == Some(1) {
-                    Ok(Held::MySql(conn, name))
-                } else {
-                    Err(DbErr::Custom(format!(
-                        "GET_LOCK('{name}') answered {got:?} instead of 1: the contention lock \
-                         of a hot function could not be taken; check the server's lock limits"
-                    )))
+                match mysql_lock_row(&mut conn, id, mode).await {
+                    Ok(()) => Ok(Held::MySql(conn)),
+                    Err(e) => {
+                        // the session may be left in a transaction: never
+                        // back to the pool
+                        conn.close_on_drop();
+                        Err(e)
+                    }
                 }
             })
         }
@@ -161,6 +232,100 @@ pub(crate) async fn lock(
             "the task taking the contention lock ended without an answer: {join}"
         ))),
     }
+}
+
+/// The lock table on MariaDB/MySQL: one row per (label, key) ever locked.
+#[cfg(feature = "sqlx-mysql")]
+const CREATE_LOCK_TABLE: &str = "CREATE TABLE IF NOT EXISTS conflictkit_locks \
+     (id BIGINT NOT NULL PRIMARY KEY) ENGINE=InnoDB \
+     COMMENT='conflictkit: locks across processes of hot managed transactions'";
+
+/// The lock pool on MariaDB/MySQL: sessions with autocommit off (a locking
+/// read opens the transaction that holds the lock, `ROLLBACK` ends it: one
+/// round trip each), READ COMMITTED (no gap locks) and a lock wait of
+/// years (the holders each finish one transaction; the server's default of
+/// 50 s would fail a last replay queued behind many).
+#[cfg(feature = "sqlx-mysql")]
+fn mysql_pool(db: &DatabaseConnection) -> sea_orm::sqlx::Pool<MySql> {
+    let main = db.get_mysql_connection_pool();
+    options_beside(main)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                use sea_orm::sqlx::Executor as _;
+                (&mut *conn)
+                    .execute(
+                        "SET SESSION autocommit = 0, SESSION innodb_lock_wait_timeout = 100000000",
+                    )
+                    .await?;
+                (&mut *conn)
+                    .execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with((*main.connect_options()).clone())
+}
+
+/// Locks row `id` of `conflictkit_locks` in `mode` in the open transaction
+/// of `conn`, making the table and the row where they are missing.
+#[cfg(feature = "sqlx-mysql")]
+async fn mysql_lock_row(
+    conn: &mut PoolConnection<MySql>,
+    id: i64,
+    mode: LockMode,
+) -> Result<(), DbErr> {
+    use sea_orm::sqlx::Executor as _;
+    let sql = match mode {
+        LockMode::Shared => "SELECT id FROM conflictkit_locks WHERE id = ? LOCK IN SHARE MODE",
+        LockMode::Exclusive => "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE",
+    };
+    // at most: the table is missing, then the row, then it is locked
+    for _ in 0..3 {
+        let found: Result<Option<i64>, _> = sea_orm::sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(&mut **conn)
+            .await;
+        match found {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {
+                // a missing row locks nothing: make it, then lock it
+                (&mut **conn).execute("ROLLBACK").await.map_err(sqlx_err)?;
+                sea_orm::sqlx::query("INSERT IGNORE INTO conflictkit_locks (id) VALUES (?)")
+                    .bind(id)
+                    .execute(&mut **conn)
+                    .await
+                    .map_err(|e| lock_table_err("insert a row into", e))?;
+                (&mut **conn).execute("COMMIT").await.map_err(sqlx_err)?;
+            }
+            Err(e) if is_missing_table(&e) => {
+                (&mut **conn).execute("ROLLBACK").await.map_err(sqlx_err)?;
+                (&mut **conn)
+                    .execute(CREATE_LOCK_TABLE)
+                    .await
+                    .map_err(|e| lock_table_err("create", e))?;
+            }
+            Err(e) => return Err(sqlx_err(e)),
+        }
+    }
+    Err(DbErr::Custom(format!(
+        "the row {id} of conflictkit_locks is missing again after it was inserted: \
+         something deletes rows of that table while it is in use; leave it to conflictkit"
+    )))
+}
+
+/// `ER_NO_SUCH_TABLE` (SQLSTATE 42S02).
+#[cfg(feature = "sqlx-mysql")]
+fn is_missing_table(e: &sea_orm::sqlx::Error) -> bool {
+    matches!(e, sea_orm::sqlx::Error::Database(d) if d.code().as_deref() == Some("42S02"))
+}
+
+#[cfg(feature = "sqlx-mysql")]
+fn lock_table_err(what: &str, e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Custom(format!(
+        "could not {what} the table conflictkit_locks, which holds the locks across \
+         processes of hot managed transactions on MariaDB/MySQL: {e}; grant the user \
+         CREATE, INSERT and SELECT on it, or create it beforehand with `{CREATE_LOCK_TABLE}`"
+    ))
 }
 
 fn sqlx_err(e: sea_orm::sqlx::Error) -> DbErr {
@@ -186,12 +351,15 @@ impl Drop for HeldLock {
 async fn unlock(held: Held) {
     match held {
         #[cfg(feature = "sqlx-postgres")]
-        Held::Postgres(mut conn, id) => {
-            let unlocked: Result<bool, _> =
-                sea_orm::sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await;
+        Held::Postgres(mut conn, id, mode) => {
+            let sql = match mode {
+                LockMode::Shared => "SELECT pg_advisory_unlock_shared($1)",
+                LockMode::Exclusive => "SELECT pg_advisory_unlock($1)",
+            };
+            let unlocked: Result<bool, _> = sea_orm::sqlx::query_scalar(sql)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await;
             if !matches!(unlocked, Ok(true)) {
                 tracing::warn!(
                     ?unlocked,
@@ -201,17 +369,10 @@ async fn unlock(held: Held) {
             }
         }
         #[cfg(feature = "sqlx-mysql")]
-        Held::MySql(mut conn, name) => {
-            let unlocked: Result<Option<i64>, _> =
-                sea_orm::sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
-                    .bind(&name)
-                    .fetch_one(&mut *conn)
-                    .await;
-            if !matches!(unlocked, Ok(Some(1))) {
-                tracing::warn!(
-                    ?unlocked,
-                    "could not release a contention lock; closing its connection"
-                );
+        Held::MySql(mut conn) => {
+            use sea_orm::sqlx::Executor as _;
+            if let Err(e) = (&mut *conn).execute("ROLLBACK").await {
+                tracing::warn!(error = %e, "could not release a contention lock; closing its connection");
                 conn.close_on_drop();
             }
         }
@@ -221,8 +382,212 @@ async fn unlock(held: Held) {
 fn close_now(held: Held) {
     match held {
         #[cfg(feature = "sqlx-postgres")]
-        Held::Postgres(mut conn, _) => conn.close_on_drop(),
+        Held::Postgres(mut conn, _, _) => conn.close_on_drop(),
         #[cfg(feature = "sqlx-mysql")]
-        Held::MySql(mut conn, _) => conn.close_on_drop(),
+        Held::MySql(mut conn) => conn.close_on_drop(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn last_replays_and_escalated_gates_lock_alone_hot_gates_shared_cold_none() {
+        let cold = Heat::default();
+        let hot = Heat {
+            hot: true,
+            escalated: false,
+        };
+        let escalated = Heat {
+            hot: true,
+            escalated: true,
+        };
+        for turn in [Turn::First, Turn::Replay] {
+            assert_eq!(lock_mode(turn, cold), None, "{turn:?}");
+            assert_eq!(lock_mode(turn, hot), Some(LockMode::Shared), "{turn:?}");
+            assert_eq!(
+                lock_mode(turn, escalated),
+                Some(LockMode::Exclusive),
+                "{turn:?}"
+            );
+        }
+        for heat in [cold, hot, escalated] {
+            assert_eq!(
+                lock_mode(Turn::Last, heat),
+                Some(LockMode::Exclusive),
+                "{heat:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mock_connections_take_no_lock() {
+        let db = sea_orm::MockDatabase::new(DbBackend::Postgres).into_connection();
+        assert!(!supported(&db));
+    }
+
+    /// The URL in `var`; `None` (skip) outside the test command, a panic
+    /// under it (`CONFLICTKIT_REQUIRE_SERVERS`), as in the integration tests.
+    fn server_url(var: &str) -> Option<String> {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() => {
+                panic!("{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is")
+            }
+            _ => {
+                eprintln!(
+                    "skipping: {var} is not set (run ./scripts/test.sh to start the servers)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Lock requests on `id` that wait, as the server sees them.
+    async fn waiting(db: &DatabaseConnection, id: i64) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = db.get_database_backend();
+        let stmt = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+                [((id >> 32) & 0xffff_ffff).into(), (id & 0xffff_ffff).into()],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                "SELECT COUNT(DISTINCT t.trx_mysql_thread_id) AS n \
+                 FROM information_schema.INNODB_TRX t \
+                 JOIN information_schema.INNODB_LOCKS l ON l.lock_id = t.trx_requested_lock_id \
+                 WHERE t.trx_state = 'LOCK WAIT' \
+                 AND l.lock_table = CONCAT('`', DATABASE(), '`.`conflictkit_locks`') \
+                 AND l.lock_data = ?",
+                [id.to_string().into()],
+            ),
+        };
+        let row = db
+            .query_one_raw(stmt)
+            .await
+            .expect("count the waiting lock requests")
+            .expect("a count");
+        row.try_get("", "n").expect("the count")
+    }
+
+    /// Polls the server until `n` requests on `id` wait, or more: the wait is
+    /// a state of the server, with no signal to await.
+    async fn until_waiting(db: &DatabaseConnection, id: i64, n: i64) {
+        while waiting(db, id).await < n {
+            tokio::time::sleep(poll_every(db)).await;
+        }
+    }
+
+    /// InnoDB refills its lock views only when they were not read for 0.1 s
+    /// (`trx_i_s_cache`): polled faster, they never change.
+    fn poll_every(db: &DatabaseConnection) -> std::time::Duration {
+        match db.get_database_backend() {
+            DbBackend::MySql => std::time::Duration::from_millis(250),
+            _ => std::time::Duration::from_millis(5),
+        }
+    }
+
+    /// Polls the server until exactly `n` requests on `id` wait.
+    async fn until_waiting_exactly(db: &DatabaseConnection, id: i64, n: i64) {
+        while waiting(db, id).await != n {
+            tokio::time::sleep(poll_every(db)).await;
+        }
+    }
+
+    /// A shared holder; an exclusive request waits for it; a shared request
+    /// made after that waits too (behind the exclusive one, though it could
+    /// share with the holder), is still waiting while the exclusive lock is
+    /// held, and is granted once it is released.
+    async fn a_waiting_exclusive_lock_holds_off_a_later_shared_one(db: DatabaseConnection) {
+        let backend = db.get_database_backend();
+        let pools = Arc::new(LockPools::default());
+        let label = format!("coordination::tests::queue::{}", std::process::id());
+        let id = lock_id(&label, None);
+        let take = |mode| {
+            let (db, pools, label) = (db.clone(), pools.clone(), label.clone());
+            tokio::spawn(async move { lock(&db, &pools, &label, None, mode).await })
+        };
+        let holder = take(LockMode::Shared)
+            .await
+            .expect("the task")
+            .unwrap_or_else(|e| panic!("{backend:?}: the first shared lock: {e}"));
+        let exclusive = take(LockMode::Exclusive);
+        until_waiting(&db, id, 1).await;
+        let mut shared = take(LockMode::Shared);
+        tokio::select! {
+            got = &mut shared => panic!(
+                "{backend:?}: a shared request was granted past a waiting exclusive one: {got:?}"
+            ),
+            () = until_waiting(&db, id, 2) => {}
+        }
+        drop(holder);
+        let exclusive = exclusive
+            .await
+            .expect("the task")
+            .unwrap_or_else(|e| panic!("{backend:?}: the exclusive lock: {e}"));
+        // the exclusive request no longer waits; the shared one still does
+        // (InnoDB's lock views lag behind: polled, not asserted once)
+        tokio::select! {
+            got = &mut shared => panic!(
+                "{backend:?}: a shared request was granted beside an exclusive holder: {got:?}"
+            ),
+            () = until_waiting_exactly(&db, id, 1) => {}
+        }
+        drop(exclusive);
+        let shared = shared
+            .await
+            .expect("the task")
+            .unwrap_or_else(|e| panic!("{backend:?}: the later shared lock: {e}"));
+        drop(shared);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_queues_shared_requests_behind_a_waiting_exclusive_one() {
+        let Some(url) = server_url("CONFLICTKIT_PG_URL") else {
+            return;
+        };
+        let db = sea_orm::Database::connect(url).await.expect("connect");
+        a_waiting_exclusive_lock_holds_off_a_later_shared_one(db).await;
+    }
+
+    /// Also: the lock table and the row are made on first use, in a fresh
+    /// database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_queues_shared_requests_behind_a_waiting_exclusive_one() {
+        use sea_orm::ConnectionTrait;
+        let Some(url) = server_url("CONFLICTKIT_MYSQL_URL") else {
+            return;
+        };
+        let name = format!("ck_coordination_{}", std::process::id());
+        let admin = sea_orm::Database::connect(&url).await.expect("connect");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .await
+            .expect("drop the test database");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+            .await
+            .expect("create the test database");
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let base = path.rsplit_once('/').expect("a database in the URL").0;
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        let db = sea_orm::Database::connect(format!("{base}/{name}{query}"))
+            .await
+            .expect("connect to the test database");
+        a_waiting_exclusive_lock_holds_off_a_later_shared_one(db).await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE `{name}`"))
+            .await
+            .expect("drop the test database");
     }
 }

@@ -36,9 +36,10 @@ pub(crate) fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
     h.finish()
 }
 
-/// The database lock of (`label`, `key`): a stable hash of both. Two pairs
-/// that collide share one lock: they serialise with each other while both
-/// are hot, nothing worse.
+/// The database lock of (`label`, `key`): a stable hash of both (the
+/// advisory lock key on PostgreSQL, the row of `conflictkit_locks` on
+/// MariaDB/MySQL). Two pairs that collide share one lock: they serialise
+/// with each other while both are hot, nothing worse.
 pub(crate) fn lock_id(label: &str, key: Option<u64>) -> i64 {
     let mut h = StableHasher::default();
     h.write(b"conflictkit\0");
@@ -48,12 +49,6 @@ pub(crate) fn lock_id(label: &str, key: Option<u64>) -> i64 {
         h.write(&k.to_le_bytes());
     }
     i64::from_ne_bytes(h.finish().to_ne_bytes())
-}
-
-/// The MariaDB/MySQL `GET_LOCK` name of (`label`, `key`): 64 characters at
-/// most, whatever the label's length.
-pub(crate) fn lock_name(label: &str, key: Option<u64>) -> String {
-    format!("conflictkit:{:016x}", lock_id(label, key))
 }
 
 #[cfg(test)]
@@ -69,12 +64,5 @@ mod tests {
         assert_ne!(lock_id("a", Some(1)), lock_id("a", Some(2)));
         assert_ne!(lock_id("a", None), lock_id("b", None));
         assert_ne!(lock_id("a", None), lock_id("a", Some(0)));
-    }
-
-    #[test]
-    fn lock_names_fit_mariadb() {
-        let name = lock_name(&"x".repeat(500), Some(3));
-        assert!(name.len() <= 64, "{name}");
-        assert_eq!(name, lock_name(&"x".repeat(500), Some(3)));
     }
 }

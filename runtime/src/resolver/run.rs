@@ -15,8 +15,8 @@ use super::call_error::TransactionError;
 use super::carried;
 use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
-use super::contention::{Contention, Permit, Turn};
-use super::coordination::{self, HeldLock};
+use super::contention::{Contention, Permit};
+use super::coordination::{self, HeldLock, LockMode};
 use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
@@ -296,7 +296,7 @@ impl ConflictResolver {
         // one commits (its reads wait for the commit, as FOR UPDATE would).
         let admit_next_before_commit =
             backend == DbBackend::MySql && plan.isolation == Isolation::Serializable;
-        let escalate_here = coordination::supported(&self.inner.db);
+        let lock_across_processes = coordination::supported(&self.inner.db);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -312,17 +312,22 @@ impl ConflictResolver {
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::epoch);
-            // Across processes: while the gate sees frequent conflicts, and
-            // always for a call's last replay, the run also takes the
-            // database lock of its (label, key), after BEGIN (which takes no
-            // snapshot) and before its first statement (which does).
-            let db_lock = match &gate {
-                Some(g) if escalate_here && (turn == Turn::Last || g.escalated()) => {
+            // Across processes: while the gate is hot, the run also takes
+            // the database lock of its (label, key), shared, or exclusive for
+            // a last replay and while the gate escalates; after BEGIN (which
+            // takes no snapshot) and before its first statement (which does).
+            let mode = match &gate {
+                Some(g) if lock_across_processes => coordination::lock_mode(turn, g.heat()),
+                _ => None,
+            };
+            let db_lock = match mode {
+                Some(mode) => {
                     match coordination::lock(
                         &self.inner.db,
                         &self.inner.locks,
                         plan.label(),
                         plan.key,
+                        mode,
                     )
                     .await
                     {
@@ -333,8 +338,9 @@ impl ConflictResolver {
                         }
                     }
                 }
-                _ => None,
+                None => None,
             };
+            let ran_alone = mode == Some(LockMode::Exclusive) && db_lock.is_some();
             let release = Release {
                 permit,
                 db_lock,
@@ -369,7 +375,14 @@ impl ConflictResolver {
             if !plan.replay_left(attempt) {
                 stats.unresolved();
                 tracing::Span::current().record("attempts", attempt);
-                tracing::warn!(label = %plan.label(), attempt, code = %conflict, "giving up on a serialization conflict");
+                if ran_alone {
+                    // every run that asks for the lock was held off: the
+                    // winner took none (a process cold on this key) or was
+                    // another function
+                    tracing::warn!(label = %plan.label(), attempt, code = %conflict, "giving up on a serialization conflict, though the last run held the lock across processes exclusive: a run that did not ask for it won (a process that had seen no conflict on this key recently, or another function writing the same rows)");
+                } else {
+                    tracing::warn!(label = %plan.label(), attempt, code = %conflict, "giving up on a serialization conflict");
+                }
                 return Err(E::from(CannotResolveDatabaseConflict::new(
                     plan.label(),
                     attempt,

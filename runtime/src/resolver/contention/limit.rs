@@ -31,6 +31,11 @@ pub(crate) const CUT_ABOVE: f64 = 0.25;
 /// Clean commits in a row after which a gate stops escalating to the
 /// database lock (see [`Limiter::escalated`]).
 const ESCALATION_HOLDS_FOR: u32 = 256;
+/// Commits after the last conflict during which a gate stays hot (see
+/// [`Limiter::hot`]): well past the end of an escalation, so that a process
+/// that stops escalating goes on taking the lock shared while other
+/// processes may still fight over the key.
+const HOT_FOR: u32 = 4 * ESCALATION_HOLDS_FOR;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most.
 const MIN_DAMPING: f64 = 4.0;
@@ -70,6 +75,8 @@ pub(crate) struct Limiter {
     escalated: bool,
     /// Commits in a row without a conflict, while escalated.
     clean_in_a_row: u32,
+    /// Commits since the last conflict (`None`: no conflict ever).
+    since_conflict: Option<u32>,
 }
 
 impl Limiter {
@@ -118,6 +125,7 @@ impl Limiter {
     pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
         self.clean_in_a_row = 0;
+        self.since_conflict = Some(0);
         // Runs admitted one at a time since the last cut still conflict, and
         // often: not with each other, so with transactions this gate does
         // not see (other processes).
@@ -155,6 +163,7 @@ impl Limiter {
     pub(crate) fn on_commit(&mut self) -> bool {
         self.conflict_rate -= self.conflict_rate * RATE_WEIGHT;
         self.since_cut = self.since_cut.saturating_add(1);
+        self.since_conflict = self.since_conflict.map(|n| n.saturating_add(1));
         if self.escalated {
             self.clean_in_a_row += 1;
             if self.clean_in_a_row >= ESCALATION_HOLDS_FOR {
@@ -200,6 +209,15 @@ impl Limiter {
     /// conflicts back in.)
     pub(crate) fn escalated(&self) -> bool {
         self.escalated
+    }
+
+    /// Whether a run conflicted among the last [`HOT_FOR`] commits (any run:
+    /// conflicts with other runs of the process or with other processes
+    /// look the same). Runs of a hot gate take the database lock shared, so
+    /// that a last replay of another process, which takes it exclusive,
+    /// never runs beside them.
+    pub(crate) fn hot(&self) -> bool {
+        self.since_conflict.is_some_and(|n| n < HOT_FOR)
     }
 
     #[cfg(test)]
@@ -345,6 +363,47 @@ mod tests {
         assert!(l.escalated(), "a conflict restarts the count");
         l.on_commit();
         assert!(!l.escalated());
+    }
+
+    #[test]
+    fn a_gate_is_hot_from_a_conflict_until_hot_for_commits_without_one() {
+        let mut l = Limiter::slow_start();
+        for _ in 0..10_000 {
+            l.on_commit();
+        }
+        assert!(!l.hot(), "never a conflict: cold, however many commits");
+        l.on_conflict(l.epoch(), 1);
+        assert!(l.hot(), "one conflict is enough");
+        assert!(!l.escalated(), "hot is not escalated");
+        for _ in 1..HOT_FOR {
+            l.on_commit();
+        }
+        assert!(l.hot(), "still hot one commit short");
+        l.on_conflict(l.epoch(), 1);
+        for _ in 1..HOT_FOR {
+            l.on_commit();
+        }
+        assert!(l.hot(), "a conflict restarts the count");
+        l.on_commit();
+        assert!(!l.hot());
+    }
+
+    #[test]
+    fn an_escalation_ends_while_the_gate_is_still_hot() {
+        let mut l = Limiter::default();
+        while !l.escalated() {
+            l.on_conflict(l.epoch(), 1);
+        }
+        let mut commits = 0;
+        while l.escalated() {
+            l.on_commit();
+            commits += 1;
+        }
+        assert_eq!(commits, ESCALATION_HOLDS_FOR);
+        assert!(
+            l.hot(),
+            "after an escalation the runs go on taking the lock shared"
+        );
     }
 
     #[test]

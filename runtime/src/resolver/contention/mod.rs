@@ -2,8 +2,9 @@
 //! function) and optional key (`CallOptions::key`) that queues a hot
 //! function, or a hot key of it, instead of letting its transactions fight.
 //! Calls on different keys go through different gates and never wait for
-//! each other; across processes, a gate that stays hot escalates to a
-//! database lock (see `coordination`).
+//! each other; across processes, the runs of a hot gate also take a
+//! database lock, shared, and exclusive while the gate escalates and for a
+//! call's last replay (see `coordination`).
 //!
 //! Each gate has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
@@ -207,6 +208,16 @@ impl Gates {
 /// one per slot.
 fn prepare_cap(pool_size: Option<u32>) -> Option<u32> {
     pool_size.map(|n| n / 4)
+}
+
+/// What a gate's recent conflicts say, which decides the database lock its
+/// runs take across processes (see `coordination::lock_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Heat {
+    /// A run conflicted among the gate's last `HOT_FOR` commits.
+    pub(crate) hot: bool,
+    /// Runs admitted one at a time keep conflicting: with other processes.
+    pub(crate) escalated: bool,
 }
 
 /// Which run of a managed call asks for admission: it decides the place in

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::limit::{Limiter, UNLIMITED_ABOVE};
-use super::{MAX_QUEUE_WAIT, Turn};
+use super::{Heat, MAX_QUEUE_WAIT, Turn};
 
 /// One label's admission gate: a FIFO queue under an adjustable limit.
 #[derive(Debug, Default)]
@@ -332,10 +332,14 @@ impl Gate {
         lock(&self.state).last_used = Some(to);
     }
 
-    /// Whether this gate's runs take the database lock across processes
-    /// now (see [`Limiter::escalated`]).
-    pub(crate) fn escalated(&self) -> bool {
-        lock(&self.state).limiter.escalated()
+    /// What this gate's recent conflicts say about the database lock its
+    /// runs take across processes (see `coordination::lock_mode`).
+    pub(crate) fn heat(&self) -> Heat {
+        let s = lock(&self.state);
+        Heat {
+            hot: s.limiter.hot(),
+            escalated: s.limiter.escalated(),
+        }
     }
 
     /// Whether a replay of this label, just rolled back, will be spaced out
