@@ -108,7 +108,10 @@ fn draw(path: &Path, title: &str, cells: &[Median]) -> Result<(), Box<dyn Error>
         )?;
         panel(
             &panels[procs.len() + col],
-            &format!("p99 latency, ms (log) · P = {p} process{}", plural(p)),
+            &format!(
+                "p99 latency of committed calls, ms (log) · P = {p} process{}",
+                plural(p)
+            ),
             &tasks,
             &strategies,
             &of_p,
