@@ -23,7 +23,7 @@ json=${BENCH_JSON:-$root/target/bench/results.jsonl}
 mkdir -p "$(dirname "$json")"
 
 # build before the servers start, so they do not idle through a compile
-cargo build --release --example bench
+cargo build --release -p conflictkit-bench
 
 need_db=0
 for s in "${scenarios[@]}"; do
@@ -39,6 +39,6 @@ if [ "$need_db" = 1 ]; then
 fi
 
 echo "== $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git describe --always --dirty)"
-"$root/target/release/examples/bench" "${scenarios[@]}" "${db_args[@]}" \
+"$root/target/release/bench" "${scenarios[@]}" "${db_args[@]}" \
   --json "$json" "$@"
 echo "== JSON lines appended to $json"

@@ -1,5 +1,5 @@
 //! The documents of the merge benchmarks (`benches/merge.rs` and the
-//! `merge` scenario of `examples/bench`): a target of wallet accounts and a
+//! `merge` scenario of the bench crate, `bench/src/merge.rs`): a target of wallet accounts and a
 //! patch touching part of it, generated deterministically.
 
 use serde_json::{Map, Value, json};

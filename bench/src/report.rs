@@ -133,3 +133,20 @@ impl JsonSink {
         writeln!(f, "{}", Value::Object(obj))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_nan_run_makes_the_median_unknown() {
+        assert!(median(vec![1.0, f64::NAN, 3.0]).is_nan());
+        assert!(median(Vec::new()).is_nan());
+    }
+}

@@ -26,6 +26,13 @@ impl Kind {
             Kind::Sqlite => "sqlite",
         }
     }
+
+    /// The kind [`Kind::name`] names.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Kind::Postgres, Kind::MySql, Kind::Sqlite]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 /// A benchmark database: created for this run, dropped by [`Target::cleanup`].
@@ -122,6 +129,23 @@ impl Target {
             }
             (_, None) => Err(DbErr::Custom(format!("no server URL for {}", kind.name()))),
         }
+    }
+
+    /// A database another process created (a worker's view of the parent's
+    /// target): never dropped by this one.
+    pub(crate) fn existing(kind: Kind, url: String) -> Self {
+        Self {
+            kind,
+            url,
+            admin_url: None,
+            name: String::new(),
+            _dir: None,
+        }
+    }
+
+    /// The URL of the benchmark database itself.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// A pool on the benchmark database, with every connection opened up front.

@@ -6,7 +6,7 @@
 //! double-applied one (every balance equals its opening plus its ledger
 //! rows), no give-up, no error.
 //!
-//! `cargo run --release --example bench -- soak --pg URL --mysql URL --sqlite`
+//! `cargo run --release -p conflictkit-bench -- soak --pg URL --mysql URL --sqlite`
 //! runs 10^5 operations per engine with 32 tasks (`--ops`, `--threads`).
 
 use std::sync::Arc;
@@ -268,7 +268,7 @@ pub(crate) async fn run(
     let backend = target.kind.name();
     let mut table = Table::new(
         format!(
-            "soak · {backend} · {ops} operations, {tasks} tasks, {ACCOUNTS} hot accounts, 1 in 10 a read-only check · defaults"
+            "soak · {backend} · {ops} operations, {tasks} tasks, {ACCOUNTS} hot accounts, 1 in 10 a read-only check · defaults (p50/p99/max: every transfer, failed ones too)"
         ),
         vec![
             "transfers",

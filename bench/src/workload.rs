@@ -39,8 +39,10 @@ pub(crate) enum Strategy {
 }
 
 impl Strategy {
-    pub(crate) const CONTENTION: [Strategy; 6] = [
+    /// The contention scenario's default (`ck-keyed` runs only where K > 1).
+    pub(crate) const CONTENTION: [Strategy; 7] = [
         Strategy::CkAdaptive,
+        Strategy::CkKeyed,
         Strategy::CkOff,
         Strategy::Immediate,
         Strategy::JitterHand,
@@ -120,8 +122,8 @@ async fn read_modify_write<C: ConnectionTrait>(c: &C, id: i32, lock: bool) -> Re
     Ok(())
 }
 
-/// Full jitter, 10 ms · 2^(attempt-1), capped at 1 s: what the issue's
-/// hand-written loops use.
+/// Full jitter, 10 ms · 2^(attempt-1), capped at 1 s: the backoff of the
+/// hand-written loops.
 fn full_jitter(attempt: u32) -> Duration {
     let ceiling_ms = 10u64
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
@@ -165,11 +167,14 @@ impl Runner {
         }
     }
 
-    /// The resolver's admission limit after a cell (adaptive only).
+    /// The resolver's admission limit after a cell (adaptive only; keyed:
+    /// the limit of row 0).
     pub(crate) fn contention_limit(&self) -> Option<u32> {
-        self.resolver
-            .as_ref()
-            .and_then(|r| r.contention_limit(LABEL))
+        let r = self.resolver.as_ref()?;
+        match self.strategy {
+            Strategy::CkKeyed => r.contention_limit_of_key(LABEL, &0_i32),
+            _ => r.contention_limit(LABEL),
+        }
     }
 
     /// One increment of counter `id`, with its retries.
@@ -294,6 +299,46 @@ pub(crate) struct CellRun {
 }
 
 impl CellRun {
+    /// A run with nothing counted yet.
+    pub(crate) fn empty(ops: usize) -> Self {
+        Self {
+            committed: 0,
+            give_ups: 0,
+            errors: 0,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::with_capacity(ops),
+            sum_delta: 0,
+            cut: false,
+            final_limit: None,
+            first_error: None,
+        }
+    }
+
+    /// Adds the counts and latency samples of `other` (a share of the same
+    /// cell run elsewhere): percentiles are then taken over all samples,
+    /// never averaged. The elapsed time is the caller's to set.
+    pub(crate) fn absorb(&mut self, other: CellRun) {
+        self.committed += other.committed;
+        self.give_ups += other.give_ups;
+        self.errors += other.errors;
+        self.attempts += other.attempts;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self.cut |= other.cut;
+        self.final_limit = self.final_limit.or(other.final_limit);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Sets [`CellRun::sum_delta`] from the counters' final sum.
+    pub(crate) async fn check_sum(&mut self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let sum = crate::db::counter_sum(db).await?;
+        self.sum_delta = sum - self.committed as i64;
+        Ok(())
+    }
+
     pub(crate) fn goodput(&self) -> f64 {
         self.committed as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -346,12 +391,26 @@ pub(crate) async fn run_cell_on_nodes(
         .iter()
         .map(|d| Arc::new(Runner::new(strategy, d)))
         .collect();
-    let runner = runners[0].clone();
+    let mut run = run_tasks(&runners, t, k, ops, deadline).await?;
+    run.check_sum(db).await?;
+    Ok(run)
+}
+
+/// The increments themselves: `ops` over `k` rows from `t` tasks (task i on
+/// `runners[i mod n]`), new ops stopped after `deadline`. The sum is not
+/// checked here (a worker process runs only its share of a cell).
+pub(crate) async fn run_tasks(
+    runners: &[Arc<Runner>],
+    t: usize,
+    k: usize,
+    ops: usize,
+    deadline: Duration,
+) -> Result<CellRun, DbErr> {
     let start = Instant::now();
     let stop_at = start + deadline;
     let mut tasks = Vec::with_capacity(t);
     for task in 0..t {
-        let n = ops / t + usize::from(task < ops % t);
+        let n = share(ops, t, task);
         let runner = runners[task % runners.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::with_capacity(n);
@@ -374,18 +433,7 @@ pub(crate) async fn run_cell_on_nodes(
             (outcomes, cut, error)
         }));
     }
-    let mut run = CellRun {
-        committed: 0,
-        give_ups: 0,
-        errors: 0,
-        attempts: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::with_capacity(ops),
-        sum_delta: 0,
-        cut: false,
-        final_limit: None,
-        first_error: None,
-    };
+    let mut run = CellRun::empty(ops);
     for task in tasks {
         let (outcomes, cut, error) = task
             .await
@@ -408,8 +456,52 @@ pub(crate) async fn run_cell_on_nodes(
     }
     run.elapsed = start.elapsed();
     run.latencies.sort_unstable();
-    run.final_limit = runner.contention_limit();
-    let sum = crate::db::counter_sum(db).await?;
-    run.sum_delta = sum - run.committed as i64;
+    run.final_limit = runners[0].contention_limit();
     Ok(run)
+}
+
+/// Share `i` of `total` split over `parts` (the first `total % parts` get one more).
+pub(crate) fn share(total: usize, parts: usize, i: usize) -> usize {
+    total / parts + usize::from(i < total % parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_differ_by_at_most_one() {
+        for (total, parts) in [(8000, 4), (16, 4), (64, 3), (5, 4), (7, 1)] {
+            let shares: Vec<usize> = (0..parts).map(|i| share(total, parts, i)).collect();
+            assert_eq!(shares.iter().sum::<usize>(), total, "{total} over {parts}");
+            let (lo, hi) = (shares.iter().min(), shares.iter().max());
+            assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{shares:?}");
+        }
+    }
+
+    fn run_with(latencies_ms: &[u64], give_ups: u64) -> CellRun {
+        let mut run = CellRun::empty(latencies_ms.len());
+        run.committed = latencies_ms.len() as u64;
+        run.attempts = run.committed + give_ups * 4;
+        run.give_ups = give_ups;
+        run.latencies = latencies_ms
+            .iter()
+            .map(|&ms| Duration::from_millis(ms))
+            .collect();
+        run
+    }
+
+    #[test]
+    fn absorbed_runs_take_percentiles_over_every_sample() {
+        // one process fast, one slow: the merged p99 is the slow one's tail,
+        // where an average of the two p99s would be half of it
+        let mut merged = run_with(&[1; 99], 0);
+        merged.absorb(run_with(&[100; 99], 3));
+        assert_eq!(merged.committed, 198);
+        assert_eq!(merged.give_ups, 3);
+        assert_eq!(merged.attempts, 198 + 12);
+        assert_eq!(merged.pct_ms(99.0), 100.0);
+        assert_eq!(merged.pct_ms(50.0), 1.0);
+        assert!(merged.latencies.is_sorted());
+    }
 }

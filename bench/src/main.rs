@@ -1,9 +1,9 @@
-//! conflictkit benchmark harness (issue 9).
+//! conflictkit benchmark harness.
 //!
 //! ```text
-//! cargo run --release --example bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
-//!     [--threads 1,4,16,64] [--rows 1,10] [--ops N] [--repeat R] [--json FILE]
-//!     [--requests N] [--clients 1,32] [--sizes-mb 1,10,100]
+//! cargo run --release -p conflictkit-bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
+//!     [--threads 1,4,16,64] [--rows 1,10] [--procs 1,4] [--ops N] [--repeat R]
+//!     [--json FILE] [--charts DIR] [--requests N] [--clients 1,32] [--sizes-mb 1,10,100]
 //! ```
 //!
 //! It starts no database server: pass the URLs (`scripts/bench.sh` starts
@@ -13,14 +13,18 @@
 //! (in memory) need no database and run once. Each scenario is one module;
 //! add a variant to [`Scenario`] and a module to add one.
 //!
-//! Tables go to stdout as Markdown, progress to stderr, and one JSON line per
-//! run and per median to `--json` (appended).
+//! Tables go to stdout as Markdown, progress to stderr, one JSON line per
+//! run and per median to `--json` (appended), and the contention charts
+//! (SVG) to `--charts`. With `--procs P` a contention cell runs in P
+//! processes of this binary (see `procs.rs`).
 
+mod charts;
 mod contention;
 mod db;
 mod listener;
 mod merge;
 mod overhead;
+mod procs;
 mod report;
 mod soak;
 mod workload;
@@ -33,12 +37,12 @@ use clap::{Parser, ValueEnum};
 use crate::db::{Kind, Target};
 use crate::workload::Strategy;
 
-/// The scenarios of issue 9.
+/// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// Uncontended increments from 1 task: `resolver.run` vs hand-written sea-orm.
     Overhead,
-    /// K hot rows, T tasks: every retry / locking strategy side by side.
+    /// K hot rows, T tasks in P processes: every retry / locking strategy side by side.
     Contention,
     /// Form posts to the event listener vs a bare warp route, 1 and 32 clients.
     Listener,
@@ -87,6 +91,11 @@ struct Args {
     /// Hot rows K (contention).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
     rows: Vec<usize>,
+    /// OS processes P a contention cell runs in (its T tasks and its
+    /// increments split over them, each process with its own pool and
+    /// resolver, a common start); cells with T < P are skipped.
+    #[arg(long, value_delimiter = ',', default_values_t = [1])]
+    procs: Vec<usize>,
     /// Increments per cell (default: 1000 for overhead, 400 for contention).
     #[arg(long)]
     ops: Option<usize>,
@@ -96,8 +105,13 @@ struct Args {
     /// Append JSON lines (one per run and per median) to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the contention charts here: one SVG per engine and K, goodput
+    /// and p99 against tasks for each strategy and P.
+    #[arg(long)]
+    charts: Option<PathBuf>,
     /// Contention strategies, comma-separated (default: all of
-    /// ck-adaptive, ck-off, immediate, jitter-hand, for-update, single-update).
+    /// ck-adaptive, ck-keyed, ck-off, immediate, jitter-hand, for-update,
+    /// single-update; ck-keyed by default only where K > 1).
     #[arg(long, value_delimiter = ',')]
     strategies: Option<Vec<Strategy>>,
     /// Seconds a cell may run before it stops starting new increments.
@@ -123,9 +137,13 @@ struct Args {
 pub(crate) struct Config {
     pub(crate) threads: Vec<usize>,
     pub(crate) rows: Vec<usize>,
+    pub(crate) procs: Vec<usize>,
     pub(crate) ops: Option<usize>,
     pub(crate) repeat: usize,
     pub(crate) strategies: Vec<Strategy>,
+    /// `--strategies` was given (it then runs exactly those everywhere).
+    pub(crate) strategies_given: bool,
+    pub(crate) charts: Option<PathBuf>,
     pub(crate) cell_timeout: Duration,
     pub(crate) ping: bool,
     pub(crate) requests: usize,
@@ -142,6 +160,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some(procs::WORKER_ARG) {
+        let spec = argv.next().ok_or("a worker needs its spec")?;
+        return procs::worker_main(&spec)
+            .await
+            .map_err(|e| -> Box<dyn std::error::Error> { e });
+    }
     let args = Args::parse();
     let mut servers: Vec<(Kind, Option<&str>)> = Vec::new();
     if let Some(u) = &args.pg {
@@ -165,24 +190,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.repeat == 0
         || args.threads.contains(&0)
         || args.rows.contains(&0)
+        || args.procs.contains(&0)
         || args.requests == 0
         || args.clients.contains(&0)
         || args.sizes_mb.contains(&0)
     {
         return Err(
-            "--repeat, --threads, --rows, --requests, --clients and --sizes-mb must be at least 1"
+            "--repeat, --threads, --rows, --procs, --requests, --clients and --sizes-mb must be at least 1"
                 .into(),
         );
     }
     let cfg = Config {
         threads: args.threads.clone(),
         rows: args.rows.clone(),
+        procs: args.procs.clone(),
         ops: args.ops,
         repeat: args.repeat,
         strategies: args
             .strategies
             .clone()
             .unwrap_or_else(|| Strategy::CONTENTION.to_vec()),
+        strategies_given: args.strategies.is_some(),
+        charts: args.charts.clone(),
         cell_timeout: Duration::from_secs_f64(args.cell_timeout),
         ping: args.ping,
         requests: args.requests,
