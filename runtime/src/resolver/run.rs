@@ -98,6 +98,9 @@ struct Release {
 
 impl Release {
     fn before_commit(&mut self) {
+        if let Some(permit) = &self.permit {
+            permit.committing();
+        }
         if self.before_commit {
             self.permit = None;
             self.db_lock = None;
@@ -311,7 +314,7 @@ impl ConflictResolver {
                 }
                 None => (None, None),
             };
-            let admitted = permit.as_ref().map(Permit::epoch);
+            let admitted = permit.as_ref().map(Permit::admission);
             // Across processes: while the gate is hot, the run also takes
             // the database lock of its (label, key), shared, or exclusive for
             // a last replay and while the gate escalates; after BEGIN (which
@@ -367,7 +370,7 @@ impl ConflictResolver {
                 return Err(err);
             };
             if let (Some(g), Some(admitted)) = (&gate, admitted) {
-                g.on_conflict(admitted);
+                g.on_conflict(admitted, phase == Phase::Commit);
             }
             if plan.retryable {
                 stats.retry();

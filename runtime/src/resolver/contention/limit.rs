@@ -75,7 +75,8 @@ pub(crate) struct Limiter {
     escalated: bool,
     /// Commits in a row without a conflict, while escalated.
     clean_in_a_row: u32,
-    /// Commits since the last conflict (`None`: no conflict ever).
+    /// Commits since the last conflict from outside the process (`None`:
+    /// none ever).
     since_conflict: Option<u32>,
 }
 
@@ -125,12 +126,12 @@ impl Limiter {
     pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
         self.clean_in_a_row = 0;
-        self.since_conflict = Some(0);
         // Runs admitted one at a time since the last cut still conflict, and
         // often: not with each other, so with transactions this gate does
         // not see (other processes).
         if self.slots() == 1 && admitted >= self.cut_at && self.conflicts_frequent() {
             self.escalated = true;
+            self.since_conflict = Some(0);
         }
         if admitted < self.cut_at {
             return;
@@ -211,11 +212,18 @@ impl Limiter {
         self.escalated
     }
 
-    /// Whether a run conflicted among the last [`HOT_FOR`] commits (any run:
-    /// conflicts with other runs of the process or with other processes
-    /// look the same). Runs of a hot gate take the database lock shared, so
-    /// that a last replay of another process, which takes it exclusive,
-    /// never runs beside them.
+    /// A run conflicted with a transaction from outside the process (no
+    /// other run of the gate reached `COMMIT` during it).
+    pub(crate) fn on_conflict_from_outside(&mut self) {
+        self.since_conflict = Some(0);
+    }
+
+    /// Whether a conflict from outside the process came among the last
+    /// [`HOT_FOR`] commits. Runs of a hot gate take the database lock
+    /// shared, so that a last replay of another process, which takes it
+    /// exclusive, never runs beside them. Conflicts among the runs of one
+    /// process do not make it hot: a process alone on its rows takes no
+    /// lock (its gate already orders its runs).
     pub(crate) fn hot(&self) -> bool {
         self.since_conflict.is_some_and(|n| n < HOT_FOR)
     }
@@ -366,20 +374,23 @@ mod tests {
     }
 
     #[test]
-    fn a_gate_is_hot_from_a_conflict_until_hot_for_commits_without_one() {
+    fn a_gate_is_hot_from_a_conflict_from_outside_until_hot_for_commits_without_one() {
         let mut l = Limiter::slow_start();
         for _ in 0..10_000 {
             l.on_commit();
         }
         assert!(!l.hot(), "never a conflict: cold, however many commits");
+        l.on_conflict(l.epoch(), 4);
+        assert!(!l.hot(), "a conflict within the process leaves it cold");
         l.on_conflict(l.epoch(), 1);
-        assert!(l.hot(), "one conflict is enough");
+        l.on_conflict_from_outside();
+        assert!(l.hot(), "one conflict from outside is enough");
         assert!(!l.escalated(), "hot is not escalated");
         for _ in 1..HOT_FOR {
             l.on_commit();
         }
         assert!(l.hot(), "still hot one commit short");
-        l.on_conflict(l.epoch(), 1);
+        l.on_conflict_from_outside();
         for _ in 1..HOT_FOR {
             l.on_commit();
         }

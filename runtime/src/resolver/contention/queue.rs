@@ -37,11 +37,24 @@ struct GateState {
     waiting: VecDeque<Waiter>,
     /// Waiters told to prepare (begin their transaction) while they wait.
     told: u32,
+    /// Runs of this gate that reached `COMMIT` (sent it, whatever came
+    /// back): a conflict that none of them could have caused came from
+    /// outside the process.
+    commits_started: u64,
+}
+
+/// Where a gate stood when it admitted a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admission {
+    /// The limiter's epoch (see [`Limiter::epoch`]).
+    pub(crate) epoch: u64,
+    /// [`GateState::commits_started`] then.
+    commits_started: u64,
 }
 
 #[derive(Debug)]
 struct Waiter {
-    admit: oneshot::Sender<u64>,
+    admit: oneshot::Sender<Admission>,
     turn: Turn,
     tell: Tell,
 }
@@ -57,6 +70,13 @@ enum Tell {
 }
 
 impl GateState {
+    fn admission(&self) -> Admission {
+        Admission {
+            epoch: self.limiter.epoch(),
+            commits_started: self.commits_started,
+        }
+    }
+
     fn slots(&self) -> u32 {
         self.limiter.slots()
     }
@@ -114,7 +134,7 @@ impl GateState {
             }
             self.in_flight += 1;
             self.solo = next.turn == Turn::Last;
-            if next.admit.send(self.limiter.epoch()).is_err() {
+            if next.admit.send(self.admission()).is_err() {
                 // that caller gave up waiting (its future was dropped)
                 self.in_flight -= 1;
                 self.solo = false;
@@ -197,7 +217,7 @@ impl Gate {
                 s.solo = turn == Turn::Last;
                 let permit = Permit {
                     gate: self.clone(),
-                    epoch: s.limiter.epoch(),
+                    admission: s.admission(),
                     solo: turn == Turn::Last,
                 };
                 return (permit, None);
@@ -239,7 +259,7 @@ impl Gate {
         let mut prepared = None;
         let overdue = tokio::time::sleep(MAX_QUEUE_WAIT);
         let mut overdue = std::pin::pin!(overdue);
-        let (epoch, solo) = loop {
+        let (admission, solo) = loop {
             let Some(rx) = wait.rx.as_mut() else {
                 unreachable!("the receiver is only taken below")
             };
@@ -248,14 +268,14 @@ impl Gate {
                 granted = rx => {
                     wait.rx = None; // received: nothing to give back on drop
                     match granted {
-                        Ok(epoch) => break (epoch, turn == Turn::Last),
+                        Ok(admission) => break (admission, turn == Turn::Last),
                         // Cannot happen while the gate lives (senders leave
                         // the queue only by sending); take the room anyway so
                         // the permit's release stays balanced.
                         Err(_) => {
                             let mut s = lock(&self.state);
                             s.in_flight += 1;
-                            break (s.limiter.epoch(), false);
+                            break (s.admission(), false);
                         }
                     }
                 }
@@ -274,8 +294,8 @@ impl Gate {
                     }
                     if let Some(mut rx) = wait.rx.take() {
                         // admitted meanwhile: take that room
-                        if let Ok(epoch) = rx.try_recv() {
-                            break (epoch, turn == Turn::Last);
+                        if let Ok(admission) = rx.try_recv() {
+                            break (admission, turn == Turn::Last);
                         }
                         rx.close();
                     }
@@ -283,13 +303,13 @@ impl Gate {
                     // over the limit, beside the others
                     s.in_flight += 1;
                     tracing::debug!(waited_ms = MAX_QUEUE_WAIT.as_millis() as u64, "admitted over the contention limit after the longest queue wait");
-                    break (s.limiter.epoch(), false);
+                    break (s.admission(), false);
                 }
             }
         };
         let permit = Permit {
             gate: self.clone(),
-            epoch,
+            admission,
             solo,
         };
         if prepared.is_none() && started.load(Ordering::Relaxed) {
@@ -299,12 +319,30 @@ impl Gate {
         (permit, prepared)
     }
 
-    /// A transaction admitted at `admitted` (its permit's epoch) conflicted:
-    /// the limiter may cut the limit.
-    pub(crate) fn on_conflict(&self, admitted: u64) {
+    /// A transaction admitted at `admitted` conflicted (`own_commit`: in its
+    /// own `COMMIT`). When no other run of this gate reached `COMMIT` since
+    /// that admission, no run of this process caused the conflict: it came
+    /// from outside (another process, or another function writing the same
+    /// rows), and the gate is hot across processes from now on (see
+    /// [`Limiter::hot`]). Commits are counted when they are sent, before any
+    /// other run can see them, so a conflict caused in the process is never
+    /// taken for one from outside.
+    pub(crate) fn on_conflict(&self, admitted: Admission, own_commit: bool) {
         let mut s = lock(&self.state);
         let in_flight = s.in_flight;
-        s.limiter.on_conflict(admitted, in_flight);
+        s.limiter.on_conflict(admitted.epoch, in_flight);
+        let others = s
+            .commits_started
+            .saturating_sub(admitted.commits_started)
+            .saturating_sub(u64::from(own_commit));
+        if others == 0 {
+            s.limiter.on_conflict_from_outside();
+        }
+    }
+
+    /// A run of this gate is about to send `COMMIT`.
+    fn committing(&self) {
+        lock(&self.state).commits_started += 1;
     }
 
     /// A transaction of this gate committed: the limiter may grow the limit,
@@ -369,7 +407,7 @@ impl Gate {
 /// it, the room goes back.
 struct Waiting {
     gate: Arc<Gate>,
-    rx: Option<oneshot::Receiver<u64>>,
+    rx: Option<oneshot::Receiver<Admission>>,
     turn: Turn,
 }
 
@@ -391,14 +429,19 @@ impl Drop for Waiting {
 #[derive(Debug)]
 pub(crate) struct Permit {
     gate: Arc<Gate>,
-    epoch: u64,
+    admission: Admission,
     solo: bool,
 }
 
 impl Permit {
-    /// The gate's epoch when this permit was given.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch
+    /// Where the gate stood when this permit was given.
+    pub(crate) fn admission(&self) -> Admission {
+        self.admission
+    }
+
+    /// Its run is about to send `COMMIT` (see [`Gate::on_conflict`]).
+    pub(crate) fn committing(&self) {
+        self.gate.committing();
     }
 }
 
@@ -429,6 +472,31 @@ pub(super) mod tests {
         while lock(&gate.state).waiting.len() < n {
             tokio::task::yield_now().await;
         }
+    }
+
+    #[tokio::test]
+    async fn only_a_conflict_no_run_of_the_gate_could_cause_makes_it_hot() {
+        let gate = Arc::new(Gate::default());
+        set_limit(&gate, 4.0);
+        let a = enter(&gate).await;
+        let b = enter(&gate).await;
+        // b sends COMMIT while a runs: a's conflict may be b's doing
+        b.committing();
+        let a_at = a.admission();
+        drop(b);
+        gate.on_commit();
+        gate.on_conflict(a_at, false);
+        assert!(!gate.heat().hot, "a conflict within the process");
+        drop(a);
+        let c = enter(&gate).await;
+        c.committing();
+        let c_at = c.admission();
+        drop(c);
+        gate.on_conflict(c_at, true);
+        assert!(
+            gate.heat().hot,
+            "no other run reached COMMIT during c: the conflict came from outside"
+        );
     }
 
     #[tokio::test]
