@@ -8,9 +8,9 @@
 //!   keep conflicting one at a time, so with other processes), take it
 //!   *exclusive*;
 //! - every other run of a *hot* gate (a conflict from outside the process
-//!   among its last `HOT_FOR` commits: one that no run of the gate could
-//!   have caused, as none reached `COMMIT` meanwhile; see the contention
-//!   module) takes it *shared*: shared runs
+//!   among its last `HOT_FOR` commits: one of a run that ran alone in its
+//!   gate, so no run of the process could have caused it; see the
+//!   contention module) takes it *shared*: shared runs
 //!   run beside each other as before, but never beside an exclusive one;
 //! - runs of a cold gate take nothing: a process that does not fight
 //!   other processes over a key pays nothing for it, however much its own

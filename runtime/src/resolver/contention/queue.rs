@@ -41,6 +41,8 @@ struct GateState {
     /// back): a conflict that none of them could have caused came from
     /// outside the process.
     commits_started: u64,
+    /// Runs admitted so far.
+    admissions: u64,
 }
 
 /// Where a gate stood when it admitted a run.
@@ -50,6 +52,10 @@ pub(crate) struct Admission {
     pub(crate) epoch: u64,
     /// [`GateState::commits_started`] then.
     commits_started: u64,
+    /// [`GateState::admissions`], this one included.
+    admissions: u64,
+    /// No other run of the gate was in flight.
+    alone: bool,
 }
 
 #[derive(Debug)]
@@ -70,10 +76,14 @@ enum Tell {
 }
 
 impl GateState {
-    fn admission(&self) -> Admission {
+    /// Records the admission of a run (already counted in `in_flight`).
+    fn admission(&mut self) -> Admission {
+        self.admissions += 1;
         Admission {
             epoch: self.limiter.epoch(),
             commits_started: self.commits_started,
+            admissions: self.admissions,
+            alone: self.in_flight == 1,
         }
     }
 
@@ -320,13 +330,15 @@ impl Gate {
     }
 
     /// A transaction admitted at `admitted` conflicted (`own_commit`: in its
-    /// own `COMMIT`). When no other run of this gate reached `COMMIT` since
-    /// that admission, no run of this process caused the conflict: it came
-    /// from outside (another process, or another function writing the same
-    /// rows), and the gate is hot across processes from now on (see
-    /// [`Limiter::hot`]). Commits are counted when they are sent, before any
-    /// other run can see them, so a conflict caused in the process is never
-    /// taken for one from outside.
+    /// own `COMMIT`). When it ran alone in its gate (none in flight when it
+    /// was admitted, none admitted since) and no other run of the gate
+    /// reached `COMMIT` meanwhile, no run of this process caused the
+    /// conflict: it came from outside (another process, or another function
+    /// writing the same rows), and the gate is hot across processes from now
+    /// on (see [`Limiter::hot`]). Runs beside each other can fail without a
+    /// commit (a deadlock victim), so a run that had company never counts;
+    /// commits are counted when they are sent, before any other run can see
+    /// them.
     pub(crate) fn on_conflict(&self, admitted: Admission, own_commit: bool) {
         let mut s = lock(&self.state);
         let in_flight = s.in_flight;
@@ -335,7 +347,7 @@ impl Gate {
             .commits_started
             .saturating_sub(admitted.commits_started)
             .saturating_sub(u64::from(own_commit));
-        if others == 0 {
+        if others == 0 && admitted.alone && s.admissions == admitted.admissions {
             s.limiter.on_conflict_from_outside();
         }
     }
@@ -488,6 +500,15 @@ pub(super) mod tests {
         gate.on_conflict(a_at, false);
         assert!(!gate.heat().hot, "a conflict within the process");
         drop(a);
+        // d and e run together; d fails without any COMMIT (a deadlock
+        // victim of e, say): not from outside either
+        let d = enter(&gate).await;
+        let e = enter(&gate).await;
+        let d_at = d.admission();
+        drop(d);
+        gate.on_conflict(d_at, false);
+        assert!(!gate.heat().hot, "a run that had company");
+        drop(e);
         let c = enter(&gate).await;
         c.committing();
         let c_at = c.admission();
