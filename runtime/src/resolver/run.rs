@@ -370,7 +370,11 @@ impl ConflictResolver {
                 return Err(err);
             };
             if let (Some(g), Some(admitted)) = (&gate, admitted) {
-                g.on_conflict(admitted, phase == Phase::Commit);
+                g.on_conflict(
+                    admitted,
+                    phase == Phase::Commit,
+                    backend == DbBackend::MySql,
+                );
             }
             if plan.retryable {
                 stats.retry();

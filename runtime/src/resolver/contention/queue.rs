@@ -330,16 +330,24 @@ impl Gate {
     }
 
     /// A transaction admitted at `admitted` conflicted (`own_commit`: in its
-    /// own `COMMIT`). When it ran alone in its gate (none in flight when it
-    /// was admitted, none admitted since) and no other run of the gate
-    /// reached `COMMIT` meanwhile, no run of this process caused the
-    /// conflict: it came from outside (another process, or another function
-    /// writing the same rows), and the gate is hot across processes from now
-    /// on (see [`Limiter::hot`]). Runs beside each other can fail without a
-    /// commit (a deadlock victim), so a run that had company never counts;
-    /// commits are counted when they are sent, before any other run can see
-    /// them.
-    pub(crate) fn on_conflict(&self, admitted: Admission, own_commit: bool) {
+    /// own `COMMIT`). When no other run of the gate reached `COMMIT`
+    /// meanwhile (and, where `lockers_deadlock`, it ran alone in its gate:
+    /// none in flight when it was admitted, none admitted since), no run of
+    /// this process caused the conflict: it came from outside (another
+    /// process, or another function writing the same rows), and the gate is
+    /// hot across processes from now on (see [`Limiter::hot`]).
+    ///
+    /// Commits are counted when they are sent, before any other run can see
+    /// them. A PostgreSQL serialization failure always follows a commit of
+    /// the transaction it lost to; on MySQL/MariaDB two runs that read the
+    /// same row under SERIALIZABLE (shared locks) and then write it fail as
+    /// a deadlock victim with no commit at all, hence `lockers_deadlock`.
+    pub(crate) fn on_conflict(
+        &self,
+        admitted: Admission,
+        own_commit: bool,
+        lockers_deadlock: bool,
+    ) {
         let mut s = lock(&self.state);
         let in_flight = s.in_flight;
         s.limiter.on_conflict(admitted.epoch, in_flight);
@@ -347,7 +355,8 @@ impl Gate {
             .commits_started
             .saturating_sub(admitted.commits_started)
             .saturating_sub(u64::from(own_commit));
-        if others == 0 && admitted.alone && s.admissions == admitted.admissions {
+        let alone = admitted.alone && s.admissions == admitted.admissions;
+        if others == 0 && (alone || !lockers_deadlock) {
             s.limiter.on_conflict_from_outside();
         }
     }
@@ -497,7 +506,7 @@ pub(super) mod tests {
         let a_at = a.admission();
         drop(b);
         gate.on_commit();
-        gate.on_conflict(a_at, false);
+        gate.on_conflict(a_at, false, false);
         assert!(!gate.heat().hot, "a conflict within the process");
         drop(a);
         // d and e run together; d fails without any COMMIT (a deadlock
@@ -506,14 +515,17 @@ pub(super) mod tests {
         let e = enter(&gate).await;
         let d_at = d.admission();
         drop(d);
-        gate.on_conflict(d_at, false);
-        assert!(!gate.heat().hot, "a run that had company");
+        gate.on_conflict(d_at, false, true);
+        assert!(
+            !gate.heat().hot,
+            "a run that had company, where lockers deadlock"
+        );
         drop(e);
         let c = enter(&gate).await;
         c.committing();
         let c_at = c.admission();
         drop(c);
-        gate.on_conflict(c_at, true);
+        gate.on_conflict(c_at, true, true);
         assert!(
             gate.heat().hot,
             "no other run reached COMMIT during c: the conflict came from outside"
