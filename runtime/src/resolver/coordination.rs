@@ -7,14 +7,13 @@
 //! - a call's last replay, and every run of a gate that escalated (its runs
 //!   keep conflicting one at a time, so with other processes), take it
 //!   *exclusive*;
-//! - every other run of a *hot* gate (a conflict from outside the process
-//!   among its last `HOT_FOR` commits: one of a run that ran alone in its
-//!   gate, so no run of the process could have caused it; see the
-//!   contention module) takes it *shared*: shared runs
+//! - every other run of a *hot* gate (a conflict among its last `HOT_FOR`
+//!   commits; on MySQL/MariaDB only one no run of the process could have
+//!   caused, see `Gate::on_conflict`) takes it *shared*: shared runs
 //!   run beside each other as before, but never beside an exclusive one;
-//! - runs of a cold gate take nothing: a process that does not fight
-//!   other processes over a key pays nothing for it, however much its own
-//!   runs conflict (its gate orders them).
+//! - runs of a cold gate take nothing: a key without conflicts costs
+//!   nothing (on MySQL/MariaDB, nor does one a process fights over only
+//!   with itself).
 //!
 //! An exclusive request holds off shared requests made after it, so a last
 //! replay waits only for the runs already holding the lock, never for a
@@ -55,11 +54,10 @@
 //! or took it after that commit: it never runs beside the last replay. So a
 //! last replay can only lose to a run that did not ask for the lock: a run
 //! of a process whose gate for that (label, key) is cold. Such a run either
-//! loses (to a run of another process as a rule, which makes its process
-//! hot from that moment) or commits beside the last replay and makes it
-//! give up. That is the hole left, and it is narrow: it takes a process
-//! that writes the key without having lost to another process on it in its
-//! last `HOT_FOR` commits *while* a call
+//! loses (which makes its process hot from that moment) or commits beside
+//! the last replay and makes it give up. That is the hole left, and it is
+//! narrow: it takes a process that writes the key without having seen a
+//! conflict on it in its last `HOT_FOR` commits *while* a call
 //! of another process went through all its runs on the same key, i.e. the
 //! very first runs of a process that joins a fight already going on (or
 //! whose gate was forgotten after minutes of idleness), or a process that

@@ -75,8 +75,8 @@ pub(crate) struct Limiter {
     escalated: bool,
     /// Commits in a row without a conflict, while escalated.
     clean_in_a_row: u32,
-    /// Commits since the last conflict from outside the process (`None`:
-    /// none ever).
+    /// Commits since the last conflict that may have come from outside the
+    /// process (`None`: none ever).
     since_conflict: Option<u32>,
 }
 
@@ -212,18 +212,17 @@ impl Limiter {
         self.escalated
     }
 
-    /// A run conflicted with a transaction from outside the process (no
-    /// other run of the gate reached `COMMIT` during it).
+    /// A run conflicted, maybe with a transaction from outside the process
+    /// (see `Gate::on_conflict`).
     pub(crate) fn on_conflict_from_outside(&mut self) {
         self.since_conflict = Some(0);
     }
 
-    /// Whether a conflict from outside the process came among the last
-    /// [`HOT_FOR`] commits. Runs of a hot gate take the database lock
-    /// shared, so that a last replay of another process, which takes it
-    /// exclusive, never runs beside them. Conflicts among the runs of one
-    /// process do not make it hot: a process alone on its rows takes no
-    /// lock (its gate already orders its runs).
+    /// Whether a conflict that may have come from outside the process came
+    /// among the last [`HOT_FOR`] commits (see `Gate::on_conflict` for which
+    /// count). Runs of a hot gate take the database lock shared, so that a
+    /// last replay of another process, which takes it exclusive, never runs
+    /// beside them.
     pub(crate) fn hot(&self) -> bool {
         self.since_conflict.is_some_and(|n| n < HOT_FOR)
     }
@@ -381,10 +380,13 @@ mod tests {
         }
         assert!(!l.hot(), "never a conflict: cold, however many commits");
         l.on_conflict(l.epoch(), 4);
-        assert!(!l.hot(), "a conflict within the process leaves it cold");
+        assert!(
+            !l.hot(),
+            "a conflict the gate does not report leaves it cold"
+        );
         l.on_conflict(l.epoch(), 1);
         l.on_conflict_from_outside();
-        assert!(l.hot(), "one conflict from outside is enough");
+        assert!(l.hot(), "one reported conflict is enough");
         assert!(!l.escalated(), "hot is not escalated");
         for _ in 1..HOT_FOR {
             l.on_commit();
