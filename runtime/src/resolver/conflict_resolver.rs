@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
-use super::coordination::LockPools;
+use super::lease::Leases;
 use super::inject::{InjectConflicts, Injector};
 use super::plan::Plan;
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
@@ -59,8 +59,8 @@ pub(crate) struct Inner {
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
     /// Conflict injection, when on.
     pub(crate) inject: Option<Injector>,
-    /// Where database locks across processes are taken.
-    pub(crate) locks: LockPools,
+    /// This process's leases of database locks across processes.
+    pub(crate) leases: Leases,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -146,6 +146,7 @@ impl ConflictResolver {
         let gates = Gates::with_pool(pool_size(&db));
         ConflictResolverBuilder {
             inner: Inner {
+                leases: Leases::new(db.clone()),
                 db,
                 retries: 3,
                 isolation: Isolation::Serializable,
@@ -159,7 +160,6 @@ impl ConflictResolver {
                 gates,
                 writer: tokio::sync::OnceCell::new(),
                 identity: tokio::sync::OnceCell::new(),
-                locks: LockPools::default(),
                 inject: match InjectConflicts::from_env() {
                     Ok(inject) => inject.map(Injector::new),
                     Err(e) => {

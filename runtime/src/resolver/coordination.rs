@@ -1,71 +1,67 @@
 //! Contention control across processes, through the database that already
 //! coordinates them: while a (label, key) is hot in a process, its runs also
-//! take a database lock of that (label, key), before their transaction's
-//! snapshot, and give it back after `COMMIT` or `ROLLBACK`.
+//! hold a database lock of that (label, key), taken before their
+//! transactions' snapshots and given back after `COMMIT` or `ROLLBACK`.
 //!
-//! **Which runs, in which mode** ([`lock_mode`]):
-//! - a call's last replay, and every run of a gate that escalated (its runs
-//!   keep conflicting one at a time, so with other processes), take it
-//!   *exclusive*;
-//! - every other run of a *hot* gate (a conflict among its last `HOT_FOR`
-//!   commits; on MySQL/MariaDB only one no run of the process could have
-//!   caused, see `Gate::on_conflict`) takes it *shared*: shared runs
-//!   run beside each other as before, but never beside an exclusive one;
-//! - runs of a cold gate take nothing: a key without conflicts costs
-//!   nothing (on MySQL/MariaDB, nor does one a process fights over only
-//!   with itself).
+//! **Which runs** (see `run.rs`): every run of a hot gate (a conflict among
+//! its last `HOT_FOR` commits; on MySQL/MariaDB only one no run of the
+//! process could have caused, see `Gate::on_conflict`), and every call's
+//! last replay. Runs of a cold gate take nothing: a key without conflicts
+//! costs nothing.
 //!
-//! An exclusive request holds off shared requests made after it, so a last
-//! replay waits only for the runs already holding the lock, never for a
-//! stream of newer ones:
-//! - PostgreSQL: session-level `pg_advisory_lock` / `pg_advisory_lock_shared`.
-//!   A new request that conflicts with a *waiting* one queues behind it
-//!   (`LockAcquireExtended` in `src/backend/storage/lmgr/lock.c`: "If lock
-//!   requested conflicts with locks requested by waiters, must join wait
-//!   queue"; the check is `conflictTab[lockmode] & lock->waitMask`).
-//! - MariaDB/MySQL: `GET_LOCK` has no shared mode, so the lock is a row of a
-//!   small table, `conflictkit_locks (id BIGINT PRIMARY KEY)`, created with
-//!   `CREATE TABLE IF NOT EXISTS` by the first run that needs it (the row is
-//!   inserted with `INSERT IGNORE` when a lock finds it missing), and locked
-//!   with `SELECT … LOCK IN SHARE MODE` or `… FOR UPDATE` in a transaction of
-//!   the lock connection (autocommit off, READ COMMITTED, so an existing row
-//!   takes a record lock and nothing else; a lock wait of years), released by
-//!   `ROLLBACK`. InnoDB queues a new S request behind a waiting X one
-//!   (`lock_rec_other_has_conflicting` in `storage/innobase/lock/lock0lock.cc`
-//!   walks every request on the record, waiting ones included). The lock
-//!   session touches no other table, and holds one row lock at a time: it
-//!   can wait, never deadlock. The user needs the right to create that table
-//!   once (or create it beforehand); without it runs go on without the lock,
-//!   with a warning.
+//! **How**: the lock is exclusive, and a process takes it for a run of its
+//! transactions, not for each one (a *lease*, see [`super::lease`]): inside
+//! the process the runs are spaced out by the gate alone; across processes
+//! the lease goes round, each process holding it for at most `TENURE` runs
+//! while others wait. A request that waits is granted before the requests
+//! made after it, so a process that gives the lease back and asks again at
+//! once queues behind the processes already waiting:
+//! - PostgreSQL: session-level `pg_advisory_lock`. A new request that
+//!   conflicts with a *waiting* one queues behind it (`LockAcquireExtended`
+//!   in `src/backend/storage/lmgr/lock.c`: "If lock requested conflicts with
+//!   locks requested by waiters, must join wait queue"), and a release wakes
+//!   the waiters in queue order (`ProcLockWakeup` in `proc.c`).
+//! - MariaDB/MySQL: the lock is a row of a small table (rather than
+//!   `GET_LOCK`, whose order of grants we have not checked), `conflictkit_locks (id BIGINT PRIMARY KEY)`,
+//!   created with `CREATE TABLE IF NOT EXISTS` by the first run that needs it
+//!   (the row is inserted with `INSERT IGNORE` when a lock finds it missing),
+//!   and locked with `SELECT … FOR UPDATE` in a transaction of the lock
+//!   connection (autocommit off, READ COMMITTED, so an existing row takes a
+//!   record lock and nothing else; a lock wait of years), released by
+//!   `ROLLBACK`. InnoDB queues record-lock requests in order and grants them
+//!   in that order (`lock_rec_other_has_conflicting` in
+//!   `storage/innobase/lock/lock0lock.cc` walks every request on the record,
+//!   waiting ones included). The lock session touches no other table, and
+//!   holds one row lock at a time: it can wait, never deadlock. The user
+//!   needs the right to create that table once (or create it beforehand);
+//!   without it runs go on without the lock, with a warning.
 //! - SQLite: nothing; its write lock is already one for every process.
 //!
 //! Each lock is taken on a connection of a lock pool of the resolver's own
-//! (see [`LockPools`]), after `BEGIN` (which takes no snapshot) and before
-//! the first statement (which does). Never inside the transaction
+//! (see [`LockPools`]), after a run's `BEGIN` (which takes no snapshot) and
+//! before its first statement (which does). Never inside the transaction
 //! (`pg_advisory_xact_lock`, a locking read): a statement takes its snapshot
 //! before it waits, so a waiter would read stale data.
 //!
-//! **Why a last replay cannot lose to a run that took the lock, and what is
-//! left.** A last replay holds the lock exclusive from before its snapshot
-//! until its `COMMIT` answered. Any run that took the lock, shared or
-//! exclusive, either let it go before that snapshot (it committed or rolled
-//! back before; on MariaDB under SERIALIZABLE it may still be committing, and
-//! the last replay's locking reads wait for that commit inside the server)
-//! or took it after that commit: it never runs beside the last replay. So a
-//! last replay can only lose to a run that did not ask for the lock: a run
-//! of a process whose gate for that (label, key) is cold. Such a run either
-//! loses (which makes its process hot from that moment) or commits beside
-//! the last replay and makes it give up. That is the hole left, and it is
-//! narrow: it takes a process that writes the key without having seen a
-//! conflict on it in its last `HOT_FOR` commits *while* a call
-//! of another process went through all its runs on the same key, i.e. the
-//! very first runs of a process that joins a fight already going on (or
-//! whose gate was forgotten after minutes of idleness), or a process that
-//! writes the key rarely. `tests/resolver_processes.rs` starts four cold
-//! processes at once on one row and sees no give-up. Conflicts with *other*
-//! labels (another function writing the same rows) are not covered either:
-//! they take another lock. On a Galera cluster row locks are per node, so
-//! processes on different nodes are not held off by each other's lock.
+//! **Why a last replay cannot lose to a run that holds the lock, and what is
+//! left.** A last replay runs alone in its process's gate, inside its
+//! process's lease, from before its snapshot until its `COMMIT` answered. No
+//! run of another process that holds the lock runs meanwhile (on MariaDB
+//! under SERIALIZABLE one may still be committing, and the last replay's
+//! locking reads wait for that commit inside the server). So a last replay
+//! can only lose to a run that did not ask for the lock: a run of a process
+//! whose gate for that (label, key) is cold. Such a run either loses (which
+//! makes its process hot from that moment) or commits beside the last
+//! replay and makes it give up. That is the hole left, and it is narrow: it
+//! takes a process that writes the key without having seen a conflict on it
+//! in its last `HOT_FOR` commits *while* a call of another process went
+//! through all its runs on the same key, i.e. the very first runs of a
+//! process that joins a fight already going on (or whose gate was forgotten
+//! after minutes of idleness), or a process that writes the key rarely.
+//! Conflicts with *other* labels (another function writing the same rows)
+//! are not covered either: they take another lock. On a Galera cluster row
+//! locks are per node, so processes on different nodes are not held off by
+//! each other's lock.
 //!
 //! The lock id is a stable hash of (label, key) (see [`super::key`]): every
 //! process of the same build agrees on it. Two pairs whose hashes collide
@@ -85,31 +81,6 @@ use sea_orm::sqlx::Postgres;
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr};
 
-use super::contention::{Heat, Turn};
-#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
-use super::key::lock_id;
-
-/// How a run holds the database lock of its (label, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LockMode {
-    /// Beside other shared holders, never beside an exclusive one.
-    Shared,
-    /// Alone.
-    Exclusive,
-}
-
-/// The lock a run of `turn` takes when its gate is in state `heat`: a last
-/// replay and the runs of an escalated gate take it exclusive, the other
-/// runs of a hot gate shared, runs of a cold gate none.
-pub(crate) fn lock_mode(turn: Turn, heat: Heat) -> Option<LockMode> {
-    if turn == Turn::Last || heat.escalated {
-        Some(LockMode::Exclusive)
-    } else if heat.hot {
-        Some(LockMode::Shared)
-    } else {
-        None
-    }
-}
 
 /// Whether runs on `db` can take database locks across processes:
 /// PostgreSQL or MySQL/MariaDB (a real pool; the locks use a pool of their
@@ -159,15 +130,15 @@ pub(crate) struct HeldLock {
 #[derive(Debug)]
 enum Held {
     #[cfg(feature = "sqlx-postgres")]
-    Postgres(PoolConnection<Postgres>, i64, LockMode),
+    Postgres(PoolConnection<Postgres>, i64),
     /// The lock row, locked by the connection's open transaction.
     #[cfg(feature = "sqlx-mysql")]
     MySql(PoolConnection<MySql>),
 }
 
-/// Takes the database lock of (`label`, `key`) in `mode` on a connection of
-/// `db`'s lock pool, waiting for other sessions (other processes) that hold
-/// it. Runs in a task of its own: a caller dropped while it waits leaves the
+/// Takes the database lock `id` (see [`super::key::lock_id`]), exclusive,
+/// on a connection of `db`'s lock pool, waiting for other sessions (other
+/// processes) that hold it. Runs in a task of its own: a caller dropped while it waits leaves the
 /// task to finish, and the lock it then gets is released at once.
 #[cfg_attr(
     not(any(feature = "sqlx-postgres", feature = "sqlx-mysql")),
@@ -176,9 +147,7 @@ enum Held {
 pub(crate) async fn lock(
     db: &DatabaseConnection,
     pools: &LockPools,
-    label: &str,
-    key: Option<u64>,
-    mode: LockMode,
+    id: i64,
 ) -> Result<HeldLock, DbErr> {
     let task: tokio::task::JoinHandle<Result<Held, DbErr>> = match db.get_database_backend() {
         #[cfg(feature = "sqlx-postgres")]
@@ -190,28 +159,22 @@ pub(crate) async fn lock(
                     options_beside(main).connect_lazy_with((*main.connect_options()).clone())
                 })
                 .clone();
-            let id = lock_id(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                let sql = match mode {
-                    LockMode::Shared => "SELECT pg_advisory_lock_shared($1)",
-                    LockMode::Exclusive => "SELECT pg_advisory_lock($1)",
-                };
-                sea_orm::sqlx::query(sql)
+                sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
                     .bind(id)
                     .execute(&mut *conn)
                     .await
                     .map_err(sqlx_err)?;
-                Ok(Held::Postgres(conn, id, mode))
+                Ok(Held::Postgres(conn, id))
             })
         }
         #[cfg(feature = "sqlx-mysql")]
         DbBackend::MySql => {
             let pool = pools.mysql.get_or_init(|| mysql_pool(db)).clone();
-            let id = lock_id(label, key);
             tokio::spawn(async move {
                 let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                match mysql_lock_row(&mut conn, id, mode).await {
+                match mysql_lock_row(&mut conn, id).await {
                     Ok(()) => Ok(Held::MySql(conn)),
                     Err(e) => {
                         // the session may be left in a transaction: never
@@ -268,19 +231,12 @@ fn mysql_pool(db: &DatabaseConnection) -> sea_orm::sqlx::Pool<MySql> {
         .connect_lazy_with((*main.connect_options()).clone())
 }
 
-/// Locks row `id` of `conflictkit_locks` in `mode` in the open transaction
-/// of `conn`, making the table and the row where they are missing.
+/// Locks row `id` of `conflictkit_locks` in the open transaction of
+/// `conn`, making the table and the row where they are missing.
 #[cfg(feature = "sqlx-mysql")]
-async fn mysql_lock_row(
-    conn: &mut PoolConnection<MySql>,
-    id: i64,
-    mode: LockMode,
-) -> Result<(), DbErr> {
+async fn mysql_lock_row(conn: &mut PoolConnection<MySql>, id: i64) -> Result<(), DbErr> {
     use sea_orm::sqlx::Executor as _;
-    let sql = match mode {
-        LockMode::Shared => "SELECT id FROM conflictkit_locks WHERE id = ? LOCK IN SHARE MODE",
-        LockMode::Exclusive => "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE",
-    };
+    let sql = "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE";
     // at most: the table is missing, then the row, then it is locked
     for _ in 0..3 {
         let found: Result<Option<i64>, _> = sea_orm::sqlx::query_scalar(sql)
@@ -334,6 +290,14 @@ fn sqlx_err(e: sea_orm::sqlx::Error) -> DbErr {
     DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()))
 }
 
+#[cfg(test)]
+impl HeldLock {
+    /// A lock that holds nothing (for tests of its holders).
+    pub(crate) fn none() -> Self {
+        Self { held: None }
+    }
+}
+
 impl Drop for HeldLock {
     fn drop(&mut self) {
         let Some(held) = self.held.take() else {
@@ -353,12 +317,9 @@ impl Drop for HeldLock {
 async fn unlock(held: Held) {
     match held {
         #[cfg(feature = "sqlx-postgres")]
-        Held::Postgres(mut conn, id, mode) => {
-            let sql = match mode {
-                LockMode::Shared => "SELECT pg_advisory_unlock_shared($1)",
-                LockMode::Exclusive => "SELECT pg_advisory_unlock($1)",
-            };
-            let unlocked: Result<bool, _> = sea_orm::sqlx::query_scalar(sql)
+        Held::Postgres(mut conn, id) => {
+            let unlocked: Result<bool, _> =
+                sea_orm::sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
                 .bind(id)
                 .fetch_one(&mut *conn)
                 .await;
@@ -384,45 +345,15 @@ async fn unlock(held: Held) {
 fn close_now(held: Held) {
     match held {
         #[cfg(feature = "sqlx-postgres")]
-        Held::Postgres(mut conn, _, _) => conn.close_on_drop(),
+        Held::Postgres(mut conn, _) => conn.close_on_drop(),
         #[cfg(feature = "sqlx-mysql")]
         Held::MySql(mut conn) => conn.close_on_drop(),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    #[test]
-    fn last_replays_and_escalated_gates_lock_alone_hot_gates_shared_cold_none() {
-        let cold = Heat::default();
-        let hot = Heat {
-            hot: true,
-            escalated: false,
-        };
-        let escalated = Heat {
-            hot: true,
-            escalated: true,
-        };
-        for turn in [Turn::First, Turn::Replay] {
-            assert_eq!(lock_mode(turn, cold), None, "{turn:?}");
-            assert_eq!(lock_mode(turn, hot), Some(LockMode::Shared), "{turn:?}");
-            assert_eq!(
-                lock_mode(turn, escalated),
-                Some(LockMode::Exclusive),
-                "{turn:?}"
-            );
-        }
-        for heat in [cold, hot, escalated] {
-            assert_eq!(
-                lock_mode(Turn::Last, heat),
-                Some(LockMode::Exclusive),
-                "{heat:?}"
-            );
-        }
-    }
 
     #[test]
     fn mock_connections_take_no_lock() {
@@ -432,7 +363,7 @@ mod tests {
 
     /// The URL in `var`; `None` (skip) outside the test command, a panic
     /// under it (`CONFLICTKIT_REQUIRE_SERVERS`), as in the integration tests.
-    fn server_url(var: &str) -> Option<String> {
+    pub(crate) fn server_url(var: &str) -> Option<String> {
         match std::env::var(var) {
             Ok(url) if !url.is_empty() => Some(url),
             _ if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() => {
@@ -480,7 +411,7 @@ mod tests {
 
     /// Polls the server until `n` requests on `id` wait, or more: the wait is
     /// a state of the server, with no signal to await.
-    async fn until_waiting(db: &DatabaseConnection, id: i64, n: i64) {
+    pub(crate) async fn until_waiting(db: &DatabaseConnection, id: i64, n: i64) {
         while waiting(db, id).await < n {
             tokio::time::sleep(poll_every(db)).await;
         }
@@ -496,72 +427,72 @@ mod tests {
     }
 
     /// Polls the server until exactly `n` requests on `id` wait.
-    async fn until_waiting_exactly(db: &DatabaseConnection, id: i64, n: i64) {
+    pub(crate) async fn until_waiting_exactly(db: &DatabaseConnection, id: i64, n: i64) {
         while waiting(db, id).await != n {
             tokio::time::sleep(poll_every(db)).await;
         }
     }
 
-    /// A shared holder; an exclusive request waits for it; a shared request
-    /// made after that waits too (behind the exclusive one, though it could
-    /// share with the holder), is still waiting while the exclusive lock is
-    /// held, and is granted once it is released.
-    async fn a_waiting_exclusive_lock_holds_off_a_later_shared_one(db: DatabaseConnection) {
+    /// A holder; a request waits for it; a second request made after that
+    /// waits too; when the holder lets go, the first request is granted and
+    /// the second goes on waiting until the first lets go: a lease given
+    /// back and asked for again queues behind the processes already waiting.
+    async fn waiting_requests_are_granted_in_order(db: DatabaseConnection) {
         let backend = db.get_database_backend();
-        let pools = Arc::new(LockPools::default());
-        let label = format!("coordination::tests::queue::{}", std::process::id());
-        let id = lock_id(&label, None);
-        let take = |mode| {
-            let (db, pools, label) = (db.clone(), pools.clone(), label.clone());
-            tokio::spawn(async move { lock(&db, &pools, &label, None, mode).await })
+        let pools = std::sync::Arc::new(LockPools::default());
+        let id = super::super::key::lock_id(
+            &format!("coordination::tests::queue::{}", std::process::id()),
+            None,
+        );
+        let take = || {
+            let (db, pools) = (db.clone(), pools.clone());
+            tokio::spawn(async move { lock(&db, &pools, id).await })
         };
-        let holder = take(LockMode::Shared)
+        let holder = take()
             .await
             .expect("the task")
-            .unwrap_or_else(|e| panic!("{backend:?}: the first shared lock: {e}"));
-        let exclusive = take(LockMode::Exclusive);
+            .unwrap_or_else(|e| panic!("{backend:?}: the first lock: {e}"));
+        let first = take();
         until_waiting(&db, id, 1).await;
-        let mut shared = take(LockMode::Shared);
+        let mut second = take();
         tokio::select! {
-            got = &mut shared => panic!(
-                "{backend:?}: a shared request was granted past a waiting exclusive one: {got:?}"
-            ),
+            got = &mut second => panic!("{backend:?}: granted beside a holder: {got:?}"),
             () = until_waiting(&db, id, 2) => {}
         }
         drop(holder);
-        let exclusive = exclusive
+        let first = first
             .await
             .expect("the task")
-            .unwrap_or_else(|e| panic!("{backend:?}: the exclusive lock: {e}"));
-        // the exclusive request no longer waits; the shared one still does
+            .unwrap_or_else(|e| panic!("{backend:?}: the first request: {e}"));
+        // the first request no longer waits; the second one still does
         // (InnoDB's lock views lag behind: polled, not asserted once)
         tokio::select! {
-            got = &mut shared => panic!(
-                "{backend:?}: a shared request was granted beside an exclusive holder: {got:?}"
+            got = &mut second => panic!(
+                "{backend:?}: the later request was granted first, or beside the earlier: {got:?}"
             ),
             () = until_waiting_exactly(&db, id, 1) => {}
         }
-        drop(exclusive);
-        let shared = shared
+        drop(first);
+        let second = second
             .await
             .expect("the task")
-            .unwrap_or_else(|e| panic!("{backend:?}: the later shared lock: {e}"));
-        drop(shared);
+            .unwrap_or_else(|e| panic!("{backend:?}: the second request: {e}"));
+        drop(second);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_queues_shared_requests_behind_a_waiting_exclusive_one() {
+    async fn postgres_grants_lock_requests_in_order() {
         let Some(url) = server_url("CONFLICTKIT_PG_URL") else {
             return;
         };
         let db = sea_orm::Database::connect(url).await.expect("connect");
-        a_waiting_exclusive_lock_holds_off_a_later_shared_one(db).await;
+        waiting_requests_are_granted_in_order(db).await;
     }
 
     /// Also: the lock table and the row are made on first use, in a fresh
     /// database.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mariadb_queues_shared_requests_behind_a_waiting_exclusive_one() {
+    async fn mariadb_grants_lock_requests_in_order() {
         use sea_orm::ConnectionTrait;
         let Some(url) = server_url("CONFLICTKIT_MYSQL_URL") else {
             return;
@@ -586,7 +517,7 @@ mod tests {
         let db = sea_orm::Database::connect(format!("{base}/{name}{query}"))
             .await
             .expect("connect to the test database");
-        a_waiting_exclusive_lock_holds_off_a_later_shared_one(db).await;
+        waiting_requests_are_granted_in_order(db).await;
         admin
             .execute_unprepared(&format!("DROP DATABASE `{name}`"))
             .await

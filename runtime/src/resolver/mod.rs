@@ -50,6 +50,7 @@ mod coordination;
 mod error;
 mod inject;
 mod key;
+mod lease;
 mod plan;
 mod policy;
 mod replay_arg;

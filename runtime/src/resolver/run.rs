@@ -15,8 +15,10 @@ use super::call_error::TransactionError;
 use super::carried;
 use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
-use super::contention::{Contention, Permit};
-use super::coordination::{self, HeldLock, LockMode};
+use super::contention::{Contention, Permit, Turn};
+use super::coordination;
+use super::key::lock_id;
+use super::lease::LeaseGuard;
 use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
@@ -91,7 +93,7 @@ struct Active {
 /// and when to give them back.
 struct Release {
     permit: Option<Permit>,
-    db_lock: Option<HeldLock>,
+    db_lock: Option<LeaseGuard>,
     /// Give them back before `COMMIT` rather than after the run.
     before_commit: bool,
 }
@@ -304,6 +306,19 @@ impl ConflictResolver {
         loop {
             attempt += 1;
             let turn = plan.turn(attempt);
+            // Across processes: a last replay, and every run of a hot gate,
+            // runs inside its process's lease of the database lock of its
+            // (label, key) (see `lease`), from after BEGIN (which takes no
+            // snapshot) to before its first statement (which does). The run
+            // says so before it queues, so that the lease is kept for it.
+            let ticket = match &gate {
+                Some(g) if lock_across_processes && (turn == Turn::Last || g.hot()) => Some(
+                    self.inner
+                        .leases
+                        .ticket(lock_id(plan.label(), plan.key)),
+                ),
+                _ => None,
+            };
             // Admission comes before the first statement: a queued run takes
             // its snapshot after the one ahead of it finished.
             let (permit, begun) = match &gate {
@@ -315,35 +330,17 @@ impl ConflictResolver {
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::admission);
-            // Across processes: while the gate is hot, the run also takes
-            // the database lock of its (label, key), shared, or exclusive for
-            // a last replay and while the gate escalates; after BEGIN (which
-            // takes no snapshot) and before its first statement (which does).
-            let mode = match &gate {
-                Some(g) if lock_across_processes => coordination::lock_mode(turn, g.heat()),
-                _ => None,
-            };
-            let db_lock = match mode {
-                Some(mode) => {
-                    match coordination::lock(
-                        &self.inner.db,
-                        &self.inner.locks,
-                        plan.label(),
-                        plan.key,
-                        mode,
-                    )
-                    .await
-                    {
-                        Ok(held) => Some(held),
-                        Err(e) => {
-                            tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");
-                            None
-                        }
+            let db_lock = match ticket {
+                Some(ticket) => match ticket.enter().await {
+                    Ok(guard) => Some(guard),
+                    Err(e) => {
+                        tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");
+                        None
                     }
-                }
+                },
                 None => None,
             };
-            let ran_alone = mode == Some(LockMode::Exclusive) && db_lock.is_some();
+            let ran_alone = turn == Turn::Last && db_lock.is_some();
             let release = Release {
                 permit,
                 db_lock,
@@ -607,7 +604,7 @@ async fn commit_detached(
     dbtx: DatabaseTransaction,
     hooks: Vec<Hook>,
     slot: Option<WriteSlot>,
-    db_lock: Option<HeldLock>,
+    db_lock: Option<LeaseGuard>,
 ) -> Result<(), Committing> {
     let owned_label = label.to_owned();
     let task = tokio::spawn(async move {

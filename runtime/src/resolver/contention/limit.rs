@@ -28,14 +28,9 @@ pub(crate) const SLOW_START_FROM: f64 = 4.0;
 /// The limit is cut only while more than this share of recent runs
 /// conflicted.
 pub(crate) const CUT_ABOVE: f64 = 0.25;
-/// Clean commits in a row after which a gate stops escalating to the
-/// database lock (see [`Limiter::escalated`]).
-const ESCALATION_HOLDS_FOR: u32 = 256;
-/// Commits after the last conflict during which a gate stays hot (see
-/// [`Limiter::hot`]): well past the end of an escalation, so that a process
-/// that stops escalating goes on taking the lock shared while other
-/// processes may still fight over the key.
-const HOT_FOR: u32 = 4 * ESCALATION_HOLDS_FOR;
+/// Commits after the last conflict that may have come from another
+/// process during which a gate stays hot (see [`Limiter::hot`]).
+const HOT_FOR: u32 = 1024;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most.
 const MIN_DAMPING: f64 = 4.0;
@@ -71,10 +66,6 @@ pub(crate) struct Limiter {
     conflict_rate: f64,
     /// Gaining a slot per commit until the first cut.
     slow_start: bool,
-    /// Runs take the database lock across processes too.
-    escalated: bool,
-    /// Commits in a row without a conflict, while escalated.
-    clean_in_a_row: u32,
     /// Commits since the last conflict that may have come from outside the
     /// process (`None`: none ever).
     since_conflict: Option<u32>,
@@ -125,13 +116,11 @@ impl Limiter {
     /// slot failed its probe, unless it was already cut since that admission.
     pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
-        self.clean_in_a_row = 0;
         // Runs admitted one at a time since the last cut still conflict, and
         // often: not with each other, so with transactions this gate does
         // not see (other processes).
         if self.slots() == 1 && admitted >= self.cut_at && self.conflicts_frequent() {
-            self.escalated = true;
-            self.since_conflict = Some(0);
+            self.mark_hot();
         }
         if admitted < self.cut_at {
             return;
@@ -165,12 +154,6 @@ impl Limiter {
         self.conflict_rate -= self.conflict_rate * RATE_WEIGHT;
         self.since_cut = self.since_cut.saturating_add(1);
         self.since_conflict = self.since_conflict.map(|n| n.saturating_add(1));
-        if self.escalated {
-            self.clean_in_a_row += 1;
-            if self.clean_in_a_row >= ESCALATION_HOLDS_FOR {
-                self.escalated = false;
-            }
-        }
         if self.probing {
             self.probe_commits += 1;
             if self.probe_commits >= 2 * self.slots() {
@@ -202,27 +185,18 @@ impl Limiter {
         self.conflict_rate > CUT_ABOVE
     }
 
-    /// Whether runs should also take the database lock across processes:
-    /// from the moment conflicts stay frequent with the limit at one slot
-    /// (so they come from outside the process) until
-    /// [`ESCALATION_HOLDS_FOR`] commits in a row went without one. (Escalated runs stop conflicting
-    /// with each other, so the rate alone would drop at once and let the
-    /// conflicts back in.)
-    pub(crate) fn escalated(&self) -> bool {
-        self.escalated
-    }
-
     /// A run conflicted, maybe with a transaction from outside the process
-    /// (see `Gate::on_conflict`).
-    pub(crate) fn on_conflict_from_outside(&mut self) {
+    /// (see `Gate::on_conflict`): the gate is hot for the next [`HOT_FOR`]
+    /// commits.
+    pub(crate) fn mark_hot(&mut self) {
         self.since_conflict = Some(0);
     }
 
     /// Whether a conflict that may have come from outside the process came
     /// among the last [`HOT_FOR`] commits (see `Gate::on_conflict` for which
-    /// count). Runs of a hot gate take the database lock shared, so that a
-    /// last replay of another process, which takes it exclusive, never runs
-    /// beside them.
+    /// count, and [`Limiter::on_conflict`]: conflicts that stay frequent with
+    /// the limit at one slot count too). Runs of a hot gate run inside their
+    /// process's lease of the database lock across processes.
     pub(crate) fn hot(&self) -> bool {
         self.since_conflict.is_some_and(|n| n < HOT_FOR)
     }
@@ -297,7 +271,7 @@ mod tests {
             l.on_conflict(l.epoch(), 16);
         }
         assert!(!l.conflicts_frequent(), "rate {}", l.conflict_rate);
-        assert!(!l.escalated());
+        assert!(!l.hot());
         assert_eq!(l.limit(), None, "no cut while conflicts are rare");
     }
 
@@ -342,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_at_one_slot_escalate_until_a_long_clean_run() {
+    fn frequent_conflicts_at_one_slot_make_the_gate_hot() {
         let mut l = Limiter::default();
         let before = l.epoch();
         for _ in 0..conflicts_to_cut() + 4 {
@@ -353,23 +327,12 @@ mod tests {
             1,
             "cut to one slot by conflicts among its own runs"
         );
-        assert!(!l.escalated(), "conflicts of runs admitted beside others");
+        assert!(!l.hot(), "conflicts of runs admitted beside others");
         l.on_conflict(l.epoch(), 0);
         assert!(
-            l.escalated(),
+            l.hot(),
             "a run admitted alone conflicted while conflicts are frequent"
         );
-        for _ in 1..ESCALATION_HOLDS_FOR {
-            l.on_commit();
-        }
-        assert!(l.escalated(), "still escalated one commit short");
-        l.on_conflict(l.epoch(), 1);
-        for _ in 1..ESCALATION_HOLDS_FOR {
-            l.on_commit();
-        }
-        assert!(l.escalated(), "a conflict restarts the count");
-        l.on_commit();
-        assert!(!l.escalated());
     }
 
     #[test]
@@ -385,38 +348,19 @@ mod tests {
             "a conflict the gate does not report leaves it cold"
         );
         l.on_conflict(l.epoch(), 1);
-        l.on_conflict_from_outside();
+        l.mark_hot();
         assert!(l.hot(), "one reported conflict is enough");
-        assert!(!l.escalated(), "hot is not escalated");
         for _ in 1..HOT_FOR {
             l.on_commit();
         }
         assert!(l.hot(), "still hot one commit short");
-        l.on_conflict_from_outside();
+        l.mark_hot();
         for _ in 1..HOT_FOR {
             l.on_commit();
         }
         assert!(l.hot(), "a conflict restarts the count");
         l.on_commit();
         assert!(!l.hot());
-    }
-
-    #[test]
-    fn an_escalation_ends_while_the_gate_is_still_hot() {
-        let mut l = Limiter::default();
-        while !l.escalated() {
-            l.on_conflict(l.epoch(), 1);
-        }
-        let mut commits = 0;
-        while l.escalated() {
-            l.on_commit();
-            commits += 1;
-        }
-        assert_eq!(commits, ESCALATION_HOLDS_FOR);
-        assert!(
-            l.hot(),
-            "after an escalation the runs go on taking the lock shared"
-        );
     }
 
     #[test]

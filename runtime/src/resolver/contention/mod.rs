@@ -2,9 +2,9 @@
 //! function) and optional key (`CallOptions::key`) that queues a hot
 //! function, or a hot key of it, instead of letting its transactions fight.
 //! Calls on different keys go through different gates and never wait for
-//! each other; across processes, the runs of a hot gate also take a
-//! database lock, shared, and exclusive while the gate escalates and for a
-//! call's last replay (see `coordination`).
+//! each other; across processes, the runs of a hot gate and a call's last
+//! replay also run inside their process's lease of a database lock (see
+//! `coordination` and `lease`).
 //!
 //! Each gate has a concurrency limit, adjusted from what
 //! its transactions report (AIMD, as in TCP congestion control):
@@ -88,9 +88,9 @@ pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Contention {
-    /// Adaptive admission per (label, key), and while a key is hot a
-    /// database lock across processes: shared, exclusive for a call's last
-    /// replay (the default).
+    /// Adaptive admission per (label, key), and while a key is hot, and for
+    /// a call's last replay, a database lock across processes that the
+    /// processes hold in turn (the default).
     #[default]
     Adaptive,
     /// No admission control: every call begins at once; conflicts are only
@@ -209,16 +209,6 @@ impl Gates {
 /// one per slot.
 fn prepare_cap(pool_size: Option<u32>) -> Option<u32> {
     pool_size.map(|n| n / 4)
-}
-
-/// What a gate's recent conflicts say, which decides the database lock its
-/// runs take across processes (see `coordination::lock_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Heat {
-    /// A run conflicted among the gate's last `HOT_FOR` commits.
-    pub(crate) hot: bool,
-    /// Runs admitted one at a time keep conflicting: with other processes.
-    pub(crate) escalated: bool,
 }
 
 /// Which run of a managed call asks for admission: it decides the place in

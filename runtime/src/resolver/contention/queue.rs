@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::limit::{Limiter, UNLIMITED_ABOVE};
-use super::{Heat, MAX_QUEUE_WAIT, Turn};
+use super::{MAX_QUEUE_WAIT, Turn};
 
 /// One label's admission gate: a FIFO queue under an adjustable limit.
 #[derive(Debug, Default)]
@@ -363,7 +363,7 @@ impl Gate {
             .saturating_sub(u64::from(own_commit));
         let alone = admitted.alone && s.admissions == admitted.admissions;
         if !lockers_deadlock || (others == 0 && alone) {
-            s.limiter.on_conflict_from_outside();
+            s.limiter.mark_hot();
         }
     }
 
@@ -397,14 +397,11 @@ impl Gate {
         lock(&self.state).last_used = Some(to);
     }
 
-    /// What this gate's recent conflicts say about the database lock its
-    /// runs take across processes (see `coordination::lock_mode`).
-    pub(crate) fn heat(&self) -> Heat {
-        let s = lock(&self.state);
-        Heat {
-            hot: s.limiter.hot(),
-            escalated: s.limiter.escalated(),
-        }
+    /// Whether a conflict that may have come from another process came
+    /// among this gate's last `HOT_FOR` commits (see [`Gate::on_conflict`]):
+    /// its runs then take the lease of the database lock across processes.
+    pub(crate) fn hot(&self) -> bool {
+        lock(&self.state).limiter.hot()
     }
 
     /// Whether a replay of this label, just rolled back, will be spaced out
@@ -513,7 +510,7 @@ pub(super) mod tests {
         drop(b);
         gate.on_commit();
         gate.on_conflict(a_at, false, true);
-        assert!(!gate.heat().hot, "a conflict within the process");
+        assert!(!gate.hot(), "a conflict within the process");
         drop(a);
         // d and e run together; d fails without any COMMIT (a deadlock
         // victim of e, say): not from outside either
@@ -523,7 +520,7 @@ pub(super) mod tests {
         drop(d);
         gate.on_conflict(d_at, false, true);
         assert!(
-            !gate.heat().hot,
+            !gate.hot(),
             "a run that had company, where lockers deadlock"
         );
         drop(e);
@@ -533,7 +530,7 @@ pub(super) mod tests {
         drop(c);
         gate.on_conflict(c_at, true, true);
         assert!(
-            gate.heat().hot,
+            gate.hot(),
             "no other run reached COMMIT during c: the conflict came from outside"
         );
         let cold = Arc::new(Gate::default());
@@ -544,7 +541,7 @@ pub(super) mod tests {
         drop((f, g));
         cold.on_conflict(f_at, false, false);
         assert!(
-            cold.heat().hot,
+            cold.hot(),
             "where lockers do not deadlock, any conflict"
         );
     }

@@ -1,0 +1,461 @@
+//! A process's tenure of the database lock of one hot (label, key): the lock
+//! across processes is taken once for a run of transactions of the process,
+//! not once per transaction, and handed to the other processes in turn.
+//!
+//! Taking the lock for every run costs every run a round trip on the lock
+//! connection and puts a round trip of the unlock, and another of the next
+//! lock's answer, between each commit and the next run anywhere: with four
+//! processes on one hot row that made the resolver three times slower than
+//! `SELECT … FOR UPDATE`. A lease is taken by the first run of the process
+//! that needs it and kept while runs of the process keep coming (the runs in
+//! the process are then spaced out by the in-process gate alone, as if the
+//! process were alone on the row). After [`TENURE`] runs, or as soon as no
+//! run of the process wants it, it is given back; if runs still want it, it
+//! is asked for again at once, behind the other processes already waiting
+//! (the database grants a lock in order of request), so processes take
+//! turns of at most [`TENURE`] runs each.
+//!
+//! Which runs want it: every run of a hot gate, and every last replay
+//! (see `run.rs`). A run says so before it queues in its gate (a
+//! [`Ticket`]), so a lease is not given back between two runs of the
+//! process that follow each other; it enters when admitted, and leaves
+//! after its `COMMIT` answered (or before `COMMIT` where the next run may
+//! start while it commits, see `Release`).
+//!
+//! The lock itself is taken exclusive, on a connection of the resolver's
+//! lock pool, by a task of its own (see `coordination::lock`): a caller
+//! dropped while it waits leaves the lease to the others who want it, or
+//! gives it back when nobody does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::Notify;
+
+use super::contention::MAX_QUEUE_WAIT;
+use super::coordination::{self, HeldLock, LockPools};
+
+/// The most runs of one process let in under one tenure of a lease while it
+/// is wanted; then it goes to the next process waiting for it (or back to
+/// this one at once, when none waits).
+///
+/// Why 16: a tenure costs two round trips (unlock, then the next lock's
+/// answer) on top of its runs, so a tenure of 16 adds a few per cent to a
+/// process alone on a hot row; and with four processes, a call waits for at
+/// most three tenures of the others, about what it would wait in the
+/// row-lock queue of `FOR UPDATE` with 64 tasks (see BENCHMARKS.md).
+pub(crate) const TENURE: u32 = 16;
+
+/// Leases kept before the first sweep of the unused ones; each sweep sets
+/// the next at twice what it left.
+const FIRST_SWEEP_AT: usize = 256;
+
+/// The leases of one resolver, by lock id.
+pub(crate) struct Leases {
+    db: DatabaseConnection,
+    pools: Arc<LockPools>,
+    map: Mutex<LeaseMap>,
+}
+
+struct LeaseMap {
+    leases: HashMap<i64, Arc<Lease>>,
+    sweep_at: usize,
+}
+
+impl Leases {
+    /// Leases of locks on `db`, taken on connections of a lock pool beside
+    /// its own.
+    pub(crate) fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            pools: Arc::new(LockPools::default()),
+            map: Mutex::new(LeaseMap {
+                leases: HashMap::new(),
+                sweep_at: FIRST_SWEEP_AT,
+            }),
+        }
+    }
+
+    /// Says that a run will want the lease of lock `id`: it is kept for the
+    /// run until the ticket is dropped.
+    pub(crate) fn ticket(&self, id: i64) -> Ticket {
+        let lease = {
+            let mut map = lock(&self.map);
+            if map.leases.len() >= map.sweep_at {
+                map.leases
+                    .retain(|_, l| Arc::strong_count(l) > 1 || !lock(&l.state).unused());
+                map.sweep_at = (2 * map.leases.len()).max(FIRST_SWEEP_AT);
+            }
+            map.leases
+                .entry(id)
+                .or_insert_with(|| {
+                    Arc::new(Lease {
+                        id,
+                        db: self.db.clone(),
+                        pools: self.pools.clone(),
+                        state: Mutex::new(State::default()),
+                        changed: Notify::new(),
+                    })
+                })
+                .clone()
+        };
+        lock(&lease.state).expected += 1;
+        Ticket { lease: Some(lease) }
+    }
+}
+
+/// One (label, key)'s lease in this process.
+pub(crate) struct Lease {
+    id: i64,
+    db: DatabaseConnection,
+    pools: Arc<LockPools>,
+    state: Mutex<State>,
+    /// Told whenever the lease is taken, given back or failed to be taken.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    phase: Phase,
+    /// Tickets alive: runs that want the lease, inside it or not yet.
+    expected: u32,
+    /// Runs inside the lease now.
+    users: u32,
+    /// Runs let in under the current tenure.
+    tenure: u32,
+    /// When a run last left the lease, or it was last taken.
+    moved: Option<tokio::time::Instant>,
+    /// Attempts to take the lock so far.
+    attempts: u64,
+    /// The attempt that last failed, and why.
+    failure: Option<(u64, String)>,
+}
+
+#[derive(Default)]
+enum Phase {
+    #[default]
+    Free,
+    /// A task is taking the lock.
+    Acquiring,
+    /// Taken: dropping the lock gives it back.
+    Held { _lock: HeldLock },
+}
+
+impl State {
+    fn unused(&self) -> bool {
+        self.expected == 0 && matches!(self.phase, Phase::Free)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Lease {
+    /// Starts taking the lock in a task of its own (the state says
+    /// `Acquiring` from now on).
+    fn acquire(self: &Arc<Self>, s: &mut State) {
+        s.phase = Phase::Acquiring;
+        s.attempts += 1;
+        let attempt = s.attempts;
+        let lease = self.clone();
+        tokio::spawn(async move {
+            let got = coordination::lock(&lease.db, &lease.pools, lease.id).await;
+            let mut s = lock(&lease.state);
+            match got {
+                Ok(held) => {
+                    s.phase = Phase::Held { _lock: held };
+                    s.tenure = 0;
+                    s.moved = Some(tokio::time::Instant::now());
+                    // everyone left while it waited: give it back at once
+                    lease.give_back_if_done(&mut s);
+                }
+                Err(e) => {
+                    s.phase = Phase::Free;
+                    s.failure = Some((attempt, e.to_string()));
+                }
+            }
+            drop(s);
+            lease.changed.notify_waiters();
+        });
+    }
+
+    /// Gives the lock back when no run is inside and the tenure is over or
+    /// nobody wants it any more; asks for it again at once when runs still
+    /// want it (behind the other processes waiting). Returns whether the
+    /// lease changed.
+    fn give_back_if_done(self: &Arc<Self>, s: &mut State) -> bool {
+        if s.users > 0 || !matches!(s.phase, Phase::Held { .. }) {
+            return false;
+        }
+        if s.expected > 0 && s.tenure < TENURE {
+            return false;
+        }
+        // dropping the lock unlocks it in a task of its own
+        s.phase = Phase::Free;
+        s.tenure = 0;
+        if s.expected > 0 && tokio::runtime::Handle::try_current().is_ok() {
+            self.acquire(s);
+        }
+        true
+    }
+}
+
+/// A run's claim on a lease, from before it queues in its gate until it
+/// leaves; the lease is kept for it meanwhile.
+pub(crate) struct Ticket {
+    lease: Option<Arc<Lease>>,
+}
+
+impl Ticket {
+    /// Waits until this process holds the lock and the current tenure has
+    /// room, then enters the lease; takes the lock when nobody in the
+    /// process is taking it. An error means the lock could not be taken (the
+    /// run may go on without it); the ticket is used up either way.
+    pub(crate) async fn enter(mut self) -> Result<LeaseGuard, DbErr> {
+        let Some(lease) = self.lease.clone() else {
+            unreachable!("a ticket enters once")
+        };
+        // a dropped wait gives the ticket back (its drop)
+        let since = lock(&lease.state).attempts;
+        loop {
+            let changed = lease.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let overdue = {
+                let mut s = lock(&lease.state);
+                if let Some((attempt, why)) = &s.failure
+                    && *attempt > since
+                {
+                    let why = why.clone();
+                    return Err(DbErr::Custom(format!(
+                        "could not take the contention lock across processes: {why}"
+                    )));
+                }
+                match s.phase {
+                    Phase::Held { .. } if s.tenure < TENURE => {
+                        s.tenure += 1;
+                        return Ok(self.inside(&mut s));
+                    }
+                    // The tenure is over: wait for it to be given back and
+                    // taken again, unless the runs inside do not move (one
+                    // of them may wait for this very run).
+                    Phase::Held { .. } => {
+                        let left = s.moved.unwrap_or_else(tokio::time::Instant::now);
+                        if left + MAX_QUEUE_WAIT <= tokio::time::Instant::now() {
+                            tracing::debug!(
+                                waited_ms = MAX_QUEUE_WAIT.as_millis() as u64,
+                                "entered a lease over its tenure: no run inside left for the longest queue wait"
+                            );
+                            return Ok(self.inside(&mut s));
+                        }
+                        Some(left + MAX_QUEUE_WAIT)
+                    }
+                    Phase::Acquiring => None,
+                    Phase::Free => {
+                        lease.acquire(&mut s);
+                        None
+                    }
+                }
+            };
+            match overdue {
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at, changed).await;
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Enters the lease (its state locked in `s`): the ticket lives on in
+    /// the guard.
+    fn inside(&mut self, s: &mut State) -> LeaseGuard {
+        s.users += 1;
+        LeaseGuard {
+            lease: self.lease.take(),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let mut s = lock(&lease.state);
+            s.expected -= 1;
+            if lease.give_back_if_done(&mut s) {
+                drop(s);
+                lease.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+/// A run inside a lease: this process holds the lock across processes
+/// until the last run inside leaves.
+pub(crate) struct LeaseGuard {
+    lease: Option<Arc<Lease>>,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGuard")
+            .field("id", &self.lease.as_ref().map(|l| l.id))
+            .finish()
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let mut s = lock(&lease.state);
+            s.users -= 1;
+            s.expected -= 1;
+            s.moved = Some(tokio::time::Instant::now());
+            if lease.give_back_if_done(&mut s) {
+                drop(s);
+                lease.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::coordination::tests::{server_url, until_waiting, until_waiting_exactly};
+    use super::super::key::lock_id;
+    use super::*;
+    use futures::FutureExt;
+
+    fn lease_of(leases: &Leases, id: i64) -> Arc<Lease> {
+        lock(&leases.map).leases[&id].clone()
+    }
+
+    /// Two processes (two resolvers' leases, each with its own lock
+    /// sessions) on one lock: the first takes it once for a whole tenure of
+    /// runs that follow each other; the second waits; at the end of the
+    /// tenure the lock goes to the second although the first still wants
+    /// it, and comes back when the second is done.
+    async fn a_lease_serves_a_tenure_then_goes_round(db: DatabaseConnection) {
+        let backend = db.get_database_backend();
+        let (a, b) = (Leases::new(db.clone()), Leases::new(db.clone()));
+        let id = lock_id(&format!("lease::tests::round::{}", std::process::id()), None);
+        let mut inside = a
+            .ticket(id)
+            .enter()
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: the first lease: {e}"));
+        for run in 1..TENURE {
+            // the next run says it wants the lease before this one leaves
+            let next = a.ticket(id);
+            drop(inside);
+            inside = next
+                .enter()
+                .now_or_never()
+                .unwrap_or_else(|| panic!("{backend:?}: run {run} of the tenure waited"))
+                .unwrap_or_else(|e| panic!("{backend:?}: run {run}: {e}"));
+        }
+        assert_eq!(lock(&lease_of(&a, id).state).attempts, 1, "one lock for the tenure");
+        let other = b.ticket(id);
+        let mut other = tokio::spawn(other.enter());
+        until_waiting(&db, id, 1).await;
+        let again = a.ticket(id);
+        let mut again = tokio::spawn(again.enter());
+        // the tenure is over: the last run leaving gives the lock back though
+        // the process still wants it, and asks again behind the other one
+        drop(inside);
+        let other_inside = (&mut other)
+            .await
+            .expect("the task")
+            .unwrap_or_else(|e| panic!("{backend:?}: the other process's lease: {e}"));
+        tokio::select! {
+            got = &mut again => panic!(
+                "{backend:?}: the first process took the lease back past the other: {}",
+                got.map(|r| r.is_ok()).unwrap_or(false)
+            ),
+            () = until_waiting_exactly(&db, id, 1) => {}
+        }
+        drop(other_inside);
+        let back = again
+            .await
+            .expect("the task")
+            .unwrap_or_else(|e| panic!("{backend:?}: the lease back: {e}"));
+        assert_eq!(lock(&lease_of(&a, id).state).attempts, 2);
+        drop(back);
+        // nobody wants it any more: given back, so the other process takes
+        // it at once
+        let taken = b.ticket(id).enter().await;
+        assert!(taken.is_ok(), "{backend:?}: {:?}", taken.err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_leases_serve_a_tenure_then_go_round() {
+        let Some(url) = server_url("CONFLICTKIT_PG_URL") else {
+            return;
+        };
+        let db = sea_orm::Database::connect(url).await.expect("connect");
+        a_lease_serves_a_tenure_then_goes_round(db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_leases_serve_a_tenure_then_go_round() {
+        let Some(url) = server_url("CONFLICTKIT_MYSQL_URL") else {
+            return;
+        };
+        let db = sea_orm::Database::connect(url).await.expect("connect");
+        a_lease_serves_a_tenure_then_goes_round(db).await;
+    }
+
+    /// A lock that cannot be taken fails the runs waiting for it, with the
+    /// reason, instead of leaving them waiting.
+    #[tokio::test]
+    async fn a_lock_that_cannot_be_taken_fails_the_entry() {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        let leases = Leases::new(db);
+        let err = leases.ticket(7).enter().await.expect_err("SQLite has no such lock");
+        assert!(err.to_string().contains("could not take the contention lock"), "{err}");
+        let lease = lease_of(&leases, 7);
+        let s = lock(&lease.state);
+        assert_eq!((s.expected, s.users), (0, 0), "the ticket was given back");
+    }
+
+    /// A run that waits for a tenure to end enters over it when no run
+    /// inside leaves for the longest queue wait (one of them may be waiting
+    /// for it), and not before.
+    #[tokio::test]
+    async fn a_closed_tenure_that_does_not_move_lets_a_run_in_after_the_longest_wait() {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        tokio::time::pause();
+        let leases = Leases::new(db);
+        let outer = leases.ticket(9);
+        let lease = lease_of(&leases, 9);
+        {
+            let mut s = lock(&lease.state);
+            s.phase = Phase::Held {
+                _lock: HeldLock::none(),
+            };
+            s.tenure = TENURE;
+            s.moved = Some(tokio::time::Instant::now());
+        }
+        let mut outer = outer;
+        let outer_inside = {
+            let mut s = lock(&lease.state);
+            outer.inside(&mut s)
+        };
+        let inner = tokio::spawn(leases.ticket(9).enter());
+        tokio::time::advance(MAX_QUEUE_WAIT - std::time::Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert!(!inner.is_finished(), "still waiting just before the bound");
+        tokio::time::advance(std::time::Duration::from_millis(2)).await;
+        let inner_inside = inner.await.expect("the task").expect("entered");
+        assert_eq!(lock(&lease.state).users, 2, "over the tenure, beside the outer run");
+        drop(inner_inside);
+        drop(outer_inside);
+        let s = lock(&lease.state);
+        assert!(s.unused(), "given back when both left");
+    }
+}
