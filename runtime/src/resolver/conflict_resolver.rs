@@ -11,8 +11,8 @@ use sea_orm::{
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
 use super::contention::{Contention, Gates};
-use super::lease::Leases;
 use super::inject::{InjectConflicts, Injector};
+use super::lease::Leases;
 use super::plan::Plan;
 use super::policy::{Backoff, CallOptions, Isolation, SqliteMode};
 use super::sqlite_writer::{TxnWriter, WriterQueue};

@@ -81,7 +81,6 @@ use sea_orm::sqlx::Postgres;
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr};
 
-
 /// Whether runs on `db` can take database locks across processes:
 /// PostgreSQL or MySQL/MariaDB (a real pool; the locks use a pool of their
 /// own beside it, so its size does not matter).
@@ -121,10 +120,20 @@ fn options_beside<DB: sea_orm::sqlx::Database>(
         .acquire_timeout(main.options().get_acquire_timeout())
 }
 
-/// A database lock held for one run; unlocked when dropped.
+/// A database lock held by a session of the lock pool; unlocked when
+/// dropped.
 #[derive(Debug)]
 pub(crate) struct HeldLock {
     held: Option<Held>,
+}
+
+/// A lock just taken, and whether another session held it when it was
+/// asked for (another process wants the same key: contention that the lock
+/// kept from turning into conflicts).
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) lock: HeldLock,
+    pub(crate) contended: bool,
 }
 
 #[derive(Debug)]
@@ -133,13 +142,22 @@ enum Held {
     Postgres(PoolConnection<Postgres>, i64),
     /// The lock row, locked by the connection's open transaction.
     #[cfg(feature = "sqlx-mysql")]
+    MySql(PoolConnection<MySql>, i64),
+}
+
+/// A session of the lock pool that holds no lock.
+enum Session {
+    #[cfg(feature = "sqlx-postgres")]
+    Postgres(PoolConnection<Postgres>),
+    #[cfg(feature = "sqlx-mysql")]
     MySql(PoolConnection<MySql>),
 }
 
 /// Takes the database lock `id` (see [`super::key::lock_id`]), exclusive,
 /// on a connection of `db`'s lock pool, waiting for other sessions (other
-/// processes) that hold it. Runs in a task of its own: a caller dropped while it waits leaves the
-/// task to finish, and the lock it then gets is released at once.
+/// processes) that hold it. Runs in a task of its own: a caller dropped
+/// while it waits leaves the task to finish, and the lock it then gets is
+/// released at once.
 #[cfg_attr(
     not(any(feature = "sqlx-postgres", feature = "sqlx-mysql")),
     allow(unreachable_code, unused_variables)
@@ -148,8 +166,8 @@ pub(crate) async fn lock(
     db: &DatabaseConnection,
     pools: &LockPools,
     id: i64,
-) -> Result<HeldLock, DbErr> {
-    let task: tokio::task::JoinHandle<Result<Held, DbErr>> = match db.get_database_backend() {
+) -> Result<Taken, DbErr> {
+    let task: tokio::task::JoinHandle<Result<Taken, DbErr>> = match db.get_database_backend() {
         #[cfg(feature = "sqlx-postgres")]
         DbBackend::Postgres => {
             let pool = pools
@@ -160,29 +178,16 @@ pub(crate) async fn lock(
                 })
                 .clone();
             tokio::spawn(async move {
-                let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(sqlx_err)?;
-                Ok(Held::Postgres(conn, id))
+                let conn = pool.acquire().await.map_err(sqlx_err)?;
+                take(Session::Postgres(conn), id).await
             })
         }
         #[cfg(feature = "sqlx-mysql")]
         DbBackend::MySql => {
             let pool = pools.mysql.get_or_init(|| mysql_pool(db)).clone();
             tokio::spawn(async move {
-                let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                match mysql_lock_row(&mut conn, id).await {
-                    Ok(()) => Ok(Held::MySql(conn)),
-                    Err(e) => {
-                        // the session may be left in a transaction: never
-                        // back to the pool
-                        conn.close_on_drop();
-                        Err(e)
-                    }
-                }
+                let conn = pool.acquire().await.map_err(sqlx_err)?;
+                take(Session::MySql(conn), id).await
             })
         }
         other => {
@@ -191,11 +196,99 @@ pub(crate) async fn lock(
             )));
         }
     };
-    match task.await {
-        Ok(held) => held.map(|h| HeldLock { held: Some(h) }),
-        Err(join) => Err(DbErr::Custom(format!(
+    joined(task.await)
+}
+
+/// Gives `held` back and asks for it again at once on the same session, in
+/// a task of its own: it is granted after the sessions that were already
+/// waiting for it (see the module's documentation).
+pub(crate) async fn retake(mut held: HeldLock) -> Result<Taken, DbErr> {
+    let Some(held) = held.held.take() else {
+        return Err(DbErr::Custom(
+            "no contention lock to give back and take again".into(),
+        ));
+    };
+    let task = tokio::spawn(async move {
+        let id = held.id();
+        let Some(session) = unlock(held).await else {
+            return Err(DbErr::Custom(
+                "could not give back the contention lock to take it again; its session was closed"
+                    .into(),
+            ));
+        };
+        take(session, id).await
+    });
+    joined(task.await)
+}
+
+fn joined(task: Result<Result<Taken, DbErr>, tokio::task::JoinError>) -> Result<Taken, DbErr> {
+    task.unwrap_or_else(|join| {
+        Err(DbErr::Custom(format!(
             "the task taking the contention lock ended without an answer: {join}"
-        ))),
+        )))
+    })
+}
+
+/// Takes lock `id` on `session`: without waiting if it is free, else
+/// waiting for it (then it was contended). A session that failed midway is
+/// closed, never pooled.
+async fn take(session: Session, id: i64) -> Result<Taken, DbErr> {
+    match session {
+        #[cfg(feature = "sqlx-postgres")]
+        Session::Postgres(mut conn) => {
+            let taken = async {
+                let free: bool = sea_orm::sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !free {
+                    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok::<_, sea_orm::sqlx::Error>(!free)
+            }
+            .await;
+            match taken {
+                Ok(contended) => Ok(Taken {
+                    lock: HeldLock {
+                        held: Some(Held::Postgres(conn, id)),
+                    },
+                    contended,
+                }),
+                Err(e) => {
+                    conn.close_on_drop();
+                    Err(sqlx_err(e))
+                }
+            }
+        }
+        #[cfg(feature = "sqlx-mysql")]
+        Session::MySql(mut conn) => match mysql_lock_row(&mut conn, id).await {
+            Ok(contended) => Ok(Taken {
+                lock: HeldLock {
+                    held: Some(Held::MySql(conn, id)),
+                },
+                contended,
+            }),
+            Err(e) => {
+                // the session may be left in a transaction: never back to
+                // the pool
+                conn.close_on_drop();
+                Err(e)
+            }
+        },
+    }
+}
+
+impl Held {
+    fn id(&self) -> i64 {
+        match self {
+            #[cfg(feature = "sqlx-postgres")]
+            Held::Postgres(_, id) => *id,
+            #[cfg(feature = "sqlx-mysql")]
+            Held::MySql(_, id) => *id,
+        }
     }
 }
 
@@ -232,19 +325,26 @@ fn mysql_pool(db: &DatabaseConnection) -> sea_orm::sqlx::Pool<MySql> {
 }
 
 /// Locks row `id` of `conflictkit_locks` in the open transaction of
-/// `conn`, making the table and the row where they are missing.
+/// `conn`, making the table and the row where they are missing; returns
+/// whether another session held it (`NOWAIT` failed, so it waited).
 #[cfg(feature = "sqlx-mysql")]
-async fn mysql_lock_row(conn: &mut PoolConnection<MySql>, id: i64) -> Result<(), DbErr> {
+async fn mysql_lock_row(conn: &mut PoolConnection<MySql>, id: i64) -> Result<bool, DbErr> {
     use sea_orm::sqlx::Executor as _;
-    let sql = "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE";
-    // at most: the table is missing, then the row, then it is locked
-    for _ in 0..3 {
+    let mut contended = false;
+    // at most: the table is missing, then the row, then it is held, then
+    // it is locked
+    for _ in 0..4 {
+        let sql = if contended {
+            "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE"
+        } else {
+            "SELECT id FROM conflictkit_locks WHERE id = ? FOR UPDATE NOWAIT"
+        };
         let found: Result<Option<i64>, _> = sea_orm::sqlx::query_scalar(sql)
             .bind(id)
             .fetch_optional(&mut **conn)
             .await;
         match found {
-            Ok(Some(_)) => return Ok(()),
+            Ok(Some(_)) => return Ok(contended),
             Ok(None) => {
                 // a missing row locks nothing: make it, then lock it
                 (&mut **conn).execute("ROLLBACK").await.map_err(sqlx_err)?;
@@ -262,6 +362,8 @@ async fn mysql_lock_row(conn: &mut PoolConnection<MySql>, id: i64) -> Result<(),
                     .await
                     .map_err(|e| lock_table_err("create", e))?;
             }
+            // held by another session (or a server without NOWAIT): wait
+            Err(e) if !contended && is_busy_or_unsupported(&e) => contended = true,
             Err(e) => return Err(sqlx_err(e)),
         }
     }
@@ -269,6 +371,17 @@ async fn mysql_lock_row(conn: &mut PoolConnection<MySql>, id: i64) -> Result<(),
         "the row {id} of conflictkit_locks is missing again after it was inserted: \
          something deletes rows of that table while it is in use; leave it to conflictkit"
     )))
+}
+
+/// `NOWAIT` found the row locked (`ER_LOCK_WAIT_TIMEOUT` 1205 on MariaDB,
+/// `ER_LOCK_NOWAIT` 3572 on MySQL), or the server does not know `NOWAIT`
+/// (`ER_PARSE_ERROR` 1064, MySQL before 8.0).
+#[cfg(feature = "sqlx-mysql")]
+fn is_busy_or_unsupported(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::mysql::MySqlDatabaseError;
+    e.as_database_error()
+        .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|m| matches!(m.number(), 1205 | 3572 | 1064))
 }
 
 /// `ER_NO_SUCH_TABLE` (SQLSTATE 42S02).
@@ -308,35 +421,41 @@ impl Drop for HeldLock {
             close_now(held);
             return;
         };
-        runtime.spawn(unlock(held));
+        runtime.spawn(async move { drop(unlock(held).await) });
     }
 }
 
-/// Unlocks, then returns the connection to the pool; closes it instead when
-/// the unlock did not succeed.
-async fn unlock(held: Held) {
+/// Unlocks, and returns the session (back to the pool when dropped);
+/// closes it instead when the unlock did not succeed.
+async fn unlock(held: Held) -> Option<Session> {
     match held {
         #[cfg(feature = "sqlx-postgres")]
         Held::Postgres(mut conn, id) => {
             let unlocked: Result<bool, _> =
                 sea_orm::sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await;
-            if !matches!(unlocked, Ok(true)) {
-                tracing::warn!(
-                    ?unlocked,
-                    "could not release a contention lock; closing its connection"
-                );
-                conn.close_on_drop();
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await;
+            if matches!(unlocked, Ok(true)) {
+                return Some(Session::Postgres(conn));
             }
+            tracing::warn!(
+                ?unlocked,
+                "could not release a contention lock; closing its connection"
+            );
+            conn.close_on_drop();
+            None
         }
         #[cfg(feature = "sqlx-mysql")]
-        Held::MySql(mut conn) => {
+        Held::MySql(mut conn, _) => {
             use sea_orm::sqlx::Executor as _;
-            if let Err(e) = (&mut *conn).execute("ROLLBACK").await {
-                tracing::warn!(error = %e, "could not release a contention lock; closing its connection");
-                conn.close_on_drop();
+            match (&mut *conn).execute("ROLLBACK").await {
+                Ok(_) => Some(Session::MySql(conn)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release a contention lock; closing its connection");
+                    conn.close_on_drop();
+                    None
+                }
             }
         }
     }
@@ -347,7 +466,7 @@ fn close_now(held: Held) {
         #[cfg(feature = "sqlx-postgres")]
         Held::Postgres(mut conn, _) => conn.close_on_drop(),
         #[cfg(feature = "sqlx-mysql")]
-        Held::MySql(mut conn) => conn.close_on_drop(),
+        Held::MySql(mut conn, _) => conn.close_on_drop(),
     }
 }
 
@@ -452,6 +571,7 @@ pub(crate) mod tests {
             .await
             .expect("the task")
             .unwrap_or_else(|e| panic!("{backend:?}: the first lock: {e}"));
+        assert!(!holder.contended, "{backend:?}: nobody held it");
         let first = take();
         until_waiting(&db, id, 1).await;
         let mut second = take();
@@ -464,6 +584,7 @@ pub(crate) mod tests {
             .await
             .expect("the task")
             .unwrap_or_else(|e| panic!("{backend:?}: the first request: {e}"));
+        assert!(first.contended, "{backend:?}: it waited for the holder");
         // the first request no longer waits; the second one still does
         // (InnoDB's lock views lag behind: polled, not asserted once)
         tokio::select! {

@@ -47,6 +47,10 @@ use super::coordination::{self, HeldLock, LockPools};
 /// row-lock queue of `FOR UPDATE` with 64 tasks (see BENCHMARKS.md).
 pub(crate) const TENURE: u32 = 16;
 
+/// How many turns of the scheduler a lease nobody wants is kept before it
+/// is given back (see [`Lease::linger`]).
+const LINGER_YIELDS: u32 = 4;
+
 /// Leases kept before the first sweep of the unused ones; each sweep sets
 /// the next at twice what it left.
 const FIRST_SWEEP_AT: usize = 256;
@@ -124,6 +128,11 @@ struct State {
     users: u32,
     /// Runs let in under the current tenure.
     tenure: u32,
+    /// Another session held the lock when the current tenure asked for it.
+    contended: bool,
+    /// A task keeps the lease a moment before giving it back (see
+    /// [`Lease::linger`]).
+    lingering: bool,
     /// When a run last left the lease, or it was last taken.
     moved: Option<tokio::time::Instant>,
     /// Attempts to take the lock so far.
@@ -154,18 +163,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Lease {
     /// Starts taking the lock in a task of its own (the state says
-    /// `Acquiring` from now on).
-    fn acquire(self: &Arc<Self>, s: &mut State) {
+    /// `Acquiring` from now on): on the session of `held`, which is given
+    /// back first, or on a new one.
+    fn acquire(self: &Arc<Self>, s: &mut State, held: Option<HeldLock>) {
         s.phase = Phase::Acquiring;
         s.attempts += 1;
         let attempt = s.attempts;
         let lease = self.clone();
         tokio::spawn(async move {
-            let got = coordination::lock(&lease.db, &lease.pools, lease.id).await;
+            let got = match held {
+                Some(held) => coordination::retake(held).await,
+                None => coordination::lock(&lease.db, &lease.pools, lease.id).await,
+            };
             let mut s = lock(&lease.state);
             match got {
-                Ok(held) => {
-                    s.phase = Phase::Held { _lock: held };
+                Ok(taken) => {
+                    s.phase = Phase::Held { _lock: taken.lock };
+                    s.contended = taken.contended;
                     s.tenure = 0;
                     s.moved = Some(tokio::time::Instant::now());
                     // everyone left while it waited: give it back at once
@@ -186,18 +200,58 @@ impl Lease {
     /// want it (behind the other processes waiting). Returns whether the
     /// lease changed.
     fn give_back_if_done(self: &Arc<Self>, s: &mut State) -> bool {
+        self.give_back_unless_kept(s, true)
+    }
+
+    /// [`Lease::give_back_if_done`], lingering first only if `may_linger`.
+    fn give_back_unless_kept(self: &Arc<Self>, s: &mut State, may_linger: bool) -> bool {
         if s.users > 0 || !matches!(s.phase, Phase::Held { .. }) {
             return false;
         }
         if s.expected > 0 && s.tenure < TENURE {
             return false;
         }
-        // dropping the lock unlocks it in a task of its own
-        s.phase = Phase::Free;
+        if may_linger && s.expected == 0 && s.tenure < TENURE && !s.lingering && self.linger(s) {
+            return false;
+        }
+        let Phase::Held { _lock: held } = std::mem::take(&mut s.phase) else {
+            unreachable!("checked above")
+        };
         s.tenure = 0;
         if s.expected > 0 && tokio::runtime::Handle::try_current().is_ok() {
-            self.acquire(s);
+            // given back and asked for again on the same session: granted
+            // after the other processes already waiting
+            self.acquire(s, Some(held));
         }
+        // else dropping the lock unlocks it in a task of its own
+        true
+    }
+}
+
+impl Lease {
+    /// Keeps a lease nobody wants for a moment before giving it back: the
+    /// task whose run just left usually asks for it again at once (its next
+    /// call), and would otherwise pay a round trip to give it back and
+    /// another to take it again. The moment is [`LINGER_YIELDS`] turns of
+    /// the scheduler, so every task of the process that was ready when the
+    /// run left gets to run first. Returns whether it lingers.
+    fn linger(self: &Arc<Self>, s: &mut State) -> bool {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false;
+        }
+        s.lingering = true;
+        let lease = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..LINGER_YIELDS {
+                tokio::task::yield_now().await;
+            }
+            let mut s = lock(&lease.state);
+            s.lingering = false;
+            if lease.give_back_unless_kept(&mut s, false) {
+                drop(s);
+                lease.changed.notify_waiters();
+            }
+        });
         true
     }
 }
@@ -254,7 +308,7 @@ impl Ticket {
                     }
                     Phase::Acquiring => None,
                     Phase::Free => {
-                        lease.acquire(&mut s);
+                        lease.acquire(&mut s, None);
                         None
                     }
                 }
@@ -274,6 +328,7 @@ impl Ticket {
         s.users += 1;
         LeaseGuard {
             lease: self.lease.take(),
+            contended: s.contended,
         }
     }
 }
@@ -295,6 +350,16 @@ impl Drop for Ticket {
 /// until the last run inside leaves.
 pub(crate) struct LeaseGuard {
     lease: Option<Arc<Lease>>,
+    contended: bool,
+}
+
+impl LeaseGuard {
+    /// Whether another process held the lock when this tenure asked for it:
+    /// the key is contended across processes, though the lock keeps the
+    /// contention from turning into conflicts.
+    pub(crate) fn contended(&self) -> bool {
+        self.contended
+    }
 }
 
 impl std::fmt::Debug for LeaseGuard {
@@ -339,12 +404,16 @@ mod tests {
     async fn a_lease_serves_a_tenure_then_goes_round(db: DatabaseConnection) {
         let backend = db.get_database_backend();
         let (a, b) = (Leases::new(db.clone()), Leases::new(db.clone()));
-        let id = lock_id(&format!("lease::tests::round::{}", std::process::id()), None);
+        let id = lock_id(
+            &format!("lease::tests::round::{}", std::process::id()),
+            None,
+        );
         let mut inside = a
             .ticket(id)
             .enter()
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: the first lease: {e}"));
+        assert!(!inside.contended(), "{backend:?}: nobody else wanted it");
         for run in 1..TENURE {
             // the next run says it wants the lease before this one leaves
             let next = a.ticket(id);
@@ -355,7 +424,11 @@ mod tests {
                 .unwrap_or_else(|| panic!("{backend:?}: run {run} of the tenure waited"))
                 .unwrap_or_else(|e| panic!("{backend:?}: run {run}: {e}"));
         }
-        assert_eq!(lock(&lease_of(&a, id).state).attempts, 1, "one lock for the tenure");
+        assert_eq!(
+            lock(&lease_of(&a, id).state).attempts,
+            1,
+            "one lock for the tenure"
+        );
         let other = b.ticket(id);
         let mut other = tokio::spawn(other.enter());
         until_waiting(&db, id, 1).await;
@@ -368,6 +441,10 @@ mod tests {
             .await
             .expect("the task")
             .unwrap_or_else(|e| panic!("{backend:?}: the other process's lease: {e}"));
+        assert!(
+            other_inside.contended(),
+            "{backend:?}: it waited for the first process"
+        );
         tokio::select! {
             got = &mut again => panic!(
                 "{backend:?}: the first process took the lease back past the other: {}",
@@ -381,6 +458,10 @@ mod tests {
             .expect("the task")
             .unwrap_or_else(|e| panic!("{backend:?}: the lease back: {e}"));
         assert_eq!(lock(&lease_of(&a, id).state).attempts, 2);
+        assert!(
+            back.contended(),
+            "{backend:?}: it waited for the other process"
+        );
         drop(back);
         // nobody wants it any more: given back, so the other process takes
         // it at once
@@ -414,8 +495,16 @@ mod tests {
             .await
             .expect("connect");
         let leases = Leases::new(db);
-        let err = leases.ticket(7).enter().await.expect_err("SQLite has no such lock");
-        assert!(err.to_string().contains("could not take the contention lock"), "{err}");
+        let err = leases
+            .ticket(7)
+            .enter()
+            .await
+            .expect_err("SQLite has no such lock");
+        assert!(
+            err.to_string()
+                .contains("could not take the contention lock"),
+            "{err}"
+        );
         let lease = lease_of(&leases, 7);
         let s = lock(&lease.state);
         assert_eq!((s.expected, s.users), (0, 0), "the ticket was given back");
@@ -452,7 +541,11 @@ mod tests {
         assert!(!inner.is_finished(), "still waiting just before the bound");
         tokio::time::advance(std::time::Duration::from_millis(2)).await;
         let inner_inside = inner.await.expect("the task").expect("entered");
-        assert_eq!(lock(&lease.state).users, 2, "over the tenure, beside the outer run");
+        assert_eq!(
+            lock(&lease.state).users,
+            2,
+            "over the tenure, beside the outer run"
+        );
         drop(inner_inside);
         drop(outer_inside);
         let s = lock(&lease.state);

@@ -257,7 +257,7 @@ impl CallOptions {
         self
     }
     /// What this call contends on (an account id, a row key): admission,
-    /// and escalation across processes, work per (label, key). Calls on
+    /// and the lock across processes, work per (label, key). Calls on
     /// different keys never wait for each other; calls on one hot key
     /// queue. Without a key, all calls of the label share one queue.
     ///

@@ -17,9 +17,9 @@ use super::classify::{Conflict, is_database_error, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::{Contention, Permit, Turn};
 use super::coordination;
+use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::key::lock_id;
 use super::lease::LeaseGuard;
-use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
 use super::sqlite_writer::{TxnWriter, WriteSlot};
@@ -312,11 +312,9 @@ impl ConflictResolver {
             // snapshot) to before its first statement (which does). The run
             // says so before it queues, so that the lease is kept for it.
             let ticket = match &gate {
-                Some(g) if lock_across_processes && (turn == Turn::Last || g.hot()) => Some(
-                    self.inner
-                        .leases
-                        .ticket(lock_id(plan.label(), plan.key)),
-                ),
+                Some(g) if lock_across_processes && (turn == Turn::Last || g.hot()) => {
+                    Some(self.inner.leases.ticket(lock_id(plan.label(), plan.key)))
+                }
                 _ => None,
             };
             // Admission comes before the first statement: a queued run takes
@@ -332,7 +330,18 @@ impl ConflictResolver {
             let admitted = permit.as_ref().map(Permit::admission);
             let db_lock = match ticket {
                 Some(ticket) => match ticket.enter().await {
-                    Ok(guard) => Some(guard),
+                    Ok(guard) => {
+                        // Other processes want this key too: the gate stays
+                        // hot while the lease keeps their runs and ours from
+                        // conflicting (else it would cool down and its runs
+                        // would go without the lock, beside theirs).
+                        if guard.contended()
+                            && let Some(g) = &gate
+                        {
+                            g.mark_hot();
+                        }
+                        Some(guard)
+                    }
                     Err(e) => {
                         tracing::warn!(label = %plan.label(), error = %e, "could not take the contention lock across processes; running without it");
                         None

@@ -367,6 +367,12 @@ impl Gate {
         }
     }
 
+    /// Keeps the gate hot (see [`Limiter::mark_hot`]): another process
+    /// wants its key.
+    pub(crate) fn mark_hot(&self) {
+        lock(&self.state).limiter.mark_hot();
+    }
+
     /// A run of this gate is about to send `COMMIT`.
     fn committing(&self) {
         lock(&self.state).commits_started += 1;
@@ -540,10 +546,7 @@ pub(super) mod tests {
         let f_at = f.admission();
         drop((f, g));
         cold.on_conflict(f_at, false, false);
-        assert!(
-            cold.hot(),
-            "where lockers do not deadlock, any conflict"
-        );
+        assert!(cold.hot(), "where lockers do not deadlock, any conflict");
     }
 
     #[tokio::test]
