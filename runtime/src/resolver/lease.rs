@@ -49,7 +49,7 @@ pub(crate) const TENURE: u32 = 16;
 
 /// How many turns of the scheduler a lease nobody wants is kept before it
 /// is given back (see [`Lease::linger`]).
-const LINGER_YIELDS: u32 = 4;
+const LINGER_YIELDS: u32 = 16;
 
 /// Leases kept before the first sweep of the unused ones; each sweep sets
 /// the next at twice what it left.

@@ -89,12 +89,15 @@ struct Active {
     txn: Txn,
 }
 
-/// The admission permit of one run and its database lock across processes,
-/// and when to give them back.
+/// The admission permit of one run and its lease of the database lock
+/// across processes, and when to give them back.
 struct Release {
     permit: Option<Permit>,
+    /// Left after `COMMIT` answered, whatever the engine: a lease given back
+    /// while its last run commits would be given back (and taken again)
+    /// between every two runs of a process that runs one call at a time.
     db_lock: Option<LeaseGuard>,
-    /// Give them back before `COMMIT` rather than after the run.
+    /// Give the permit back before `COMMIT` rather than after the run.
     before_commit: bool,
 }
 
@@ -105,7 +108,6 @@ impl Release {
         }
         if self.before_commit {
             self.permit = None;
-            self.db_lock = None;
         }
     }
 }
