@@ -330,8 +330,18 @@ impl ConflictResolver {
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::admission);
-            let db_lock = match ticket {
-                Some(ticket) => match ticket.enter().await {
+            // A run admitted at once begins while it waits for the lease
+            // (where BEGIN takes no snapshot), off the serialised path.
+            let (entered, begun) = match ticket {
+                Some(ticket) if begun.is_none() && begin_while_queued => {
+                    let (entered, begun) = tokio::join!(ticket.enter(), self.begin(plan));
+                    (Some(entered), Some(begun))
+                }
+                Some(ticket) => (Some(ticket.enter().await), begun),
+                None => (None, begun),
+            };
+            let db_lock = match entered {
+                Some(entered) => match entered {
                     Ok(guard) => {
                         // Other processes want this key too: the gate stays
                         // hot while the lease keeps their runs and ours from
