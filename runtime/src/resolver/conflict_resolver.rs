@@ -143,7 +143,9 @@ impl ConflictResolver {
 
     /// A builder to change the defaults.
     pub fn builder(db: DatabaseConnection) -> ConflictResolverBuilder {
-        let gates = Gates::with_pool(pool_size(&db));
+        let warm = super::coordination::supported(&db)
+            && db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let gates = Gates::new(pool_size(&db), warm);
         ConflictResolverBuilder {
             inner: Inner {
                 leases: Leases::new(db.clone()),

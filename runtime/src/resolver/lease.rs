@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
@@ -46,6 +47,12 @@ use super::coordination::{self, HeldLock, LockPools};
 /// most three tenures of the others, about what it would wait in the
 /// row-lock queue of `FOR UPDATE` with 64 tasks (see BENCHMARKS.md).
 pub(crate) const TENURE: u32 = 16;
+
+/// The longest a run other than a last replay waits for another process to
+/// give the lock up (see [`Ticket::enter`]): far longer than the turns of
+/// the other processes take on a busy machine (a few tenures of
+/// milliseconds each).
+pub(crate) const LONGEST_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// How many turns of the scheduler a lease nobody wants is kept before it
 /// is given back (see [`Lease::linger`]).
@@ -267,12 +274,19 @@ impl Ticket {
     /// room, then enters the lease; takes the lock when nobody in the
     /// process is taking it. An error means the lock could not be taken (the
     /// run may go on without it); the ticket is used up either way.
-    pub(crate) async fn enter(mut self) -> Result<LeaseGuard, DbErr> {
+    ///
+    /// Unless `patient` (a call's last replay), a run gives up waiting for
+    /// another process after [`LONGEST_LOCK_WAIT`] and goes on without the
+    /// lock (an error saying so): that process's run may be waiting for
+    /// this one (a body that waits for a call of its own label elsewhere),
+    /// and two such calls must not wait for each other forever.
+    pub(crate) async fn enter(mut self, patient: bool) -> Result<LeaseGuard, DbErr> {
         let Some(lease) = self.lease.clone() else {
             unreachable!("a ticket enters once")
         };
         // a dropped wait gives the ticket back (its drop)
         let since = lock(&lease.state).attempts;
+        let give_up_at = (!patient).then(|| tokio::time::Instant::now() + LONGEST_LOCK_WAIT);
         loop {
             let changed = lease.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -306,10 +320,18 @@ impl Ticket {
                         }
                         Some(left + MAX_QUEUE_WAIT)
                     }
-                    Phase::Acquiring => None,
-                    Phase::Free => {
-                        lease.acquire(&mut s, None);
-                        None
+                    Phase::Acquiring | Phase::Free => {
+                        if give_up_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                            return Err(DbErr::Custom(format!(
+                                "waited {} s for the contention lock across processes, \
+                                 which another process holds (maybe a run waiting for this one)",
+                                LONGEST_LOCK_WAIT.as_secs()
+                            )));
+                        }
+                        if matches!(s.phase, Phase::Free) {
+                            lease.acquire(&mut s, None);
+                        }
+                        give_up_at
                     }
                 }
             };
@@ -410,7 +432,7 @@ mod tests {
         );
         let mut inside = a
             .ticket(id)
-            .enter()
+            .enter(false)
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: the first lease: {e}"));
         assert!(!inside.contended(), "{backend:?}: nobody else wanted it");
@@ -419,7 +441,7 @@ mod tests {
             let next = a.ticket(id);
             drop(inside);
             inside = next
-                .enter()
+                .enter(false)
                 .now_or_never()
                 .unwrap_or_else(|| panic!("{backend:?}: run {run} of the tenure waited"))
                 .unwrap_or_else(|e| panic!("{backend:?}: run {run}: {e}"));
@@ -430,10 +452,10 @@ mod tests {
             "one lock for the tenure"
         );
         let other = b.ticket(id);
-        let mut other = tokio::spawn(other.enter());
+        let mut other = tokio::spawn(other.enter(false));
         until_waiting(&db, id, 1).await;
         let again = a.ticket(id);
-        let mut again = tokio::spawn(again.enter());
+        let mut again = tokio::spawn(again.enter(false));
         // the tenure is over: the last run leaving gives the lock back though
         // the process still wants it, and asks again behind the other one
         drop(inside);
@@ -465,7 +487,7 @@ mod tests {
         drop(back);
         // nobody wants it any more: given back, so the other process takes
         // it at once
-        let taken = b.ticket(id).enter().await;
+        let taken = b.ticket(id).enter(false).await;
         assert!(taken.is_ok(), "{backend:?}: {:?}", taken.err());
     }
 
@@ -497,7 +519,7 @@ mod tests {
         let leases = Leases::new(db);
         let err = leases
             .ticket(7)
-            .enter()
+            .enter(false)
             .await
             .expect_err("SQLite has no such lock");
         assert!(
@@ -535,7 +557,7 @@ mod tests {
             let mut s = lock(&lease.state);
             outer.inside(&mut s)
         };
-        let inner = tokio::spawn(leases.ticket(9).enter());
+        let inner = tokio::spawn(leases.ticket(9).enter(false));
         tokio::time::advance(MAX_QUEUE_WAIT - std::time::Duration::from_millis(1)).await;
         tokio::task::yield_now().await;
         assert!(!inner.is_finished(), "still waiting just before the bound");
@@ -550,5 +572,43 @@ mod tests {
         drop(outer_inside);
         let s = lock(&lease.state);
         assert!(s.unused(), "given back when both left");
+    }
+
+    /// A run gives up waiting for another process's lock after the longest
+    /// wait and goes on without it; a last replay waits on.
+    #[tokio::test]
+    async fn only_a_last_replay_waits_for_another_process_however_long() {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        tokio::time::pause();
+        let leases = Leases::new(db);
+        let first = leases.ticket(11);
+        let lease = lease_of(&leases, 11);
+        // another process holds the lock: this one's request waits
+        lock(&lease.state).phase = Phase::Acquiring;
+        let impatient = tokio::spawn(first.enter(false));
+        let last = tokio::spawn(leases.ticket(11).enter(true));
+        tokio::time::advance(LONGEST_LOCK_WAIT - std::time::Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !impatient.is_finished(),
+            "still waiting just before the bound"
+        );
+        tokio::time::advance(std::time::Duration::from_millis(2)).await;
+        let err = impatient
+            .await
+            .expect("the task")
+            .expect_err("gave up waiting");
+        assert!(err.to_string().contains("another process holds"), "{err}");
+        tokio::time::advance(LONGEST_LOCK_WAIT * 10).await;
+        tokio::task::yield_now().await;
+        assert!(!last.is_finished(), "a last replay waits on");
+        assert_eq!(
+            lock(&lease.state).expected,
+            1,
+            "only the last replay wants it"
+        );
+        last.abort();
     }
 }

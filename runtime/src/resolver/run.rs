@@ -334,10 +334,11 @@ impl ConflictResolver {
             // (where BEGIN takes no snapshot), off the serialised path.
             let (entered, begun) = match ticket {
                 Some(ticket) if begun.is_none() && begin_while_queued => {
-                    let (entered, begun) = tokio::join!(ticket.enter(), self.begin(plan));
+                    let (entered, begun) =
+                        tokio::join!(ticket.enter(turn == Turn::Last), self.begin(plan));
                     (Some(entered), Some(begun))
                 }
-                Some(ticket) => (Some(ticket.enter().await), begun),
+                Some(ticket) => (Some(ticket.enter(turn == Turn::Last).await), begun),
                 None => (None, begun),
             };
             let db_lock = match entered {

@@ -31,11 +31,11 @@ pub(crate) const CUT_ABOVE: f64 = 0.25;
 /// Commits after the last conflict that may have come from another
 /// process during which a gate stays hot (see [`Limiter::hot`]).
 const HOT_FOR: u32 = 1024;
-/// A gate seen for the first time is hot for its first this many commits
-/// (a warm start): a process that joins a fight over a key already going
-/// on takes the lock across processes from its first run, instead of
-/// beating other processes' last replays until it lost once. Its first
-/// lock costs no wait: it is taken while the run begins.
+/// A warm gate seen for the first time (see `Gates::new`) is hot for its
+/// first this many commits: a process that joins a fight over a key
+/// already going on takes the lock across processes from its first run,
+/// instead of beating other processes' last replays until it lost once.
+/// Its first lock costs no wait: it is taken while the run begins.
 const WARM_FOR: u32 = 32;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most.
@@ -83,9 +83,14 @@ impl Limiter {
         Self {
             limit: Some(SLOW_START_FROM),
             slow_start: true,
-            since_conflict: Some(HOT_FOR - WARM_FOR),
             ..Self::default()
         }
+    }
+
+    /// Hot for the first [`WARM_FOR`] commits (a warm start).
+    pub(crate) fn warm(mut self) -> Self {
+        self.since_conflict = Some(HOT_FOR - WARM_FOR);
+        self
     }
 
     /// The limit (`None`: unlimited).
@@ -343,13 +348,16 @@ mod tests {
     }
 
     #[test]
-    fn a_new_gate_is_warm_for_its_first_commits() {
-        let mut l = Limiter::slow_start();
+    fn a_warm_gate_is_hot_for_its_first_commits() {
+        let mut l = Limiter::slow_start().warm();
         for _ in 0..WARM_FOR {
             assert!(l.hot());
             l.on_commit();
         }
-        assert!(!l.hot(), "no conflict in its first {WARM_FOR} commits: cold");
+        assert!(
+            !l.hot(),
+            "no conflict in its first {WARM_FOR} commits: cold"
+        );
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub(crate) struct Gates {
     /// [`Gate::admit`]): a share of the pool, so that they never take the
     /// connections the admitted runs and everything else need.
     prepare_cap: Option<u32>,
+    /// New gates start hot (see `limit::WARM_FOR`).
+    warm: bool,
 }
 
 #[derive(Debug)]
@@ -141,13 +143,18 @@ struct GateMap {
 
 impl Default for Gates {
     fn default() -> Self {
-        Self::with_pool(None)
+        Self::new(None, false)
     }
 }
 
 impl Gates {
-    /// Gates for a pool of `pool_size` connections (`None`: unknown).
-    pub(crate) fn with_pool(pool_size: Option<u32>) -> Self {
+    /// Gates for a pool of `pool_size` connections (`None`: unknown); with
+    /// `warm`, a new gate is hot for its first commits, so that its runs
+    /// take the lock across processes from the first one. Warm where that
+    /// lock costs nothing but a round trip taken while the run begins
+    /// (PostgreSQL's advisory locks); on MySQL/MariaDB it would cost a row
+    /// of the lock table per key ever written, so gates start cold there.
+    pub(crate) fn new(pool_size: Option<u32>, warm: bool) -> Self {
         Self {
             by_label: Mutex::new(GateMap {
                 gates: HashMap::new(),
@@ -155,6 +162,7 @@ impl Gates {
                 sweep_at: FIRST_SWEEP_AT,
             }),
             prepare_cap: prepare_cap(pool_size),
+            warm,
         }
     }
 
@@ -177,7 +185,7 @@ impl Gates {
             map.count = count;
             map.sweep_at = (2 * count).max(FIRST_SWEEP_AT);
         }
-        let g = Arc::new(Gate::slow_start(self.prepare_cap));
+        let g = Arc::new(Gate::slow_start(self.prepare_cap, self.warm));
         map.gates
             .entry(label.to_owned())
             .or_default()
@@ -272,7 +280,7 @@ mod tests {
         assert_eq!(prepare_cap(Some(3)), Some(0));
         assert_eq!(prepare_cap(Some(4)), Some(1));
         assert_eq!(prepare_cap(None), None);
-        let gates = Gates::with_pool(Some(4));
+        let gates = Gates::new(Some(4), false);
         let gate = gates.gate("hot", None);
         set_limit(&gate, 4.0);
         let _running: Vec<Permit> = futures::future::join_all((0..4).map(|_| enter(&gate))).await;

@@ -185,10 +185,11 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Gate {
     /// The gate of a label seen for the first time: in slow start.
-    pub(super) fn slow_start(prepare_cap: Option<u32>) -> Self {
+    pub(super) fn slow_start(prepare_cap: Option<u32>, warm: bool) -> Self {
+        let limiter = Limiter::slow_start();
         Self {
             state: Mutex::new(GateState {
-                limiter: Limiter::slow_start(),
+                limiter: if warm { limiter.warm() } else { limiter },
                 prepare_cap,
                 last_used: Some(std::time::Instant::now()),
                 ..GateState::default()
