@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::classify::{Classifier, Conflict, is_lost_connection};
-use super::contention::{Contention, Gates};
+use super::contention::{Contention, Gates, Warm};
 use super::inject::{InjectConflicts, Injector};
 use super::lease::Leases;
 use super::plan::Plan;
@@ -143,8 +143,11 @@ impl ConflictResolver {
 
     /// A builder to change the defaults.
     pub fn builder(db: DatabaseConnection) -> ConflictResolverBuilder {
-        let warm = super::coordination::supported(&db)
-            && db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let warm = match db.get_database_backend() {
+            _ if !super::coordination::supported(&db) => Warm::None,
+            sea_orm::DbBackend::Postgres => Warm::All,
+            _ => Warm::Labels,
+        };
         let gates = Gates::new(pool_size(&db), warm);
         ConflictResolverBuilder {
             inner: Inner {

@@ -129,8 +129,8 @@ pub(crate) struct Gates {
     /// [`Gate::admit`]): a share of the pool, so that they never take the
     /// connections the admitted runs and everything else need.
     prepare_cap: Option<u32>,
-    /// New gates start hot (see `limit::WARM_FOR`).
-    warm: bool,
+    /// Which new gates start hot (see `limit::WARM_FOR`).
+    warm: Warm,
 }
 
 #[derive(Debug)]
@@ -143,18 +143,15 @@ struct GateMap {
 
 impl Default for Gates {
     fn default() -> Self {
-        Self::new(None, false)
+        Self::new(None, Warm::None)
     }
 }
 
 impl Gates {
-    /// Gates for a pool of `pool_size` connections (`None`: unknown); with
-    /// `warm`, a new gate is hot for its first commits, so that its runs
-    /// take the lock across processes from the first one. Warm where that
-    /// lock costs nothing but a round trip taken while the run begins
-    /// (PostgreSQL's advisory locks); on MySQL/MariaDB it would cost a row
-    /// of the lock table per key ever written, so gates start cold there.
-    pub(crate) fn new(pool_size: Option<u32>, warm: bool) -> Self {
+    /// Gates for a pool of `pool_size` connections (`None`: unknown); the
+    /// `warm` ones are hot for their first commits, so that their runs take
+    /// the lock across processes from the first one.
+    pub(crate) fn new(pool_size: Option<u32>, warm: Warm) -> Self {
         Self {
             by_label: Mutex::new(GateMap {
                 gates: HashMap::new(),
@@ -185,7 +182,14 @@ impl Gates {
             map.count = count;
             map.sweep_at = (2 * count).max(FIRST_SWEEP_AT);
         }
-        let g = Arc::new(Gate::slow_start(self.prepare_cap, self.warm));
+        let g = Arc::new(Gate::slow_start(
+            self.prepare_cap,
+            match self.warm {
+                Warm::None => false,
+                Warm::Labels => key.is_none(),
+                Warm::All => true,
+            },
+        ));
         map.gates
             .entry(label.to_owned())
             .or_default()
@@ -210,6 +214,19 @@ impl Gates {
             .cloned()?;
         gate.slots()
     }
+}
+
+/// Which new gates start hot (see `limit::WARM_FOR`): where the lock across
+/// processes costs nothing but a round trip taken while the run begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Warm {
+    /// None (SQLite, mock connections: no lock across processes).
+    None,
+    /// Gates without a key (MySQL/MariaDB: each lock is a row of the lock
+    /// table, so one per function is fine, one per key ever written is not).
+    Labels,
+    /// Every gate (PostgreSQL's advisory locks cost no row).
+    All,
 }
 
 /// Queued runs that may begin early with a pool of `pool_size`: at most a
@@ -280,7 +297,7 @@ mod tests {
         assert_eq!(prepare_cap(Some(3)), Some(0));
         assert_eq!(prepare_cap(Some(4)), Some(1));
         assert_eq!(prepare_cap(None), None);
-        let gates = Gates::new(Some(4), false);
+        let gates = Gates::new(Some(4), Warm::None);
         let gate = gates.gate("hot", None);
         set_limit(&gate, 4.0);
         let _running: Vec<Permit> = futures::future::join_all((0..4).map(|_| enter(&gate))).await;
