@@ -32,12 +32,21 @@
 //! | acquiring a pooled connection | passed through unchanged: the pool itself already waited for the server (`sqlx` retries refused connections and a starting server until `acquire_timeout`), so `ConnectionAcquire(Timeout)` means it did not come back in time, and `ConnectionAcquire(ConnectionClosed)` means the application closed the pool |
 //!
 //! A connection counts as lost on a transport error (`sqlx::Error::Io`,
-//! `Tls`, `Protocol`, `WorkerCrashed`), on PostgreSQL SQLSTATE class `08`
+//! `Tls`, `WorkerCrashed`), on PostgreSQL SQLSTATE class `08`
 //! (connection exception), `57P01` (admin shutdown, also what
-//! `pg_terminate_backend` sends), `57P02` (crash shutdown) and `57P03`
-//! (cannot connect now), and on MySQL / MariaDB errors `1053` (server
-//! shutdown), `1927` (connection killed), `2006` (server gone) and `2013`
-//! (lost connection). A replay begins on another pooled connection; with
+//! `pg_terminate_backend` sends), `57P02` (crash shutdown), `57P03`
+//! (cannot connect now), `57P04` (database dropped), `57P05`
+//! (`idle_session_timeout`), `25P03` (`idle_in_transaction_session_timeout`)
+//! and `25P04` (`transaction_timeout`, PostgreSQL 17), and on MySQL / MariaDB
+//! errors `1053` (server shutdown), `1927` (connection killed), `2006`
+//! (server gone), `2013` (lost connection) and `4031` (MySQL 8.0.24+: the
+//! server closed an idle session). Every one of these ends the session on
+//! the server, which rolls its open transaction back.
+//!
+//! A `sqlx::Error::Protocol` is **not** a lost connection: sqlx raises it
+//! for client-side mistakes too (more than 65535 bind parameters on
+//! PostgreSQL, a wrong bind count on MySQL), which a replay would only
+//! repeat. It reaches the caller unchanged. A replay begins on another pooled connection; with
 //! sea-orm's default `test_before_acquire`, the pool pings an idle
 //! connection before handing it out and drops the dead ones, so calls made
 //! after a restart succeed without restarting the application.
@@ -274,11 +283,19 @@ fn lost_connection_at(e: &(dyn StdError + 'static)) -> bool {
     }
     match database_code(e) {
         // connection_exception, admin_shutdown, crash_shutdown, cannot_connect_now
+        // database_dropped, idle_session_timeout,
+        // idle_in_transaction_session_timeout, transaction_timeout (all FATAL:
+        // the server ends the session)
         Some(RawCode::Sqlstate(s)) => {
-            s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03"
+            s.starts_with("08")
+                || matches!(
+                    s,
+                    "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "25P03" | "25P04"
+                )
         }
-        // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
-        Some(RawCode::MySql(n)) => matches!(n, 1053 | 1927 | 2006 | 2013),
+        // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SERVER_GONE_ERROR,
+        // CR_SERVER_LOST, ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+)
+        Some(RawCode::MySql(n)) => matches!(n, 1053 | 1927 | 2006 | 2013 | 4031),
         _ => false,
     }
 }
@@ -328,8 +345,79 @@ fn lost_connection_kind(e: &(dyn StdError + 'static)) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     matches!(
         sqlx_error(e),
-        Some(Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::Protocol(_) | Sqlx::WorkerCrashed)
+        Some(Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::WorkerCrashed)
     )
+}
+
+/// Whether `err` (anywhere in its chain) is a `sqlx::Error::Protocol`: the
+/// driver refused or could not follow the wire protocol. On PostgreSQL
+/// sqlx raises it before sending anything (too many bind parameters), so
+/// the transaction is intact; on MySQL a wrong bind count leaves the
+/// connection waiting for a reply that never comes, so it is unusable.
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+pub(crate) fn is_protocol_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if matches!(sqlx_error(e), Some(sea_orm::sqlx::Error::Protocol(_))) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(not(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+)))]
+pub(crate) fn is_protocol_error(_: &(dyn StdError + 'static)) -> bool {
+    false
+}
+
+/// SQLite primary result codes after which SQLite may have rolled the
+/// whole transaction back by itself (sqlite.org/lang_transaction.html,
+/// "Response To Errors Within A Transaction"): `SQLITE_NOMEM` (7),
+/// `SQLITE_INTERRUPT` (9), `SQLITE_IOERR` (10) and `SQLITE_FULL` (13).
+/// (`SQLITE_BUSY` is a conflict and replayed anyway.)
+const SQLITE_AUTOMATIC_ROLLBACK: &[i32] = &[7, 9, 10, 13];
+
+/// Whether the database aborted the whole transaction when a statement
+/// returned `err`, so that nothing the transaction wrote can commit
+/// (conflicts are dealt with before this is asked: they are replayed).
+///
+/// - any engine: a lost connection (the server rolls back a session that ends);
+/// - PostgreSQL: any statement the server rejected (every later statement
+///   fails with 25P02 and `COMMIT` answers `ROLLBACK`);
+/// - MySQL / MariaDB: a protocol error (the connection is unusable);
+/// - SQLite: the codes after which SQLite may roll back by itself
+///   (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_INTERRUPT`):
+///   the connection is then back in autocommit and later statements of
+///   the body would commit one by one.
+pub(crate) fn aborts_transaction(backend: sea_orm::DbBackend, err: &(dyn StdError + 'static)) -> bool {
+    use sea_orm::DbBackend;
+    if is_lost_connection(err) {
+        return true;
+    }
+    match backend {
+        DbBackend::Postgres => is_database_error(err),
+        DbBackend::MySql => is_protocol_error(err),
+        DbBackend::Sqlite => {
+            let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+            while let Some(e) = cur {
+                if let Some(RawCode::Sqlite(code)) = database_code(e) {
+                    return SQLITE_AUTOMATIC_ROLLBACK.contains(&(code & 0xff));
+                }
+                cur = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 #[cfg(not(any(
@@ -597,7 +685,10 @@ mod tests {
         });
         // what pg_terminate_backend, a fast shutdown, a crash and a starting
         // server answer, and every connection_exception
-        for code in ["57P01", "57P02", "57P03", "08006", "08003", "08000"] {
+        for code in [
+            "57P01", "57P02", "57P03", "57P04", "57P05", "25P03", "25P04", "08006", "08003",
+            "08000",
+        ] {
             assert_eq!(c.classify(&db_err(code)), lost, "SQLSTATE {code}");
         }
         // a statement cancelled (57014) or a constraint (23505) is no lost connection
@@ -612,15 +703,45 @@ mod tests {
         ] {
             assert_eq!(c.classify(&io_err(kind)), lost, "{kind:?}");
         }
+        // a client-side refusal (PostgreSQL's 65535-bind limit, a MySQL bind
+        // count mismatch) would only fail again: it is passed through
         let protocol = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Protocol(
-            "unexpected end".into(),
+            "too many arguments for query: 70000 (sqlx)".into(),
         ))));
-        assert_eq!(c.classify(&protocol), lost);
+        assert_eq!(c.classify(&protocol), None);
+        assert!(is_protocol_error(&UserError::Db(protocol.clone())));
+        assert!(!is_lost_connection(&protocol));
         // found through a user's error enum too
         assert_eq!(
             c.classify(&UserError::Db(io_err(std::io::ErrorKind::UnexpectedEof))),
             lost
         );
+    }
+
+    #[test]
+    fn which_errors_abort_the_transaction() {
+        use sea_orm::DbBackend::{MySql, Postgres, Sqlite};
+        let protocol = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Protocol(
+            "prepared statement expected 2 parameters".into(),
+        ))));
+        // PostgreSQL: any rejected statement; a client-side refusal is not
+        assert!(aborts_transaction(Postgres, &db_err("23505")));
+        assert!(!aborts_transaction(Postgres, &protocol));
+        // MySQL: a protocol error leaves the connection unusable; a
+        // duplicate key fails its statement alone
+        assert!(aborts_transaction(MySql, &protocol));
+        assert!(!aborts_transaction(MySql, &db_err("23000")));
+        // a lost connection, anywhere
+        for backend in [Postgres, MySql, Sqlite] {
+            assert!(aborts_transaction(
+                backend,
+                &io_err(std::io::ErrorKind::UnexpectedEof)
+            ));
+            assert!(!aborts_transaction(
+                backend,
+                &DbErr::RecordNotFound("x".into())
+            ));
+        }
     }
 
     #[test]

@@ -248,6 +248,21 @@ impl ConflictResolver {
     /// any retry: the original's `transaction()` context manager. Commit it
     /// with [`Txn::commit`]; dropping it uncommitted rolls back.
     ///
+    /// The guard keeps a managed call's promises except the replay (see
+    /// [`Txn::commit`]): `Ok` from `commit()` means the writes committed,
+    /// an ignored error still counts, hooks run exactly once if and only if
+    /// it committed, and an unknown `COMMIT` outcome is an
+    /// [`AmbiguousCommit`](super::AmbiguousCommit). To replay on conflicts,
+    /// use a managed call instead.
+    ///
+    /// **One transaction per task.** Opening a guard inside a managed
+    /// transaction on the same database, or making a managed call on the
+    /// same database while a guard is open in the same task, is refused
+    /// with an error: the second transaction would wait for the first's
+    /// locks while the first's session idles, and no database reports that
+    /// as a deadlock. Run the work through the open transaction's `Txn`
+    /// instead, or after it ends.
+    ///
     /// ```
     /// use conflictkit::ConflictResolver;
     /// use sea_orm::{ConnectionTrait, Database};
@@ -259,8 +274,16 @@ impl ConflictResolver {
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
     pub async fn transaction(&self) -> Result<Txn, DbErr> {
-        let plan = Plan::resolve(CallOptions::new("transaction"), &self.inner);
-        self.begin_txn(&plan, 1, false).await
+        const LABEL: &str = "ConflictResolver::transaction";
+        if let Some(refusal) = self.refuse_nested(LABEL, false).await {
+            return Err(refusal);
+        }
+        let plan = Plan::resolve(CallOptions::new(LABEL), &self.inner);
+        let (dbtx, writer) = self.begin_with_writer(&plan, false).await?;
+        // so that a managed call refused inside this guard can be told it is
+        // on the same database even when the guard holds the last connection
+        self.learn_identity(&dbtx).await;
+        Ok(Txn::guard(dbtx, writer, LABEL, self))
     }
 
     /// How many write transactions of this process wait for the SQLite
@@ -293,11 +316,32 @@ impl ConflictResolver {
         }
     }
 
-    /// Names the database this resolver's pool connects to, once.
+    /// Names the database this resolver's pool connects to; `None` when it
+    /// cannot be told (a mock, an in-memory SQLite database) or the lookup
+    /// failed.
     async fn identity(&self) -> Option<&str> {
+        self.identity_lookup(None).await.ok().flatten()
+    }
+
+    /// Learns which database this resolver connects to through `open`, a
+    /// transaction of its own already open (so it needs no second pooled
+    /// connection: the pool may be exhausted by that very transaction), if
+    /// it is not known yet. A failure is not kept.
+    pub(crate) async fn learn_identity(&self, open: &sea_orm::DatabaseTransaction) {
+        if self.inner.identity.get().is_none() {
+            let _ = self.identity_lookup(Some(open)).await;
+        }
+    }
+
+    /// Asks once which database the pool connects to (through `via` when
+    /// given, else through a pooled connection), and keeps the answer.
+    async fn identity_lookup(
+        &self,
+        via: Option<&sea_orm::DatabaseTransaction>,
+    ) -> Result<Option<&str>, DbErr> {
         let db = &self.inner.db;
         let sql = match db.get_database_backend() {
-            _ if db.is_mock_connection() => return None,
+            _ if db.is_mock_connection() => return Ok(None),
             sea_orm::DbBackend::Postgres => {
                 "SELECT current_database() || '@' || (SELECT system_identifier::text FROM pg_control_system()) AS id"
             }
@@ -307,49 +351,56 @@ impl ConflictResolver {
             sea_orm::DbBackend::Sqlite => {
                 "SELECT file AS id FROM pragma_database_list WHERE name = 'main' AND file <> ''"
             }
-            _ => return None,
+            _ => return Ok(None),
         };
-        self.inner
+        // An answer is kept; a failure (an exhausted pool, a restart) is
+        // not, so that the next nesting check asks again instead of
+        // treating the database as unknown for the rest of the process.
+        let found = self
+            .inner
             .identity
-            .get_or_init(|| async {
-                let row = db
-                    .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
-                    .await;
+            .get_or_try_init(|| async {
+                let stmt = sea_orm::Statement::from_string(db.get_database_backend(), sql);
+                let row = match via {
+                    Some(open) => query_inside(open, stmt).await,
+                    None => db.query_one_raw(stmt).await,
+                };
                 match row.and_then(|r| r.map(|r| r.try_get::<String>("", "id")).transpose()) {
-                    Ok(Some(id)) => Some(match db.get_database_backend() {
+                    Ok(Some(id)) => Ok(Some(match db.get_database_backend() {
                         sea_orm::DbBackend::Sqlite => std::fs::canonicalize(&id)
                             .map(|p| p.display().to_string())
                             .unwrap_or(id),
                         _ => id,
-                    }),
-                    Ok(None) => None,
+                    })),
+                    Ok(None) => Ok(None),
                     Err(e) => {
                         tracing::debug!(error = %e, "could not tell which database the pool connects to");
-                        None
+                        Err(e)
                     }
                 }
             })
-            .await
-            .as_deref()
+            .await;
+        found.map(|id| id.as_deref())
     }
 
     /// The writer queue of this resolver's SQLite database, shared with every
     /// pool of this process on the same file; `None` on other engines.
-    async fn writer_queue(&self) -> Option<Arc<WriterQueue>> {
+    async fn writer_queue(&self) -> Result<Option<Arc<WriterQueue>>, DbErr> {
         let db = &self.inner.db;
         if db.get_database_backend() != sea_orm::DbBackend::Sqlite || db.is_mock_connection() {
-            return None;
+            return Ok(None);
         }
         let queue = self
             .inner
             .writer
-            .get_or_init(|| async {
-                // an in-memory or temporary database (no file) queues alone
-                let file = self.identity().await.map(std::path::PathBuf::from);
-                Some(WriterQueue::for_file(file))
+            .get_or_try_init(|| async {
+                // an in-memory or temporary database (no file) queues alone;
+                // a failed lookup is not kept (the next call asks again)
+                let file = self.identity_lookup(None).await?.map(std::path::PathBuf::from);
+                Ok::<_, DbErr>(Some(WriterQueue::for_file(file)))
             })
-            .await;
-        queue.clone()
+            .await?;
+        Ok(queue.clone())
     }
 
     /// Begins the transaction of one run. On SQLite it first takes its place
@@ -362,7 +413,18 @@ impl ConflictResolver {
         attempt: u32,
         behind_queue: bool,
     ) -> Result<Txn, DbErr> {
-        let writer = match self.writer_queue().await {
+        let (dbtx, writer) = self.begin_with_writer(plan, behind_queue).await?;
+        Ok(Txn::new(dbtx, writer, plan.label(), attempt))
+    }
+
+    /// [`begin_txn`](Self::begin_txn)'s transaction and SQLite writer, not
+    /// yet made a [`Txn`].
+    async fn begin_with_writer(
+        &self,
+        plan: &Plan,
+        behind_queue: bool,
+    ) -> Result<(sea_orm::DatabaseTransaction, TxnWriter), DbErr> {
+        let writer = match self.writer_queue().await? {
             None => TxnWriter::default(),
             Some(queue) if behind_queue || plan.sqlite_mode != SqliteMode::Deferred => {
                 let slot = queue.acquire().await?;
@@ -371,7 +433,7 @@ impl ConflictResolver {
             Some(queue) => TxnWriter::on_first_write(queue),
         };
         let dbtx = self.begin(plan).await?;
-        Ok(Txn::new(dbtx, writer, plan.label(), attempt))
+        Ok((dbtx, writer))
     }
 
     /// Begins a transaction for `plan`. A pooled connection that died on
@@ -408,6 +470,29 @@ impl ConflictResolver {
     pub(crate) fn id(&self) -> usize {
         Arc::as_ptr(&self.inner) as *const () as usize
     }
+}
+
+/// Runs a query of the resolver's own inside a transaction that belongs to
+/// someone else. On PostgreSQL a failed statement would abort that
+/// transaction, so the query runs inside a savepoint there (elsewhere a
+/// failed statement fails alone).
+async fn query_inside(
+    open: &sea_orm::DatabaseTransaction,
+    stmt: sea_orm::Statement,
+) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+    if open.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return open.query_one_raw(stmt).await;
+    }
+    open.execute_unprepared("SAVEPOINT conflictkit_identity")
+        .await?;
+    let row = open.query_one_raw(stmt).await;
+    let end = if row.is_ok() {
+        "RELEASE SAVEPOINT conflictkit_identity"
+    } else {
+        "ROLLBACK TO SAVEPOINT conflictkit_identity"
+    };
+    open.execute_unprepared(end).await?;
+    row
 }
 
 /// The most connections `db`'s pool opens, where it can be told.

@@ -137,9 +137,9 @@ impl StdError for CannotResolveDatabaseConflict {
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`{label}` returned Ok, but a statement in it failed and the database aborted the \
-     transaction, so nothing was committed: a managed body must return the database errors it \
-     gets (`?`) instead of ignoring them (the ignored error: {swallowed})"
+    "a statement of `{label}` failed and the database aborted the transaction, so nothing was \
+     committed, although the error was ignored and the transaction was to commit: return the \
+     database errors you get (`?`) instead of ignoring them (the ignored error: {swallowed})"
 )]
 pub struct AbortedTransaction {
     label: String,
@@ -214,6 +214,59 @@ impl AmbiguousCommit {
 
     /// The `AmbiguousCommit` in `err` or anywhere along its `source()` chain
     /// (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
+    }
+}
+
+/// A second transaction on the same database was asked for from a task
+/// that already has one open: a managed call inside a
+/// [`transaction()`](super::ConflictResolver::transaction) guard, a guard
+/// inside a managed body, or a managed call through another resolver inside
+/// a managed body. Nothing ran. The second transaction would wait for the
+/// first's row locks while the first's session idles (the task awaits the
+/// second), and no database reports that as a deadlock: it would hang.
+///
+/// It reaches the caller inside a [`DbErr`]; find it with
+/// [`NestedTransaction::find`].
+///
+/// ```
+/// use conflictkit::resolver::NestedTransaction;
+/// assert!(NestedTransaction::find(&sea_orm::DbErr::RecordNotFound("x".into())).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{inner}` was started inside the transaction `{outer}`, open in the same task on the same \
+     database: its own transaction could wait forever for the locks of the first, whose session \
+     idles meanwhile (no deadlock is ever reported); {advice}"
+)]
+pub struct NestedTransaction {
+    inner: String,
+    outer: String,
+    advice: &'static str,
+}
+
+impl NestedTransaction {
+    pub(crate) fn new(inner: &str, outer: &str, advice: &'static str) -> Self {
+        Self {
+            inner: inner.to_owned(),
+            outer: outer.to_owned(),
+            advice,
+        }
+    }
+
+    /// The label of the refused call.
+    pub fn label(&self) -> &str {
+        &self.inner
+    }
+
+    /// The label of the transaction already open.
+    pub fn outer_label(&self) -> &str {
+        &self.outer
+    }
+
+    /// The `NestedTransaction` in `err` or anywhere along its `source()`
+    /// chain (it travels inside a [`DbErr`]).
     pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
         super::carried::find(err)
     }

@@ -51,6 +51,7 @@ mod error;
 mod inject;
 mod key;
 mod lease;
+mod nesting;
 mod plan;
 mod policy;
 mod replay_arg;
@@ -64,7 +65,8 @@ pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
 pub use contention::Contention;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedTransaction,
+    WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};

@@ -13,13 +13,16 @@ use tracing::Instrument;
 
 use super::call_error::TransactionError;
 use super::carried;
-use super::classify::{Conflict, is_database_error, is_lost_connection};
+use super::classify::{Conflict, aborts_transaction, is_lost_connection};
 use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::{Contention, Permit, Turn};
 use super::coordination;
-use super::error::{AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict};
+use super::error::{
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, NestedTransaction,
+};
 use super::key::lock_id;
 use super::lease::LeaseGuard;
+use super::nesting;
 use super::plan::Plan;
 use super::policy::{CallOptions, Isolation};
 use super::sqlite_writer::{TxnWriter, WriteSlot};
@@ -167,9 +170,15 @@ impl ConflictResolver {
     /// inside the outer transaction, with no retry and no stats of its own; a
     /// conflict propagates to the outermost call, which replays everything.
     /// There are never SAVEPOINT replays. Made through *another* resolver on
-    /// the same database, it fails at once with an error saying so (its own
-    /// transaction would wait for the outer one's locks forever); on another
-    /// database it runs as a transaction of its own.
+    /// the same database, or while a [`transaction()`](Self::transaction)
+    /// guard on the same database is open in the same task, it fails at once
+    /// with [`NestedTransaction`] (its own transaction would wait for the
+    /// outer one's locks forever); on another database it runs as a
+    /// transaction of its own. A task *spawned* from a managed body (or from
+    /// a guard's task) is not the same task: a managed call there runs as a
+    /// transaction of its own, and if the body awaits it while holding locks
+    /// it needs, it waits forever, so do not await such a task inside the
+    /// body.
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
@@ -247,34 +256,68 @@ impl ConflictResolver {
             tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
             return body(&outer).await;
         }
-        if let Some((outer, outer_label)) = self.outer_of_another_resolver()
-            && self.same_database(&outer).await
-        {
+        if let Some(refusal) = self.refuse_nested(options.label(), true).await {
             self.inner.stats.error();
-            return Err(E::from(DbErr::Custom(format!(
-                "`{}` was called inside the managed transaction `{outer_label}` through another \
-                 ConflictResolver on the same database: its second transaction could wait forever \
-                 for the locks of the first, whose session idles meanwhile (no deadlock is ever \
-                 reported); call it with the caller's resolver, so that it joins the caller's \
-                 transaction, or after the caller returns",
-                options.label()
-            ))));
+            return Err(E::from(refusal));
         }
         let plan = Plan::resolve(options, &self.inner);
         let span = tracing::info_span!("managed_transaction", label = %plan.label(), attempts = tracing::field::Empty);
         self.replay_loop(&plan, &mut body).instrument(span).await
     }
 
-    /// The resolver and label of a managed transaction of *another*
-    /// resolver running in this task.
-    fn outer_of_another_resolver(&self) -> Option<(ConflictResolver, String)> {
-        ACTIVE
-            .try_with(|a| {
-                (a.resolver.id() != self.id())
-                    .then(|| (a.resolver.clone(), a.txn.label().to_owned()))
-            })
-            .ok()
-            .flatten()
+    /// Why a transaction of `label` may not begin in this task: another
+    /// transaction on the same database is open in it (a managed body of
+    /// any resolver, or, for a managed call (`guards`), a
+    /// [`transaction()`](Self::transaction) guard), and the new one would
+    /// wait for its locks forever. A managed call of this resolver inside
+    /// its own managed body joins instead (checked before). Two guards in
+    /// one task are two explicit transactions, as two sessions are: allowed.
+    pub(crate) async fn refuse_nested(&self, label: &str, guards: bool) -> Option<DbErr> {
+        if let Some((outer, outer_label)) = self.enclosing_managed().await
+            && self.same_database(&outer).await
+        {
+            let advice = if outer.id() == self.id() {
+                "run its statements on the managed body's `txn` instead"
+            } else {
+                "call it with the caller's resolver, so that it joins the caller's transaction, \
+                 or after the caller returns"
+            };
+            return Some(carried::into_db_err(NestedTransaction::new(
+                label,
+                &outer_label,
+                advice,
+            )));
+        }
+        let open = if guards {
+            nesting::guards_in_this_task()
+        } else {
+            Vec::new()
+        };
+        for guard in open {
+            if self.same_database(&guard).await {
+                return Some(carried::into_db_err(NestedTransaction::new(
+                    label,
+                    "ConflictResolver::transaction",
+                    "run its statements on the open guard's `txn`, or commit or drop the guard \
+                     first",
+                )));
+            }
+        }
+        None
+    }
+
+    /// The resolver and label of the managed transaction running in this
+    /// task, if any, with that resolver's database identity learnt through
+    /// the open transaction (its pool may have no connection left).
+    async fn enclosing_managed(&self) -> Option<(ConflictResolver, String)> {
+        let (outer, txn) = ACTIVE
+            .try_with(|a| (a.resolver.clone(), a.txn.share()))
+            .ok()?;
+        if outer.id() != self.id() {
+            outer.learn_identity(txn.as_database_transaction()).await;
+        }
+        let label = txn.label().to_owned();
+        Some((outer, label))
     }
 
     fn active_txn(&self) -> Option<Txn> {
@@ -330,13 +373,21 @@ impl ConflictResolver {
                 None => (None, None),
             };
             let admitted = permit.as_ref().map(Permit::admission);
-            // A run admitted at once begins while it waits for the lease
-            // (where BEGIN takes no snapshot), off the serialised path.
+            // A run admitted at once begins before it enters the lease
+            // (where BEGIN takes no snapshot), off the serialised path. Never
+            // both at once: a run holding the lease (a lock-pool connection)
+            // while it waits for a pooled connection, beside runs holding
+            // pooled connections while they wait for a lock-pool connection,
+            // would be a lock-order cycle (pool, then lease, always).
             let (entered, begun) = match ticket {
                 Some(ticket) if begun.is_none() && begin_while_queued => {
-                    let (entered, begun) =
-                        tokio::join!(ticket.enter(turn == Turn::Last), self.begin(plan));
-                    (Some(entered), Some(begun))
+                    let begun = self.begin(plan).await;
+                    let entered = match &begun {
+                        Ok(_) => Some(ticket.enter(turn == Turn::Last).await),
+                        // nothing to run: the ticket goes unused
+                        Err(_) => None,
+                    };
+                    (entered, Some(begun))
                 }
                 Some(ticket) => (Some(ticket.enter(turn == Turn::Last).await), begun),
                 None => (None, begun),
@@ -513,11 +564,14 @@ impl ConflictResolver {
         match outcome {
             Ok(Ok(value)) => {
                 if let Some(swallowed) = first_error
-                    && let Some(failed) = self.swallowed(label, swallowed)
+                    && let Some(verdict) = self.swallowed(label, swallowed)
                 {
                     rollback(label, dbtx, "after an error the body ignored").await;
                     drop(slot);
-                    return failed;
+                    return match verdict {
+                        Swallowed::Conflict(e) => Attempt::Failed(E::from(e), Phase::Body),
+                        Swallowed::Aborted(e) => Attempt::Final(E::from(e)),
+                    };
                 }
                 if plan.replay_left(attempt)
                     && let Some(inject) = &self.inner.inject
@@ -571,41 +625,84 @@ impl ConflictResolver {
     }
 }
 
+/// What an error ignored before `COMMIT` makes of a transaction that was
+/// about to commit.
+enum Swallowed {
+    /// A serialization conflict: roll back (and replay, in a managed call).
+    Conflict(DbErr),
+    /// The database aborted the transaction: roll back and fail with this
+    /// ([`AbortedTransaction`], carried in a `DbErr`).
+    Aborted(DbErr),
+}
+
 impl ConflictResolver {
     /// What an error the body ignored before returning `Ok` makes of the
     /// run: `None` when the transaction is still good to commit.
-    fn swallowed<T, E: From<DbErr>>(&self, label: &str, swallowed: DbErr) -> Option<Attempt<T, E>> {
+    fn swallowed(&self, label: &str, swallowed: DbErr) -> Option<Swallowed> {
         if self.classify(&swallowed).is_some() {
-            tracing::warn!(label, error = %swallowed, "the transaction body ignored a serialization conflict; replaying it");
-            return Some(Attempt::Failed(E::from(swallowed), Phase::Body));
+            tracing::warn!(label, error = %swallowed, "the transaction body ignored a serialization conflict; not committing");
+            return Some(Swallowed::Conflict(swallowed));
         }
         if aborts_transaction(self.inner.db.get_database_backend(), &swallowed) {
             tracing::error!(label, error = %swallowed, "the transaction body ignored an error that aborted the transaction; failing the call");
-            return Some(Attempt::Final(E::from(carried::into_db_err(
+            return Some(Swallowed::Aborted(carried::into_db_err(
                 AbortedTransaction::new(label, swallowed),
-            ))));
+            )));
         }
         tracing::debug!(label, error = %swallowed, "the transaction body handled a statement error; committing the rest");
         None
     }
+
+    /// Commits a [`transaction()`](Self::transaction) guard with the
+    /// managed path's checks and its detached `COMMIT` (see [`Txn::commit`]).
+    pub(crate) async fn commit_guard(&self, label: &str, parts: TxnParts) -> Result<(), DbErr> {
+        let TxnParts {
+            dbtx,
+            hooks,
+            slot,
+            first_error,
+        } = parts;
+        if let Some(swallowed) = first_error
+            && let Some(verdict) = self.swallowed(label, swallowed)
+        {
+            rollback(label, dbtx, "after an error the caller ignored").await;
+            drop(slot);
+            return Err(match verdict {
+                Swallowed::Conflict(e) | Swallowed::Aborted(e) => e,
+            });
+        }
+        match commit_detached(label, dbtx, hooks, slot, None).await {
+            Ok(()) => Ok(()),
+            Err(Committing::Failed(e)) => Err(e),
+            Err(Committing::Unknown(e)) => {
+                tracing::error!(label, error = %e, "the outcome of COMMIT is unknown");
+                Err(carried::into_db_err(AmbiguousCommit::new(label, e)))
+            }
+        }
+    }
 }
 
-/// Whether the database aborted the whole transaction when a statement
-/// returned `err` (conflicts are dealt with before: they are replayed).
-fn aborts_transaction(backend: DbBackend, err: &DbErr) -> bool {
-    if is_lost_connection(err) {
-        return true;
-    }
-    // PostgreSQL: after any statement the server rejected, every later
-    // statement fails and COMMIT answers ROLLBACK.
-    backend == DbBackend::Postgres && is_database_error(err)
-}
+/// How long a `ROLLBACK` the resolver sends may take before the call stops
+/// waiting for it. A healthy server answers at once (the undo of a large
+/// transaction can take a while on MySQL, hence the margin); a connection
+/// the driver left waiting for a reply that never comes (sqlx-mysql after
+/// a bind-count mismatch) would otherwise hang the call, with its permit,
+/// lease and connection, forever. On expiry the transaction is dropped:
+/// sea-orm queues the rollback on the connection, and the pool closes a
+/// connection it cannot bring back to a clean state.
+pub(crate) const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Rolls back, logging a failure (the connection goes back to the pool
-/// either way; sqlx rolls it back on return).
+/// either way; sqlx rolls it back on return). Bounded by [`ROLLBACK_TIMEOUT`].
 async fn rollback(label: &str, dbtx: DatabaseTransaction, why: &str) {
-    if let Err(e) = dbtx.rollback().await {
-        tracing::warn!(label, error = %e, "rollback failed {why}");
+    match tokio::time::timeout(ROLLBACK_TIMEOUT, dbtx.rollback()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(label, error = %e, "rollback failed {why}"),
+        Err(_) => tracing::error!(
+            label,
+            timeout_s = ROLLBACK_TIMEOUT.as_secs(),
+            "rollback {why} got no answer in time; dropping the connection's transaction"
+        ),
     }
 }
 

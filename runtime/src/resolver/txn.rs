@@ -6,6 +6,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 
+use super::conflict_resolver::ConflictResolver;
+use super::nesting::OpenGuard;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use crate::panic::panic_message;
 
@@ -58,6 +60,10 @@ pub struct Txn {
 
 struct TxnState {
     inner: DatabaseTransaction,
+    /// Set on a [`ConflictResolver::transaction`] guard: the resolver that
+    /// commits it (with the managed path's checks), and its place among the
+    /// guards open in its task.
+    guard: Option<(ConflictResolver, Option<OpenGuard>)>,
     writer: TxnWriter,
     /// The first error a statement returned through this `Txn`.
     first_error: Mutex<Option<DbErr>>,
@@ -93,9 +99,20 @@ impl Txn {
         label: &str,
         attempt: u32,
     ) -> Self {
+        Self::with_guard(inner, writer, label, attempt, None)
+    }
+
+    fn with_guard(
+        inner: DatabaseTransaction,
+        writer: TxnWriter,
+        label: &str,
+        attempt: u32,
+        guard: Option<(ConflictResolver, Option<OpenGuard>)>,
+    ) -> Self {
         Self {
             state: Arc::new(TxnState {
                 inner,
+                guard,
                 writer,
                 first_error: Mutex::new(None),
                 hooks: Mutex::new(Vec::new()),
@@ -103,6 +120,18 @@ impl Txn {
                 attempt,
             }),
         }
+    }
+
+    /// A guard of [`ConflictResolver::transaction`]: committed by
+    /// [`commit`](Txn::commit) with the same checks as a managed call.
+    pub(crate) fn guard(
+        inner: DatabaseTransaction,
+        writer: TxnWriter,
+        label: &str,
+        resolver: &ConflictResolver,
+    ) -> Self {
+        let guard = Some((resolver.clone(), OpenGuard::register(resolver)));
+        Self::with_guard(inner, writer, label, 1, guard)
     }
 
     /// Another handle to the same transaction (for joining nested calls).
@@ -150,15 +179,56 @@ impl Txn {
     /// [`ConflictResolver::transaction`](super::ConflictResolver::transaction),
     /// then runs its after-commit hooks. (A managed body only gets `&Txn`: the
     /// resolver commits it.)
+    ///
+    /// It keeps the promises of a managed call's commit, except the replay:
+    /// - `Ok` means the writes committed. An error a statement returned and
+    ///   the caller ignored still counts (see [`Txn`]): a serialization
+    ///   conflict rolls back and is returned (so
+    ///   [`ConflictResolver::is_retryable`] says to run the whole
+    ///   transaction again), and an error after which the database aborted
+    ///   the transaction rolls back and returns
+    ///   [`AbortedTransaction`](super::AbortedTransaction).
+    /// - `COMMIT` runs in a task of its own: a caller dropped (or timed out)
+    ///   while it is under way does not stop it, and the hooks run exactly
+    ///   once if and only if it committed.
+    /// - A `COMMIT` whose outcome is unknown (the connection failed before
+    ///   the answer) returns [`AmbiguousCommit`](super::AmbiguousCommit).
+    ///
+    /// All of these arrive as a [`DbErr`]; find the typed ones with
+    /// [`AbortedTransaction::find`](super::AbortedTransaction::find) and
+    /// [`AmbiguousCommit::find`](super::AmbiguousCommit::find).
+    ///
+    /// ```
+    /// use conflictkit::ConflictResolver;
+    /// use conflictkit::resolver::AbortedTransaction;
+    /// use sea_orm::{ConnectionTrait, Database};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
+    /// let txn = resolver.transaction().await?;
+    /// txn.execute_unprepared("CREATE TABLE t (x INTEGER PRIMARY KEY)").await?;
+    /// txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+    /// // a duplicate key fails its statement alone on SQLite: the rest commits
+    /// let _ignored = txn.execute_unprepared("INSERT INTO t VALUES (1)").await;
+    /// txn.commit().await?;
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
     pub async fn commit(self) -> Result<(), DbErr> {
         let label = self.state.label.clone();
+        let resolver = self.state.guard.as_ref().map(|(r, _)| r.clone());
         let parts = self
             .into_parts()
             .map_err(|e| DbErr::Custom(e.to_string()))?;
-        parts.dbtx.commit().await?;
-        drop(parts.slot);
-        run_hooks(&label, parts.hooks);
-        Ok(())
+        match resolver {
+            Some(resolver) => resolver.commit_guard(&label, parts).await,
+            // not reachable from outside the crate: a managed body only
+            // ever gets `&Txn`
+            None => {
+                parts.dbtx.commit().await?;
+                drop(parts.slot);
+                run_hooks(&label, parts.hooks);
+                Ok(())
+            }
+        }
     }
 
     /// Rolls back a transaction begun with
