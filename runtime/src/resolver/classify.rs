@@ -398,13 +398,28 @@ const SQLITE_AUTOMATIC_ROLLBACK: &[i32] = &[7, 9, 10, 13];
 ///   (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_INTERRUPT`):
 ///   the connection is then back in autocommit and later statements of
 ///   the body would commit one by one.
-pub(crate) fn aborts_transaction(backend: sea_orm::DbBackend, err: &(dyn StdError + 'static)) -> bool {
-    use sea_orm::DbBackend;
+pub(crate) fn aborts_transaction(
+    backend: sea_orm::DbBackend,
+    err: &(dyn StdError + 'static),
+) -> bool {
     if is_lost_connection(err) {
         return true;
     }
+    backend == sea_orm::DbBackend::Postgres && is_database_error(err)
+        || leaves_the_connection_outside_the_transaction(backend, err)
+}
+
+/// Whether, after `err`, a later statement on the same connection would no
+/// longer run inside the transaction: SQLite rolled it back by itself (see
+/// [`aborts_transaction`]) and would commit each later statement on its
+/// own, or MySQL's driver is left waiting for a reply that never comes and
+/// would hang. A `Txn` refuses every later statement after such an error.
+pub(crate) fn leaves_the_connection_outside_the_transaction(
+    backend: sea_orm::DbBackend,
+    err: &(dyn StdError + 'static),
+) -> bool {
+    use sea_orm::DbBackend;
     match backend {
-        DbBackend::Postgres => is_database_error(err),
         DbBackend::MySql => is_protocol_error(err),
         DbBackend::Sqlite => {
             let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
@@ -720,7 +735,7 @@ mod tests {
 
     #[test]
     fn which_errors_abort_the_transaction() {
-        use sea_orm::DbBackend::{MySql, Postgres, Sqlite};
+        use sea_orm::DatabaseBackend::{MySql, Postgres, Sqlite};
         let protocol = DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Protocol(
             "prepared statement expected 2 parameters".into(),
         ))));

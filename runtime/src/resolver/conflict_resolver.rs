@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) read_only: bool,
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) backoff: Backoff,
+    /// How long a `ROLLBACK` the resolver sends may take.
+    pub(crate) rollback_timeout: Duration,
     pub(crate) classifier: Classifier,
     pub(crate) on_retry: Option<OnRetry>,
     pub(crate) stats: AtomicStats,
@@ -107,6 +109,10 @@ impl fmt::Debug for ConflictResolver {
     }
 }
 
+/// How long a `ROLLBACK` the resolver sends may take by default (see
+/// [`ConflictResolverBuilder::rollback_timeout`]).
+pub const DEFAULT_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How many dead pooled connections one `BEGIN` steps over before it gives
 /// up with the error.
 const LOST_CONNECTION_REBEGINS: u32 = 16;
@@ -158,6 +164,7 @@ impl ConflictResolver {
                 read_only: false,
                 sqlite_mode: None,
                 backoff: Backoff::default(),
+                rollback_timeout: DEFAULT_ROLLBACK_TIMEOUT,
                 classifier: Classifier::default(),
                 on_retry: None,
                 stats: AtomicStats::default(),
@@ -396,7 +403,10 @@ impl ConflictResolver {
             .get_or_try_init(|| async {
                 // an in-memory or temporary database (no file) queues alone;
                 // a failed lookup is not kept (the next call asks again)
-                let file = self.identity_lookup(None).await?.map(std::path::PathBuf::from);
+                let file = self
+                    .identity_lookup(None)
+                    .await?
+                    .map(std::path::PathBuf::from);
                 Ok::<_, DbErr>(Some(WriterQueue::for_file(file)))
             })
             .await?;
@@ -571,6 +581,29 @@ impl ConflictResolverBuilder {
     /// Wait between replays (default full jitter, 10 ms doubling to 1 s).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.inner.backoff = backoff;
+        self
+    }
+    /// How long a `ROLLBACK` the resolver sends (after a conflict, an
+    /// error or a panic) may take before the call stops waiting for it
+    /// (default [`DEFAULT_ROLLBACK_TIMEOUT`], 30 s). A healthy server answers
+    /// at once; the undo of a very large transaction can take a while on
+    /// MySQL, hence the margin. A connection the driver left waiting for a
+    /// reply that never comes (sqlx-mysql after a statement with the wrong
+    /// number of bind values) would otherwise hang the call forever, with
+    /// its admission permit, its lease and its connection. On expiry the
+    /// transaction is dropped (sea-orm queues the rollback on the
+    /// connection), an error is logged, and the call returns its error.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .rollback_timeout(std::time::Duration::from_secs(5))
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn rollback_timeout(mut self, bound: Duration) -> Self {
+        self.inner.rollback_timeout = bound;
         self
     }
     /// Also treat this SQLSTATE as a conflict (e.g. `23505`, `23P01`, `55P03`).

@@ -62,7 +62,9 @@ mod txn;
 
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
-pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
+pub use conflict_resolver::{
+    ConflictResolver, ConflictResolverBuilder, DEFAULT_ROLLBACK_TIMEOUT, OnRetry, RetryEvent,
+};
 pub use contention::Contention;
 pub use error::{
     AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedTransaction,

@@ -27,7 +27,26 @@ use super::conflict_resolver::ConflictResolver;
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
 
-type Registry = HashMap<tokio::task::Id, Vec<(u64, ConflictResolver)>>;
+/// Where a guard was opened: a tokio task, or a thread running a future
+/// outside any task (`block_on`, which is what `#[tokio::main]` and
+/// `#[tokio::test]` run their body in: such a future never leaves its
+/// thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Place {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+}
+
+impl Place {
+    fn here() -> Place {
+        match tokio::task::try_id() {
+            Some(task) => Place::Task(task),
+            None => Place::Thread(std::thread::current().id()),
+        }
+    }
+}
+
+type Registry = HashMap<Place, Vec<(u64, ConflictResolver)>>;
 
 static GUARDS: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
@@ -40,22 +59,22 @@ fn guards() -> MutexGuard<'static, Registry> {
 
 /// A guard's place in the registry; it leaves when this is dropped.
 pub(crate) struct OpenGuard {
-    task: tokio::task::Id,
+    task: Place,
     token: u64,
 }
 
 impl OpenGuard {
-    /// Registers a guard of `resolver` opened in the current task (`None`
-    /// outside a tokio task, where no managed call can run either).
-    pub(crate) fn register(resolver: &ConflictResolver) -> Option<OpenGuard> {
-        let task = tokio::task::try_id()?;
+    /// Registers a guard of `resolver` opened in the current task (or, in
+    /// a future run by `block_on`, the current thread).
+    pub(crate) fn register(resolver: &ConflictResolver) -> OpenGuard {
+        let task = Place::here();
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         guards()
             .entry(task)
             .or_default()
             .push((token, resolver.clone()));
         OPEN.fetch_add(1, Ordering::AcqRel);
-        Some(OpenGuard { task, token })
+        OpenGuard { task, token }
     }
 }
 
@@ -77,11 +96,8 @@ pub(crate) fn guards_in_this_task() -> Vec<ConflictResolver> {
     if OPEN.load(Ordering::Acquire) == 0 {
         return Vec::new();
     }
-    let Some(task) = tokio::task::try_id() else {
-        return Vec::new();
-    };
     guards()
-        .get(&task)
+        .get(&Place::here())
         .map(|open| open.iter().map(|(_, r)| r.clone()).collect())
         .unwrap_or_default()
 }
@@ -95,7 +111,7 @@ mod tests {
         let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
         let resolver = ConflictResolver::new(db);
         assert!(guards_in_this_task().is_empty());
-        let open = OpenGuard::register(&resolver).expect("inside a task");
+        let open = OpenGuard::register(&resolver);
         let seen = guards_in_this_task();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].id(), resolver.id());

@@ -566,7 +566,8 @@ impl ConflictResolver {
                 if let Some(swallowed) = first_error
                     && let Some(verdict) = self.swallowed(label, swallowed)
                 {
-                    rollback(label, dbtx, "after an error the body ignored").await;
+                    self.rollback(label, dbtx, "after an error the body ignored")
+                        .await;
                     drop(slot);
                     return match verdict {
                         Swallowed::Conflict(e) => Attempt::Failed(E::from(e), Phase::Body),
@@ -582,7 +583,7 @@ impl ConflictResolver {
                         attempt,
                         "injecting a conflict (conflict injection is on)"
                     );
-                    rollback(label, dbtx, "for an injected conflict").await;
+                    self.rollback(label, dbtx, "for an injected conflict").await;
                     drop(slot);
                     let injected = carried::into_db_err(inject.conflict(label));
                     return Attempt::Failed(E::from(injected), Phase::Body);
@@ -600,7 +601,8 @@ impl ConflictResolver {
                 }
             }
             Ok(Err(err)) => {
-                rollback(label, dbtx, "after an error in the transaction body").await;
+                self.rollback(label, dbtx, "after an error in the transaction body")
+                    .await;
                 drop(slot);
                 // A conflict the body ignored, then another error it returned
                 // (on PostgreSQL every statement after the conflict fails with
@@ -617,7 +619,8 @@ impl ConflictResolver {
             }
             Err(panic) => {
                 tracing::error!(label, panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
-                rollback(label, dbtx, "after a panic in the transaction body").await;
+                self.rollback(label, dbtx, "after a panic in the transaction body")
+                    .await;
                 drop(slot);
                 std::panic::resume_unwind(panic)
             }
@@ -665,7 +668,8 @@ impl ConflictResolver {
         if let Some(swallowed) = first_error
             && let Some(verdict) = self.swallowed(label, swallowed)
         {
-            rollback(label, dbtx, "after an error the caller ignored").await;
+            self.rollback(label, dbtx, "after an error the caller ignored")
+                .await;
             drop(slot);
             return Err(match verdict {
                 Swallowed::Conflict(e) | Swallowed::Aborted(e) => e,
@@ -682,27 +686,22 @@ impl ConflictResolver {
     }
 }
 
-/// How long a `ROLLBACK` the resolver sends may take before the call stops
-/// waiting for it. A healthy server answers at once (the undo of a large
-/// transaction can take a while on MySQL, hence the margin); a connection
-/// the driver left waiting for a reply that never comes (sqlx-mysql after
-/// a bind-count mismatch) would otherwise hang the call, with its permit,
-/// lease and connection, forever. On expiry the transaction is dropped:
-/// sea-orm queues the rollback on the connection, and the pool closes a
-/// connection it cannot bring back to a clean state.
-pub(crate) const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Rolls back, logging a failure (the connection goes back to the pool
-/// either way; sqlx rolls it back on return). Bounded by [`ROLLBACK_TIMEOUT`].
-async fn rollback(label: &str, dbtx: DatabaseTransaction, why: &str) {
-    match tokio::time::timeout(ROLLBACK_TIMEOUT, dbtx.rollback()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(label, error = %e, "rollback failed {why}"),
-        Err(_) => tracing::error!(
-            label,
-            timeout_s = ROLLBACK_TIMEOUT.as_secs(),
-            "rollback {why} got no answer in time; dropping the connection's transaction"
-        ),
+impl ConflictResolver {
+    /// Rolls back, logging a failure (the connection goes back to the pool
+    /// either way; sqlx rolls it back on return). Bounded by the resolver's
+    /// [`rollback_timeout`](super::ConflictResolverBuilder::rollback_timeout):
+    /// on expiry the transaction is dropped, and the call goes on.
+    async fn rollback(&self, label: &str, dbtx: DatabaseTransaction, why: &str) {
+        let bound = self.inner.rollback_timeout;
+        match tokio::time::timeout(bound, dbtx.rollback()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(label, error = %e, "rollback failed {why}"),
+            Err(_) => tracing::error!(
+                label,
+                timeout_ms = bound.as_millis() as u64,
+                "rollback {why} got no answer in time; dropping the transaction"
+            ),
+        }
     }
 }
 

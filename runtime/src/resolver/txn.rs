@@ -6,6 +6,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 
+use super::classify::leaves_the_connection_outside_the_transaction;
 use super::conflict_resolver::ConflictResolver;
 use super::nesting::OpenGuard;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
@@ -63,10 +64,14 @@ struct TxnState {
     /// Set on a [`ConflictResolver::transaction`] guard: the resolver that
     /// commits it (with the managed path's checks), and its place among the
     /// guards open in its task.
-    guard: Option<(ConflictResolver, Option<OpenGuard>)>,
+    guard: Option<(ConflictResolver, OpenGuard)>,
     writer: TxnWriter,
     /// The first error a statement returned through this `Txn`.
     first_error: Mutex<Option<DbErr>>,
+    /// Set after an error that left the connection outside the transaction
+    /// (SQLite rolled it back by itself; MySQL's driver awaits a reply that
+    /// never comes): every later statement is refused without being run.
+    outside: std::sync::atomic::AtomicBool,
     hooks: Mutex<Vec<Hook>>,
     label: String,
     attempt: u32,
@@ -107,7 +112,7 @@ impl Txn {
         writer: TxnWriter,
         label: &str,
         attempt: u32,
-        guard: Option<(ConflictResolver, Option<OpenGuard>)>,
+        guard: Option<(ConflictResolver, OpenGuard)>,
     ) -> Self {
         Self {
             state: Arc::new(TxnState {
@@ -115,6 +120,7 @@ impl Txn {
                 guard,
                 writer,
                 first_error: Mutex::new(None),
+                outside: std::sync::atomic::AtomicBool::new(false),
                 hooks: Mutex::new(Vec::new()),
                 label: label.to_owned(),
                 attempt,
@@ -264,9 +270,36 @@ impl Txn {
         })
     }
 
+    /// Refuses a statement once an earlier error left the connection
+    /// outside the transaction: run, it would commit on its own (SQLite) or
+    /// hang (MySQL).
+    fn usable(&self) -> Result<(), DbErr> {
+        if self
+            .state
+            .outside
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(DbErr::Custom(format!(
+                "a statement of `{}` was not run: an earlier error ended the transaction on this \
+                 connection (see the first error the transaction returned), so it would no longer \
+                 run inside it; return the database errors you get (`?`)",
+                self.state.label
+            )));
+        }
+        Ok(())
+    }
+
     /// Remembers the first statement error, even if the body ignores it.
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
         if let Err(e) = &result {
+            if leaves_the_connection_outside_the_transaction(
+                self.state.inner.get_database_backend(),
+                e,
+            ) {
+                self.state
+                    .outside
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             let mut first = match self.state.first_error.lock() {
                 Ok(f) => f,
                 Err(poisoned) => poisoned.into_inner(),
@@ -296,21 +329,25 @@ impl ConnectionTrait for Txn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
         self.observe(self.state.inner.execute_raw(stmt).await)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.usable()?;
         self.observe(self.state.writer.before_statement(sql))?;
         self.observe(self.state.inner.execute_unprepared(sql).await)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
         self.observe(self.state.inner.query_one_raw(stmt).await)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
         self.observe(self.state.inner.query_all_raw(stmt).await)
     }
