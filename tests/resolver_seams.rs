@@ -648,3 +648,87 @@ async fn more_hot_keys_than_connections_take_their_leases_without_a_stall() {
         "no run gave up waiting for its lock"
     );
 }
+
+/// Two calls lock one row each, then each other's: InnoDB rolls the victim
+/// back for a deadlock (1213). The victim's body ignores that error and goes
+/// on writing a marker row, through its `Txn` (refused: after a deadlock
+/// nothing later belongs to the transaction, and MySQL 8 would autocommit
+/// it) and straight through the sea-orm transaction (MariaDB puts it in an
+/// implicit transaction, which the resolver's rollback discards). The victim
+/// is replayed; only the markers of the committed runs are left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_after_an_ignored_deadlock_on_mariadb_are_never_kept() {
+    let tdb = server(Backend::MySql, "writes_after_deadlock", 4).await;
+    create_accounts(&tdb.db, &[(1, 0), (2, 0)]).await;
+    exec(
+        &tdb.db,
+        "CREATE TABLE marker (call_id INTEGER, attempt INTEGER, via VARCHAR(8))",
+    )
+    .await
+    .unwrap();
+    let r = ConflictResolver::builder(tdb.db.clone())
+        .retries(2)
+        .backoff(Backoff::none())
+        .contention(Contention::Off)
+        .build();
+    let met = Arc::new(tokio::sync::Barrier::new(2));
+    let refused = Arc::new(AtomicU32::new(0));
+    let calls: Vec<_> = [(1, 2), (2, 1)]
+        .into_iter()
+        .map(|(first, second)| {
+            let (r, met, refused) = (r.clone(), met.clone(), refused.clone());
+            tokio::spawn(async move {
+                r.run(CallOptions::new("tests::deadlock"), |txn: &Txn| {
+                    let (met, refused) = (met.clone(), refused.clone());
+                    Box::pin(async move {
+                        let attempt = txn.attempt();
+                        write_balance(txn, first, 1).await?;
+                        if attempt == 1 {
+                            met.wait().await;
+                        }
+                        let ignored = write_balance(txn, second, 1).await;
+                        if let Err(e) = &ignored {
+                            assert!(ConflictResolver::is_retryable(e), "{e}");
+                            let through_txn = exec(
+                                txn,
+                                &format!("INSERT INTO marker VALUES ({first}, {attempt}, 'txn')"),
+                            )
+                            .await;
+                            if through_txn.is_err() {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        exec(
+                            txn.as_database_transaction(),
+                            &format!("INSERT INTO marker VALUES ({first}, {attempt}, 'raw')"),
+                        )
+                        .await?;
+                        Ok::<_, Error>(attempt)
+                    })
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut attempts = Vec::new();
+    for c in calls {
+        attempts.push(bounded("call", c).await.unwrap().unwrap());
+    }
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2], "one victim, replayed once");
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        1,
+        "the victim's Txn refused"
+    );
+    assert_eq!(
+        scalar(&tdb.db, "SELECT COUNT(*) FROM marker WHERE via = 'txn'").await,
+        0
+    );
+    assert_eq!(
+        scalar(&tdb.db, "SELECT COUNT(*) FROM marker WHERE via = 'raw'").await,
+        2,
+        "one marker per committed run: the victim's first was discarded"
+    );
+    assert_eq!(r.stats().retries, 1);
+}

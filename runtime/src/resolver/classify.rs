@@ -412,27 +412,37 @@ pub(crate) fn aborts_transaction(
 /// Whether, after `err`, a later statement on the same connection would no
 /// longer run inside the transaction: SQLite rolled it back by itself (see
 /// [`aborts_transaction`]) and would commit each later statement on its
-/// own, or MySQL's driver is left waiting for a reply that never comes and
-/// would hang. A `Txn` refuses every later statement after such an error.
+/// own; InnoDB rolled the whole transaction back for a deadlock (`1213`),
+/// after which MySQL 8 runs later statements in autocommit mode (MariaDB
+/// opens an implicit transaction that the resolver's rollback discards:
+/// either way, nothing later belongs to the transaction); or MySQL's driver
+/// is left waiting for a reply that never comes and would hang. A `Txn`
+/// refuses every later statement after such an error.
 pub(crate) fn leaves_the_connection_outside_the_transaction(
     backend: sea_orm::DbBackend,
     err: &(dyn StdError + 'static),
 ) -> bool {
     use sea_orm::DbBackend;
     match backend {
-        DbBackend::MySql => is_protocol_error(err),
-        DbBackend::Sqlite => {
-            let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-            while let Some(e) = cur {
-                if let Some(RawCode::Sqlite(code)) = database_code(e) {
-                    return SQLITE_AUTOMATIC_ROLLBACK.contains(&(code & 0xff));
-                }
-                cur = e.source();
-            }
-            false
-        }
+        DbBackend::MySql => is_protocol_error(err) || first_code(err) == Some(RawCode::MySql(1213)),
+        DbBackend::Sqlite => matches!(
+            first_code(err),
+            Some(RawCode::Sqlite(code)) if SQLITE_AUTOMATIC_ROLLBACK.contains(&(code & 0xff))
+        ),
         _ => false,
     }
+}
+
+/// The first database error code along `err`'s source chain.
+fn first_code<'a>(err: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(code) = database_code(e) {
+            return Some(code);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 #[cfg(not(any(
