@@ -74,7 +74,7 @@ pub use extract::{
 };
 pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
-pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
+pub use inbox::{INBOX_TABLE, LEGACY_CONSUMER, first_delivery, migrate_inbox};
 pub use listener::{Listener, Shutdown};
 pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};

@@ -3,11 +3,13 @@
 //! listener runs each delivery in a managed transaction of its resolver
 //! ([`Listener::with_resolver`](super::Listener::with_resolver)) that first
 //! records the delivery's `webhook-id` in the inbox
-//! ([`first_delivery`](super::first_delivery)), then runs the handler: the
-//! inbox row and the handler's writes commit together, or not at all, and a
-//! delivery already recorded (here, in another process, before a restart)
-//! runs nothing and is answered 200 `{"status": "duplicate"}` (when no other
-//! handler of the event ran).
+//! ([`first_delivery`](super::first_delivery)) with the handler's name as the
+//! consumer, then runs the handler: the inbox row and the handler's writes
+//! commit together, or not at all, and a delivery this handler already
+//! recorded (here, in another process, before a restart) runs nothing. Each
+//! transactional handler of an event records the delivery on its own, so
+//! each applies it once; the reply is 200 `{"status": "duplicate"}` only
+//! when every handler of the event had applied it before.
 //!
 //! The handler's parameters are produced again on every run of the
 //! transaction (a conflict replays it), so they need not be `Clone`.
@@ -79,7 +81,7 @@ where
             .run(CallOptions::new(handler), |txn: &Txn| {
                 let (id, event, context, state) = (&id, &event, &context, &state);
                 Box::pin(async move {
-                    if !first_delivery(txn, id, event.name()).await? {
+                    if !first_delivery(txn, id, event.name(), handler).await? {
                         return Ok(false);
                     }
                     // The parameters decoded before the first run; only a
