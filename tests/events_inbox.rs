@@ -4,14 +4,15 @@
 //! and a third started later (a restart) receives a replay; each delivery's
 //! effect is applied exactly once. Two transactional handlers of one event
 //! each apply a delivery once (the inbox is keyed per consumer); an inbox
-//! from before consumers is migrated, its deliveries staying applied.
+//! from before consumers is migrated, its deliveries staying applied; a
+//! `webhook-id` longer than the inbox holds is refused with 400.
 
 mod common;
 mod events_common;
 
 use conflictkit::events::{
-    EventContext, INBOX_TABLE, LEGACY_CONSUMER, Listener, ListenerHandle, State, WebhookSecret,
-    first_delivery, migrate_inbox, purge_inbox,
+    EventContext, INBOX_TABLE, LEGACY_CONSUMER, Listener, ListenerHandle, MAX_WEBHOOK_ID_CHARS,
+    State, WebhookSecret, first_delivery, migrate_inbox, purge_inbox,
 };
 use conflictkit::{ConflictResolver, Txn};
 use events_common::{config_with_registered, deliver_signed, isolated_config};
@@ -422,4 +423,118 @@ async fn an_inbox_from_before_consumers_is_migrated_and_its_deliveries_stay_appl
         a.shutdown().await;
         b.shutdown().await;
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_id_longer_than_the_inbox_holds_is_refused_with_400() {
+    for_each_backend!("inbox_long_id", 4, |tdb| {
+        migrate_inbox(&tdb.db).await.unwrap();
+        create_effects(&tdb.db).await;
+        let secret = WebhookSecret::generate();
+        let a = two_handler_process(&tdb.url, &secret).await;
+
+        let too_long = format!("msg_{}", "x".repeat(MAX_WEBHOOK_ID_CHARS - 3));
+        let reply = deliver_signed(a.local_addr(), &secret, &too_long, TWO, &json!(5)).await;
+        assert_eq!(reply.status, 400, "{:?}: {reply:?}", tdb.backend);
+        let body = reply.json();
+        assert_eq!(body["error"], "webhook_id_too_long", "{reply:?}");
+        assert_eq!(body["limit"], MAX_WEBHOOK_ID_CHARS, "{reply:?}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("at most 255 characters"), "{message}");
+        assert!(message.contains("this one has 256"), "{message}");
+        assert_eq!(
+            inbox_rows(&tdb.db).await,
+            0,
+            "{:?}: nothing recorded",
+            tdb.backend
+        );
+        assert_eq!(
+            count(&tdb.db, "SELECT COUNT(*) AS n FROM inbox_effects").await,
+            0,
+            "{:?}: nothing ran",
+            tdb.backend
+        );
+
+        // At the limit, the id is recorded whole: another process sees the
+        // same id as a redelivery.
+        let longest = format!("msg_{}", "x".repeat(MAX_WEBHOOK_ID_CHARS - 4));
+        assert_eq!(
+            deliver_two(&a, &secret, &longest).await,
+            (200, "handled".into()),
+            "{:?}",
+            tdb.backend
+        );
+        let b = two_handler_process(&tdb.url, &secret).await;
+        assert_eq!(
+            deliver_two(&b, &secret, &longest).await,
+            (200, "duplicate".into()),
+            "{:?}",
+            tdb.backend
+        );
+        for who in ["ledger", "audit"] {
+            assert_eq!(
+                effects(&tdb.db, who, &longest).await,
+                1,
+                "{:?}: {who}",
+                tdb.backend
+            );
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
+
+#[tokio::test]
+async fn first_delivery_refuses_keys_the_inbox_would_not_hold() {
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    migrate_inbox(&db).await.unwrap();
+    let resolver = ConflictResolver::new(db.clone());
+    let attempt = |id: String, consumer: String| {
+        let resolver = resolver.clone();
+        async move {
+            resolver
+                .managed(|txn: &Txn| {
+                    let (id, consumer) = (id.clone(), consumer.clone());
+                    Box::pin(async move {
+                        Ok::<_, conflictkit::Error>(first_delivery(txn, &id, "e", &consumer).await?)
+                    })
+                })
+                .await
+        }
+    };
+    let long = "x".repeat(MAX_WEBHOOK_ID_CHARS + 1);
+    let err = attempt(long.clone(), "c".into()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("webhook-id is 256 characters"),
+        "{err}"
+    );
+    let err = attempt("msg_1".into(), long).await.unwrap_err();
+    assert!(
+        err.to_string().contains("consumer is 256 characters"),
+        "{err}"
+    );
+    let err = attempt("msg_1".into(), LEGACY_CONSUMER.into())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("must not be empty"), "{err}");
+    assert_eq!(inbox_rows(&db).await, 0);
+    // A long event name is recorded cut (it is not part of the key).
+    let first = resolver
+        .managed(|txn: &Txn| {
+            Box::pin(async move {
+                let name = "e".repeat(300);
+                Ok::<_, conflictkit::Error>(first_delivery(txn, "msg_1", &name, "c").await?)
+            })
+        })
+        .await
+        .unwrap();
+    assert!(first);
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT LENGTH(event_name) AS n FROM {INBOX_TABLE}")
+        )
+        .await,
+        255
+    );
 }

@@ -30,6 +30,12 @@ use super::signature::unix_now;
 /// The inbox table's name.
 pub const INBOX_TABLE: &str = "conflictkit_inbox";
 
+/// The longest `webhook-id` (and consumer name) the inbox records, in
+/// characters: its columns are `VARCHAR(255)`. The listener answers a
+/// longer id of a delivery for a transactional handler with 400
+/// `webhook_id_too_long`; [`first_delivery`] refuses one with an error.
+pub const MAX_WEBHOOK_ID_CHARS: usize = 255;
+
 /// The consumer of the rows an inbox from before consumers held (see
 /// [`migrate_inbox`]): the empty string. Such a row counts as applied for
 /// every consumer; no handler records it anew, and [`first_delivery`]
@@ -39,7 +45,7 @@ pub const LEGACY_CONSUMER: &str = "";
 /// Creates the inbox table if it does not exist (the migration helper), and
 /// migrates an inbox from before consumers (keyed by `webhook_id` alone) to
 /// this shape: the `webhook-id` and the consumer that applied it (together
-/// the primary key, each up to 255 characters), the
+/// the primary key, each up to [`MAX_WEBHOOK_ID_CHARS`] characters), the
 /// event name and the Unix time it was recorded.
 ///
 /// ```sql
@@ -258,8 +264,10 @@ where
 /// name (`module::function`); pick names of your own that do not collide with
 /// those. It must not be empty ([`LEGACY_CONSUMER`]).
 ///
-/// Errors (`DbErr::Custom`, before anything is written) when `consumer` is
-/// empty.
+/// Errors (`DbErr::Custom`, before anything is written) when `webhook_id` or
+/// `consumer` is longer than [`MAX_WEBHOOK_ID_CHARS`] characters or
+/// `consumer` is empty; an `event_name` that long is recorded cut to that
+/// length (it is not part of the key).
 ///
 /// Call it first in a managed transaction, with the id from
 /// [`EventContext::webhook_id`](super::EventContext::webhook_id) (sign the
@@ -316,11 +324,17 @@ pub async fn first_delivery<C: ConnectionTrait>(
     event_name: &str,
     consumer: &str,
 ) -> Result<bool, DbErr> {
+    check_key("webhook-id", webhook_id)?;
+    check_key("consumer", consumer)?;
     if consumer == LEGACY_CONSUMER {
         return Err(DbErr::Custom(
             "the inbox consumer must not be empty: the empty consumer marks rows from before consumers".into(),
         ));
     }
+    let event_name = match event_name.char_indices().nth(MAX_WEBHOOK_ID_CHARS) {
+        Some((cut, _)) => &event_name[..cut],
+        None => event_name,
+    };
     let backend = txn.get_database_backend();
     let (insert, legacy) = match backend {
         DbBackend::Postgres => (
@@ -382,4 +396,17 @@ pub async fn first_delivery<C: ConnectionTrait>(
         .transpose()?
         .unwrap_or(0);
     Ok(legacy == 0)
+}
+
+/// Refuses an inbox key the `VARCHAR(255)` column would not hold: PostgreSQL
+/// would fail every delivery of it, MySQL/MariaDB would cut it (two long ids
+/// with one prefix would then be one delivery).
+fn check_key(what: &str, value: &str) -> Result<(), DbErr> {
+    let chars = value.chars().count();
+    if chars > MAX_WEBHOOK_ID_CHARS {
+        return Err(DbErr::Custom(format!(
+            "the {what} is {chars} characters long; the inbox holds at most {MAX_WEBHOOK_ID_CHARS}"
+        )));
+    }
+    Ok(())
 }

@@ -233,6 +233,12 @@ impl Shared {
                         json!({"error": "missing_webhook_id", "handler": h.name, "message": e.to_string()}),
                     );
                 }
+                Ok(Err(e @ ExtractError::WebhookIdTooLong { limit, .. })) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "webhook_id_too_long", "handler": h.name, "limit": limit, "message": e.to_string()}),
+                    );
+                }
                 Ok(Err(e)) => Err(handler::Failure::Returned(e.to_string())),
                 Err(failure) => Err(failure),
             };

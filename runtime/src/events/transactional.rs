@@ -11,6 +11,10 @@
 //! each applies it once; the reply is 200 `{"status": "duplicate"}` only
 //! when every handler of the event had applied it before.
 //!
+//! A `webhook-id` longer than the inbox holds
+//! ([`MAX_WEBHOOK_ID_CHARS`](super::MAX_WEBHOOK_ID_CHARS)) is refused before
+//! anything runs (400 `webhook_id_too_long`).
+//!
 //! The handler's parameters are produced again on every run of the
 //! transaction (a conflict replays it), so they need not be `Clone`.
 
@@ -23,7 +27,7 @@ use sea_orm::DbErr;
 
 use super::extract::{DynState, EventContext, ExtractError};
 use super::handler::{Event, HandlerFuture, Ran};
-use super::inbox::first_delivery;
+use super::inbox::{MAX_WEBHOOK_ID_CHARS, first_delivery};
 use crate::resolver::{CallOptions, CannotResolveDatabaseConflict, Txn};
 
 /// The future of one run of a transactional handler, borrowing the
@@ -72,6 +76,14 @@ where
     let Some(id) = context.webhook_id().map(Arc::<str>::from) else {
         return Err(ExtractError::MissingWebhookId { handler });
     };
+    let length = id.chars().count();
+    if length > MAX_WEBHOOK_ID_CHARS {
+        return Err(ExtractError::WebhookIdTooLong {
+            handler,
+            length,
+            limit: MAX_WEBHOOK_ID_CHARS,
+        });
+    }
     let Some(resolver) = state.resolver().cloned() else {
         return Err(ExtractError::MissingResolver { handler });
     };
