@@ -79,7 +79,10 @@ pub struct ListenerConfig {
     pub body_read_timeout: Duration,
     /// Connections served at once; at the cap the listener stops accepting
     /// until one closes (clients wait in the accept queue), so slow or idle
-    /// clients cannot hold unbounded memory. Default
+    /// clients cannot hold unbounded memory. A connection's place is free
+    /// again only once the handlers of its request have ended too: handlers
+    /// that go on after their client disconnected count against the cap, so
+    /// at most this many requests run handlers at once. Default
     /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1 is used.
     pub max_connections: usize,
 }

@@ -3,7 +3,9 @@
 //! the handlers run to completion (or their timeout), in a task of their own
 //! once the request is gone, and
 //! the de-duplication claim is settled only then — marked handled when every
-//! handler succeeded, released when one failed.
+//! handler succeeded, released when one failed. The run also holds the
+//! request's connection place ([`Slot`]) until it ends, so detached handlers
+//! count against the listener's connection cap.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::dedup::ClaimGuard;
 use super::handler::{self, Failure, HandlerFuture, Ran};
+use super::serve::Slot;
 
 /// One handler ready to run: its name, time limit and prepared future (or
 /// why it could not be prepared).
@@ -42,16 +45,23 @@ pub(crate) enum Outcome {
 /// The handlers run inline, in the request's own task (no hand-off to another
 /// task on the fast path); if the request's future is dropped before they end
 /// (the connection closed), what is left of them is moved to a task of its
-/// own and runs to completion there.
+/// own and runs to completion there, holding the connection's `slot` till
+/// then.
 pub(crate) async fn run_detached(
     event: String,
     prepared: Vec<Prepared>,
     claim: Option<ClaimGuard>,
+    slot: Option<Slot>,
 ) -> Outcome {
-    RunToCompletion(Some(Box::pin(run(event, prepared, claim)))).await
+    RunToCompletion(Some(Box::pin(run(event, prepared, claim, slot)))).await
 }
 
-async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) -> Outcome {
+async fn run(
+    event: String,
+    prepared: Vec<Prepared>,
+    claim: Option<ClaimGuard>,
+    slot: Option<Slot>,
+) -> Outcome {
     let total = prepared.len();
     let mut failures = Vec::new();
     let mut already_applied = 0;
@@ -69,7 +79,7 @@ async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) 
             }
         }
     }
-    if failures.is_empty() {
+    let outcome = if failures.is_empty() {
         if let Some(claim) = claim {
             claim.succeeded();
         }
@@ -80,7 +90,10 @@ async fn run(event: String, prepared: Vec<Prepared>, claim: Option<ClaimGuard>) 
     } else {
         // `claim` is dropped here: released, so a retry runs the handlers again.
         Outcome::Failed { failures, total }
-    }
+    };
+    // The handlers have ended: the connection's place may go.
+    drop(slot);
+    outcome
 }
 
 /// A future that, dropped before it is done, spawns the rest of itself.

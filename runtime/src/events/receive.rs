@@ -13,6 +13,7 @@ use super::extract::{DynState, EventContext, ExtractError};
 use super::handler;
 use super::registry::Registry;
 use super::request::{self, BodyKind};
+use super::serve::Slot;
 use super::signature::{self, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 
 /// What every request of one listener shares.
@@ -70,12 +71,13 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
+        slot: Option<Slot>,
     ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
     {
-        let response = self.handle_inner(method, path, headers, body).await;
+        let response = self.handle_inner(method, path, headers, body, slot).await;
         tracing::debug!(%method, path, status = response.status().as_u16(), "event request");
         response
     }
@@ -86,6 +88,7 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
+        slot: Option<Slot>,
     ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
@@ -248,7 +251,7 @@ impl Shared {
                 future,
             });
         }
-        match dispatch::run_detached(event.name().to_owned(), prepared, claim).await {
+        match dispatch::run_detached(event.name().to_owned(), prepared, claim, slot).await {
             // Every handler had applied this delivery before: say so, as
             // for a `webhook-id` the listener itself remembers.
             Outcome::Handled {
