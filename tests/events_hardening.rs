@@ -461,3 +461,68 @@ async fn handlers_left_running_by_disconnected_clients_count_against_the_connect
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_handler_past_its_timeout_keeps_its_delivery_claimed_until_it_returns() {
+    let runs = Arc::new(Runs::default());
+    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+    let listener = Listener::new(ListenerConfig {
+        handler_timeout: Some(Duration::from_secs(1)),
+        ..isolated_config()
+    });
+    {
+        let runs = runs.clone();
+        listener.on_sync("stuck", move |_: Value| {
+            runs.enter();
+            let _ = entered_tx.send(());
+            // Blocks its thread until the test releases it; a timeout
+            // cannot stop it.
+            let _ = release_rx.lock().unwrap().recv();
+            runs.leave();
+        });
+    }
+    let handle = listener.start().await.unwrap();
+    let addr = handle.local_addr();
+    let body = "event_name=stuck&data=1";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nwebhook-id: msg_stuck\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+
+    // The first delivery times out: 500, while its handler goes on.
+    let first = within("the first reply", send_raw(addr, request.clone())).await;
+    assert!(first.starts_with("HTTP/1.1 500"), "{first}");
+    assert!(first.contains("did not finish within 1000 ms"), "{first}");
+    within("the first run", entered_rx.recv()).await;
+
+    // The sender's retry of that delivery waits for the first run to end
+    // instead of running the handler beside it. (A bounded wait for
+    // something that must not happen.)
+    let retry = tokio::spawn(send_raw(addr, request));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), entered_rx.recv())
+            .await
+            .is_err(),
+        "the retry ran the handler while its first run still went on"
+    );
+    assert!(!retry.is_finished(), "the retry waits for the first run");
+
+    // The first run returns; the retry then runs the handler (the failure
+    // released the delivery) and it returns at once.
+    release_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    within("the retry's run", entered_rx.recv()).await;
+    let reply = within("the retry's reply", retry).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""status":"handled""#), "{reply}");
+    assert_eq!(
+        runs.most.load(Ordering::SeqCst),
+        1,
+        "never two runs at once"
+    );
+    assert_eq!(runs.ended.load(Ordering::SeqCst), 2);
+    handle.shutdown().await;
+}

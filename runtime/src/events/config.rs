@@ -66,7 +66,12 @@ pub struct ListenerConfig {
     /// logged warning, like the original).
     pub strict: bool,
     /// Time limit for each handler (500 when exceeded); `#[event_listener(timeout_ms = …)]`
-    /// overrides it per handler. Default: none.
+    /// overrides it per handler. Default: none. An async handler is
+    /// cancelled at the limit; a sync one cannot be stopped and keeps running
+    /// on its thread: until it returns, its delivery stays claimed (a retry
+    /// of the same `webhook-id` waits for it rather than running beside it)
+    /// and it keeps its connection's place under
+    /// [`max_connections`](Self::max_connections).
     pub handler_timeout: Option<Duration>,
     /// How long shutdown waits for in-flight requests. Default 30 s.
     pub shutdown_timeout: Duration,

@@ -261,13 +261,26 @@ impl Shared {
                 reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE))
             }
             Outcome::Handled { handlers, .. } => handled(handlers),
-            Outcome::Failed { failures, total } => {
+            Outcome::Failed {
+                failures,
+                total,
+                still_running,
+            } => {
                 let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
                 let message = format!("{} of {total} handler(s) failed: {names:?}", failures.len());
-                reply(
+                let mut r = reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": "handler_failed", "message": message, "failures": failures}),
-                )
+                );
+                if still_running {
+                    // The handler holds the connection's place until it
+                    // returns: no further request on this connection beside it.
+                    r.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
+                r
             }
         }
     }
