@@ -198,7 +198,9 @@ tokio::task_local! {
 /// Held by a sync handler's blocking task until it returns. A timeout drops
 /// the handler's future, not the thread running it.
 #[derive(Clone, Debug)]
-struct StillRunning(#[allow(dead_code)] mpsc::Sender<Infallible>);
+struct StillRunning {
+    _ended_when_dropped: mpsc::Sender<Infallible>,
+}
 
 /// The blocking tasks of the sync handlers of one request that may outlive
 /// their futures (past their timeout), so that the request's delivery is
@@ -214,7 +216,9 @@ impl BlockingTasks {
         // Nothing is ever sent: the channel closes when the last holder ends.
         let (running, ended) = mpsc::channel(1);
         Self {
-            running: StillRunning(running),
+            running: StillRunning {
+                _ended_when_dropped: running,
+            },
             ended,
         }
     }

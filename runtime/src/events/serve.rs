@@ -33,7 +33,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// connection has closed and every handler it started has ended. Each
 /// request gets a clone in its extensions.
 #[derive(Debug, Clone)]
-pub(crate) struct Slot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub(crate) struct Slot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
 
 /// Accepts connections until `signal`, then closes the socket, lets in-flight
 /// requests finish for the shutdown timeout and aborts what is left.
@@ -65,7 +67,9 @@ pub(crate) async fn serve_on(
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
-                    let slot = Slot(Arc::new(slot));
+                    let slot = Slot {
+                        _permit: Arc::new(slot),
+                    };
                     let inner = TowerToHyperService::new(service.clone());
                     // The connection holds its place (this closure, dropped
                     // with it), and so does each request's handlers' run.
