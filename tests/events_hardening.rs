@@ -351,3 +351,178 @@ async fn unsigned_retries_with_the_same_webhook_id_are_dispatched_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     handle.shutdown().await;
 }
+
+/// Concurrent runs of a handler: how many now, the most at once, how many ended.
+#[derive(Default)]
+struct Runs {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    ended: AtomicUsize,
+}
+
+impl Runs {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_left_running_by_disconnected_clients_count_against_the_connection_cap() {
+    const CAP: usize = 2;
+    const POSTS: u32 = 10;
+    let runs = Arc::new(Runs::default());
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
+    // Each client waits until its own handler runs, then disconnects.
+    let (started_tx, _) = tokio::sync::broadcast::channel::<u32>(64);
+    let listener = Listener::new(ListenerConfig {
+        max_connections: CAP,
+        ..isolated_config()
+    });
+    {
+        let (runs, release, started_tx) = (runs.clone(), release.clone(), started_tx.clone());
+        listener.on("detached", move |n: u32| {
+            let (runs, release, entered_tx, ended_tx, started_tx) = (
+                runs.clone(),
+                release.clone(),
+                entered_tx.clone(),
+                ended_tx.clone(),
+                started_tx.clone(),
+            );
+            async move {
+                runs.enter();
+                let _ = entered_tx.send(n);
+                let _ = started_tx.send(n);
+                release.acquire().await.expect("never closed").forget();
+                runs.leave();
+                let _ = ended_tx.send(n);
+            }
+        });
+    }
+    let handle = listener.start().await.unwrap();
+    let addr = handle.local_addr();
+    let clients: Vec<_> = (0..POSTS)
+        .map(|n| {
+            let mut started = started_tx.subscribe();
+            tokio::spawn(async move {
+                let body = format!("event_name=detached&data={n}");
+                let request = format!(
+                    "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                stream.write_all(request.as_bytes()).await.unwrap();
+                while started.recv().await.expect("the listener lives") != n {}
+                drop(stream);
+            })
+        })
+        .collect();
+
+    for _ in 0..CAP {
+        within("a handler starting", entered_rx.recv()).await;
+    }
+    // Their clients are gone, their handlers still run: no other request is
+    // served meanwhile. (A bounded wait for something that must not happen.)
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), entered_rx.recv())
+            .await
+            .is_err(),
+        "a request was served while {CAP} detached handlers held the {CAP} connections"
+    );
+    // One handler ends: one more request is served.
+    for _ in CAP..POSTS as usize {
+        release.add_permits(1);
+        within("the next handler starting", entered_rx.recv()).await;
+    }
+    release.add_permits(CAP);
+    for client in clients {
+        within("a client", client).await.unwrap();
+    }
+    for _ in 0..POSTS {
+        within("a handler ending", ended_rx.recv()).await;
+    }
+    assert_eq!(
+        runs.ended.load(Ordering::SeqCst),
+        POSTS as usize,
+        "every handler ended"
+    );
+    assert_eq!(
+        runs.most.load(Ordering::SeqCst),
+        CAP,
+        "at most {CAP} handlers at once"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_handler_past_its_timeout_keeps_its_delivery_claimed_until_it_returns() {
+    let runs = Arc::new(Runs::default());
+    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+    let listener = Listener::new(ListenerConfig {
+        handler_timeout: Some(Duration::from_secs(1)),
+        ..isolated_config()
+    });
+    {
+        let runs = runs.clone();
+        listener.on_sync("stuck", move |_: Value| {
+            runs.enter();
+            let _ = entered_tx.send(());
+            // Blocks its thread until the test releases it; a timeout
+            // cannot stop it.
+            let _ = release_rx.lock().unwrap().recv();
+            runs.leave();
+        });
+    }
+    let handle = listener.start().await.unwrap();
+    let addr = handle.local_addr();
+    let body = "event_name=stuck&data=1";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nwebhook-id: msg_stuck\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+
+    // The first delivery times out: 500, while its handler goes on.
+    let first = within("the first reply", send_raw(addr, request.clone())).await;
+    assert!(first.starts_with("HTTP/1.1 500"), "{first}");
+    assert!(first.contains("did not finish within 1000 ms"), "{first}");
+    within("the first run", entered_rx.recv()).await;
+
+    // The sender's retry of that delivery waits for the first run to end
+    // instead of running the handler beside it. (A bounded wait for
+    // something that must not happen.)
+    let retry = tokio::spawn(send_raw(addr, request));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), entered_rx.recv())
+            .await
+            .is_err(),
+        "the retry ran the handler while its first run still went on"
+    );
+    assert!(!retry.is_finished(), "the retry waits for the first run");
+
+    // The first run returns; the retry then runs the handler (the failure
+    // released the delivery) and it returns at once.
+    release_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    within("the retry's run", entered_rx.recv()).await;
+    let reply = within("the retry's reply", retry).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""status":"handled""#), "{reply}");
+    assert_eq!(
+        runs.most.load(Ordering::SeqCst),
+        1,
+        "never two runs at once"
+    );
+    assert_eq!(runs.ended.load(Ordering::SeqCst), 2);
+    handle.shutdown().await;
+}

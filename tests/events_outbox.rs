@@ -354,8 +354,8 @@ async fn purging_removes_old_inbox_rows_and_delivered_outbox_rows_only() {
         resolver
             .managed(|txn: &Txn| {
                 Box::pin(async move {
-                    first_delivery(txn, "msg_old", "e").await?;
-                    first_delivery(txn, "msg_new", "e").await?;
+                    first_delivery(txn, "msg_old", "e", "test").await?;
+                    first_delivery(txn, "msg_new", "e", "test").await?;
                     txn.publish("old_delivered", &1).await?;
                     txn.publish("new_delivered", &2).await?;
                     txn.publish("pending", &3).await?;

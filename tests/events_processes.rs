@@ -2,16 +2,19 @@
 //! binary, built by `cargo build --examples`) on one PostgreSQL database:
 //! two listener processes receive the same signed delivery concurrently, and
 //! again after one is killed and restarted; a relay process is killed with
-//! SIGKILL in the middle of delivering 1000 outbox events, then restarted,
-//! and the receiver's inbox applies every event exactly once.
+//! SIGKILL in the middle of delivering 200 outbox events, at the moment an
+//! event is applied but its reply held back (so not marked delivered), then
+//! restarted towards another receiver, whose inbox finds that event applied:
+//! every event is applied exactly once.
 
 mod common;
 mod events_common;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use common::proxy::Proxy;
 use conflictkit::events::{
     Listener, ListenerConfig, OUTBOX_TABLE, Publish, State, WebhookSecret, migrate_inbox,
     migrate_outbox,
@@ -23,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-const EVENTS: i64 = 1000;
+const EVENTS: i64 = 200;
 
 /// A child `events_node` and the readiness line it printed.
 struct Node {
@@ -163,11 +166,14 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
 }
 
 /// What the receiver's handler reports: first-time applies, counted after
-/// their commit.
+/// their commit. At the `hold_at`-th, before its reply is written, the proxy
+/// in front of the receiver starts holding replies.
 #[derive(Clone)]
 struct Progress {
     applied: Arc<AtomicI64>,
     tx: Arc<watch::Sender<i64>>,
+    hold_at: i64,
+    proxy: Arc<OnceLock<Proxy>>,
 }
 
 /// The receiver: applies `node_apply` in a managed transaction with its
@@ -186,6 +192,12 @@ async fn apply(
     .await?;
     txn.after_commit(move || {
         let n = progress.applied.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == progress.hold_at
+            && let Some(proxy) = progress.proxy.get()
+        {
+            // Hooks run before the handler returns: this event's reply is held.
+            proxy.hold_replies(true);
+        }
         progress.tx.send_replace(n);
     });
     Ok(())
@@ -211,23 +223,41 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
 
     let secret = WebhookSecret::generate();
     let (tx, mut progress) = watch::channel(0);
-    let receiver = Listener::new(ListenerConfig {
-        secrets: vec![secret.clone()],
-        ..events_common::config_with_registered()
-    })
-    .with_state(Progress {
+    let hold_at = EVENTS / 3;
+    let proxy = Arc::new(OnceLock::new());
+    let progress_state = Progress {
         applied: Arc::new(AtomicI64::new(0)),
         tx: Arc::new(tx),
-    })
-    .with_resolver(ConflictResolver::new(common::connect(&tdb.url, 4).await))
-    .start()
-    .await
-    .unwrap();
-    let url = format!("http://{}", receiver.local_addr());
+        hold_at,
+        proxy: proxy.clone(),
+    };
+    // Two receivers on the database, pools and memories of their own: the
+    // first relay delivers to A through a proxy that can hold A's replies,
+    // the restarted one to B.
+    let receiver = |resolver: ConflictResolver| {
+        Listener::new(ListenerConfig {
+            secrets: vec![secret.clone()],
+            ..events_common::config_with_registered()
+        })
+        .with_state(progress_state.clone())
+        .with_resolver(resolver)
+        .start()
+    };
+    let a = receiver(ConflictResolver::new(common::connect(&tdb.url, 4).await))
+        .await
+        .unwrap();
+    let resolver_b = ConflictResolver::new(common::connect(&tdb.url, 4).await);
+    let b = receiver(resolver_b.clone()).await.unwrap();
+    let (to_a, via_proxy) = Proxy::for_url(&format!("http://{}", a.local_addr())).await;
+    assert!(proxy.set(to_a).is_ok());
 
-    let relay = node(&["relay", &tdb.url, &url, &secret.to_whsec()]).await;
-    progress.wait_for(|n| *n >= EVENTS / 3).await.unwrap();
+    let relay = node(&["relay", &tdb.url, &via_proxy, &secret.to_whsec()]).await;
+    // The `hold_at`-th event is applied and its reply held: the relay waits
+    // for it and has not marked the event delivered. Kill the relay then.
+    progress.wait_for(|n| *n >= hold_at).await.unwrap();
     relay.kill().await;
+    let applied_by_a = *progress.borrow();
+    assert_eq!(applied_by_a, hold_at, "the relay waited for the held reply");
     let pending_sql = format!(
         "SELECT COUNT(*) AS n FROM {OUTBOX_TABLE} WHERE delivered_at IS NULL AND failed_at IS NULL"
     );
@@ -239,13 +269,17 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
             .unwrap();
         row.try_get::<i64>("", "n").unwrap()
     };
-    let left = pending(tdb.db.clone(), pending_sql.clone()).await;
-    assert!(
-        left > 0,
-        "the relay was killed before the end ({left} left)"
+    assert_eq!(
+        pending(tdb.db.clone(), pending_sql.clone()).await,
+        EVENTS - applied_by_a + 1,
+        "the event whose reply was held is still pending"
     );
+    if let Some(proxy) = proxy.get() {
+        proxy.hold_replies(false);
+    }
 
-    let relay = node(&["relay", &tdb.url, &url, &secret.to_whsec()]).await;
+    let to_b = format!("http://{}", b.local_addr());
+    let relay = node(&["relay", &tdb.url, &to_b, &secret.to_whsec()]).await;
     progress.wait_for(|n| *n >= EVENTS).await.unwrap();
     relay.stop().await;
 
@@ -260,5 +294,13 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
         0,
         "every event marked delivered"
     );
-    receiver.shutdown().await;
+    // B committed a managed call for every delivery it got: the events it
+    // applied, and the redelivered one its inbox found applied by A.
+    let found_applied = resolver_b.stats().success as i64 - (EVENTS - applied_by_a);
+    assert!(
+        found_applied >= 1,
+        "the event applied by A was redelivered to B and found in the inbox ({found_applied})"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -66,7 +66,12 @@ pub struct ListenerConfig {
     /// logged warning, like the original).
     pub strict: bool,
     /// Time limit for each handler (500 when exceeded); `#[event_listener(timeout_ms = …)]`
-    /// overrides it per handler. Default: none.
+    /// overrides it per handler. Default: none. An async handler is
+    /// cancelled at the limit; a sync one cannot be stopped and keeps running
+    /// on its thread: until it returns, its delivery stays claimed (a retry
+    /// of the same `webhook-id` waits for it rather than running beside it)
+    /// and it keeps its connection's place under
+    /// [`max_connections`](Self::max_connections).
     pub handler_timeout: Option<Duration>,
     /// How long shutdown waits for in-flight requests. Default 30 s.
     pub shutdown_timeout: Duration,
@@ -79,7 +84,10 @@ pub struct ListenerConfig {
     pub body_read_timeout: Duration,
     /// Connections served at once; at the cap the listener stops accepting
     /// until one closes (clients wait in the accept queue), so slow or idle
-    /// clients cannot hold unbounded memory. Default
+    /// clients cannot hold unbounded memory. A connection's place is free
+    /// again only once the handlers of its request have ended too: handlers
+    /// that go on after their client disconnected count against the cap, so
+    /// at most this many requests run handlers at once. Default
     /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1 is used.
     pub max_connections: usize,
 }

@@ -239,6 +239,21 @@ pub enum ExtractError {
         /// The handler's name (function path).
         handler: &'static str,
     },
+    /// A transactional handler received a delivery whose `webhook-id` is
+    /// longer than the inbox records
+    /// ([`MAX_WEBHOOK_ID_CHARS`](super::MAX_WEBHOOK_ID_CHARS)); the listener
+    /// answers 400, and nothing runs.
+    #[error(
+        "the transactional handler `{handler}` records the delivery's `webhook-id` in the inbox, which holds at most {limit} characters; this one has {length}: send a shorter id"
+    )]
+    WebhookIdTooLong {
+        /// The handler's name (function path).
+        handler: &'static str,
+        /// The id's length, in characters.
+        length: usize,
+        /// The most the inbox holds, in characters.
+        limit: usize,
+    },
     /// A transactional handler runs on a listener without a resolver (the
     /// listener answers 500; [`Listener::start`](super::Listener::start)
     /// refuses to start such a listener, so this is only reachable by calling

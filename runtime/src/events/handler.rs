@@ -9,6 +9,7 @@
 //! any runs, so a 400 means nothing ran.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use super::extract::{DynState, EventContext, ExtractError, StateNeed};
 use crate::panic::panic_message;
@@ -187,15 +189,82 @@ pub(crate) async fn run(fut: HandlerFuture, timeout: Option<Duration>) -> Result
     }
 }
 
+tokio::task_local! {
+    /// Set while [`BlockingTasks::run`] runs a handler: what its blocking
+    /// task holds until it really ends.
+    static STILL_RUNNING: StillRunning;
+}
+
+/// Held by a sync handler's blocking task until it returns. A timeout drops
+/// the handler's future, not the thread running it.
+#[derive(Clone, Debug)]
+struct StillRunning {
+    _ended_when_dropped: mpsc::Sender<Infallible>,
+}
+
+/// The blocking tasks of the sync handlers of one request that may outlive
+/// their futures (past their timeout), so that the request's delivery is
+/// settled only once they have all ended.
+#[derive(Debug)]
+pub(crate) struct BlockingTasks {
+    running: StillRunning,
+    ended: mpsc::Receiver<Infallible>,
+}
+
+impl BlockingTasks {
+    pub(crate) fn new() -> Self {
+        // Nothing is ever sent: the channel closes when the last holder ends.
+        let (running, ended) = mpsc::channel(1);
+        Self {
+            running: StillRunning {
+                _ended_when_dropped: running,
+            },
+            ended,
+        }
+    }
+
+    /// [`run`]s `fut`, the blocking task it starts (a sync handler's) tracked.
+    pub(crate) async fn run(
+        &self,
+        fut: HandlerFuture,
+        timeout: Option<Duration>,
+    ) -> Result<Ran, Failure> {
+        STILL_RUNNING
+            .scope(self.running.clone(), run(fut, timeout))
+            .await
+    }
+
+    /// `None` when every blocking task has ended; else a future that ends
+    /// when they have.
+    pub(crate) fn still_running(self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let Self { running, mut ended } = self;
+        drop(running);
+        match ended.try_recv() {
+            Err(mpsc::error::TryRecvError::Empty) => Some(async move {
+                let _ = ended.recv().await;
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Sync handlers run on tokio's blocking pool so they never stall the server;
-/// a panic is re-raised in the future so [`run`] catches it.
+/// a panic is re-raised in the future so [`run`] catches it. Run by
+/// [`BlockingTasks::run`], the blocking task is tracked until it returns,
+/// even once the future is dropped (a timeout).
 pub(crate) fn blocking<R, F>(f: F) -> HandlerFuture
 where
     F: FnOnce() -> R + Send + 'static,
     R: IntoHandlerResult + Send + 'static,
 {
     Box::pin(async move {
-        match tokio::task::spawn_blocking(move || f().into_handler_result()).await {
+        let running = STILL_RUNNING.try_with(StillRunning::clone).ok();
+        let task = move || {
+            // Dropped when `f` returns or unwinds.
+            let _running = running;
+            f().into_handler_result()
+        };
+        match tokio::task::spawn_blocking(task).await {
             Ok(result) => result.map(|()| Ran::Applied),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(format!("the blocking task was cancelled: {e}")),

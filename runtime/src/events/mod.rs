@@ -21,7 +21,8 @@
 //! `webhook-id` already handled (remembered by the listener, or found in the
 //! inbox by every transactional handler of the event): Standard Webhooks
 //! asks receivers to answer a redelivery 2xx so that the sender stops; 400 missing field, bad JSON or data that does
-//! not decode into a handler's type; 401 bad signature; 404 other paths
+//! not decode into a handler's type, a `webhook-id` longer than a
+//! transactional handler's inbox holds ([`MAX_WEBHOOK_ID_CHARS`]); 401 bad signature; 404 other paths
 //! (and unknown events when strict); 405 other methods; 411 no
 //! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
 //! failed, panicked or timed out; 408 the body did not arrive within
@@ -74,7 +75,9 @@ pub use extract::{
 };
 pub use handle::{BlockingListenerHandle, ListenerHandle};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
-pub use inbox::{INBOX_TABLE, first_delivery, migrate_inbox};
+pub use inbox::{
+    INBOX_TABLE, LEGACY_CONSUMER, MAX_WEBHOOK_ID_CHARS, first_delivery, migrate_inbox,
+};
 pub use listener::{Listener, Shutdown};
 pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};

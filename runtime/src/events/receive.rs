@@ -13,6 +13,7 @@ use super::extract::{DynState, EventContext, ExtractError};
 use super::handler;
 use super::registry::Registry;
 use super::request::{self, BodyKind};
+use super::serve::Slot;
 use super::signature::{self, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 
 /// What every request of one listener shares.
@@ -70,12 +71,13 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
+        slot: Option<Slot>,
     ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
     {
-        let response = self.handle_inner(method, path, headers, body).await;
+        let response = self.handle_inner(method, path, headers, body, slot).await;
         tracing::debug!(%method, path, status = response.status().as_u16(), "event request");
         response
     }
@@ -86,6 +88,7 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
         body: S,
+        slot: Option<Slot>,
     ) -> http::Response<Bytes>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send,
@@ -233,6 +236,12 @@ impl Shared {
                         json!({"error": "missing_webhook_id", "handler": h.name, "message": e.to_string()}),
                     );
                 }
+                Ok(Err(e @ ExtractError::WebhookIdTooLong { limit, .. })) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "webhook_id_too_long", "handler": h.name, "limit": limit, "message": e.to_string()}),
+                    );
+                }
                 Ok(Err(e)) => Err(handler::Failure::Returned(e.to_string())),
                 Err(failure) => Err(failure),
             };
@@ -242,7 +251,7 @@ impl Shared {
                 future,
             });
         }
-        match dispatch::run_detached(event.name().to_owned(), prepared, claim).await {
+        match dispatch::run_detached(event.name().to_owned(), prepared, claim, slot).await {
             // Every handler had applied this delivery before: say so, as
             // for a `webhook-id` the listener itself remembers.
             Outcome::Handled {
@@ -252,13 +261,26 @@ impl Shared {
                 reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE))
             }
             Outcome::Handled { handlers, .. } => handled(handlers),
-            Outcome::Failed { failures, total } => {
+            Outcome::Failed {
+                failures,
+                total,
+                still_running,
+            } => {
                 let names: Vec<&Value> = failures.iter().map(|f| &f["handler"]).collect();
                 let message = format!("{} of {total} handler(s) failed: {names:?}", failures.len());
-                reply(
+                let mut r = reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": "handler_failed", "message": message, "failures": failures}),
-                )
+                );
+                if still_running {
+                    // The handler holds the connection's place until it
+                    // returns: no further request on this connection beside it.
+                    r.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
+                r
             }
         }
     }

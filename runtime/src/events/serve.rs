@@ -1,6 +1,11 @@
 //! Serving: connections accepted from our own tokio `TcpListener` (up to the
 //! connection cap), warp request handling on each, graceful shutdown with a
 //! timeout.
+//!
+//! The cap bounds work, not only sockets: a connection's place ([`Slot`]) is
+//! also held by the handlers of its request until they end, so a client that
+//! disconnects mid-handler (its handlers go on in a task of their own) does
+//! not free a place for the next one while they run.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,15 +17,25 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use warp::Filter as _;
+use warp::hyper::service::Service as _;
 
 use super::listener::Shutdown;
 use super::receive::Shared;
 
 /// Time a client gets to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection's place under the connection cap, shared by the connection
+/// and the handlers of its requests: the place is free again once the
+/// connection has closed and every handler it started has ended. Each
+/// request gets a clone in its extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
 
 /// Accepts connections until `signal`, then closes the socket, lets in-flight
 /// requests finish for the shutdown timeout and aborts what is left.
@@ -52,16 +67,27 @@ pub(crate) async fn serve_on(
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
+                    let slot = Slot {
+                        _permit: Arc::new(slot),
+                    };
+                    let inner = TowerToHyperService::new(service.clone());
+                    // The connection holds its place (this closure, dropped
+                    // with it), and so does each request's handlers' run.
+                    let service = warp::hyper::service::service_fn(
+                        move |mut request: http::Request<warp::hyper::body::Incoming>| {
+                            request.extensions_mut().insert(slot.clone());
+                            inner.call(request)
+                        },
+                    );
                     let conn = warp::hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+                        .serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     connections.spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
-                        drop(slot);
                     });
                 }
                 // Per-connection failures (reset before accept) and resource
@@ -100,10 +126,19 @@ fn routes(
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
+        .and(warp::ext::optional::<Slot>())
         .then(
-            move |method: Method, path: warp::path::FullPath, headers: HeaderMap, body| {
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  headers: HeaderMap,
+                  body,
+                  slot: Option<Slot>| {
                 let shared = shared.clone();
-                async move { shared.handle(&method, path.as_str(), &headers, body).await }
+                async move {
+                    shared
+                        .handle(&method, path.as_str(), &headers, body, slot)
+                        .await
+                }
             },
         )
 }

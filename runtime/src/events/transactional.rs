@@ -3,11 +3,17 @@
 //! listener runs each delivery in a managed transaction of its resolver
 //! ([`Listener::with_resolver`](super::Listener::with_resolver)) that first
 //! records the delivery's `webhook-id` in the inbox
-//! ([`first_delivery`](super::first_delivery)), then runs the handler: the
-//! inbox row and the handler's writes commit together, or not at all, and a
-//! delivery already recorded (here, in another process, before a restart)
-//! runs nothing and is answered 200 `{"status": "duplicate"}` (when no other
-//! handler of the event ran).
+//! ([`first_delivery`](super::first_delivery)) with the handler's name as the
+//! consumer, then runs the handler: the inbox row and the handler's writes
+//! commit together, or not at all, and a delivery this handler already
+//! recorded (here, in another process, before a restart) runs nothing. Each
+//! transactional handler of an event records the delivery on its own, so
+//! each applies it once; the reply is 200 `{"status": "duplicate"}` only
+//! when every handler of the event had applied it before.
+//!
+//! A `webhook-id` longer than the inbox holds
+//! ([`MAX_WEBHOOK_ID_CHARS`](super::MAX_WEBHOOK_ID_CHARS)) is refused before
+//! anything runs (400 `webhook_id_too_long`).
 //!
 //! The handler's parameters are produced again on every run of the
 //! transaction (a conflict replays it), so they need not be `Clone`.
@@ -21,7 +27,7 @@ use sea_orm::DbErr;
 
 use super::extract::{DynState, EventContext, ExtractError};
 use super::handler::{Event, HandlerFuture, Ran};
-use super::inbox::first_delivery;
+use super::inbox::{MAX_WEBHOOK_ID_CHARS, first_delivery};
 use crate::resolver::{CallOptions, CannotResolveDatabaseConflict, Txn};
 
 /// The future of one run of a transactional handler, borrowing the
@@ -70,6 +76,14 @@ where
     let Some(id) = context.webhook_id().map(Arc::<str>::from) else {
         return Err(ExtractError::MissingWebhookId { handler });
     };
+    let length = id.chars().count();
+    if length > MAX_WEBHOOK_ID_CHARS {
+        return Err(ExtractError::WebhookIdTooLong {
+            handler,
+            length,
+            limit: MAX_WEBHOOK_ID_CHARS,
+        });
+    }
     let Some(resolver) = state.resolver().cloned() else {
         return Err(ExtractError::MissingResolver { handler });
     };
@@ -79,7 +93,7 @@ where
             .run(CallOptions::new(handler), |txn: &Txn| {
                 let (id, event, context, state) = (&id, &event, &context, &state);
                 Box::pin(async move {
-                    if !first_delivery(txn, id, event.name()).await? {
+                    if !first_delivery(txn, id, event.name(), handler).await? {
                         return Ok(false);
                     }
                     // The parameters decoded before the first run; only a
