@@ -403,6 +403,11 @@ async fn hot_row_at_default_retries_gives_up_on_none() {
                 .unwrap();
         }
         let (adaptive, off) = (&seen[0], &seen[1]);
+        // This rests on a library clock (audit-tests-3 H5): a run whose gate
+        // saw no run finish for `MAX_QUEUE_WAIT` (1 s) is admitted over the
+        // limit, beside a last replay, which can then give up. The
+        // comparison after it is between two scheduling-dependent runs
+        // (H18); its margin is wide.
         assert_eq!(
             adaptive.unresolved, 0,
             "{backend:?}: no give-ups under adaptive control"

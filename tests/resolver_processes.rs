@@ -164,6 +164,11 @@ async fn hot_row_across_processes_gives_up_on_none() {
         // Without the lock across processes 75 of these 400 calls gave up
         // (PostgreSQL); with a lock per run and cold starts, 1 to 3 in about
         // one loaded run of six.
+        // This rests on two library clocks (audit-tests-3 H5): a run waits
+        // at most `MAX_QUEUE_WAIT` (1 s) without progress in its gate, and a
+        // run other than a last replay at most `LONGEST_LOCK_WAIT` (5 s) for
+        // another process's lock; a stall that long lets a run in beside a
+        // last replay, which can then give up.
         assert_eq!(
             gave_up, 0,
             "{backend:?}: {gave_up} of {total} calls gave up at the default retries"
