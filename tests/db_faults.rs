@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::faults::{open_fault_db, restart};
 use common::{Backend, connect, create_accounts, read_balance, write_balance};
-use conflictkit::resolver::ConflictCode;
+use conflictkit::resolver::{CallOptions, ConflictCode};
 use conflictkit::{ConflictResolver, Error, Txn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -42,6 +42,16 @@ const AFTER_OP: u64 = 360;
 const KILLS: usize = 12;
 const KILL_BEFORE: u64 = 200;
 const SEED: u64 = 0x5eed_0017;
+/// The retries of a killed transfer: its killed run is replayed once, then
+/// its replays may meet ordinary conflicts with the other transfers, which
+/// must not make it give up.
+const KILLED_RETRIES: u32 = 32;
+
+/// The label of a killed transfer's calls: one of its own, so that its
+/// replays can be told apart.
+fn killed_label(op: u64) -> String {
+    format!("db_faults::killed::{op}")
+}
 
 /// A body stopped in the middle (after its first read), waiting for `go`.
 struct Paused {
@@ -230,18 +240,26 @@ async fn run_faults(backend: Backend, ping: bool) {
     .unwrap();
 
     let replays: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let seen = replays.clone();
+    // the replays of each killed transfer, by its label
+    let replays_by_label: Arc<Mutex<BTreeMap<String, BTreeMap<String, u64>>>> = Arc::default();
+    let (seen, seen_by_label) = (replays.clone(), replays_by_label.clone());
     let resolver = ConflictResolver::builder(db.clone())
         .on_retry(move |e| {
             let kind = match e.conflict.code {
                 ConflictCode::ConnectionLost => "connection lost",
                 _ => "conflict",
             };
-            *seen
-                .lock()
-                .unwrap()
-                .entry(format!("{kind} in {}", e.phase))
-                .or_default() += 1;
+            let key = format!("{kind} in {}", e.phase);
+            if e.label.starts_with("db_faults::killed::") {
+                *seen_by_label
+                    .lock()
+                    .unwrap()
+                    .entry(e.label.to_owned())
+                    .or_default()
+                    .entry(key.clone())
+                    .or_default() += 1;
+            }
+            *seen.lock().unwrap().entry(key).or_default() += 1;
         })
         .build();
 
@@ -264,13 +282,19 @@ async fn run_faults(backend: Backend, ping: bool) {
         }
         killed
     });
-    // then the restart, with HELD_OP in its open transaction; transfers from
+    // then the restart, with HELD_OP in its open transaction, once every
+    // killed transfer ended (so its replays met no restart); transfers from
     // AFTER_OP on wait for it to be over
     let (restart_tx, mut restart_rx) = mpsc::channel::<Paused>(1);
     let (restarted_tx, restarted) = watch::channel(false);
+    let (killed_ended_tx, mut killed_ended) = watch::channel(0_usize);
     let restarter = tokio::spawn(async move {
         let held = restart_rx.recv().await.expect("the held transfer stops");
         all_killed.await.expect("the killer reports");
+        killed_ended
+            .wait_for(|ended| *ended == KILLS)
+            .await
+            .expect("the workers report");
         let began = Instant::now();
         restart(&fdb).await;
         let took = began.elapsed();
@@ -283,9 +307,11 @@ async fn run_faults(backend: Backend, ping: bool) {
     let next = Arc::new(AtomicU64::new(0));
 
     let killed = Arc::new(killed_ops());
+    let killed_ended_tx = Arc::new(killed_ended_tx);
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
         let (resolver, next, killed) = (resolver.clone(), next.clone(), killed.clone());
+        let killed_ended_tx = killed_ended_tx.clone();
         let (kill_tx, restart_tx) = (kill_tx.clone(), restart_tx.clone());
         let mut restarted = restarted.clone();
         workers.push(tokio::spawn(async move {
@@ -310,8 +336,13 @@ async fn run_faults(backend: Backend, ping: bool) {
                 } else {
                     Stop::None
                 };
+                let options = if killed.contains(&op) {
+                    CallOptions::new(killed_label(op)).retries(KILLED_RETRIES)
+                } else {
+                    CallOptions::new("db_faults::transfer")
+                };
                 let result = resolver
-                    .managed(|txn: &Txn| {
+                    .run(options, |txn: &Txn| {
                         let stop = stop.clone();
                         Box::pin(
                             async move { transfer(txn, backend, op, account, amount, stop).await },
@@ -324,6 +355,9 @@ async fn run_faults(backend: Backend, ping: bool) {
                     Err(e) => Outcome::Failed(failure_kind(&resolver, &e)),
                 };
                 outcomes.push((op, outcome));
+                if killed.contains(&op) {
+                    killed_ended_tx.send_modify(|ended| *ended += 1);
+                }
             }
         }));
     }
@@ -390,19 +424,39 @@ async fn run_faults(backend: Backend, ping: bool) {
         );
     }
 
-    // the faulted calls were replayed (counted below), and the service works
-    // after the restart. A faulted call ends `Ok`, or, when its replays too
-    // met faults or conflicts (the restart, on a loaded machine), gives up
-    // with nothing committed (checked against the ledger above): at the
-    // default 3 retries nothing more is promised.
-    for op in killed.iter().chain([&HELD_OP]) {
+    // A killed transfer lost its connection in its body once, was replayed
+    // once for it, on another pooled connection, and committed (its replays
+    // end before the restart; ordinary conflicts of its replays have room in
+    // its retries).
+    let replays_by_label = replays_by_label.lock().unwrap().clone();
+    for op in killed.iter() {
         assert!(
-            matches!(&outcomes[op], Outcome::Ok)
-                || matches!(&outcomes[op], Outcome::Failed(kind) if kind.starts_with("gave up")),
-            "op {op} lost its connection in its body and should have been replayed: {:?}",
+            matches!(&outcomes[op], Outcome::Ok),
+            "op {op} lost its connection in its body and should have been replayed until it committed: {:?}",
             outcomes[op]
         );
+        let lost = replays_by_label
+            .get(&killed_label(*op))
+            .and_then(|r| r.get("connection lost in body"))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(
+            lost,
+            1,
+            "op {op}: one replay for its killed session: {:?}",
+            replays_by_label.get(&killed_label(*op))
+        );
     }
+    // The call held through the restart ends `Ok`, or, when its replays too
+    // met the restart (on a loaded machine), gives up with nothing committed
+    // (checked against the ledger above): at the default 3 retries nothing
+    // more is promised.
+    assert!(
+        matches!(&outcomes[&HELD_OP], Outcome::Ok)
+            || matches!(&outcomes[&HELD_OP], Outcome::Failed(kind) if kind.starts_with("gave up")),
+        "op {HELD_OP} lost its connection in the restart and should have been replayed: {:?}",
+        outcomes[&HELD_OP]
+    );
     for op in AFTER_OP..OPS {
         assert!(
             matches!(outcomes[&op], Outcome::Ok),

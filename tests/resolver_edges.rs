@@ -18,7 +18,7 @@ use conflictkit::resolver::{
 };
 use conflictkit::{CannotResolveDatabaseConflict, ConflictResolver, Error, Txn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
-use tokio::sync::{Barrier, mpsc, oneshot};
+use tokio::sync::{Barrier, mpsc};
 
 /// Fails the test instead of hanging.
 async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
@@ -160,72 +160,115 @@ async fn a_swallowed_conflict_is_replayed() {
     }
 }
 
-/// A deferred constraint trigger makes COMMIT take 400 ms; each caller is
-/// dropped 100 ms after its body returned, while its COMMIT runs. Every row
-/// commits and every hook runs, once.
+/// The advisory lock the deferred trigger of the dropped-COMMIT test waits on.
+const COMMIT_LOCK: i64 = 0x636b_0003;
+
+/// Sessions of the test database whose statement is `COMMIT` and which wait
+/// for the advisory lock `COMMIT_LOCK` (taken by a deferred trigger, so at
+/// COMMIT).
+async fn commits_waiting_on_lock(admin: &DatabaseConnection, database: &str) -> i64 {
+    let row = admin
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND NOT l.granted \
+                 AND ((l.classid::bigint << 32) | l.objid::bigint) = {COMMIT_LOCK} \
+                 AND a.datname = '{database}' AND upper(a.query) LIKE 'COMMIT%'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// A deferred constraint trigger makes each COMMIT wait for an advisory lock
+/// the test holds; once the server shows all five COMMITs waiting on it,
+/// every caller is dropped, then the lock is released. Every row commits and
+/// every hook runs, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_dropped_during_commit_still_gets_its_hooks_run() {
+    const CALLERS: i32 = 5;
     let tdb = server(Backend::Postgres, "dropped_commit", 8).await;
+    let database = tdb.url.rsplit('/').next().unwrap().to_owned();
     exec(&tdb.db, "CREATE TABLE item (id INTEGER PRIMARY KEY)")
         .await
         .unwrap();
     exec(
         &tdb.db,
-        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$",
+        &format!(
+            "CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_advisory_xact_lock({COMMIT_LOCK}); RETURN NULL; END $$"
+        ),
     )
     .await
     .unwrap();
     exec(
         &tdb.db,
-        "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON item \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+        "CREATE CONSTRAINT TRIGGER held AFTER INSERT ON item \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION held_commit()",
     )
     .await
     .unwrap();
+    // the lock holder: one session of its own, holding the lock until told
+    let holder = common::connect(&tdb.url, 1).await;
+    exec(&holder, &format!("SELECT pg_advisory_lock({COMMIT_LOCK})"))
+        .await
+        .unwrap();
     let r = ConflictResolver::builder(tdb.db.clone())
         .contention(Contention::Off)
         .build();
     let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
-    let callers: Vec<_> = (1..=5)
+    let callers: Vec<_> = (1..=CALLERS)
         .map(|id: i32| {
             let (r, hook_tx) = (r.clone(), hook_tx.clone());
             tokio::spawn(async move {
-                let (returned_tx, returned_rx) = oneshot::channel();
-                let returned_tx = std::sync::Mutex::new(Some(returned_tx));
-                let call = r.managed(|txn: &Txn| {
+                r.managed(|txn: &Txn| {
                     let hook_tx = hook_tx.clone();
-                    let returned = returned_tx.lock().unwrap().take();
                     Box::pin(async move {
                         exec(txn, &format!("INSERT INTO item VALUES ({id})")).await?;
                         txn.after_commit(move || hook_tx.send(id).unwrap());
-                        if let Some(tx) = returned {
-                            let _ = tx.send(());
-                        }
                         Ok::<_, Error>(())
                     })
-                });
-                tokio::select! {
-                    result = call => panic!("returned before its COMMIT could end: {result:?}"),
-                    _ = async {
-                        returned_rx.await.expect("the body ran");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    } => {}
-                }
+                })
+                .await
             })
         })
         .collect();
-    for c in callers {
-        bounded("caller", c).await.unwrap();
-    }
     drop(hook_tx);
+    // every COMMIT is on the server, waiting in its trigger
+    bounded("every COMMIT waits on the lock", async {
+        while commits_waiting_on_lock(&tdb.db, &database).await < i64::from(CALLERS) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // drop every caller while its COMMIT runs
+    for c in &callers {
+        c.abort();
+    }
+    for c in callers {
+        let ended = c.await;
+        assert!(
+            ended.as_ref().is_err_and(|e| e.is_cancelled()),
+            "a caller returned while its COMMIT was held: {ended:?}"
+        );
+    }
+    assert_eq!(count(&tdb.db, "item").await, 0, "nothing committed yet");
+    exec(
+        &holder,
+        &format!("SELECT pg_advisory_unlock({COMMIT_LOCK})"),
+    )
+    .await
+    .unwrap();
     let mut ran = Vec::new();
     while let Some(id) = bounded("hooks", hook_rx.recv()).await {
         ran.push(id);
     }
     ran.sort();
-    assert_eq!(ran, vec![1, 2, 3, 4, 5], "each hook ran once");
-    assert_eq!(count(&tdb.db, "item").await, 5);
+    assert_eq!(ran, (1..=CALLERS).collect::<Vec<_>>(), "each hook ran once");
+    assert_eq!(count(&tdb.db, "item").await, i64::from(CALLERS));
 }
 
 /// Sessions of the test database that sit inside an open transaction.
@@ -264,14 +307,23 @@ async fn a_caller_dropped_during_begin_leaves_no_open_transaction() {
         .build();
     read_balance(&db, 1).await.unwrap(); // the one connection is open
     proxy.hold_replies(true);
-    let call = r.managed(|txn: &Txn| {
-        Box::pin(async move { Ok::<_, Error>(write_balance(txn, 1, 99).await?) })
-    });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), call)
+    let call = tokio::spawn({
+        let r = r.clone();
+        async move {
+            r.managed(|txn: &Txn| {
+                Box::pin(async move { Ok::<_, Error>(write_balance(txn, 1, 99).await?) })
+            })
             .await
-            .is_err(),
-        "BEGIN cannot finish while the replies are held"
+        }
+    });
+    // BEGIN reached the server and its answer is held: the call is inside
+    // BEGIN, and cannot get out of it while the reply is held
+    bounded("BEGIN answered and held", proxy.replies_held(1)).await;
+    call.abort();
+    let ended = call.await;
+    assert!(
+        ended.as_ref().is_err_and(|e| e.is_cancelled()),
+        "the call was dropped inside BEGIN: {ended:?}"
     );
     proxy.hold_replies(false);
 

@@ -642,6 +642,25 @@ async fn kill_sessions(backend: Backend, admin_url: &str, ids: &[i64]) -> u64 {
                     .execute_unprepared(&format!("KILL {id}"))
                     .await
                     .expect("kill session");
+                // KILL marks the thread and returns; the session is ended
+                // once it left the process list
+                bounded_poll(&format!("session {id} leaves the process list"), || {
+                    let admin = admin.clone();
+                    async move {
+                        let row = admin
+                            .query_one_raw(Statement::from_string(
+                                DbBackend::MySql,
+                                format!(
+                                    "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = {id}"
+                                ),
+                            ))
+                            .await
+                            .expect("process list")
+                            .expect("a row");
+                        row.try_get::<i64>("", "n").expect("a count") == 0
+                    }
+                })
+                .await;
                 1
             }
             Backend::Sqlite => 0,
@@ -651,12 +670,73 @@ async fn kill_sessions(backend: Backend, admin_url: &str, ids: &[i64]) -> u64 {
     killed
 }
 
+/// Polls `done` every 5 ms until it says yes; fails the test after 60 s.
+async fn bounded_poll<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polling = async {
+        while !done().await {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), polling)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within 60 s"));
+}
+
+/// How many times the resolver said it began again on another connection
+/// because a pooled one was lost (its warning), in this process.
+static REBEGINS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the resolver's "beginning on another" warnings into `REBEGINS`.
+/// Global: `BEGIN` runs in a task of its own, on any worker thread.
+fn count_rebegins() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    struct Rebegins;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Rebegins {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message(bool);
+            impl tracing::field::Visit for Message {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "message" {
+                        self.0 |= format!("{value:?}").contains("beginning on another");
+                    }
+                }
+            }
+            let mut message = Message(false);
+            event.record(&mut message);
+            if *event.metadata().level() == tracing::Level::WARN && message.0 {
+                REBEGINS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Rebegins))
+            .expect("no other global subscriber in this test binary");
+    });
+}
+
 /// `ConflictResolver::connect` turns sea-orm's checkout ping off; when a
 /// pooled connection died on the server side, the resolver begins again on
-/// another one instead of failing the call.
+/// another one instead of failing the call: its BEGIN on a dead connection
+/// fails, and it says so (its warning is counted, so the test fails if the
+/// pool dropped the dead connections by itself and BEGIN never met one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_pooled_connections_are_replaced_at_begin() {
     const WARM: usize = 4;
+    count_rebegins();
     for backend in [Backend::Postgres, Backend::MySql] {
         let Some(tdb) = common::open(backend, "stale", 1).await else {
             continue;
@@ -707,6 +787,7 @@ async fn stale_pooled_connections_are_replaced_at_begin() {
             "{backend:?}: the pool's sessions killed"
         );
         // every connection in the pool is dead now
+        let rebegins_before = REBEGINS.load(Ordering::SeqCst);
         for n in 11..11 + WARM as i64 {
             let v = r
                 .managed(|txn: &Txn| {
@@ -723,5 +804,16 @@ async fn stale_pooled_connections_are_replaced_at_begin() {
                 "{backend:?}: the call went through on a fresh connection"
             );
         }
+        let rebegins = REBEGINS.load(Ordering::SeqCst) - rebegins_before;
+        eprintln!("{backend:?}: {rebegins} BEGINs met a dead pooled connection");
+        assert_eq!(
+            rebegins, WARM as u64,
+            "{backend:?}: each killed pooled connection is met by one BEGIN and replaced (0: the calls never took the path this test is about)"
+        );
+        assert_eq!(
+            r.stats().retries,
+            0,
+            "{backend:?}: a dead connection is replaced at BEGIN, no body ran on one"
+        );
     }
 }

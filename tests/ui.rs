@@ -2,12 +2,24 @@
 //! one in its checked-in `.stderr`, spanned on the offending tokens.
 //!
 //! One `TestCases` for all macros, so trybuild builds the dependency graph
-//! once. Regenerate snapshots with `TRYBUILD=overwrite cargo test --test ui`
-//! and review the diff.
+//! once. Regenerate snapshots with
+//! `CONFLICTKIT_BLESS=1 TRYBUILD=overwrite cargo test --test ui` and review
+//! the diff. `TRYBUILD=overwrite` alone (inherited from a shell, say) fails
+//! the test instead of rewriting every snapshot and passing.
 
 #[test]
 #[cfg_attr(miri, ignore)]
 fn ui() {
+    // Only `1` blesses, as in the macro crate's expansion snapshots.
+    let bless = std::env::var("CONFLICTKIT_BLESS").is_ok_and(|v| v == "1");
+    if let Some(trybuild) = std::env::var_os("TRYBUILD") {
+        assert!(
+            bless,
+            "TRYBUILD={trybuild:?} is set: trybuild would rewrite the snapshots instead of \
+             checking them. Unset it, or set CONFLICTKIT_BLESS=1 as well to bless on purpose \
+             (then review the diff)"
+        );
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/auto_number/*.rs");
     t.pass("tests/ui/auto_number/pass/*.rs");

@@ -22,6 +22,9 @@ struct Shared {
     upstream: String,
     /// While true, bytes from the server are held back.
     hold: watch::Sender<bool>,
+    /// How many chunks from the server were held back so far (each counted
+    /// when it arrived while `hold` was on).
+    held: watch::Sender<usize>,
     /// When set, the next client chunk containing these bytes is forwarded
     /// and then that client's connection is cut.
     cut_after: Mutex<Option<Vec<u8>>>,
@@ -37,6 +40,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_owned(),
             hold: watch::channel(false).0,
+            held: watch::channel(0).0,
             cut_after: Mutex::new(None),
             cuts: AtomicUsize::new(0),
             cut_done: Notify::new(),
@@ -82,6 +86,15 @@ impl Proxy {
     /// Holds (or releases) every byte the server sends until told otherwise.
     pub fn hold_replies(&self, hold: bool) {
         self.shared.hold.send_replace(hold);
+    }
+
+    /// Waits until at least `n` chunks of server replies have been held back
+    /// by [`Proxy::hold_replies`] (counted over the proxy's life): a client
+    /// sent a request, the server answered, and the answer is held.
+    pub async fn replies_held(&self, n: usize) {
+        let mut held = self.shared.held.subscribe();
+        // the proxy owns the sender, so the channel cannot close meanwhile
+        let _ = held.wait_for(|h| *h >= n).await;
     }
 
     /// Arms a cut: the next chunk a client sends that contains `needle` is
@@ -156,6 +169,9 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if *hold.borrow_and_update() {
+                down_shared.held.send_modify(|h| *h += 1);
+            }
             if hold.wait_for(|h| !*h).await.is_err() {
                 return;
             }
