@@ -651,11 +651,11 @@ async fn more_hot_keys_than_connections_take_their_leases_without_a_stall() {
 
 /// Two calls lock one row each, then each other's: InnoDB rolls the victim
 /// back for a deadlock (1213). The victim's body ignores that error and goes
-/// on writing a marker row, through its `Txn` (refused: after a deadlock
-/// nothing later belongs to the transaction, and MySQL 8 would autocommit
-/// it) and straight through the sea-orm transaction (MariaDB puts it in an
-/// implicit transaction, which the resolver's rollback discards). The victim
-/// is replayed; only the markers of the committed runs are left.
+/// on writing a marker row, through its `Txn` and straight through the
+/// sea-orm transaction. The server ran the latter outside any transaction:
+/// it committed on its own and survives the replay (this pins MariaDB's
+/// behaviour, the same as MySQL 8's). Through the `Txn` it is refused, so
+/// the replayed call leaves exactly one marker per committed run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_after_an_ignored_deadlock_on_mariadb_are_never_kept() {
     let tdb = server(Backend::MySql, "writes_after_deadlock", 4).await;
@@ -726,9 +726,18 @@ async fn writes_after_an_ignored_deadlock_on_mariadb_are_never_kept() {
         0
     );
     assert_eq!(
-        scalar(&tdb.db, "SELECT COUNT(*) FROM marker WHERE via = 'raw'").await,
+        scalar(
+            &tdb.db,
+            "SELECT COUNT(*) FROM marker WHERE via = 'raw' AND attempt = 1"
+        )
+        .await,
         2,
-        "one marker per committed run: the victim's first was discarded"
+        "the victim's statement sent around its Txn after the deadlock committed on its own"
+    );
+    assert_eq!(
+        scalar(&tdb.db, "SELECT COUNT(*) FROM marker WHERE via = 'raw'").await,
+        3,
+        "and the two committed runs' markers"
     );
     assert_eq!(r.stats().retries, 1);
 }

@@ -413,9 +413,9 @@ pub(crate) fn aborts_transaction(
 /// longer run inside the transaction: SQLite rolled it back by itself (see
 /// [`aborts_transaction`]) and would commit each later statement on its
 /// own; InnoDB rolled the whole transaction back for a deadlock (`1213`),
-/// after which MySQL 8 runs later statements in autocommit mode (MariaDB
-/// opens an implicit transaction that the resolver's rollback discards:
-/// either way, nothing later belongs to the transaction); or MySQL's driver
+/// after which the session's later statements run outside any transaction
+/// and commit on their own (MariaDB 10.11 and MySQL 8 alike; a replay
+/// would then repeat them); or MySQL's driver
 /// is left waiting for a reply that never comes and would hang. A `Txn`
 /// refuses every later statement after such an error.
 pub(crate) fn leaves_the_connection_outside_the_transaction(

@@ -173,6 +173,11 @@ impl Txn {
     /// Statements run on it directly are invisible to the resolver. Their
     /// errors are not recorded: an error the body ignores can no longer turn
     /// the call into a replay or a failure (see [`Txn`]), so return them.
+    /// Nor are they refused after an error that ended the transaction on
+    /// the connection (a deadlock on MySQL/MariaDB, `SQLITE_FULL`): run
+    /// after one, a write commits on its own, outside the transaction, and
+    /// a replay does it again. On PostgreSQL a statement error ignored here
+    /// makes `COMMIT` answer `ROLLBACK` without an error.
     /// On SQLite they also bypass the writer queue: in a deferred
     /// transaction, a write made this way waits in SQLite's busy handler
     /// instead (still correct, slower under contention). Prefer running
