@@ -497,47 +497,56 @@ pub(crate) mod tests {
         }
     }
 
-    /// Lock requests on `id` that wait, as the server sees them.
-    async fn waiting(db: &DatabaseConnection, id: i64) -> i64 {
+    /// The sessions whose lock requests on `id` wait, as the server sees
+    /// them (PostgreSQL backend pids, MariaDB thread ids), in order.
+    pub(crate) async fn waiting_sessions(db: &DatabaseConnection, id: i64) -> Vec<i64> {
         use sea_orm::{ConnectionTrait, Statement};
         let backend = db.get_database_backend();
         let stmt = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                "SELECT pid::bigint AS s FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+                 AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 ORDER BY pid",
                 [((id >> 32) & 0xffff_ffff).into(), (id & 0xffff_ffff).into()],
             ),
             _ => Statement::from_sql_and_values(
                 backend,
-                "SELECT COUNT(DISTINCT t.trx_mysql_thread_id) AS n \
+                "SELECT DISTINCT CAST(t.trx_mysql_thread_id AS SIGNED) AS s \
                  FROM information_schema.INNODB_TRX t \
                  JOIN information_schema.INNODB_LOCKS l ON l.lock_id = t.trx_requested_lock_id \
                  WHERE t.trx_state = 'LOCK WAIT' \
                  AND l.lock_table = CONCAT('`', DATABASE(), '`.`conflictkit_locks`') \
-                 AND l.lock_data = ?",
+                 AND l.lock_data = ? ORDER BY s",
                 [id.to_string().into()],
             ),
         };
-        let row = db
-            .query_one_raw(stmt)
+        db.query_all_raw(stmt)
             .await
-            .expect("count the waiting lock requests")
-            .expect("a count");
-        row.try_get("", "n").expect("the count")
+            .expect("list the waiting lock requests")
+            .iter()
+            .map(|row| row.try_get("", "s").expect("a session id"))
+            .collect()
     }
 
-    /// Polls the server until `n` requests on `id` wait, or more: the wait is
-    /// a state of the server, with no signal to await.
-    pub(crate) async fn until_waiting(db: &DatabaseConnection, id: i64, n: i64) {
-        while waiting(db, id).await < n {
+    /// Polls the server until `n` requests on `id` wait, or more, and
+    /// returns the sessions that wait: the wait is a state of the server,
+    /// with no signal to await.
+    pub(crate) async fn until_waiting(db: &DatabaseConnection, id: i64, n: usize) -> Vec<i64> {
+        loop {
+            let sessions = waiting_sessions(db, id).await;
+            if sessions.len() >= n {
+                return sessions;
+            }
             tokio::time::sleep(poll_every(db)).await;
         }
     }
 
     /// InnoDB refills its lock views only when they were not read for 0.1 s
-    /// (`trx_i_s_cache`): polled faster, they never change.
+    /// (`trx_i_s_cache`): polled faster, they never change. Polled slower,
+    /// they may still show what was true up to one poll ago: a helper that
+    /// must not see a request that no longer waits names the sessions it
+    /// has seen (see [`until_only_others_wait`]).
     fn poll_every(db: &DatabaseConnection) -> std::time::Duration {
         match db.get_database_backend() {
             DbBackend::MySql => std::time::Duration::from_millis(250),
@@ -545,9 +554,21 @@ pub(crate) mod tests {
         }
     }
 
-    /// Polls the server until exactly `n` requests on `id` wait.
-    pub(crate) async fn until_waiting_exactly(db: &DatabaseConnection, id: i64, n: i64) {
-        while waiting(db, id).await != n {
+    /// Polls the server until exactly `n` requests on `id` wait, none of
+    /// them from the sessions in `seen` (which waited before and may still
+    /// show as waiting in InnoDB's lagging lock views after they were
+    /// granted); returns the sessions that wait.
+    pub(crate) async fn until_only_others_wait(
+        db: &DatabaseConnection,
+        id: i64,
+        n: usize,
+        seen: &[i64],
+    ) -> Vec<i64> {
+        loop {
+            let sessions = waiting_sessions(db, id).await;
+            if sessions.len() == n && sessions.iter().all(|s| !seen.contains(s)) {
+                return sessions;
+            }
             tokio::time::sleep(poll_every(db)).await;
         }
     }
@@ -573,11 +594,11 @@ pub(crate) mod tests {
             .unwrap_or_else(|e| panic!("{backend:?}: the first lock: {e}"));
         assert!(!holder.contended, "{backend:?}: nobody held it");
         let first = take();
-        until_waiting(&db, id, 1).await;
+        let first_session = until_waiting(&db, id, 1).await;
         let mut second = take();
         tokio::select! {
             got = &mut second => panic!("{backend:?}: granted beside a holder: {got:?}"),
-            () = until_waiting(&db, id, 2) => {}
+            _ = until_waiting(&db, id, 2) => {}
         }
         drop(holder);
         let first = first
@@ -591,7 +612,7 @@ pub(crate) mod tests {
             got = &mut second => panic!(
                 "{backend:?}: the later request was granted first, or beside the earlier: {got:?}"
             ),
-            () = until_waiting_exactly(&db, id, 1) => {}
+            _ = until_only_others_wait(&db, id, 1, &first_session) => {}
         }
         drop(first);
         let second = second
