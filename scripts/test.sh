@@ -2,8 +2,10 @@
 # The whole test suite of conflictkit, on a fresh machine of this image:
 #   starts PostgreSQL 15 and MariaDB on loopback, and a 3-node MariaDB Galera
 #   cluster shared by the cluster tests, a second PostgreSQL and MariaDB that
-#   only the fault tests kill sessions of and restart (installing MariaDB,
-#   galera-4, rsync and the offline ngrok test agent when missing), runs every test of the workspace
+#   only the fault tests kill sessions of and restart, and a PgBouncer in
+#   transaction pooling mode in front of the first PostgreSQL (installing
+#   MariaDB, galera-4, rsync, pgbouncer and the offline ngrok test agent when
+#   missing), runs every test of the workspace
 #   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
 #
 # Usage: ./scripts/test.sh [extra cargo test args...]
@@ -17,9 +19,12 @@ source "$root/scripts/servers.sh"
 source "$root/scripts/galera.sh"
 # shellcheck source=scripts/fault-servers.sh
 source "$root/scripts/fault-servers.sh"
+# shellcheck source=scripts/pgbouncer.sh
+source "$root/scripts/pgbouncer.sh"
 _ck_stop_all() {
   local status=$?
   set +e
+  pgbouncer_stop
   fault_servers_stop
   galera_stop
   (exit "$status") # servers_stop reports the status it finds in $?
@@ -29,6 +34,7 @@ trap _ck_stop_all EXIT
 trap 'exit 130' INT TERM
 
 servers_start
+pgbouncer_start
 fault_servers_start
 galera_start
 

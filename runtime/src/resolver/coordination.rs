@@ -16,7 +16,17 @@
 //! while others wait. A request that waits is granted before the requests
 //! made after it, so a process that gives the lease back and asks again at
 //! once queues behind the processes already waiting:
-//! - PostgreSQL: session-level `pg_advisory_lock`. A new request that
+//! - PostgreSQL: `pg_advisory_xact_lock`, in a transaction of the lock
+//!   session of its own (`BEGIN ISOLATION LEVEL READ COMMITTED`, touching no
+//!   table), released by `ROLLBACK`, as the lock row on MariaDB. Not a
+//!   session-level lock: behind a pooler that hands each transaction (or
+//!   each statement outside one) to any server session (PgBouncer in
+//!   `pool_mode=transaction`), a session lock and its unlock land on
+//!   different server sessions, and the lock stays held by a pooled server
+//!   session for good; an open transaction keeps its server session until
+//!   it ends, under every pooler. The statements go by the simple query
+//!   protocol (no parameters: the lock id is a literal number), so they
+//!   leave no prepared statement behind on a server session. A new request that
 //!   conflicts with a *waiting* one queues behind it (`LockAcquireExtended`
 //!   in `src/backend/storage/lmgr/lock.c`: "If lock requested conflicts with
 //!   locks requested by waiters, must join wait queue"), and a release wakes
@@ -39,8 +49,8 @@
 //!
 //! Each lock is taken on a connection of a lock pool of the resolver's own
 //! (see [`LockPools`]), after a run's `BEGIN` (which takes no snapshot) and
-//! before its first statement (which does). Never inside the transaction
-//! (`pg_advisory_xact_lock`, a locking read): a statement takes its snapshot
+//! before its first statement (which does). Never inside the run's
+//! transaction (a locking read there): a statement takes its snapshot
 //! before it waits, so a waiter would read stale data.
 //!
 //! **Why a last replay cannot lose to a run that holds the lock, and what is
@@ -210,6 +220,13 @@ pub(crate) async fn retake(mut held: HeldLock) -> Result<Taken, DbErr> {
     };
     let task = tokio::spawn(async move {
         let id = held.id();
+        let held = match held {
+            // ROLLBACK and the next BEGIN and request in one round trip
+            #[cfg(feature = "sqlx-postgres")]
+            Held::Postgres(conn, _) => return postgres_take(conn, id, true).await,
+            #[allow(unreachable_patterns)]
+            other => other,
+        };
         let Some(session) = unlock(held).await else {
             return Err(DbErr::Custom(
                 "could not give back the contention lock to take it again; its session was closed"
@@ -235,34 +252,7 @@ fn joined(task: Result<Result<Taken, DbErr>, tokio::task::JoinError>) -> Result<
 async fn take(session: Session, id: i64) -> Result<Taken, DbErr> {
     match session {
         #[cfg(feature = "sqlx-postgres")]
-        Session::Postgres(mut conn) => {
-            let taken = async {
-                let free: bool = sea_orm::sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                if !free {
-                    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok::<_, sea_orm::sqlx::Error>(!free)
-            }
-            .await;
-            match taken {
-                Ok(contended) => Ok(Taken {
-                    lock: HeldLock {
-                        held: Some(Held::Postgres(conn, id)),
-                    },
-                    contended,
-                }),
-                Err(e) => {
-                    conn.close_on_drop();
-                    Err(sqlx_err(e))
-                }
-            }
-        }
+        Session::Postgres(conn) => postgres_take(conn, id, false).await,
         #[cfg(feature = "sqlx-mysql")]
         Session::MySql(mut conn) => match mysql_lock_row(&mut conn, id).await {
             Ok(contended) => Ok(Taken {
@@ -278,6 +268,72 @@ async fn take(session: Session, id: i64) -> Result<Taken, DbErr> {
                 Err(e)
             }
         },
+    }
+}
+
+/// The statements that begin the lock session's transaction and ask for
+/// lock `id` without waiting (ending the transaction of a lock held on the
+/// session first if `retake`), in one round trip. The lock session's
+/// transaction reads nothing (READ COMMITTED: it holds no snapshot between
+/// statements) and must last as long as the lock is held: the server's
+/// timeouts for idle transactions, statements and lock waits are off in it
+/// (the waits are bounded by the callers, see `lease`).
+#[cfg(feature = "sqlx-postgres")]
+fn postgres_try_lock_sql(id: i64, retake: bool) -> String {
+    format!(
+        "{}BEGIN ISOLATION LEVEL READ COMMITTED; \
+         SET LOCAL idle_in_transaction_session_timeout = 0; \
+         SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; \
+         SELECT pg_try_advisory_xact_lock({id})",
+        if retake { "ROLLBACK; " } else { "" }
+    )
+}
+
+/// Takes lock `id` in a transaction of `conn` (see the module's
+/// documentation): without waiting if it is free, else waiting for it (then
+/// it was contended). With `retake`, `conn` holds it now: its transaction
+/// ends first, in the same round trip. A session that failed midway is
+/// closed, never pooled.
+#[cfg(feature = "sqlx-postgres")]
+async fn postgres_take(
+    mut conn: PoolConnection<Postgres>,
+    id: i64,
+    retake: bool,
+) -> Result<Taken, DbErr> {
+    use sea_orm::sqlx::{AssertSqlSafe, Row as _, raw_sql};
+    let taken = async {
+        let rows = raw_sql(AssertSqlSafe(postgres_try_lock_sql(id, retake)))
+            .fetch_all(&mut *conn)
+            .await?;
+        let free: bool = match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => {
+                return Err(sea_orm::sqlx::Error::Protocol(
+                    "pg_try_advisory_xact_lock returned no row".into(),
+                ));
+            }
+        };
+        if !free {
+            raw_sql(AssertSqlSafe(format!("SELECT pg_advisory_xact_lock({id})")))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok::<_, sea_orm::sqlx::Error>(!free)
+    }
+    .await;
+    match taken {
+        Ok(contended) => Ok(Taken {
+            lock: HeldLock {
+                held: Some(Held::Postgres(conn, id)),
+            },
+            contended,
+        }),
+        Err(e) => {
+            // the session may be left in a transaction: never back to the
+            // pool
+            conn.close_on_drop();
+            Err(sqlx_err(e))
+        }
     }
 }
 
@@ -430,21 +486,16 @@ impl Drop for HeldLock {
 async fn unlock(held: Held) -> Option<Session> {
     match held {
         #[cfg(feature = "sqlx-postgres")]
-        Held::Postgres(mut conn, id) => {
-            let unlocked: Result<bool, _> =
-                sea_orm::sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await;
-            if matches!(unlocked, Ok(true)) {
-                return Some(Session::Postgres(conn));
+        Held::Postgres(mut conn, _) => {
+            // simple query protocol, as the lock (see `postgres_take`)
+            match sea_orm::sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+                Ok(_) => Some(Session::Postgres(conn)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release a contention lock; closing its connection");
+                    conn.close_on_drop();
+                    None
+                }
             }
-            tracing::warn!(
-                ?unlocked,
-                "could not release a contention lock; closing its connection"
-            );
-            conn.close_on_drop();
-            None
         }
         #[cfg(feature = "sqlx-mysql")]
         Held::MySql(mut conn, _) => {
@@ -497,47 +548,56 @@ pub(crate) mod tests {
         }
     }
 
-    /// Lock requests on `id` that wait, as the server sees them.
-    async fn waiting(db: &DatabaseConnection, id: i64) -> i64 {
+    /// The sessions whose lock requests on `id` wait, as the server sees
+    /// them (PostgreSQL backend pids, MariaDB thread ids), in order.
+    pub(crate) async fn waiting_sessions(db: &DatabaseConnection, id: i64) -> Vec<i64> {
         use sea_orm::{ConnectionTrait, Statement};
         let backend = db.get_database_backend();
         let stmt = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                "SELECT pid::bigint AS s FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+                 AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 ORDER BY pid",
                 [((id >> 32) & 0xffff_ffff).into(), (id & 0xffff_ffff).into()],
             ),
             _ => Statement::from_sql_and_values(
                 backend,
-                "SELECT COUNT(DISTINCT t.trx_mysql_thread_id) AS n \
+                "SELECT DISTINCT CAST(t.trx_mysql_thread_id AS SIGNED) AS s \
                  FROM information_schema.INNODB_TRX t \
                  JOIN information_schema.INNODB_LOCKS l ON l.lock_id = t.trx_requested_lock_id \
                  WHERE t.trx_state = 'LOCK WAIT' \
                  AND l.lock_table = CONCAT('`', DATABASE(), '`.`conflictkit_locks`') \
-                 AND l.lock_data = ?",
+                 AND l.lock_data = ? ORDER BY s",
                 [id.to_string().into()],
             ),
         };
-        let row = db
-            .query_one_raw(stmt)
+        db.query_all_raw(stmt)
             .await
-            .expect("count the waiting lock requests")
-            .expect("a count");
-        row.try_get("", "n").expect("the count")
+            .expect("list the waiting lock requests")
+            .iter()
+            .map(|row| row.try_get("", "s").expect("a session id"))
+            .collect()
     }
 
-    /// Polls the server until `n` requests on `id` wait, or more: the wait is
-    /// a state of the server, with no signal to await.
-    pub(crate) async fn until_waiting(db: &DatabaseConnection, id: i64, n: i64) {
-        while waiting(db, id).await < n {
+    /// Polls the server until `n` requests on `id` wait, or more, and
+    /// returns the sessions that wait: the wait is a state of the server,
+    /// with no signal to await.
+    pub(crate) async fn until_waiting(db: &DatabaseConnection, id: i64, n: usize) -> Vec<i64> {
+        loop {
+            let sessions = waiting_sessions(db, id).await;
+            if sessions.len() >= n {
+                return sessions;
+            }
             tokio::time::sleep(poll_every(db)).await;
         }
     }
 
     /// InnoDB refills its lock views only when they were not read for 0.1 s
-    /// (`trx_i_s_cache`): polled faster, they never change.
+    /// (`trx_i_s_cache`): polled faster, they never change. Polled slower,
+    /// they may still show what was true up to one poll ago: a helper that
+    /// must not see a request that no longer waits names the sessions it
+    /// has seen (see [`until_only_others_wait`]).
     fn poll_every(db: &DatabaseConnection) -> std::time::Duration {
         match db.get_database_backend() {
             DbBackend::MySql => std::time::Duration::from_millis(250),
@@ -545,9 +605,21 @@ pub(crate) mod tests {
         }
     }
 
-    /// Polls the server until exactly `n` requests on `id` wait.
-    pub(crate) async fn until_waiting_exactly(db: &DatabaseConnection, id: i64, n: i64) {
-        while waiting(db, id).await != n {
+    /// Polls the server until exactly `n` requests on `id` wait, none of
+    /// them from the sessions in `seen` (which waited before and may still
+    /// show as waiting in InnoDB's lagging lock views after they were
+    /// granted); returns the sessions that wait.
+    pub(crate) async fn until_only_others_wait(
+        db: &DatabaseConnection,
+        id: i64,
+        n: usize,
+        seen: &[i64],
+    ) -> Vec<i64> {
+        loop {
+            let sessions = waiting_sessions(db, id).await;
+            if sessions.len() == n && sessions.iter().all(|s| !seen.contains(s)) {
+                return sessions;
+            }
             tokio::time::sleep(poll_every(db)).await;
         }
     }
@@ -573,11 +645,11 @@ pub(crate) mod tests {
             .unwrap_or_else(|e| panic!("{backend:?}: the first lock: {e}"));
         assert!(!holder.contended, "{backend:?}: nobody held it");
         let first = take();
-        until_waiting(&db, id, 1).await;
+        let first_session = until_waiting(&db, id, 1).await;
         let mut second = take();
         tokio::select! {
             got = &mut second => panic!("{backend:?}: granted beside a holder: {got:?}"),
-            () = until_waiting(&db, id, 2) => {}
+            _ = until_waiting(&db, id, 2) => {}
         }
         drop(holder);
         let first = first
@@ -591,7 +663,7 @@ pub(crate) mod tests {
             got = &mut second => panic!(
                 "{backend:?}: the later request was granted first, or beside the earlier: {got:?}"
             ),
-            () = until_waiting_exactly(&db, id, 1) => {}
+            _ = until_only_others_wait(&db, id, 1, &first_session) => {}
         }
         drop(first);
         let second = second

@@ -13,7 +13,8 @@
 //! run of the process wants it, it is given back; if runs still want it, it
 //! is asked for again at once, behind the other processes already waiting
 //! (the database grants a lock in order of request), so processes take
-//! turns of at most [`TENURE`] runs each.
+//! turns of at most [`TENURE`] runs each (and [`OVER_TENURE`] more where
+//! the runs inside do not leave, see [`Ticket::enter`]).
 //!
 //! Which runs want it: every run of a hot gate, and every last replay
 //! (see `run.rs`). A run says so before it queues in its gate (a
@@ -53,6 +54,25 @@ pub(crate) const TENURE: u32 = 16;
 /// the other processes take on a busy machine (a few tenures of
 /// milliseconds each).
 pub(crate) const LONGEST_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest a call's last replay waits for the lease (see
+/// [`Ticket::enter`]): then it runs without the lock, with a warning, and
+/// may lose to another process and give up. Far longer than
+/// [`LONGEST_LOCK_WAIT`], since a last replay that runs without the lock may
+/// fail the call; bounded, since the run holding the lock may be waiting
+/// for this one (a body that waits for a call of its own label in another
+/// process), and no wait of a call is unbounded.
+pub(crate) const LONGEST_PATIENT_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The most runs let in over a tenure that is over because the runs inside
+/// did not leave for [`MAX_QUEUE_WAIT`] (one of them may wait for the run
+/// let in, see [`Ticket::enter`]). Without a bound, runs that each last
+/// longer than that wait, arriving one after the other, would keep the
+/// lease inside the process forever, and another process's last replay
+/// waiting for it with it; past the bound the runs waiting wait for the runs
+/// inside to leave (or give up waiting, see [`LONGEST_LOCK_WAIT`]), and the
+/// lease goes round.
+pub(crate) const OVER_TENURE: u32 = 4;
 
 /// How many turns of the scheduler a lease nobody wants is kept before it
 /// is given back (see [`Lease::linger`]).
@@ -133,7 +153,8 @@ struct State {
     expected: u32,
     /// Runs inside the lease now.
     users: u32,
-    /// Runs let in under the current tenure.
+    /// Runs let in under the current tenure (over it too, see
+    /// [`OVER_TENURE`]).
     tenure: u32,
     /// Another session held the lock when the current tenure asked for it.
     contended: bool,
@@ -275,23 +296,34 @@ impl Ticket {
     /// process is taking it. An error means the lock could not be taken (the
     /// run may go on without it); the ticket is used up either way.
     ///
-    /// Unless `patient` (a call's last replay), a run gives up waiting for
-    /// another process after [`LONGEST_LOCK_WAIT`] and goes on without the
-    /// lock (an error saying so): that process's run may be waiting for
-    /// this one (a body that waits for a call of its own label elsewhere),
-    /// and two such calls must not wait for each other forever.
+    /// A run gives up waiting after [`LONGEST_LOCK_WAIT`], or after
+    /// [`LONGEST_PATIENT_LOCK_WAIT`] if `patient` (a call's last replay),
+    /// and goes on without the lock (an error saying so): the run holding
+    /// the lock, here or in another process, may be waiting for this one (a
+    /// body that waits for a call of its own label elsewhere), and two such
+    /// calls must not wait for each other forever.
+    ///
+    /// For the same reason, a run waiting for a tenure that is over enters
+    /// over it when no run inside left for [`MAX_QUEUE_WAIT`], at most
+    /// [`OVER_TENURE`] runs per tenure: past that, the runs inside must
+    /// leave for the lease to go round to the other processes.
     pub(crate) async fn enter(mut self, patient: bool) -> Result<LeaseGuard, DbErr> {
         let Some(lease) = self.lease.clone() else {
             unreachable!("a ticket enters once")
         };
         // a dropped wait gives the ticket back (its drop)
         let since = lock(&lease.state).attempts;
-        let give_up_at = (!patient).then(|| tokio::time::Instant::now() + LONGEST_LOCK_WAIT);
+        let longest = if patient {
+            LONGEST_PATIENT_LOCK_WAIT
+        } else {
+            LONGEST_LOCK_WAIT
+        };
+        let give_up_at = tokio::time::Instant::now() + longest;
         loop {
             let changed = lease.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            let overdue = {
+            let wake_at = {
                 let mut s = lock(&lease.state);
                 if let Some((attempt, why)) = &s.failure
                     && *attempt > since
@@ -301,6 +333,7 @@ impl Ticket {
                         "could not take the contention lock across processes: {why}"
                     )));
                 }
+                let now = tokio::time::Instant::now();
                 match s.phase {
                     Phase::Held { .. } if s.tenure < TENURE => {
                         s.tenure += 1;
@@ -308,24 +341,38 @@ impl Ticket {
                     }
                     // The tenure is over: wait for it to be given back and
                     // taken again, unless the runs inside do not move (one
-                    // of them may wait for this very run).
+                    // of them may wait for this very run), a few times.
                     Phase::Held { .. } => {
-                        let left = s.moved.unwrap_or_else(tokio::time::Instant::now);
-                        if left + MAX_QUEUE_WAIT <= tokio::time::Instant::now() {
+                        let left = s.moved.unwrap_or(now);
+                        let room = s.tenure < TENURE + OVER_TENURE;
+                        if room && left + MAX_QUEUE_WAIT <= now {
+                            s.tenure += 1;
                             tracing::debug!(
                                 waited_ms = MAX_QUEUE_WAIT.as_millis() as u64,
                                 "entered a lease over its tenure: no run inside left for the longest queue wait"
                             );
                             return Ok(self.inside(&mut s));
                         }
-                        Some(left + MAX_QUEUE_WAIT)
+                        if give_up_at <= now {
+                            return Err(DbErr::Custom(format!(
+                                "waited {} s for this process's lease of the contention lock \
+                                 across processes: its tenure is over and the runs inside do \
+                                 not leave (maybe one waits for this run)",
+                                longest.as_secs()
+                            )));
+                        }
+                        if room {
+                            give_up_at.min(left + MAX_QUEUE_WAIT)
+                        } else {
+                            give_up_at
+                        }
                     }
                     Phase::Acquiring | Phase::Free => {
-                        if give_up_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                        if give_up_at <= now {
                             return Err(DbErr::Custom(format!(
                                 "waited {} s for the contention lock across processes, \
                                  which another process holds (maybe a run waiting for this one)",
-                                LONGEST_LOCK_WAIT.as_secs()
+                                longest.as_secs()
                             )));
                         }
                         if matches!(s.phase, Phase::Free) {
@@ -335,12 +382,7 @@ impl Ticket {
                     }
                 }
             };
-            match overdue {
-                Some(at) => {
-                    let _ = tokio::time::timeout_at(at, changed).await;
-                }
-                None => changed.await,
-            }
+            let _ = tokio::time::timeout_at(wake_at, changed).await;
         }
     }
 
@@ -409,7 +451,7 @@ impl Drop for LeaseGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::coordination::tests::{server_url, until_waiting, until_waiting_exactly};
+    use super::super::coordination::tests::{server_url, until_only_others_wait, until_waiting};
     use super::super::key::lock_id;
     use super::*;
     use futures::FutureExt;
@@ -453,7 +495,7 @@ mod tests {
         );
         let other = b.ticket(id);
         let mut other = tokio::spawn(other.enter(false));
-        until_waiting(&db, id, 1).await;
+        let other_session = until_waiting(&db, id, 1).await;
         let again = a.ticket(id);
         let mut again = tokio::spawn(again.enter(false));
         // the tenure is over: the last run leaving gives the lock back though
@@ -467,12 +509,17 @@ mod tests {
             other_inside.contended(),
             "{backend:?}: it waited for the first process"
         );
+        // The first process's request waits behind the other's tenure: seen
+        // on the server, as a session other than the one the other process
+        // waited on (InnoDB's lock views lag: they may still show that one
+        // waiting, and giving the other's lease back before the first
+        // process asked again would let it take the lock uncontended).
         tokio::select! {
             got = &mut again => panic!(
                 "{backend:?}: the first process took the lease back past the other: {}",
                 got.map(|r| r.is_ok()).unwrap_or(false)
             ),
-            () = until_waiting_exactly(&db, id, 1) => {}
+            _ = until_only_others_wait(&db, id, 1, &other_session) => {}
         }
         drop(other_inside);
         let back = again
@@ -575,9 +622,10 @@ mod tests {
     }
 
     /// A run gives up waiting for another process's lock after the longest
-    /// wait and goes on without it; a last replay waits on.
+    /// wait and goes on without it; a last replay waits on, far longer, but
+    /// not forever (the holder may be waiting for it).
     #[tokio::test]
-    async fn only_a_last_replay_waits_for_another_process_however_long() {
+    async fn a_last_replay_waits_for_another_process_longer_but_not_forever() {
         let db = sea_orm::Database::connect("sqlite::memory:")
             .await
             .expect("connect");
@@ -601,7 +649,10 @@ mod tests {
             .expect("the task")
             .expect_err("gave up waiting");
         assert!(err.to_string().contains("another process holds"), "{err}");
-        tokio::time::advance(LONGEST_LOCK_WAIT * 10).await;
+        tokio::time::advance(
+            LONGEST_PATIENT_LOCK_WAIT - LONGEST_LOCK_WAIT - std::time::Duration::from_millis(2),
+        )
+        .await;
         tokio::task::yield_now().await;
         assert!(!last.is_finished(), "a last replay waits on");
         assert_eq!(
@@ -609,6 +660,160 @@ mod tests {
             1,
             "only the last replay wants it"
         );
-        last.abort();
+        tokio::time::advance(std::time::Duration::from_millis(2)).await;
+        let err = last
+            .await
+            .expect("the task")
+            .expect_err("gave up waiting at its own bound");
+        assert!(err.to_string().contains("waited 30 s"), "{err}");
+        assert_eq!(lock(&lease.state).expected, 0, "the ticket was given back");
+    }
+
+    /// Runs that wait for a tenure that is over, while the runs inside do
+    /// not leave, are let in over it at most [`OVER_TENURE`] times; the next
+    /// one waits for the runs inside to leave (or gives up waiting), and
+    /// when they have left the lease is given back, to go round.
+    #[tokio::test]
+    async fn a_tenure_lets_only_a_few_runs_in_over_it() {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        tokio::time::pause();
+        let leases = Leases::new(db);
+        let first = leases.ticket(13);
+        let lease = lease_of(&leases, 13);
+        {
+            let mut s = lock(&lease.state);
+            s.phase = Phase::Held {
+                _lock: HeldLock::none(),
+            };
+            s.tenure = TENURE;
+            s.moved = Some(tokio::time::Instant::now());
+        }
+        let mut first = first;
+        let mut inside = {
+            let mut s = lock(&lease.state);
+            first.inside(&mut s)
+        };
+        // each run enters over the tenure while the one before it is still
+        // inside, then that one leaves
+        for over in 1..=OVER_TENURE {
+            let next = tokio::spawn(leases.ticket(13).enter(false));
+            tokio::time::advance(MAX_QUEUE_WAIT).await;
+            let next = next
+                .await
+                .expect("the task")
+                .unwrap_or_else(|e| panic!("over-tenure entry {over}: {e}"));
+            drop(inside);
+            inside = next;
+        }
+        let refused = tokio::spawn(leases.ticket(13).enter(false));
+        tokio::time::advance(MAX_QUEUE_WAIT * 2).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !refused.is_finished(),
+            "no more runs over the tenure while the run inside stays"
+        );
+        assert_eq!(lock(&lease.state).users, 1);
+        tokio::time::advance(LONGEST_LOCK_WAIT).await;
+        let err = refused
+            .await
+            .expect("the task")
+            .expect_err("gave up waiting");
+        assert!(err.to_string().contains("do not leave"), "{err}");
+        drop(inside);
+        let s = lock(&lease.state);
+        assert!(s.unused(), "given back when the last run left");
+    }
+
+    /// A process whose runs keep entering over a tenure that is over (each
+    /// run stays inside until the next one is in, or gave up waiting) gives
+    /// the lease to another process's last replay waiting for it after at
+    /// most [`OVER_TENURE`] such runs: it does not keep the lock forever.
+    async fn runs_over_the_tenure_do_not_keep_the_lease_from_a_last_replay(db: DatabaseConnection) {
+        let backend = db.get_database_backend();
+        let (a, b) = (Leases::new(db.clone()), Leases::new(db.clone()));
+        let id = lock_id(&format!("lease::tests::over::{}", std::process::id()), None);
+        let mut inside = a
+            .ticket(id)
+            .enter(false)
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: the first lease: {e}"));
+        for run in 1..TENURE {
+            let next = a.ticket(id);
+            drop(inside);
+            inside = next
+                .enter(false)
+                .now_or_never()
+                .unwrap_or_else(|| panic!("{backend:?}: run {run} of the tenure waited"))
+                .unwrap_or_else(|e| panic!("{backend:?}: run {run}: {e}"));
+        }
+        // the other process's last replay waits for the lock on the server
+        let mut last = tokio::spawn(b.ticket(id).enter(true));
+        until_waiting(&db, id, 1).await;
+        let mut inside = Some(inside);
+        let mut over = 0;
+        // (This rests on the library's clocks, not on the test's: a run
+        // enters over the tenure after MAX_QUEUE_WAIT, 1 s, without a run
+        // leaving, and gives up waiting after LONGEST_LOCK_WAIT, 5 s; the
+        // last replay waits for LONGEST_PATIENT_LOCK_WAIT, 30 s.)
+        let got = loop {
+            let mut next = tokio::spawn(a.ticket(id).enter(false));
+            tokio::select! {
+                got = &mut last => {
+                    next.abort();
+                    break got.expect("the task");
+                }
+                entered = &mut next => match entered.expect("the task") {
+                    Ok(guard) => {
+                        over += 1;
+                        assert!(
+                            over <= OVER_TENURE,
+                            "{backend:?}: {over} runs entered over the tenure while another \
+                             process's last replay waited for the lock"
+                        );
+                        // the run inside leaves once the next one is in
+                        inside = Some(guard);
+                    }
+                    Err(e) => {
+                        // refused, it gave up waiting (and would go on
+                        // without the lock): the run inside leaves, and the
+                        // lease goes round
+                        assert!(e.to_string().contains("do not leave"), "{backend:?}: {e}");
+                        drop(inside.take());
+                        assert!(
+                            matches!(lock(&lease_of(&a, id).state).phase, Phase::Free),
+                            "{backend:?}: the first process gave the lease back"
+                        );
+                        break (&mut last).await.expect("the task");
+                    }
+                },
+            }
+        };
+        let got = got.unwrap_or_else(|e| panic!("{backend:?}: the last replay's lease: {e}"));
+        assert!(
+            got.contended(),
+            "{backend:?}: it waited for the other process"
+        );
+        assert_eq!(over, OVER_TENURE, "{backend:?}: the runs over the tenure");
+        drop(got);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_runs_over_the_tenure_do_not_keep_the_lease() {
+        let Some(url) = server_url("CONFLICTKIT_PG_URL") else {
+            return;
+        };
+        let db = sea_orm::Database::connect(url).await.expect("connect");
+        runs_over_the_tenure_do_not_keep_the_lease_from_a_last_replay(db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_runs_over_the_tenure_do_not_keep_the_lease() {
+        let Some(url) = server_url("CONFLICTKIT_MYSQL_URL") else {
+            return;
+        };
+        let db = sea_orm::Database::connect(url).await.expect("connect");
+        runs_over_the_tenure_do_not_keep_the_lease_from_a_last_replay(db).await;
     }
 }
