@@ -33,6 +33,10 @@ _ck_stop_all() {
 trap _ck_stop_all EXIT
 trap 'exit 130' INT TERM
 
+# trybuild rewrites its snapshots when TRYBUILD is set in the environment;
+# the suite checks them (tests/ui.rs refuses TRYBUILD without CONFLICTKIT_BLESS=1)
+unset TRYBUILD CONFLICTKIT_BLESS
+
 servers_start
 pgbouncer_start
 fault_servers_start
