@@ -195,27 +195,8 @@ async fn a_caller_dropped_during_commit_still_gets_its_hooks_run() {
     exec(&tdb.db, "CREATE TABLE item (id INTEGER PRIMARY KEY)")
         .await
         .unwrap();
-    exec(
-        &tdb.db,
-        &format!(
-            "CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN PERFORM pg_advisory_xact_lock({COMMIT_LOCK}); RETURN NULL; END $$"
-        ),
-    )
-    .await
-    .unwrap();
-    exec(
-        &tdb.db,
-        "CREATE CONSTRAINT TRIGGER held AFTER INSERT ON item \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION held_commit()",
-    )
-    .await
-    .unwrap();
     // the lock holder: one session of its own, holding the lock until told
-    let holder = common::connect(&tdb.url, 1).await;
-    exec(&holder, &format!("SELECT pg_advisory_lock({COMMIT_LOCK})"))
-        .await
-        .unwrap();
+    let holder = common::hold_commits_of_item(&tdb.db, &tdb.url, COMMIT_LOCK).await;
     let r = ConflictResolver::builder(tdb.db.clone())
         .contention(Contention::Off)
         .build();

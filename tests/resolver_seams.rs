@@ -169,27 +169,7 @@ async fn a_guard_dropped_during_commit_still_commits_and_runs_its_hook() {
     exec(&tdb.db, "CREATE TABLE item (id INTEGER PRIMARY KEY)")
         .await
         .unwrap();
-    exec(
-        &tdb.db,
-        &format!(
-            "CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN PERFORM pg_advisory_xact_lock({KEY}); RETURN NULL; END $$"
-        ),
-    )
-    .await
-    .unwrap();
-    exec(
-        &tdb.db,
-        "CREATE CONSTRAINT TRIGGER held AFTER INSERT ON item \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION held_commit()",
-    )
-    .await
-    .unwrap();
-    // one connection: the session lock is taken and released on it
-    let holder = common::connect(&tdb.url, 1).await;
-    exec(&holder, &format!("SELECT pg_advisory_lock({KEY})"))
-        .await
-        .unwrap();
+    let holder = common::hold_commits_of_item(&tdb.db, &tdb.url, KEY).await;
     let r = ConflictResolver::new(tdb.db.clone());
     let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
     let caller = tokio::spawn(async move {

@@ -319,3 +319,35 @@ pub fn newest_file(dir: &std::path::Path) -> Option<(std::time::SystemTime, Path
     }
     newest
 }
+
+/// PostgreSQL: makes every COMMIT of a transaction that inserted into the
+/// table `item` wait for the advisory lock `key` (a deferred constraint
+/// trigger), and takes that lock on a session of its own, which it returns:
+/// release it there with `SELECT pg_advisory_unlock(key)`. While it is
+/// held, `pg_locks` shows each such COMMIT waiting, so a test can act while
+/// COMMITs are under way without guessing how long they take.
+pub async fn hold_commits_of_item(
+    db: &DatabaseConnection,
+    url: &str,
+    key: i64,
+) -> DatabaseConnection {
+    db.execute_unprepared(&format!(
+        "CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$"
+    ))
+    .await
+    .expect("trigger function");
+    db.execute_unprepared(
+        "CREATE CONSTRAINT TRIGGER held AFTER INSERT ON item \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION held_commit()",
+    )
+    .await
+    .expect("trigger");
+    // one connection: the session lock is taken and released on it
+    let holder = connect(url, 1).await;
+    holder
+        .execute_unprepared(&format!("SELECT pg_advisory_lock({key})"))
+        .await
+        .expect("take the lock");
+    holder
+}

@@ -266,14 +266,14 @@ impl Classifier {
 /// statement failed. Checked only on `BEGIN`, where nothing ran yet, so
 /// beginning again on another pooled connection is always safe.
 pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if lost_connection_at(e) {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
+    chain(err).any(lost_connection_at)
+}
+
+/// `err` and its sources, outermost first.
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |&e| e.source())
 }
 
 /// Whether one error of a chain (not its sources) says the connection is gone.
@@ -325,14 +325,7 @@ pub(crate) fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_
 /// database error with a code), as opposed to a client-side or transport
 /// failure.
 pub(crate) fn is_database_error(err: &(dyn StdError + 'static)) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if database_code(e).is_some() {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
+    first_code(err).is_some()
 }
 
 /// Whether one error of a chain is a transport failure of the connection.
@@ -360,14 +353,7 @@ fn lost_connection_kind(e: &(dyn StdError + 'static)) -> bool {
     feature = "sqlx-sqlite"
 ))]
 pub(crate) fn is_protocol_error(err: &(dyn StdError + 'static)) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if matches!(sqlx_error(e), Some(sea_orm::sqlx::Error::Protocol(_))) {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
+    chain(err).any(|e| matches!(sqlx_error(e), Some(sea_orm::sqlx::Error::Protocol(_))))
 }
 
 #[cfg(not(any(
@@ -435,14 +421,7 @@ pub(crate) fn leaves_the_connection_outside_the_transaction(
 
 /// The first database error code along `err`'s source chain.
 fn first_code<'a>(err: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(code) = database_code(e) {
-            return Some(code);
-        }
-        cur = e.source();
-    }
-    None
+    chain(err).find_map(database_code)
 }
 
 #[cfg(not(any(
