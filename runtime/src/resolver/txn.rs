@@ -211,7 +211,6 @@ impl Txn {
     ///
     /// ```
     /// use conflictkit::ConflictResolver;
-    /// use conflictkit::resolver::AbortedTransaction;
     /// use sea_orm::{ConnectionTrait, Database};
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = ConflictResolver::new(Database::connect("sqlite::memory:").await?);
