@@ -456,6 +456,28 @@ mod tests {
     use super::*;
     use futures::FutureExt;
 
+    /// Leases on an in-memory database (with time paused) whose lease of
+    /// `id` is held, its tenure over and its runs last moved now, and a
+    /// ticket for it taken before.
+    async fn held_over_its_tenure(id: i64) -> (Leases, Arc<Lease>, Ticket) {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        tokio::time::pause();
+        let leases = Leases::new(db);
+        let ticket = leases.ticket(id);
+        let lease = lease_of(&leases, id);
+        {
+            let mut s = lock(&lease.state);
+            s.phase = Phase::Held {
+                _lock: HeldLock::none(),
+            };
+            s.tenure = TENURE;
+            s.moved = Some(tokio::time::Instant::now());
+        }
+        (leases, lease, ticket)
+    }
+
     fn lease_of(leases: &Leases, id: i64) -> Arc<Lease> {
         lock(&leases.map).leases[&id].clone()
     }
@@ -584,22 +606,7 @@ mod tests {
     /// for it), and not before.
     #[tokio::test]
     async fn a_closed_tenure_that_does_not_move_lets_a_run_in_after_the_longest_wait() {
-        let db = sea_orm::Database::connect("sqlite::memory:")
-            .await
-            .expect("connect");
-        tokio::time::pause();
-        let leases = Leases::new(db);
-        let outer = leases.ticket(9);
-        let lease = lease_of(&leases, 9);
-        {
-            let mut s = lock(&lease.state);
-            s.phase = Phase::Held {
-                _lock: HeldLock::none(),
-            };
-            s.tenure = TENURE;
-            s.moved = Some(tokio::time::Instant::now());
-        }
-        let mut outer = outer;
+        let (leases, lease, mut outer) = held_over_its_tenure(9).await;
         let outer_inside = {
             let mut s = lock(&lease.state);
             outer.inside(&mut s)
@@ -675,22 +682,7 @@ mod tests {
     /// when they have left the lease is given back, to go round.
     #[tokio::test]
     async fn a_tenure_lets_only_a_few_runs_in_over_it() {
-        let db = sea_orm::Database::connect("sqlite::memory:")
-            .await
-            .expect("connect");
-        tokio::time::pause();
-        let leases = Leases::new(db);
-        let first = leases.ticket(13);
-        let lease = lease_of(&leases, 13);
-        {
-            let mut s = lock(&lease.state);
-            s.phase = Phase::Held {
-                _lock: HeldLock::none(),
-            };
-            s.tenure = TENURE;
-            s.moved = Some(tokio::time::Instant::now());
-        }
-        let mut first = first;
+        let (leases, lease, mut first) = held_over_its_tenure(13).await;
         let mut inside = {
             let mut s = lock(&lease.state);
             first.inside(&mut s)
