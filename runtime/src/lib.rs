@@ -7,6 +7,7 @@ mod backoff;
 pub mod merge;
 mod panic;
 pub mod resolver;
+mod sync;
 
 #[cfg(feature = "config")]
 pub mod config;

@@ -11,24 +11,39 @@ use std::fmt;
 
 use sea_orm::DbErr;
 
-/// A resolver error wrapped so that it can travel as a driver error.
-pub(crate) struct Carrier<T>(pub(crate) T);
+/// A resolver error wrapped so that it can travel as a driver error: the
+/// one hand-written `sqlx::error::DatabaseError` of the crate (sqlx offers
+/// no public constructor for a database error of its own drivers).
+/// `sqlite_code` makes it read as a SQLite result code, so that a
+/// synthetic conflict classifies as the driver's would.
+pub(crate) struct Carrier {
+    err: Box<dyn StdError + Send + Sync>,
+    sqlite_code: Option<i32>,
+}
 
-impl<T: fmt::Debug> fmt::Debug for Carrier<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+impl Carrier {
+    /// The SQLite result code this carrier stands for, if any.
+    #[cfg_attr(not(feature = "sqlx-sqlite"), allow(dead_code))]
+    pub(crate) fn sqlite_code(&self) -> Option<i32> {
+        self.sqlite_code
     }
 }
 
-impl<T: fmt::Display> fmt::Display for Carrier<T> {
+impl fmt::Debug for Carrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Debug::fmt(&self.err, f)
     }
 }
 
-impl<T: StdError + 'static> StdError for Carrier<T> {
+impl fmt::Display for Carrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.err, f)
+    }
+}
+
+impl StdError for Carrier {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.0)
+        Some(&*self.err)
     }
 }
 
@@ -42,9 +57,13 @@ mod with_sqlx {
     use sea_orm::RuntimeErr;
     use sea_orm::sqlx;
 
-    impl<T: StdError + Send + Sync + 'static> sqlx::error::DatabaseError for Carrier<T> {
+    impl sqlx::error::DatabaseError for Carrier {
         fn message(&self) -> &str {
             "an error of the conflictkit resolver"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            self.sqlite_code
+                .map(|c| std::borrow::Cow::Owned(c.to_string()))
         }
         fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
             self
@@ -60,21 +79,34 @@ mod with_sqlx {
         }
     }
 
-    /// `err` as a `DbErr`.
-    pub(crate) fn into_db_err<T: StdError + Send + Sync + 'static>(err: T) -> DbErr {
+    /// `carrier` as a `DbErr`.
+    pub(super) fn wrap(carrier: Carrier) -> DbErr {
         DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(
-            sqlx::Error::Database(Box::new(Carrier(err))),
+            sqlx::Error::Database(Box::new(carrier)),
         )))
     }
 
-    /// The `T` carried by one link of an error chain, if any.
-    pub(crate) fn carried<'a, T: StdError + Send + Sync + 'static>(
-        e: &'a (dyn StdError + 'static),
-    ) -> Option<&'a T> {
-        let sqlx::Error::Database(dbe) = crate::resolver::classify::sqlx_error(e)? else {
+    /// The carrier one link of an error chain holds, if any.
+    pub(crate) fn carrier<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Carrier> {
+        let sqlx::Error::Database(dbe) = sqlx_error(e)? else {
             return None;
         };
-        dbe.try_downcast_ref::<Carrier<T>>().map(|c| &c.0)
+        dbe.try_downcast_ref::<Carrier>()
+    }
+
+    /// The sqlx error one error of a chain is or wraps directly: a `DbErr`
+    /// (`Exec`, `Query`, `Conn`), a `RuntimeErr` or a `sqlx::Error` itself.
+    pub(crate) fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sqlx::Error> {
+        let rt = match e.downcast_ref::<DbErr>() {
+            Some(DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt)) => Some(rt),
+            Some(_) => None,
+            None => e.downcast_ref::<RuntimeErr>(),
+        };
+        match rt {
+            Some(RuntimeErr::SqlxError(x)) => Some(&**x),
+            Some(_) => None,
+            None => e.downcast_ref::<sqlx::Error>(),
+        }
     }
 }
 
@@ -87,18 +119,39 @@ mod with_sqlx {
     use super::*;
 
     /// Without a driver no resolver error is ever made; the text survives.
-    pub(crate) fn into_db_err<T: StdError + Send + Sync + 'static>(err: T) -> DbErr {
-        DbErr::Custom(err.to_string())
+    pub(super) fn wrap(carrier: Carrier) -> DbErr {
+        DbErr::Custom(carrier.to_string())
     }
 
-    pub(crate) fn carried<'a, T: StdError + Send + Sync + 'static>(
-        _: &'a (dyn StdError + 'static),
-    ) -> Option<&'a T> {
+    pub(crate) fn carrier<'a>(_: &'a (dyn StdError + 'static)) -> Option<&'a Carrier> {
         None
     }
 }
 
-pub(crate) use with_sqlx::into_db_err;
+pub(crate) use with_sqlx::carrier;
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+pub(crate) use with_sqlx::sqlx_error;
+
+/// `err` as a `DbErr`, to be found again with [`find`].
+pub(crate) fn into_db_err<T: StdError + Send + Sync + 'static>(err: T) -> DbErr {
+    with_sqlx::wrap(Carrier {
+        err: Box::new(err),
+        sqlite_code: None,
+    })
+}
+
+/// `err` as a `DbErr` that classifies as SQLite result code `code`.
+#[cfg_attr(not(feature = "sqlx-sqlite"), allow(dead_code))]
+pub(crate) fn into_sqlite_db_err<T: StdError + Send + Sync + 'static>(err: T, code: i32) -> DbErr {
+    with_sqlx::wrap(Carrier {
+        err: Box::new(err),
+        sqlite_code: Some(code),
+    })
+}
 
 /// The `T` in `err` or anywhere along its `source()` chain, carried in a
 /// `DbErr` or not.
@@ -107,7 +160,10 @@ pub(crate) fn find<'a, T: StdError + Send + Sync + 'static>(
 ) -> Option<&'a T> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(t) = e.downcast_ref::<T>().or_else(|| with_sqlx::carried::<T>(e)) {
+        if let Some(t) = e
+            .downcast_ref::<T>()
+            .or_else(|| carrier(e).and_then(|c| c.err.downcast_ref::<T>()))
+        {
             return Some(t);
         }
         cur = e.source();

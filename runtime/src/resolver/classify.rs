@@ -63,6 +63,12 @@
 //! assert!(!ConflictResolver::is_retryable(&timeout));
 //! ```
 
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+pub(crate) use super::carried::sqlx_error;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
@@ -300,27 +306,6 @@ fn lost_connection_at(e: &(dyn StdError + 'static)) -> bool {
     }
 }
 
-/// The sqlx error one error of a chain is or wraps directly: a `DbErr`
-/// (`Exec`, `Query`, `Conn`), a `RuntimeErr` or a `sqlx::Error` itself.
-#[cfg(any(
-    feature = "sqlx-postgres",
-    feature = "sqlx-mysql",
-    feature = "sqlx-sqlite"
-))]
-pub(crate) fn sqlx_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a sea_orm::sqlx::Error> {
-    use sea_orm::{DbErr, RuntimeErr};
-    let rt = match e.downcast_ref::<DbErr>() {
-        Some(DbErr::Exec(rt) | DbErr::Query(rt) | DbErr::Conn(rt)) => Some(rt),
-        Some(_) => None,
-        None => e.downcast_ref::<RuntimeErr>(),
-    };
-    match rt {
-        Some(RuntimeErr::SqlxError(x)) => Some(&**x),
-        Some(_) => None,
-        None => e.downcast_ref::<sea_orm::sqlx::Error>(),
-    }
-}
-
 /// Whether the database itself rejected a statement with `err` (a driver
 /// database error with a code), as opposed to a client-side or transport
 /// failure.
@@ -365,62 +350,8 @@ pub(crate) fn is_protocol_error(_: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-/// SQLite primary result codes after which SQLite may have rolled the
-/// whole transaction back by itself (sqlite.org/lang_transaction.html,
-/// "Response To Errors Within A Transaction"): `SQLITE_NOMEM` (7),
-/// `SQLITE_INTERRUPT` (9), `SQLITE_IOERR` (10) and `SQLITE_FULL` (13).
-/// (`SQLITE_BUSY` is a conflict and replayed anyway.)
-const SQLITE_AUTOMATIC_ROLLBACK: &[i32] = &[7, 9, 10, 13];
-
-/// Whether the database aborted the whole transaction when a statement
-/// returned `err`, so that nothing the transaction wrote can commit
-/// (conflicts are dealt with before this is asked: they are replayed).
-///
-/// - any engine: a lost connection (the server rolls back a session that ends);
-/// - PostgreSQL: any statement the server rejected (every later statement
-///   fails with 25P02 and `COMMIT` answers `ROLLBACK`);
-/// - MySQL / MariaDB: a protocol error (the connection is unusable);
-/// - SQLite: the codes after which SQLite may roll back by itself
-///   (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_INTERRUPT`):
-///   the connection is then back in autocommit and later statements of
-///   the body would commit one by one.
-pub(crate) fn aborts_transaction(
-    backend: sea_orm::DbBackend,
-    err: &(dyn StdError + 'static),
-) -> bool {
-    if is_lost_connection(err) {
-        return true;
-    }
-    backend == sea_orm::DbBackend::Postgres && is_database_error(err)
-        || leaves_the_connection_outside_the_transaction(backend, err)
-}
-
-/// Whether, after `err`, a later statement on the same connection would no
-/// longer run inside the transaction: SQLite rolled it back by itself (see
-/// [`aborts_transaction`]) and would commit each later statement on its
-/// own; InnoDB rolled the whole transaction back for a deadlock (`1213`),
-/// after which the session's later statements run outside any transaction
-/// and commit on their own (MariaDB 10.11 and MySQL 8 alike; a replay
-/// would then repeat them); or MySQL's driver
-/// is left waiting for a reply that never comes and would hang. A `Txn`
-/// refuses every later statement after such an error.
-pub(crate) fn leaves_the_connection_outside_the_transaction(
-    backend: sea_orm::DbBackend,
-    err: &(dyn StdError + 'static),
-) -> bool {
-    use sea_orm::DbBackend;
-    match backend {
-        DbBackend::MySql => is_protocol_error(err) || first_code(err) == Some(RawCode::MySql(1213)),
-        DbBackend::Sqlite => matches!(
-            first_code(err),
-            Some(RawCode::Sqlite(code)) if SQLITE_AUTOMATIC_ROLLBACK.contains(&(code & 0xff))
-        ),
-        _ => false,
-    }
-}
-
 /// The first database error code along `err`'s source chain.
-fn first_code<'a>(err: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
+pub(crate) fn first_code<'a>(err: &'a (dyn StdError + 'static)) -> Option<RawCode<'a>> {
     chain(err).find_map(database_code)
 }
 
@@ -466,11 +397,11 @@ fn sqlx_error_code(e: &sea_orm::sqlx::Error) -> Option<RawCode<'_>> {
         return Some(RawCode::MySql(my.number()));
     }
     #[cfg(feature = "sqlx-sqlite")]
-    if dbe
-        .try_downcast_ref::<super::sqlite_writer::WriterBusy>()
-        .is_some()
+    if let Some(code) = dbe
+        .try_downcast_ref::<super::carried::Carrier>()
+        .and_then(super::carried::Carrier::sqlite_code)
     {
-        return Some(RawCode::Sqlite(super::sqlite_writer::BUSY_SNAPSHOT));
+        return Some(RawCode::Sqlite(code));
     }
     #[cfg(feature = "sqlx-sqlite")]
     if let Some(lite) = dbe.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
@@ -729,22 +660,19 @@ mod tests {
             "prepared statement expected 2 parameters".into(),
         ))));
         // PostgreSQL: any rejected statement; a client-side refusal is not
-        assert!(aborts_transaction(Postgres, &db_err("23505")));
-        assert!(!aborts_transaction(Postgres, &protocol));
+        let aborts = |backend, err: &DbErr| {
+            crate::resolver::engine::Engine::new(backend).aborts_transaction(err)
+        };
+        assert!(aborts(Postgres, &db_err("23505")));
+        assert!(!aborts(Postgres, &protocol));
         // MySQL: a protocol error leaves the connection unusable; a
         // duplicate key fails its statement alone
-        assert!(aborts_transaction(MySql, &protocol));
-        assert!(!aborts_transaction(MySql, &db_err("23000")));
+        assert!(aborts(MySql, &protocol));
+        assert!(!aborts(MySql, &db_err("23000")));
         // a lost connection, anywhere
         for backend in [Postgres, MySql, Sqlite] {
-            assert!(aborts_transaction(
-                backend,
-                &io_err(std::io::ErrorKind::UnexpectedEof)
-            ));
-            assert!(!aborts_transaction(
-                backend,
-                &DbErr::RecordNotFound("x".into())
-            ));
+            assert!(aborts(backend, &io_err(std::io::ErrorKind::UnexpectedEof)));
+            assert!(!aborts(backend, &DbErr::RecordNotFound("x".into())));
         }
     }
 

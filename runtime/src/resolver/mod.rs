@@ -41,39 +41,40 @@
 //! transaction would wait for the first one's locks (or SQLite write slot)
 //! while the first waits for it, and no database reports that deadlock.
 
+mod attempt;
+mod begin;
+mod body;
 mod call_error;
 mod carried;
 pub mod classify;
 mod conflict_resolver;
 mod contention;
-mod coordination;
+mod defaults;
+mod engine;
 mod error;
 mod inject;
-mod key;
-mod lease;
 mod nesting;
+mod options;
 mod plan;
-mod policy;
 mod replay_arg;
 mod run;
 mod sqlite_writer;
 mod stats;
 mod txn;
 
+pub use attempt::Phase;
+pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
-pub use conflict_resolver::{
-    ConflictResolver, ConflictResolverBuilder, DEFAULT_ROLLBACK_TIMEOUT, OnRetry, RetryEvent,
-};
-pub use contention::Contention;
+pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
+pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
     AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedTransaction,
     WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
-pub use policy::{Backoff, CallOptions, Isolation, SqliteMode, UnknownOption};
+pub use options::{Backoff, CallOptions, Contention, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
-pub use run::{BodyFuture, ImpliedBound, ManagedBody, Phase, ScopedFuture};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
 pub use txn::Txn;

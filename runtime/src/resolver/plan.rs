@@ -1,13 +1,15 @@
-//! A managed call's options resolved against its resolver's defaults, once
-//! per call: the one place where an unset option takes the default.
+//! A managed call's options resolved against its resolver's defaults and
+//! engine, once per call: the one place where an unset option takes the
+//! default.
 
 use std::borrow::Cow;
 
-use sea_orm::{AccessMode, DbBackend, TransactionOptions};
+use sea_orm::TransactionOptions;
 
-use super::conflict_resolver::Inner;
-use super::contention::{Contention, Turn};
-use super::policy::{CallOptions, Isolation, SqliteMode};
+use super::contention::Turn;
+use super::defaults::Defaults;
+use super::engine::Engine;
+use super::options::{CallOptions, Contention, Isolation, SqliteMode};
 
 /// What one managed call does, every option decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,21 +27,26 @@ pub(crate) struct Plan {
     pub(crate) contention: Contention,
     /// The hash of the call's contention key.
     pub(crate) key: Option<u64>,
+    /// The next run of the gate is admitted while this one sends `COMMIT`
+    /// (see `Engine::admits_next_before_commit`).
+    pub(crate) admit_next_before_commit: bool,
+    engine: Engine,
 }
 
 impl Plan {
     /// `options`, with what they leave unset taken from the resolver's
-    /// defaults.
-    pub(crate) fn resolve(options: CallOptions, defaults: &Inner) -> Self {
+    /// `defaults`, on `engine`.
+    pub(crate) fn resolve(options: CallOptions, defaults: &Defaults, engine: Engine) -> Self {
         let read_only = options.read_only || defaults.read_only;
         let retryable = options.retryable;
+        let isolation = options.isolation.unwrap_or(defaults.isolation);
         Self {
             retries: if retryable {
                 options.retries.unwrap_or(defaults.retries)
             } else {
                 0
             },
-            isolation: options.isolation.unwrap_or(defaults.isolation),
+            isolation,
             sqlite_mode: options
                 .sqlite_mode
                 .or(defaults.sqlite_mode)
@@ -50,6 +57,8 @@ impl Plan {
                 }),
             contention: options.contention.unwrap_or(defaults.contention),
             key: options.key,
+            admit_next_before_commit: engine.admits_next_before_commit(isolation),
+            engine,
             read_only,
             retryable,
             label: options.label,
@@ -74,39 +83,30 @@ impl Plan {
         self.retryable && attempt <= self.retries
     }
 
-    /// How the transaction begins on `backend`.
-    pub(crate) fn transaction_options(&self, backend: DbBackend) -> TransactionOptions {
-        let mut t = TransactionOptions::default();
-        if backend == DbBackend::Sqlite {
-            t.sqlite_transaction_mode = Some(self.sqlite_mode.mode());
-        } else {
-            t.isolation_level = Some(self.isolation.level());
-            if self.read_only {
-                t.access_mode = Some(AccessMode::ReadOnly);
-            }
-        }
-        t
+    /// How the transaction begins.
+    pub(crate) fn transaction_options(&self) -> TransactionOptions {
+        self.engine
+            .transaction_options(self.isolation, self.read_only, self.sqlite_mode)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolver::ConflictResolver;
-    use sea_orm::{IsolationLevel, SqliteTransactionMode};
+    use sea_orm::{AccessMode, DbBackend, IsolationLevel, SqliteTransactionMode};
 
-    fn resolver() -> ConflictResolver {
-        let db = sea_orm::MockDatabase::new(DbBackend::Postgres).into_connection();
-        ConflictResolver::builder(db)
-            .retries(7)
-            .isolation(Isolation::RepeatableRead)
-            .build()
+    fn defaults() -> Defaults {
+        Defaults {
+            retries: 7,
+            isolation: Isolation::RepeatableRead,
+            ..Defaults::default()
+        }
     }
 
     #[test]
     fn unset_options_take_the_resolver_defaults_and_set_ones_win() {
-        let r = resolver();
-        let plan = Plan::resolve(CallOptions::new("x"), &r.inner);
+        let (d, pg) = (defaults(), Engine::new(DbBackend::Postgres));
+        let plan = Plan::resolve(CallOptions::new("x"), &d, pg);
         assert_eq!(plan.retries, 7);
         assert_eq!(plan.isolation, Isolation::RepeatableRead);
         assert_eq!(plan.contention, Contention::Adaptive);
@@ -115,13 +115,14 @@ mod tests {
                 .retries(1)
                 .isolation(Isolation::ReadCommitted)
                 .contention(Contention::Off),
-            &r.inner,
+            &d,
+            pg,
         );
         assert_eq!(
             (plan.retries, plan.isolation, plan.contention),
             (1, Isolation::ReadCommitted, Contention::Off)
         );
-        let plan = Plan::resolve(CallOptions::new("x").retries(5).non_retryable(), &r.inner);
+        let plan = Plan::resolve(CallOptions::new("x").retries(5).non_retryable(), &d, pg);
         assert_eq!(plan.retries, 0, "a non-retryable call runs once");
         assert_eq!(plan.turn(1), Turn::First);
         assert!(!plan.replay_left(1));
@@ -129,24 +130,47 @@ mod tests {
 
     #[test]
     fn sqlite_defaults_follow_access() {
-        let r = resolver();
-        let rw =
-            Plan::resolve(CallOptions::new("x"), &r.inner).transaction_options(DbBackend::Sqlite);
+        let d = defaults();
+        let lite = Engine::new(DbBackend::Sqlite);
+        let rw = Plan::resolve(CallOptions::new("x"), &d, lite).transaction_options();
         assert_eq!(
             rw.sqlite_transaction_mode,
             Some(SqliteTransactionMode::Immediate)
         );
         assert_eq!(rw.isolation_level, None);
-        let ro = Plan::resolve(CallOptions::new("x").read_only(true), &r.inner)
-            .transaction_options(DbBackend::Sqlite);
+        let ro =
+            Plan::resolve(CallOptions::new("x").read_only(true), &d, lite).transaction_options();
         assert_eq!(
             ro.sqlite_transaction_mode,
             Some(SqliteTransactionMode::Deferred)
         );
-        let pg = Plan::resolve(CallOptions::new("x").read_only(true), &r.inner)
-            .transaction_options(DbBackend::Postgres);
+        let pg = Plan::resolve(
+            CallOptions::new("x").read_only(true),
+            &d,
+            Engine::new(DbBackend::Postgres),
+        )
+        .transaction_options();
         assert_eq!(pg.isolation_level, Some(IsolationLevel::RepeatableRead));
         assert_eq!(pg.access_mode, Some(AccessMode::ReadOnly));
         assert_eq!(pg.sqlite_transaction_mode, None);
+    }
+
+    #[test]
+    fn the_next_run_is_admitted_before_commit_only_where_reads_lock() {
+        let d = Defaults::default();
+        let my = Engine::new(DbBackend::MySql);
+        assert!(Plan::resolve(CallOptions::new("x"), &d, my).admit_next_before_commit);
+        assert!(
+            !Plan::resolve(
+                CallOptions::new("x").isolation(Isolation::RepeatableRead),
+                &d,
+                my
+            )
+            .admit_next_before_commit
+        );
+        assert!(
+            !Plan::resolve(CallOptions::new("x"), &d, Engine::new(DbBackend::Postgres))
+                .admit_next_before_commit
+        );
     }
 }

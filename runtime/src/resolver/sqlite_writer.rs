@@ -38,15 +38,14 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use sea_orm::DbErr;
-#[cfg(feature = "sqlx-sqlite")]
-use sea_orm::{RuntimeErr, sqlx};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::WriteSlotUnavailable;
+use crate::sync::lock;
 
 /// `SQLITE_BUSY_SNAPSHOT`: the code a deferred upgrade is refused with.
 pub(crate) const BUSY_SNAPSHOT: i32 = 517;
@@ -102,10 +101,6 @@ pub(crate) struct WriterQueue {
 /// The queues of the database files this process has open, by canonical path.
 static BY_FILE: LazyLock<Mutex<HashMap<PathBuf, Weak<WriterQueue>>>> =
     LazyLock::new(Mutex::default);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 impl WriterQueue {
     fn new() -> Self {
@@ -303,18 +298,10 @@ fn skip_comments(mut sql: &str) -> &str {
 pub(crate) struct WriterBusy;
 
 impl WriterBusy {
-    /// The error as the driver's would be, so that it classifies as a conflict.
-    #[cfg(feature = "sqlx-sqlite")]
+    /// The error as the driver's would be (`SQLITE_BUSY_SNAPSHOT`), so that
+    /// it classifies as a conflict.
     fn db_err() -> DbErr {
-        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Database(
-            Box::new(WriterBusy),
-        ))))
-    }
-
-    /// Without the SQLite driver no queue is ever made; never called.
-    #[cfg(not(feature = "sqlx-sqlite"))]
-    fn db_err() -> DbErr {
-        DbErr::Custom(WriterBusy.to_string())
+        super::carried::into_sqlite_db_err(WriterBusy, BUSY_SNAPSHOT)
     }
 }
 
@@ -329,28 +316,6 @@ impl fmt::Display for WriterBusy {
 }
 
 impl StdError for WriterBusy {}
-
-#[cfg(feature = "sqlx-sqlite")]
-impl sqlx::error::DatabaseError for WriterBusy {
-    fn message(&self) -> &str {
-        "the SQLite write slot is taken by another writer of this process"
-    }
-    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
-        Some(std::borrow::Cow::Borrowed("517"))
-    }
-    fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        self
-    }
-    fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
-        self
-    }
-    fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
-        self
-    }
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        sqlx::error::ErrorKind::Other
-    }
-}
 
 #[cfg(all(test, feature = "sqlx-sqlite"))]
 mod tests {
@@ -480,13 +445,17 @@ mod tests {
             .before_statement("INSERT INTO t VALUES (1)")
             .unwrap_err();
         let code = match &err {
-            DbErr::Exec(RuntimeErr::SqlxError(e)) => match &**e {
-                sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => match &**e {
+                sea_orm::sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
                 _ => None,
             },
             _ => None,
         };
         assert_eq!(code.as_deref(), Some("517"), "{err}");
+        assert!(
+            crate::resolver::ConflictResolver::is_retryable(&err),
+            "classified as the driver's SQLITE_BUSY_SNAPSHOT would be"
+        );
 
         drop(first.into_slot());
         assert!(!queue.is_taken());

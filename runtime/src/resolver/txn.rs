@@ -6,8 +6,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 
-use super::classify::leaves_the_connection_outside_the_transaction;
 use super::conflict_resolver::ConflictResolver;
+use super::engine::Engine;
 use super::nesting::OpenGuard;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use crate::panic::panic_message;
@@ -296,10 +296,9 @@ impl Txn {
     /// Remembers the first statement error, even if the body ignores it.
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
         if let Err(e) = &result {
-            if leaves_the_connection_outside_the_transaction(
-                self.state.inner.get_database_backend(),
-                e,
-            ) {
+            if Engine::new(self.state.inner.get_database_backend())
+                .leaves_the_connection_outside_the_transaction(e)
+            {
                 self.state
                     .outside
                     .store(true, std::sync::atomic::Ordering::Release);

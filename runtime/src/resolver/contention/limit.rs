@@ -28,15 +28,6 @@ pub(crate) const SLOW_START_FROM: f64 = 4.0;
 /// The limit is cut only while more than this share of recent runs
 /// conflicted.
 pub(crate) const CUT_ABOVE: f64 = 0.25;
-/// Commits after the last conflict that may have come from another
-/// process during which a gate stays hot (see [`Limiter::hot`]).
-const HOT_FOR: u32 = 1024;
-/// A warm gate seen for the first time (see `Gates::new`) is hot for its
-/// first this many commits: a process that joins a fight over a key
-/// already going on takes the lock across processes from its first run,
-/// instead of beating other processes' last replays until it lost once.
-/// Its first lock costs no wait: it is taken while the run begins.
-const WARM_FOR: u32 = 32;
 /// How much slower than TCP's `1/limit` the limit grows per clean commit, at
 /// least and at most.
 const MIN_DAMPING: f64 = 4.0;
@@ -72,9 +63,6 @@ pub(crate) struct Limiter {
     conflict_rate: f64,
     /// Gaining a slot per commit until the first cut.
     slow_start: bool,
-    /// Commits since the last conflict that may have come from outside the
-    /// process (`None`: none ever).
-    since_conflict: Option<u32>,
 }
 
 impl Limiter {
@@ -85,12 +73,6 @@ impl Limiter {
             slow_start: true,
             ..Self::default()
         }
-    }
-
-    /// Hot for the first [`WARM_FOR`] commits (a warm start).
-    pub(crate) fn warm(mut self) -> Self {
-        self.since_conflict = Some(HOT_FOR - WARM_FOR);
-        self
     }
 
     /// The limit (`None`: unlimited).
@@ -126,16 +108,16 @@ impl Limiter {
     /// A run admitted at epoch `admitted` conflicted while `in_flight` runs
     /// were admitted: cut the limit when conflicts are frequent or the newest
     /// slot failed its probe, unless it was already cut since that admission.
-    pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) {
+    ///
+    /// Returns whether the conflicts go on at one slot: runs admitted one at
+    /// a time since the last cut still conflict, and often, so not with each
+    /// other but with transactions this gate does not see (other processes;
+    /// the gate then counts as hot, see `hot`).
+    pub(crate) fn on_conflict(&mut self, admitted: u64, in_flight: u32) -> bool {
         self.conflict_rate += (1.0 - self.conflict_rate) * RATE_WEIGHT;
-        // Runs admitted one at a time since the last cut still conflict, and
-        // often: not with each other, so with transactions this gate does
-        // not see (other processes).
-        if self.slots() == 1 && admitted >= self.cut_at && self.conflicts_frequent() {
-            self.mark_hot();
-        }
+        let at_one_slot = self.slots() == 1 && admitted >= self.cut_at && self.conflicts_frequent();
         if admitted < self.cut_at {
-            return;
+            return at_one_slot;
         }
         if self.probing && admitted >= self.rose_at {
             self.probe_conflicts += 1;
@@ -147,7 +129,7 @@ impl Limiter {
                 let back = f64::from(self.slots().saturating_sub(1).max(1));
                 self.damping = self.damping() * 2.0;
                 self.cut_to(back);
-                return;
+                return at_one_slot;
             }
         }
         if self.conflict_rate > CUT_ABOVE {
@@ -158,6 +140,7 @@ impl Limiter {
             let cut = (current / 2.0).min(f64::from(self.since_cut));
             self.cut_to(cut);
         }
+        at_one_slot
     }
 
     /// A run committed: grow the limit. Returns whether the gate is
@@ -165,7 +148,6 @@ impl Limiter {
     pub(crate) fn on_commit(&mut self) -> bool {
         self.conflict_rate -= self.conflict_rate * RATE_WEIGHT;
         self.since_cut = self.since_cut.saturating_add(1);
-        self.since_conflict = self.since_conflict.map(|n| n.saturating_add(1));
         if self.probing {
             self.probe_commits += 1;
             if self.probe_commits >= 2 * self.slots() {
@@ -195,22 +177,6 @@ impl Limiter {
     /// Whether conflicts are frequent now (the rate is above [`CUT_ABOVE`]).
     fn conflicts_frequent(&self) -> bool {
         self.conflict_rate > CUT_ABOVE
-    }
-
-    /// A run conflicted, maybe with a transaction from outside the process
-    /// (see `Gate::on_conflict`): the gate is hot for the next [`HOT_FOR`]
-    /// commits.
-    pub(crate) fn mark_hot(&mut self) {
-        self.since_conflict = Some(0);
-    }
-
-    /// Whether a conflict that may have come from outside the process came
-    /// among the last [`HOT_FOR`] commits (see `Gate::on_conflict` for which
-    /// count, and [`Limiter::on_conflict`]: conflicts that stay frequent with
-    /// the limit at one slot count too). Runs of a hot gate run inside their
-    /// process's lease of the database lock across processes.
-    pub(crate) fn hot(&self) -> bool {
-        self.since_conflict.is_some_and(|n| n < HOT_FOR)
     }
 
     #[cfg(test)]
@@ -283,7 +249,6 @@ mod tests {
             l.on_conflict(l.epoch(), 16);
         }
         assert!(!l.conflicts_frequent(), "rate {}", l.conflict_rate);
-        assert!(!l.hot());
         assert_eq!(l.limit(), None, "no cut while conflicts are rare");
     }
 
@@ -328,64 +293,23 @@ mod tests {
     }
 
     #[test]
-    fn frequent_conflicts_at_one_slot_make_the_gate_hot() {
+    fn frequent_conflicts_at_one_slot_are_reported() {
         let mut l = Limiter::default();
         let before = l.epoch();
+        let mut reported = false;
         for _ in 0..conflicts_to_cut() + 4 {
-            l.on_conflict(before, 4);
+            reported |= l.on_conflict(before, 4);
         }
         assert_eq!(
             l.slots(),
             1,
             "cut to one slot by conflicts among its own runs"
         );
-        assert!(!l.hot(), "conflicts of runs admitted beside others");
-        l.on_conflict(l.epoch(), 0);
+        assert!(!reported, "conflicts of runs admitted beside others");
         assert!(
-            l.hot(),
+            l.on_conflict(l.epoch(), 0),
             "a run admitted alone conflicted while conflicts are frequent"
         );
-    }
-
-    #[test]
-    fn a_warm_gate_is_hot_for_its_first_commits() {
-        let mut l = Limiter::slow_start().warm();
-        for _ in 0..WARM_FOR {
-            assert!(l.hot());
-            l.on_commit();
-        }
-        assert!(
-            !l.hot(),
-            "no conflict in its first {WARM_FOR} commits: cold"
-        );
-    }
-
-    #[test]
-    fn a_gate_is_hot_from_a_conflict_from_outside_until_hot_for_commits_without_one() {
-        let mut l = Limiter::slow_start();
-        for _ in 0..10_000 {
-            l.on_commit();
-        }
-        assert!(!l.hot(), "never a conflict: cold, however many commits");
-        l.on_conflict(l.epoch(), 4);
-        assert!(
-            !l.hot(),
-            "a conflict the gate does not report leaves it cold"
-        );
-        l.on_conflict(l.epoch(), 1);
-        l.mark_hot();
-        assert!(l.hot(), "one reported conflict is enough");
-        for _ in 1..HOT_FOR {
-            l.on_commit();
-        }
-        assert!(l.hot(), "still hot one commit short");
-        l.mark_hot();
-        for _ in 1..HOT_FOR {
-            l.on_commit();
-        }
-        assert!(l.hot(), "a conflict restarts the count");
-        l.on_commit();
-        assert!(!l.hot());
     }
 
     #[test]

@@ -1,75 +1,59 @@
-//! Adaptive contention control: an admission gate per label (managed
-//! function) and optional key (`CallOptions::key`) that queues a hot
-//! function, or a hot key of it, instead of letting its transactions fight.
-//! Calls on different keys go through different gates and never wait for
-//! each other; across processes, the runs of a hot gate and a call's last
-//! replay also run inside their process's lease of a database lock (see
-//! `coordination` and `lease`).
+//! Contention control: one object per (label, key) of a resolver, owning
+//! the two halves that keep a hot key's transactions from fighting.
 //!
-//! Each gate has a concurrency limit, adjusted from what
-//! its transactions report (AIMD, as in TCP congestion control):
-//! - a label seen for the first time starts at 4 slots and gains a slot per
-//!   commit (TCP's slow start: the limit doubles every round, and is lifted
-//!   above 64), so a burst of calls on one hot row does not all collide
-//!   before the gate has seen a conflict; the first cut ends it;
-//! - the limit is cut only while conflicts are frequent: more than a quarter
-//!   of the label's recent runs (an EWMA). Rarer
-//!   conflicts (spread over many rows) cost less to replay than running
-//!   fewer at a time, so the gate stays out of the way;
-//! - a cut halves the limit, and takes it no higher than the number of runs
-//!   that committed since the previous cut (a cold start of many runs on one
-//!   row converges in two cuts); at most once per "window": conflicts of runs
-//!   admitted before the last cut are ignored, the cut already answered them.
-//!   The limit never goes below 1: the function then runs one transaction at
-//!   a time in this process and stops conflicting with itself;
-//! - a clean commit raises it by `1/(damping * limit)`, and it is lifted
-//!   altogether above [`UNLIMITED_ABOVE`]. Each new slot is on probation: if
-//!   two or more, and more than a quarter, of the runs admitted since it
-//!   opened conflict, the limit goes back one slot and the damping doubles
-//!   (up to 256), so a hot row is probed ever more rarely; after twice as many
-//!   clean commits as there are slots the slot holds and the damping halves
-//!   (down to 4).
+//! - **In the process**, a [`Gate`] queues the runs of the (label, key)
+//!   under a concurrency limit adjusted from what its runs report
+//!   ([`queue`] is the queue, [`limit`] the AIMD arithmetic of the limit);
+//! - **across processes**, a run that the [lock rule](hot#the-lock-rule)
+//!   picks also holds its process's [`lease`] of a database lock of the
+//!   (label, key) ([`db_lock`], named by [`key::lock_id`]).
 //!
-//! That arithmetic is the pure [`limit::Limiter`]; the queue in front of it
-//! is [`queue::Gate`].
+//! [`Control`] is a resolver's: its gates by (label, key), its leases, and
+//! the engine facts they need. [`KeyContention`] is one (label, key) of it,
+//! and [`KeyContention::enter`] admits one run: it queues in the gate (its
+//! place decided by its [`Turn`]), begins the transaction while it waits
+//! where `BEGIN` takes no snapshot, and enters the lease when the lock rule
+//! says so. The run then reports back ([`KeyContention::on_commit`],
+//! [`KeyContention::on_conflict`]), and gives back what it holds
+//! ([`Release`]) around its `COMMIT`.
 //!
 //! The queue is first come, first served, except that replays go ahead of
 //! first runs (behind earlier replays), and a call's last allowed replay runs
-//! alone in its label: it waits until no other run of the label is in flight
-//! and nothing is admitted beside it, so it cannot conflict with its own
-//! label again (only with other functions or processes).
-//!
+//! alone in its gate: it waits until no other run of the (label, key) is in
+//! flight and nothing is admitted beside it, so it cannot conflict with its
+//! own (label, key) again (only with other functions or processes).
 //! Admission comes before the transaction's first statement, so a queued run
 //! takes its snapshot after the one ahead of it committed and reads fresh
-//! data. Where `BEGIN` takes no snapshot and no lock (PostgreSQL,
-//! MySQL/MariaDB), the runs at the head of the queue (as many as there are
-//! slots) begin their transactions while they wait, so the round trips of
-//! `BEGIN` and `SET TRANSACTION` are off the serialised path. On MySQL/MariaDB
-//! under SERIALIZABLE, where reads are locking reads of the latest committed
-//! rows, a run gives its room back before `COMMIT`: the next one's reads wait
-//! for the commit inside the server, as `SELECT … FOR UPDATE` would.
-//!
-//! A first run or a replay waits in the queue no longer than
-//! [`MAX_QUEUE_WAIT`] while the queue does not move: then it is admitted over
-//! the limit, so a body that waits for another call of its own label cannot
-//! deadlock on the gate. A last replay is never admitted over the limit: it
-//! waits for its label to empty however long that takes (a body that waits
-//! for another call of its own label must therefore not be the last replay
-//! of a call: give such calls more retries or `Contention::Off`).
-//!
-//! A permit is given back before the backoff sleep, and while the gate is
-//! limiting a label and other transactions of it are running or queued, the
-//! replay does not sleep at all: the queue already spaces it out behind them.
+//! data. A first run or a replay waits in the queue no longer than
+//! [`MAX_QUEUE_WAIT`] while the queue does not move: then it is admitted
+//! over the limit, so a body that waits for another call of its own label
+//! cannot deadlock on the gate. A last replay is never admitted over the
+//! limit (give calls whose bodies wait for each other more retries, or
+//! `Contention::Off`). A permit is given back before the backoff sleep, and
+//! while the gate is limiting and other runs are in it or queued, the replay
+//! does not sleep at all: the queue already spaces it out.
 
+pub(crate) mod db_lock;
+mod hot;
+pub(crate) mod key;
+mod lease;
 mod limit;
 mod queue;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue::lock;
-pub(crate) use queue::{Gate, Permit};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+
+pub(crate) use hot::Warm;
+pub(crate) use lease::LeaseGuard;
+use lease::Leases;
+pub(crate) use queue::{Admission, Gate, Permit};
+
+use super::engine::{DbLock, Engine};
+use crate::sync::{SweepAt, lock};
 
 /// The longest a first run or a replay waits in a gate's queue *while no run
 /// of the gate finishes*: then it is admitted beside the others, over the
@@ -79,40 +63,6 @@ pub(crate) use queue::{Gate, Permit};
 /// (a busy or slow machine). A last replay never takes this way in.
 pub(crate) const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
-/// Contention control of a resolver or of one call.
-///
-/// ```
-/// use conflictkit::resolver::Contention;
-/// assert_eq!("off".parse::<Contention>(), Ok(Contention::Off));
-/// assert_eq!(Contention::default(), Contention::Adaptive);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Contention {
-    /// Adaptive admission per (label, key), and while a key is hot, and for
-    /// a call's last replay, a database lock across processes that the
-    /// processes hold in turn (the default).
-    #[default]
-    Adaptive,
-    /// No admission control: every call begins at once; conflicts are only
-    /// met with backoff and replay.
-    Off,
-}
-
-impl std::str::FromStr for Contention {
-    type Err = super::policy::UnknownOption;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "adaptive" => Ok(Contention::Adaptive),
-            "off" => Ok(Contention::Off),
-            _ => Err(super::policy::UnknownOption::new(
-                "contention",
-                s,
-                "adaptive, off",
-            )),
-        }
-    }
-}
-
 /// A gate nobody used for this long, with no run in it, is forgotten when
 /// the map is swept (labels built from user input would grow it forever).
 pub(crate) const IDLE_GATE_EVICTED_AFTER: Duration = Duration::from_secs(300);
@@ -120,121 +70,6 @@ pub(crate) const IDLE_GATE_EVICTED_AFTER: Duration = Duration::from_secs(300);
 /// Gates kept before the first sweep; each sweep sets the next at twice
 /// what it left.
 const FIRST_SWEEP_AT: usize = 256;
-
-/// The gates of one resolver, by label and key.
-#[derive(Debug)]
-pub(crate) struct Gates {
-    by_label: Mutex<GateMap>,
-    /// How many connections queued runs may hold by beginning early (see
-    /// [`Gate::admit`]): a share of the pool, so that they never take the
-    /// connections the admitted runs and everything else need.
-    prepare_cap: Option<u32>,
-    /// Which new gates start hot (see `limit::WARM_FOR`).
-    warm: Warm,
-}
-
-#[derive(Debug)]
-struct GateMap {
-    gates: HashMap<String, HashMap<Option<u64>, Arc<Gate>>>,
-    /// Gates in `gates`, all labels together.
-    count: usize,
-    sweep_at: usize,
-}
-
-impl Default for Gates {
-    fn default() -> Self {
-        Self::new(None, Warm::None)
-    }
-}
-
-impl Gates {
-    /// Gates for a pool of `pool_size` connections (`None`: unknown); the
-    /// `warm` ones are hot for their first commits, so that their runs take
-    /// the lock across processes from the first one.
-    pub(crate) fn new(pool_size: Option<u32>, warm: Warm) -> Self {
-        Self {
-            by_label: Mutex::new(GateMap {
-                gates: HashMap::new(),
-                count: 0,
-                sweep_at: FIRST_SWEEP_AT,
-            }),
-            prepare_cap: prepare_cap(pool_size),
-            warm,
-        }
-    }
-
-    /// The gate of (`label`, `key`), made on first use.
-    pub(crate) fn gate(&self, label: &str, key: Option<u64>) -> Arc<Gate> {
-        let mut map = lock(&self.by_label);
-        if let Some(g) = map.gates.get(label).and_then(|keys| keys.get(&key)) {
-            return g.clone();
-        }
-        if map.count >= map.sweep_at {
-            let now = std::time::Instant::now();
-            let mut count = 0;
-            map.gates.retain(|_, keys| {
-                keys.retain(|_, g| {
-                    Arc::strong_count(g) > 1 || !g.idle_since(now, IDLE_GATE_EVICTED_AFTER)
-                });
-                count += keys.len();
-                !keys.is_empty()
-            });
-            map.count = count;
-            map.sweep_at = (2 * count).max(FIRST_SWEEP_AT);
-        }
-        let g = Arc::new(Gate::slow_start(
-            self.prepare_cap,
-            match self.warm {
-                Warm::None => false,
-                Warm::Labels => key.is_none(),
-                Warm::All => true,
-            },
-        ));
-        map.gates
-            .entry(label.to_owned())
-            .or_default()
-            .insert(key, g.clone());
-        map.count += 1;
-        g
-    }
-
-    /// How many gates are kept now.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        lock(&self.by_label).count
-    }
-
-    /// How many transactions of (`label`, `key`) are admitted at once now
-    /// (`None`: unlimited, or never called).
-    pub(crate) fn limit(&self, label: &str, key: Option<u64>) -> Option<u32> {
-        let gate = lock(&self.by_label)
-            .gates
-            .get(label)
-            .and_then(|keys| keys.get(&key))
-            .cloned()?;
-        gate.slots()
-    }
-}
-
-/// Which new gates start hot (see `limit::WARM_FOR`): where the lock across
-/// processes costs nothing but a round trip taken while the run begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Warm {
-    /// None (SQLite, mock connections: no lock across processes).
-    None,
-    /// Gates without a key (MySQL/MariaDB: each lock is a row of the lock
-    /// table, so one per function is fine, one per key ever written is not).
-    Labels,
-    /// Every gate (PostgreSQL's advisory locks cost no row).
-    All,
-}
-
-/// Queued runs that may begin early with a pool of `pool_size`: at most a
-/// quarter of it (none with a pool of fewer than 4); without a known size,
-/// one per slot.
-fn prepare_cap(pool_size: Option<u32>) -> Option<u32> {
-    pool_size.map(|n| n / 4)
-}
 
 /// Which run of a managed call asks for admission: it decides the place in
 /// the queue.
@@ -245,9 +80,9 @@ pub(crate) enum Turn {
     /// A replay: it queues ahead of first runs (behind earlier replays), so
     /// a conflicted call is not sent to the back of the line.
     Replay,
-    /// The last replay the call is allowed: it runs alone in its label (it
-    /// waits until nothing else of the label runs, and nothing is admitted
-    /// beside it), so it cannot conflict with its own label again.
+    /// The last replay the call is allowed: it runs alone in its gate (it
+    /// waits until nothing else of the gate runs, and nothing is admitted
+    /// beside it), so it cannot conflict with its own (label, key) again.
     Last,
 }
 
@@ -264,15 +99,307 @@ impl Turn {
         }
     }
 }
+
+/// A resolver's contention control: its gates by (label, key), its leases
+/// of database locks, and the engine facts both need.
+pub(crate) struct Control {
+    gates: Mutex<GateMap>,
+    /// `None` where the engine has no lock across processes.
+    leases: Option<Leases>,
+    /// How many connections queued runs may hold by beginning early (see
+    /// [`Gate::admit`]): a share of the pool, so that they never take the
+    /// connections the admitted runs and everything else need.
+    prepare_cap: Option<u32>,
+    /// Which new gates start hot.
+    warm: Warm,
+    /// A queued run may begin its transaction while it waits.
+    begin_while_queued: bool,
+    /// See `Engine::lockers_deadlock`.
+    lockers_deadlock: bool,
+}
+
+struct GateMap {
+    gates: HashMap<String, HashMap<Option<u64>, Arc<Gate>>>,
+    /// Gates in `gates`, all labels together.
+    count: usize,
+    sweep_at: SweepAt,
+}
+
+impl Control {
+    /// The contention control of a resolver on `db`, an `engine` database.
+    pub(crate) fn new(db: &DatabaseConnection, engine: Engine) -> Self {
+        Self {
+            gates: Mutex::new(GateMap {
+                gates: HashMap::new(),
+                count: 0,
+                sweep_at: SweepAt::new(FIRST_SWEEP_AT),
+            }),
+            leases: (engine.db_lock() != DbLock::None).then(|| Leases::new(db.clone())),
+            prepare_cap: prepare_cap(engine.pool_size(db)),
+            warm: engine.warm(),
+            begin_while_queued: !engine.begin_waits(),
+            lockers_deadlock: engine.lockers_deadlock(),
+        }
+    }
+
+    /// The contention control of (`label`, `key`), its gate made on first use.
+    pub(crate) fn of<'c>(&'c self, label: &'c str, key: Option<u64>) -> KeyContention<'c> {
+        KeyContention {
+            control: self,
+            label,
+            key,
+            gate: self.gate(label, key),
+        }
+    }
+
+    /// The gate of (`label`, `key`), made on first use.
+    fn gate(&self, label: &str, key: Option<u64>) -> Arc<Gate> {
+        let mut map = lock(&self.gates);
+        if let Some(g) = map.gates.get(label).and_then(|keys| keys.get(&key)) {
+            return g.clone();
+        }
+        if map.sweep_at.due(map.count) {
+            let now = std::time::Instant::now();
+            let mut count = 0;
+            map.gates.retain(|_, keys| {
+                keys.retain(|_, g| {
+                    Arc::strong_count(g) > 1 || !g.idle_since(now, IDLE_GATE_EVICTED_AFTER)
+                });
+                count += keys.len();
+                !keys.is_empty()
+            });
+            map.count = count;
+            map.sweep_at.swept(count);
+        }
+        let g = Arc::new(Gate::slow_start(
+            self.prepare_cap,
+            self.warm.starts_warm(key),
+        ));
+        map.gates
+            .entry(label.to_owned())
+            .or_default()
+            .insert(key, g.clone());
+        map.count += 1;
+        g
+    }
+
+    /// How many gates are kept now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.gates).count
+    }
+
+    /// How many transactions of (`label`, `key`) are admitted at once now
+    /// (`None`: unlimited, or never called).
+    pub(crate) fn limit(&self, label: &str, key: Option<u64>) -> Option<u32> {
+        let gate = lock(&self.gates)
+            .gates
+            .get(label)
+            .and_then(|keys| keys.get(&key))
+            .cloned()?;
+        gate.slots()
+    }
+}
+
+/// Queued runs that may begin early with a pool of `pool_size`: at most a
+/// quarter of it (none with a pool of fewer than 4); without a known size,
+/// one per slot.
+fn prepare_cap(pool_size: Option<u32>) -> Option<u32> {
+    pool_size.map(|n| n / 4)
+}
+
+/// The contention control of one (label, key): its gate, and its lease of
+/// the database lock across processes.
+pub(crate) struct KeyContention<'c> {
+    control: &'c Control,
+    label: &'c str,
+    key: Option<u64>,
+    gate: Arc<Gate>,
+}
+
+/// One run, admitted (see [`KeyContention::enter`]).
+pub(crate) struct Entry {
+    /// The transaction, when it was begun while the run waited (or before
+    /// it entered the lease); `None`: the run begins it now.
+    pub(crate) begun: Option<Result<DatabaseTransaction, DbErr>>,
+    /// Where the gate stood when it admitted the run.
+    pub(crate) admitted: Option<Admission>,
+    /// A last replay inside the lease: it can only lose to a run that did
+    /// not ask for the lock.
+    pub(crate) alone_across_processes: bool,
+    /// What the run holds, and when to give it back.
+    pub(crate) release: Release,
+}
+
+impl Entry {
+    /// A run under no contention control (`Contention::Off`).
+    pub(crate) fn uncontrolled() -> Self {
+        Self {
+            begun: None,
+            admitted: None,
+            alone_across_processes: false,
+            release: Release {
+                permit: None,
+                db_lock: None,
+                before_commit: false,
+            },
+        }
+    }
+}
+
+impl KeyContention<'_> {
+    /// Admits a run of `turn`: waits for room in the gate (beginning the
+    /// transaction with `begin` while it waits, where `BEGIN` takes no
+    /// snapshot), and, when [the lock rule](hot#the-lock-rule) says so,
+    /// enters the process's lease of the database lock from after `BEGIN`
+    /// (which takes no snapshot) to before the first statement (which does).
+    /// The run says it wants the lease before it queues, so that the lease is
+    /// kept for it. `admit_next_before_commit`: the engine admits the next
+    /// run while this one sends `COMMIT` (see `Engine::admits_next_before_commit`).
+    pub(crate) async fn enter<B, F>(
+        &self,
+        turn: Turn,
+        admit_next_before_commit: bool,
+        begin: B,
+    ) -> Entry
+    where
+        B: Fn() -> F,
+        F: Future<Output = Result<DatabaseTransaction, DbErr>>,
+    {
+        let c = self.control;
+        let ticket = match &c.leases {
+            Some(leases) if hot::takes_db_lock(turn, self.gate.hot()) => {
+                Some(leases.ticket(key::lock_id(self.label, self.key)))
+            }
+            _ => None,
+        };
+        // Admission comes before the first statement: a queued run takes
+        // its snapshot after the one ahead of it finished.
+        let prepare = c.begin_while_queued.then(&begin);
+        let (permit, begun) = self.gate.admit(turn, prepare).await;
+        let admitted = permit.admission();
+        // A run admitted at once begins before it enters the lease (where
+        // BEGIN takes no snapshot), off the serialised path. Never both at
+        // once: a run holding the lease (a lock-pool connection) while it
+        // waits for a pooled connection, beside runs holding pooled
+        // connections while they wait for a lock-pool connection, would be a
+        // lock-order cycle (pool, then lease, always).
+        let (entered, begun) = match ticket {
+            Some(ticket) if begun.is_none() && c.begin_while_queued => {
+                let begun = begin().await;
+                let entered = match &begun {
+                    Ok(_) => Some(ticket.enter(turn == Turn::Last).await),
+                    // nothing to run: the ticket goes unused
+                    Err(_) => None,
+                };
+                (entered, Some(begun))
+            }
+            Some(ticket) => (Some(ticket.enter(turn == Turn::Last).await), begun),
+            None => (None, begun),
+        };
+        let db_lock = match entered {
+            Some(Ok(guard)) => {
+                // Other processes want this key too: the gate stays hot
+                // while the lease keeps their runs and ours from conflicting
+                // (else it would cool down and its runs would go without the
+                // lock, beside theirs).
+                if guard.contended() {
+                    self.gate.mark_hot();
+                }
+                Some(guard)
+            }
+            Some(Err(e)) => {
+                tracing::warn!(label = %self.label, error = %e, "could not take the contention lock across processes; running without it");
+                None
+            }
+            None => None,
+        };
+        Entry {
+            begun,
+            admitted: Some(admitted),
+            alone_across_processes: turn == Turn::Last && db_lock.is_some(),
+            release: Release {
+                permit: Some(permit),
+                db_lock,
+                before_commit: admit_next_before_commit,
+            },
+        }
+    }
+
+    /// A run of this (label, key) committed.
+    pub(crate) fn on_commit(&self) {
+        self.gate.on_commit();
+    }
+
+    /// A run admitted at `admitted` conflicted (`own_commit`: in its own
+    /// `COMMIT`).
+    pub(crate) fn on_conflict(&self, admitted: Admission, own_commit: bool) {
+        self.gate
+            .on_conflict(admitted, own_commit, self.control.lockers_deadlock);
+    }
+
+    /// Whether the queue will space a replay out, so that it need not sleep
+    /// (see [`Gate::queue_spaces_replay`]).
+    pub(crate) fn queue_spaces_replay(&self) -> bool {
+        self.gate.queue_spaces_replay()
+    }
+}
+
+/// The admission permit of one run and its lease of the database lock
+/// across processes, and when to give them back.
+pub(crate) struct Release {
+    permit: Option<Permit>,
+    /// Left after `COMMIT` answered, whatever the engine: a lease given back
+    /// while its last run commits would be given back (and taken again)
+    /// between every two runs of a process that runs one call at a time.
+    db_lock: Option<LeaseGuard>,
+    /// Give the permit back before `COMMIT` rather than after the run.
+    before_commit: bool,
+}
+
+impl Release {
+    /// The run is about to send `COMMIT`: the gate counts it, and the permit
+    /// goes back now where the next run may start while this one commits.
+    pub(crate) fn at_commit(&mut self) {
+        if let Some(permit) = &self.permit {
+            permit.committing();
+        }
+        if self.before_commit {
+            self.permit = None;
+        }
+    }
+
+    /// The lease, to be given back once `COMMIT` answered.
+    pub(crate) fn take_db_lock(&mut self) -> Option<LeaseGuard> {
+        self.db_lock.take()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::queue::tests::{enter, queued, set_limit};
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// The control of a resolver on SQLite with a pool of `pool_size`.
+    fn control(pool_size: Option<u32>) -> Control {
+        Control {
+            gates: Mutex::new(GateMap {
+                gates: HashMap::new(),
+                count: 0,
+                sweep_at: SweepAt::new(FIRST_SWEEP_AT),
+            }),
+            leases: None,
+            prepare_cap: prepare_cap(pool_size),
+            warm: Warm::Never,
+            begin_while_queued: false,
+            lockers_deadlock: false,
+        }
+    }
+
     #[test]
     fn idle_gates_are_forgotten_busy_ones_kept() {
-        let gates = Gates::default();
+        let gates = control(None);
         let held = gates.gate("held", None);
         for i in 1..FIRST_SWEEP_AT {
             drop(gates.gate(&format!("label-{i}"), Some(i as u64)));
@@ -280,11 +407,7 @@ mod tests {
         let long_ago = std::time::Instant::now()
             .checked_sub(IDLE_GATE_EVICTED_AFTER * 2)
             .expect("the clock reaches back");
-        for g in lock(&gates.by_label)
-            .gates
-            .values()
-            .flat_map(|k| k.values())
-        {
+        for g in lock(&gates.gates).gates.values().flat_map(|k| k.values()) {
             g.backdate(long_ago);
         }
         drop(gates.gate("fresh", None));
@@ -297,7 +420,7 @@ mod tests {
         assert_eq!(prepare_cap(Some(3)), Some(0));
         assert_eq!(prepare_cap(Some(4)), Some(1));
         assert_eq!(prepare_cap(None), None);
-        let gates = Gates::new(Some(4), Warm::None);
+        let gates = control(Some(4));
         let gate = gates.gate("hot", None);
         set_limit(&gate, 4.0);
         let _running: Vec<Permit> = futures::future::join_all((0..4).map(|_| enter(&gate))).await;

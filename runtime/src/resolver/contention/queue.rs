@@ -4,13 +4,15 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::hot::{Hotness, counts_from_outside};
 use super::limit::{Limiter, UNLIMITED_ABOVE};
 use super::{MAX_QUEUE_WAIT, Turn};
+use crate::sync::lock;
 
 /// One label's admission gate: a FIFO queue under an adjustable limit.
 #[derive(Debug, Default)]
@@ -24,7 +26,7 @@ struct GateState {
     last_used: Option<std::time::Instant>,
     /// When a run last left (the queue moved).
     last_release: Option<tokio::time::Instant>,
-    /// The most waiters told to prepare at once (see [`Gates::prepare_cap`];
+    /// The most waiters told to prepare at once (see `Control::prepare_cap`;
     /// `None`: one per slot).
     prepare_cap: Option<u32>,
     in_flight: u32,
@@ -32,6 +34,8 @@ struct GateState {
     solo: bool,
     /// The concurrency limit.
     limiter: Limiter,
+    /// Whether other processes fight over this gate's key (see `hot`).
+    hot: Hotness,
     /// Callers waiting for room, replays first, then first runs, each in
     /// order of arrival. Arrivals never overtake them, so no caller starves.
     waiting: VecDeque<Waiter>,
@@ -179,17 +183,13 @@ impl GateState {
     }
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Gate {
     /// The gate of a label seen for the first time: in slow start.
     pub(super) fn slow_start(prepare_cap: Option<u32>, warm: bool) -> Self {
-        let limiter = Limiter::slow_start();
         Self {
             state: Mutex::new(GateState {
-                limiter: if warm { limiter.warm() } else { limiter },
+                limiter: Limiter::slow_start(),
+                hot: Hotness::new(warm),
                 prepare_cap,
                 last_used: Some(std::time::Instant::now()),
                 ..GateState::default()
@@ -331,24 +331,9 @@ impl Gate {
     }
 
     /// A transaction admitted at `admitted` conflicted (`own_commit`: in its
-    /// own `COMMIT`); the gate is hot across processes from now on (see
-    /// [`Limiter::hot`]) unless the conflict surely came from within the
-    /// process.
-    ///
-    /// Where `lockers_deadlock` (MySQL/MariaDB: two runs that read a row
-    /// under SERIALIZABLE take shared locks, and one of them fails as a
-    /// deadlock victim when both write it), a conflict counts only when the
-    /// run was alone in its gate (none in flight when it was admitted, none
-    /// admitted since) and no other run of the gate sent `COMMIT` meanwhile
-    /// (commits are counted when sent, before another run can see them):
-    /// then it came from another process (or another function writing the
-    /// same rows). Elsewhere (PostgreSQL) every conflict counts: telling a
-    /// conflict with another process apart from one with a run of the same
-    /// gate by commits alone let a process stay cold while others fought
-    /// over the row, and its runs then beat their last replays (1 to 5 of
-    /// 400 calls gave up in 3 of 23 runs of `tests/resolver_processes.rs`).
-    /// The price is a lock round trip per run for a process alone on a hot
-    /// row there (see BENCHMARKS.md).
+    /// own `COMMIT`): the limiter may cut the limit, and the gate is hot
+    /// from now on if the conflict may have come from outside the process
+    /// (see [`counts_from_outside`]; `lockers_deadlock` is the engine's).
     pub(crate) fn on_conflict(
         &self,
         admitted: Admission,
@@ -357,21 +342,20 @@ impl Gate {
     ) {
         let mut s = lock(&self.state);
         let in_flight = s.in_flight;
-        s.limiter.on_conflict(admitted.epoch, in_flight);
+        let persists_at_one_slot = s.limiter.on_conflict(admitted.epoch, in_flight);
         let others = s
             .commits_started
             .saturating_sub(admitted.commits_started)
             .saturating_sub(u64::from(own_commit));
         let alone = admitted.alone && s.admissions == admitted.admissions;
-        if !lockers_deadlock || (others == 0 && alone) {
-            s.limiter.mark_hot();
+        if persists_at_one_slot || counts_from_outside(lockers_deadlock, others, alone) {
+            s.hot.mark();
         }
     }
 
-    /// Keeps the gate hot (see [`Limiter::mark_hot`]): another process
-    /// wants its key.
+    /// Keeps the gate hot: another process wants its key.
     pub(crate) fn mark_hot(&self) {
-        lock(&self.state).limiter.mark_hot();
+        lock(&self.state).hot.mark();
     }
 
     /// A run of this gate is about to send `COMMIT`.
@@ -383,6 +367,7 @@ impl Gate {
     /// and waiters get the room.
     pub(crate) fn on_commit(&self) {
         let mut s = lock(&self.state);
+        s.hot.on_commit();
         if s.limiter.on_commit() {
             s.admit_waiters();
         }
@@ -404,11 +389,9 @@ impl Gate {
         lock(&self.state).last_used = Some(to);
     }
 
-    /// Whether a conflict that may have come from another process came
-    /// among this gate's last `HOT_FOR` commits (see [`Gate::on_conflict`]):
-    /// its runs then take the lease of the database lock across processes.
+    /// Whether the gate is hot (see [the lock rule](super::hot#the-lock-rule)).
     pub(crate) fn hot(&self) -> bool {
-        lock(&self.state).limiter.hot()
+        lock(&self.state).hot.hot()
     }
 
     /// Whether a replay of this label, just rolled back, will be spaced out

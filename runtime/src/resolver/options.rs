@@ -1,4 +1,6 @@
-//! Retry policy: how many replays, how long to back off, how transactions begin.
+//! The options of a managed call and their names: [`CallOptions`], and the
+//! values it takes ([`Isolation`], [`SqliteMode`], [`Contention`],
+//! [`Backoff`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -192,6 +194,36 @@ impl UnknownOption {
 
 pub use crate::backoff::Backoff;
 
+/// Contention control of a resolver or of one call.
+///
+/// ```
+/// use conflictkit::resolver::Contention;
+/// assert_eq!("off".parse::<Contention>(), Ok(Contention::Off));
+/// assert_eq!(Contention::default(), Contention::Adaptive);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Contention {
+    /// Adaptive admission per (label, key), and while a key is hot, and for
+    /// a call's last replay, a database lock across processes that the
+    /// processes hold in turn (the default).
+    #[default]
+    Adaptive,
+    /// No admission control: every call begins at once; conflicts are only
+    /// met with backoff and replay.
+    Off,
+}
+
+impl std::str::FromStr for Contention {
+    type Err = UnknownOption;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "adaptive" => Ok(Contention::Adaptive),
+            "off" => Ok(Contention::Off),
+            _ => Err(UnknownOption::new("contention", s, "adaptive, off")),
+        }
+    }
+}
+
 /// Options of one managed call (what `#[managed_transaction(...)]` sets);
 /// anything left unset falls back to the resolver's defaults.
 ///
@@ -208,7 +240,7 @@ pub struct CallOptions {
     pub(crate) read_only: bool,
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) retryable: bool,
-    pub(crate) contention: Option<super::contention::Contention>,
+    pub(crate) contention: Option<Contention>,
     pub(crate) key: Option<u64>,
 }
 
@@ -252,7 +284,7 @@ impl CallOptions {
         self
     }
     /// Contention control for this call (default: the resolver's).
-    pub fn contention(mut self, contention: super::contention::Contention) -> Self {
+    pub fn contention(mut self, contention: Contention) -> Self {
         self.contention = Some(contention);
         self
     }
@@ -273,7 +305,7 @@ impl CallOptions {
     /// assert_eq!(a, CallOptions::new("wallet::top_up").key(&42_i64));
     /// ```
     pub fn key<K: std::hash::Hash + ?Sized>(mut self, key: &K) -> Self {
-        self.key = Some(super::key::hash_key(key));
+        self.key = Some(super::contention::key::hash_key(key));
         self
     }
     /// The label.

@@ -1,13 +1,7 @@
-//! Contention control across processes, through the database that already
-//! coordinates them: while a (label, key) is hot in a process, its runs also
-//! hold a database lock of that (label, key), taken before their
-//! transactions' snapshots and given back after `COMMIT` or `ROLLBACK`.
-//!
-//! **Which runs** (see `run.rs`): every run of a hot gate (a conflict among
-//! its last `HOT_FOR` commits; on MySQL/MariaDB only one no run of the
-//! process could have caused, see `Gate::on_conflict`), and every call's
-//! last replay. Runs of a cold gate take nothing: a key without conflicts
-//! costs nothing.
+//! The database lock across processes of one (label, key), through the
+//! database that already coordinates the processes: taken before a run's
+//! transaction takes its snapshot and given back after `COMMIT` or
+//! `ROLLBACK`. Which runs take it is [the lock rule](super::hot#the-lock-rule).
 //!
 //! **How**: the lock is exclusive, and a process takes it for a run of its
 //! transactions, not for each one (a *lease*, see [`super::lease`]): inside
@@ -45,7 +39,8 @@
 //!   holds one row lock at a time: it can wait, never deadlock. The user
 //!   needs the right to create that table once (or create it beforehand);
 //!   without it runs go on without the lock, with a warning.
-//! - SQLite: nothing; its write lock is already one for every process.
+//! - SQLite: nothing; its write lock is already one for every process
+//!   (`Engine::db_lock` says which engine has which lock).
 //!
 //! Each lock is taken on a connection of a lock pool of the resolver's own
 //! (see [`LockPools`]), after a run's `BEGIN` (which takes no snapshot) and
@@ -62,16 +57,16 @@
 //! can only lose to a run that did not ask for the lock: a run of a process
 //! whose gate for that (label, key) is cold. Such a run either loses (which
 //! makes its process hot from that moment) or commits beside the last
-//! replay and makes it give up. That is the hole left, and it is narrow: it
-//! takes a process that writes the key without having seen a conflict on it
-//! in its last `HOT_FOR` commits *while* a call of another process went
-//! through all its runs on the same key, i.e. the very first runs of a
-//! process that joins a fight already going on (or whose gate was forgotten
-//! after minutes of idleness), or a process that writes the key rarely.
-//! Conflicts with *other* labels (another function writing the same rows)
-//! are not covered either: they take another lock. On a Galera cluster row
-//! locks are per node, so processes on different nodes are not held off by
-//! each other's lock.
+//! replay and makes it give up. The warm start (see `hot::WARM_FOR`) makes
+//! the first runs of a new gate take the lock on PostgreSQL (every gate) and
+//! MariaDB (gates without a key), so the hole left is narrow: a process
+//! that writes a key *with* a `key` on MariaDB, or after more than
+//! `hot::HOT_FOR` commits without a conflict on it, while a call of another
+//! process goes through all its runs on the same key. Conflicts with
+//! *other* labels (another function writing the same rows) are not covered
+//! either: they take another lock. On a Galera cluster row locks are per
+//! node, so processes on different nodes are not held off by each other's
+//! lock.
 //!
 //! The lock id is a stable hash of (label, key) (see [`super::key`]): every
 //! process of the same build agrees on it. Two pairs whose hashes collide
@@ -89,18 +84,7 @@ use sea_orm::sqlx::MySql;
 use sea_orm::sqlx::Postgres;
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr};
-
-/// Whether runs on `db` can take database locks across processes:
-/// PostgreSQL or MySQL/MariaDB (a real pool; the locks use a pool of their
-/// own beside it, so its size does not matter).
-pub(crate) fn supported(db: &DatabaseConnection) -> bool {
-    !db.is_mock_connection()
-        && matches!(
-            db.get_database_backend(),
-            DbBackend::Postgres | DbBackend::MySql
-        )
-}
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 /// The connections locks are taken on: a pool beside the transactions' pool,
 /// as large, opened lazily with the same connect options.
@@ -524,12 +508,6 @@ fn close_now(held: Held) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    #[test]
-    fn mock_connections_take_no_lock() {
-        let db = sea_orm::MockDatabase::new(DbBackend::Postgres).into_connection();
-        assert!(!supported(&db));
-    }
 
     /// The URL in `var`; `None` (skip) outside the test command, a panic
     /// under it (`CONFLICTKIT_REQUIRE_SERVERS`), as in the integration tests.

@@ -17,26 +17,27 @@
 //! the runs inside do not leave, see [`Ticket::enter`]).
 //!
 //! Which runs want it: every run of a hot gate, and every last replay
-//! (see `run.rs`). A run says so before it queues in its gate (a
+//! (see [the lock rule](super::hot#the-lock-rule)). A run says so before it queues in its gate (a
 //! [`Ticket`]), so a lease is not given back between two runs of the
 //! process that follow each other; it enters when admitted, and leaves
 //! after its `COMMIT` answered (or before `COMMIT` where the next run may
 //! start while it commits, see `Release`).
 //!
 //! The lock itself is taken exclusive, on a connection of the resolver's
-//! lock pool, by a task of its own (see `coordination::lock`): a caller
+//! lock pool, by a task of its own (see `db_lock::lock`): a caller
 //! dropped while it waits leaves the lease to the others who want it, or
 //! gives it back when nobody does.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 
-use super::contention::MAX_QUEUE_WAIT;
-use super::coordination::{self, HeldLock, LockPools};
+use super::MAX_QUEUE_WAIT;
+use super::db_lock::{self, HeldLock, LockPools};
+use crate::sync::{SweepAt, lock};
 
 /// The most runs of one process let in under one tenure of a lease while it
 /// is wanted; then it goes to the next process waiting for it (or back to
@@ -91,7 +92,7 @@ pub(crate) struct Leases {
 
 struct LeaseMap {
     leases: HashMap<i64, Arc<Lease>>,
-    sweep_at: usize,
+    sweep_at: SweepAt,
 }
 
 impl Leases {
@@ -103,7 +104,7 @@ impl Leases {
             pools: Arc::new(LockPools::default()),
             map: Mutex::new(LeaseMap {
                 leases: HashMap::new(),
-                sweep_at: FIRST_SWEEP_AT,
+                sweep_at: SweepAt::new(FIRST_SWEEP_AT),
             }),
         }
     }
@@ -113,10 +114,11 @@ impl Leases {
     pub(crate) fn ticket(&self, id: i64) -> Ticket {
         let lease = {
             let mut map = lock(&self.map);
-            if map.leases.len() >= map.sweep_at {
+            if map.sweep_at.due(map.leases.len()) {
                 map.leases
                     .retain(|_, l| Arc::strong_count(l) > 1 || !lock(&l.state).unused());
-                map.sweep_at = (2 * map.leases.len()).max(FIRST_SWEEP_AT);
+                let left = map.leases.len();
+                map.sweep_at.swept(left);
             }
             map.leases
                 .entry(id)
@@ -185,10 +187,6 @@ impl State {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Lease {
     /// Starts taking the lock in a task of its own (the state says
     /// `Acquiring` from now on): on the session of `held`, which is given
@@ -200,8 +198,8 @@ impl Lease {
         let lease = self.clone();
         tokio::spawn(async move {
             let got = match held {
-                Some(held) => coordination::retake(held).await,
-                None => coordination::lock(&lease.db, &lease.pools, lease.id).await,
+                Some(held) => db_lock::retake(held).await,
+                None => db_lock::lock(&lease.db, &lease.pools, lease.id).await,
             };
             let mut s = lock(&lease.state);
             match got {
@@ -451,7 +449,7 @@ impl Drop for LeaseGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::coordination::tests::{server_url, until_only_others_wait, until_waiting};
+    use super::super::db_lock::tests::{server_url, until_only_others_wait, until_waiting};
     use super::super::key::lock_id;
     use super::*;
     use futures::FutureExt;

@@ -1,0 +1,289 @@
+//! One run of a managed call: begin, body, commit (or roll back), with the
+//! checks that keep its promise (an error the body ignored still counts; a
+//! `COMMIT` that started finishes, and its hooks run, whatever the caller
+//! does; an unknown `COMMIT` outcome is never taken for success). The guard
+//! of [`ConflictResolver::transaction`] commits through the same checks.
+
+use std::error::Error as StdError;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use sea_orm::{DatabaseTransaction, DbErr};
+
+use super::body::ManagedBody;
+use super::carried;
+use super::classify::is_lost_connection;
+use super::conflict_resolver::ConflictResolver;
+use super::contention::{LeaseGuard, Release};
+use super::error::{AbortedTransaction, AmbiguousCommit};
+use super::nesting::{ACTIVE, Active};
+use super::plan::Plan;
+use super::sqlite_writer::{TxnWriter, WriteSlot};
+use super::txn::{Hook, Txn, TxnParts, run_hooks};
+use crate::panic::panic_message;
+
+/// Where a run of a managed call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Beginning the transaction (nothing ran yet).
+    Begin,
+    /// The body, or an error it ignored (see [`Txn`]).
+    Body,
+    /// `COMMIT`, which answered with a definite error (an unknown outcome is
+    /// an [`AmbiguousCommit`], never replayed).
+    Commit,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Begin => "begin",
+            Phase::Body => "body",
+            Phase::Commit => "commit",
+        })
+    }
+}
+
+/// How one run of the body ended.
+pub(crate) enum Attempt<T, E> {
+    Committed(T),
+    /// Failed in `Phase`: replayed if the error is a conflict.
+    Failed(E, Phase),
+    /// Failed for good: never classified, never replayed.
+    Final(E),
+}
+
+impl ConflictResolver {
+    /// One run: begin, body, commit (or roll back). A panic in the body rolls
+    /// back explicitly, so the pooled connection is clean, then resumes.
+    pub(crate) async fn attempt<'a, F, T, E>(
+        &self,
+        plan: &Plan,
+        body: &mut F,
+        attempt: u32,
+        begun: Option<Result<DatabaseTransaction, DbErr>>,
+        mut release: Release,
+    ) -> Attempt<T, E>
+    where
+        F: ManagedBody<'a, T, E>,
+        E: From<DbErr> + StdError + 'static,
+    {
+        // A replay on SQLite begins behind the writer queue, whatever the mode,
+        // so it cannot fail again for a stale snapshot.
+        let begun = match begun {
+            Some(begun) => {
+                begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
+            }
+            None => self.begin_txn(plan, attempt, attempt > 1).await,
+        };
+        let txn = match begun {
+            Ok(t) => t,
+            Err(e) => return Attempt::Failed(E::from(e), Phase::Begin),
+        };
+        let active = Active {
+            resolver: self.clone(),
+            txn: txn.share(),
+        };
+        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
+            .catch_unwind()
+            .await;
+        let TxnParts {
+            dbtx,
+            hooks,
+            slot,
+            first_error,
+        } = match txn.into_parts() {
+            Ok(parts) => parts,
+            // The body kept a handle (moved into a spawned task, or returned):
+            // nothing can be committed. Dropping our handle lets the last one
+            // roll back when it goes.
+            Err(in_use) => {
+                tracing::error!(label = %plan.label(), "{in_use}");
+                return Attempt::Final(E::from(DbErr::Custom(in_use.to_string())));
+            }
+        };
+        let label = plan.label();
+        match outcome {
+            Ok(Ok(value)) => {
+                if let Some(swallowed) = first_error
+                    && let Some(verdict) = self.swallowed(label, swallowed)
+                {
+                    self.rollback(label, dbtx, "after an error the body ignored")
+                        .await;
+                    drop(slot);
+                    return match verdict {
+                        Swallowed::Conflict(e) => Attempt::Failed(E::from(e), Phase::Body),
+                        Swallowed::Aborted(e) => Attempt::Final(E::from(e)),
+                    };
+                }
+                if plan.replay_left(attempt)
+                    && let Some(inject) = &self.inner.defaults.inject
+                    && inject.hit()
+                {
+                    tracing::info!(
+                        label,
+                        attempt,
+                        "injecting a conflict (conflict injection is on)"
+                    );
+                    self.rollback(label, dbtx, "for an injected conflict").await;
+                    drop(slot);
+                    let injected = carried::into_db_err(inject.conflict(label));
+                    return Attempt::Failed(E::from(injected), Phase::Body);
+                }
+                release.at_commit();
+                match commit_detached(label, dbtx, hooks, slot, release.take_db_lock()).await {
+                    Ok(()) => Attempt::Committed(value),
+                    Err(Committing::Failed(e)) => Attempt::Failed(E::from(e), Phase::Commit),
+                    Err(Committing::Unknown(e)) => {
+                        tracing::error!(label, error = %e, "the outcome of COMMIT is unknown; not replaying");
+                        Attempt::Final(E::from(carried::into_db_err(AmbiguousCommit::new(
+                            label, e,
+                        ))))
+                    }
+                }
+            }
+            Ok(Err(err)) => {
+                self.rollback(label, dbtx, "after an error in the transaction body")
+                    .await;
+                drop(slot);
+                // A conflict the body ignored, then another error it returned
+                // (on PostgreSQL every statement after the conflict fails with
+                // 25P02): the conflict is what happened, and is replayed.
+                match first_error {
+                    Some(first)
+                        if self.classify(&err).is_none() && self.classify(&first).is_some() =>
+                    {
+                        tracing::warn!(label, error = %first, returned = %err, "the transaction body ignored a serialization conflict, then failed; replaying it");
+                        Attempt::Failed(E::from(first), Phase::Body)
+                    }
+                    _ => Attempt::Failed(err, Phase::Body),
+                }
+            }
+            Err(panic) => {
+                tracing::error!(label, panic = %panic_message(&*panic), "the transaction body panicked; rolling back");
+                self.rollback(label, dbtx, "after a panic in the transaction body")
+                    .await;
+                drop(slot);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// What an error ignored before `COMMIT` makes of a transaction that was
+/// about to commit.
+enum Swallowed {
+    /// A serialization conflict: roll back (and replay, in a managed call).
+    Conflict(DbErr),
+    /// The database aborted the transaction: roll back and fail with this
+    /// ([`AbortedTransaction`], carried in a `DbErr`).
+    Aborted(DbErr),
+}
+
+impl ConflictResolver {
+    /// What an error the body ignored before returning `Ok` makes of the
+    /// run: `None` when the transaction is still good to commit.
+    fn swallowed(&self, label: &str, swallowed: DbErr) -> Option<Swallowed> {
+        if self.classify(&swallowed).is_some() {
+            tracing::warn!(label, error = %swallowed, "the transaction body ignored a serialization conflict; not committing");
+            return Some(Swallowed::Conflict(swallowed));
+        }
+        if self.inner.engine.aborts_transaction(&swallowed) {
+            tracing::error!(label, error = %swallowed, "the transaction body ignored an error that aborted the transaction; failing the call");
+            return Some(Swallowed::Aborted(carried::into_db_err(
+                AbortedTransaction::new(label, swallowed),
+            )));
+        }
+        tracing::debug!(label, error = %swallowed, "the transaction body handled a statement error; committing the rest");
+        None
+    }
+
+    /// Commits a [`transaction()`](Self::transaction) guard with the
+    /// managed path's checks and its detached `COMMIT` (see [`Txn::commit`]).
+    pub(crate) async fn commit_guard(&self, label: &str, parts: TxnParts) -> Result<(), DbErr> {
+        let TxnParts {
+            dbtx,
+            hooks,
+            slot,
+            first_error,
+        } = parts;
+        if let Some(swallowed) = first_error
+            && let Some(verdict) = self.swallowed(label, swallowed)
+        {
+            self.rollback(label, dbtx, "after an error the caller ignored")
+                .await;
+            drop(slot);
+            return Err(match verdict {
+                Swallowed::Conflict(e) | Swallowed::Aborted(e) => e,
+            });
+        }
+        match commit_detached(label, dbtx, hooks, slot, None).await {
+            Ok(()) => Ok(()),
+            Err(Committing::Failed(e)) => Err(e),
+            Err(Committing::Unknown(e)) => {
+                tracing::error!(label, error = %e, "the outcome of COMMIT is unknown");
+                Err(carried::into_db_err(AmbiguousCommit::new(label, e)))
+            }
+        }
+    }
+}
+
+impl ConflictResolver {
+    /// Rolls back, logging a failure (the connection goes back to the pool
+    /// either way; sqlx rolls it back on return). Bounded by the resolver's
+    /// [`rollback_timeout`](super::ConflictResolverBuilder::rollback_timeout):
+    /// on expiry the transaction is dropped, and the call goes on.
+    pub(crate) async fn rollback(&self, label: &str, dbtx: DatabaseTransaction, why: &str) {
+        let bound = self.inner.defaults.rollback_timeout;
+        match tokio::time::timeout(bound, dbtx.rollback()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(label, error = %e, "rollback failed {why}"),
+            Err(_) => tracing::error!(
+                label,
+                timeout_ms = bound.as_millis() as u64,
+                "rollback {why} got no answer in time; dropping the transaction"
+            ),
+        }
+    }
+}
+
+/// Why a detached `COMMIT` did not succeed.
+enum Committing {
+    /// The database answered with an error: nothing committed.
+    Failed(DbErr),
+    /// No answer (the connection failed, the task died): it may have committed.
+    Unknown(DbErr),
+}
+
+/// Commits in a task of its own, then releases the SQLite write slot and,
+/// if it committed, runs the after-commit hooks. Once `COMMIT` is under way,
+/// finishing it and running the hooks no longer depend on the caller: a
+/// caller dropped meanwhile only abandons the result.
+async fn commit_detached(
+    label: &str,
+    dbtx: DatabaseTransaction,
+    hooks: Vec<Hook>,
+    slot: Option<WriteSlot>,
+    db_lock: Option<LeaseGuard>,
+) -> Result<(), Committing> {
+    let owned_label = label.to_owned();
+    let task = tokio::spawn(async move {
+        let committed = dbtx.commit().await;
+        drop(slot);
+        // after COMMIT answered, or failed to: an ambiguous end unlocks too
+        drop(db_lock);
+        if committed.is_ok() {
+            run_hooks(&owned_label, hooks);
+        }
+        committed
+    });
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if is_lost_connection(&e) => Err(Committing::Unknown(e)),
+        Ok(Err(e)) => Err(Committing::Failed(e)),
+        Err(join) => Err(Committing::Unknown(DbErr::Custom(format!(
+            "the COMMIT task of `{label}` ended without an answer: {join}"
+        )))),
+    }
+}

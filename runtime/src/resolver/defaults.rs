@@ -1,0 +1,59 @@
+//! A resolver's configuration: the defaults its calls fall back on, set by
+//! [`ConflictResolverBuilder`](super::ConflictResolverBuilder) and never
+//! changed after (the runtime state lives beside it, in the resolver).
+
+use std::time::Duration;
+
+use super::classify::Classifier;
+use super::conflict_resolver::OnRetry;
+use super::inject::{InjectConflicts, Injector};
+use super::options::{Backoff, Contention, Isolation, SqliteMode};
+
+/// How long a `ROLLBACK` the resolver sends may take by default (see
+/// [`ConflictResolverBuilder::rollback_timeout`](super::ConflictResolverBuilder::rollback_timeout)).
+pub const DEFAULT_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a resolver was built with.
+pub(crate) struct Defaults {
+    /// Replays allowed after the first run.
+    pub(crate) retries: u32,
+    pub(crate) isolation: Isolation,
+    pub(crate) read_only: bool,
+    /// `None`: immediate, deferred when read-only.
+    pub(crate) sqlite_mode: Option<SqliteMode>,
+    pub(crate) contention: Contention,
+    pub(crate) backoff: Backoff,
+    /// How long a `ROLLBACK` the resolver sends may take.
+    pub(crate) rollback_timeout: Duration,
+    /// What counts as a conflict.
+    pub(crate) classifier: Classifier,
+    pub(crate) on_retry: Option<OnRetry>,
+    /// Conflict injection, when on.
+    pub(crate) inject: Option<Injector>,
+}
+
+impl Default for Defaults {
+    /// 3 retries, SERIALIZABLE, SQLite `BEGIN IMMEDIATE`, adaptive
+    /// contention control, full-jitter backoff from 10 ms capped at 1 s;
+    /// conflict injection as `CONFLICTKIT_INJECT_CONFLICTS` says.
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            isolation: Isolation::Serializable,
+            read_only: false,
+            sqlite_mode: None,
+            contention: Contention::Adaptive,
+            backoff: Backoff::default(),
+            rollback_timeout: DEFAULT_ROLLBACK_TIMEOUT,
+            classifier: Classifier::default(),
+            on_retry: None,
+            inject: match InjectConflicts::from_env() {
+                Ok(inject) => inject.map(Injector::new),
+                Err(e) => {
+                    tracing::error!("{e}; conflict injection stays off");
+                    None
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! What the database engine behind a resolver is, in named facts: the one
+//! place that looks at [`DbBackend`] (apart from the SQL builders of the
+//! lock across processes and of the identity query), computed once when the
+//! resolver is built. The plan, the replay loop, contention control and
+//! [`Txn`](super::Txn) read these facts instead of comparing backends, as
+//! sea-orm's `DbBackend::support_returning` does for its own code.
+
+use std::error::Error as StdError;
+
+use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, DbBackend, TransactionOptions};
+
+use super::classify::{
+    RawCode, first_code, is_database_error, is_lost_connection, is_protocol_error,
+};
+use super::contention::Warm;
+use super::options::{Isolation, SqliteMode};
+
+/// The lock across processes an engine offers (see `contention::db_lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DbLock {
+    /// None: SQLite (its write lock already serialises every process), mock
+    /// connections, engines sea-orm may add.
+    None,
+    /// PostgreSQL's `pg_advisory_xact_lock`, on a lock session of its own.
+    Advisory,
+    /// A row of `conflictkit_locks` locked `FOR UPDATE` (MySQL/MariaDB).
+    LockRow,
+}
+
+/// The facts about one resolver's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Engine {
+    backend: DbBackend,
+    /// A `MockDatabase`: no real pool, no lock across processes, no files.
+    mock: bool,
+}
+
+/// SQLite primary result codes after which SQLite may have rolled the
+/// whole transaction back by itself (sqlite.org/lang_transaction.html,
+/// "Response To Errors Within A Transaction"): `SQLITE_NOMEM` (7),
+/// `SQLITE_INTERRUPT` (9), `SQLITE_IOERR` (10) and `SQLITE_FULL` (13).
+/// (`SQLITE_BUSY` is a conflict and replayed anyway.)
+const SQLITE_AUTOMATIC_ROLLBACK: &[i32] = &[7, 9, 10, 13];
+
+/// InnoDB's deadlock error, after which the whole transaction is rolled back.
+const MYSQL_DEADLOCK: u16 = 1213;
+
+impl Engine {
+    /// The engine of `db`.
+    pub(crate) fn of(db: &DatabaseConnection) -> Self {
+        Self {
+            backend: db.get_database_backend(),
+            mock: db.is_mock_connection(),
+        }
+    }
+
+    /// The engine of a connection to `backend` (a real one).
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            mock: false,
+        }
+    }
+
+    /// Whether `BEGIN` itself waits for other transactions: SQLite's
+    /// `BEGIN IMMEDIATE` takes the write lock. On PostgreSQL and
+    /// MySQL/MariaDB `BEGIN` takes no snapshot and no lock (the first
+    /// statement does), so a queued run may begin while it waits for
+    /// admission, off the serialised path.
+    pub(crate) fn begin_waits(self) -> bool {
+        self.backend == DbBackend::Sqlite
+    }
+
+    /// Whether the next run of a gate may be admitted while this one sends
+    /// `COMMIT`: under InnoDB's SERIALIZABLE every read is a locking read of
+    /// the latest committed rows, so the next run's reads wait for the
+    /// commit inside the server, as `SELECT … FOR UPDATE` would.
+    pub(crate) fn admits_next_before_commit(self, isolation: Isolation) -> bool {
+        self.backend == DbBackend::MySql && isolation == Isolation::Serializable
+    }
+
+    /// Whether two runs that read then write the same row fail one of them
+    /// as a deadlock victim (InnoDB: SERIALIZABLE reads take shared locks),
+    /// so a conflict may be the doing of a run of the same gate even when no
+    /// other run committed (see `contention::hot::counts_from_outside`).
+    pub(crate) fn lockers_deadlock(self) -> bool {
+        self.backend == DbBackend::MySql
+    }
+
+    /// The lock across processes this engine offers.
+    pub(crate) fn db_lock(self) -> DbLock {
+        match self.backend {
+            _ if self.mock => DbLock::None,
+            DbBackend::Postgres => DbLock::Advisory,
+            DbBackend::MySql => DbLock::LockRow,
+            _ => DbLock::None,
+        }
+    }
+
+    /// Which new gates start warm (see `contention::hot::Warm`): every gate
+    /// where a lock costs no row, gates without a key where it costs one.
+    pub(crate) fn warm(self) -> Warm {
+        match self.db_lock() {
+            DbLock::None => Warm::Never,
+            DbLock::Advisory => Warm::All,
+            DbLock::LockRow => Warm::Labels,
+        }
+    }
+
+    /// Whether any statement the server rejects aborts the whole
+    /// transaction (PostgreSQL: every later statement fails with 25P02 and
+    /// `COMMIT` answers `ROLLBACK`), so that the resolver's own statements
+    /// inside a caller's transaction run in a savepoint.
+    pub(crate) fn statement_error_aborts(self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// Whether write transactions queue for the database's write slot in
+    /// this process (SQLite, see `sqlite_writer`).
+    pub(crate) fn writer_queue(self) -> bool {
+        self.backend == DbBackend::Sqlite && !self.mock
+    }
+
+    /// Whether the database aborted the whole transaction when a statement
+    /// returned `err`, so that nothing the transaction wrote can commit
+    /// (conflicts are dealt with before this is asked: they are replayed).
+    ///
+    /// - any engine: a lost connection (the server rolls back a session that ends);
+    /// - PostgreSQL: any statement the server rejected (see
+    ///   [`statement_error_aborts`](Self::statement_error_aborts));
+    /// - MySQL / MariaDB: a protocol error (the connection is unusable), a
+    ///   deadlock;
+    /// - SQLite: the codes after which SQLite may roll back by itself
+    ///   (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_INTERRUPT`):
+    ///   the connection is then back in autocommit and later statements of
+    ///   the body would commit one by one.
+    pub(crate) fn aborts_transaction(self, err: &(dyn StdError + 'static)) -> bool {
+        is_lost_connection(err)
+            || self.statement_error_aborts() && is_database_error(err)
+            || self.leaves_the_connection_outside_the_transaction(err)
+    }
+
+    /// Whether, after `err`, a later statement on the same connection would
+    /// no longer run inside the transaction: SQLite rolled it back by itself
+    /// (see [`aborts_transaction`](Self::aborts_transaction)) and would
+    /// commit each later statement on its own; InnoDB rolled the whole
+    /// transaction back for a deadlock (`1213`), after which the session's
+    /// later statements run outside any transaction and commit on their own
+    /// (MariaDB 10.11 and MySQL 8 alike; a replay would then repeat them);
+    /// or MySQL's driver is left waiting for a reply that never comes and
+    /// would hang. A `Txn` refuses every later statement after such an error.
+    pub(crate) fn leaves_the_connection_outside_the_transaction(
+        self,
+        err: &(dyn StdError + 'static),
+    ) -> bool {
+        match self.backend {
+            DbBackend::MySql => {
+                is_protocol_error(err) || first_code(err) == Some(RawCode::MySql(MYSQL_DEADLOCK))
+            }
+            DbBackend::Sqlite => matches!(
+                first_code(err),
+                Some(RawCode::Sqlite(code)) if SQLITE_AUTOMATIC_ROLLBACK.contains(&(code & 0xff))
+            ),
+            _ => false,
+        }
+    }
+
+    /// How a transaction begins: SQLite by its mode; the others by
+    /// isolation level and access mode.
+    pub(crate) fn transaction_options(
+        self,
+        isolation: Isolation,
+        read_only: bool,
+        sqlite_mode: SqliteMode,
+    ) -> TransactionOptions {
+        let mut t = TransactionOptions::default();
+        if self.backend == DbBackend::Sqlite {
+            t.sqlite_transaction_mode = Some(sqlite_mode.mode());
+        } else {
+            t.isolation_level = Some(isolation.level());
+            if read_only {
+                t.access_mode = Some(AccessMode::ReadOnly);
+            }
+        }
+        t
+    }
+
+    /// The query naming the database a connection is on, as one text column
+    /// `id` (server and database, or the SQLite file; no row for an
+    /// in-memory SQLite database); `None` where it cannot be told.
+    pub(crate) fn identity_query(self) -> Option<&'static str> {
+        match self.backend {
+            _ if self.mock => None,
+            DbBackend::Postgres => Some(
+                "SELECT current_database() || '@' || (SELECT system_identifier::text FROM pg_control_system()) AS id",
+            ),
+            DbBackend::MySql => {
+                Some("SELECT CONCAT(COALESCE(DATABASE(), ''), '@', @@hostname, ':', @@port) AS id")
+            }
+            DbBackend::Sqlite => Some(
+                "SELECT file AS id FROM pragma_database_list WHERE name = 'main' AND file <> ''",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the identity names a file, to be made canonical.
+    pub(crate) fn identity_is_a_file(self) -> bool {
+        self.backend == DbBackend::Sqlite
+    }
+
+    /// The statements that open, release and roll back to savepoint `name`
+    /// (the same words on the three engines).
+    pub(crate) fn savepoint(self, name: &str) -> Savepoint {
+        Savepoint {
+            open: format!("SAVEPOINT {name}"),
+            release: format!("RELEASE SAVEPOINT {name}"),
+            rollback: format!("ROLLBACK TO SAVEPOINT {name}"),
+        }
+    }
+
+    /// The most connections `db`'s pool opens, where it can be told.
+    pub(crate) fn pool_size(self, db: &DatabaseConnection) -> Option<u32> {
+        if self.mock {
+            return None;
+        }
+        match self.backend {
+            #[cfg(feature = "sqlx-postgres")]
+            DbBackend::Postgres => Some(
+                db.get_postgres_connection_pool()
+                    .options()
+                    .get_max_connections(),
+            ),
+            #[cfg(feature = "sqlx-mysql")]
+            DbBackend::MySql => Some(
+                db.get_mysql_connection_pool()
+                    .options()
+                    .get_max_connections(),
+            ),
+            _ => {
+                let _ = db;
+                None
+            }
+        }
+    }
+}
+
+/// The statements of one savepoint (see [`Engine::savepoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Savepoint {
+    pub(crate) open: String,
+    pub(crate) release: String,
+    pub(crate) rollback: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_engine_states_its_facts() {
+        let [pg, my, lite] =
+            [DbBackend::Postgres, DbBackend::MySql, DbBackend::Sqlite].map(Engine::new);
+        assert_eq!(
+            [pg, my, lite].map(Engine::begin_waits),
+            [false, false, true]
+        );
+        assert_eq!(
+            [pg, my, lite].map(|e| e.admits_next_before_commit(Isolation::Serializable)),
+            [false, true, false]
+        );
+        assert!(!my.admits_next_before_commit(Isolation::RepeatableRead));
+        assert_eq!(
+            [pg, my, lite].map(Engine::db_lock),
+            [DbLock::Advisory, DbLock::LockRow, DbLock::None]
+        );
+        assert_eq!(
+            [pg, my, lite].map(Engine::warm),
+            [Warm::All, Warm::Labels, Warm::Never]
+        );
+        assert_eq!(
+            [pg, my, lite].map(Engine::lockers_deadlock),
+            [false, true, false]
+        );
+        assert_eq!(
+            [pg, my, lite].map(Engine::writer_queue),
+            [false, false, true]
+        );
+        let mock = Engine::of(&sea_orm::MockDatabase::new(DbBackend::Postgres).into_connection());
+        assert_eq!(
+            mock.db_lock(),
+            DbLock::None,
+            "a mock has no lock across processes"
+        );
+        assert_eq!(mock.identity_query(), None);
+    }
+
+    #[test]
+    fn transactions_begin_by_mode_on_sqlite_and_by_level_elsewhere() {
+        use sea_orm::{IsolationLevel, SqliteTransactionMode};
+        let lite = Engine::new(DbBackend::Sqlite).transaction_options(
+            Isolation::Serializable,
+            true,
+            SqliteMode::Deferred,
+        );
+        assert_eq!(
+            lite.sqlite_transaction_mode,
+            Some(SqliteTransactionMode::Deferred)
+        );
+        assert_eq!((lite.isolation_level, lite.access_mode), (None, None));
+        let pg = Engine::new(DbBackend::Postgres).transaction_options(
+            Isolation::RepeatableRead,
+            true,
+            SqliteMode::Immediate,
+        );
+        assert_eq!(pg.isolation_level, Some(IsolationLevel::RepeatableRead));
+        assert_eq!(pg.access_mode, Some(AccessMode::ReadOnly));
+        assert_eq!(pg.sqlite_transaction_mode, None);
+    }
+}
