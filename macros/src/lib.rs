@@ -297,7 +297,7 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
 /// | `contention = "adaptive" \| "off"` | per-function admission control under contention; default adaptive |
-/// | `key = <expr>` | what the call contends on, any `Hash` expression of the arguments (`key = account_id`): admission and cross-process escalation work per (function, key), so calls on different keys never wait for each other; default: none (per function) |
+/// | `key = <expr>` | what the call contends on, any `Hash` expression of the arguments (`key = account_id`): admission, and the database lock across processes while the key is hot, work per (function, key), so calls on different keys never wait for each other; default: none (per function) |
 /// | `resolver = <expr>` | where the resolver comes from; the transaction parameter then disappears |
 /// | `label = "..."` | names the call in logs, stats and the give-up error; default: the function's path (`module::fn`, or `Type::method` for methods) |
 /// | `crate = "path"` | the path of the conflictkit crate, when it is re-exported under another name |

@@ -12,38 +12,16 @@ use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::body::ManagedBody;
 use super::carried;
-use super::classify::is_lost_connection;
-use super::conflict_resolver::ConflictResolver;
 use super::contention::{LeaseGuard, Release};
+use super::driver_error::is_lost_connection;
 use super::error::{AbortedTransaction, AmbiguousCommit};
+use super::inner::ConflictResolver;
 use super::nesting::{ACTIVE, Active};
 use super::plan::Plan;
+use super::retry_event::Phase;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use super::txn::{Hook, Txn, TxnParts, run_hooks};
 use crate::panic::panic_message;
-
-/// Where a run of a managed call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Phase {
-    /// Beginning the transaction (nothing ran yet).
-    Begin,
-    /// The body, or an error it ignored (see [`Txn`]).
-    Body,
-    /// `COMMIT`, which answered with a definite error (an unknown outcome is
-    /// an [`AmbiguousCommit`], never replayed).
-    Commit,
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Phase::Begin => "begin",
-            Phase::Body => "body",
-            Phase::Commit => "commit",
-        })
-    }
-}
 
 /// How one run of the body ended.
 pub(crate) enum Attempt<T, E> {

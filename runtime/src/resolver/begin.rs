@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use sea_orm::{DbErr, TransactionTrait};
 
-use super::classify::is_lost_connection;
-use super::conflict_resolver::ConflictResolver;
+use super::driver_error::is_lost_connection;
+use super::inner::ConflictResolver;
 use super::options::SqliteMode;
 use super::plan::Plan;
 use super::sqlite_writer::{TxnWriter, WriterQueue};

@@ -1,4 +1,4 @@
-//! [`ConflictResolver`] and its builder.
+//! The public API of [`ConflictResolver`], and its builder.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -12,76 +12,13 @@ use super::contention::Control;
 use super::defaults::Defaults;
 use super::engine::Engine;
 use super::inject::{InjectConflicts, Injector};
+use super::inner::ConflictResolver;
+use super::inner::Inner;
 use super::options::{Backoff, CallOptions, Contention, Isolation, SqliteMode};
 use super::plan::Plan;
-use super::sqlite_writer::WriterQueue;
+use super::retry_event::RetryEvent;
 use super::stats::{AtomicStats, Stats};
 use super::txn::Txn;
-
-/// Called before each replay with what happened.
-pub type OnRetry = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
-
-/// What [`ConflictResolverBuilder::on_retry`] callbacks receive.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RetryEvent<'a> {
-    /// Label of the managed call.
-    pub label: &'a str,
-    /// The run that conflicted (1 = first run).
-    pub attempt: u32,
-    /// The conflict.
-    pub conflict: &'a Conflict,
-    /// Where the run met it: in the body (or an error the body ignored), or
-    /// at `COMMIT`.
-    pub phase: super::Phase,
-    /// How long the resolver waits before the replay.
-    pub delay: Duration,
-}
-
-/// A resolver: its connection, what its engine is, its configuration, and
-/// the state its calls share.
-pub(crate) struct Inner {
-    pub(crate) db: DatabaseConnection,
-    pub(crate) engine: Engine,
-    pub(crate) defaults: Defaults,
-    pub(crate) stats: AtomicStats,
-    pub(crate) contention: Control,
-    /// The SQLite writer queue of the database, found at the first write
-    /// (`None` on other engines).
-    pub(crate) writer: tokio::sync::OnceCell<Option<Arc<WriterQueue>>>,
-    /// Which database this is (server and database name, or SQLite file),
-    /// asked the first time a managed call nests in another resolver's.
-    pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
-}
-
-/// Runs transactions and replays them when the database reports a
-/// serialization conflict. The port of cryptoassets.core's `ConflictResolver`.
-///
-/// Cheap to clone (an `Arc` inside); clones share configuration and stats.
-///
-/// ```
-/// use conflictkit::{ConflictResolver, Txn};
-/// use sea_orm::{ConnectionTrait, Database};
-///
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let db = Database::connect("sqlite::memory:").await?;
-/// db.execute_unprepared("CREATE TABLE counter (n INTEGER NOT NULL)").await?;
-/// db.execute_unprepared("INSERT INTO counter VALUES (0)").await?;
-///
-/// let resolver = ConflictResolver::builder(db).retries(5).build();
-/// resolver
-///     .managed(|txn: &Txn| Box::pin(async move {
-///         txn.execute_unprepared("UPDATE counter SET n = n + 1").await?;
-///         Ok::<_, conflictkit::Error>(())
-///     }))
-///     .await?;
-/// assert_eq!(resolver.stats().success, 1);
-/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
-/// ```
-#[derive(Clone)]
-pub struct ConflictResolver {
-    pub(crate) inner: Arc<Inner>,
-}
 
 impl fmt::Debug for ConflictResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,10 +200,6 @@ impl ConflictResolver {
     pub fn sqlite_writers_waiting(&self) -> Option<usize> {
         self.inner.writer.get()?.as_ref().map(|q| q.waiting())
     }
-
-    pub(crate) fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as *const () as usize
-    }
 }
 
 /// Configures a [`ConflictResolver`].
@@ -379,7 +312,7 @@ impl ConflictResolverBuilder {
     /// (test barriers across transactions of one label) still go through on
     /// their first runs and replays, which wait in the queue no longer than a
     /// second while it does not move; a call's last replay waits for its
-    /// label to empty, however long. Turn it off for such bodies.
+    /// (label, key) to empty, however long. Turn it off for such bodies.
     pub fn contention(mut self, contention: Contention) -> Self {
         self.defaults.contention = contention;
         self

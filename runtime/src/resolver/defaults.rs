@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use super::classify::Classifier;
-use super::conflict_resolver::OnRetry;
 use super::inject::{InjectConflicts, Injector};
 use super::options::{Backoff, Contention, Isolation, SqliteMode};
+use super::retry_event::OnRetry;
 
 /// How long a `ROLLBACK` the resolver sends may take by default (see
 /// [`ConflictResolverBuilder::rollback_timeout`](super::ConflictResolverBuilder::rollback_timeout)).

@@ -9,10 +9,9 @@ use std::error::Error as StdError;
 
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, DbBackend, TransactionOptions};
 
-use super::classify::{
+use super::driver_error::{
     RawCode, first_code, is_database_error, is_lost_connection, is_protocol_error,
 };
-use super::contention::Warm;
 use super::options::{Isolation, SqliteMode};
 
 /// The lock across processes an engine offers (see `contention::db_lock`).
@@ -94,16 +93,6 @@ impl Engine {
             DbBackend::Postgres => DbLock::Advisory,
             DbBackend::MySql => DbLock::LockRow,
             _ => DbLock::None,
-        }
-    }
-
-    /// Which new gates start warm (see `contention::hot::Warm`): every gate
-    /// where a lock costs no row, gates without a key where it costs one.
-    pub(crate) fn warm(self) -> Warm {
-        match self.db_lock() {
-            DbLock::None => Warm::Never,
-            DbLock::Advisory => Warm::All,
-            DbLock::LockRow => Warm::Labels,
         }
     }
 
@@ -273,10 +262,6 @@ mod tests {
         assert_eq!(
             [pg, my, lite].map(Engine::db_lock),
             [DbLock::Advisory, DbLock::LockRow, DbLock::None]
-        );
-        assert_eq!(
-            [pg, my, lite].map(Engine::warm),
-            [Warm::All, Warm::Labels, Warm::Never]
         );
         assert_eq!(
             [pg, my, lite].map(Engine::lockers_deadlock),

@@ -89,7 +89,7 @@ impl CannotResolveDatabaseConflict {
 
 impl fmt::Display for CannotResolveDatabaseConflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if super::classify::is_lost_connection(&*self.last.0) {
+        if super::driver_error::is_lost_connection(&*self.last.0) {
             write!(
                 f,
                 "could not run the transaction `{}`: the last of its {} attempts ({} retries \

@@ -7,6 +7,24 @@
 //!
 //! What counts as a conflict on each database is listed in [`classify`].
 //!
+//! # One call, room by room
+//!
+//! ```text
+//! run            nested in a managed body of this resolver? join it   (nesting)
+//!  │             another transaction on the same database open? refuse (nesting, guards)
+//!  ├ Plan        options + Defaults + Engine, decided once             (plan, defaults, engine)
+//!  └ replay_loop for each run:                                         (run)
+//!     ├ enter    queue in the (label, key)'s gate, BEGIN while queued,
+//!     │          the lease of the database lock when hot or last       (contention)
+//!     ├ attempt  BEGIN (SQLite: writer queue first), body, checks,
+//!     │          detached COMMIT, hooks                                 (attempt, begin, txn)
+//!     └ classify a conflict? report it to the gate, back off, replay   (classify, retry_event)
+//! ```
+//!
+//! Each room's module doc says what it owns. The engine's differences are
+//! named facts in one place (`engine`); the rule for which runs take the
+//! database lock across processes is stated once (`contention::hot`).
+//!
 //! # SQLite: one writer queue per database
 //!
 //! SQLite lets one transaction write at a time, so the resolver queues its
@@ -50,31 +68,36 @@ pub mod classify;
 mod conflict_resolver;
 mod contention;
 mod defaults;
+mod driver_error;
 mod engine;
 mod error;
+mod guards;
 mod inject;
+mod inner;
 mod nesting;
 mod options;
 mod plan;
 mod replay_arg;
+mod retry_event;
 mod run;
 mod sqlite_writer;
 mod stats;
 mod txn;
 
-pub use attempt::Phase;
 pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
-pub use conflict_resolver::{ConflictResolver, ConflictResolverBuilder, OnRetry, RetryEvent};
+pub use conflict_resolver::ConflictResolverBuilder;
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
     AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedTransaction,
     WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
+pub use inner::ConflictResolver;
 pub use options::{Backoff, CallOptions, Contention, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
+pub use retry_event::{OnRetry, Phase, RetryEvent};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
 pub use txn::Txn;

@@ -1,115 +1,26 @@
-//! Nesting: the managed transaction a task runs, and the open
-//! `resolver.transaction()` guards per tokio task, so that a second
-//! transaction on the same database started from the same task is refused
-//! instead of waiting forever.
-//!
-//! A managed call records its transaction in a task-local ([`ACTIVE`]),
-//! scoped to its body, so that a nested managed call of the same resolver
-//! joins it and one of another resolver on the same database (told by
-//! [`ConflictResolver::same_database`]) is refused. A guard has no scope to put a task-local in: it lives
-//! until it is committed, rolled back or dropped, so it registers here under
-//! the id of the task that opened it, and leaves on drop. A managed call
-//! made in that task while the guard is open would begin a second
-//! transaction on another pooled connection; if it touches a row the guard
-//! wrote, it waits for the guard's lock while the guard's task waits for it
-//! (the guard's session idles, so the database never reports a deadlock).
+//! Nesting: the managed transaction a task runs ([`ACTIVE`], scoped to its
+//! body), so that a nested managed call of the same resolver joins it, and
+//! a second transaction on the same database begun from the same task (a
+//! managed call of another resolver, a guard inside a managed body, a
+//! managed call inside an open guard, see `guards`) is refused instead of
+//! waiting forever for the first one's locks; and which database a resolver
+//! is on ([`ConflictResolver::same_database`]), asked through an open
+//! transaction when there is one.
 //!
 //! What this cannot see: a task *spawned* by a managed body or by a guard's
 //! task is another task. A managed call there runs as a transaction of its
-//! own; the docs of [`ConflictResolver::run`](super::ConflictResolver::run)
-//! say so.
+//! own; the docs of [`ConflictResolver::run`] say so.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::carried;
-use super::conflict_resolver::ConflictResolver;
 use super::engine::Engine;
 use super::error::NestedTransaction;
+use super::guards::guards_in_this_task;
+use super::inner::ConflictResolver;
 use super::txn::Txn;
-
-/// How many guards are open in the process: lets a managed call skip the
-/// lock below when there are none (the common case).
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
-
-/// Where a guard was opened: a tokio task, or a thread running a future
-/// outside any task (`block_on`, which is what `#[tokio::main]` and
-/// `#[tokio::test]` run their body in: such a future never leaves its
-/// thread).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Place {
-    Task(tokio::task::Id),
-    Thread(std::thread::ThreadId),
-}
-
-impl Place {
-    fn here() -> Place {
-        match tokio::task::try_id() {
-            Some(task) => Place::Task(task),
-            None => Place::Thread(std::thread::current().id()),
-        }
-    }
-}
-
-type Registry = HashMap<Place, Vec<(u64, ConflictResolver)>>;
-
-static GUARDS: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
-
-fn guards() -> MutexGuard<'static, Registry> {
-    match GUARDS.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
-/// A guard's place in the registry; it leaves when this is dropped.
-pub(crate) struct OpenGuard {
-    task: Place,
-    token: u64,
-}
-
-impl OpenGuard {
-    /// Registers a guard of `resolver` opened in the current task (or, in
-    /// a future run by `block_on`, the current thread).
-    pub(crate) fn register(resolver: &ConflictResolver) -> OpenGuard {
-        let task = Place::here();
-        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        guards()
-            .entry(task)
-            .or_default()
-            .push((token, resolver.clone()));
-        OPEN.fetch_add(1, Ordering::AcqRel);
-        OpenGuard { task, token }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        let mut guards = guards();
-        if let Some(open) = guards.get_mut(&self.task) {
-            open.retain(|(token, _)| *token != self.token);
-            if open.is_empty() {
-                guards.remove(&self.task);
-            }
-        }
-        OPEN.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The resolvers of the guards open in the current task.
-pub(crate) fn guards_in_this_task() -> Vec<ConflictResolver> {
-    if OPEN.load(Ordering::Acquire) == 0 {
-        return Vec::new();
-    }
-    guards()
-        .get(&Place::here())
-        .map(|open| open.iter().map(|(_, r)| r.clone()).collect())
-        .unwrap_or_default()
-}
 
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
@@ -280,27 +191,4 @@ async fn query_inside(
     };
     open.execute_unprepared(end).await?;
     row
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_guard_is_seen_in_its_own_task_only_while_it_is_open() {
-        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-        let resolver = ConflictResolver::new(db);
-        assert!(guards_in_this_task().is_empty());
-        let open = OpenGuard::register(&resolver);
-        let seen = guards_in_this_task();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].id(), resolver.id());
-        // another task does not see it
-        let elsewhere = tokio::spawn(async { guards_in_this_task().len() })
-            .await
-            .unwrap();
-        assert_eq!(elsewhere, 0);
-        drop(open);
-        assert!(guards_in_this_task().is_empty());
-    }
 }

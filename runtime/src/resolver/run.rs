@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::attempt::{Attempt, Phase};
+use super::attempt::Attempt;
 use super::body::ManagedBody;
 use super::call_error::TransactionError;
 use super::classify::Conflict;
-use super::conflict_resolver::{ConflictResolver, RetryEvent};
 use super::contention::Entry;
 use super::error::CannotResolveDatabaseConflict;
+use super::inner::ConflictResolver;
 use super::options::{CallOptions, Contention};
 use super::plan::Plan;
+use super::retry_event::Phase;
+use super::retry_event::RetryEvent;
 
 /// `file:line` of the caller: the label of a closure-form managed call.
 #[track_caller]

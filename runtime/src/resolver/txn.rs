@@ -6,9 +6,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 
-use super::conflict_resolver::ConflictResolver;
 use super::engine::Engine;
-use super::nesting::OpenGuard;
+use super::guards::OpenGuard;
+use super::inner::ConflictResolver;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use crate::panic::panic_message;
 

@@ -18,6 +18,7 @@
 //! [`takes_db_lock`]; every other place links here.
 
 use super::Turn;
+use crate::resolver::engine::DbLock;
 
 /// Commits after the last conflict that may have come from another
 /// process during which a gate stays hot.
@@ -44,6 +45,17 @@ pub(crate) enum Warm {
 }
 
 impl Warm {
+    /// The warm start where the lock across processes is `lock`: every
+    /// gate where a lock costs no row, gates without a key where it costs
+    /// one, none where there is no lock.
+    pub(crate) fn for_lock(lock: DbLock) -> Self {
+        match lock {
+            DbLock::None => Warm::Never,
+            DbLock::Advisory => Warm::All,
+            DbLock::LockRow => Warm::Labels,
+        }
+    }
+
     /// Whether a new gate with `key` starts warm.
     pub(crate) fn starts_warm(self, key: Option<u64>) -> bool {
         match self {
@@ -176,6 +188,10 @@ mod tests {
             [Warm::Never, Warm::Labels, Warm::All]
                 .map(|w| (w.starts_warm(None), w.starts_warm(Some(1)))),
             [(false, false), (true, false), (true, true)]
+        );
+        assert_eq!(
+            [DbLock::None, DbLock::LockRow, DbLock::Advisory].map(Warm::for_lock),
+            [Warm::Never, Warm::Labels, Warm::All]
         );
     }
 }

@@ -136,7 +136,7 @@ impl Control {
             }),
             leases: (engine.db_lock() != DbLock::None).then(|| Leases::new(db.clone())),
             prepare_cap: prepare_cap(engine.pool_size(db)),
-            warm: engine.warm(),
+            warm: Warm::for_lock(engine.db_lock()),
             begin_while_queued: !engine.begin_waits(),
             lockers_deadlock: engine.lockers_deadlock(),
         }

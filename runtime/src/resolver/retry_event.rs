@@ -1,0 +1,50 @@
+//! What a resolver tells about each replay: where the run failed
+//! ([`Phase`]) and the [`RetryEvent`] its `on_retry` callback receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::classify::Conflict;
+
+/// Where a run of a managed call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Beginning the transaction (nothing ran yet).
+    Begin,
+    /// The body, or an error it ignored (see [`Txn`]).
+    Body,
+    /// `COMMIT`, which answered with a definite error (an unknown outcome is
+    /// an [`AmbiguousCommit`], never replayed).
+    Commit,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Begin => "begin",
+            Phase::Body => "body",
+            Phase::Commit => "commit",
+        })
+    }
+}
+
+/// Called before each replay with what happened.
+pub type OnRetry = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
+
+/// What [`ConflictResolverBuilder::on_retry`] callbacks receive.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryEvent<'a> {
+    /// Label of the managed call.
+    pub label: &'a str,
+    /// The run that conflicted (1 = first run).
+    pub attempt: u32,
+    /// The conflict.
+    pub conflict: &'a Conflict,
+    /// Where the run met it: in the body (or an error the body ignored), or
+    /// at `COMMIT`.
+    pub phase: Phase,
+    /// How long the resolver waits before the replay.
+    pub delay: Duration,
+}
