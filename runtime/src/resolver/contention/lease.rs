@@ -150,7 +150,7 @@ pub(crate) struct Lease {
 
 #[derive(Default)]
 struct State {
-    phase: Phase,
+    hold: Hold,
     /// Tickets alive: runs that want the lease, inside it or not yet.
     expected: u32,
     /// Runs inside the lease now.
@@ -172,7 +172,7 @@ struct State {
 }
 
 #[derive(Default)]
-enum Phase {
+enum Hold {
     #[default]
     Free,
     /// A task is taking the lock.
@@ -183,7 +183,7 @@ enum Phase {
 
 impl State {
     fn unused(&self) -> bool {
-        self.expected == 0 && matches!(self.phase, Phase::Free)
+        self.expected == 0 && matches!(self.hold, Hold::Free)
     }
 }
 
@@ -192,7 +192,7 @@ impl Lease {
     /// `Acquiring` from now on): on the session of `held`, which is given
     /// back first, or on a new one.
     fn acquire(self: &Arc<Self>, s: &mut State, held: Option<HeldLock>) {
-        s.phase = Phase::Acquiring;
+        s.hold = Hold::Acquiring;
         s.attempts += 1;
         let attempt = s.attempts;
         let lease = self.clone();
@@ -204,7 +204,7 @@ impl Lease {
             let mut s = lock(&lease.state);
             match got {
                 Ok(taken) => {
-                    s.phase = Phase::Held { _lock: taken.lock };
+                    s.hold = Hold::Held { _lock: taken.lock };
                     s.contended = taken.contended;
                     s.tenure = 0;
                     s.moved = Some(tokio::time::Instant::now());
@@ -212,7 +212,7 @@ impl Lease {
                     lease.give_back_if_done(&mut s);
                 }
                 Err(e) => {
-                    s.phase = Phase::Free;
+                    s.hold = Hold::Free;
                     s.failure = Some((attempt, e.to_string()));
                 }
             }
@@ -231,7 +231,7 @@ impl Lease {
 
     /// [`Lease::give_back_if_done`], lingering first only if `may_linger`.
     fn give_back_unless_kept(self: &Arc<Self>, s: &mut State, may_linger: bool) -> bool {
-        if s.users > 0 || !matches!(s.phase, Phase::Held { .. }) {
+        if s.users > 0 || !matches!(s.hold, Hold::Held { .. }) {
             return false;
         }
         if s.expected > 0 && s.tenure < TENURE {
@@ -240,7 +240,7 @@ impl Lease {
         if may_linger && s.expected == 0 && s.tenure < TENURE && !s.lingering && self.linger(s) {
             return false;
         }
-        let Phase::Held { _lock: held } = std::mem::take(&mut s.phase) else {
+        let Hold::Held { _lock: held } = std::mem::take(&mut s.hold) else {
             unreachable!("checked above")
         };
         s.tenure = 0;
@@ -332,15 +332,15 @@ impl Ticket {
                     )));
                 }
                 let now = tokio::time::Instant::now();
-                match s.phase {
-                    Phase::Held { .. } if s.tenure < TENURE => {
+                match s.hold {
+                    Hold::Held { .. } if s.tenure < TENURE => {
                         s.tenure += 1;
                         return Ok(self.inside(&mut s));
                     }
                     // The tenure is over: wait for it to be given back and
                     // taken again, unless the runs inside do not move (one
                     // of them may wait for this very run), a few times.
-                    Phase::Held { .. } => {
+                    Hold::Held { .. } => {
                         let left = s.moved.unwrap_or(now);
                         let room = s.tenure < TENURE + OVER_TENURE;
                         if room && left + MAX_QUEUE_WAIT <= now {
@@ -365,7 +365,7 @@ impl Ticket {
                             give_up_at
                         }
                     }
-                    Phase::Acquiring | Phase::Free => {
+                    Hold::Acquiring | Hold::Free => {
                         if give_up_at <= now {
                             return Err(DbErr::Custom(format!(
                                 "waited {} s for the contention lock across processes, \
@@ -373,7 +373,7 @@ impl Ticket {
                                 longest.as_secs()
                             )));
                         }
-                        if matches!(s.phase, Phase::Free) {
+                        if matches!(s.hold, Hold::Free) {
                             lease.acquire(&mut s, None);
                         }
                         give_up_at

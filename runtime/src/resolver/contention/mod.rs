@@ -50,7 +50,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 pub(crate) use hot::Warm;
 pub(crate) use lease::LeaseGuard;
 use lease::Leases;
-pub(crate) use queue::{Admission, Gate, Permit};
+pub(crate) use queue::{Admission, Gate, Permit, PrepareBudget};
 
 use super::engine::{DbLock, Engine};
 use crate::sync::{SweepAt, lock};
@@ -106,10 +106,9 @@ pub(crate) struct Control {
     gates: Mutex<GateMap>,
     /// `None` where the engine has no lock across processes.
     leases: Option<Leases>,
-    /// How many connections queued runs may hold by beginning early (see
-    /// [`Gate::admit`]): a share of the pool, so that they never take the
-    /// connections the admitted runs and everything else need.
-    prepare_cap: Option<u32>,
+    /// How many connections queued runs of all gates may hold by beginning
+    /// early.
+    budget: Arc<PrepareBudget>,
     /// Which new gates start hot.
     warm: Warm,
     /// A queued run may begin its transaction while it waits.
@@ -135,7 +134,7 @@ impl Control {
                 sweep_at: SweepAt::new(FIRST_SWEEP_AT),
             }),
             leases: (engine.db_lock() != DbLock::None).then(|| Leases::new(db.clone())),
-            prepare_cap: prepare_cap(engine.pool_size(db)),
+            budget: Arc::new(PrepareBudget::new(prepare_cap(engine.pool_size(db)))),
             warm: Warm::for_lock(engine.db_lock()),
             begin_while_queued: !engine.begin_waits(),
             lockers_deadlock: engine.lockers_deadlock(),
@@ -172,7 +171,7 @@ impl Control {
             map.sweep_at.swept(count);
         }
         let g = Arc::new(Gate::slow_start(
-            self.prepare_cap,
+            self.budget.clone(),
             self.warm.starts_warm(key),
         ));
         map.gates
@@ -390,7 +389,7 @@ mod tests {
                 sweep_at: SweepAt::new(FIRST_SWEEP_AT),
             }),
             leases: None,
-            prepare_cap: prepare_cap(pool_size),
+            budget: Arc::new(PrepareBudget::new(prepare_cap(pool_size))),
             warm: Warm::Never,
             begin_while_queued: false,
             lockers_deadlock: false,
@@ -439,6 +438,47 @@ mod tests {
         assert_eq!(gate.told(), 1, "one of six queued runs begins early");
         for w in waiting {
             w.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pool_share_for_queued_runs_is_one_for_all_gates() {
+        // pool 8: queued runs may hold 2 connections, whatever the number of
+        // hot keys (per gate it would be 2 each: 8 for four keys)
+        let control = control(Some(8));
+        let mut holders = Vec::new();
+        let mut waiting = Vec::new();
+        let mut gates = Vec::new();
+        for key in 0..4_u64 {
+            let gate = control.gate("hot", Some(key));
+            set_limit(&gate, 1.0);
+            holders.push(enter(&gate).await);
+            for i in 0..3 {
+                let g = gate.clone();
+                waiting.push(tokio::spawn(async move {
+                    g.admit(Turn::First, Some(std::future::ready(()))).await
+                }));
+                queued(&gate, i + 1).await;
+            }
+            gates.push(gate);
+        }
+        let told: u32 = gates.iter().map(|g| g.told()).sum();
+        assert_eq!(
+            told, 2,
+            "two of twelve queued runs begin early, all gates together"
+        );
+        assert_eq!(control.budget.used(), 2);
+        // the first gate's holder leaves: its told waiter is admitted and
+        // gives its room back, and the gate's next waiter takes it at once
+        drop(holders.remove(0));
+        let told: u32 = gates.iter().map(|g| g.told()).sum();
+        assert_eq!((told, control.budget.used()), (2, 2), "the room went round");
+        assert_eq!(gates[0].told(), 1);
+        for w in waiting {
+            w.abort();
+        }
+        for w in holders {
+            drop(w);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,9 +26,9 @@ struct GateState {
     last_used: Option<std::time::Instant>,
     /// When a run last left (the queue moved).
     last_release: Option<tokio::time::Instant>,
-    /// The most waiters told to prepare at once (see `Control::prepare_cap`;
-    /// `None`: one per slot).
-    prepare_cap: Option<u32>,
+    /// The connections queued runs of every gate of the resolver may hold
+    /// by preparing (see [`PrepareBudget`]).
+    budget: Arc<PrepareBudget>,
     in_flight: u32,
     /// A [`Turn::Last`] run holds the gate alone.
     solo: bool,
@@ -47,6 +47,53 @@ struct GateState {
     commits_started: u64,
     /// Runs admitted so far.
     admissions: u64,
+}
+
+/// How many queued runs of a resolver, all its gates together, may hold a
+/// pooled connection by beginning their transactions while they wait (see
+/// [`Gate::admit`]): a share of the pool, so that they never take the
+/// connections the admitted runs and everything else need. Per gate, many
+/// hot keys would each take their share and together exhaust the pool.
+#[derive(Debug, Default)]
+pub(crate) struct PrepareBudget {
+    /// `None`: no bound but the gates' slots (the pool size is unknown).
+    cap: Option<u32>,
+    used: AtomicU32,
+}
+
+impl PrepareBudget {
+    /// A budget of `cap` connections.
+    pub(crate) fn new(cap: Option<u32>) -> Self {
+        Self {
+            cap,
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes one connection's room, if there is any left.
+    fn try_take(&self) -> bool {
+        let Some(cap) = self.cap else {
+            return true;
+        };
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back the room of `n` waiters that left the queue told.
+    fn give_back(&self, n: u32) {
+        if self.cap.is_some() && n > 0 {
+            self.used.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Room taken now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u32 {
+        self.used.load(Ordering::Acquire)
+    }
 }
 
 /// Where a gate stood when it admitted a run.
@@ -131,6 +178,7 @@ impl GateState {
             !gone
         });
         self.told -= told_gone;
+        self.budget.give_back(told_gone);
         if self.waiting.len() != before {
             self.admit_waiters();
         }
@@ -145,6 +193,7 @@ impl GateState {
             };
             if matches!(next.tell, Tell::Told) {
                 self.told -= 1;
+                self.budget.give_back(1);
             }
             self.in_flight += 1;
             self.solo = next.turn == Turn::Last;
@@ -161,22 +210,27 @@ impl GateState {
     /// many are prepared as there are slots: each begins its transaction
     /// while the runs ahead of it finish, and starts its first statement the
     /// moment it is admitted.
+    ///
+    /// No more are told than the resolver's [`PrepareBudget`] has room for,
+    /// all gates together. A waiter not told still runs when admitted: it
+    /// begins then.
     fn tell_next(&mut self) {
-        let wanted = self
-            .slots()
-            .min(UNLIMITED_ABOVE as u32)
-            .min(self.prepare_cap.unwrap_or(u32::MAX));
+        let wanted = self.slots().min(UNLIMITED_ABOVE as u32);
         for w in self.waiting.iter_mut() {
             if self.told >= wanted {
                 break;
             }
-            if let Tell::Pending(_) = w.tell
-                && let Tell::Pending(tx) = std::mem::replace(&mut w.tell, Tell::Told)
-            {
-                if tx.send(()).is_ok() {
-                    self.told += 1;
-                } else {
-                    w.tell = Tell::Never;
+            if let Tell::Pending(_) = w.tell {
+                if !self.budget.try_take() {
+                    break;
+                }
+                if let Tell::Pending(tx) = std::mem::replace(&mut w.tell, Tell::Told) {
+                    if tx.send(()).is_ok() {
+                        self.told += 1;
+                    } else {
+                        w.tell = Tell::Never;
+                        self.budget.give_back(1);
+                    }
                 }
             }
         }
@@ -185,12 +239,12 @@ impl GateState {
 
 impl Gate {
     /// The gate of a label seen for the first time: in slow start.
-    pub(super) fn slow_start(prepare_cap: Option<u32>, warm: bool) -> Self {
+    pub(super) fn slow_start(budget: Arc<PrepareBudget>, warm: bool) -> Self {
         Self {
             state: Mutex::new(GateState {
                 limiter: Limiter::slow_start(),
                 hot: Hotness::new(warm),
-                prepare_cap,
+                budget,
                 last_used: Some(std::time::Instant::now()),
                 ..GateState::default()
             }),

@@ -16,7 +16,7 @@ async fn held_over_its_tenure(id: i64) -> (Leases, Arc<Lease>, Ticket) {
     let lease = lease_of(&leases, id);
     {
         let mut s = lock(&lease.state);
-        s.phase = Phase::Held {
+        s.hold = Hold::Held {
             _lock: HeldLock::none(),
         };
         s.tenure = TENURE;
@@ -188,7 +188,7 @@ async fn a_last_replay_waits_for_another_process_longer_but_not_forever() {
     let first = leases.ticket(11);
     let lease = lease_of(&leases, 11);
     // another process holds the lock: this one's request waits
-    lock(&lease.state).phase = Phase::Acquiring;
+    lock(&lease.state).hold = Hold::Acquiring;
     let impatient = tokio::spawn(first.enter(false));
     let last = tokio::spawn(leases.ticket(11).enter(true));
     tokio::time::advance(LONGEST_LOCK_WAIT - std::time::Duration::from_millis(1)).await;
@@ -321,7 +321,7 @@ async fn runs_over_the_tenure_do_not_keep_the_lease_from_a_last_replay(db: Datab
                     assert!(e.to_string().contains("do not leave"), "{backend:?}: {e}");
                     drop(inside.take());
                     assert!(
-                        matches!(lock(&lease_of(&a, id).state).phase, Phase::Free),
+                        matches!(lock(&lease_of(&a, id).state).hold, Hold::Free),
                         "{backend:?}: the first process gave the lease back"
                     );
                     break (&mut last).await.expect("the task");
