@@ -183,3 +183,85 @@ async fn mariadb_grants_lock_requests_in_order() {
         .await
         .expect("drop the test database");
 }
+
+/// `url` (`mysql://user:password@host:port/database`) for another user and
+/// database on the same server.
+fn mysql_url_as(url: &str, user: &str, password: &str, database: &str) -> String {
+    let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
+    let server = rest
+        .split_once('@')
+        .map_or(rest, |(_, server)| server)
+        .split('/')
+        .next()
+        .expect("host:port");
+    format!("mysql://{user}:{password}@{server}/{database}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_without_the_right_to_create_the_lock_table_says_what_to_grant_and_calls_go_on() {
+    use sea_orm::{ConnectionTrait, Database};
+    let Some(url) = server_url("CONFLICTKIT_MYSQL_URL") else {
+        return;
+    };
+    let admin = Database::connect(&url).await.expect("connect as admin");
+    let name = format!("ck_nocreate_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("DROP USER IF EXISTS '{name}'@'127.0.0.1'"),
+        format!("CREATE DATABASE {name}"),
+        format!("CREATE TABLE {name}.t (id INT PRIMARY KEY, n INT NOT NULL)"),
+        format!("INSERT INTO {name}.t VALUES (1, 0)"),
+        format!("CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY 'pw'"),
+        // everything a managed call needs, but not CREATE
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {name}.* TO '{name}'@'127.0.0.1'"),
+    ] {
+        admin.execute_unprepared(&sql).await.expect(&sql);
+    }
+    let db = Database::connect(mysql_url_as(&url, &name, "pw", &name))
+        .await
+        .expect("connect as the user without CREATE");
+
+    let err = lock(&db, &LockPools::default(), 42)
+        .await
+        .expect_err("the lock table cannot be created")
+        .to_string();
+    assert!(
+        err.contains("could not create the table conflictkit_locks")
+            && err.contains("grant the user CREATE, INSERT and SELECT on it")
+            && err.contains("CREATE TABLE IF NOT EXISTS conflictkit_locks"),
+        "{err}"
+    );
+
+    // A managed call's warm gate asks for the lock on its first run; without
+    // it the call goes on (with a warning) and commits.
+    let resolver = crate::resolver::ConflictResolver::new(db.clone());
+    resolver
+        .managed(|txn: &crate::resolver::Txn| {
+            Box::pin(async move {
+                txn.execute_unprepared("UPDATE t SET n = n + 1 WHERE id = 1")
+                    .await?;
+                Ok::<_, crate::resolver::Error>(())
+            })
+        })
+        .await
+        .expect("the call runs without the lock");
+    let n: i32 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::MySql,
+            "SELECT n FROM t WHERE id = 1",
+        ))
+        .await
+        .expect("read back")
+        .expect("the row")
+        .try_get("", "n")
+        .expect("n");
+    assert_eq!(n, 1, "the call committed once");
+
+    db.close().await.expect("close");
+    for sql in [
+        format!("DROP USER '{name}'@'127.0.0.1'"),
+        format!("DROP DATABASE {name}"),
+    ] {
+        admin.execute_unprepared(&sql).await.expect(&sql);
+    }
+}
