@@ -679,3 +679,277 @@ async fn nested_call_joins_the_outer_transaction() {
         );
     }
 }
+
+// ---------------------------------------------------------------- nested calls as savepoints
+
+const ALL_ENGINES: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqlite];
+
+/// Debits `amount` from `id`: writes first, then refuses when the balance
+/// was too low (as a ledger entry written before the check would).
+#[managed_transaction]
+async fn debit_or_refuse(
+    txn: &Txn,
+    id: i32,
+    amount: i64,
+    hooks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<i64, WalletError> {
+    let b = balance(txn, id).await?;
+    set_balance(txn, id, b - amount).await?;
+    txn.after_commit(move || {
+        hooks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    if b < amount {
+        return Err(WalletError::Insufficient {
+            account: id,
+            balance: b,
+            amount,
+        });
+    }
+    Ok(b - amount)
+}
+
+/// Writes account 2, then debits account 1 through a nested managed call and
+/// handles a refusal.
+#[managed_transaction]
+async fn pay_or_refuse(
+    txn: &Txn,
+    amount: i64,
+    hooks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<&'static str, WalletError> {
+    set_balance(txn, 2, 7).await?;
+    match debit_or_refuse(resolver, 1, amount, hooks).await {
+        Ok(_) => Ok("paid"),
+        Err(WalletError::Insufficient { .. }) => Ok("refused"),
+        Err(e) => Err(e),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_nested_call_takes_back_its_writes_and_hooks_and_the_caller_commits() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "nested_refused").await else {
+            continue;
+        };
+        let r = resolver(&tdb, 3);
+        let hooks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        assert_eq!(
+            pay_or_refuse(&r, 100, hooks.clone()).await.unwrap(),
+            "refused",
+            "{backend:?}"
+        );
+        assert_eq!(
+            balance(&tdb.db, 1).await.unwrap(),
+            10,
+            "{backend:?}: the refused debit's write was rolled back to its savepoint"
+        );
+        assert_eq!(
+            balance(&tdb.db, 2).await.unwrap(),
+            7,
+            "{backend:?}: the caller's own write committed"
+        );
+        assert_eq!(
+            hooks.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{backend:?}: the refused debit's hook never ran"
+        );
+        assert_eq!(pay_or_refuse(&r, 4, hooks.clone()).await.unwrap(), "paid");
+        assert_eq!(balance(&tdb.db, 1).await.unwrap(), 6, "{backend:?}");
+        assert_eq!(
+            hooks.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{backend:?}: a nested call that succeeded runs its hook once, after the commit"
+        );
+        assert_eq!(r.stats(), stats(0, 2, 0, 0), "{backend:?}: two outer calls");
+    }
+}
+
+/// Inserts account 1 again: a duplicate key, which on PostgreSQL aborts the
+/// whole transaction until it is rolled back to a savepoint.
+#[managed_transaction]
+async fn insert_duplicate(txn: &Txn) -> Result<(), WalletError> {
+    txn.execute_unprepared("INSERT INTO account (id, balance) VALUES (1, 0)")
+        .await?;
+    Ok(())
+}
+
+#[managed_transaction]
+async fn tolerate_a_nested_statement_error(txn: &Txn) -> Result<bool, WalletError> {
+    set_balance(txn, 2, 3).await?;
+    let failed = insert_duplicate(resolver).await.is_err();
+    set_balance(txn, 2, 4).await?;
+    Ok(failed)
+}
+
+#[tokio::test]
+async fn a_statement_error_rolled_back_with_its_nested_call_does_not_fail_the_caller() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "nested_statement_error").await else {
+            continue;
+        };
+        let r = resolver(&tdb, 3);
+        assert!(
+            tolerate_a_nested_statement_error(&r).await.unwrap(),
+            "{backend:?}: the nested call failed"
+        );
+        assert_eq!(
+            balance(&tdb.db, 2).await.unwrap(),
+            4,
+            "{backend:?}: the caller went on after the savepoint's rollback and committed"
+        );
+    }
+}
+
+/// Swallows a duplicate-key error *without* a savepoint around it: on
+/// PostgreSQL the transaction is aborted and the call must not report
+/// success; elsewhere only that statement failed.
+#[managed_transaction]
+async fn swallow_a_statement_error_in_a_nested_call(txn: &Txn) -> Result<(), WalletError> {
+    set_balance(txn, 2, 5).await?;
+    swallowing_nested(resolver).await
+}
+
+#[managed_transaction]
+async fn swallowing_nested(txn: &Txn) -> Result<(), WalletError> {
+    let _ignored = txn
+        .execute_unprepared("INSERT INTO account (id, balance) VALUES (1, 0)")
+        .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_error_swallowed_inside_a_nested_call_still_counts() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "nested_swallowed").await else {
+            continue;
+        };
+        let r = resolver(&tdb, 3);
+        let result = swallow_a_statement_error_in_a_nested_call(&r).await;
+        if backend == Backend::Postgres {
+            let err = result.expect_err("PostgreSQL aborted the transaction");
+            assert_eq!(
+                balance(&tdb.db, 2).await.unwrap(),
+                0,
+                "nothing committed: {err}"
+            );
+        } else {
+            result.unwrap_or_else(|e| panic!("{backend:?}: only the statement failed: {e}"));
+            assert_eq!(balance(&tdb.db, 2).await.unwrap(), 5, "{backend:?}");
+        }
+    }
+}
+
+#[managed_transaction(isolation = "read_committed")]
+async fn read_committed_read(txn: &Txn, id: i32) -> Result<i64, WalletError> {
+    Ok(balance(txn, id).await?)
+}
+
+#[managed_transaction(read_only)]
+async fn read_only_read(txn: &Txn, id: i32) -> Result<i64, WalletError> {
+    Ok(balance(txn, id).await?)
+}
+
+/// The refusals of a nested call's options that cannot apply inside this
+/// call, as their messages.
+#[managed_transaction]
+async fn nested_options_refused(txn: &Txn) -> Result<Vec<String>, WalletError> {
+    let _ = txn;
+    let mut refused = Vec::new();
+    for result in [
+        read_committed_read(resolver, 1).await,
+        read_only_read(resolver, 1).await,
+    ] {
+        match result {
+            Err(WalletError::Db(e)) => {
+                let found = conflictkit::resolver::NestedOption::find(&e)
+                    .map(|n| (n.label().to_owned(), e.to_string()));
+                refused.push(
+                    found.map_or_else(|| format!("other: {e}"), |(l, m)| format!("{l}: {m}")),
+                );
+            }
+            other => refused.push(format!("not refused: {other:?}")),
+        }
+    }
+    Ok(refused)
+}
+
+#[tokio::test]
+async fn nested_options_that_cannot_apply_are_refused_with_a_typed_error() {
+    let Some(tdb) = setup(Backend::Sqlite, "nested_options").await else {
+        return;
+    };
+    let r = resolver(&tdb, 3);
+    let refused = nested_options_refused(&r).await.unwrap();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused[0].contains("read_committed_read")
+            && refused[0].contains("isolation `read_committed`")
+            && refused[0].contains("isolation `serializable`"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[1].contains("read_only_read") && refused[1].contains("`read_only`"),
+        "{}",
+        refused[1]
+    );
+}
+
+/// A nested body whose first run fails with an error the resolver counts as
+/// a conflict (`retry_if`); `runs` counts the nested body's runs.
+#[managed_transaction]
+async fn nested_conflict_once(
+    txn: &Txn,
+    runs: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> Result<(), WalletError> {
+    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    set_balance(txn, 1, 77).await?;
+    if txn.attempt() == 1 {
+        return Err(DbErr::Custom("conflict for the test".into()).into());
+    }
+    Ok(())
+}
+
+#[managed_transaction]
+async fn outer_of_a_conflict(
+    txn: &Txn,
+    runs: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> Result<u32, WalletError> {
+    set_balance(txn, 2, 1).await?;
+    nested_conflict_once(resolver, runs).await?;
+    Ok(txn.attempt())
+}
+
+#[tokio::test]
+async fn a_conflict_in_a_nested_call_replays_the_whole_outer_call() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "nested_conflict").await else {
+            continue;
+        };
+        let r = ConflictResolver::builder(tdb.db.clone())
+            .retries(3)
+            .backoff(Backoff::none())
+            .contention(Contention::Off)
+            .retry_if(|e| {
+                std::iter::successors(Some(e), |e| e.source())
+                    .any(|e| e.to_string().contains("conflict for the test"))
+            })
+            .build();
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        assert_eq!(
+            outer_of_a_conflict(&r, runs.clone()).await.unwrap(),
+            2,
+            "{backend:?}: the outer call committed on its replay"
+        );
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "{backend:?}"
+        );
+        assert_eq!(
+            r.stats(),
+            stats(1, 1, 0, 0),
+            "{backend:?}: one replay of the outer call"
+        );
+        assert_eq!(balance(&tdb.db, 1).await.unwrap(), 77, "{backend:?}");
+    }
+}

@@ -62,6 +62,8 @@ impl ConflictResolver {
         let active = Active {
             resolver: self.clone(),
             txn: txn.share(),
+            isolation: plan.isolation,
+            read_only: plan.read_only,
         };
         let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
             .catch_unwind()

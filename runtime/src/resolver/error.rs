@@ -272,6 +272,53 @@ impl NestedTransaction {
     }
 }
 
+/// A managed call made inside another managed call of the same resolver
+/// asked for an option that cannot apply to it: it runs as a savepoint of
+/// its caller's transaction, which already has its isolation level and
+/// access mode. Nothing ran.
+///
+/// It reaches the caller inside a [`DbErr`]; find it with
+/// [`NestedOption::find`].
+///
+/// ```
+/// use conflictkit::resolver::NestedOption;
+/// assert!(NestedOption::find(&sea_orm::DbErr::RecordNotFound("x".into())).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{inner}` asks for {asked}, but it was called inside the managed transaction `{outer}` \
+     ({outer_has}) and runs as a savepoint of it, which cannot change that; drop the option from \
+     `{inner}`, give it to `{outer}`, or call `{inner}` outside `{outer}`"
+)]
+pub struct NestedOption {
+    inner: String,
+    outer: String,
+    asked: String,
+    outer_has: String,
+}
+
+impl NestedOption {
+    pub(crate) fn new(inner: &str, outer: &str, asked: String, outer_has: String) -> Self {
+        Self {
+            inner: inner.to_owned(),
+            outer: outer.to_owned(),
+            asked,
+            outer_has,
+        }
+    }
+
+    /// The label of the refused call.
+    pub fn label(&self) -> &str {
+        &self.inner
+    }
+
+    /// The `NestedOption` in `err` or anywhere along its `source()` chain
+    /// (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
+    }
+}
+
 /// A write transaction on SQLite could not get its database's write slot
 /// (SQLite lets one transaction write at a time; the resolver queues the
 /// writers of the process for it). Nothing ran. It reaches the caller inside

@@ -10,7 +10,7 @@
 //! # One call, room by room
 //!
 //! ```text
-//! run            nested in a managed body of this resolver? join it   (nesting)
+//! run            nested in a managed body of this resolver? a savepoint (nesting, savepoint)
 //!  │             another transaction on the same database open? refuse (nesting, guards)
 //!  ├ Plan        options + Defaults + Engine, decided once             (plan, defaults, engine)
 //!  └ replay_loop for each run:                                         (run)
@@ -53,7 +53,9 @@
 //! # Nesting
 //!
 //! A managed call made inside another managed call of the same resolver
-//! joins the outer transaction (see [`ConflictResolver::run`]). Made through
+//! runs as a savepoint of the outer transaction (see [`ConflictResolver::run`]):
+//! a nested call that fails takes back its own writes, and its caller may
+//! handle the error. Made through
 //! a *different* resolver on the same database (server and database name, or
 //! SQLite file), it fails at once with an error saying what to do: its second
 //! transaction would wait for the first one's locks (or SQLite write slot)
@@ -80,6 +82,7 @@ mod plan;
 mod replay_arg;
 mod retry_event;
 mod run;
+mod savepoint;
 mod sqlite_writer;
 mod stats;
 mod txn;
@@ -90,8 +93,8 @@ pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedTransaction,
-    WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedOption,
+    NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;

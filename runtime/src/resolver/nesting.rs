@@ -1,5 +1,6 @@
 //! Nesting: the managed transaction a task runs ([`ACTIVE`], scoped to its
-//! body), so that a nested managed call of the same resolver joins it, and
+//! body), so that a nested managed call of the same resolver runs as a savepoint
+//! of it (see `savepoint`), and
 //! a second transaction on the same database begun from the same task (a
 //! managed call of another resolver, a guard inside a managed body, a
 //! managed call inside an open guard, see `guards`) is refused instead of
@@ -20,11 +21,12 @@ use super::engine::Engine;
 use super::error::NestedTransaction;
 use super::guards::guards_in_this_task;
 use super::inner::ConflictResolver;
+use super::options::Isolation;
 use super::txn::Txn;
 
 tokio::task_local! {
     /// The managed transaction running in this task, so that a nested managed
-    /// call joins it instead of opening a second transaction.
+    /// call runs as a savepoint of it instead of opening a second transaction.
     pub(crate) static ACTIVE: Active;
 }
 
@@ -32,6 +34,17 @@ tokio::task_local! {
 pub(crate) struct Active {
     pub(crate) resolver: ConflictResolver,
     pub(crate) txn: Txn,
+    /// The call's isolation level and access mode, which its nested calls
+    /// share.
+    pub(crate) isolation: Isolation,
+    pub(crate) read_only: bool,
+}
+
+/// The managed transaction of this resolver a nested call runs in.
+pub(crate) struct Enclosing {
+    pub(crate) txn: Txn,
+    pub(crate) isolation: Isolation,
+    pub(crate) read_only: bool,
 }
 
 impl ConflictResolver {
@@ -40,7 +53,7 @@ impl ConflictResolver {
     /// any resolver, or, for a managed call (`guards`), a
     /// [`transaction()`](Self::transaction) guard), and the new one would
     /// wait for its locks forever. A managed call of this resolver inside
-    /// its own managed body joins instead (checked before). Two guards in
+    /// its own managed body runs as a savepoint instead (checked before). Two guards in
     /// one task are two explicit transactions, as two sessions are: allowed.
     pub(crate) async fn refuse_nested(&self, label: &str, guards: bool) -> Option<DbErr> {
         if let Some((outer, outer_label)) = self.enclosing_managed().await
@@ -49,7 +62,7 @@ impl ConflictResolver {
             let advice = if outer.id() == self.id() {
                 "run its statements on the managed body's `txn` instead"
             } else {
-                "call it with the caller's resolver, so that it joins the caller's transaction, \
+                "call it with the caller's resolver, so that it runs inside the caller's transaction, \
                  or after the caller returns"
             };
             return Some(carried::into_db_err(NestedTransaction::new(
@@ -90,9 +103,16 @@ impl ConflictResolver {
         Some((outer, label))
     }
 
-    pub(crate) fn active_txn(&self) -> Option<Txn> {
+    /// The managed transaction of this resolver that this task runs, if any.
+    pub(crate) fn enclosing(&self) -> Option<Enclosing> {
         ACTIVE
-            .try_with(|a| (a.resolver.id() == self.id()).then(|| a.txn.share()))
+            .try_with(|a| {
+                (a.resolver.id() == self.id()).then(|| Enclosing {
+                    txn: a.txn.share(),
+                    isolation: a.isolation,
+                    read_only: a.read_only,
+                })
+            })
             .ok()
             .flatten()
     }

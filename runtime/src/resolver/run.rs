@@ -38,19 +38,24 @@ impl ConflictResolver {
     /// result is [`CannotResolveDatabaseConflict`] (converted into `E`).
     ///
     /// **Nesting.** A managed call made while another managed transaction of
-    /// the same resolver runs in the same task *joins* it: its body runs once
-    /// inside the outer transaction, with no retry and no stats of its own; a
-    /// conflict propagates to the outermost call, which replays everything.
-    /// There are never SAVEPOINT replays. Made through *another* resolver on
-    /// the same database, or while a [`transaction()`](Self::transaction)
-    /// guard on the same database is open in the same task, it fails at once
-    /// with [`NestedTransaction`] (its own transaction would wait for the
-    /// outer one's locks forever); on another database it runs as a
-    /// transaction of its own. A task *spawned* from a managed body (or from
-    /// a guard's task) is not the same task: a managed call there runs as a
-    /// transaction of its own, and if the body awaits it while holding locks
-    /// it needs, it waits forever, so do not await such a task inside the
-    /// body.
+    /// the same resolver runs in the same task runs as a *savepoint* of it
+    /// (see `savepoint`): no retry and no stats of its own; if it returns
+    /// `Err`, its writes and after-commit hooks are rolled back to the
+    /// savepoint and the error goes to the caller's body, which may handle
+    /// it and commit the rest; a conflict propagates to the outermost call,
+    /// which replays everything. An option that cannot apply inside the
+    /// caller's transaction (another `isolation`, `read_only` inside a
+    /// writing call) fails it with [`NestedOption`](super::NestedOption).
+    /// Made through *another* resolver on the
+    /// same database, or while a [`transaction()`](Self::transaction) guard
+    /// on the same database is open in the same task, it fails at once with
+    /// [`NestedTransaction`](super::NestedTransaction) (its own transaction
+    /// would wait for the outer one's locks forever); on another database it
+    /// runs as a transaction of its own. A task *spawned* from a managed body
+    /// (or from a guard's task) is not the same task: a managed call there
+    /// runs as a transaction of its own, and if the body awaits it while
+    /// holding locks it needs, it waits forever, so do not await such a task
+    /// inside the body.
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
@@ -124,9 +129,8 @@ impl ConflictResolver {
         T: Send,
         E: TransactionError,
     {
-        if let Some(outer) = self.active_txn() {
-            tracing::debug!(label = %options.label(), outer = %outer.label(), "joining the enclosing managed transaction");
-            return body(&outer).await;
+        if let Some(outer) = self.enclosing() {
+            return self.run_nested(outer, options, body).await;
         }
         if let Some(refusal) = self.refuse_nested(options.label(), true).await {
             self.inner.stats.error();

@@ -11,6 +11,7 @@ use super::guards::OpenGuard;
 use super::inner::ConflictResolver;
 use super::sqlite_writer::{TxnWriter, WriteSlot};
 use crate::panic::panic_message;
+use crate::sync::lock;
 
 /// A hook that runs after the final successful commit.
 pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
@@ -73,8 +74,19 @@ struct TxnState {
     /// never comes): every later statement is refused without being run.
     outside: std::sync::atomic::AtomicBool,
     hooks: Mutex<Vec<Hook>>,
+    /// Savepoints opened for nested managed calls so far (their names).
+    savepoints: std::sync::atomic::AtomicU32,
     label: String,
     attempt: u32,
+}
+
+/// Where a [`Txn`] stood when a nested call's savepoint opened (see
+/// `savepoint`): what rolling back to the savepoint takes back.
+pub(crate) struct Mark {
+    /// The savepoint's number, unique in the transaction.
+    pub(crate) number: u32,
+    hooks: usize,
+    clean: bool,
 }
 
 impl std::fmt::Debug for Txn {
@@ -122,6 +134,7 @@ impl Txn {
                 first_error: Mutex::new(None),
                 outside: std::sync::atomic::AtomicBool::new(false),
                 hooks: Mutex::new(Vec::new()),
+                savepoints: std::sync::atomic::AtomicU32::new(0),
                 label: label.to_owned(),
                 attempt,
             }),
@@ -144,6 +157,46 @@ impl Txn {
     pub(crate) fn share(&self) -> Txn {
         Txn {
             state: self.state.clone(),
+        }
+    }
+
+    /// Marks where the transaction stands as a nested call's savepoint opens.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            number: self
+                .state
+                .savepoints
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+            hooks: lock(&self.state.hooks).len(),
+            clean: lock(&self.state.first_error).is_none(),
+        }
+    }
+
+    /// The transaction was rolled back to the savepoint opened at `mark`:
+    /// the hooks registered since are dropped, and an error recorded since
+    /// was handled (its statement's effects are undone), so it no longer
+    /// counts against the call.
+    pub(crate) fn rewind(&self, mark: &Mark) {
+        lock(&self.state.hooks).truncate(mark.hooks);
+        if mark.clean {
+            *lock(&self.state.first_error) = None;
+        }
+    }
+
+    /// Whether an error left the connection outside the transaction (see
+    /// `Engine::leaves_the_connection_outside_the_transaction`).
+    pub(crate) fn is_outside(&self) -> bool {
+        self.state
+            .outside
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records `err` as if a statement of the body had returned it.
+    pub(crate) fn record(&self, err: &DbErr) {
+        let mut first = lock(&self.state.first_error);
+        if first.is_none() {
+            *first = Some(err.clone());
         }
     }
 
