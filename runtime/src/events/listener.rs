@@ -23,6 +23,7 @@ use super::handler::{
 };
 use super::receive::Shared;
 use super::registry::Registry;
+use super::route;
 use super::serve::serve_on;
 use super::signature::Verifier;
 use crate::resolver::ConflictResolver;
@@ -220,6 +221,62 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// The configuration.
     pub fn config(&self) -> &ListenerConfig {
         &self.shared.config
+    }
+
+    /// The event route as a warp filter, to mount in a warp app of your own
+    /// next to its other routes, under any path: it answers `POST` at the
+    /// end of the path it is mounted under (`POST /events` below) with the
+    /// replies of the standalone listener (see [the module docs](super)),
+    /// and rejects other methods and paths so that the app's other routes
+    /// are tried.
+    ///
+    /// Mounted, the host server owns connections: its connection limits,
+    /// header timeouts and graceful shutdown apply, not
+    /// [`ListenerConfig::max_connections`] or
+    /// [`ListenerConfig::shutdown_timeout`] (and [`ListenerConfig::bind`] is
+    /// not used). The body limit, the body read timeout, signatures,
+    /// de-duplication and handler timeouts work as standalone. A handler
+    /// whose request is dropped mid-way (the client went away) still runs to
+    /// its end, in a task of its own.
+    ///
+    /// Any hyper or tower based server can serve it too: `warp::service(filter)`
+    /// is a `tower::Service`.
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig};
+    /// use warp::Filter as _;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::default());
+    /// listener.on("txupdate", |update: serde_json::Value| async move {
+    ///     tracing::info!(%update, "transaction updated");
+    /// });
+    /// let health = warp::path("health").map(|| "ok");
+    /// let app = health.or(warp::path("events").and(listener.filter()?));
+    ///
+    /// let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = socket.local_addr()?;
+    /// tokio::spawn(warp::serve(app).incoming(socket).run());
+    /// EventPoster::new(&format!("http://{addr}/events"))?
+    ///     .post("txupdate", &serde_json::json!({"txid": "ab12"}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails as [`start`](Self::start) does when a registered handler needs a
+    /// state or a resolver the listener was not given.
+    pub fn filter(
+        self,
+    ) -> Result<
+        impl warp::Filter<Extract = (impl warp::Reply,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+        ListenerError,
+    > {
+        self.check_state()?;
+        Ok(route::mounted(Arc::new(self.shared)))
     }
 
     fn add(

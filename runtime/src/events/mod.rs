@@ -2,7 +2,10 @@
 //! receives events (`POST /` with form fields `event_name` and `data`, or a
 //! JSON body) and dispatches them to handlers, and a poster that sends them.
 //!
-//! - [`Listener`] — the warp server. Configure it explicitly with
+//! - [`Listener`] — the event route and its server. Mount the route in a
+//!   warp app of your own with [`Listener::filter`] (or in any hyper or tower
+//!   server through `warp::service`), or let the listener serve it. Configure
+//!   it explicitly with
 //!   [`ListenerConfig`] or from a configuration value
 //!   ([`Listener::from_config`]); run it in the background
 //!   ([`Listener::start`]), on its own thread
@@ -60,6 +63,7 @@ mod receive;
 mod registry;
 mod relay;
 mod request;
+mod route;
 mod serve;
 mod signature;
 mod transactional;
