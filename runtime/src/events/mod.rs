@@ -48,6 +48,7 @@
 //! # Ok(()) }
 //! ```
 
+mod claim;
 mod config;
 mod dedup;
 mod dispatch;
@@ -86,7 +87,7 @@ pub use listener::{Listener, Shutdown};
 pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
 pub use registry::registered_handlers;
-pub use relay::{DEFAULT_MAX_ATTEMPTS, OutboxRelay};
+pub use relay::OutboxRelay;
 pub use signature::{
     DEFAULT_TOLERANCE, SignatureError, Verified, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID,
     WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
