@@ -4,7 +4,8 @@
 //! again after one is killed and restarted; a relay process is killed with
 //! SIGKILL in the middle of delivering 200 outbox events, at the moment an
 //! event is applied but its reply held back (so not marked delivered), then
-//! restarted towards another receiver, whose inbox finds that event applied:
+//! restarted towards another receiver (taking the killed relay's claim over
+//! when its lease ends), whose inbox finds that event applied:
 //! every event is applied exactly once.
 
 mod common;
@@ -251,7 +252,9 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
     let (to_a, via_proxy) = Proxy::for_url(&format!("http://{}", a.local_addr())).await;
     assert!(proxy.set(to_a).is_ok());
 
-    let relay = node(&["relay", &tdb.url, &via_proxy, &secret.to_whsec()]).await;
+    // A lease of one second on its claims: the restarted relay takes the
+    // killed one's claim over once it ends.
+    let relay = node(&["relay", &tdb.url, &via_proxy, &secret.to_whsec(), "1000"]).await;
     // The `hold_at`-th event is applied and its reply held: the relay waits
     // for it and has not marked the event delivered. Kill the relay then.
     progress.wait_for(|n| *n >= hold_at).await.unwrap();

@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use warp::hyper::service::Service as _;
 
-use super::listener::Shutdown;
+use super::handle::Shutdown;
 use super::receive::Shared;
 use super::route;
 
