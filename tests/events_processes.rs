@@ -9,7 +9,6 @@
 //! every event is applied exactly once.
 
 mod common;
-mod events_common;
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -126,8 +125,8 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
     for seq in 0..10i64 {
         let (id, data) = (format!("msg_node_{seq}"), json!(seq));
         let (ra, rb) = tokio::join!(
-            events_common::deliver_signed(addr_a, &secret, &id, "node_apply", &data),
-            events_common::deliver_signed(addr_b, &secret, &id, "node_apply", &data),
+            common::events::deliver_signed(addr_a, &secret, &id, "node_apply", &data),
+            common::events::deliver_signed(addr_b, &secret, &id, "node_apply", &data),
         );
         assert_eq!((ra.status, rb.status), (200, 200), "{ra:?} {rb:?}");
     }
@@ -142,7 +141,7 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
     let a = node(&["listen", &tdb.url, &whsec]).await;
     let addr_a = addr(&a);
     for seq in 0..10i64 {
-        let reply = events_common::deliver_signed(
+        let reply = common::events::deliver_signed(
             addr_a,
             &secret,
             &format!("msg_node_{seq}"),
@@ -158,7 +157,7 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
         "retries after a restart change nothing"
     );
     let reply =
-        events_common::deliver_signed(addr_a, &secret, "msg_node_new", "node_apply", &json!(10))
+        common::events::deliver_signed(addr_a, &secret, "msg_node_new", "node_apply", &json!(10))
             .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(applied(&tdb.db).await, (11, 0));
@@ -238,7 +237,7 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
     let receiver = |resolver: ConflictResolver| {
         Listener::new(ListenerConfig {
             secrets: vec![secret.clone()],
-            ..events_common::config_with_registered()
+            ..common::events::config_with_registered()
         })
         .with_state(progress_state.clone())
         .with_resolver(resolver)
