@@ -62,16 +62,23 @@ pub(crate) async fn claim_batch<C: ConnectionTrait>(
             claimed: Vec::new(),
         });
     }
+    let ids = candidates
+        .iter()
+        .map(|row| int(row, "id").map(sea_orm::Value::from))
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    // `first, first + 1, …` placeholders for the ids after `first - 1` others.
+    let id_list = |first: usize| {
+        (first..first + ids.len())
+            .map(p)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut values: Vec<sea_orm::Value> = vec![
         now.saturating_add(lease_ms).into(),
         token.into(),
         now.into(),
     ];
-    let mut ids = Vec::with_capacity(candidates.len());
-    for row in &candidates {
-        values.push(int(row, "id")?.into());
-        ids.push(p(values.len()));
-    }
+    values.extend(ids.iter().cloned());
     conn.execute_raw(Statement::from_sql_and_values(
         backend,
         format!(
@@ -81,20 +88,24 @@ pub(crate) async fn claim_batch<C: ConnectionTrait>(
             p(1),
             p(2),
             p(3),
-            ids.join(", ")
+            id_list(4)
         ),
         values,
     ))
     .await?;
+    // What this claim won, looked up by primary key.
+    let mut values: Vec<sea_orm::Value> = vec![token.into()];
+    values.extend(ids.iter().cloned());
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             format!(
                 "SELECT id, webhook_id, event_name, payload, attempts FROM {OUTBOX_TABLE} \
-                 WHERE claim_token = {} ORDER BY id",
-                p(1)
+                 WHERE claim_token = {} AND id IN ({}) ORDER BY id",
+                p(1),
+                id_list(2)
             ),
-            [token.into()],
+            values,
         ))
         .await?;
     let claimed = rows
