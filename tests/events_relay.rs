@@ -4,7 +4,8 @@
 //! `pg_stat_activity` on PostgreSQL, and for a lock on the outbox's rows on
 //! MariaDB or on the database file on SQLite); an outage of several schedule steps ends in one delivery with
 //! the same `webhook-id`; a crashed relay's claim is held until its lease
-//! ends, then taken over; given-up events are re-queued.
+//! ends, then taken over; given-up events are re-queued; `migrate_outbox`
+//! brings a table from before claims up to date.
 
 mod common;
 
@@ -402,5 +403,40 @@ async fn given_up_events_are_requeued_one_or_all_and_delivered() {
         assert_eq!(log[3].id, second);
         assert_eq!(log.len(), 4, "{:?}", tdb.backend);
         assert_eq!(scalar(&tdb.db, &failed_sql).await, 0, "{:?}", tdb.backend);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_outbox_adds_the_claim_columns_to_an_older_table() {
+    for_each_backend!("relay_old_table", 2, |tdb| {
+        // The table as the relay without claims created it.
+        let id = match tdb.db.get_database_backend() {
+            DbBackend::Postgres => "id BIGSERIAL PRIMARY KEY",
+            DbBackend::MySql => "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+            _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        };
+        tdb.db
+            .execute_unprepared(&format!(
+                "CREATE TABLE {OUTBOX_TABLE} ({id}, webhook_id VARCHAR(255) NOT NULL UNIQUE, \
+                 stream VARCHAR(255) NOT NULL, event_name VARCHAR(255) NOT NULL, \
+                 payload TEXT NOT NULL, created_at BIGINT NOT NULL, \
+                 attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, \
+                 delivered_at BIGINT NULL, failed_at BIGINT NULL, last_error TEXT NULL)"
+            ))
+            .await
+            .unwrap();
+        let old = publish(&tdb.db, "s", 1).await;
+        migrate_outbox(&tdb.db).await.unwrap();
+        migrate_outbox(&tdb.db).await.unwrap();
+
+        let running = receiver(&[], 0, None).await;
+        let relay = OutboxRelay::new(tdb.db.clone(), poster(&running.url));
+        assert_eq!(
+            relay.deliver_pending().await.unwrap(),
+            1,
+            "{:?}",
+            tdb.backend
+        );
+        assert_eq!(running.log()[0].id, old, "{:?}", tdb.backend);
     });
 }
