@@ -7,8 +7,9 @@
 //!     an event listener whose transactional handler applies `node_apply`
 //!     events (data: a sequence number) exactly once: it adds 1 to
 //!     `node_applied.n` of that sequence number. Prints `listening on ADDR`.
-//! events_node relay <database-url> <listener-url> <secret>
-//!     an outbox relay delivering the database's outbox to the listener.
+//! events_node relay <database-url> <listener-url> <secret> [lease-ms]
+//!     an outbox relay delivering the database's outbox to the listener,
+//!     its claims leased for `lease-ms` (default `OutboxRelay::LEASE`).
 //!     Prints `relay running`.
 //! ```
 //!
@@ -38,7 +39,7 @@ async fn apply(txn: &Txn, seq: i64) -> Result<(), conflictkit::Error> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: events_node listen <database-url> <secret> | relay <database-url> <listener-url> <secret>";
+    let usage = "usage: events_node listen <database-url> <secret> | relay <database-url> <listener-url> <secret> [lease-ms]";
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["listen", db, secret] => {
             let db = sea_orm::Database::connect(db).await?;
@@ -53,10 +54,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             until_stdin_closes().await;
             handle.shutdown().await;
         }
-        ["relay", db, to, secret] => {
+        ["relay", db, to, secret, ref lease @ ..] if lease.len() <= 1 => {
             let db = sea_orm::Database::connect(db).await?;
             let poster = EventPoster::new(to)?.secret(secret.parse::<WebhookSecret>()?);
-            let relay = OutboxRelay::new(db, poster);
+            let mut relay = OutboxRelay::new(db, poster);
+            if let [lease_ms] = lease {
+                relay = relay.lease(std::time::Duration::from_millis(lease_ms.parse()?));
+            }
             announce("relay running")?;
             relay.run(until_stdin_closes()).await?;
         }

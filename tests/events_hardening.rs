@@ -3,7 +3,7 @@
 //! body, more clients than the connection cap, and a sync handler that never
 //! returns when a blocking listener is dropped.
 
-mod events_common;
+mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::events::isolated_config;
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, Shutdown, WebhookSecret};
-use events_common::isolated_config;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -8,14 +8,13 @@
 //! `webhook-id` longer than the inbox holds is refused with 400.
 
 mod common;
-mod events_common;
 
+use common::events::{config_with_registered, deliver_signed, isolated_config};
 use conflictkit::events::{
     EventContext, INBOX_TABLE, LEGACY_CONSUMER, Listener, ListenerHandle, MAX_WEBHOOK_ID_CHARS,
     State, WebhookSecret, first_delivery, migrate_inbox, purge_inbox,
 };
 use conflictkit::{ConflictResolver, Txn};
-use events_common::{config_with_registered, deliver_signed, isolated_config};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::json;
 

@@ -6,19 +6,19 @@
 //! own event names, and tests that need to control the handler set use
 //! `registered_handlers: false`.
 
-mod events_common;
+mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::events::{config_with_registered, isolated_config, post, post_event, raw};
 use conflictkit::event_listener;
 use conflictkit::events::{
     EventPoster, Listener, ListenerConfig, ListenerConfigError, ListenerError, Shutdown,
     registered_handlers,
 };
-use events_common::{config_with_registered, isolated_config, post, post_event, raw};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -1,15 +1,15 @@
 //! The event poster over real HTTP on loopback: the original's bytes on the
 //! wire, round trips to the listener, retries and typed errors.
 
-mod events_common;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::events::isolated_config;
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, PostError, WebhookSecret};
-use events_common::isolated_config;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -4,11 +4,11 @@
 //! again after one is killed and restarted; a relay process is killed with
 //! SIGKILL in the middle of delivering 200 outbox events, at the moment an
 //! event is applied but its reply held back (so not marked delivered), then
-//! restarted towards another receiver, whose inbox finds that event applied:
+//! restarted towards another receiver (taking the killed relay's claim over
+//! when its lease ends), whose inbox finds that event applied:
 //! every event is applied exactly once.
 
 mod common;
-mod events_common;
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -125,8 +125,8 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
     for seq in 0..10i64 {
         let (id, data) = (format!("msg_node_{seq}"), json!(seq));
         let (ra, rb) = tokio::join!(
-            events_common::deliver_signed(addr_a, &secret, &id, "node_apply", &data),
-            events_common::deliver_signed(addr_b, &secret, &id, "node_apply", &data),
+            common::events::deliver_signed(addr_a, &secret, &id, "node_apply", &data),
+            common::events::deliver_signed(addr_b, &secret, &id, "node_apply", &data),
         );
         assert_eq!((ra.status, rb.status), (200, 200), "{ra:?} {rb:?}");
     }
@@ -141,7 +141,7 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
     let a = node(&["listen", &tdb.url, &whsec]).await;
     let addr_a = addr(&a);
     for seq in 0..10i64 {
-        let reply = events_common::deliver_signed(
+        let reply = common::events::deliver_signed(
             addr_a,
             &secret,
             &format!("msg_node_{seq}"),
@@ -157,7 +157,7 @@ async fn two_listener_processes_and_a_restart_apply_a_delivery_once() {
         "retries after a restart change nothing"
     );
     let reply =
-        events_common::deliver_signed(addr_a, &secret, "msg_node_new", "node_apply", &json!(10))
+        common::events::deliver_signed(addr_a, &secret, "msg_node_new", "node_apply", &json!(10))
             .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(applied(&tdb.db).await, (11, 0));
@@ -237,7 +237,7 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
     let receiver = |resolver: ConflictResolver| {
         Listener::new(ListenerConfig {
             secrets: vec![secret.clone()],
-            ..events_common::config_with_registered()
+            ..common::events::config_with_registered()
         })
         .with_state(progress_state.clone())
         .with_resolver(resolver)
@@ -251,7 +251,9 @@ async fn a_relay_killed_mid_delivery_and_restarted_delivers_every_event_once() {
     let (to_a, via_proxy) = Proxy::for_url(&format!("http://{}", a.local_addr())).await;
     assert!(proxy.set(to_a).is_ok());
 
-    let relay = node(&["relay", &tdb.url, &via_proxy, &secret.to_whsec()]).await;
+    // A lease of one second on its claims: the restarted relay takes the
+    // killed one's claim over once it ends.
+    let relay = node(&["relay", &tdb.url, &via_proxy, &secret.to_whsec(), "1000"]).await;
     // The `hold_at`-th event is applied and its reply held: the relay waits
     // for it and has not marked the event delivered. Kill the relay then.
     progress.wait_for(|n| *n >= hold_at).await.unwrap();

@@ -1,16 +1,16 @@
 //! Standard Webhooks signatures: the published test vector, and a signed
 //! listener over real HTTP (401 cases, key rotation, duplicate webhook-id).
 
-mod events_common;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::events::{Reply, isolated_config};
 use conflictkit::events::{
     Listener, ListenerConfig, ListenerHandle, SecretError, SignatureError, Verifier, WebhookSecret,
 };
-use events_common::{Reply, isolated_config};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 

@@ -7,17 +7,17 @@
 //! file that includes them is given a `Ledger` state, except the one that
 //! checks the start-up error.
 
-mod events_common;
+mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::events::{config_with_registered, isolated_config, post_event};
 use conflictkit::event_listener;
 use conflictkit::events::{
     EventContext, EventPoster, Listener, ListenerConfig, ListenerError, State, WEBHOOK_ID,
     WebhookSecret,
 };
-use events_common::{config_with_registered, isolated_config, post_event};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -6,13 +6,12 @@
 //! handler leaves no inbox row; a listener without a resolver does not start.
 
 mod common;
-mod events_common;
 
+use common::events::{config_with_registered, deliver_signed};
 use conflictkit::events::{
     INBOX_TABLE, Listener, ListenerError, ListenerHandle, WebhookSecret, migrate_inbox,
 };
 use conflictkit::{ConflictResolver, Txn};
-use events_common::{config_with_registered, deliver_signed};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::json;
 
@@ -161,7 +160,7 @@ async fn a_delivery_without_a_webhook_id_is_refused_and_changes_nothing() {
         .start()
         .await
         .unwrap();
-    let reply = events_common::post(
+    let reply = common::events::post(
         handle.local_addr(),
         "application/json",
         json!({"event_name": EVENT, "data": 5}).to_string(),

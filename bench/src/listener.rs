@@ -38,7 +38,7 @@ const WARMUP: usize = 200;
 /// Worker threads of each server's runtime.
 const SERVER_THREADS: usize = 2;
 /// Body limit of the bare route (the listener's default).
-const MAX_BODY: u64 = conflictkit::events::DEFAULT_MAX_BODY as u64;
+const MAX_BODY: u64 = conflictkit::events::ListenerConfig::MAX_BODY as u64;
 
 /// The original's `txupdate` payload, as the wallet example decodes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

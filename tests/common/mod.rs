@@ -7,6 +7,7 @@
 //! server tests skip with a printed reason.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod events;
 pub mod faults;
 pub mod galera;
 pub mod proxy;

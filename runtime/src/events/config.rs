@@ -7,21 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
-use super::signature::{DEFAULT_TOLERANCE, WebhookSecret};
-
-/// Default request body limit: 256 KiB.
-pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
-/// Default time [`ListenerHandle::shutdown`](super::ListenerHandle::shutdown)
-/// waits for in-flight requests before aborting them.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time a client gets to send the whole request body once its
-/// headers are in (408 and the connection closed after it).
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default cap on connections open at once; further clients wait in the
-/// operating system's accept queue until one closes.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Default port, the one of the original's example configuration.
-pub const DEFAULT_PORT: u16 = 10000;
+use super::signature::{Verifier, WebhookSecret};
 
 /// How the event listener serves.
 ///
@@ -80,7 +66,7 @@ pub struct ListenerConfig {
     pub registered_handlers: bool,
     /// Time a client gets to send the request body after its headers (a slow
     /// client is answered 408 and disconnected). Headers themselves must
-    /// arrive within 30 s. Default [`DEFAULT_BODY_READ_TIMEOUT`].
+    /// arrive within 30 s. Default [`Self::BODY_READ_TIMEOUT`].
     pub body_read_timeout: Duration,
     /// Connections served at once; at the cap the listener stops accepting
     /// until one closes (clients wait in the accept queue), so slow or idle
@@ -88,28 +74,42 @@ pub struct ListenerConfig {
     /// again only once the handlers of its request have ended too: handlers
     /// that go on after their client disconnected count against the cap, so
     /// at most this many requests run handlers at once. Default
-    /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1 is used.
+    /// [`Self::MAX_CONNECTIONS`]; at least 1 is used.
     pub max_connections: usize,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
-            max_body: DEFAULT_MAX_BODY,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), Self::PORT),
+            max_body: Self::MAX_BODY,
             secrets: Vec::new(),
-            tolerance: DEFAULT_TOLERANCE,
+            tolerance: Verifier::TOLERANCE,
             strict: false,
             handler_timeout: None,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            shutdown_timeout: Self::SHUTDOWN_TIMEOUT,
             registered_handlers: true,
-            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_read_timeout: Self::BODY_READ_TIMEOUT,
+            max_connections: Self::MAX_CONNECTIONS,
         }
     }
 }
 
 impl ListenerConfig {
+    /// Default request body limit: 256 KiB.
+    pub const MAX_BODY: usize = 256 * 1024;
+    /// Default time [`ListenerHandle::shutdown`](super::ListenerHandle::shutdown)
+    /// waits for in-flight requests before aborting them.
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default time a client gets to send the whole request body once its
+    /// headers are in (408 and the connection closed after it).
+    pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default cap on connections open at once; further clients wait in the
+    /// operating system's accept queue until one closes.
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// Default port, the one of the original's example configuration.
+    pub const PORT: u16 = 10000;
+
     /// The defaults with another bind address.
     pub fn new(bind: SocketAddr) -> Self {
         Self {

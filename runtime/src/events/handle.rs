@@ -6,7 +6,18 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::listener::Shutdown;
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Every in-flight request completed within the timeout.
+    Graceful,
+    /// The timeout passed; this many connections were aborted.
+    Forced {
+        /// Connections still open when the timeout passed.
+        aborted: usize,
+    },
+}
 
 /// A listener running in the background on a tokio runtime.
 ///

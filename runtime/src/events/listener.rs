@@ -1,5 +1,5 @@
-//! The listener: configuration, state and handlers, then starting it (in the
-//! background, on its own thread, or in the foreground).
+//! The listener: configuration, state and handlers, and its route as a warp
+//! filter to mount; `start.rs` runs its own server.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -9,21 +9,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::config::ListenerConfig;
 use super::dedup::Dedup;
 use super::error::{ListenerConfigError, ListenerError};
 use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
-use super::handle::{BlockingListenerHandle, ListenerHandle};
 use super::handler::{
     Event, Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
     type_name_of,
 };
 use super::receive::Shared;
 use super::registry::Registry;
-use super::serve::serve_on;
+use super::route;
 use super::signature::Verifier;
 use crate::resolver::ConflictResolver;
 
@@ -49,8 +46,8 @@ use crate::resolver::ConflictResolver;
 /// # Ok(()) }
 /// ```
 pub struct Listener<S = ()> {
-    bind: SocketAddr,
-    shared: Shared,
+    pub(super) bind: SocketAddr,
+    pub(super) shared: Shared,
     state_type: (TypeId, &'static str),
     _state: PhantomData<fn() -> S>,
 }
@@ -63,19 +60,6 @@ impl<S> std::fmt::Debug for Listener<S> {
             .field("shared", &self.shared)
             .finish()
     }
-}
-
-/// How a shutdown ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Shutdown {
-    /// Every in-flight request completed within the timeout.
-    Graceful,
-    /// The timeout passed; this many connections were aborted.
-    Forced {
-        /// Connections still open when the timeout passed.
-        aborted: usize,
-    },
 }
 
 impl Listener {
@@ -222,6 +206,62 @@ impl<S: Send + Sync + 'static> Listener<S> {
         &self.shared.config
     }
 
+    /// The event route as a warp filter, to mount in a warp app of your own
+    /// next to its other routes, under any path: it answers `POST` at the
+    /// end of the path it is mounted under (`POST /events` below) with the
+    /// replies of the standalone listener (see [the module docs](super)),
+    /// and rejects other methods and paths so that the app's other routes
+    /// are tried.
+    ///
+    /// Mounted, the host server owns connections: its connection limits,
+    /// header timeouts and graceful shutdown apply, not
+    /// [`ListenerConfig::max_connections`] or
+    /// [`ListenerConfig::shutdown_timeout`] (and [`ListenerConfig::bind`] is
+    /// not used). The body limit, the body read timeout, signatures,
+    /// de-duplication and handler timeouts work as standalone. A handler
+    /// whose request is dropped mid-way (the client went away) still runs to
+    /// its end, in a task of its own.
+    ///
+    /// Any hyper or tower based server can serve it too: `warp::service(filter)`
+    /// is a `tower::Service`.
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig};
+    /// use warp::Filter as _;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::default());
+    /// listener.on("txupdate", |update: serde_json::Value| async move {
+    ///     tracing::info!(%update, "transaction updated");
+    /// });
+    /// let health = warp::path("health").map(|| "ok");
+    /// let app = health.or(warp::path("events").and(listener.filter()?));
+    ///
+    /// let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = socket.local_addr()?;
+    /// tokio::spawn(warp::serve(app).incoming(socket).run());
+    /// EventPoster::new(&format!("http://{addr}/events"))?
+    ///     .post("txupdate", &serde_json::json!({"txid": "ab12"}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails as [`start`](Self::start) does when a registered handler needs a
+    /// state or a resolver the listener was not given.
+    pub fn filter(
+        self,
+    ) -> Result<
+        impl warp::Filter<Extract = (impl warp::Reply,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+        ListenerError,
+    > {
+        self.check_state()?;
+        Ok(route::mounted(Arc::new(self.shared)))
+    }
+
     fn add(
         &self,
         event: Option<Cow<'static, str>>,
@@ -332,7 +372,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
 
     /// Every handler's state is the listener's, and transactional handlers
     /// have a resolver.
-    fn check_state(&self) -> Result<(), ListenerError> {
+    pub(super) fn check_state(&self) -> Result<(), ListenerError> {
         if self.shared.state.resolver().is_none()
             && let Some(handler) = self.shared.registry.first_transactional()
         {
@@ -349,120 +389,6 @@ impl<S: Send + Sync + 'static> Listener<S> {
             }),
         }
     }
-
-    async fn bind(&self) -> Result<(TcpListener, SocketAddr), ListenerError> {
-        self.check_state()?;
-        let socket = TcpListener::bind(self.bind)
-            .await
-            .map_err(|source| ListenerError::Bind {
-                addr: self.bind,
-                source,
-            })?;
-        let addr = socket.local_addr().map_err(ListenerError::LocalAddr)?;
-        tracing::info!(%addr, "event listener listening");
-        Ok((socket, addr))
-    }
-
-    /// Binds and serves in the background on the current tokio runtime.
-    ///
-    /// The returned handle stops the server when dropped (gracefully, in the
-    /// background) or with [`ListenerHandle::shutdown`].
-    pub async fn start(self) -> Result<ListenerHandle, ListenerError> {
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|_| ListenerError::NoRuntime)?;
-        let (socket, addr) = self.bind().await?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (closed_tx, closed_rx) = watch::channel(false);
-        let task = runtime.spawn(serve_on(
-            socket,
-            Arc::new(self.shared),
-            requested(shutdown_rx),
-            closed_tx,
-        ));
-        Ok(ListenerHandle {
-            addr,
-            shutdown_tx,
-            closed_rx,
-            task: Some(task),
-        })
-    }
-
-    /// Binds, then serves on a thread of its own with its own tokio runtime,
-    /// for programs that are not async (the original's daemon thread).
-    ///
-    /// ```no_run
-    /// use conflictkit::events::{Listener, ListenerConfig};
-    ///
-    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
-    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
-    /// let handle = listener.start_blocking_thread()?;
-    /// println!("listening on {}", handle.local_addr());
-    /// handle.shutdown();
-    /// # Ok::<(), conflictkit::events::ListenerError>(())
-    /// ```
-    pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
-        self.check_state()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("conflictkit-events")
-            .enable_all()
-            .build()
-            .map_err(ListenerError::Thread)?;
-        let (socket, addr) = runtime.block_on(self.bind())?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (closed_tx, closed_rx) = watch::channel(false);
-        let shutdown_timeout = self.shared.config.shutdown_timeout;
-        let shared = Arc::new(self.shared);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("conflictkit-event-listener".into())
-            .spawn(move || {
-                let outcome =
-                    runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx));
-                // A hung sync handler must not keep the runtime (and this
-                // thread) alive forever: give the blocking pool the shutdown
-                // timeout, then leave it.
-                runtime.shutdown_timeout(shutdown_timeout);
-                let _ = done_tx.send(outcome);
-            })
-            .map_err(ListenerError::Thread)?;
-        Ok(BlockingListenerHandle {
-            addr,
-            shutdown_tx,
-            closed_rx,
-            done_rx,
-            shutdown_timeout,
-            thread: Some(thread),
-        })
-    }
-
-    /// Binds and serves in the foreground until Ctrl-C, then shuts down
-    /// gracefully.
-    pub async fn serve(self) -> Result<Shutdown, ListenerError> {
-        let (socket, _) = self.bind().await?;
-        let (closed_tx, _) = watch::channel(false);
-        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
-        let signal = async move {
-            let result = tokio::signal::ctrl_c().await;
-            let _ = signal_tx.send(result);
-        };
-        let outcome = serve_on(socket, Arc::new(self.shared), signal, closed_tx).await;
-        match signal_rx.await {
-            Ok(Err(e)) => Err(ListenerError::Signal(e)),
-            _ => Ok(outcome),
-        }
-    }
-
-    /// Binds and serves in the foreground until `signal` completes, then
-    /// shuts down gracefully.
-    pub async fn serve_with_shutdown(
-        self,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<Shutdown, ListenerError> {
-        let (socket, _) = self.bind().await?;
-        let (closed_tx, _) = watch::channel(false);
-        Ok(serve_on(socket, Arc::new(self.shared), signal, closed_tx).await)
-    }
 }
 
 /// The type-erased prepare step of a handler of a listener with state `S`.
@@ -476,9 +402,4 @@ where
             type_name: std::any::type_name::<S>(),
         }),
     })
-}
-
-/// Resolves when shutdown is requested or the requester is gone.
-async fn requested(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }

@@ -2,7 +2,10 @@
 //! receives events (`POST /` with form fields `event_name` and `data`, or a
 //! JSON body) and dispatches them to handlers, and a poster that sends them.
 //!
-//! - [`Listener`] — the warp server. Configure it explicitly with
+//! - [`Listener`] — the event route and its server. Mount the route in a
+//!   warp app of your own with [`Listener::filter`] (or in any hyper or tower
+//!   server through `warp::service`), or let the listener serve it. Configure
+//!   it explicitly with
 //!   [`ListenerConfig`] or from a configuration value
 //!   ([`Listener::from_config`]); run it in the background
 //!   ([`Listener::start`]), on its own thread
@@ -45,6 +48,7 @@
 //! # Ok(()) }
 //! ```
 
+mod claim;
 mod config;
 mod dedup;
 mod dispatch;
@@ -60,32 +64,31 @@ mod receive;
 mod registry;
 mod relay;
 mod request;
+mod route;
 mod serve;
 mod signature;
+mod start;
 mod transactional;
 mod wire;
 
-pub use config::{
-    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
-    DEFAULT_SHUTDOWN_TIMEOUT, ListenerConfig,
-};
+pub use config::ListenerConfig;
 pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
 };
-pub use handle::{BlockingListenerHandle, ListenerHandle};
+pub use handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
 pub use handler::{DecodeError, Event, IntoHandlerResult};
 pub use inbox::{
     INBOX_TABLE, LEGACY_CONSUMER, MAX_WEBHOOK_ID_CHARS, first_delivery, migrate_inbox,
 };
-pub use listener::{Listener, Shutdown};
+pub use listener::Listener;
 pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
-pub use poster::{DEFAULT_MAX_RETRY_AFTER, DEFAULT_POST_TIMEOUT, DEFAULT_RETRIES, EventPoster};
+pub use poster::EventPoster;
 pub use registry::registered_handlers;
-pub use relay::{DEFAULT_MAX_ATTEMPTS, OutboxRelay};
+pub use relay::OutboxRelay;
 pub use signature::{
-    DEFAULT_TOLERANCE, SignatureError, Verified, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID,
-    WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
+    SignatureError, Verified, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP, WebhookSecret,
 };
 
 /// Wire compatibility with the Python original (cryptoassets.core): its JSON

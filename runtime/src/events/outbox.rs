@@ -35,13 +35,16 @@ pub const OUTBOX_TABLE: &str = "conflictkit_outbox";
 ///     next_attempt_at BIGINT       NOT NULL,
 ///     delivered_at    BIGINT,               -- set once delivered
 ///     failed_at       BIGINT,               -- set when the relay gave up
-///     last_error      TEXT
+///     last_error      TEXT,
+///     claimed_until   BIGINT,               -- a relay's lease on the event
+///     claim_token     VARCHAR(64)           -- which claim holds it
 /// );
 /// CREATE INDEX conflictkit_outbox_pending ON conflictkit_outbox (stream, id);
 /// ```
 ///
-/// Run it once at start-up (it is idempotent), or put the statements above,
-/// in your engine's dialect, in your own migrations.
+/// Run it once at start-up (it is idempotent, and adds the two claim
+/// columns to a table created by an earlier version), or put the statements
+/// above, in your engine's dialect, in your own migrations.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -72,9 +75,19 @@ pub async fn migrate_outbox<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
          next_attempt_at BIGINT NOT NULL, \
          delivered_at BIGINT NULL, \
          failed_at BIGINT NULL, \
-         last_error {text} NULL{index})"
+         last_error {text} NULL, \
+         claimed_until BIGINT NULL, \
+         claim_token VARCHAR(64) NULL{index})"
     ))
     .await?;
+    // A table from before claims: add their columns.
+    let probe = format!("SELECT claim_token FROM {OUTBOX_TABLE} WHERE 1 = 0");
+    if db.execute_unprepared(&probe).await.is_err() {
+        for column in ["claimed_until BIGINT NULL", "claim_token VARCHAR(64) NULL"] {
+            db.execute_unprepared(&format!("ALTER TABLE {OUTBOX_TABLE} ADD COLUMN {column}"))
+                .await?;
+        }
+    }
     if backend != DbBackend::MySql {
         db.execute_unprepared(&format!(
             "CREATE INDEX IF NOT EXISTS conflictkit_outbox_pending ON {OUTBOX_TABLE} (stream, id)"

@@ -14,14 +14,6 @@ use super::signature::{
 use super::wire::{form_encode, python_json};
 use crate::backoff::Backoff;
 
-/// Default time limit of one request.
-pub const DEFAULT_POST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default number of retries after the first attempt.
-pub const DEFAULT_RETRIES: u32 = 3;
-/// Default longest wait a `Retry-After` reply header can ask for; a longer
-/// one is cut to this.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
 const MAX_ERROR_BODY: usize = 4096;
 
 /// Posts events to an event listener.
@@ -61,6 +53,14 @@ pub struct EventPoster {
 }
 
 impl EventPoster {
+    /// Default time limit of one request.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default number of retries after the first attempt.
+    pub const RETRIES: u32 = 3;
+    /// Default longest wait a `Retry-After` reply header can ask for; a longer
+    /// one is cut to this.
+    pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
     /// A poster for the listener at `url` (`http` or `https`).
     pub fn new(url: &str) -> Result<Self, PostError> {
         let invalid = || PostError::InvalidUrl {
@@ -78,10 +78,10 @@ impl EventPoster {
             url: parsed,
             client,
             secret: None,
-            timeout: DEFAULT_POST_TIMEOUT,
-            retries: DEFAULT_RETRIES,
+            timeout: Self::TIMEOUT,
+            retries: Self::RETRIES,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
-            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            max_retry_after: Self::MAX_RETRY_AFTER,
         })
     }
 
@@ -122,7 +122,7 @@ impl EventPoster {
     }
 
     /// The longest wait a `Retry-After` reply header can impose before a retry
-    /// (default [`DEFAULT_MAX_RETRY_AFTER`]); longer requests are cut to it.
+    /// (default [`Self::MAX_RETRY_AFTER`]); longer requests are cut to it.
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,9 +1,10 @@
-//! Receiving one request: the checks (path, method, length, type, body,
-//! signature), decoding, de-duplication, preparing the handlers and the reply.
+//! Receiving one request the event route accepted (see `route`): the checks
+//! (length, type, body, signature), decoding, de-duplication, preparing the
+//! handlers and the reply.
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::config::ListenerConfig;
@@ -57,7 +58,11 @@ const IGNORED: &[u8] = br#"{"handlers":0,"status":"ignored"}"#;
 /// `{"status": "duplicate"}`.
 const DUPLICATE: &[u8] = br#"{"status":"duplicate"}"#;
 
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> http::Response<Bytes> {
+pub(crate) fn error(
+    status: StatusCode,
+    code: &str,
+    message: impl std::fmt::Display,
+) -> http::Response<Bytes> {
     reply(
         status,
         json!({"error": code, "message": message.to_string()}),
@@ -67,8 +72,6 @@ fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> htt
 impl Shared {
     pub(crate) async fn handle<S, B>(
         &self,
-        method: &Method,
-        path: &str,
         headers: &HeaderMap,
         body: S,
         slot: Option<Slot>,
@@ -77,15 +80,13 @@ impl Shared {
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
     {
-        let response = self.handle_inner(method, path, headers, body, slot).await;
-        tracing::debug!(%method, path, status = response.status().as_u16(), "event request");
+        let response = self.handle_inner(headers, body, slot).await;
+        tracing::debug!(status = response.status().as_u16(), "event request");
         response
     }
 
     async fn handle_inner<S, B>(
         &self,
-        method: &Method,
-        path: &str,
         headers: &HeaderMap,
         body: S,
         slot: Option<Slot>,
@@ -94,23 +95,6 @@ impl Shared {
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
     {
-        if path != "/" {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the event listener serves only `POST /`",
-            );
-        }
-        if method != Method::POST {
-            let mut r = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("`{method}` is not allowed: post events with `POST /`"),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-            return r;
-        }
         let max = self.config.max_body;
         let length = match headers
             .get(header::CONTENT_LENGTH)

@@ -4,45 +4,50 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, TransactionTrait,
-};
+use futures::StreamExt as _;
+use sea_orm::{DatabaseConnection, DbErr};
 
-use super::outbox::{OUTBOX_TABLE, placeholder, unix_millis};
-use super::poster::EventPoster;
-use crate::backoff::Backoff;
-
-/// Default attempts before the relay gives an event up.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+use super::claim::{self, Claimed};
+use super::outbox::unix_millis;
+use super::poster::{EventPoster, message_id};
 
 /// Delivers the outbox's pending events with an [`EventPoster`] and marks
 /// them delivered: **at least once**, with the same `webhook-id` on every
 /// attempt (also after a restart), so a receiver with an inbox applies each
 /// once.
 ///
-/// - **One relay per event at a time.** On PostgreSQL and MySQL/MariaDB
-///   (≥ 10.6, 8.0 for MySQL) an event is claimed with
-///   `SELECT … FOR UPDATE SKIP LOCKED` and its row stays locked until it is
-///   marked: any number of relays, in any number of processes, share one
-///   outbox and never post one event concurrently. On SQLite run **one relay
-///   per database file** (SQLite has no row locks).
+/// - **No transaction across the network.** A round claims a batch of due
+///   events (at most [`batch`](Self::batch), the head of each stream) with one
+///   committed `UPDATE` that sets a lease (`claimed_until`, `claim_token`),
+///   posts them outside any transaction, then records each outcome in a
+///   statement of its own, only while the claim is still this relay's. No
+///   pooled connection sits idle in a transaction while a receiver is slow.
+/// - **Any number of relays** (in any number of processes, on every engine,
+///   SQLite included) share one outbox: a claimed event is not claimed again
+///   while its lease ([`lease`](Self::lease), default [`LEASE`](Self::LEASE))
+///   lasts. A relay that crashes mid-delivery leaves its claims behind; once
+///   their lease ends another relay takes them over and delivers them with
+///   the same `webhook-id`. Give the lease more time than the poster's
+///   longest send (its timeout times its attempts, plus the `Retry-After`
+///   waits it honours): a lease that runs out mid-POST lets a second relay
+///   post the event beside the first (still with the same `webhook-id`).
 /// - **Order.** Events of one stream (by default the event name; see
 ///   [`Publish::publish_in`](super::Publish::publish_in)) are delivered one at
 ///   a time in publish order: an event is not sent before every earlier event
-///   of its stream was delivered or given up. Streams are independent.
-/// - **Failures.** A failed post (after the poster's own retries, which honour
-///   `Retry-After`) is retried later with exponential backoff (full jitter,
-///   [`backoff`](Self::backoff)), or after the listener's last
-///   `Retry-After` when it sent one (at most the backoff's maximum). After [`max_attempts`](Self::max_attempts)
-///   failed rounds the event is given up: `failed_at` and `last_error` are set
-///   and its stream moves on, so a permanently failing event holds up its
-///   stream for a bounded time and the others not at all. Given-up events stay
-///   in the table for you to inspect and re-queue (`UPDATE … SET failed_at =
-///   NULL, attempts = 0`).
-/// - **Crashes and cancellation.** A relay killed or cancelled mid-delivery
-///   leaves the event pending (its transaction rolls back, its lock goes with
-///   the connection); it is delivered again with the same `webhook-id`.
-///   [`run`](Self::run) stops between events when its shutdown signal fires.
+///   of its stream was delivered or given up. Streams are independent, and a
+///   batch's events (one per stream) are posted concurrently.
+/// - **Failures.** A failed post (after the poster's own retries) is retried
+///   on a published schedule ([`schedule`](Self::schedule), default
+///   [`SCHEDULE`](Self::SCHEDULE), Svix's: 5 s, 5 min, 30 min, 2 h, 5 h,
+///   10 h, 10 h after the first attempt, about 28 hours in all), never sooner
+///   than the receiver's last `Retry-After` asked (at most the schedule's
+///   longest step). After the last step the event is given up: `failed_at`
+///   and `last_error` are set and its stream moves on. Given-up events stay
+///   in the table; [`requeue`](Self::requeue) and
+///   [`requeue_failed`](Self::requeue_failed) put them back.
+/// - **Cancellation.** [`run`](Self::run) stops between rounds when its
+///   shutdown signal fires; a round dropped half-way leaves claims that the
+///   next relay takes over when their lease ends.
 ///
 /// ```
 /// use conflictkit::events::{
@@ -81,52 +86,79 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
 pub struct OutboxRelay {
     db: DatabaseConnection,
     poster: EventPoster,
-    max_attempts: u32,
-    backoff: Backoff,
+    schedule: Vec<Duration>,
+    lease: Duration,
+    batch: usize,
     poll_interval: Duration,
 }
 
-/// One pending event, as claimed.
-struct Pending {
-    id: i64,
-    webhook_id: String,
-    event_name: String,
-    payload: String,
-    attempts: i64,
-}
+/// Seconds in a minute and an hour, for the schedule below.
+const MIN: u64 = 60;
+const HOUR: u64 = 60 * MIN;
 
 impl OutboxRelay {
+    /// The default retry schedule, Svix's: the waits after each failed
+    /// attempt (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), so an event is
+    /// tried 8 times over about 28 hours before it is given up.
+    pub const SCHEDULE: [Duration; 7] = [
+        Duration::from_secs(5),
+        Duration::from_secs(5 * MIN),
+        Duration::from_secs(30 * MIN),
+        Duration::from_secs(2 * HOUR),
+        Duration::from_secs(5 * HOUR),
+        Duration::from_secs(10 * HOUR),
+        Duration::from_secs(10 * HOUR),
+    ];
+
+    /// The default lease on a claimed event: 5 minutes, more than the
+    /// default poster's longest send (4 attempts of at most 10 s and 3
+    /// `Retry-After` waits of at most 60 s).
+    pub const LEASE: Duration = Duration::from_secs(5 * MIN);
+
+    /// The default number of events claimed (and posted concurrently) per round.
+    pub const BATCH: usize = 16;
+
+    /// The default time [`run`](Self::run) waits before looking again when
+    /// nothing was due.
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
     /// A relay delivering the outbox of `db` with `poster` (its URL, secret,
     /// timeout and in-round retries).
     pub fn new(db: DatabaseConnection, poster: EventPoster) -> Self {
         Self {
             db,
             poster,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-            poll_interval: Duration::from_millis(500),
+            schedule: Self::SCHEDULE.to_vec(),
+            lease: Self::LEASE,
+            batch: Self::BATCH,
+            poll_interval: Self::POLL_INTERVAL,
         }
     }
 
-    /// Failed delivery rounds before an event is given up (default
-    /// [`DEFAULT_MAX_ATTEMPTS`]; at least 1).
+    /// The waits after each failed attempt (default
+    /// [`SCHEDULE`](Self::SCHEDULE)): an event is tried once more than there
+    /// are steps, then given up; an empty schedule gives up after the first
+    /// failure. A receiver's `Retry-After` makes a wait longer, up to the
+    /// longest step.
     ///
     /// ```
+    /// # use std::time::Duration;
     /// # use conflictkit::events::{EventPoster, OutboxRelay};
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
-    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?).max_attempts(5);
+    /// // Three attempts: now, a minute later, an hour after that.
+    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?)
+    ///     .schedule([Duration::from_secs(60), Duration::from_secs(3600)]);
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+    pub fn schedule(mut self, waits: impl IntoIterator<Item = Duration>) -> Self {
+        self.schedule = waits.into_iter().collect();
         self
     }
 
-    /// The wait before round `n + 1` of a failed event is random in
-    /// `0..=min(max, base * 2^(n-1))` (defaults 1 s and 5 min), the schedule
-    /// of [`Backoff`](crate::resolver::Backoff). When the listener's last
-    /// reply carried `Retry-After`, the wait is what it asked, at most `max`.
+    /// How long a claimed event stays this relay's (default
+    /// [`LEASE`](Self::LEASE)); after it, another relay may take the event
+    /// over. Give it more than the poster's longest send.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -134,16 +166,31 @@ impl OutboxRelay {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
     /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?)
-    ///     .backoff(Duration::from_millis(200), Duration::from_secs(60));
+    ///     .lease(Duration::from_secs(60));
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.backoff = Backoff::new(base, max);
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
         self
     }
 
-    /// How often [`run`](Self::run) looks for new events when the outbox is
-    /// empty (default 500 ms).
+    /// How many events a round claims and posts concurrently, one per stream
+    /// (default [`BATCH`](Self::BATCH); at least 1).
+    ///
+    /// ```
+    /// # use conflictkit::events::{EventPoster, OutboxRelay};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?).batch(64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn batch(mut self, events: usize) -> Self {
+        self.batch = events.max(1);
+        self
+    }
+
+    /// How often [`run`](Self::run) looks for new events when nothing is due
+    /// (default [`POLL_INTERVAL`](Self::POLL_INTERVAL)).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -159,20 +206,24 @@ impl OutboxRelay {
         self
     }
 
-    /// Delivers every event that is due now, one at a time; returns how many
-    /// were delivered (failed attempts are recorded and not counted).
+    /// Delivers every event that is due now, round after round until none
+    /// is left; returns how many were delivered (failed attempts are
+    /// recorded and not counted). Events another relay holds are left to it.
     pub async fn deliver_pending(&self) -> Result<usize, DbErr> {
         let mut delivered = 0;
-        while let Some(ok) = self.deliver_one().await? {
-            delivered += usize::from(ok);
+        loop {
+            let round = self.round().await?;
+            delivered += round.delivered;
+            if round.found == 0 {
+                return Ok(delivered);
+            }
         }
-        Ok(delivered)
     }
 
     /// Delivers events until `shutdown` completes, looking for new ones every
-    /// [`poll_interval`](Self::poll_interval) when the outbox is empty. It
-    /// stops between two events (a delivery under way finishes first, within
-    /// the poster's timeout); a database error ends it.
+    /// [`poll_interval`](Self::poll_interval) when nothing is due. It stops
+    /// between rounds (a round under way finishes first, within the
+    /// poster's timeout); a database error ends it.
     ///
     /// ```no_run
     /// use conflictkit::events::{EventPoster, OutboxRelay};
@@ -187,12 +238,12 @@ impl OutboxRelay {
         use futures::FutureExt as _;
         tokio::pin!(shutdown);
         loop {
-            // Checked between events only: a delivery under way is not cut
-            // between its POST and the row that records it.
+            // Checked between rounds only: a delivery under way is not cut
+            // between its POST and the statement that records it.
             if shutdown.as_mut().now_or_never().is_some() {
                 return Ok(());
             }
-            if self.deliver_one().await?.is_none() {
+            if self.round().await?.found == 0 {
                 tokio::select! {
                     () = &mut shutdown => return Ok(()),
                     () = tokio::time::sleep(self.poll_interval) => {}
@@ -201,39 +252,70 @@ impl OutboxRelay {
         }
     }
 
-    /// Claims and delivers the oldest due event: `None` when there is none,
-    /// else whether it was delivered.
-    async fn deliver_one(&self) -> Result<Option<bool>, DbErr> {
-        let backend = self.db.get_database_backend();
-        if backend == DbBackend::Sqlite {
-            // One relay per file: no lock to hold while posting.
-            let Some(event) = claim(&self.db, "").await? else {
-                return Ok(None);
-            };
-            return self.deliver(&self.db, event).await.map(Some);
-        }
-        let txn = self.db.begin().await?;
-        let Some(event) = claim(&txn, " FOR UPDATE SKIP LOCKED").await? else {
-            txn.commit().await?;
-            return Ok(None);
-        };
-        let delivered = self.deliver(&txn, event).await?;
-        txn.commit().await?;
-        Ok(Some(delivered))
+    /// Puts the given-up event `webhook_id` back in the queue: due now, its
+    /// schedule from the start, the same `webhook-id`. `false` when no
+    /// given-up event has that id.
+    ///
+    /// ```
+    /// # use conflictkit::events::{EventPoster, OutboxRelay, migrate_outbox};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// # migrate_outbox(&db).await?;
+    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?);
+    /// assert!(!relay.requeue("msg_not_given_up").await?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn requeue(&self, webhook_id: &str) -> Result<bool, DbErr> {
+        Ok(claim::requeue(&self.db, Some(webhook_id)).await? > 0)
     }
 
-    /// Posts `event` and records the outcome through `conn`.
-    async fn deliver<C: ConnectionTrait>(&self, conn: &C, event: Pending) -> Result<bool, DbErr> {
-        let round = u32::try_from(event.attempts)
-            .unwrap_or(u32::MAX)
-            .saturating_add(1);
+    /// Puts every given-up event back in the queue (as
+    /// [`requeue`](Self::requeue) does one); returns how many.
+    ///
+    /// ```
+    /// # use conflictkit::events::{EventPoster, OutboxRelay, migrate_outbox};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// # migrate_outbox(&db).await?;
+    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?);
+    /// assert_eq!(relay.requeue_failed().await?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn requeue_failed(&self) -> Result<u64, DbErr> {
+        claim::requeue(&self.db, None).await
+    }
+
+    /// Claims a batch, then posts its events concurrently, each recorded as
+    /// it ends.
+    async fn round(&self) -> Result<Round, DbErr> {
+        let token = message_id();
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let batch = claim::claim_batch(&self.db, &token, self.batch, lease_ms).await?;
+        let results: Vec<Result<bool, DbErr>> = futures::stream::iter(batch.claimed)
+            .map(|event| self.deliver(event, &token))
+            .buffer_unordered(self.batch)
+            .collect()
+            .await;
+        let mut delivered = 0;
+        for result in results {
+            delivered += usize::from(result?);
+        }
+        Ok(Round {
+            found: batch.found,
+            delivered,
+        })
+    }
+
+    /// Posts `event` (no transaction is open meanwhile) and records the
+    /// outcome; whether it was delivered.
+    async fn deliver(&self, event: Claimed, token: &str) -> Result<bool, DbErr> {
         let outcome = match encode(&event) {
             Ok(body) => {
                 // Attempt numbers continue across rounds (and restarts).
-                let first = round
-                    .saturating_sub(1)
+                let first = event
+                    .attempts
                     .saturating_mul(self.poster.attempts_per_post())
-                    + 1;
+                    .saturating_add(1);
                 self.poster
                     .send(&event.event_name, &body, &event.webhook_id, first)
                     .await
@@ -241,91 +323,54 @@ impl OutboxRelay {
             }
             Err(e) => Err((e, None)),
         };
-        let backend = conn.get_database_backend();
-        let now = unix_millis();
-        let (sql, values): (String, Vec<sea_orm::Value>) = match &outcome {
-            Ok(()) => (
-                format!(
-                    "UPDATE {OUTBOX_TABLE} SET delivered_at = {}, attempts = attempts + 1 WHERE id = {}",
-                    placeholder(backend, 1),
-                    placeholder(backend, 2)
-                ),
-                vec![now.into(), event.id.into()],
-            ),
-            Err((error, retry_after)) => {
-                let given_up = round >= self.max_attempts;
-                let wait = match *retry_after {
-                    Some(asked) => asked.min(self.backoff.cap()),
-                    None => self.backoff.delay(round),
-                };
-                let next = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-                if given_up {
-                    tracing::error!(webhook_id = %event.webhook_id, event = %event.event_name, attempts = round, %error, "giving up delivering the outbox event");
-                } else {
-                    tracing::warn!(webhook_id = %event.webhook_id, event = %event.event_name, attempts = round, %error, "delivering the outbox event failed; it will be retried");
+        let attempts = event.attempts.saturating_add(1);
+        let record = match &outcome {
+            Ok(()) => claim::Outcome::Delivered,
+            Err((error, retry_after)) => match self.schedule.get(event.attempts as usize) {
+                None => {
+                    tracing::error!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, "giving up delivering the outbox event");
+                    claim::Outcome::GivenUp { error }
                 }
-                (
-                    format!(
-                        "UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, next_attempt_at = {}, \
-                         last_error = {}, failed_at = {} WHERE id = {}",
-                        placeholder(backend, 1),
-                        placeholder(backend, 2),
-                        placeholder(backend, 3),
-                        placeholder(backend, 4)
-                    ),
-                    vec![
-                        next.into(),
-                        error.clone().into(),
-                        given_up.then_some(now).into(),
-                        event.id.into(),
-                    ],
-                )
-            }
+                Some(&step) => {
+                    let wait = self.wait(step, *retry_after);
+                    tracing::warn!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, retry_in_ms = wait.as_millis(), "delivering the outbox event failed; it will be retried");
+                    let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                    claim::Outcome::Retry {
+                        error,
+                        next_attempt_at: unix_millis().saturating_add(wait),
+                    }
+                }
+            },
         };
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        if !claim::record(&self.db, event.id, token, record).await? {
+            tracing::warn!(webhook_id = %event.webhook_id, "the lease on this outbox event ran out and another relay took it over: the outcome is theirs to record");
+        }
         Ok(outcome.is_ok())
     }
+
+    /// The wait before the next attempt: the schedule's `step`, or longer
+    /// when the receiver's `Retry-After` asked (at most the longest step).
+    fn wait(&self, step: Duration, retry_after: Option<Duration>) -> Duration {
+        let longest = self.schedule.iter().copied().max().unwrap_or(step);
+        match retry_after {
+            Some(asked) => step.max(asked.min(longest)),
+            None => step,
+        }
+    }
+}
+
+/// What one round came to: how many events were free to claim (another
+/// relay may have won some of them: the next round looks again), and how
+/// many of those this relay claimed were delivered.
+struct Round {
+    found: usize,
+    delivered: usize,
 }
 
 /// The body the poster sends: the original's form, the payload as the
 /// Python original would write it.
-fn encode(event: &Pending) -> Result<String, String> {
+fn encode(event: &Claimed) -> Result<String, String> {
     let data: serde_json::Value = serde_json::from_str(&event.payload)
         .map_err(|e| format!("the stored payload is not JSON: {e}"))?;
     EventPoster::encode(&event.event_name, &data).map_err(|e| e.to_string())
-}
-
-/// The oldest due event whose stream has no earlier pending event.
-async fn claim<C: ConnectionTrait>(conn: &C, lock: &str) -> Result<Option<Pending>, DbErr> {
-    let backend = conn.get_database_backend();
-    let sql = format!(
-        "SELECT id, webhook_id, event_name, payload, attempts FROM {OUTBOX_TABLE} o \
-         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= {} \
-         AND NOT EXISTS (SELECT 1 FROM {OUTBOX_TABLE} e WHERE e.stream = o.stream \
-         AND e.id < o.id AND e.delivered_at IS NULL AND e.failed_at IS NULL) \
-         ORDER BY o.id LIMIT 1{lock}",
-        placeholder(backend, 1)
-    );
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [unix_millis().into()],
-        ))
-        .await?;
-    row.map(|row| pending(&row)).transpose()
-}
-
-fn pending(row: &QueryResult) -> Result<Pending, DbErr> {
-    Ok(Pending {
-        id: row.try_get("", "id")?,
-        webhook_id: row.try_get("", "webhook_id")?,
-        event_name: row.try_get("", "event_name")?,
-        payload: row.try_get("", "payload")?,
-        attempts: match row.try_get::<i64>("", "attempts") {
-            Ok(n) => n,
-            Err(_) => i64::from(row.try_get::<i32>("", "attempts")?),
-        },
-    })
 }

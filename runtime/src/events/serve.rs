@@ -1,6 +1,6 @@
-//! Serving: connections accepted from our own tokio `TcpListener` (up to the
-//! connection cap), warp request handling on each, graceful shutdown with a
-//! timeout.
+//! Serving the standalone listener: connections accepted from our own tokio
+//! `TcpListener` (up to the connection cap), each served by hyper with the
+//! warp filter of [`route::standalone`], graceful shutdown with a timeout.
 //!
 //! The cap bounds work, not only sockets: a connection's place ([`Slot`]) is
 //! also held by the handlers of its request until they end, so a client that
@@ -11,19 +11,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use warp::Filter as _;
 use warp::hyper::service::Service as _;
 
-use super::listener::Shutdown;
+use super::handle::Shutdown;
 use super::receive::Shared;
+use super::route;
 
 /// Time a client gets to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,7 +46,7 @@ pub(crate) async fn serve_on(
     let timeout = shared.config.shutdown_timeout;
     // At the cap, stop accepting: waiting clients stay in the kernel's queue.
     let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
-    let service = warp::service(routes(shared));
+    let service = warp::service(route::standalone(shared));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut signal = std::pin::pin!(signal);
@@ -113,32 +111,4 @@ pub(crate) async fn serve_on(
     };
     while connections.join_next().await.is_some() {}
     outcome
-}
-
-fn routes(
-    shared: Arc<Shared>,
-) -> impl warp::Filter<Extract = (http::Response<Bytes>,), Error = warp::Rejection>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    warp::method()
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .and(warp::ext::optional::<Slot>())
-        .then(
-            move |method: Method,
-                  path: warp::path::FullPath,
-                  headers: HeaderMap,
-                  body,
-                  slot: Option<Slot>| {
-                let shared = shared.clone();
-                async move {
-                    shared
-                        .handle(&method, path.as_str(), &headers, body, slot)
-                        .await
-                }
-            },
-        )
 }

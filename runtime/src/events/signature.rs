@@ -30,9 +30,6 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// Standard Webhooks: other senders may not send it.
 pub const WEBHOOK_ATTEMPT: &str = "webhook-attempt";
 
-/// Default tolerance between the sender's timestamp and the receiver's clock.
-pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
-
 const PREFIX: &str = "whsec_";
 
 /// A Standard Webhooks signing secret: `whsec_` followed by the base64 of the key.
@@ -224,8 +221,11 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// Default tolerance between the sender's timestamp and the receiver's clock.
+    pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
     /// A verifier accepting signatures by any of `secrets`, with the
-    /// [`DEFAULT_TOLERANCE`]. An empty list is [`SecretError::NoSecrets`]:
+    /// [`Self::TOLERANCE`]. An empty list is [`SecretError::NoSecrets`]:
     /// a verifier without a secret would reject everything.
     ///
     /// ```
@@ -243,12 +243,12 @@ impl Verifier {
         }
         Ok(Self {
             secrets,
-            tolerance: DEFAULT_TOLERANCE,
+            tolerance: Self::TOLERANCE,
         })
     }
 
     /// The largest accepted difference between `webhook-timestamp` and the
-    /// receiver's clock (default [`DEFAULT_TOLERANCE`], 5 minutes).
+    /// receiver's clock (default [`Self::TOLERANCE`], 5 minutes).
     ///
     /// ```
     /// use std::time::Duration;

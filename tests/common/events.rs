@@ -1,5 +1,4 @@
 //! Helpers shared by the `events_*` integration tests: real HTTP on loopback.
-#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 

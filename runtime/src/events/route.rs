@@ -1,0 +1,65 @@
+//! The event route as warp filters: [`mounted`] answers `POST` at the end of
+//! whatever path it is mounted under and rejects everything else (so a host
+//! app's other routes are tried), and [`standalone`] adds the JSON 404 and
+//! 405 replies the listener's own server gives to other paths and methods.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use warp::Filter;
+
+use super::receive::{Shared, error};
+use super::serve::Slot;
+
+/// The reply every event route produces.
+pub(crate) type EventReply = http::Response<Bytes>;
+
+/// `POST` at the end of the path (relative to where it is mounted): the
+/// event route. Other methods and paths are rejected, not answered.
+pub(crate) fn mounted(
+    shared: Arc<Shared>,
+) -> impl Filter<Extract = (EventReply,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path::end()
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(warp::ext::optional::<Slot>())
+        .then(move |headers: HeaderMap, body, slot: Option<Slot>| {
+            let shared = shared.clone();
+            async move { shared.handle(&headers, body, slot).await }
+        })
+}
+
+/// The listener's own server: the event route at `/`, JSON 405 (with
+/// `Allow: POST`) for other methods there, JSON 404 for other paths.
+pub(crate) fn standalone(
+    shared: Arc<Shared>,
+) -> impl Filter<Extract = (EventReply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static
+{
+    mounted(shared)
+        .or(warp::method().and(warp::path::full()).map(
+            |method: Method, path: warp::path::FullPath| {
+                not_the_event_route(&method, path.as_str())
+            },
+        ))
+        .unify()
+}
+
+fn not_the_event_route(method: &Method, path: &str) -> EventReply {
+    if path != "/" {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the event listener serves only `POST /`",
+        );
+    }
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{method}` is not allowed: post events with `POST /`"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    r
+}

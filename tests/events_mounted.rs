@@ -1,0 +1,254 @@
+//! The listener mounted in a warp app of the user's own, over real HTTP on
+//! loopback: one suite of listener behaviours runs against the standalone
+//! server and against the mounted filter, and the app's own routes keep
+//! answering beside it (the filter rejects what is not an event, so the
+//! app's routes are tried).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use conflictkit::events::compat::form_encode;
+use conflictkit::events::{EventPoster, Listener, ListenerConfig, ListenerHandle, WebhookSecret};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use warp::Filter as _;
+
+/// Where a listener under test serves, and what keeps it serving.
+struct Served {
+    /// The URL events are posted to.
+    url: String,
+    addr: SocketAddr,
+    _keep: Keep,
+}
+
+/// Dropped with the test: stops the listener or the app's server.
+enum Keep {
+    Standalone { _handle: ListenerHandle },
+    Mounted { _stop: oneshot::Sender<()> },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Standalone,
+    /// Under `/hooks/events` of a warp app with routes of its own.
+    Mounted,
+}
+
+fn config(secret: &WebhookSecret) -> ListenerConfig {
+    ListenerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        registered_handlers: false,
+        secrets: vec![secret.clone()],
+        max_body: 1024,
+        ..Default::default()
+    }
+}
+
+/// The user's own routes: `GET /health` and `GET /hooks/events` (a page at
+/// the very path the events are posted to).
+fn own_routes() -> impl warp::Filter<Extract = (&'static str,), Error = warp::Rejection> + Clone {
+    let health = warp::path("health").and(warp::get()).map(|| "ok");
+    let page = warp::path!("hooks" / "events")
+        .and(warp::get())
+        .map(|| "the events page");
+    health.or(page).unify()
+}
+
+async fn serve(listener: Listener, form: Form) -> Served {
+    match form {
+        Form::Standalone => {
+            let handle = listener.start().await.unwrap();
+            let addr = handle.local_addr();
+            Served {
+                url: format!("http://{addr}/"),
+                addr,
+                _keep: Keep::Standalone { _handle: handle },
+            }
+        }
+        Form::Mounted => {
+            let events = warp::path!("hooks" / "events").and(listener.filter().unwrap());
+            let app = own_routes().or(events);
+            let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = socket.local_addr().unwrap();
+            let (stop, stopped) = oneshot::channel::<()>();
+            tokio::spawn(
+                warp::serve(app)
+                    .incoming(socket)
+                    .graceful(async {
+                        let _ = stopped.await;
+                    })
+                    .run(),
+            );
+            Served {
+                url: format!("http://{addr}/hooks/events"),
+                addr,
+                _keep: Keep::Mounted { _stop: stop },
+            }
+        }
+    }
+}
+
+/// A reply's status and JSON body.
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+/// A signed form post of `event_name` / `data` as delivery `id`.
+fn signed(
+    url: &str,
+    secret: &WebhookSecret,
+    id: &str,
+    event_name: &str,
+    data: &str,
+) -> reqwest::RequestBuilder {
+    let body = form_encode(&[("event_name", event_name), ("data", data)]);
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", secret.sign(id, ts, body.as_bytes()))
+        .body(body)
+}
+
+/// The listener behaviours a mount must not change: handled, duplicate,
+/// bad signature, undecodable data, too large, wrong type, failing handler.
+async fn the_listener_suite(form: Form) {
+    let secret = WebhookSecret::generate();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = Listener::new(config(&secret));
+    let log = seen.clone();
+    listener.on("credited", move |cents: i64| {
+        log.lock().unwrap().push(cents);
+        async {}
+    });
+    listener.on("fails", |_: Value| async {
+        Err::<(), _>("ledger is closed")
+    });
+    let served = serve(listener, form).await;
+    let url = served.url.as_str();
+
+    let (status, body) = send(signed(url, &secret, "msg_1", "credited", "250")).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("handled")),
+        "{form:?}"
+    );
+    assert_eq!(*seen.lock().unwrap(), [250], "{form:?}: the handler ran");
+
+    let (status, body) = send(signed(url, &secret, "msg_1", "credited", "250")).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("duplicate")),
+        "{form:?}"
+    );
+    assert_eq!(*seen.lock().unwrap(), [250], "{form:?}: not run again");
+
+    let other = WebhookSecret::generate();
+    let (status, body) = send(signed(url, &other, "msg_2", "credited", "1")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (401, &json!("bad_signature")),
+        "{form:?}"
+    );
+
+    let (status, body) = send(signed(url, &secret, "msg_3", "credited", r#""lots""#)).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("undecodable_data")),
+        "{form:?}"
+    );
+
+    let big = "9".repeat(2000);
+    let (status, body) = send(signed(url, &secret, "msg_4", "credited", &big)).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (413, &json!("body_too_large")),
+        "{form:?}"
+    );
+
+    let text = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "text/plain")
+        .body("event_name=credited&data=1");
+    let (status, body) = send(text).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (415, &json!("unsupported_media_type")),
+        "{form:?}"
+    );
+
+    let (status, body) = send(signed(url, &secret, "msg_5", "fails", "{}")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (500, &json!("handler_failed")),
+        "{form:?}"
+    );
+    assert_eq!(*seen.lock().unwrap(), [250], "{form:?}: nothing else ran");
+}
+
+#[tokio::test]
+async fn the_suite_passes_against_the_standalone_listener() {
+    the_listener_suite(Form::Standalone).await;
+}
+
+#[tokio::test]
+async fn the_suite_passes_against_the_listener_mounted_in_a_warp_app() {
+    the_listener_suite(Form::Mounted).await;
+}
+
+#[tokio::test]
+async fn the_apps_own_routes_answer_beside_the_mounted_listener() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = Listener::new(ListenerConfig {
+        registered_handlers: false,
+        ..Default::default()
+    });
+    let log = seen.clone();
+    listener.on("txupdate", move |update: Value| {
+        log.lock().unwrap().push(update);
+        async {}
+    });
+    let served = serve(listener, Form::Mounted).await;
+    let base = format!("http://{}", served.addr);
+
+    // The poster, unchanged, posts to the mounted path.
+    EventPoster::new(&served.url)
+        .unwrap()
+        .post("txupdate", &json!({"txid": "ab12"}))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [json!({"txid": "ab12"})]);
+
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    // `GET` at the event path is the app's page: the filter rejected it.
+    let page = reqwest::get(&served.url).await.unwrap();
+    assert_eq!(
+        (page.status().as_u16(), page.text().await.unwrap()),
+        (200, "the events page".to_owned())
+    );
+    // Under the event path and elsewhere, the app's own 404 (not the
+    // listener's JSON one): the filter answers only at the end of its path.
+    for path in ["/hooks/events/more", "/", "/elsewhere"] {
+        let response = reqwest::Client::new()
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(r#"{"event_name":"txupdate","data":1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("not_found"), "{path}: {text}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "nothing else was dispatched");
+}
