@@ -8,10 +8,17 @@
 #   missing), runs every test of the workspace
 #   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
 #
-# Usage: ./scripts/test.sh [extra cargo test args...]
+# Usage: ./scripts/test.sh [extra cargo nextest args...]
+#
+# Each step prints the wall-clock time and the seconds since the start. The
+# build of every target starts first, in the background, while the servers
+# start; the tests run once both are done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+_ck_t0=$SECONDS
+step() { printf '== [%s UTC, +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - _ck_t0))" "$*"; }
 
 # shellcheck source=scripts/servers.sh
 source "$root/scripts/servers.sh"
@@ -21,14 +28,17 @@ source "$root/scripts/galera.sh"
 source "$root/scripts/fault-servers.sh"
 # shellcheck source=scripts/pgbouncer.sh
 source "$root/scripts/pgbouncer.sh"
+_ck_build_pid=""
 _ck_stop_all() {
   local status=$?
   set +e
+  if [ -n "$_ck_build_pid" ]; then kill -- "$_ck_build_pid" 2>/dev/null; wait "$_ck_build_pid" 2>/dev/null; fi
   pgbouncer_stop
   fault_servers_stop
   galera_stop
   (exit "$status") # servers_stop reports the status it finds in $?
   servers_stop
+  step "done (exit status $status)"
 }
 trap _ck_stop_all EXIT
 trap 'exit 130' INT TERM
@@ -36,14 +46,29 @@ trap 'exit 130' INT TERM
 # trybuild rewrites its snapshots when TRYBUILD is set in the environment;
 # the suite checks them (tests/ui.rs refuses TRYBUILD without CONFLICTKIT_BLESS=1)
 unset TRYBUILD CONFLICTKIT_BLESS
+# Nothing carries over between runs on CI: incremental bookkeeping only costs.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
+# Every target of the workspace (libraries, the bench binary, the examples
+# and harness programs the tests run as processes, the test binaries), built
+# while the servers start. Its output goes to a log shown when it is done.
+target_dir=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+mkdir -p "$target_dir"
+build_log="$target_dir/test-build.log"
+step "cargo build --workspace --all-targets (in the background, log: $build_log)"
+cargo build --workspace --all-targets >"$build_log" 2>&1 &
+_ck_build_pid=$!
+
+step "servers"
 servers_start
 pgbouncer_start
 fault_servers_start
+step "galera"
 galera_start
 
 # The real ngrok agent (offline: the tests run it in a namespace with only
 # loopback). npm comes from Debian when missing.
+step "ngrok agent"
 if ! command -v npm >/dev/null 2>&1; then
   echo "installing npm (Debian package)"
   _ck_apt_install npm
@@ -51,13 +76,22 @@ fi
 CONFLICTKIT_NGROK_BIN="$(./scripts/install-ngrok.sh)"
 export CONFLICTKIT_NGROK_BIN
 
+step "waiting for the build"
+build_status=0
+wait "$_ck_build_pid" || build_status=$?
+_ck_build_pid=""
+tail -n 3 "$build_log"
+if [ "$build_status" != 0 ]; then
+  cat "$build_log"
+  step "the build failed (exit status $build_status)"
+  exit "$build_status"
+fi
+
 export CONFLICTKIT_REQUIRE_SERVERS=1
-echo "== cargo build --examples (tests/wallet_example.rs runs the wallet binary)"
-cargo build --workspace --examples
-echo "== cargo nextest (workspace: unit, integration and UI tests)"
-cargo nextest run --workspace --lib --bins --tests --examples --no-tests=fail "$@"
-echo "== cargo test --doc (workspace doc tests)"
+step "cargo nextest (workspace: unit, integration and UI tests)"
+cargo nextest run --workspace --lib --bins --tests --no-tests=fail "$@"
+step "cargo test --doc (workspace doc tests)"
 cargo test --workspace --doc
-echo "== cargo check --benches (benchmarks keep compiling)"
-cargo check --workspace --benches
-echo "== all tests passed"
+step "cargo publish --dry-run (every crate packages and builds as published)"
+cargo publish --workspace --dry-run --allow-dirty
+step "all tests passed"

@@ -1,6 +1,6 @@
-//! The documents of the merge benchmarks (`benches/merge.rs` and the
-//! `merge` scenario of the bench crate, `bench/src/merge.rs`): a target of wallet accounts and a
-//! patch touching part of it, generated deterministically.
+//! The documents of the merge benchmark (`merge.rs`, scenario 4): a target
+//! of wallet accounts and a patch touching part of it, generated
+//! deterministically.
 
 use serde_json::{Map, Value, json};
 

@@ -2,8 +2,7 @@
 //! (COMMIT, deadlocks, stale SQLite snapshots), isolation really in effect,
 //! after-commit hooks, panics, cancellation, nesting and non-retryable calls.
 
-mod common;
-
+use crate::common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -2,8 +2,7 @@
 //! caught, the sequence repeats with a seed, and injection alone never
 //! makes a call give up.
 
-mod common;
-
+use crate::common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 

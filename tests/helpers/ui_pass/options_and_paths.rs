@@ -1,5 +1,7 @@
 //! Compiles: every option, a `LazyLock` static resolver, an `Arc` field,
 //! `crate = "..."` through a re-export, attributes and patterns kept.
+#![allow(unreachable_pub)] // `pub` items, as in the program this case was
+
 use std::sync::{Arc, LazyLock};
 
 use conflictkit::{ConflictResolver, Txn, managed_non_retryable_transaction, managed_transaction};
@@ -44,17 +46,22 @@ impl Shared {
     }
 
     #[managed_transaction]
-    async fn with_param(&self, txn: &Txn) -> Result<impl std::fmt::Debug + use<>, conflictkit::Error> {
+    async fn with_param(
+        &self,
+        txn: &Txn,
+    ) -> Result<impl std::fmt::Debug + use<>, conflictkit::Error> {
         Ok(txn.attempt())
     }
 }
 
 fn assert_send<F: std::future::Future + Send>(_: F) {}
 
-fn main() {
+pub(super) fn run() {
     // Type checks only: nothing runs (there is no database here).
     if false {
-        let shared = Shared { resolver: Arc::new(RESOLVER.clone()) };
+        let shared = Shared {
+            resolver: Arc::new(RESOLVER.clone()),
+        };
         assert_send(all((1, 2), vec![1u8], "x"));
         assert_send(shared.run(1));
         assert_send(shared.with_param(&RESOLVER));

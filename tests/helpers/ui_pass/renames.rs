@@ -14,7 +14,7 @@ enum Subsystem {
     r#Backend = 3,
 }
 
-fn main() {
+pub(super) fn run() {
     assert_eq!(Subsystem::VARIANT_NAMES, ["database", "statusServer", "be"]);
     assert_eq!(Subsystem::Backend as i16, Subsystem::Backend.value());
 }

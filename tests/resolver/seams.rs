@@ -5,8 +5,7 @@
 //! task is refused instead of hanging; errors that are no conflict are not
 //! replayed, and sessions the server ends are.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

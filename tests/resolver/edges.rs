@@ -5,8 +5,7 @@
 //! COMMIT with an unknown outcome is never replayed; a give-up is not a
 //! conflict; nesting through another resolver fails fast.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

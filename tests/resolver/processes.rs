@@ -12,8 +12,7 @@
 //! process's first commit comes before every process's last one, which the
 //! spans show. Every child's exit status is checked.
 
-mod common;
-
+use crate::common;
 use std::process::Stdio;
 
 use common::{Backend, create_accounts, read_balance, write_balance};
@@ -65,7 +64,7 @@ struct Child {
 /// Starts a child on `url`, one of `PROCESSES` made to overlap; returns once
 /// it said `ready`.
 async fn spawn_child(url: &str) -> Child {
-    let exe = common::example_binary("hot_row_instance", "examples/hot_row_instance.rs");
+    let exe = common::example_binary("hot_row_instance", "tests/bin/hot_row_instance.rs");
     let mut child = tokio::process::Command::new(exe)
         .arg(url)
         .arg(TASKS_PER_PROCESS.to_string())

@@ -1,8 +1,7 @@
 //! The main job, `cargo run --example wallet`, run as a program against SQLite
 //! and the test servers: its invariant line and exit code.
 
-mod common;
-
+use crate::common;
 use std::process::{Command, Output};
 
 use common::Backend;

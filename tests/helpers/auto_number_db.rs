@@ -3,10 +3,10 @@
 //! variant's is a typed error. Runs on SQLite and on every server the test
 //! command started (PostgreSQL, MariaDB).
 
-#![allow(missing_docs)] // the entity module must be `pub` for sea-orm's derives
+#![allow(missing_docs, unreachable_pub)] // the entity module must be `pub` for sea-orm's derives
 
-mod common;
-
+use crate::common;
+use crate::for_each_backend;
 use conflictkit::AutoNumber;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, Schema, Statement};

@@ -2,8 +2,7 @@
 //! deterministic with barriers, on PostgreSQL, MariaDB and SQLite with real
 //! concurrent transactions; plus the no-lost-update run.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -2,8 +2,7 @@
 //! tasks (and processes): FIFO order, reads beside the writer, cancellation,
 //! no busy-handler waits inside a process, nesting, two processes on one file.
 
-mod common;
-
+use crate::common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -390,7 +389,7 @@ async fn a_guard_moved_to_another_task_is_waited_for() {
 /// stalls in a row would give up.
 #[test]
 fn two_processes_share_one_file() {
-    let bin = common::example_binary("shared_sqlite_file", "examples/shared_sqlite_file.rs");
+    let bin = common::example_binary("shared_sqlite_file", "tests/bin/shared_sqlite_file.rs");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shared.db");
     // create the file first so both processes open the same WAL database

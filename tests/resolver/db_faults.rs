@@ -14,8 +14,7 @@
 //! show 0 lost and 0 double-applied updates: every `Ok` is in the ledger once,
 //! no definite error is, and each ambiguous commit is looked up.
 
-mod common;
-
+use crate::common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,7 @@
 //! first runs, plus methods, generics, borrowed arguments, return values and
 //! user error enums.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::{Backend, TestDb};

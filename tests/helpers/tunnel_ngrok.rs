@@ -8,8 +8,7 @@
 //! missing agent fails the test; otherwise that one test is skipped with a reason.
 #![cfg(feature = "tunnel")]
 
-mod common;
-
+use crate::common;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

@@ -29,7 +29,7 @@ enum Top {
     B,
 }
 
-fn main() {
+pub(super) fn run() {
     assert_eq!(Byte::from_value(255), Some(Byte::V255));
     assert_eq!(Byte::V0.value(), 0);
     assert_eq!(Byte::V255 as u8, Byte::V255.value());

@@ -10,8 +10,7 @@
 //! victim's next statement fails with 1213). One cluster serves every test,
 //! one test at a time (`.config/nextest.toml`, group `galera`).
 
-mod common;
-
+use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -269,8 +269,8 @@ mod renamed {
     //! `crate = "..."` when conflictkit is reached through another path.
     pub(crate) use conflictkit as ck;
 
-    #[derive(crate::renamed::ck::AutoNumber, Debug, PartialEq)]
-    #[auto_number(crate = "crate::renamed::ck")]
+    #[derive(crate::auto_number::renamed::ck::AutoNumber, Debug, PartialEq)]
+    #[auto_number(crate = "crate::auto_number::renamed::ck")]
     pub enum Color {
         Red = 10,
         Green,

@@ -7,8 +7,7 @@
 //! lock held in a transaction of the lock session keeps its server session
 //! until `ROLLBACK`.
 
-mod common;
-
+use crate::common;
 use common::{Backend, create_accounts, read_balance};
 use conflictkit::resolver::CallOptions;
 use conflictkit::{ConflictResolver, Error, Txn};
