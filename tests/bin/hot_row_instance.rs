@@ -1,5 +1,5 @@
 //! One instance of a service that increments one hot row, run as a process
-//! of its own by `tests/resolver_processes.rs` (several instances at once
+//! of its own by `tests/resolver/contention_processes.rs` (several instances at once
 //! show the contention control across processes).
 //!
 //! ```text

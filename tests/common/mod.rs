@@ -11,6 +11,7 @@ pub mod faults;
 pub mod galera;
 pub mod proxy;
 pub mod rounds;
+pub mod sql;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -185,35 +185,11 @@ async fn give_up() {
         create_accounts(&tdb.db, &[(1, 10)]).await;
         let rounds = Rounds::new("tests::increment", &[3, 2]);
         let (results, stats) = run_concurrently(&tdb, &rounds, 3).await;
-        let unresolved: Vec<&CannotResolveDatabaseConflict> = results
-            .iter()
-            .filter_map(|r| match r {
-                Err(Error::Unresolved(e)) => Some(e),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(unresolved.len(), 1, "{backend:?}: {results:?}");
-        assert_eq!(
-            results.iter().filter(|r| r.is_ok()).count(),
-            2,
-            "{backend:?}: {results:?}"
-        );
-        let e = unresolved[0];
-        assert_eq!(e.attempts(), 2);
-        assert!(e.to_string().contains("tests::increment"), "{e}");
-        assert!(
-            ConflictResolver::is_retryable(e.last_error()),
-            "last error kept as source: {e:?}"
-        );
-        assert_eq!(
+        common::rounds::assert_one_gave_up(
+            &results,
             stats,
-            Stats {
-                success: 2,
-                retries: 3,
-                errors: 0,
-                unresolved: 1
-            },
-            "{backend:?}"
+            "tests::increment",
+            &format!("{backend:?}"),
         );
         assert_eq!(
             read_balance(&tdb.db, 1).await.unwrap(),

@@ -191,32 +191,7 @@ async fn give_up_across_nodes() {
     create_accounts(&c.nodes[0], &[(1, 10)]).await;
     let rounds = Rounds::new("galera::increment", &[3, 2]);
     let (results, stats) = run_concurrently(&c, &rounds, 3).await;
-    let unresolved: Vec<&CannotResolveDatabaseConflict> = results
-        .iter()
-        .filter_map(|r| match r {
-            Err(Error::Unresolved(e)) => Some(e),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(unresolved.len(), 1, "{results:?}");
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        2,
-        "{results:?}"
-    );
-    let e = unresolved[0];
-    assert_eq!(e.attempts(), 2);
-    assert!(e.to_string().contains("galera::increment"), "{e}");
-    assert!(ConflictResolver::is_retryable(e.last_error()), "{e:?}");
-    assert_eq!(
-        stats,
-        Stats {
-            success: 2,
-            retries: 3,
-            errors: 0,
-            unresolved: 1
-        }
-    );
+    common::rounds::assert_one_gave_up(&results, stats, "galera::increment", "galera");
     assert_eq!(balance_on_every_node(&c, 1).await, vec![12, 12, 12]);
 }
 

@@ -1,35 +1,41 @@
-//! The conflict resolver on real servers, one test binary (one link) for
-//! every resolver test; each module is one promise or one engine.
+//! The conflict resolver on real servers: one test binary (one link) for
+//! every resolver test, one module per guarantee it pins (DESIGN §7), so a
+//! new test goes where its promise is:
 //!
-//! Where a new test goes, by the guarantee it pins (DESIGN §7):
-//! - a conflict is replayed, a give-up is typed, no update is lost:
-//!   [`conflicts`], the attribute forms in [`managed_transaction`];
-//! - `Ok` means the writes committed; hooks run once iff the data committed;
-//!   no pooled connection is left in a transaction; an unknown COMMIT
-//!   outcome is typed, never replayed: [`edges`] for managed calls, [`seams`]
-//!   for the manual guard and the errors around the managed path;
-//! - where conflicts come from, isolation in effect, panics, cancellation,
-//!   nesting: [`semantics`];
-//! - contention control per (label, key), across processes: [`processes`],
-//!   [`lease_pooler`];
-//! - SQLite's writer queue: [`sqlite_writer`]; conflict injection:
-//!   [`inject_conflicts`];
-//! - faults under a running service (killed sessions, restarts):
-//!   [`db_faults`]; a Galera cluster: [`galera`];
+//! - a conflict is replayed, a give-up is typed, no update is lost (the
+//!   original's tests): [`conflicts`]; where conflicts come from:
+//!   [`conflict_sources`]; isolation in effect: [`isolation`];
+//! - `Ok` means the writes committed: [`ok_means_committed`];
+//! - hooks run once iff the data committed, no pooled connection is left in a
+//!   transaction: [`hooks_and_rollback`];
+//! - nothing is replayed blindly (unknown COMMIT outcome, give-ups, errors
+//!   that are no conflict): [`no_blind_replay`];
+//! - a connection lost before COMMIT is replayed: [`lost_connections`];
+//!   under a running service (killed sessions, restarts): [`db_faults`];
+//! - nested calls: [`nesting`];
+//! - contention control per (label, key) across processes:
+//!   [`contention_processes`], [`contention_leases`];
+//! - the same promises through `#[managed_transaction]`: [`managed_transaction`];
+//!   on SQLite's writer queue: [`sqlite_writer`]; on a Galera cluster:
+//!   [`galera`]; under injected conflicts: [`inject_conflicts`];
 //! - the main job, run as a program: [`wallet_example`].
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod conflict_sources;
 mod conflicts;
+mod contention_leases;
+mod contention_processes;
 mod db_faults;
-mod edges;
 mod galera;
+mod hooks_and_rollback;
 mod inject_conflicts;
-mod lease_pooler;
+mod isolation;
+mod lost_connections;
 mod managed_transaction;
-mod processes;
-mod seams;
-mod semantics;
+mod nesting;
+mod no_blind_replay;
+mod ok_means_committed;
 mod sqlite_writer;
 mod wallet_example;

@@ -5,13 +5,17 @@
 //! A session-level advisory lock and its unlock then land on different
 //! server sessions, and the lock stays held by a pooled server session; the
 //! lock held in a transaction of the lock session keeps its server session
-//! until `ROLLBACK`.
+//! until `ROLLBACK`. In one process, more hot keys than pooled connections
+//! take their leases without a stall.
 
 use crate::common;
-use common::{Backend, create_accounts, read_balance};
+use common::sql::{bounded, server};
+use common::{Backend, create_accounts, read_balance, write_balance};
 use conflictkit::resolver::CallOptions;
 use conflictkit::{ConflictResolver, Error, Txn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The PgBouncer URL; `None` (skip) outside the test command, a panic under
 /// it, as for the servers.
@@ -184,4 +188,74 @@ async fn direct_count(direct: &DatabaseConnection, sql: &str) -> i64 {
         .expect("a count")
         .try_get("", "n")
         .expect("the count")
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Counts the WARN events of the process (the resolver warns when it cannot
+/// take its lock across processes, and when it gives up).
+struct CountWarnings(Arc<AtomicU32>);
+
+/// More keys than pooled connections, each key new (on PostgreSQL a new
+/// gate takes its lease of the lock across processes from its first run):
+/// every call commits, and none had to give up waiting for the lock. A run
+/// takes its pooled connection before it enters its lease, never both at
+/// once; a run that held a lease (a lock-pool connection) while it waited
+/// for a pooled connection, beside runs that held pooled connections while
+/// they waited for lock connections, stalled until the 5 s lock-wait bound
+/// ran out and then ran without the lock, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_hot_keys_than_connections_take_their_leases_without_a_stall() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let warnings = Arc::new(AtomicU32::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test process");
+    const KEYS: i32 = 12;
+    let tdb = server(Backend::Postgres, "lease_order", 2).await;
+    let rows: Vec<(i32, i64)> = (1..=KEYS).map(|id| (id, 0)).collect();
+    create_accounts(&tdb.db, &rows).await;
+    let r = ConflictResolver::new(tdb.db.clone());
+    for round in 0..3 {
+        let start = Arc::new(tokio::sync::Barrier::new(KEYS as usize));
+        let calls: Vec<_> = (1..=KEYS)
+            .map(|id| {
+                let (r, start) = (r.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    r.run(
+                        CallOptions::new("tests::keyed").key(&(round * 100 + id)),
+                        |txn: &Txn| {
+                            Box::pin(async move {
+                                let b = read_balance(txn, id).await?;
+                                Ok::<_, Error>(write_balance(txn, id, b + 1).await?)
+                            })
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for c in calls {
+            bounded("keyed call", c).await.unwrap().unwrap();
+        }
+    }
+    for id in 1..=KEYS {
+        assert_eq!(read_balance(&tdb.db, id).await.unwrap(), 3, "account {id}");
+    }
+    assert_eq!(r.stats().unresolved, 0);
+    assert_eq!(
+        warnings.load(Ordering::SeqCst),
+        0,
+        "no run gave up waiting for its lock"
+    );
 }

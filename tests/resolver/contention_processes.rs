@@ -4,7 +4,7 @@
 //! without the database lock a fifth of the calls gave up), and calls on
 //! different keys do not wait for each other.
 //!
-//! The processes are the `hot_row_instance` example (built by
+//! The processes are the `hot_row_instance` harness program (`tests/bin/`, built by
 //! `cargo build --examples`, as `scripts/test.sh` does first): each connects,
 //! says `ready`, waits for `go` on its stdin (a common start, awaited), then
 //! reports what its calls did and the span of the row's values it committed;
