@@ -9,6 +9,8 @@
 #   (unit, integration, UI, doc tests), and stops what it started, whatever happens.
 #
 # Usage: ./scripts/test.sh [extra cargo nextest args...]
+#   (they go to the nextest run of every test but the UI test, which runs on
+#   its own since the build)
 #
 # Each step prints the wall-clock time and the seconds since the start. The
 # build of every target starts first, in the background, while the servers
@@ -33,6 +35,7 @@ _ck_stop_all() {
   local status=$?
   set +e
   if [ -n "$_ck_build_pid" ]; then kill -- "$_ck_build_pid" 2>/dev/null; wait "$_ck_build_pid" 2>/dev/null; fi
+  if [ -n "${ui_pid:-}" ] && [ -s "$ui_pid" ] && [ ! -s "$ui_status" ]; then kill -- "$(cat "$ui_pid")" 2>/dev/null; fi
   pgbouncer_stop
   fault_servers_stop
   galera_stop
@@ -51,12 +54,37 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Every target of the workspace (libraries, the bench binary, the examples
 # and harness programs the tests run as processes, the test binaries), built
-# while the servers start. Its output goes to a log shown when it is done.
+# while the servers start. The UI test binary comes first and starts at once:
+# trybuild type-checks the dependency graph in a target directory of its own
+# (no lock shared with this build), the longest single test, so it runs beside
+# the rest of the build and the other tests instead of after them. Output goes
+# to logs shown when they are done.
 target_dir=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p "$target_dir"
 build_log="$target_dir/test-build.log"
-step "cargo build --workspace --all-targets (in the background, log: $build_log)"
-cargo build --workspace --all-targets >"$build_log" 2>&1 &
+ui_log="$target_dir/test-ui.log"
+ui_status="$target_dir/test-ui.status"
+ui_pid="$target_dir/test-ui.pid"
+rm -f "$ui_status" "$ui_pid"
+step "cargo build (UI test first, then --workspace --all-targets; in the background, log: $build_log)"
+(
+  set -euo pipefail
+  ui_bin=$(cargo build --workspace --test ui --message-format=json-render-diagnostics \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ui" and m.get("executable"):
+        print(m["executable"])')
+  echo "== [$(date -u +%H:%M:%S) UTC] UI test binary built; trybuild starts (log: $ui_log)"
+  (
+    "$ui_bin" >"$ui_log" 2>&1 &
+    echo "$!" >"$ui_pid"
+    rc=0
+    wait "$!" || rc=$?
+    echo "$rc" >"$ui_status"
+  ) &
+  cargo build --workspace --all-targets
+) >"$build_log" 2>&1 &
 _ck_build_pid=$!
 
 step "servers"
@@ -88,8 +116,15 @@ if [ "$build_status" != 0 ]; then
 fi
 
 export CONFLICTKIT_REQUIRE_SERVERS=1
-step "cargo nextest (workspace: unit, integration and UI tests)"
-cargo nextest run --workspace --lib --bins --tests --no-tests=fail "$@"
+step "cargo nextest (workspace: unit and integration tests; the UI test runs since the build)"
+cargo nextest run --workspace --lib --bins --tests --no-tests=fail -E 'not binary(ui)' "$@"
+step "waiting for the UI test (trybuild)"
+until [ -s "$ui_status" ]; do sleep 1; done
+cat "$ui_log"
+if [ "$(cat "$ui_status")" != 0 ]; then
+  step "the UI test failed (exit status $(cat "$ui_status"))"
+  exit 1
+fi
 step "cargo test --doc (workspace doc tests)"
 cargo test --workspace --doc
 # Packaging only: a verifying dry-run builds every crate again in a workspace

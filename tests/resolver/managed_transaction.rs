@@ -488,7 +488,7 @@ async fn labels_in_the_give_up_error() {
         };
         assert_eq!(
             e.label(),
-            "managed_transaction::Ledger::always_conflicts",
+            concat!(module_path!(), "::Ledger::always_conflicts"),
             "{backend:?}"
         );
         assert_eq!(
