@@ -498,7 +498,7 @@ async fn labels_in_the_give_up_error() {
         );
         assert!(
             e.to_string()
-                .contains("`managed_transaction::Ledger::always_conflicts`"),
+                .contains(concat!("`", module_path!(), "::Ledger::always_conflicts`")),
             "{e}"
         );
         // source(): the last error of the body (the user's enum), then its DbErr
