@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A PostgreSQL and a MariaDB reserved for the fault tests (tests/db_faults.rs),
+# A PostgreSQL and a MariaDB reserved for the fault tests (tests/resolver/db_faults.rs),
 # which kill sessions and restart the servers: the servers of scripts/servers.sh
 # are shared by every other test, which must not see those faults. Source it,
 # call fault_servers_start, and trap fault_servers_stop (like servers.sh, whose

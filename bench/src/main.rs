@@ -23,6 +23,7 @@ mod contention;
 mod db;
 mod listener;
 mod merge;
+mod merge_docs;
 mod overhead;
 mod procs;
 mod report;

@@ -2,8 +2,8 @@
 //! rules) and `merge_with(…, MergeOptions::MERGE_PATCH)` against
 //! `json_patch::merge` on generated documents of 1, 10 and 100 MB (a target of
 //! wallet accounts and a patch touching every other account plus 10 % new
-//! ones, about a quarter of the target's size; the generator is shared with
-//! `benches/merge.rs`).
+//! ones, about a quarter of the target's size; the generator is
+//! `merge_docs.rs`).
 //!
 //! Every way starts from a borrowed patch, as `json_patch::merge` does: the
 //! conflictkit ways clone it inside the timing (they take it by value), so
@@ -21,10 +21,8 @@ use std::time::{Duration, Instant};
 use conflictkit::merge::{MergeOptions, merge_dict, merge_with};
 use serde_json::{Value, json};
 
-#[path = "../../benches/support/merge_docs.rs"]
-mod merge_docs;
-
 use crate::Config;
+use crate::merge_docs;
 use crate::report::{JsonSink, Table, median, num};
 
 /// The ways measured.

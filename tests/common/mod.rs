@@ -12,6 +12,7 @@ pub mod faults;
 pub mod galera;
 pub mod proxy;
 pub mod rounds;
+pub mod sql;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,9 +262,12 @@ pub async fn write_balance<C: ConnectionTrait>(
 }
 
 /// The example binary `name` the test command built next to this test
-/// (`target/<profile>/examples/<name>`; `scripts/test.sh` builds them). A
-/// binary older than the sources it is built from (`source`, the example's
-/// file or folder, and the crates' sources) is refused rather than run stale.
+/// (`target/<profile>/examples/<name>`; `scripts/test.sh` builds them): the
+/// wallet, or a harness program of `tests/bin/` (declared as an example in
+/// `Cargo.toml`). A binary older than the sources it is built from (`source`,
+/// the example's file or folder, and the crates' sources) is refused rather
+/// than run stale. A `source` that does not exist is looked up as
+/// `tests/bin/<name>.rs` (harness programs lived in `examples/` before).
 pub fn example_binary(name: &str, source: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
@@ -282,6 +286,16 @@ pub fn example_binary(name: &str, source: &str) -> PathBuf {
             )
         });
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let harness = format!("tests/bin/{name}.rs");
+    let source = if root.join(source).exists() {
+        source
+    } else {
+        assert!(
+            root.join(&harness).is_file(),
+            "neither {source} nor {harness} exists: which sources is {name} built from?"
+        );
+        harness.as_str()
+    };
     for dir in [source, "src", "runtime/src", "macros/src"] {
         if let Some(newer) = newest_file(&root.join(dir)).filter(|(t, _)| *t > built) {
             panic!(

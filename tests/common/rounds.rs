@@ -89,3 +89,46 @@ impl Rounds {
         (results, stats)
     }
 }
+
+/// The original's test_give_up, checked: of three calls with one replay each
+/// in rounds of 3 then 2 (`Rounds::new(label, &[3, 2])`), exactly one gave up
+/// after 2 runs, naming `label` and keeping its last (retryable) database
+/// error as its source; the two others committed; the stats say so.
+/// `context` names the engine or cluster in the messages.
+pub fn assert_one_gave_up(
+    results: &[Result<i64, Error>],
+    stats: conflictkit::resolver::Stats,
+    label: &str,
+    context: &str,
+) {
+    let unresolved: Vec<&conflictkit::CannotResolveDatabaseConflict> = results
+        .iter()
+        .filter_map(|r| match r {
+            Err(Error::Unresolved(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unresolved.len(), 1, "{context}: {results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        2,
+        "{context}: {results:?}"
+    );
+    let e = unresolved[0];
+    assert_eq!(e.attempts(), 2, "{context}");
+    assert!(e.to_string().contains(label), "{context}: {e}");
+    assert!(
+        ConflictResolver::is_retryable(e.last_error()),
+        "{context}: last error kept as source: {e:?}"
+    );
+    assert_eq!(
+        stats,
+        conflictkit::resolver::Stats {
+            success: 2,
+            retries: 3,
+            errors: 0,
+            unresolved: 1
+        },
+        "{context}"
+    );
+}
