@@ -12,7 +12,8 @@
 //!   that are no conflict): [`no_blind_replay`];
 //! - a connection lost before COMMIT is replayed: [`lost_connections`];
 //!   under a running service (killed sessions, restarts): [`db_faults`];
-//! - nested calls: [`nesting`];
+//! - nested calls: [`nesting`]; as savepoints, through the macro:
+//!   [`managed_transaction`];
 //! - contention control per (label, key) across processes:
 //!   [`contention_processes`], [`contention_leases`];
 //! - the same promises through `#[managed_transaction]`: [`managed_transaction`];

@@ -1,7 +1,10 @@
 //! Nested calls (DESIGN §7): a managed call inside another joins the outer
-//! transaction (the outer call replays both); a call through another
-//! resolver on the same database, or a second transaction on it from one
-//! task, is refused at once instead of waiting on its own locks.
+//! transaction as a savepoint (the outer call replays both); a call through
+//! another resolver on the same database, or a second transaction on it from
+//! one task, is refused at once instead of waiting on its own locks. What a
+//! savepoint takes back when a nested call fails (writes, hooks, a statement
+//! error) is pinned through `#[managed_transaction]` functions, in
+//! `managed_transaction.rs` ("nested calls as savepoints").
 
 use crate::common;
 use common::sql::{bounded, server};
