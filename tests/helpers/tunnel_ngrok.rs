@@ -568,7 +568,9 @@ async fn the_real_agent_offline_reports_that_it_cannot_reach_ngrok() {
     let err = Ngrok::http(8080)
         .binary(&wrapper)
         .authtoken("offline_token_never_sent")
-        .startup_timeout(Duration::from_secs(3))
+        // long enough for a slow agent start on a loaded machine to log its
+        // web address and its first session error (the test waits it out)
+        .startup_timeout(Duration::from_secs(10))
         .start()
         .await
         .expect_err("there is no network in the namespace");

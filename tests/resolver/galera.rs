@@ -478,7 +478,11 @@ async fn node_killed_mid_run() {
 
     // One call on node 2 held in COMMIT.
     let in_doubt = calls.fetch_add(1, Ordering::SeqCst);
-    let (wrote_tx, mut wrote_rx) = watch::channel(false);
+    // the in-doubt call's session id, so the kill waits for *its* COMMIT
+    // (the other writers' COMMITs on node 2 are held by the read lock too)
+    // the in-doubt call's session id, so the kill waits for *its* COMMIT
+    // (the other writers' COMMITs on node 2 are held by the read lock too)
+    let (wrote_tx, mut wrote_rx) = watch::channel(None::<i64>);
     let (go_tx, go_rx) = watch::channel(false);
     let wrote_tx = Arc::new(wrote_tx);
     let held = {
@@ -494,7 +498,15 @@ async fn node_killed_mid_run() {
                         "INSERT INTO ledger (call_id) VALUES ({in_doubt})"
                     ))
                     .await?;
-                    wrote_tx.send_replace(true);
+                    let session = txn
+                        .query_one_raw(Statement::from_string(
+                            txn.get_database_backend(),
+                            "SELECT CONNECTION_ID()",
+                        ))
+                        .await?
+                        .expect("one row")
+                        .try_get_by_index::<i64>(0)?;
+                    wrote_tx.send_replace(Some(session));
                     go_rx.wait_for(|&g| g).await.expect("sender alive");
                     Ok::<_, Error>(())
                 })
@@ -502,10 +514,11 @@ async fn node_killed_mid_run() {
             .await
         })
     };
-    tokio::time::timeout(Duration::from_secs(60), wrote_rx.wait_for(|&w| w))
+    let session = tokio::time::timeout(Duration::from_secs(60), wrote_rx.wait_for(|w| w.is_some()))
         .await
         .expect("the in-doubt call wrote")
-        .unwrap();
+        .unwrap()
+        .expect("its session id");
     let lock = common::connect(&c.urls[1], 1).await;
     // no causal reads on this session: FTWRL pauses the node's replication,
     // a causal read would wait for it
@@ -521,7 +534,10 @@ async fn node_killed_mid_run() {
         let row = lock
             .query_one_raw(Statement::from_string(
                 lock.get_database_backend(),
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'COMMIT'",
+                format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE ID = {session} AND INFO = 'COMMIT'"
+                ),
             ))
             .await
             .unwrap()
@@ -531,7 +547,7 @@ async fn node_killed_mid_run() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no COMMIT waiting on node 2"
+            "the in-doubt call's COMMIT is not waiting on node 2"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
