@@ -73,6 +73,8 @@ pub mod __private {
     pub use conflictkit_runtime::resolver::{
         CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };
+    #[cfg(feature = "serde")]
+    pub use conflictkit_runtime::resolver::idempotency::run_idempotent_call;
     #[cfg(feature = "events")]
     pub use inventory;
     pub use sea_orm;
