@@ -18,7 +18,8 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
+/// The request body a handler gets (re-exported, so no `bytes` dependency is needed).
+pub use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 use warp::filters::path::FullPath;
@@ -111,7 +112,7 @@ mod base64_body {
 ///
 /// ```
 /// use conflictkit::{ConflictResolver, Txn};
-/// use conflictkit::resolver::idempotency::http::{StoredResponse, idempotent};
+/// use conflictkit::resolver::idempotency::http::{Bytes, StoredResponse, idempotent};
 /// use conflictkit::resolver::idempotency::migrate_idempotency;
 /// use warp::Filter;
 ///
@@ -122,7 +123,7 @@ mod base64_body {
 /// let transfer = warp::path("transfer").and(warp::post()).and(idempotent(
 ///     resolver,
 ///     "api::transfer",
-///     |_txn: &Txn, body: bytes::Bytes| {
+///     |_txn: &Txn, body: Bytes| {
 ///         Box::pin(async move {
 ///             Ok::<_, conflictkit::Error>(StoredResponse::new(201, "text/plain", body.to_vec()))
 ///         })
