@@ -70,11 +70,11 @@ pub mod __private {
     pub use conflictkit_runtime::auto_number::__private as auto_number;
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;
+    #[cfg(feature = "serde")]
+    pub use conflictkit_runtime::resolver::idempotency::run_idempotent_call;
     pub use conflictkit_runtime::resolver::{
         CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };
-    #[cfg(feature = "serde")]
-    pub use conflictkit_runtime::resolver::idempotency::run_idempotent_call;
     #[cfg(feature = "events")]
     pub use inventory;
     pub use sea_orm;

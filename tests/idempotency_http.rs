@@ -120,7 +120,12 @@ async fn a_repeat_gets_the_first_response_byte_for_byte_and_the_key_of_another_r
         let (entered, _) = mpsc::unbounded_channel();
         let app = serve(r, Arc::new(Semaphore::new(1_000)), entered).await;
         let first = post(&app.url, &["9b2f-1"], false, "250").await;
-        assert_eq!(first.0, 201, "{backend:?}: {:?}", String::from_utf8_lossy(&first.2));
+        assert_eq!(
+            first.0,
+            201,
+            "{backend:?}: {:?}",
+            String::from_utf8_lossy(&first.2)
+        );
         assert_eq!(first.1.as_deref(), Some("application/json"));
         // quoted, as the draft standard writes it: the same key
         let again = post(&app.url, &["\"9b2f-1\""], false, "250").await;
@@ -158,7 +163,10 @@ async fn a_request_without_one_well_formed_key_is_400() {
     }
     let long = "k".repeat(256);
     let (status, _, body) = post(&app.url, &[&long], false, "1").await;
-    assert_eq!((status, error_of(&body).as_str()), (400, "invalid_idempotency_key"));
+    assert_eq!(
+        (status, error_of(&body).as_str()),
+        (400, "invalid_idempotency_key")
+    );
     assert_eq!(app.runs.load(Ordering::SeqCst), 0);
     assert_eq!(count(&tdb.db, "transfer").await, 0);
 }

@@ -32,9 +32,12 @@ struct Receipt {
 /// A table `payment` and the idempotency table.
 async fn setup(db: &DatabaseConnection) {
     migrate_idempotency(db).await.unwrap();
-    exec(db, "CREATE TABLE payment (token BIGINT NOT NULL, cents BIGINT NOT NULL)")
-        .await
-        .unwrap();
+    exec(
+        db,
+        "CREATE TABLE payment (token BIGINT NOT NULL, cents BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
 }
 
 /// One idempotent payment of `cents` under `key`: the body counts its runs
@@ -45,12 +48,19 @@ async fn pay(
     cents: i64,
     runs: &AtomicU32,
 ) -> Result<Receipt, Error> {
-    let key = IdempotencyKey::new(key).unwrap().fingerprint(&cents).unwrap();
+    let key = IdempotencyKey::new(key)
+        .unwrap()
+        .fingerprint(&cents)
+        .unwrap();
     r.run_idempotent(CallOptions::new("tests::pay"), key, |txn: &Txn| {
         Box::pin(async move {
             runs.fetch_add(1, Ordering::SeqCst);
             let token: i64 = rand::random::<i64>() >> 1;
-            exec(txn, &format!("INSERT INTO payment VALUES ({token}, {cents})")).await?;
+            exec(
+                txn,
+                &format!("INSERT INTO payment VALUES ({token}, {cents})"),
+            )
+            .await?;
             Ok::<_, Error>(Receipt { token, cents })
         })
     })
@@ -80,14 +90,23 @@ async fn a_repeat_after_commit_returns_the_stored_value_and_the_body_ran_once() 
         pay(&r, "req-2", 250, &runs).await.unwrap();
         assert_eq!(count(&tdb.db, "payment").await, 2, "{backend:?}");
         // purge keeps recent keys, drops all with a zero retention
-        assert_eq!(purge_idempotency(&tdb.db, Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(
+            purge_idempotency(&tdb.db, Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
         bounded("a millisecond passes", async {
             while purge_idempotency(&tdb.db, Duration::ZERO).await.unwrap() == 0 {
                 tokio::task::yield_now().await;
             }
         })
         .await;
-        assert_eq!(count(&tdb.db, "conflictkit_idempotency").await, 0, "{backend:?}");
+        assert_eq!(
+            count(&tdb.db, "conflictkit_idempotency").await,
+            0,
+            "{backend:?}"
+        );
     }
 }
 
@@ -97,9 +116,7 @@ async fn sixteen_concurrent_repeats_run_the_body_once_and_get_one_value() {
     for backend in Backend::ALL {
         let tdb = server(backend, "idem_concurrent", 20).await;
         setup(&tdb.db).await;
-        let r = ConflictResolver::builder(tdb.db.clone())
-            .retries(5)
-            .build();
+        let r = ConflictResolver::builder(tdb.db.clone()).retries(5).build();
         let runs = Arc::new(AtomicU32::new(0));
         let barrier = Arc::new(Barrier::new(CALLERS));
         let calls: Vec<_> = (0..CALLERS)
@@ -115,7 +132,10 @@ async fn sixteen_concurrent_repeats_run_the_body_once_and_get_one_value() {
         for c in calls {
             receipts.push(bounded("repeat", c).await.unwrap().unwrap());
         }
-        assert!(receipts.iter().all(|x| *x == receipts[0]), "{backend:?}: {receipts:?}");
+        assert!(
+            receipts.iter().all(|x| *x == receipts[0]),
+            "{backend:?}: {receipts:?}"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{backend:?}");
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
         assert_eq!(the_token(&tdb.db).await, receipts[0].token, "{backend:?}");
@@ -131,9 +151,13 @@ async fn a_reused_key_with_another_fingerprint_is_refused() {
         let runs = AtomicU32::new(0);
         pay(&r, "req-1", 250, &runs).await.unwrap();
         let err = pay(&r, "req-1", 999, &runs).await.unwrap_err();
-        let reused = IdempotencyKeyReused::find(&err).unwrap_or_else(|| panic!("{backend:?}: {err}"));
+        let reused =
+            IdempotencyKeyReused::find(&err).unwrap_or_else(|| panic!("{backend:?}: {err}"));
         assert_eq!((reused.label(), reused.key()), ("tests::pay", "req-1"));
-        assert!(err.to_string().contains("already used for another request"), "{err}");
+        assert!(
+            err.to_string().contains("already used for another request"),
+            "{err}"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{backend:?}");
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
     }
@@ -192,10 +216,20 @@ async fn a_key_of_a_rolled_back_call_can_be_used_again() {
         let runs = AtomicU32::new(0);
         let err = refusing_pay(&r, "k", true, false, &runs).await.unwrap_err();
         assert!(matches!(err, PayError::Refused), "{backend:?}: {err}");
-        assert_eq!(count(&tdb.db, "conflictkit_idempotency").await, 0, "{backend:?}");
+        assert_eq!(
+            count(&tdb.db, "conflictkit_idempotency").await,
+            0,
+            "{backend:?}"
+        );
         assert_eq!(count(&tdb.db, "payment").await, 0, "{backend:?}");
-        assert_eq!(refusing_pay(&r, "k", false, false, &runs).await.unwrap(), 100);
-        assert_eq!(refusing_pay(&r, "k", false, false, &runs).await.unwrap(), 100);
+        assert_eq!(
+            refusing_pay(&r, "k", false, false, &runs).await.unwrap(),
+            100
+        );
+        assert_eq!(
+            refusing_pay(&r, "k", false, false, &runs).await.unwrap(),
+            100
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 2, "{backend:?}");
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
     }
@@ -212,22 +246,52 @@ async fn a_stored_error_is_answered_again_and_its_writes_are_undone() {
             let err = refusing_pay(&r, "k", true, true, &runs).await.unwrap_err();
             assert!(matches!(err, PayError::Refused), "{backend:?}: {err}");
         }
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "{backend:?}: the refusal was stored");
-        assert_eq!(count(&tdb.db, "payment").await, 0, "{backend:?}: its write undone");
-        assert_eq!(count(&tdb.db, "conflictkit_idempotency").await, 1, "{backend:?}");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "{backend:?}: the refusal was stored"
+        );
+        assert_eq!(
+            count(&tdb.db, "payment").await,
+            0,
+            "{backend:?}: its write undone"
+        );
+        assert_eq!(
+            count(&tdb.db, "conflictkit_idempotency").await,
+            1,
+            "{backend:?}"
+        );
         // a call that reads no stored errors says so, and does not run
-        let err = refusing_pay(&r, "k", false, false, &runs).await.unwrap_err();
-        assert!(StoredOutcomeUnreadable::find(&err).is_some(), "{backend:?}: {err}");
+        let err = refusing_pay(&r, "k", false, false, &runs)
+            .await
+            .unwrap_err();
+        assert!(
+            StoredOutcomeUnreadable::find(&err).is_some(),
+            "{backend:?}: {err}"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{backend:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
-    assert!(matches!(IdempotencyKey::new(""), Err(InvalidIdempotencyKey::Empty)));
+    assert!(matches!(
+        IdempotencyKey::new(""),
+        Err(InvalidIdempotencyKey::Empty)
+    ));
     let long = IdempotencyKey::new("k".repeat(256)).unwrap_err();
-    assert!(matches!(long, InvalidIdempotencyKey::TooLong { chars: 256, max: 255, .. }));
-    assert!(IdempotencyKey::new("é".repeat(255)).is_ok(), "characters, not bytes");
+    assert!(matches!(
+        long,
+        InvalidIdempotencyKey::TooLong {
+            chars: 256,
+            max: 255,
+            ..
+        }
+    ));
+    assert!(
+        IdempotencyKey::new("é".repeat(255)).is_ok(),
+        "characters, not bytes"
+    );
     for backend in Backend::ALL {
         let tdb = server(backend, "idem_bad_input", 4).await;
         setup(&tdb.db).await;
@@ -246,7 +310,10 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
         )
         .await
         .unwrap_err();
-        assert!(matches!(InvalidIdempotencyKey::find(&err), Some(InvalidIdempotencyKey::Empty)));
+        assert!(matches!(
+            InvalidIdempotencyKey::find(&err),
+            Some(InvalidIdempotencyKey::Empty)
+        ));
         let read_only = r
             .run_idempotent(
                 CallOptions::new("tests::read").read_only(true),
@@ -260,11 +327,18 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
             Some(InvalidIdempotencyKey::ReadOnly { .. })
         ));
         assert_eq!(runs.load(Ordering::SeqCst), 0);
-        assert_eq!(r.stats().success + r.stats().errors, 0, "no transaction began");
+        assert_eq!(
+            r.stats().success + r.stats().errors,
+            0,
+            "no transaction began"
+        );
         // the type changed between releases: the stored outcome is a
         // Receipt, the call now wants a String
         let first = pay(&r, "typed", 5, &runs).await.unwrap();
-        let key = IdempotencyKey::new("typed").unwrap().fingerprint(&5).unwrap();
+        let key = IdempotencyKey::new("typed")
+            .unwrap()
+            .fingerprint(&5)
+            .unwrap();
         let err = r
             .run_idempotent(CallOptions::new("tests::pay"), key, |_txn: &Txn| {
                 runs.fetch_add(1, Ordering::SeqCst);
@@ -355,7 +429,12 @@ impl SwallowCommit {
             addr.port(),
             &rest[host_start + host_len..]
         );
-        SwallowCommit { url, armed, swallowed, accept }
+        SwallowCommit {
+            url,
+            armed,
+            swallowed,
+            accept,
+        }
     }
 }
 
@@ -414,7 +493,11 @@ async fn an_ambiguous_commit_that_did_not_commit_runs_again() {
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
         bounded("the COMMIT was swallowed", proxy.swallowed.notified()).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 2, "{backend:?}: the lost run, then one");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "{backend:?}: the lost run, then one"
+        );
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
         assert_eq!(the_token(&tdb.db).await, receipt.token, "{backend:?}");
         // without a key the same fault is an AmbiguousCommit
@@ -422,7 +505,11 @@ async fn an_ambiguous_commit_that_did_not_commit_runs_again() {
         let err = bounded(
             "call without a key",
             r.managed(|txn: &Txn| {
-                Box::pin(async move { exec(txn, "INSERT INTO payment VALUES (0, 0)").await.map_err(Error::from) })
+                Box::pin(async move {
+                    exec(txn, "INSERT INTO payment VALUES (0, 0)")
+                        .await
+                        .map_err(Error::from)
+                })
             }),
         )
         .await
@@ -487,7 +574,9 @@ async fn a_caller_dropped_during_a_slow_commit_gets_the_stored_outcome_on_retry(
     let tdb = server(Backend::Postgres, "idem_dropped_commit", 4).await;
     let database = common::sql::database_name(&tdb.url);
     migrate_idempotency(&tdb.db).await.unwrap();
-    exec(&tdb.db, "CREATE TABLE item (id BIGINT PRIMARY KEY)").await.unwrap();
+    exec(&tdb.db, "CREATE TABLE item (id BIGINT PRIMARY KEY)")
+        .await
+        .unwrap();
     let holder = common::hold_commits_of_item(&tdb.db, &tdb.url, COMMIT_LOCK).await;
     let r = ConflictResolver::builder(tdb.db.clone())
         .contention(Contention::Off)
@@ -514,8 +603,15 @@ async fn a_caller_dropped_during_a_slow_commit_gets_the_stored_outcome_on_retry(
     .await;
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
-    exec(&holder, &format!("SELECT pg_advisory_unlock({COMMIT_LOCK})")).await.unwrap();
-    let again = bounded("the retry", call(r.clone(), runs.clone())).await.unwrap();
+    exec(
+        &holder,
+        &format!("SELECT pg_advisory_unlock({COMMIT_LOCK})"),
+    )
+    .await
+    .unwrap();
+    let again = bounded("the retry", call(r.clone(), runs.clone()))
+        .await
+        .unwrap();
     assert_eq!(again, 41, "the first run's value");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(count(&tdb.db, "item").await, 1);

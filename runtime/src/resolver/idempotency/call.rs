@@ -16,9 +16,7 @@ use super::super::error::AmbiguousCommit;
 use super::super::inner::ConflictResolver;
 use super::super::options::CallOptions;
 use super::super::txn::Txn;
-use super::errors::{
-    IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable, carry,
-};
+use super::errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable, carry};
 use super::in_flight::{InFlight, is_running};
 use super::store::{self, Claim, Claimed, Row, State};
 use super::{IdempotencyKey, check_len};
@@ -247,7 +245,11 @@ impl ConflictResolver {
             if let Some(row) = store::read(self.connection(), &label, key.key(), false).await?
                 && row.state != Some(State::Pending)
             {
-                tracing::debug!(label, key = key.key(), "idempotency key found; answering from the stored outcome");
+                tracing::debug!(
+                    label,
+                    key = key.key(),
+                    "idempotency key found; answering from the stored outcome"
+                );
                 return answer(row, &label, &key, errors);
             }
             let claim = Claim::new(&label, key.key(), key.fingerprint_hex());
@@ -269,12 +271,21 @@ impl ConflictResolver {
             match self.look_up(&claim).await {
                 Some(Some(row)) => {
                     let ours = row.claim == claim.token;
-                    tracing::info!(label, key = key.key(), ours, "the outcome of COMMIT was unknown; the key is stored, so it committed");
+                    tracing::info!(
+                        label,
+                        key = key.key(),
+                        ours,
+                        "the outcome of COMMIT was unknown; the key is stored, so it committed"
+                    );
                     return answer(row, &label, &key, errors);
                 }
                 Some(None) if runs_after_unknown < RUNS_AFTER_UNKNOWN_COMMIT => {
                     runs_after_unknown += 1;
-                    tracing::warn!(label, key = key.key(), "the outcome of COMMIT was unknown; the key is absent, so it did not commit: running it again");
+                    tracing::warn!(
+                        label,
+                        key = key.key(),
+                        "the outcome of COMMIT was unknown; the key is absent, so it did not commit: running it again"
+                    );
                 }
                 _ => return Err(err),
             }
@@ -352,7 +363,9 @@ impl ConflictResolver {
         for attempt in 1..=2 {
             match store::read(self.connection(), &claim.label, &claim.key, false).await {
                 Ok(row) => return Some(row),
-                Err(e) => tracing::warn!(label = %claim.label, key = %claim.key, attempt, error = %e, "looking up the idempotency key after an unknown COMMIT outcome failed"),
+                Err(e) => {
+                    tracing::warn!(label = %claim.label, key = %claim.key, attempt, error = %e, "looking up the idempotency key after an unknown COMMIT outcome failed")
+                }
             }
         }
         None

@@ -63,6 +63,20 @@ impl InvalidIdempotencyKey {
     }
 }
 
+/// Carried in the `DbErr`, so that `?` brings it into any error type of a
+/// managed call, and [`InvalidIdempotencyKey::find`] finds it there.
+///
+/// ```
+/// use conflictkit::resolver::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
+/// let err = sea_orm::DbErr::from(IdempotencyKey::new("").unwrap_err());
+/// assert!(matches!(InvalidIdempotencyKey::find(&err), Some(InvalidIdempotencyKey::Empty)));
+/// ```
+impl From<InvalidIdempotencyKey> for sea_orm::DbErr {
+    fn from(err: InvalidIdempotencyKey) -> Self {
+        carried::into_db_err(err)
+    }
+}
+
 /// The key was used before with another request (another fingerprint: other
 /// arguments, another body): the draft standard's 422. Nothing ran; the
 /// stored outcome belongs to the first request and is not returned.

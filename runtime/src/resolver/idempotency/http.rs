@@ -64,7 +64,11 @@ impl StoredResponse {
     /// A JSON response of `status`.
     pub fn json<V: serde::Serialize + ?Sized>(status: u16, value: &V) -> Self {
         let body = serde_json::to_vec(value).unwrap_or_else(|e| {
-            format!("{{\"error\":\"unserializable\",\"message\":{:?}}}", e.to_string()).into_bytes()
+            format!(
+                "{{\"error\":\"unserializable\",\"message\":{:?}}}",
+                e.to_string()
+            )
+            .into_bytes()
         });
         Self::new(status, "application/json", body)
     }
@@ -158,14 +162,24 @@ where
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
-        .then(move |method: Method, path: FullPath, headers: HeaderMap, body: Bytes| {
-            let (resolver, label, handler) = (resolver.clone(), label.clone(), handler.clone());
-            async move {
-                answer(&resolver, label, &handler, &method, path.as_str(), &headers, body)
+        .then(
+            move |method: Method, path: FullPath, headers: HeaderMap, body: Bytes| {
+                let (resolver, label, handler) = (resolver.clone(), label.clone(), handler.clone());
+                async move {
+                    answer(
+                        &resolver,
+                        label,
+                        &handler,
+                        &method,
+                        path.as_str(),
+                        &headers,
+                        body,
+                    )
                     .await
                     .into_response()
-            }
-        })
+                }
+            },
+        )
 }
 
 async fn answer<H, E>(
@@ -203,7 +217,9 @@ where
         Err(e) => return refused(400, "invalid_idempotency_key", &e.to_string()),
     };
     let result = resolver
-        .run_idempotent(CallOptions::new(label), key, |txn: &Txn| handler(txn, body.clone()))
+        .run_idempotent(CallOptions::new(label), key, |txn: &Txn| {
+            handler(txn, body.clone())
+        })
         .await;
     match result {
         Ok(response) => response,
@@ -233,9 +249,17 @@ fn key_of(headers: &HeaderMap) -> Result<String, StoredResponse> {
     let (Some(value), None) = (values.next(), values.next()) else {
         let several = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter().count() > 1;
         return Err(if several {
-            refused(400, "several_idempotency_keys", "send exactly one Idempotency-Key header")
+            refused(
+                400,
+                "several_idempotency_keys",
+                "send exactly one Idempotency-Key header",
+            )
         } else {
-            refused(400, "missing_idempotency_key", "this endpoint needs an Idempotency-Key header (a UUID of the request)")
+            refused(
+                400,
+                "missing_idempotency_key",
+                "this endpoint needs an Idempotency-Key header (a UUID of the request)",
+            )
         });
     };
     let malformed = || {
@@ -268,7 +292,10 @@ fn prefers_no_wait(headers: &HeaderMap) -> bool {
 }
 
 fn refused(status: u16, error: &str, message: &str) -> StoredResponse {
-    StoredResponse::json(status, &serde_json::json!({"error": error, "message": message}))
+    StoredResponse::json(
+        status,
+        &serde_json::json!({"error": error, "message": message}),
+    )
 }
 
 #[cfg(test)]
@@ -285,8 +312,14 @@ mod tests {
 
     #[test]
     fn keys_are_read_bare_or_quoted_and_refused_when_malformed() {
-        assert_eq!(key_of(&headers(&[("idempotency-key", "abc")])).unwrap(), "abc");
-        assert_eq!(key_of(&headers(&[("idempotency-key", "\"abc\"")])).unwrap(), "abc");
+        assert_eq!(
+            key_of(&headers(&[("idempotency-key", "abc")])).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            key_of(&headers(&[("idempotency-key", "\"abc\"")])).unwrap(),
+            "abc"
+        );
         for bad in ["", "\"\"", "a b", "\"a"] {
             let mut h = HeaderMap::new();
             h.insert("idempotency-key", http::HeaderValue::from_str(bad).unwrap());
@@ -294,7 +327,10 @@ mod tests {
         }
         let several = headers(&[("idempotency-key", "a"), ("idempotency-key", "b")]);
         assert!(String::from_utf8_lossy(key_of(&several).unwrap_err().body()).contains("several"));
-        assert!(prefers_no_wait(&headers(&[("prefer", "respond-async, wait=0")])));
+        assert!(prefers_no_wait(&headers(&[(
+            "prefer",
+            "respond-async, wait=0"
+        )])));
         assert!(!prefers_no_wait(&headers(&[("prefer", "wait=10")])));
     }
 

@@ -78,9 +78,7 @@ mod in_flight;
 mod store;
 
 pub use call::run_idempotent_call;
-pub use errors::{
-    IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable,
-};
+pub use errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable};
 pub use store::{IDEMPOTENCY_TABLE, MAX_KEY_CHARS, migrate_idempotency, purge_idempotency};
 
 use sha2::{Digest, Sha256};

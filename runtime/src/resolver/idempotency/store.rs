@@ -227,7 +227,11 @@ pub(crate) async fn claim<C: ConnectionTrait>(txn: &C, claim: &Claim) -> Result<
             now_ms().into(),
         ])
         // MySQL has no DO NOTHING: `ON DUPLICATE KEY UPDATE label = label`
-        .on_conflict(OnConflict::columns([LABEL, KEY]).do_nothing_on([LABEL]).to_owned())
+        .on_conflict(
+            OnConflict::columns([LABEL, KEY])
+                .do_nothing_on([LABEL])
+                .to_owned(),
+        )
         .to_owned();
     txn.execute(&insert).await?;
     match read(txn, &claim.label, &claim.key, true).await? {
