@@ -71,7 +71,9 @@ pub mod __private {
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;
     #[cfg(feature = "serde")]
-    pub use conflictkit_runtime::resolver::idempotency::run_idempotent_call;
+    pub use conflictkit_runtime::resolver::idempotency::{
+        run_idempotent_call, run_idempotent_call_storing_errors,
+    };
     pub use conflictkit_runtime::resolver::{
         CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };

@@ -418,11 +418,41 @@ where
     }
 }
 
+/// A value an idempotent call can return: stored as JSON with its key, and
+/// read back for a repeat. Implemented for every `Serialize +
+/// DeserializeOwned + Send` type; named so that a type that is not one is
+/// reported in words, on the function's return type.
+///
+/// ```
+/// use conflictkit::resolver::idempotency::StorableOutcome;
+/// fn storable<T: StorableOutcome>() {}
+/// storable::<(u32, String)>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the value of an idempotent call",
+    label = "an idempotent call stores its value as JSON under its key and reads it back for a repeat",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it (and keep it `Send`)"
+)]
+pub trait StorableOutcome: Serialize + DeserializeOwned + Send {}
+
+impl<T: Serialize + DeserializeOwned + Send> StorableOutcome for T {}
+
+/// The key checked and fingerprinted: a bad key is the call's typed error,
+/// before any transaction.
+fn checked_key<E, K, R>(key: K, fingerprint: &R) -> Result<IdempotencyKey, E>
+where
+    E: From<DbErr>,
+    K: Into<String>,
+    R: Serialize + ?Sized,
+{
+    IdempotencyKey::new(key)
+        .and_then(|k| k.fingerprint(fingerprint))
+        .map_err(carry)
+}
+
 /// What `#[managed_transaction(idempotency_key = …)]` expands to: the key
 /// checked and fingerprinted (a bad key is the call's typed error, before
-/// any transaction), then [`ConflictResolver::run_idempotent`] (or
-/// [`ConflictResolver::run_idempotent_storing_errors`] with
-/// `store_errors`).
+/// any transaction), then [`ConflictResolver::run_idempotent`].
 #[doc(hidden)]
 pub async fn run_idempotent_call<'a, F, T, E, K, R>(
     resolver: &ConflictResolver,
@@ -433,13 +463,34 @@ pub async fn run_idempotent_call<'a, F, T, E, K, R>(
 ) -> Result<T, E>
 where
     F: ManagedBody<'a, T, E>,
-    T: Serialize + DeserializeOwned + Send,
+    T: StorableOutcome,
     E: TransactionError,
     K: Into<String>,
     R: Serialize + ?Sized,
 {
-    match IdempotencyKey::new(key).and_then(|k| k.fingerprint(fingerprint)) {
-        Ok(key) => resolver.run_idempotent(options, key, body).await,
-        Err(invalid) => Err(carry(invalid)),
-    }
+    let key = checked_key::<E, K, R>(key, fingerprint)?;
+    resolver.run_idempotent(options, key, body).await
+}
+
+/// [`run_idempotent_call`] with `store_errors`:
+/// [`ConflictResolver::run_idempotent_storing_errors`].
+#[doc(hidden)]
+pub async fn run_idempotent_call_storing_errors<'a, F, T, E, K, R>(
+    resolver: &ConflictResolver,
+    options: CallOptions,
+    key: K,
+    fingerprint: &R,
+    body: F,
+) -> Result<T, E>
+where
+    F: ManagedBody<'a, T, E>,
+    T: StorableOutcome,
+    E: TransactionError + Serialize + DeserializeOwned,
+    K: Into<String>,
+    R: Serialize + ?Sized,
+{
+    let key = checked_key::<E, K, R>(key, fingerprint)?;
+    resolver
+        .run_idempotent_storing_errors(options, key, body)
+        .await
 }
