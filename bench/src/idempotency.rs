@@ -25,19 +25,19 @@ pub(crate) const DEFAULT_OPS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Way {
-    NoKey,
-    NewKey,
-    StoredKey,
+    Plain,
+    Fresh,
+    Repeat,
 }
 
 impl Way {
-    const ALL: [Way; 3] = [Way::NoKey, Way::NewKey, Way::StoredKey];
+    const ALL: [Way; 3] = [Way::Plain, Way::Fresh, Way::Repeat];
 
     fn name(self) -> &'static str {
         match self {
-            Way::NoKey => "resolver.run, no key",
-            Way::NewKey => "run_idempotent, a new key per call",
-            Way::StoredKey => "run_idempotent, a stored key (repeat)",
+            Way::Plain => "resolver.run, no key",
+            Way::Fresh => "run_idempotent, a new key per call",
+            Way::Repeat => "run_idempotent, a stored key (repeat)",
         }
     }
 }
@@ -61,10 +61,10 @@ async fn call(
     let body = bump;
     let opts = CallOptions::new("bench::idempotency");
     match way {
-        Way::NoKey => r.run(opts, body).await,
-        Way::NewKey | Way::StoredKey => {
+        Way::Plain => r.run(opts, body).await,
+        Way::Fresh | Way::Repeat => {
             let key = match way {
-                Way::NewKey => format!("cell-{cell}-call-{n}"),
+                Way::Fresh => format!("cell-{cell}-call-{n}"),
                 _ => "the-stored-key".to_owned(),
             };
             let key = IdempotencyKey::new(key).map_err(sea_orm::DbErr::from)?;
@@ -91,7 +91,7 @@ pub(crate) async fn run(
     migrate_idempotency(&db).await?;
     reset_counter(&db, 1).await?;
     let r = ConflictResolver::new(db.clone());
-    call(&r, Way::StoredKey, 0, 0).await?; // the stored key
+    call(&r, Way::Repeat, 0, 0).await?; // the stored key
     let cell = Arc::new(AtomicUsize::new(1));
     let mut results: BTreeMap<(usize, Way), Vec<f64>> = BTreeMap::new();
     for rep in 0..=cfg.repeat {
@@ -142,7 +142,7 @@ pub(crate) async fn run(
     );
     for ((tasks, way), v) in &results {
         let us = median(v.clone());
-        let base = median(results[&(*tasks, Way::NoKey)].clone());
+        let base = median(results[&(*tasks, Way::Plain)].clone());
         table.row(vec![
             tasks.to_string(),
             way.name().to_owned(),
