@@ -301,8 +301,7 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
         let err = conflictkit::__private::run_idempotent_call(
             &r,
             CallOptions::new("tests::pay"),
-            "",
-            &(1,),
+            conflictkit::__private::idempotency_key("", &(1,)),
             |_txn: &Txn| {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async { Ok::<_, Error>(1) })

@@ -437,60 +437,57 @@ pub trait StorableOutcome: Serialize + DeserializeOwned + Send {}
 
 impl<T: Serialize + DeserializeOwned + Send> StorableOutcome for T {}
 
-/// The key checked and fingerprinted: a bad key is the call's typed error,
-/// before any transaction.
-fn checked_key<E, K, R>(key: K, fingerprint: &R) -> Result<IdempotencyKey, E>
+/// The key of a `#[managed_transaction(idempotency_key = …)]` call, checked
+/// and fingerprinted with the arguments (or `fingerprint = …`). Generated
+/// code computes it before building the body closure, so that the
+/// fingerprint's borrows of the arguments end before the closure moves them.
+#[doc(hidden)]
+pub fn idempotency_key<K, R>(
+    key: K,
+    fingerprint: &R,
+) -> Result<IdempotencyKey, InvalidIdempotencyKey>
 where
-    E: From<DbErr>,
     K: Into<String>,
     R: Serialize + ?Sized,
 {
-    IdempotencyKey::new(key)
-        .and_then(|k| k.fingerprint(fingerprint))
-        .map_err(carry)
+    IdempotencyKey::new(key).and_then(|k| k.fingerprint(fingerprint))
 }
 
-/// What `#[managed_transaction(idempotency_key = …)]` expands to: the key
-/// checked and fingerprinted (a bad key is the call's typed error, before
-/// any transaction), then [`ConflictResolver::run_idempotent`].
+/// What `#[managed_transaction(idempotency_key = …)]` expands to, with the
+/// key from [`idempotency_key`]: a bad key is the call's typed error, before
+/// any transaction; then [`ConflictResolver::run_idempotent`].
 #[doc(hidden)]
-pub async fn run_idempotent_call<'a, F, T, E, K, R>(
+pub async fn run_idempotent_call<'a, F, T, E>(
     resolver: &ConflictResolver,
     options: CallOptions,
-    key: K,
-    fingerprint: &R,
+    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
     body: F,
 ) -> Result<T, E>
 where
     F: ManagedBody<'a, T, E>,
     T: StorableOutcome,
     E: TransactionError,
-    K: Into<String>,
-    R: Serialize + ?Sized,
 {
-    let key = checked_key::<E, K, R>(key, fingerprint)?;
-    resolver.run_idempotent(options, key, body).await
+    resolver
+        .run_idempotent(options, key.map_err(carry::<E, _>)?, body)
+        .await
 }
 
 /// [`run_idempotent_call`] with `store_errors`:
 /// [`ConflictResolver::run_idempotent_storing_errors`].
 #[doc(hidden)]
-pub async fn run_idempotent_call_storing_errors<'a, F, T, E, K, R>(
+pub async fn run_idempotent_call_storing_errors<'a, F, T, E>(
     resolver: &ConflictResolver,
     options: CallOptions,
-    key: K,
-    fingerprint: &R,
+    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
     body: F,
 ) -> Result<T, E>
 where
     F: ManagedBody<'a, T, E>,
     T: StorableOutcome,
     E: TransactionError + Serialize + DeserializeOwned,
-    K: Into<String>,
-    R: Serialize + ?Sized,
 {
-    let key = checked_key::<E, K, R>(key, fingerprint)?;
     resolver
-        .run_idempotent_storing_errors(options, key, body)
+        .run_idempotent_storing_errors(options, key.map_err(carry::<E, _>)?, body)
         .await
 }

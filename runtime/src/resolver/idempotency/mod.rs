@@ -77,7 +77,9 @@ pub mod http;
 mod in_flight;
 mod store;
 
-pub use call::{StorableOutcome, run_idempotent_call, run_idempotent_call_storing_errors};
+pub use call::{
+    StorableOutcome, idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
+};
 pub use errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable};
 pub use store::{IDEMPOTENCY_TABLE, MAX_KEY_CHARS, migrate_idempotency, purge_idempotency};
 
