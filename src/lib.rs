@@ -70,6 +70,10 @@ pub mod __private {
     pub use conflictkit_runtime::auto_number::__private as auto_number;
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;
+    #[cfg(feature = "serde")]
+    pub use conflictkit_runtime::resolver::idempotency::{
+        idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
+    };
     pub use conflictkit_runtime::resolver::{
         CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
     };

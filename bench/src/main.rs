@@ -21,6 +21,7 @@
 mod charts;
 mod contention;
 mod db;
+mod idempotency;
 mod listener;
 mod merge;
 mod merge_docs;
@@ -49,6 +50,9 @@ enum Scenario {
     Listener,
     /// `merge_dict` / `merge_with` vs `json_patch::merge` on 1, 10, 100 MB.
     Merge,
+    /// What an idempotency key costs per call: `resolver.run` against
+    /// `run_idempotent` (new key, stored key), 1 task and many on one row.
+    Idempotency,
     /// 10^5 contended transfers through `#[managed_transaction]` with the
     /// defaults, read-only checks between them, the invariant at the end.
     Soak,
@@ -59,7 +63,7 @@ impl Scenario {
     fn needs_database(self) -> bool {
         matches!(
             self,
-            Scenario::Overhead | Scenario::Contention | Scenario::Soak
+            Scenario::Overhead | Scenario::Contention | Scenario::Soak | Scenario::Idempotency
         )
     }
 }
@@ -231,7 +235,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match scenario {
                 Scenario::Listener => listener::run(&cfg, &mut sink).await?,
                 Scenario::Merge => merge::run(&cfg, &mut sink)?,
-                Scenario::Overhead | Scenario::Contention | Scenario::Soak => {}
+                Scenario::Overhead
+                | Scenario::Contention
+                | Scenario::Soak
+                | Scenario::Idempotency => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -269,6 +276,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
                 Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
+                Scenario::Idempotency => idempotency::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(

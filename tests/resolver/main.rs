@@ -12,6 +12,8 @@
 //!   that are no conflict): [`no_blind_replay`];
 //! - a connection lost before COMMIT is replayed: [`lost_connections`];
 //!   under a running service (killed sessions, restarts): [`db_faults`];
+//! - a repeated request returns the stored outcome, an unknown COMMIT
+//!   outcome resolves itself with a key: [`idempotency`];
 //! - nested calls: [`nesting`]; as savepoints, through the macro:
 //!   [`managed_transaction`];
 //! - contention control per (label, key) across processes:
@@ -31,6 +33,7 @@ mod contention_processes;
 mod db_faults;
 mod galera;
 mod hooks_and_rollback;
+mod idempotency;
 mod inject_conflicts;
 mod isolation;
 mod lost_connections;

@@ -74,6 +74,7 @@ mod driver_error;
 mod engine;
 mod error;
 mod guards;
+pub mod idempotency;
 mod inject;
 mod inner;
 mod nesting;
