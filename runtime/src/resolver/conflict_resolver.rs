@@ -317,6 +317,29 @@ impl ConflictResolverBuilder {
         self.defaults.contention = contention;
         self
     }
+    /// The time budget of every call that sets none of its own (default:
+    /// none, no deadline); see [`CallOptions::timeout`] and the
+    /// [`deadline`](super::deadline) module for what it bounds and what
+    /// happens on expiry.
+    ///
+    /// # Errors
+    /// [`InvalidDeadline`](super::InvalidDeadline) for a zero budget or one
+    /// above [`MAX_TIMEOUT`](super::MAX_TIMEOUT).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .expect("a budget between zero and an hour")
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn timeout(mut self, budget: Duration) -> Result<Self, super::InvalidDeadline> {
+        self.defaults.timeout = Some(super::deadline::check(budget)?);
+        Ok(self)
+    }
     /// Called before each replay (after the rollback, before the backoff sleep).
     pub fn on_retry(mut self, callback: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static) -> Self {
         self.defaults.on_retry = Some(Arc::new(callback));

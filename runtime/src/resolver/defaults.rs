@@ -30,6 +30,8 @@ pub(crate) struct Defaults {
     pub(crate) on_retry: Option<OnRetry>,
     /// Conflict injection, when on.
     pub(crate) inject: Option<Injector>,
+    /// The time budget of calls that set none (see `deadline`).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Default for Defaults {
@@ -47,6 +49,7 @@ impl Default for Defaults {
             rollback_timeout: DEFAULT_ROLLBACK_TIMEOUT,
             classifier: Classifier::default(),
             on_retry: None,
+            timeout: None,
             inject: match InjectConflicts::from_env() {
                 Ok(inject) => inject.map(Injector::new),
                 Err(e) => {

@@ -69,6 +69,7 @@ mod carried;
 pub mod classify;
 mod conflict_resolver;
 mod contention;
+pub mod deadline;
 mod defaults;
 mod driver_error;
 mod engine;
@@ -76,6 +77,7 @@ mod error;
 mod guards;
 mod inject;
 mod inner;
+mod metrics;
 mod nesting;
 mod options;
 mod plan;
@@ -91,9 +93,11 @@ pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
+pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedOption,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded, Error,
+    NestedOption,
     NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use sea_orm::TransactionOptions;
 
 use super::contention::Turn;
+use super::deadline::Budget;
 use super::defaults::Defaults;
 use super::engine::Engine;
 use super::options::{CallOptions, Contention, Isolation, SqliteMode};
@@ -30,6 +31,10 @@ pub(crate) struct Plan {
     /// The next run of the gate is admitted while this one sends `COMMIT`
     /// (see `Engine::admits_next_before_commit`).
     pub(crate) admit_next_before_commit: bool,
+    /// When the call started (what a relative timeout counts from).
+    pub(crate) started: tokio::time::Instant,
+    /// When the call's time budget runs out (see `deadline`).
+    pub(crate) deadline: Option<tokio::time::Instant>,
     engine: Engine,
 }
 
@@ -40,7 +45,15 @@ impl Plan {
         let read_only = options.read_only || defaults.read_only;
         let retryable = options.retryable;
         let isolation = options.isolation.unwrap_or(defaults.isolation);
+        let started = tokio::time::Instant::now();
+        let deadline = match options.budget {
+            Some(Budget::At(at)) => Some(at),
+            Some(Budget::Timeout(budget)) => Some(started + budget),
+            None => defaults.timeout.map(|budget| started + budget),
+        };
         Self {
+            started,
+            deadline,
             retries: if retryable {
                 options.retries.unwrap_or(defaults.retries)
             } else {

@@ -10,9 +10,11 @@ use tracing::Instrument;
 use super::attempt::Attempt;
 use super::body::ManagedBody;
 use super::call_error::TransactionError;
+use super::carried;
 use super::classify::Conflict;
 use super::contention::Entry;
-use super::error::CannotResolveDatabaseConflict;
+use super::deadline::{self, within};
+use super::error::{CannotResolveDatabaseConflict, DeadlineExceeded};
 use super::inner::ConflictResolver;
 use super::options::{CallOptions, Contention};
 use super::plan::Plan;
@@ -151,13 +153,26 @@ impl ConflictResolver {
         let contention = (plan.contention == Contention::Adaptive)
             .then(|| self.inner.contention.of(plan.label(), plan.key));
         let mut attempt: u32 = 0;
+        // the longest run so far: what a replay is expected to take
+        let mut longest = Duration::ZERO;
         loop {
             attempt += 1;
             let turn = plan.turn(attempt);
             let entry = match &contention {
                 Some(c) => {
-                    c.enter(turn, plan.admit_next_before_commit, || self.begin(plan))
-                        .await
+                    let enter = c.enter(turn, plan.admit_next_before_commit, || self.begin(plan));
+                    match within(plan.deadline, enter).await {
+                        Some(entry) => entry,
+                        None => {
+                            stats.error();
+                            return Err(self.expired(
+                                plan,
+                                attempt - 1,
+                                Phase::Admission,
+                                None,
+                            ));
+                        }
+                    }
                 }
                 None => Entry::uncontrolled(),
             };
@@ -167,7 +182,9 @@ impl ConflictResolver {
                 alone_across_processes,
                 release,
             } = entry;
+            let run_started = tokio::time::Instant::now();
             let outcome = self.attempt(plan, body, attempt, begun, release).await;
+            longest = longest.max(run_started.elapsed());
             let (err, phase) = match outcome {
                 Attempt::Committed(value) => {
                     if let Some(c) = &contention {
@@ -181,6 +198,10 @@ impl ConflictResolver {
                 Attempt::Final(err) => {
                     stats.error();
                     return Err(err);
+                }
+                Attempt::Expired(exceeded) => {
+                    stats.error();
+                    return Err(self.report_expired(plan, exceeded));
                 }
             };
             let Some(conflict) = self.classify(&err) else {
@@ -214,9 +235,45 @@ impl ConflictResolver {
             // While the gate queues this label behind the transactions it
             // conflicted with, sleeping as well would only idle the connection.
             let queued = contention.as_ref().is_some_and(|c| c.queue_spaces_replay());
-            self.before_replay(plan, attempt, &conflict, phase, queued)
+            let delay = if queued {
+                Duration::ZERO
+            } else {
+                self.inner.defaults.backoff.delay(attempt)
+            };
+            // no replay starts that cannot finish in time
+            if let Some(at) = plan.deadline
+                && tokio::time::Instant::now() + delay + longest >= at
+            {
+                stats.error();
+                tracing::warn!(label = %plan.label(), attempt, code = %conflict, longest_run_ms = longest.as_millis() as u64, "not replaying: what is left of the call's time budget cannot fit another run");
+                return Err(self.expired(plan, attempt, Phase::Backoff, Some(Box::new(err))));
+            }
+            self.before_replay(plan, attempt, &conflict, phase, delay)
                 .await;
         }
+    }
+
+    /// The call's deadline error, as `E` (logged, counted).
+    fn expired<E: TransactionError>(
+        &self,
+        plan: &Plan,
+        attempts: u32,
+        phase: Phase,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> E {
+        let at = plan.deadline.unwrap_or(plan.started);
+        let mut exceeded = deadline::exceeded(plan.label(), plan.started, at, attempts, phase);
+        if let Some(source) = source {
+            exceeded = exceeded.with_source(source);
+        }
+        self.report_expired(plan, exceeded)
+    }
+
+    /// Logs a deadline error and makes it an `E`.
+    fn report_expired<E: TransactionError>(&self, plan: &Plan, exceeded: DeadlineExceeded) -> E {
+        tracing::Span::current().record("attempts", exceeded.attempts());
+        tracing::warn!(label = %plan.label(), attempts = exceeded.attempts(), phase = %exceeded.phase(), by_server = exceeded.by_server(), "the call ran out of its time budget before COMMIT; rolled back");
+        E::from(carried::into_db_err(exceeded))
     }
 
     /// Logs the conflict, calls `on_retry` and sleeps the backoff. The
@@ -227,13 +284,8 @@ impl ConflictResolver {
         attempt: u32,
         conflict: &Conflict,
         phase: Phase,
-        queued: bool,
+        delay: Duration,
     ) {
-        let delay = if queued {
-            Duration::ZERO
-        } else {
-            self.inner.defaults.backoff.delay(attempt)
-        };
         tracing::info!(
             label = %plan.label(),
             attempt,
