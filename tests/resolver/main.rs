@@ -19,6 +19,7 @@
 //! - the same promises through `#[managed_transaction]`: [`managed_transaction`];
 //!   on SQLite's writer queue: [`sqlite_writer`]; on a Galera cluster:
 //!   [`galera`]; under injected conflicts: [`inject_conflicts`];
+//! - every wait is bounded by the call's deadline: [`deadlines`];
 //! - the main job, run as a program: [`wallet_example`].
 
 #[path = "../common/mod.rs"]
@@ -29,6 +30,7 @@ mod conflicts;
 mod contention_leases;
 mod contention_processes;
 mod db_faults;
+mod deadlines;
 mod galera;
 mod hooks_and_rollback;
 mod inject_conflicts;
