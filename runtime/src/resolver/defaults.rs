@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::classify::Classifier;
 use super::inject::{InjectConflicts, Injector};
 use super::options::{Backoff, Contention, Isolation, SqliteMode};
+use super::lifecycle::{OnCommit, OnDeadline, OnGiveUp};
 use super::retry_event::OnRetry;
 
 /// How long a `ROLLBACK` the resolver sends may take by default (see
@@ -32,6 +33,11 @@ pub(crate) struct Defaults {
     pub(crate) inject: Option<Injector>,
     /// The time budget of calls that set none (see `deadline`).
     pub(crate) timeout: Option<Duration>,
+    pub(crate) on_commit: Option<OnCommit>,
+    pub(crate) on_give_up: Option<OnGiveUp>,
+    pub(crate) on_deadline: Option<OnDeadline>,
+    /// Metrics carry the call's key (see `metrics`).
+    pub(crate) metrics_per_key: bool,
 }
 
 impl Default for Defaults {
@@ -50,6 +56,10 @@ impl Default for Defaults {
             classifier: Classifier::default(),
             on_retry: None,
             timeout: None,
+            on_commit: None,
+            on_give_up: None,
+            on_deadline: None,
+            metrics_per_key: false,
             inject: match InjectConflicts::from_env() {
                 Ok(inject) => inject.map(Injector::new),
                 Err(e) => {

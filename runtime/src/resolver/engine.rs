@@ -82,6 +82,18 @@ impl Engine {
         }
     }
 
+    /// The engine's name as OpenTelemetry's `db.system.name` attribute
+    /// spells it.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn system_name(self) -> &'static str {
+        match self.backend {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::MySql => "mysql",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other_sql",
+        }
+    }
+
     /// Whether `BEGIN` itself waits for other transactions: SQLite's
     /// `BEGIN IMMEDIATE` takes the write lock. On PostgreSQL and
     /// MySQL/MariaDB `BEGIN` takes no snapshot and no lock (the first

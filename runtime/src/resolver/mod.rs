@@ -77,6 +77,7 @@ mod error;
 mod guards;
 mod inject;
 mod inner;
+mod lifecycle;
 mod metrics;
 mod nesting;
 mod options;
@@ -102,6 +103,7 @@ pub use error::{
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;
+pub use lifecycle::{CommitEvent, FailedAttempt, GiveUpEvent, OnCommit, OnDeadline, OnGiveUp};
 pub use options::{Backoff, CallOptions, Contention, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
 pub use retry_event::{OnRetry, Phase, RetryEvent};

@@ -35,6 +35,9 @@ pub(crate) struct Plan {
     pub(crate) started: tokio::time::Instant,
     /// When the call's time budget runs out (see `deadline`).
     pub(crate) deadline: Option<tokio::time::Instant>,
+    /// The key metrics carry (only when the resolver asks for it).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) metric_key: Option<u64>,
     engine: Engine,
 }
 
@@ -54,6 +57,7 @@ impl Plan {
         Self {
             started,
             deadline,
+            metric_key: options.key.filter(|_| defaults.metrics_per_key),
             retries: if retryable {
                 options.retries.unwrap_or(defaults.retries)
             } else {
@@ -80,6 +84,12 @@ impl Plan {
 
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The engine the call runs on.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The admission turn of run number `attempt` (1 = first).
