@@ -104,12 +104,23 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
         // the pool's one connection: what a setting would leak to
         let before = match backend {
             Backend::Postgres => vec![
-                scalar(&tdb.db, "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'")
-                    .await,
+                scalar(
+                    &tdb.db,
+                    "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'",
+                )
+                .await,
             ],
             _ => vec![
-                scalar(&tdb.db, "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)").await,
-                scalar(&tdb.db, "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)").await,
+                scalar(
+                    &tdb.db,
+                    "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
+                )
+                .await,
+                scalar(
+                    &tdb.db,
+                    "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)",
+                )
+                .await,
             ],
         };
         // the lock holder: a transaction of its own on another session
@@ -127,14 +138,22 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
         let result = r
             .managed(|txn: &Txn| {
                 Box::pin(async move {
-                    exec(txn, "UPDATE accounts SET balance = balance + 1 WHERE id = 1").await?;
+                    exec(
+                        txn,
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = 1",
+                    )
+                    .await?;
                     Ok::<_, Error>(())
                 })
             })
             .await;
         let e = exceeded(&result);
         assert_eq!(e.phase(), Phase::Body, "{backend:?}: {e}");
-        assert_eq!(e.attempts(), 1, "{backend:?}: a lock wait timeout is not replayed");
+        assert_eq!(
+            e.attempts(),
+            1,
+            "{backend:?}: a lock wait timeout is not replayed"
+        );
         // the server stopped waiting, while the holder still holds the lock
         bounded("the server ends the lock wait", async {
             while lock_waiters(&admin, backend, &database).await > 0 {
@@ -144,18 +163,36 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
         .await;
         let after = match backend {
             Backend::Postgres => vec![
-                scalar(&tdb.db, "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'")
-                    .await,
+                scalar(
+                    &tdb.db,
+                    "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'",
+                )
+                .await,
             ],
             _ => vec![
-                scalar(&tdb.db, "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)").await,
-                scalar(&tdb.db, "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)").await,
+                scalar(
+                    &tdb.db,
+                    "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
+                )
+                .await,
+                scalar(
+                    &tdb.db,
+                    "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)",
+                )
+                .await,
             ],
         };
-        assert_eq!(after, before, "{backend:?}: the pooled connection keeps its own settings");
+        assert_eq!(
+            after, before,
+            "{backend:?}: the pooled connection keeps its own settings"
+        );
         if backend == Backend::MySql {
             assert_eq!(
-                scalar(&tdb.db, "SELECT COUNT(*) FROM (SELECT @conflictkit_lwt AS v) s WHERE v IS NOT NULL").await,
+                scalar(
+                    &tdb.db,
+                    "SELECT COUNT(*) FROM (SELECT @conflictkit_lwt AS v) s WHERE v IS NOT NULL"
+                )
+                .await,
                 0,
                 "no user variable is left behind"
             );
@@ -209,7 +246,11 @@ async fn a_slow_body_is_rolled_back_at_the_deadline() {
         })
         .await
         .unwrap();
-        assert_eq!(count(&tdb.db, "item").await, 1, "{backend:?}: only the second write");
+        assert_eq!(
+            count(&tdb.db, "item").await,
+            1,
+            "{backend:?}: only the second write"
+        );
         assert_eq!(hooked.load(Ordering::SeqCst), 0, "{backend:?}: no hook ran");
     }
 }
@@ -269,7 +310,10 @@ async fn a_slow_commit_is_reported_unknown_and_its_hook_follows_the_data() {
     drop(hook_tx);
     let err = result.expect_err("COMMIT cannot answer while the lock is held");
     assert!(err.is_ambiguous_commit(), "unknown outcome: {err:?}");
-    assert!(!err.is_deadline_exceeded(), "not a definite 'nothing committed': {err}");
+    assert!(
+        !err.is_deadline_exceeded(),
+        "not a definite 'nothing committed': {err}"
+    );
     assert!(AmbiguousCommit::find(&err).is_some());
     assert_eq!(count(&tdb.db, "item").await, 0, "not committed yet");
     assert!(hook_rx.try_recv().is_err(), "no hook before the commit");

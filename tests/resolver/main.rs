@@ -19,7 +19,8 @@
 //! - the same promises through `#[managed_transaction]`: [`managed_transaction`];
 //!   on SQLite's writer queue: [`sqlite_writer`]; on a Galera cluster:
 //!   [`galera`]; under injected conflicts: [`inject_conflicts`];
-//! - every wait is bounded by the call's deadline: [`deadlines`];
+//! - every wait is bounded by the call's deadline: [`deadlines`]; what an
+//!   operator sees (metrics, lifecycle callbacks): [`metrics`];
 //! - the main job, run as a program: [`wallet_example`].
 
 #[path = "../common/mod.rs"]
@@ -37,6 +38,7 @@ mod inject_conflicts;
 mod isolation;
 mod lost_connections;
 mod managed_transaction;
+mod metrics;
 mod nesting;
 mod no_blind_replay;
 mod ok_means_committed;

@@ -17,8 +17,8 @@ use super::deadline::{self, ServerSettings, within};
 use super::driver_error::is_lost_connection;
 use super::engine::is_server_timeout;
 use super::error::{AbortedTransaction, AmbiguousCommit, DeadlineExceeded};
-use super::metrics;
 use super::inner::ConflictResolver;
+use super::metrics;
 use super::nesting::{ACTIVE, Active};
 use super::plan::Plan;
 use super::retry_event::Phase;
@@ -62,8 +62,9 @@ impl ConflictResolver {
         // so it cannot fail again for a stale snapshot.
         let begin = async {
             match begun {
-                Some(begun) => begun
-                    .map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt)),
+                Some(begun) => {
+                    begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
+                }
                 None => self.begin_txn(plan, attempt, attempt > 1).await,
             }
         };
@@ -131,7 +132,8 @@ impl ConflictResolver {
             Ok(Ok(value)) => {
                 if let Some(swallowed) = first_error {
                     if timed_out(&swallowed) {
-                        self.rollback(label, dbtx, "after a server-side timeout").await;
+                        self.rollback(label, dbtx, "after a server-side timeout")
+                            .await;
                         drop(slot);
                         return Attempt::Expired(
                             expired(Phase::Body).with_source(Box::new(swallowed)),
@@ -171,8 +173,7 @@ impl ConflictResolver {
                 }
                 release.at_commit();
                 let commit_started = tokio::time::Instant::now();
-                let committing =
-                    commit_detached(label, dbtx, hooks, slot, release.take_db_lock());
+                let committing = commit_detached(label, dbtx, hooks, slot, release.take_db_lock());
                 let committed = match plan.deadline {
                     Some(at) => tokio::time::timeout_at(at + deadline::COMMIT_GRACE, committing)
                         .await
@@ -185,9 +186,7 @@ impl ConflictResolver {
                     Some(Err(Committing::Failed(e))) if timed_out(&e) => {
                         Attempt::Expired(expired(Phase::Commit).with_source(Box::new(e)))
                     }
-                    Some(Err(Committing::Failed(e))) => {
-                        Attempt::Failed(E::from(e), Phase::Commit)
-                    }
+                    Some(Err(Committing::Failed(e))) => Attempt::Failed(E::from(e), Phase::Commit),
                     Some(Err(Committing::Unknown(e))) => {
                         tracing::error!(label, error = %e, "the outcome of COMMIT is unknown; not replaying");
                         Attempt::Final(E::from(carried::into_db_err(AmbiguousCommit::new(
@@ -195,7 +194,11 @@ impl ConflictResolver {
                         ))))
                     }
                     None => {
-                        tracing::error!(label, grace_ms = deadline::COMMIT_GRACE.as_millis() as u64, "COMMIT gave no answer by the call's deadline and its grace; its outcome is unknown");
+                        tracing::error!(
+                            label,
+                            grace_ms = deadline::COMMIT_GRACE.as_millis() as u64,
+                            "COMMIT gave no answer by the call's deadline and its grace; its outcome is unknown"
+                        );
                         Attempt::Final(E::from(carried::into_db_err(
                             AmbiguousCommit::after_deadline(label),
                         )))
@@ -255,10 +258,7 @@ impl ConflictResolver {
         };
         let set = txn.as_database_transaction().execute_unprepared(&sql.set);
         match within(Some(at), set).await? {
-            Ok(_) => Some((
-                ServerSettings::pushed(sql.restore, txn),
-                Some(now + server),
-            )),
+            Ok(_) => Some((ServerSettings::pushed(sql.restore, txn), Some(now + server))),
             Err(e) => {
                 tracing::warn!(label = %plan.label(), error = %e, "could not push the call's time budget to the server; the call still ends at its deadline");
                 Some((ServerSettings::none(), None))

@@ -14,10 +14,10 @@ use super::engine::Engine;
 use super::inject::{InjectConflicts, Injector};
 use super::inner::ConflictResolver;
 use super::inner::Inner;
+use super::lifecycle::{CommitEvent, GiveUpEvent};
 use super::options::{Backoff, CallOptions, Contention, Isolation, SqliteMode};
 use super::plan::Plan;
 use super::retry_event::RetryEvent;
-use super::lifecycle::{CommitEvent, GiveUpEvent};
 use super::stats::{AtomicStats, LabelStats, Stats};
 use super::txn::Txn;
 

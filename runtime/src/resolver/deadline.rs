@@ -199,7 +199,10 @@ impl ServerSettings {
                 tracing::warn!(label, error = %e, "could not put the session's timeouts back")
             }
             Err(_) => {
-                tracing::error!(label, "putting the session's timeouts back got no answer in time")
+                tracing::error!(
+                    label,
+                    "putting the session's timeouts back got no answer in time"
+                )
             }
         }
     }

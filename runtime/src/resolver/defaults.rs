@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::classify::Classifier;
 use super::inject::{InjectConflicts, Injector};
-use super::options::{Backoff, Contention, Isolation, SqliteMode};
 use super::lifecycle::{OnCommit, OnDeadline, OnGiveUp};
+use super::options::{Backoff, Contention, Isolation, SqliteMode};
 use super::retry_event::OnRetry;
 
 /// How long a `ROLLBACK` the resolver sends may take by default (see

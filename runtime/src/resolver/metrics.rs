@@ -102,7 +102,11 @@ mod on {
             Wait::Lease => "lease",
             Wait::SqliteSlot => "sqlite_slot",
         };
-        histogram!("conflictkit.wait.duration", with(labels(plan), "wait", wait)).record(took);
+        histogram!(
+            "conflictkit.wait.duration",
+            with(labels(plan), "wait", wait)
+        )
+        .record(took);
     }
 
     pub(crate) fn body_time(plan: &Plan, took: Duration) {

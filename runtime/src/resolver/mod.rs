@@ -98,8 +98,7 @@ pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
     AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded, Error,
-    NestedOption,
-    NestedTransaction, WriteSlotUnavailable,
+    NestedOption, NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;
