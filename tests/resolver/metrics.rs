@@ -79,6 +79,9 @@ fn histogram(seen: &Seen, name: &str, with: &[(&str, &str)]) -> Vec<f64> {
         .collect()
 }
 
+/// What an `on_give_up` callback saw: the label and every run.
+type GiveUp = (String, Vec<FailedAttempt>);
+
 const LABEL: (&str, &str) = ("conflictkit.label", "metrics::scripted");
 
 /// Two conflicts, then a commit: one call counted `committed`, 3 attempts,
@@ -264,7 +267,7 @@ fn keys_are_labels_only_when_asked_for() {
 async fn lifecycle_callbacks_get_the_right_data() {
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
     let commits = Arc::new(Mutex::new(Vec::new()));
-    let give_ups: Arc<Mutex<Vec<(String, Vec<FailedAttempt>)>>> = Arc::default();
+    let give_ups: Arc<Mutex<Vec<GiveUp>>> = Arc::default();
     let deadlines = Arc::new(Mutex::new(Vec::new()));
     let (c, g, d) = (commits.clone(), give_ups.clone(), deadlines.clone());
     let r = ConflictResolver::builder(db)
