@@ -80,9 +80,9 @@ impl ConflictResolver {
         };
         let (settings, server_until) = match plan.deadline {
             Some(at) => match self.push_budget(plan, &txn, at).await {
-                Some(pushed) => pushed,
-                None => {
-                    self.abandon(plan.label(), txn, ServerSettings::none(), release);
+                Ok(pushed) => pushed,
+                Err(settings) => {
+                    self.abandon(plan.label(), txn, settings, release);
                     return Attempt::Expired(expired(Phase::Begin));
                 }
             },
@@ -240,29 +240,32 @@ impl ConflictResolver {
 
     /// Pushes what is left of the budget to the server (see
     /// `Engine::server_budget`): the settings to put back, and when the
-    /// server's timeout runs out. `None` when the budget ran out first.
+    /// server's timeout runs out. `Err` when the budget ran out first, with
+    /// what to put back if the settings were sent.
     async fn push_budget(
         &self,
         plan: &Plan,
         txn: &Txn,
         at: tokio::time::Instant,
-    ) -> Option<(ServerSettings, Option<tokio::time::Instant>)> {
+    ) -> Result<(ServerSettings, Option<tokio::time::Instant>), ServerSettings> {
         let now = tokio::time::Instant::now();
         let remaining = at.saturating_duration_since(now);
         if remaining.is_zero() {
-            return None;
+            return Err(ServerSettings::none());
         }
         let server = deadline::server_budget(remaining);
         let Some(sql) = self.inner.engine.server_budget(server) else {
-            return Some((ServerSettings::none(), None));
+            return Ok((ServerSettings::none(), None));
         };
         let set = txn.as_database_transaction().execute_unprepared(&sql.set);
-        match within(Some(at), set).await? {
-            Ok(_) => Some((ServerSettings::pushed(sql.restore, txn), Some(now + server))),
-            Err(e) => {
+        match within(Some(at), set).await {
+            Some(Ok(_)) => Ok((ServerSettings::pushed(sql.restore, txn), Some(now + server))),
+            Some(Err(e)) => {
                 tracing::warn!(label = %plan.label(), error = %e, "could not push the call's time budget to the server; the call still ends at its deadline");
-                Some((ServerSettings::none(), None))
+                Ok((ServerSettings::none(), None))
             }
+            // the settings may reach the server still: put them back
+            None => Err(ServerSettings::pushed(sql.restore, txn)),
         }
     }
 
