@@ -24,6 +24,7 @@ mod db;
 mod listener;
 mod merge;
 mod merge_docs;
+mod metrics_cost;
 mod overhead;
 mod procs;
 mod report;
@@ -52,6 +53,9 @@ enum Scenario {
     /// 10^5 contended transfers through `#[managed_transaction]` with the
     /// defaults, read-only checks between them, the invariant at the end.
     Soak,
+    /// The resolver's metrics on (a recorder installed) vs off, on the
+    /// uncontended and one-hot-row cells.
+    Metrics,
 }
 
 impl Scenario {
@@ -59,7 +63,7 @@ impl Scenario {
     fn needs_database(self) -> bool {
         matches!(
             self,
-            Scenario::Overhead | Scenario::Contention | Scenario::Soak
+            Scenario::Overhead | Scenario::Contention | Scenario::Soak | Scenario::Metrics
         )
     }
 }
@@ -231,7 +235,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match scenario {
                 Scenario::Listener => listener::run(&cfg, &mut sink).await?,
                 Scenario::Merge => merge::run(&cfg, &mut sink)?,
-                Scenario::Overhead | Scenario::Contention | Scenario::Soak => {}
+                Scenario::Overhead | Scenario::Contention | Scenario::Soak | Scenario::Metrics => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -269,6 +273,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
                 Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
+                Scenario::Metrics => metrics_cost::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(

@@ -141,6 +141,19 @@ impl CallOptions {
         Ok(self)
     }
 
+    /// What `#[managed_transaction(timeout = "…")]` expands to: the
+    /// macro has checked the budget at compile time (positive, at most
+    /// [`MAX_TIMEOUT`], a compile error spanned on the value otherwise), so
+    /// this cannot fail; a budget out of range anyway is clamped into it
+    /// rather than panicking in generated code. Not for hand-written calls:
+    /// use [`timeout`](Self::timeout).
+    #[doc(hidden)]
+    pub fn timeout_checked_by_macro(mut self, budget: Duration) -> Self {
+        let budget = budget.clamp(Duration::from_millis(1), MAX_TIMEOUT);
+        self.budget = Some(Budget::Timeout(budget));
+        self
+    }
+
     /// Bounds the whole call by the instant `at` (a [`tokio::time::Instant`]
     /// or a [`std::time::Instant`]), as [`timeout`](Self::timeout) does with
     /// a duration: for a budget shared with the caller's own work (the

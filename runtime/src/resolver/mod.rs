@@ -19,7 +19,13 @@
 //!     ├ attempt  BEGIN (SQLite: writer queue first), body, checks,
 //!     │          detached COMMIT, hooks                                 (attempt, begin, txn)
 //!     └ classify a conflict? report it to the gate, back off, replay   (classify, retry_event)
+//!  └ ended        counters, per-label counters, metrics, callbacks     (lifecycle, stats, metrics)
 //! ```
+//!
+//! A call with a time budget (`deadline`) bounds every wait of this flow:
+//! `enter`, `BEGIN` and the SQLite slot, the body, backoff and replays; it
+//! pushes what is left to the server after `BEGIN`, and waits for `COMMIT`
+//! only a grace past the deadline.
 //!
 //! Each room's module doc says what it owns. The engine's differences are
 //! named facts in one place (`engine`); the rule for which runs take the
