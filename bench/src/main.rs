@@ -25,6 +25,7 @@ mod idempotency;
 mod listener;
 mod merge;
 mod merge_docs;
+mod metrics_cost;
 mod overhead;
 mod procs;
 mod report;
@@ -56,6 +57,9 @@ enum Scenario {
     /// 10^5 contended transfers through `#[managed_transaction]` with the
     /// defaults, read-only checks between them, the invariant at the end.
     Soak,
+    /// The resolver's metrics on (a recorder installed) vs off, on the
+    /// uncontended and one-hot-row cells.
+    Metrics,
 }
 
 impl Scenario {
@@ -63,7 +67,11 @@ impl Scenario {
     fn needs_database(self) -> bool {
         matches!(
             self,
-            Scenario::Overhead | Scenario::Contention | Scenario::Soak | Scenario::Idempotency
+            Scenario::Overhead
+                | Scenario::Contention
+                | Scenario::Soak
+                | Scenario::Idempotency
+                | Scenario::Metrics
         )
     }
 }
@@ -238,7 +246,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Overhead
                 | Scenario::Contention
                 | Scenario::Soak
-                | Scenario::Idempotency => {}
+                | Scenario::Idempotency
+                | Scenario::Metrics => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -277,6 +286,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
                 Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
                 Scenario::Idempotency => idempotency::run(&target, &cfg, &mut sink).await,
+                Scenario::Metrics => metrics_cost::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(

@@ -21,6 +21,8 @@
 //! - the same promises through `#[managed_transaction]`: [`managed_transaction`];
 //!   on SQLite's writer queue: [`sqlite_writer`]; on a Galera cluster:
 //!   [`galera`]; under injected conflicts: [`inject_conflicts`];
+//! - every wait is bounded by the call's deadline: [`deadlines`]; what an
+//!   operator sees (metrics, lifecycle callbacks): [`metrics`];
 //! - the main job, run as a program: [`wallet_example`].
 
 #[path = "../common/mod.rs"]
@@ -31,6 +33,7 @@ mod conflicts;
 mod contention_leases;
 mod contention_processes;
 mod db_faults;
+mod deadlines;
 mod galera;
 mod hooks_and_rollback;
 mod idempotency;
@@ -38,6 +41,7 @@ mod inject_conflicts;
 mod isolation;
 mod lost_connections;
 mod managed_transaction;
+mod metrics;
 mod nesting;
 mod no_blind_replay;
 mod ok_means_committed;

@@ -8,14 +8,17 @@ use std::error::Error as StdError;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::body::ManagedBody;
 use super::carried;
 use super::contention::{LeaseGuard, Release};
+use super::deadline::{self, ServerSettings, within};
 use super::driver_error::is_lost_connection;
-use super::error::{AbortedTransaction, AmbiguousCommit};
+use super::engine::is_server_timeout;
+use super::error::{AbortedTransaction, AmbiguousCommit, DeadlineExceeded};
 use super::inner::ConflictResolver;
+use super::metrics;
 use super::nesting::{ACTIVE, Active};
 use super::plan::Plan;
 use super::retry_event::Phase;
@@ -30,11 +33,15 @@ pub(crate) enum Attempt<T, E> {
     Failed(E, Phase),
     /// Failed for good: never classified, never replayed.
     Final(E),
+    /// The call's time budget ran out before `COMMIT` was sent (rolled
+    /// back): never replayed.
+    Expired(DeadlineExceeded),
 }
 
 impl ConflictResolver {
     /// One run: begin, body, commit (or roll back). A panic in the body rolls
     /// back explicitly, so the pooled connection is clean, then resumes.
+    /// With a deadline, each wait is bounded by it (see `deadline`).
     pub(crate) async fn attempt<'a, F, T, E>(
         &self,
         plan: &Plan,
@@ -45,19 +52,41 @@ impl ConflictResolver {
     ) -> Attempt<T, E>
     where
         F: ManagedBody<'a, T, E>,
-        E: From<DbErr> + StdError + 'static,
+        E: From<DbErr> + StdError + Send + Sync + 'static,
     {
+        let expired = |phase| {
+            let at = plan.deadline.unwrap_or(plan.started);
+            deadline::exceeded(plan.label(), plan.started, at, attempt, phase)
+        };
         // A replay on SQLite begins behind the writer queue, whatever the mode,
         // so it cannot fail again for a stale snapshot.
-        let begun = match begun {
-            Some(begun) => {
-                begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
+        let begin = async {
+            match begun {
+                Some(begun) => {
+                    begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
+                }
+                None => self.begin_txn(plan, attempt, attempt > 1).await,
             }
-            None => self.begin_txn(plan, attempt, attempt > 1).await,
+        };
+        let begun = match within(plan.deadline, begin).await {
+            Some(begun) => begun,
+            // BEGIN runs in a task of its own: a transaction nobody takes
+            // rolls back
+            None => return Attempt::Expired(expired(Phase::Begin)),
         };
         let txn = match begun {
             Ok(t) => t,
             Err(e) => return Attempt::Failed(E::from(e), Phase::Begin),
+        };
+        let (settings, server_until) = match plan.deadline {
+            Some(at) => match self.push_budget(plan, &txn, at).await {
+                Ok(pushed) => pushed,
+                Err(settings) => {
+                    self.abandon(plan.label(), txn, settings, release);
+                    return Attempt::Expired(expired(Phase::Begin));
+                }
+            },
+            None => (ServerSettings::none(), None),
         };
         let active = Active {
             resolver: self.clone(),
@@ -65,8 +94,18 @@ impl ConflictResolver {
             isolation: plan.isolation,
             read_only: plan.read_only,
         };
-        let outcome = AssertUnwindSafe(ACTIVE.scope(active, body(&txn)))
-            .catch_unwind()
+        let body_started = tokio::time::Instant::now();
+        let run_body = AssertUnwindSafe(ACTIVE.scope(active, body(&txn))).catch_unwind();
+        let Some(outcome) = within(plan.deadline, run_body).await else {
+            metrics::body_time(plan, body_started.elapsed());
+            // the body may be waiting for a statement: the rollback waits
+            // for it (the server's timeout ends it), in a task of its own
+            self.abandon(plan.label(), txn, settings, release);
+            return Attempt::Expired(expired(Phase::Body));
+        };
+        metrics::body_time(plan, body_started.elapsed());
+        settings
+            .put_back(plan.label(), self.inner.defaults.rollback_timeout)
             .await;
         let TxnParts {
             dbtx,
@@ -84,18 +123,39 @@ impl ConflictResolver {
             }
         };
         let label = plan.label();
+        // a server-side timeout that the pushed budget explains
+        let timed_out = |err: &(dyn StdError + 'static)| {
+            server_until.is_some_and(|until| tokio::time::Instant::now() >= until)
+                && is_server_timeout(err)
+        };
         match outcome {
             Ok(Ok(value)) => {
-                if let Some(swallowed) = first_error
-                    && let Some(verdict) = self.swallowed(label, swallowed)
+                if let Some(swallowed) = first_error {
+                    if timed_out(&swallowed) {
+                        self.rollback(label, dbtx, "after a server-side timeout")
+                            .await;
+                        drop(slot);
+                        return Attempt::Expired(
+                            expired(Phase::Body).with_source(Box::new(swallowed)),
+                        );
+                    }
+                    if let Some(verdict) = self.swallowed(label, swallowed) {
+                        self.rollback(label, dbtx, "after an error the body ignored")
+                            .await;
+                        drop(slot);
+                        return match verdict {
+                            Swallowed::Conflict(e) => Attempt::Failed(E::from(e), Phase::Body),
+                            Swallowed::Aborted(e) => Attempt::Final(E::from(e)),
+                        };
+                    }
+                }
+                if plan
+                    .deadline
+                    .is_some_and(|at| tokio::time::Instant::now() >= at)
                 {
-                    self.rollback(label, dbtx, "after an error the body ignored")
-                        .await;
+                    self.rollback(label, dbtx, "at the call's deadline").await;
                     drop(slot);
-                    return match verdict {
-                        Swallowed::Conflict(e) => Attempt::Failed(E::from(e), Phase::Body),
-                        Swallowed::Aborted(e) => Attempt::Final(E::from(e)),
-                    };
+                    return Attempt::Expired(expired(Phase::Body));
                 }
                 if plan.replay_left(attempt)
                     && let Some(inject) = &self.inner.defaults.inject
@@ -112,14 +172,36 @@ impl ConflictResolver {
                     return Attempt::Failed(E::from(injected), Phase::Body);
                 }
                 release.at_commit();
-                match commit_detached(label, dbtx, hooks, slot, release.take_db_lock()).await {
-                    Ok(()) => Attempt::Committed(value),
-                    Err(Committing::Failed(e)) => Attempt::Failed(E::from(e), Phase::Commit),
-                    Err(Committing::Unknown(e)) => {
+                let commit_started = tokio::time::Instant::now();
+                let committing = commit_detached(label, dbtx, hooks, slot, release.take_db_lock());
+                let committed = match plan.deadline {
+                    Some(at) => tokio::time::timeout_at(at + deadline::COMMIT_GRACE, committing)
+                        .await
+                        .ok(),
+                    None => Some(committing.await),
+                };
+                metrics::commit_time(plan, commit_started.elapsed());
+                match committed {
+                    Some(Ok(())) => Attempt::Committed(value),
+                    Some(Err(Committing::Failed(e))) if timed_out(&e) => {
+                        Attempt::Expired(expired(Phase::Commit).with_source(Box::new(e)))
+                    }
+                    Some(Err(Committing::Failed(e))) => Attempt::Failed(E::from(e), Phase::Commit),
+                    Some(Err(Committing::Unknown(e))) => {
                         tracing::error!(label, error = %e, "the outcome of COMMIT is unknown; not replaying");
                         Attempt::Final(E::from(carried::into_db_err(AmbiguousCommit::new(
                             label, e,
                         ))))
+                    }
+                    None => {
+                        tracing::error!(
+                            label,
+                            grace_ms = deadline::COMMIT_GRACE.as_millis() as u64,
+                            "COMMIT gave no answer by the call's deadline and its grace; its outcome is unknown"
+                        );
+                        Attempt::Final(E::from(carried::into_db_err(
+                            AmbiguousCommit::after_deadline(label),
+                        )))
                     }
                 }
             }
@@ -127,10 +209,16 @@ impl ConflictResolver {
                 self.rollback(label, dbtx, "after an error in the transaction body")
                     .await;
                 drop(slot);
+                if timed_out(&err) {
+                    return Attempt::Expired(expired(Phase::Body).with_source(Box::new(err)));
+                }
                 // A conflict the body ignored, then another error it returned
                 // (on PostgreSQL every statement after the conflict fails with
                 // 25P02): the conflict is what happened, and is replayed.
                 match first_error {
+                    Some(first) if timed_out(&first) => {
+                        Attempt::Expired(expired(Phase::Body).with_source(Box::new(first)))
+                    }
                     Some(first)
                         if self.classify(&err).is_none() && self.classify(&first).is_some() =>
                     {
@@ -148,6 +236,59 @@ impl ConflictResolver {
                 std::panic::resume_unwind(panic)
             }
         }
+    }
+
+    /// Pushes what is left of the budget to the server (see
+    /// `Engine::server_budget`): the settings to put back, and when the
+    /// server's timeout runs out. `Err` when the budget ran out first, with
+    /// what to put back if the settings were sent.
+    async fn push_budget(
+        &self,
+        plan: &Plan,
+        txn: &Txn,
+        at: tokio::time::Instant,
+    ) -> Result<(ServerSettings, Option<tokio::time::Instant>), ServerSettings> {
+        let now = tokio::time::Instant::now();
+        let remaining = at.saturating_duration_since(now);
+        if remaining.is_zero() {
+            return Err(ServerSettings::none());
+        }
+        let server = deadline::server_budget(remaining);
+        let Some(sql) = self.inner.engine.server_budget(server) else {
+            return Ok((ServerSettings::none(), None));
+        };
+        let set = txn.as_database_transaction().execute_unprepared(&sql.set);
+        match within(Some(at), set).await {
+            Some(Ok(_)) => Ok((ServerSettings::pushed(sql.restore, txn), Some(now + server))),
+            Some(Err(e)) => {
+                tracing::warn!(label = %plan.label(), error = %e, "could not push the call's time budget to the server; the call still ends at its deadline");
+                Ok((ServerSettings::none(), None))
+            }
+            // the settings may reach the server still: put them back
+            None => Err(ServerSettings::pushed(sql.restore, txn)),
+        }
+    }
+
+    /// Ends a run that ran out of time before `COMMIT`, in a task of its
+    /// own: puts the session's settings back, rolls back, then gives back
+    /// the SQLite write slot, the admission permit and the lease.
+    fn abandon(&self, label: &str, txn: Txn, settings: ServerSettings, release: Release) {
+        let resolver = self.clone();
+        let label = label.to_owned();
+        tokio::spawn(async move {
+            let bound = resolver.inner.defaults.rollback_timeout;
+            settings.put_back(&label, bound).await;
+            match txn.into_parts() {
+                Ok(parts) => {
+                    resolver
+                        .rollback(&label, parts.dbtx, "at the call's deadline")
+                        .await;
+                    drop(parts.slot);
+                }
+                Err(in_use) => tracing::error!(label, "{in_use}"),
+            }
+            drop(release);
+        });
     }
 }
 

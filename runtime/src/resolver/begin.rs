@@ -8,6 +8,7 @@ use sea_orm::{DbErr, TransactionTrait};
 
 use super::driver_error::is_lost_connection;
 use super::inner::ConflictResolver;
+use super::metrics::{self, Wait};
 use super::options::SqliteMode;
 use super::plan::Plan;
 use super::sqlite_writer::{TxnWriter, WriterQueue};
@@ -64,7 +65,12 @@ impl ConflictResolver {
         let writer = match self.writer_queue().await? {
             None => TxnWriter::default(),
             Some(queue) if behind_queue || plan.sqlite_mode != SqliteMode::Deferred => {
-                let slot = queue.acquire().await?;
+                metrics::slot_waiters(plan, queue.waiting() + 1);
+                let at = tokio::time::Instant::now();
+                let slot = queue.acquire().await;
+                metrics::waited(plan, Wait::SqliteSlot, at.elapsed());
+                metrics::slot_waiters(plan, queue.waiting());
+                let slot = slot?;
                 TxnWriter::holding(queue, slot)
             }
             Some(queue) => TxnWriter::on_first_write(queue),

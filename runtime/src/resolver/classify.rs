@@ -224,7 +224,9 @@ impl Classifier {
     /// assert_eq!(found, Some(ConflictCode::ConnectionLost));
     /// ```
     pub fn classify(&self, err: &(dyn StdError + 'static)) -> Option<Conflict> {
-        if super::carried::find::<super::AmbiguousCommit>(err).is_some() {
+        if super::carried::find::<super::AmbiguousCommit>(err).is_some()
+            || super::carried::find::<super::DeadlineExceeded>(err).is_some()
+        {
             return None;
         }
         if super::carried::find::<super::InjectedConflict>(err).is_some() {

@@ -14,10 +14,11 @@ use super::engine::Engine;
 use super::inject::{InjectConflicts, Injector};
 use super::inner::ConflictResolver;
 use super::inner::Inner;
+use super::lifecycle::{CommitEvent, GiveUpEvent};
 use super::options::{Backoff, CallOptions, Contention, Isolation, SqliteMode};
 use super::plan::Plan;
 use super::retry_event::RetryEvent;
-use super::stats::{AtomicStats, Stats};
+use super::stats::{AtomicStats, LabelStats, Stats};
 use super::txn::Txn;
 
 impl fmt::Debug for ConflictResolver {
@@ -83,6 +84,27 @@ impl ConflictResolver {
     /// A snapshot of the counters (see [`Stats`] for what each one counts).
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot()
+    }
+
+    /// [`stats`](Self::stats) per label: what each managed function did,
+    /// counted as `stats` counts (a nested call counts in its outermost
+    /// call's label).
+    ///
+    /// ```
+    /// use conflictkit::{ConflictResolver, Txn};
+    /// use conflictkit::resolver::CallOptions;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let resolver = ConflictResolver::connect("sqlite::memory:").await?;
+    /// resolver
+    ///     .run(CallOptions::new("wallet::top_up"), |_txn: &Txn| {
+    ///         Box::pin(async { Ok::<_, conflictkit::Error>(()) })
+    ///     })
+    ///     .await?;
+    /// assert_eq!(resolver.stats_by_label()["wallet::top_up"].success, 1);
+    /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+    /// ```
+    pub fn stats_by_label(&self) -> std::collections::BTreeMap<String, Stats> {
+        self.inner.by_label.snapshot()
     }
 
     /// How many transactions of `label` adaptive contention control admits
@@ -317,9 +339,106 @@ impl ConflictResolverBuilder {
         self.defaults.contention = contention;
         self
     }
+    /// The time budget of every call that sets none of its own (default:
+    /// none, no deadline); see [`CallOptions::timeout`] and the
+    /// [`deadline`](super::deadline) module for what it bounds and what
+    /// happens on expiry.
+    ///
+    /// # Errors
+    /// [`InvalidDeadline`](super::InvalidDeadline) for a zero budget or one
+    /// above [`MAX_TIMEOUT`](super::MAX_TIMEOUT).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .expect("a budget between zero and an hour")
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn timeout(mut self, budget: Duration) -> Result<Self, super::InvalidDeadline> {
+        self.defaults.timeout = Some(super::deadline::check(budget)?);
+        Ok(self)
+    }
     /// Called before each replay (after the rollback, before the backoff sleep).
     pub fn on_retry(mut self, callback: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static) -> Self {
         self.defaults.on_retry = Some(Arc::new(callback));
+        self
+    }
+    /// Called when a managed call commits, before it returns, with its
+    /// label, runs and time (see [`CommitEvent`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .on_commit(|e| tracing::info!(label = e.label, attempts = e.attempts, "committed"))
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn on_commit(
+        mut self,
+        callback: impl Fn(&CommitEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.defaults.on_commit = Some(Arc::new(callback));
+        self
+    }
+    /// Called when a managed call gives up on conflicts, before it returns
+    /// [`CannotResolveDatabaseConflict`](super::CannotResolveDatabaseConflict),
+    /// with every run's conflict and phase (see [`GiveUpEvent`]).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .on_give_up(|e| {
+    ///         for run in e.attempts {
+    ///             tracing::warn!(label = e.label, attempt = run.attempt, phase = %run.phase, error = %run.error);
+    ///         }
+    ///     })
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn on_give_up(
+        mut self,
+        callback: impl Fn(&GiveUpEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.defaults.on_give_up = Some(Arc::new(callback));
+        self
+    }
+    /// Called when a managed call runs out of its time budget before
+    /// `COMMIT` (see [`timeout`](Self::timeout)), before it returns the
+    /// [`DeadlineExceeded`](super::DeadlineExceeded) it receives.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db)
+    ///     .on_deadline(|e| tracing::warn!(label = e.label(), phase = %e.phase(), "out of time"))
+    ///     .build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn on_deadline(
+        mut self,
+        callback: impl Fn(&super::DeadlineExceeded) + Send + Sync + 'static,
+    ) -> Self {
+        self.defaults.on_deadline = Some(Arc::new(callback));
+        self
+    }
+    /// Label metrics (feature `metrics`) with the call's key too (see
+    /// [`CallOptions::key`]), not only its label (default off: keys can be
+    /// as many as accounts, and each key makes series of its own).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let resolver = conflictkit::ConflictResolver::builder(db).metrics_per_key(true).build();
+    /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
+    /// ```
+    pub fn metrics_per_key(mut self, per_key: bool) -> Self {
+        self.defaults.metrics_per_key = per_key;
         self
     }
     /// Inject synthetic conflicts into a share of the runs, to prove in a
@@ -370,6 +489,7 @@ impl ConflictResolverBuilder {
                 engine,
                 defaults: self.defaults,
                 stats: AtomicStats::default(),
+                by_label: LabelStats::default(),
                 writer: tokio::sync::OnceCell::new(),
                 identity: tokio::sync::OnceCell::new(),
             }),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::classify::Classifier;
 use super::inject::{InjectConflicts, Injector};
+use super::lifecycle::{OnCommit, OnDeadline, OnGiveUp};
 use super::options::{Backoff, Contention, Isolation, SqliteMode};
 use super::retry_event::OnRetry;
 
@@ -30,6 +31,13 @@ pub(crate) struct Defaults {
     pub(crate) on_retry: Option<OnRetry>,
     /// Conflict injection, when on.
     pub(crate) inject: Option<Injector>,
+    /// The time budget of calls that set none (see `deadline`).
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) on_commit: Option<OnCommit>,
+    pub(crate) on_give_up: Option<OnGiveUp>,
+    pub(crate) on_deadline: Option<OnDeadline>,
+    /// Metrics carry the call's key (see `metrics`).
+    pub(crate) metrics_per_key: bool,
 }
 
 impl Default for Defaults {
@@ -47,6 +55,11 @@ impl Default for Defaults {
             rollback_timeout: DEFAULT_ROLLBACK_TIMEOUT,
             classifier: Classifier::default(),
             on_retry: None,
+            timeout: None,
+            on_commit: None,
+            on_give_up: None,
+            on_deadline: None,
+            metrics_per_key: false,
             inject: match InjectConflicts::from_env() {
                 Ok(inject) => inject.map(Injector::new),
                 Err(e) => {

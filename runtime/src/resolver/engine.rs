@@ -26,6 +26,27 @@ pub(crate) enum DbLock {
     LockRow,
 }
 
+/// Whether `err` (anywhere in its chain) is a server-side timeout of the
+/// kind a call's deadline pushes to the server: PostgreSQL `57014`
+/// (`statement_timeout`) and `55P03` (`lock_timeout`); MariaDB `1969`
+/// (`max_statement_time`), MySQL `3024` (`max_execution_time`), and `1205`
+/// (`innodb_lock_wait_timeout`).
+pub(crate) fn is_server_timeout(err: &(dyn StdError + 'static)) -> bool {
+    matches!(
+        first_code(err),
+        Some(RawCode::Sqlstate("57014" | "55P03")) | Some(RawCode::MySql(1205 | 1969 | 3024))
+    )
+}
+
+/// The statements that push a call's remaining budget to the server, and
+/// put the session back as it was (`None`: nothing to put back, the setting
+/// ends with the transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServerBudget {
+    pub(crate) set: String,
+    pub(crate) restore: Option<&'static str>,
+}
+
 /// The facts about one resolver's engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Engine {
@@ -58,6 +79,18 @@ impl Engine {
         Self {
             backend,
             mock: false,
+        }
+    }
+
+    /// The engine's name as OpenTelemetry's `db.system.name` attribute
+    /// spells it.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn system_name(self) -> &'static str {
+        match self.backend {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::MySql => "mysql",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other_sql",
         }
     }
 
@@ -102,6 +135,49 @@ impl Engine {
     /// inside a caller's transaction run in a savepoint.
     pub(crate) fn statement_error_aborts(self) -> bool {
         self.backend == DbBackend::Postgres
+    }
+
+    /// How to push `budget` to the server for the rest of the transaction:
+    /// PostgreSQL `SET LOCAL statement_timeout` and `lock_timeout` (they end
+    /// with the transaction); MySQL / MariaDB the session's
+    /// `max_statement_time` and `innodb_lock_wait_timeout`, saved in user
+    /// variables first and put back by `restore` (a pooled connection must
+    /// not keep them). `None` on SQLite (the resolver bounds the write slot
+    /// wait itself) and mock connections.
+    pub(crate) fn server_budget(self, budget: std::time::Duration) -> Option<ServerBudget> {
+        if self.mock {
+            return None;
+        }
+        match self.backend {
+            DbBackend::Postgres => {
+                let ms = budget.as_millis().max(1);
+                Some(ServerBudget {
+                    set: format!(
+                        "SELECT set_config('statement_timeout', '{ms}ms', true), \
+                         set_config('lock_timeout', '{ms}ms', true)"
+                    ),
+                    restore: None,
+                })
+            }
+            DbBackend::MySql => {
+                let secs = budget.as_secs_f64().max(0.001);
+                let whole = budget.as_secs_f64().ceil().max(1.0) as u64;
+                Some(ServerBudget {
+                    set: format!(
+                        "SET @conflictkit_lwt = @@SESSION.innodb_lock_wait_timeout, \
+                         @conflictkit_mst = @@SESSION.max_statement_time, \
+                         SESSION innodb_lock_wait_timeout = {whole}, \
+                         SESSION max_statement_time = {secs:.3}"
+                    ),
+                    restore: Some(
+                        "SET SESSION innodb_lock_wait_timeout = @conflictkit_lwt, \
+                         SESSION max_statement_time = @conflictkit_mst, \
+                         @conflictkit_lwt = NULL, @conflictkit_mst = NULL",
+                    ),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Whether write transactions queue for the database's write slot in

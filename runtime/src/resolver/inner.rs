@@ -13,7 +13,7 @@ use super::contention::Control;
 use super::defaults::Defaults;
 use super::engine::Engine;
 use super::sqlite_writer::WriterQueue;
-use super::stats::AtomicStats;
+use super::stats::{AtomicStats, LabelStats};
 
 /// A resolver: its connection, what its engine is, its configuration, and
 /// the state its calls share.
@@ -22,6 +22,8 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) defaults: Defaults,
     pub(crate) stats: AtomicStats,
+    /// The same counters, per label.
+    pub(crate) by_label: LabelStats,
     pub(crate) contention: Control,
     /// The SQLite writer queue of the database, found at the first write
     /// (`None` on other engines).

@@ -19,7 +19,13 @@
 //!     ├ attempt  BEGIN (SQLite: writer queue first), body, checks,
 //!     │          detached COMMIT, hooks                                 (attempt, begin, txn)
 //!     └ classify a conflict? report it to the gate, back off, replay   (classify, retry_event)
+//!  └ ended        counters, per-label counters, metrics, callbacks     (lifecycle, stats, metrics)
 //! ```
+//!
+//! A call with a time budget (`deadline`) bounds every wait of this flow:
+//! `enter`, `BEGIN` and the SQLite slot, the body, backoff and replays; it
+//! pushes what is left to the server after `BEGIN`, and waits for `COMMIT`
+//! only a grace past the deadline.
 //!
 //! Each room's module doc says what it owns. The engine's differences are
 //! named facts in one place (`engine`); the rule for which runs take the
@@ -69,6 +75,7 @@ mod carried;
 pub mod classify;
 mod conflict_resolver;
 mod contention;
+pub mod deadline;
 mod defaults;
 mod driver_error;
 mod engine;
@@ -77,6 +84,8 @@ mod guards;
 pub mod idempotency;
 mod inject;
 mod inner;
+mod lifecycle;
+mod metrics;
 mod nesting;
 mod options;
 mod plan;
@@ -92,13 +101,15 @@ pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
+pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedOption,
-    NestedTransaction, WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded, Error,
+    NestedOption, NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;
+pub use lifecycle::{CommitEvent, FailedAttempt, GiveUpEvent, OnCommit, OnDeadline, OnGiveUp};
 pub use options::{Backoff, CallOptions, Contention, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
 pub use retry_event::{OnRetry, Phase, RetryEvent};

@@ -242,6 +242,8 @@ pub struct CallOptions {
     pub(crate) retryable: bool,
     pub(crate) contention: Option<Contention>,
     pub(crate) key: Option<u64>,
+    /// The call's time budget (see `deadline`).
+    pub(crate) budget: Option<super::deadline::Budget>,
 }
 
 impl CallOptions {
@@ -256,6 +258,7 @@ impl CallOptions {
             retryable: true,
             contention: None,
             key: None,
+            budget: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).

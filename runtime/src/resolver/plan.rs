@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use sea_orm::TransactionOptions;
 
 use super::contention::Turn;
+use super::deadline::Budget;
 use super::defaults::Defaults;
 use super::engine::Engine;
 use super::options::{CallOptions, Contention, Isolation, SqliteMode};
@@ -30,6 +31,13 @@ pub(crate) struct Plan {
     /// The next run of the gate is admitted while this one sends `COMMIT`
     /// (see `Engine::admits_next_before_commit`).
     pub(crate) admit_next_before_commit: bool,
+    /// When the call started (what a relative timeout counts from).
+    pub(crate) started: tokio::time::Instant,
+    /// When the call's time budget runs out (see `deadline`).
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    /// The key metrics carry (only when the resolver asks for it).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) metric_key: Option<u64>,
     engine: Engine,
 }
 
@@ -40,7 +48,16 @@ impl Plan {
         let read_only = options.read_only || defaults.read_only;
         let retryable = options.retryable;
         let isolation = options.isolation.unwrap_or(defaults.isolation);
+        let started = tokio::time::Instant::now();
+        let deadline = match options.budget {
+            Some(Budget::At(at)) => Some(at),
+            Some(Budget::Timeout(budget)) => Some(started + budget),
+            None => defaults.timeout.map(|budget| started + budget),
+        };
         Self {
+            started,
+            deadline,
+            metric_key: options.key.filter(|_| defaults.metrics_per_key),
             retries: if retryable {
                 options.retries.unwrap_or(defaults.retries)
             } else {
@@ -67,6 +84,12 @@ impl Plan {
 
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The engine the call runs on.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The admission turn of run number `attempt` (1 = first).

@@ -10,6 +10,10 @@ use super::classify::Conflict;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
+    /// Waiting for admission: the contention queue of the (label, key), or
+    /// the lease of the lock across processes (only a deadline ends a run
+    /// here: see [`DeadlineExceeded`](super::DeadlineExceeded)).
+    Admission,
     /// Beginning the transaction (nothing ran yet).
     Begin,
     /// The body, or an error it ignored (see [`Txn`]).
@@ -17,14 +21,19 @@ pub enum Phase {
     /// `COMMIT`, which answered with a definite error (an unknown outcome is
     /// an [`AmbiguousCommit`], never replayed).
     Commit,
+    /// Between runs: about to back off and replay (only a deadline ends a
+    /// call here, when what is left could not fit another run).
+    Backoff,
 }
 
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Phase::Admission => "admission",
             Phase::Begin => "begin",
             Phase::Body => "body",
             Phase::Commit => "commit",
+            Phase::Backoff => "backoff",
         })
     }
 }

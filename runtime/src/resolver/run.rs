@@ -10,10 +10,14 @@ use tracing::Instrument;
 use super::attempt::Attempt;
 use super::body::ManagedBody;
 use super::call_error::TransactionError;
+use super::carried;
 use super::classify::Conflict;
 use super::contention::Entry;
-use super::error::CannotResolveDatabaseConflict;
+use super::deadline::{self, within};
+use super::error::{AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded};
 use super::inner::ConflictResolver;
+use super::lifecycle::FailedAttempt;
+use super::metrics::{self, Outcome, Wait};
 use super::options::{CallOptions, Contention};
 use super::plan::Plan;
 use super::retry_event::Phase;
@@ -147,17 +151,33 @@ impl ConflictResolver {
         T: Send,
         E: TransactionError,
     {
-        let stats = &self.inner.stats;
         let contention = (plan.contention == Contention::Adaptive)
             .then(|| self.inner.contention.of(plan.label(), plan.key));
+        // every run's conflict, kept for `on_give_up` when one is set
+        let mut failures = self.inner.defaults.on_give_up.as_ref().map(|_| Vec::new());
         let mut attempt: u32 = 0;
+        // the longest run so far: what a replay is expected to take
+        let mut longest = Duration::ZERO;
         loop {
             attempt += 1;
             let turn = plan.turn(attempt);
             let entry = match &contention {
                 Some(c) => {
-                    c.enter(turn, plan.admit_next_before_commit, || self.begin(plan))
-                        .await
+                    let enter = c.enter(turn, plan.admit_next_before_commit, || self.begin(plan));
+                    match within(plan.deadline, enter).await {
+                        Some(entry) => entry,
+                        None => {
+                            let at = plan.deadline.unwrap_or(plan.started);
+                            let exceeded = deadline::exceeded(
+                                plan.label(),
+                                plan.started,
+                                at,
+                                attempt - 1,
+                                Phase::Admission,
+                            );
+                            return Err(self.expired(plan, exceeded));
+                        }
+                    }
                 }
                 None => Entry::uncontrolled(),
             };
@@ -166,35 +186,62 @@ impl ConflictResolver {
                 admitted,
                 alone_across_processes,
                 release,
+                waited,
             } = entry;
+            if let Some(took) = waited.queue {
+                metrics::waited(plan, Wait::Queue, took);
+            }
+            if let Some(took) = waited.lease {
+                metrics::waited(plan, Wait::Lease, took);
+            }
+            let run_started = tokio::time::Instant::now();
             let outcome = self.attempt(plan, body, attempt, begun, release).await;
+            longest = longest.max(run_started.elapsed());
             let (err, phase) = match outcome {
                 Attempt::Committed(value) => {
                     if let Some(c) = &contention {
                         c.on_commit();
+                        let (limit, hot) = c.state();
+                        metrics::contention(plan, limit, hot);
                     }
-                    stats.success();
+                    self.ended(plan, Outcome::Committed, attempt);
                     tracing::Span::current().record("attempts", attempt);
                     return Ok(value);
                 }
                 Attempt::Failed(err, phase) => (err, phase),
                 Attempt::Final(err) => {
-                    stats.error();
+                    let outcome = if AmbiguousCommit::find(&err).is_some() {
+                        Outcome::Ambiguous
+                    } else {
+                        Outcome::Error
+                    };
+                    self.ended(plan, outcome, attempt);
                     return Err(err);
+                }
+                Attempt::Expired(exceeded) => {
+                    return Err(self.expired(plan, exceeded));
                 }
             };
             let Some(conflict) = self.classify(&err) else {
-                stats.error();
+                self.ended(plan, Outcome::Error, attempt);
                 return Err(err);
             };
-            if let (Some(c), Some(admitted)) = (&contention, admitted) {
-                c.on_conflict(admitted, phase == Phase::Commit);
+            if let Some(c) = &contention {
+                if let Some(admitted) = admitted {
+                    c.on_conflict(admitted, phase == Phase::Commit);
+                }
+                let (limit, hot) = c.state();
+                metrics::contention(plan, limit, hot);
             }
             if plan.retryable {
-                stats.retry();
+                self.conflicted(plan);
+            }
+            if let Some(failures) = &mut failures {
+                failures.push(FailedAttempt::new(attempt, phase, conflict.clone(), &err));
             }
             if !plan.replay_left(attempt) {
-                stats.unresolved();
+                self.ended(plan, Outcome::GaveUp, attempt);
+                self.gave_up(plan, failures.as_deref());
                 tracing::Span::current().record("attempts", attempt);
                 if alone_across_processes {
                     // every run that asks for the lock was held off: the
@@ -214,9 +261,36 @@ impl ConflictResolver {
             // While the gate queues this label behind the transactions it
             // conflicted with, sleeping as well would only idle the connection.
             let queued = contention.as_ref().is_some_and(|c| c.queue_spaces_replay());
-            self.before_replay(plan, attempt, &conflict, phase, queued)
+            let delay = if queued {
+                Duration::ZERO
+            } else {
+                self.inner.defaults.backoff.delay(attempt)
+            };
+            // no replay starts that cannot finish in time
+            if let Some(at) = plan.deadline
+                && tokio::time::Instant::now() + delay + longest >= at
+            {
+                tracing::warn!(label = %plan.label(), attempt, code = %conflict, longest_run_ms = longest.as_millis() as u64, "not replaying: what is left of the call's time budget cannot fit another run");
+                let exceeded =
+                    deadline::exceeded(plan.label(), plan.started, at, attempt, Phase::Backoff)
+                        .with_source(Box::new(err));
+                return Err(self.expired(plan, exceeded));
+            }
+            self.before_replay(plan, attempt, &conflict, phase, delay)
                 .await;
         }
+    }
+
+    /// Ends a call on its deadline: counted, logged, `on_deadline` called,
+    /// and made an `E`.
+    fn expired<E: TransactionError>(&self, plan: &Plan, exceeded: DeadlineExceeded) -> E {
+        self.ended(plan, Outcome::Deadline, exceeded.attempts());
+        tracing::Span::current().record("attempts", exceeded.attempts());
+        tracing::warn!(label = %plan.label(), attempts = exceeded.attempts(), phase = %exceeded.phase(), by_server = exceeded.by_server(), "the call ran out of its time budget before COMMIT; rolled back");
+        if let Some(cb) = &self.inner.defaults.on_deadline {
+            cb(&exceeded);
+        }
+        E::from(carried::into_db_err(exceeded))
     }
 
     /// Logs the conflict, calls `on_retry` and sleeps the backoff. The
@@ -227,13 +301,8 @@ impl ConflictResolver {
         attempt: u32,
         conflict: &Conflict,
         phase: Phase,
-        queued: bool,
+        delay: Duration,
     ) {
-        let delay = if queued {
-            Duration::ZERO
-        } else {
-            self.inner.defaults.backoff.delay(attempt)
-        };
         tracing::info!(
             label = %plan.label(),
             attempt,

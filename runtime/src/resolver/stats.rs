@@ -77,3 +77,42 @@ impl AtomicStats {
         }
     }
 }
+
+/// The counters of each label of a resolver (see
+/// [`ConflictResolver::stats_by_label`](super::ConflictResolver::stats_by_label)).
+/// One entry per label: labels are function paths or call sites, as many
+/// as the code has.
+#[derive(Debug, Default)]
+pub(crate) struct LabelStats {
+    by_label: std::sync::Mutex<std::collections::HashMap<String, Stats>>,
+}
+
+impl LabelStats {
+    fn with(&self, label: &str, f: impl FnOnce(&mut Stats)) {
+        let mut map = crate::sync::lock(&self.by_label);
+        match map.get_mut(label) {
+            Some(stats) => f(stats),
+            None => f(map.entry(label.to_owned()).or_default()),
+        }
+    }
+
+    pub(crate) fn ended(&self, label: &str, outcome: super::metrics::Outcome) {
+        use super::metrics::Outcome;
+        self.with(label, |s| match outcome {
+            Outcome::Committed => s.success += 1,
+            Outcome::GaveUp => s.unresolved += 1,
+            Outcome::Error | Outcome::Deadline | Outcome::Ambiguous => s.errors += 1,
+        });
+    }
+
+    pub(crate) fn conflicted(&self, label: &str) {
+        self.with(label, |s| s.retries += 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<String, Stats> {
+        crate::sync::lock(&self.by_label)
+            .iter()
+            .map(|(label, stats)| (label.clone(), *stats))
+            .collect()
+    }
+}

@@ -228,6 +228,15 @@ pub(crate) struct Entry {
     pub(crate) alone_across_processes: bool,
     /// What the run holds, and when to give it back.
     pub(crate) release: Release,
+    /// How long the run waited in the gate's queue, and for the lease.
+    pub(crate) waited: Waited,
+}
+
+/// How long one run waited before it ran (for metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Waited {
+    pub(crate) queue: Option<Duration>,
+    pub(crate) lease: Option<Duration>,
 }
 
 impl Entry {
@@ -242,6 +251,7 @@ impl Entry {
                 db_lock: None,
                 before_commit: false,
             },
+            waited: Waited::default(),
         }
     }
 }
@@ -275,7 +285,10 @@ impl KeyContention<'_> {
         // Admission comes before the first statement: a queued run takes
         // its snapshot after the one ahead of it finished.
         let prepare = c.begin_while_queued.then(&begin);
+        let queued_at = std::time::Instant::now();
         let (permit, begun) = self.gate.admit(turn, prepare).await;
+        let queue_wait = queued_at.elapsed();
+        let mut lease_wait = None;
         let admitted = permit.admission();
         // A run admitted at once begins before it enters the lease (where
         // BEGIN takes no snapshot), off the serialised path. Never both at
@@ -287,13 +300,23 @@ impl KeyContention<'_> {
             Some(ticket) if begun.is_none() && c.begin_while_queued => {
                 let begun = begin().await;
                 let entered = match &begun {
-                    Ok(_) => Some(ticket.enter(turn == Turn::Last).await),
+                    Ok(_) => {
+                        let at = std::time::Instant::now();
+                        let entered = ticket.enter(turn == Turn::Last).await;
+                        lease_wait = Some(at.elapsed());
+                        Some(entered)
+                    }
                     // nothing to run: the ticket goes unused
                     Err(_) => None,
                 };
                 (entered, Some(begun))
             }
-            Some(ticket) => (Some(ticket.enter(turn == Turn::Last).await), begun),
+            Some(ticket) => {
+                let at = std::time::Instant::now();
+                let entered = ticket.enter(turn == Turn::Last).await;
+                lease_wait = Some(at.elapsed());
+                (Some(entered), begun)
+            }
             None => (None, begun),
         };
         let db_lock = match entered {
@@ -322,7 +345,16 @@ impl KeyContention<'_> {
                 db_lock,
                 before_commit: admit_next_before_commit,
             },
+            waited: Waited {
+                queue: Some(queue_wait),
+                lease: lease_wait,
+            },
         }
+    }
+
+    /// The gate's limit now (`None`: unlimited) and whether it is hot.
+    pub(crate) fn state(&self) -> (Option<u32>, bool) {
+        (self.gate.slots(), self.gate.hot())
     }
 
     /// A run of this (label, key) committed.
