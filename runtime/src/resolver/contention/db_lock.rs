@@ -323,11 +323,13 @@ async fn postgres_take(
 
 impl Held {
     fn id(&self) -> i64 {
-        match self {
+        // `*self`: with neither server driver compiled in, `Held` has no
+        // variant, and only a match on the place itself is exhaustive then
+        match *self {
             #[cfg(feature = "sqlx-postgres")]
-            Held::Postgres(_, id) => *id,
+            Held::Postgres(_, id) => id,
             #[cfg(feature = "sqlx-mysql")]
-            Held::MySql(_, id) => *id,
+            Held::MySql(_, id) => id,
         }
     }
 }
