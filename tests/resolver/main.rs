@@ -38,5 +38,6 @@ mod managed_transaction;
 mod nesting;
 mod no_blind_replay;
 mod ok_means_committed;
+mod seaorm_citizen;
 mod sqlite_writer;
 mod wallet_example;

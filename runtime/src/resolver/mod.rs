@@ -103,4 +103,4 @@ pub use replay_arg::ReplayArg;
 pub use retry_event::{OnRetry, Phase, RetryEvent};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
-pub use txn::Txn;
+pub use txn::{Txn, TxnSavepoint};
