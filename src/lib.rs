@@ -71,7 +71,8 @@ pub mod __private {
     #[cfg(feature = "events")]
     pub use conflictkit_runtime::events::macro_support as events;
     pub use conflictkit_runtime::resolver::{
-        CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
+        CallOptions, Caller, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
+        run_managed,
     };
     #[cfg(feature = "events")]
     pub use inventory;

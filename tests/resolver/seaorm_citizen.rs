@@ -5,7 +5,8 @@
 //! statements still count: an error swallowed inside a savepoint that was
 //! rolled back is handled, one swallowed without a rollback fails the call
 //! where the engine aborted the transaction; hooks of a rolled-back savepoint
-//! never run.
+//! never run. Managed functions compose: called with a body's `txn` they
+//! run as a savepoint of it; a `durable` one refuses to.
 
 #![allow(unreachable_pub)] // the entity modules are `pub` for sea-orm's derives
 
@@ -13,12 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::{self, Backend, TestDb};
-use conflictkit::resolver::{Backoff, Contention, NestedOption, TxnSavepoint};
-use conflictkit::{ConflictResolver, Txn};
+use conflictkit::resolver::{
+    Backoff, Contention, DurableNested, NestedOption, TxnOutsideItsBody, TxnSavepoint,
+};
+use conflictkit::{ConflictResolver, Txn, managed_transaction};
 use futures::TryStreamExt;
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, Schema,
-    Set, StreamTrait, TransactionSession, TransactionTrait,
+    AccessMode, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, Schema, Set,
+    StreamTrait, TransactionSession, TransactionTrait,
 };
 
 const ALL_ENGINES: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqlite];
@@ -131,7 +134,11 @@ async fn book<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<(), DbErr> {
     let t = db.begin().await?;
     new_item(id, 10).insert(&t).await?;
-    if keep { t.commit().await } else { t.rollback().await }
+    if keep {
+        t.commit().await
+    } else {
+        t.rollback().await
+    }
 }
 
 /// Books an item through `transaction(|t| …)`: committed on `Ok`, rolled
@@ -384,4 +391,119 @@ async fn a_savepoint_refuses_an_isolation_or_access_mode_of_its_own() {
     let refusal = NestedOption::find(&err).expect("typed");
     assert_eq!(refusal.label(), "begin_with_config");
     assert!(err.to_string().contains("access mode"), "{err}");
+}
+
+// ---------------------------------------------------------------- calls that compose
+
+/// Writes a ledger entry first, then refuses an amount over 50.
+#[managed_transaction]
+async fn debit(txn: &Txn, entry: i32, amount: i64) -> Result<i64, conflictkit::Error> {
+    new_item(entry, -amount).insert(txn).await?;
+    if amount > 50 {
+        return Err(DbErr::Custom(format!("insufficient for {amount}")).into());
+    }
+    Ok(amount)
+}
+
+/// Writes its own entry, then debits through `debit(txn, …)` and handles a
+/// refusal.
+#[managed_transaction]
+async fn transfer(txn: &Txn, entry: i32, amount: i64) -> Result<&'static str, conflictkit::Error> {
+    new_item(entry, amount).insert(txn).await?;
+    match debit(txn, entry + 1, amount).await {
+        Ok(_) => Ok("paid"),
+        Err(_) => Ok("refused"),
+    }
+}
+
+#[tokio::test]
+async fn a_managed_call_made_with_the_txn_runs_as_a_savepoint_of_it() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "citizen_compose").await else {
+            continue;
+        };
+        let r = resolver(&tdb);
+        assert_eq!(
+            transfer(&r, 10, 80).await.unwrap(),
+            "refused",
+            "{backend:?}"
+        );
+        assert_eq!(
+            ids(&tdb).await,
+            [10],
+            "{backend:?}: the refused debit's entry was rolled back, the caller's committed"
+        );
+        assert_eq!(transfer(&r, 20, 30).await.unwrap(), "paid", "{backend:?}");
+        assert_eq!(ids(&tdb).await, [10, 20, 21], "{backend:?}");
+        // outside a body, with the resolver: a transaction of its own
+        assert_eq!(debit(&r, 30, 5).await.unwrap(), 5);
+        assert_eq!(ids(&tdb).await, [10, 20, 21, 30], "{backend:?}");
+        assert_eq!(
+            r.stats().success,
+            3,
+            "{backend:?}: nested calls are not calls of their own"
+        );
+
+        // a guard's `Txn` is no managed body's: a typed refusal, nothing ran
+        let guard = r.transaction().await.unwrap();
+        let err = debit(&guard, 40, 1).await.unwrap_err();
+        let refusal = TxnOutsideItsBody::find(&err).unwrap_or_else(|| panic!("{err}"));
+        assert!(refusal.label().ends_with("debit"), "{err}");
+        guard.rollback().await.unwrap();
+        assert_eq!(ids(&tdb).await, [10, 20, 21, 30], "{backend:?}");
+    }
+}
+
+/// Must commit when it returns: refuses to run nested.
+#[managed_transaction(durable)]
+async fn pay_out(txn: &Txn, entry: i32) -> Result<(), conflictkit::Error> {
+    new_item(entry, 1).insert(txn).await?;
+    Ok(())
+}
+
+#[managed_transaction]
+async fn close_and_pay_out(txn: &Txn) -> Result<(), conflictkit::Error> {
+    new_item(1, 1).insert(txn).await?;
+    pay_out(txn, 2).await
+}
+
+#[tokio::test]
+async fn a_durable_call_refuses_to_run_nested() {
+    for backend in ALL_ENGINES {
+        let Some(tdb) = setup(backend, "citizen_durable").await else {
+            continue;
+        };
+        let r = resolver(&tdb);
+        let err = close_and_pay_out(&r).await.unwrap_err();
+        let refusal = DurableNested::find(&err).unwrap_or_else(|| panic!("{backend:?}: {err}"));
+        assert!(refusal.label().ends_with("pay_out"), "{err}");
+        assert!(refusal.outer().ends_with("close_and_pay_out"), "{err}");
+        assert!(err.to_string().contains("after"), "says what to do: {err}");
+        assert_eq!(
+            ids(&tdb).await,
+            Vec::<i32>::new(),
+            "{backend:?}: nothing ran"
+        );
+        // through the resolver's closure form and `CallOptions::durable`
+        let inner = r.clone();
+        let err = r
+            .managed(move |_: &Txn| {
+                let inner = inner.clone();
+                Box::pin(async move {
+                    inner
+                        .run(
+                            conflictkit::resolver::CallOptions::new("durable_closure")
+                                .durable(true),
+                            |_: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(()) }),
+                        )
+                        .await
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(DurableNested::find(&err).is_some(), "{err}");
+        // alone it runs
+        pay_out(&r, 3).await.unwrap();
+        assert_eq!(ids(&tdb).await, [3], "{backend:?}");
+    }
 }

@@ -32,7 +32,7 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
         .resolver
         .get()
         .is_none()
-        .then(|| quote!(#resolver_param: &#private::ConflictResolver));
+        .then(|| quote!(#resolver_param: &(impl #private::Caller + ?::core::marker::Sized)));
     let arg_inputs = checked.args.iter().map(
         |Arg {
              attrs, ident, ty, ..
@@ -70,7 +70,7 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
 
     let call = at_return_type(
         quote! {
-            #private::ConflictResolver::run(
+            #private::run_managed(
                 #resolver_ref,
                 #call_options,
                 move |#txn_pat: &#txn_ty| {
@@ -152,6 +152,9 @@ fn call_options(
     }
     if options.read_only.get().is_some() {
         calls.extend(quote!(.read_only(true)));
+    }
+    if options.durable.get().is_some() {
+        calls.extend(quote!(.durable(true)));
     }
     if let Some(&(mode, span)) = options.sqlite_mode.get() {
         let variant = Ident::new(mode.variant(), span);

@@ -65,6 +65,7 @@ mod attempt;
 mod begin;
 mod body;
 mod call_error;
+mod caller;
 mod carried;
 pub mod classify;
 mod conflict_resolver;
@@ -89,12 +90,13 @@ mod txn;
 
 pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
+pub use caller::{Caller, CallerRef, TxnOutsideItsBody, run_managed};
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, Error, NestedOption,
-    NestedTransaction, WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DurableNested, Error,
+    NestedOption, NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;

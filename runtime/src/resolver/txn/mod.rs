@@ -181,6 +181,11 @@ impl Txn {
         }
     }
 
+    /// Whether `other` is a handle to this same transaction.
+    pub(crate) fn same_as(&self, other: &Txn) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+
     /// Marks where the transaction stands as a nested call's savepoint opens.
     pub(crate) fn mark(&self) -> Mark {
         Mark {

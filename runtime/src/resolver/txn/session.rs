@@ -42,9 +42,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
-    TransactionSession, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
+    QueryResult, Statement, TransactionError, TransactionOptions, TransactionSession,
+    TransactionTrait,
 };
 
 use super::{Mark, Txn};
@@ -285,7 +285,8 @@ macro_rules! transaction_trait {
             where
                 F: for<'c> FnOnce(
                         &'c TxnSavepoint,
-                    ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+                    )
+                        -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
                     + Send,
                 T: Send,
                 E: std::fmt::Display + std::fmt::Debug + Send,
@@ -303,7 +304,8 @@ macro_rules! transaction_trait {
             where
                 F: for<'c> FnOnce(
                         &'c TxnSavepoint,
-                    ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+                    )
+                        -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
                     + Send,
                 T: Send,
                 E: std::fmt::Display + std::fmt::Debug + Send,
@@ -324,9 +326,7 @@ transaction_trait!(TxnSavepoint, |this| &this.txn);
 /// SeaORM's `transaction(…)`: release on `Ok`, roll back on `Err`.
 async fn run<F, T, E>(savepoint: TxnSavepoint, callback: F) -> Result<T, TransactionError<E>>
 where
-    F: for<'c> FnOnce(
-            &'c TxnSavepoint,
-        ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+    F: for<'c> FnOnce(&'c TxnSavepoint) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
         + Send,
     T: Send,
     E: std::fmt::Display + std::fmt::Debug + Send,
