@@ -27,6 +27,7 @@ mod merge_docs;
 mod overhead;
 mod procs;
 mod report;
+mod savepoint;
 mod soak;
 mod workload;
 
@@ -52,6 +53,8 @@ enum Scenario {
     /// 10^5 contended transfers through `#[managed_transaction]` with the
     /// defaults, read-only checks between them, the invariant at the end.
     Soak,
+    /// The cost of a nested managed call (a savepoint) per call, uncontended.
+    Savepoint,
 }
 
 impl Scenario {
@@ -59,7 +62,7 @@ impl Scenario {
     fn needs_database(self) -> bool {
         matches!(
             self,
-            Scenario::Overhead | Scenario::Contention | Scenario::Soak
+            Scenario::Overhead | Scenario::Contention | Scenario::Soak | Scenario::Savepoint
         )
     }
 }
@@ -231,7 +234,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match scenario {
                 Scenario::Listener => listener::run(&cfg, &mut sink).await?,
                 Scenario::Merge => merge::run(&cfg, &mut sink)?,
-                Scenario::Overhead | Scenario::Contention | Scenario::Soak => {}
+                Scenario::Overhead
+                | Scenario::Contention
+                | Scenario::Soak
+                | Scenario::Savepoint => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -269,6 +275,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
                 Scenario::Contention => contention::run(&target, &cfg, &mut sink).await,
                 Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
+                Scenario::Savepoint => savepoint::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(
