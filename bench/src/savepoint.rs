@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use conflictkit::{ConflictResolver, Txn, managed_transaction};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionSession, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::json;
 
 use crate::Config;
@@ -119,7 +119,8 @@ pub(crate) async fn run(
     let mut per_call: Vec<Vec<f64>> = vec![Vec::new(); Way::ALL.len()];
     for rep in 0..cfg.repeat {
         let mut order = Way::ALL.to_vec();
-        order.rotate_left(rep % order.len());
+        let shift = rep % order.len();
+        order.rotate_left(shift);
         for way in order {
             let started = Instant::now();
             for _ in 0..ops {
