@@ -12,6 +12,12 @@
 //! trait of our own carries `#[diagnostic::on_unimplemented]`, so passing a
 //! `DatabaseConnection` (the usual slip) says in one line what to pass
 //! instead, spanned on the argument.
+//!
+//! `Arc`, `Box` and `LazyLock` of a caller are callers too (the
+//! `&ConflictResolver` parameter took them by deref coercion). A function
+//! whose return type uses precise capturing (`impl Trait + use<…>`) keeps a
+//! plain `&ConflictResolver` parameter: `use<…>` cannot name the anonymous
+//! type parameter `impl Caller` adds.
 
 use sea_orm::DbErr;
 
@@ -93,6 +99,25 @@ impl Caller for TxnSavepoint {
 }
 
 impl<C: Caller + ?Sized> Caller for &C {
+    fn __caller(&self) -> CallerRef<'_> {
+        (**self).__caller()
+    }
+}
+
+// Where a `&ConflictResolver` parameter took these by deref coercion.
+impl<C: Caller + ?Sized + Send> Caller for std::sync::Arc<C> {
+    fn __caller(&self) -> CallerRef<'_> {
+        (**self).__caller()
+    }
+}
+
+impl<C: Caller + ?Sized> Caller for Box<C> {
+    fn __caller(&self) -> CallerRef<'_> {
+        (**self).__caller()
+    }
+}
+
+impl<C: Caller + Send, F: FnOnce() -> C + Send> Caller for std::sync::LazyLock<C, F> {
     fn __caller(&self) -> CallerRef<'_> {
         (**self).__caller()
     }
