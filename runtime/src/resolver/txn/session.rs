@@ -64,7 +64,7 @@ use crate::resolver::error::NestedOption;
 ///
 /// ```
 /// use conflictkit::{ConflictResolver, Txn};
-/// use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+/// use sea_orm::{ConnectionTrait, Database, TransactionSession, TransactionTrait};
 ///
 /// // a helper written for any SeaORM connection
 /// async fn book<C: ConnectionTrait + TransactionTrait>(db: &C, x: i32) -> Result<(), sea_orm::DbErr> {
