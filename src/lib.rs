@@ -75,7 +75,8 @@ pub mod __private {
         idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
     };
     pub use conflictkit_runtime::resolver::{
-        CallOptions, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
+        CallOptions, Caller, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
+        run_managed,
     };
     #[cfg(feature = "events")]
     pub use inventory;

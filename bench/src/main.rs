@@ -29,6 +29,7 @@ mod metrics_cost;
 mod overhead;
 mod procs;
 mod report;
+mod savepoint;
 mod soak;
 mod workload;
 
@@ -60,6 +61,8 @@ enum Scenario {
     /// The resolver's metrics on (a recorder installed) vs off, on the
     /// uncontended and one-hot-row cells.
     Metrics,
+    /// The cost of a nested managed call (a savepoint) per call, uncontended.
+    Savepoint,
 }
 
 impl Scenario {
@@ -72,6 +75,7 @@ impl Scenario {
                 | Scenario::Soak
                 | Scenario::Idempotency
                 | Scenario::Metrics
+                | Scenario::Savepoint
         )
     }
 }
@@ -247,7 +251,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 | Scenario::Contention
                 | Scenario::Soak
                 | Scenario::Idempotency
-                | Scenario::Metrics => {}
+                | Scenario::Metrics
+                | Scenario::Savepoint => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -287,6 +292,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Soak => soak::run(&target, &cfg, &mut sink).await,
                 Scenario::Idempotency => idempotency::run(&target, &cfg, &mut sink).await,
                 Scenario::Metrics => metrics_cost::run(&target, &cfg, &mut sink).await,
+                Scenario::Savepoint => savepoint::run(&target, &cfg, &mut sink).await,
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(

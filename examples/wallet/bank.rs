@@ -79,21 +79,36 @@ pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletE
     Ok(balance)
 }
 
-/// Moves `amount` cents from `from` to `to`, refusing to overdraw.
+/// Takes `amount` cents from `account`, refusing to overdraw. It writes its
+/// ledger entry first and checks the balance after, as a ledger service
+/// would: a refusal returns `Err`, and the entry goes with it.
+///
+/// Called with a resolver it runs its own transaction; called with a managed
+/// body's `txn` (as `transfer` does) it runs as a savepoint of that
+/// transaction: a refused debit takes back its own writes and nothing else,
+/// and the caller decides what the refusal means.
 #[managed_transaction(label = "wallet::accounts")]
-pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
-    let from_balance = balance_of(txn, from).await?;
-    if from_balance < amount {
+pub async fn debit(txn: &Txn, account: i32, amount: i64, kind: TxKind) -> Result<i64, WalletError> {
+    record(txn, account, -amount, kind, None).await?;
+    let balance = balance_of(txn, account).await?;
+    if balance < amount {
         return Err(WalletError::InsufficientFunds {
-            account: from,
-            balance: from_balance,
+            account,
+            balance,
             amount,
         });
     }
+    set_balance(txn, account, balance - amount).await?;
+    Ok(balance - amount)
+}
+
+/// Moves `amount` cents from `from` to `to`, refusing to overdraw: the debit
+/// is `debit`, run as a savepoint of this transaction.
+#[managed_transaction(label = "wallet::accounts")]
+pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
+    debit(txn, from, amount, TxKind::TransferOut).await?;
     let to_balance = balance_of(txn, to).await?;
-    set_balance(txn, from, from_balance - amount).await?;
     set_balance(txn, to, to_balance + amount).await?;
-    record(txn, from, -amount, TxKind::TransferOut, None).await?;
     record(txn, to, amount, TxKind::TransferIn, None).await?;
     Ok(())
 }

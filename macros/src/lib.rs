@@ -295,6 +295,7 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `retries = N` | replays after the first run (`N + 1` runs at most); default: the resolver's |
 /// | `isolation = "serializable" \| "repeatable_read" \| "read_committed"` | isolation on PostgreSQL and MySQL; default: the resolver's (SERIALIZABLE) |
 /// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
+/// | `durable` | refuse to run nested (Django's `atomic(durable=True)`): called inside another managed call it fails with `DurableNested`, for a call whose `Ok` must mean "committed now" |
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
 /// | `contention = "adaptive" \| "off"` | per-function admission control under contention; default adaptive |
 /// | `key = <expr>` | what the call contends on, any `Hash` expression of the arguments (`key = account_id`): admission, and the database lock across processes while the key is hot, work per (function, key), so calls on different keys never wait for each other; default: none (per function) |
@@ -352,8 +353,48 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// # Ok::<(), conflictkit::Error>(()) }).unwrap();
 /// ```
 ///
-/// Nested managed calls of the same resolver join the outermost transaction
-/// (see `ConflictResolver::run`).
+/// # Composing calls
+///
+/// The generated function's first parameter is `resolver: &impl Caller`: a
+/// `&ConflictResolver`, or inside a managed body its `txn` (or a savepoint
+/// of it). Called with `txn`, the function runs as a savepoint of that
+/// transaction: an `Err` from it takes back its own writes and hooks, and the
+/// caller may handle it; a conflict replays the outermost call. (The
+/// expansion above shows `&ConflictResolver` for brevity; it calls
+/// `conflictkit::resolver::run_managed`.) `Caller` is a trait of
+/// conflictkit's rather than `impl Into<…>` because a trait of our own can
+/// say what to pass: a `DatabaseConnection` given by mistake is one error,
+/// on that argument, naming the resolver and `txn`.
+///
+/// ```
+/// use conflictkit::{ConflictResolver, Txn, managed_transaction};
+/// use sea_orm::ConnectionTrait;
+///
+/// #[managed_transaction]
+/// async fn debit(txn: &Txn, amount: i64) -> Result<i64, conflictkit::Error> {
+///     txn.execute_unprepared(&format!("INSERT INTO ledger VALUES ({})", -amount)).await?;
+///     if amount > 100 {
+///         return Err(sea_orm::DbErr::Custom("insufficient".into()).into()); // its entry goes too
+///     }
+///     Ok(amount)
+/// }
+///
+/// #[managed_transaction]
+/// async fn transfer(txn: &Txn, amount: i64) -> Result<&'static str, conflictkit::Error> {
+///     match debit(txn, amount).await {            // a savepoint of this transaction
+///         Ok(_) => Ok("paid"),
+///         Err(_) => Ok("refused"),
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// db.execute_unprepared("CREATE TABLE ledger (amount INTEGER)").await?;
+/// let resolver = ConflictResolver::new(db);
+/// assert_eq!(transfer(&resolver, 500).await?, "refused");
+/// assert_eq!(debit(&resolver, 5).await?, 5); // outside a body: its own transaction
+/// # Ok::<(), conflictkit::Error>(()) }).unwrap();
+/// ```
 #[proc_macro_attribute]
 pub fn managed_transaction(args: TokenStream, item: TokenStream) -> TokenStream {
     managed_transaction::expand(

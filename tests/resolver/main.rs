@@ -45,5 +45,6 @@ mod metrics;
 mod nesting;
 mod no_blind_replay;
 mod ok_means_committed;
+mod seaorm_citizen;
 mod sqlite_writer;
 mod wallet_example;

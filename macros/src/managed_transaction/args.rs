@@ -15,6 +15,7 @@ const VALID: &[&str] = &[
     "retries = N",
     "isolation = \"...\"",
     "read_only",
+    "durable",
     "sqlite_mode = \"...\"",
     "contention = \"...\"",
     "key = <expr>",
@@ -114,6 +115,8 @@ pub(crate) struct Options {
     pub(crate) retries: Once<(u32, Span)>,
     pub(crate) isolation: Once<(Isolation, Span)>,
     pub(crate) read_only: Once<Span>,
+    /// `durable`: the call refuses to run nested (a typed error at run time).
+    pub(crate) durable: Once<Span>,
     pub(crate) sqlite_mode: Once<(SqliteMode, Span)>,
     pub(crate) contention: Once<(Contention, Span)>,
     pub(crate) resolver: Once<Expr>,
@@ -131,6 +134,7 @@ impl Options {
             retries: Once::default(),
             isolation: Once::default(),
             read_only: Once::default(),
+            durable: Once::default(),
             sqlite_mode: Once::default(),
             contention: Once::default(),
             resolver: Once::default(),
@@ -194,6 +198,11 @@ impl Options {
     fn set_read_only(&mut self, option: &MacroOption) -> syn::Result<()> {
         let span = option.flag()?;
         self.read_only.set(option.key(), option.describe(), span)
+    }
+
+    fn set_durable(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let span = option.flag()?;
+        self.durable.set(option.key(), option.describe(), span)
     }
 
     fn set_sqlite_mode(&mut self, option: &MacroOption) -> syn::Result<()> {
@@ -298,6 +307,7 @@ impl MacroOptions for Options {
             "retries" => self.set_retries(option),
             "isolation" => self.set_isolation(option),
             "read_only" => self.set_read_only(option),
+            "durable" => self.set_durable(option),
             "sqlite_mode" => self.set_sqlite_mode(option),
             "contention" => self.set_contention(option),
             "resolver" => self.set_resolver(option),

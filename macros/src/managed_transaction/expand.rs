@@ -28,11 +28,15 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
 
     let resolver_param = resolver_param_name(checked);
     let receiver = checked.receiver.iter();
-    let resolver_input = options
-        .resolver
-        .get()
-        .is_none()
-        .then(|| quote!(#resolver_param: &#private::ConflictResolver));
+    let resolver_input = options.resolver.get().is_none().then(|| {
+        if has_precise_capture(output) {
+            // `use<…>` cannot name the anonymous type parameter of
+            // `impl Caller`: a plain resolver parameter then
+            quote!(#resolver_param: &#private::ConflictResolver)
+        } else {
+            quote!(#resolver_param: &(impl #private::Caller + ?::core::marker::Sized))
+        }
+    });
     let arg_inputs = checked.args.iter().map(
         |Arg {
              attrs, ident, ty, ..
@@ -70,7 +74,7 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
 
     let call = at_return_type(
         quote! {
-            #private::ConflictResolver::run(
+            #private::run_managed(
                 #resolver_ref,
                 #call_options,
                 move |#txn_pat: &#txn_ty| {
@@ -153,6 +157,9 @@ fn call_options(
     if options.read_only.get().is_some() {
         calls.extend(quote!(.read_only(true)));
     }
+    if options.durable.get().is_some() {
+        calls.extend(quote!(.durable(true)));
+    }
     if let Some(&(mode, span)) = options.sqlite_mode.get() {
         let variant = Ident::new(mode.variant(), span);
         calls.extend(quote!(.sqlite_mode(#private::SqliteMode::#variant)));
@@ -196,6 +203,25 @@ fn fake_return(output: &ReturnType) -> TokenStream {
             return __ck_return;
         }
     }
+}
+
+/// Whether the return type uses precise capturing (`impl Trait + use<…>`).
+fn has_precise_capture(output: &ReturnType) -> bool {
+    // (`visit-mut` on a copy: the crate builds syn without `visit`)
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_param_bound_mut(&mut self, bound: &mut syn::TypeParamBound) {
+            if matches!(bound, syn::TypeParamBound::PreciseCapture(_)) {
+                self.0 = true;
+            }
+            syn::visit_mut::visit_type_param_bound_mut(self, bound);
+        }
+    }
+    let mut finder = Finder(false);
+    if let ReturnType::Type(_, ty) = output {
+        finder.visit_type_mut(&mut (**ty).clone());
+    }
+    finder.0
 }
 
 struct ImplTraitEraser;

@@ -472,6 +472,54 @@ impl NestedOption {
     }
 }
 
+/// A `durable` managed call was called inside another managed call
+/// ([`CallOptions::durable`](super::CallOptions::durable),
+/// `#[managed_transaction(durable)]`). It would have run as a savepoint whose
+/// writes the caller could still roll back, so it refused, and nothing ran.
+///
+/// It reaches the caller inside a [`DbErr`]; find it with
+/// [`DurableNested::find`].
+///
+/// ```
+/// use conflictkit::resolver::DurableNested;
+/// assert!(DurableNested::find(&sea_orm::DbErr::RecordNotFound("x".into())).is_none());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{inner}` is durable (its `Ok` means committed) but was called inside the managed \
+     transaction `{outer}`, where it would only be a savepoint; call `{inner}` after `{outer}` \
+     returns, or drop `durable` from `{inner}` to let it run as part of `{outer}`"
+)]
+pub struct DurableNested {
+    inner: String,
+    outer: String,
+}
+
+impl DurableNested {
+    pub(crate) fn new(inner: &str, outer: &str) -> Self {
+        Self {
+            inner: inner.to_owned(),
+            outer: outer.to_owned(),
+        }
+    }
+
+    /// The label of the refused call.
+    pub fn label(&self) -> &str {
+        &self.inner
+    }
+
+    /// The label of the managed call it was called inside.
+    pub fn outer(&self) -> &str {
+        &self.outer
+    }
+
+    /// The `DurableNested` in `err` or anywhere along its `source()` chain
+    /// (it travels inside a [`DbErr`]).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        super::carried::find(err)
+    }
+}
+
 /// A write transaction on SQLite could not get its database's write slot
 /// (SQLite lets one transaction write at a time; the resolver queues the
 /// writers of the process for it). Nothing ran. It reaches the caller inside

@@ -71,6 +71,7 @@ mod attempt;
 mod begin;
 mod body;
 mod call_error;
+mod caller;
 mod carried;
 pub mod classify;
 mod conflict_resolver;
@@ -99,13 +100,14 @@ mod txn;
 
 pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
+pub use caller::{Caller, CallerRef, TxnOutsideItsBody, run_managed};
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
 pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded, Error,
-    NestedOption, NestedTransaction, WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded,
+    DurableNested, Error, NestedOption, NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;
@@ -115,4 +117,4 @@ pub use replay_arg::ReplayArg;
 pub use retry_event::{OnRetry, Phase, RetryEvent};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
-pub use txn::Txn;
+pub use txn::{Txn, TxnSavepoint};

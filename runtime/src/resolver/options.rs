@@ -238,6 +238,7 @@ pub struct CallOptions {
     pub(crate) retries: Option<u32>,
     pub(crate) isolation: Option<Isolation>,
     pub(crate) read_only: bool,
+    pub(crate) durable: bool,
     pub(crate) sqlite_mode: Option<SqliteMode>,
     pub(crate) retryable: bool,
     pub(crate) contention: Option<Contention>,
@@ -254,6 +255,7 @@ impl CallOptions {
             retries: None,
             isolation: None,
             read_only: false,
+            durable: false,
             sqlite_mode: None,
             retryable: true,
             contention: None,
@@ -274,6 +276,21 @@ impl CallOptions {
     /// Begin the transaction `READ ONLY` (on SQLite: deferred unless a mode is set).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+    /// Refuse to run nested (Django's `atomic(durable=True)`): called inside
+    /// another managed call, the call fails with
+    /// [`DurableNested`](super::DurableNested) before anything runs, instead
+    /// of becoming a savepoint whose commit the caller could still undo. For
+    /// a call whose `Ok` must mean "committed now" (it sends money out, its
+    /// hooks tell the world).
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// assert_ne!(CallOptions::new("pay_out").durable(true), CallOptions::new("pay_out"));
+    /// ```
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
         self
     }
     /// How a SQLite transaction begins.

@@ -16,6 +16,9 @@
 //!   dooms the whole transaction, not a part of it).
 //! - A panic unwinds to the outermost call, which rolls everything back.
 //!
+//! A `durable` call refuses to run nested at all, with [`DurableNested`]:
+//! its `Ok` must mean "committed", which a savepoint cannot promise.
+//!
 //! What cannot apply inside the caller's transaction is refused with
 //! [`NestedOption`] before anything runs: an `isolation` other than the
 //! caller's, `read_only` inside a call that writes. Its `retries`,
@@ -30,7 +33,7 @@ use sea_orm::ConnectionTrait;
 use super::body::ManagedBody;
 use super::call_error::TransactionError;
 use super::carried;
-use super::error::NestedOption;
+use super::error::{DurableNested, NestedOption};
 use super::inner::ConflictResolver;
 use super::nesting::Enclosing;
 use super::options::CallOptions;
@@ -50,6 +53,10 @@ impl ConflictResolver {
         E: TransactionError,
     {
         let txn = &outer.txn;
+        if options.durable {
+            let refusal = DurableNested::new(options.label(), txn.label());
+            return Err(E::from(carried::into_db_err(refusal)));
+        }
         if let Some(refusal) = refuse_options(&outer, &options) {
             return Err(E::from(carried::into_db_err(refusal)));
         }

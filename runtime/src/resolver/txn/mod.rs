@@ -1,4 +1,13 @@
-//! [`Txn`]: the transaction a managed body receives.
+//! [`Txn`]: the transaction a managed body receives, a full SeaORM
+//! connection: statements ([`ConnectionTrait`]), savepoints
+//! ([`TransactionTrait`](sea_orm::TransactionTrait), see `session`) and
+//! streams ([`StreamTrait`](sea_orm::StreamTrait), see `stream`), all run
+//! through its first-error record and the SQLite writer queue.
+
+mod session;
+mod stream;
+
+pub use session::TxnSavepoint;
 
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +29,11 @@ pub(crate) type Hook = Box<dyn FnOnce() + Send + 'static>;
 ///
 /// It is usable wherever sea-orm wants a connection (`Entity::find().one(txn)`,
 /// `active_model.update(txn)`, raw statements), because it implements
-/// [`ConnectionTrait`]. It adds [`after_commit`](Txn::after_commit) for side
+/// [`ConnectionTrait`], [`TransactionTrait`](sea_orm::TransactionTrait)
+/// (`txn.begin()` and `txn.transaction(…)` open a savepoint, a
+/// [`TxnSavepoint`]; `ActiveModelEx` saves of nested models use it) and
+/// [`StreamTrait`](sea_orm::StreamTrait) (`Entity::find().stream(txn)`).
+/// Generic helpers written for any SeaORM connection accept `&Txn`. It adds [`after_commit`](Txn::after_commit) for side
 /// effects that must happen once, and only if the data really committed.
 ///
 /// **Errors a body ignores still count.** The `Txn` records the first error
@@ -76,12 +89,19 @@ struct TxnState {
     hooks: Mutex<Vec<Hook>>,
     /// Savepoints opened for nested managed calls so far (their names).
     savepoints: std::sync::atomic::AtomicU32,
+    /// Savepoints of [`TxnSavepoint`] dropped without `commit` or
+    /// `rollback`: their `ROLLBACK TO SAVEPOINT` is queued on the connection
+    /// and sent before its next statement. Until a statement succeeds after
+    /// it (which proves the rollback went through), an error recorded inside
+    /// them still counts.
+    dropped: Mutex<Vec<Mark>>,
     label: String,
     attempt: u32,
 }
 
 /// Where a [`Txn`] stood when a nested call's savepoint opened (see
 /// `savepoint`): what rolling back to the savepoint takes back.
+#[derive(Debug, Clone)]
 pub(crate) struct Mark {
     /// The savepoint's number, unique in the transaction.
     pub(crate) number: u32,
@@ -135,6 +155,7 @@ impl Txn {
                 outside: std::sync::atomic::AtomicBool::new(false),
                 hooks: Mutex::new(Vec::new()),
                 savepoints: std::sync::atomic::AtomicU32::new(0),
+                dropped: Mutex::new(Vec::new()),
                 label: label.to_owned(),
                 attempt,
             }),
@@ -160,6 +181,11 @@ impl Txn {
         }
     }
 
+    /// Whether `other` is a handle to this same transaction.
+    pub(crate) fn same_as(&self, other: &Txn) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+
     /// Marks where the transaction stands as a nested call's savepoint opens.
     pub(crate) fn mark(&self) -> Mark {
         Mark {
@@ -182,6 +208,33 @@ impl Txn {
         if mark.clean {
             *lock(&self.state.first_error) = None;
         }
+    }
+
+    /// The transaction was rolled back to a [`TxnSavepoint`] opened at
+    /// `mark`: as [`rewind`](Self::rewind), except that a serialization
+    /// conflict recorded since still counts (it dooms the whole
+    /// transaction: the outermost call replays it).
+    pub(crate) fn rewind_handled(&self, mark: &Mark) {
+        lock(&self.state.hooks).truncate(mark.hooks);
+        self.forgive(mark);
+    }
+
+    /// An error recorded since `mark` was undone by a rollback to the
+    /// savepoint: it no longer counts, unless it is a conflict.
+    fn forgive(&self, mark: &Mark) {
+        if mark.clean {
+            let mut first = lock(&self.state.first_error);
+            if first.as_ref().is_some_and(|e| !is_conflict(e)) {
+                *first = None;
+            }
+        }
+    }
+
+    /// A [`TxnSavepoint`] opened at `mark` was dropped: its hooks go now,
+    /// its errors once a later statement proves the queued rollback ran.
+    pub(crate) fn dropped(&self, mark: Mark) {
+        lock(&self.state.hooks).truncate(mark.hooks);
+        lock(&self.state.dropped).push(mark);
     }
 
     /// Whether an error left the connection outside the transaction (see
@@ -346,6 +399,23 @@ impl Txn {
         Ok(())
     }
 
+    /// [`observe`](Self::observe) for a statement that ran on the
+    /// connection: a success also proves that the rollbacks queued by
+    /// dropped savepoints went through (PostgreSQL sends them first and a
+    /// failed one fails this statement; elsewhere a statement error aborts
+    /// nothing), so what was recorded inside them was handled.
+    fn observe_statement<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
+        let dropped = std::mem::take(&mut *lock(&self.state.dropped));
+        let result = self.observe(result);
+        if result.is_ok() {
+            // the outermost dropped savepoint decides: it was first
+            if let Some(mark) = dropped.first() {
+                self.forgive(mark);
+            }
+        }
+        result
+    }
+
     /// Remembers the first statement error, even if the body ignores it.
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
         if let Err(e) = &result {
@@ -387,25 +457,25 @@ impl ConnectionTrait for Txn {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe(self.state.inner.execute_raw(stmt).await)
+        self.observe_statement(self.state.inner.execute_raw(stmt).await)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         self.usable()?;
         self.observe(self.state.writer.before_statement(sql))?;
-        self.observe(self.state.inner.execute_unprepared(sql).await)
+        self.observe_statement(self.state.inner.execute_unprepared(sql).await)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe(self.state.inner.query_one_raw(stmt).await)
+        self.observe_statement(self.state.inner.query_one_raw(stmt).await)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.usable()?;
         self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe(self.state.inner.query_all_raw(stmt).await)
+        self.observe_statement(self.state.inner.query_all_raw(stmt).await)
     }
 
     fn support_returning(&self) -> bool {
@@ -415,6 +485,15 @@ impl ConnectionTrait for Txn {
     fn is_mock_connection(&self) -> bool {
         self.state.inner.is_mock_connection()
     }
+}
+
+/// Whether `err` is a serialization conflict, by the rules of the resolver
+/// whose managed body runs in this task (its own predicates too), else by
+/// the built-in ones.
+fn is_conflict(err: &DbErr) -> bool {
+    super::nesting::ACTIVE
+        .try_with(|a| a.resolver.classify(err).is_some())
+        .unwrap_or_else(|_| ConflictResolver::is_retryable(err))
 }
 
 /// Runs after-commit hooks, each isolated: a panic is logged and the rest still run.
