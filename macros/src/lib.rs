@@ -296,6 +296,7 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `isolation = "serializable" \| "repeatable_read" \| "read_committed"` | isolation on PostgreSQL and MySQL; default: the resolver's (SERIALIZABLE) |
 /// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
 /// | `durable` | refuse to run nested (Django's `atomic(durable=True)`): called inside another managed call it fails with `DurableNested`, for a call whose `Ok` must mean "committed now" |
+/// | `timeout = "2s"` | the call's time budget (`"250ms"`, `"2s"`, `"1m"`, `"1h"`; at most one hour): queue, lease and slot waits, BEGIN, the body, backoff and replays; past it the call rolls back and fails with `DeadlineExceeded` (or, once COMMIT was sent, reports an unknown outcome); the budget is pushed to the server as a statement and lock timeout |
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
 /// | `contention = "adaptive" \| "off"` | per-function admission control under contention; default adaptive |
 /// | `key = <expr>` | what the call contends on, any `Hash` expression of the arguments (`key = account_id`): admission, and the database lock across processes while the key is hot, work per (function, key), so calls on different keys never wait for each other; default: none (per function) |

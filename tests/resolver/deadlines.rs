@@ -380,3 +380,34 @@ async fn zero_and_huge_budgets_are_refused() {
             .is_err()
     );
 }
+
+/// `#[managed_transaction(timeout = "...")]` gives the call that budget: a
+/// body that waits for a signal that never comes ends at the deadline with
+/// `DeadlineExceeded` naming the budget, its write rolled back.
+#[conflictkit::managed_transaction(timeout = "300ms", label = "deadline::macro")]
+async fn wait_forever_after_a_write(txn: &Txn, never: &Notify) -> Result<(), Error> {
+    exec(txn, "INSERT INTO item VALUES (1)").await?;
+    never.notified().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_macro_timeout_bounds_the_call() {
+    let tdb = server(Backend::Sqlite, "deadline_macro", 2).await;
+    exec(&tdb.db, "CREATE TABLE item (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let r = ConflictResolver::new(tdb.db.clone());
+    let never = Notify::new();
+    let result = bounded("macro timeout", wait_forever_after_a_write(&r, &never)).await;
+    let e = exceeded(&result);
+    assert_eq!(e.label(), "deadline::macro");
+    assert_eq!(e.budget(), Duration::from_millis(300), "{e}");
+    assert_eq!(e.phase(), Phase::Body, "{e}");
+    // the rollback runs in a task of its own; a managed read waits for the slot
+    let rows = r
+        .managed(|txn: &Txn| Box::pin(async move { Ok::<_, Error>(count(txn, "item").await) }))
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the write was rolled back");
+}

@@ -847,6 +847,11 @@ async fn read_only_read(txn: &Txn, id: i32) -> Result<i64, WalletError> {
     Ok(balance(txn, id).await?)
 }
 
+#[managed_transaction(timeout = "5s")]
+async fn read_in_time(txn: &Txn, id: i32) -> Result<i64, WalletError> {
+    Ok(balance(txn, id).await?)
+}
+
 /// The refusals of a nested call's options that cannot apply inside this
 /// call, as their messages.
 #[managed_transaction]
@@ -856,6 +861,7 @@ async fn nested_options_refused(txn: &Txn) -> Result<Vec<String>, WalletError> {
     for result in [
         read_committed_read(resolver, 1).await,
         read_only_read(resolver, 1).await,
+        read_in_time(resolver, 1).await,
     ] {
         match result {
             Err(WalletError::Db(e)) => {
@@ -878,7 +884,7 @@ async fn nested_options_that_cannot_apply_are_refused_with_a_typed_error() {
     };
     let r = resolver(&tdb, 3);
     let refused = nested_options_refused(&r).await.unwrap();
-    assert_eq!(refused.len(), 2);
+    assert_eq!(refused.len(), 3);
     assert!(
         refused[0].contains("read_committed_read")
             && refused[0].contains("isolation `read_committed`")
@@ -890,6 +896,11 @@ async fn nested_options_that_cannot_apply_are_refused_with_a_typed_error() {
         refused[1].contains("read_only_read") && refused[1].contains("`read_only`"),
         "{}",
         refused[1]
+    );
+    assert!(
+        refused[2].contains("read_in_time") && refused[2].contains("time budget"),
+        "{}",
+        refused[2]
     );
 }
 

@@ -16,6 +16,7 @@ const VALID: &[&str] = &[
     "isolation = \"...\"",
     "read_only",
     "durable",
+    "timeout = \"...\"",
     "sqlite_mode = \"...\"",
     "contention = \"...\"",
     "key = <expr>",
@@ -117,6 +118,9 @@ pub(crate) struct Options {
     pub(crate) read_only: Once<Span>,
     /// `durable`: the call refuses to run nested (a typed error at run time).
     pub(crate) durable: Once<Span>,
+    /// `timeout = "2s"`: the call's budget, in milliseconds (checked here
+    /// against the runtime's bounds, so the generated call cannot fail).
+    pub(crate) timeout: Once<(u64, Span)>,
     pub(crate) sqlite_mode: Once<(SqliteMode, Span)>,
     pub(crate) contention: Once<(Contention, Span)>,
     pub(crate) resolver: Once<Expr>,
@@ -135,6 +139,7 @@ impl Options {
             isolation: Once::default(),
             read_only: Once::default(),
             durable: Once::default(),
+            timeout: Once::default(),
             sqlite_mode: Once::default(),
             contention: Once::default(),
             resolver: Once::default(),
@@ -203,6 +208,13 @@ impl Options {
     fn set_durable(&mut self, option: &MacroOption) -> syn::Result<()> {
         let span = option.flag()?;
         self.durable.set(option.key(), option.describe(), span)
+    }
+
+    fn set_timeout(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let lit = option.string("2s")?;
+        let millis = parse_timeout(&lit.value()).map_err(|e| syn::Error::new_spanned(&lit, e))?;
+        self.timeout
+            .set(option.key(), option.describe(), (millis, lit.span()))
     }
 
     fn set_sqlite_mode(&mut self, option: &MacroOption) -> syn::Result<()> {
@@ -308,6 +320,7 @@ impl MacroOptions for Options {
             "isolation" => self.set_isolation(option),
             "read_only" => self.set_read_only(option),
             "durable" => self.set_durable(option),
+            "timeout" => self.set_timeout(option),
             "sqlite_mode" => self.set_sqlite_mode(option),
             "contention" => self.set_contention(option),
             "resolver" => self.set_resolver(option),
@@ -338,4 +351,74 @@ fn unknown_value(lit: &LitStr, what: &str, expected: &str) -> syn::Error {
         lit,
         format!("unknown {what} `{}`; valid values: {expected}", lit.value()),
     )
+}
+
+/// The longest budget `timeout` takes, in milliseconds: the runtime's
+/// `MAX_TIMEOUT` (one hour), mirrored here because a macro cannot read it.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a whole number and a unit) in
+/// milliseconds, between 1 ms and [`MAX_TIMEOUT_MS`]. Written by hand: the
+/// duration-parsing crates take more forms (fractions, compound units) than
+/// a budget needs, and a proc-macro dependency costs every user's build.
+pub(crate) fn parse_timeout(text: &str) -> Result<u64, String> {
+    const FORMS: &str =
+        "a whole number and a unit: `timeout = \"250ms\"`, `\"2s\"`, `\"1m\"` or `\"1h\"`";
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("`timeout` takes {FORMS}")),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`timeout` takes {FORMS}"))?;
+    let millis = number.saturating_mul(per_unit);
+    if millis == 0 {
+        return Err(
+            "`timeout` must be longer than zero: a call with no time cannot begin; \
+                    leave `timeout` out for no bound"
+                .to_owned(),
+        );
+    }
+    if millis > MAX_TIMEOUT_MS {
+        return Err(
+            "`timeout` is at most one hour (`\"1h\"`): a call that may take longer \
+                    holds a pooled connection and the rows it locked that long; leave `timeout` \
+                    out for no bound"
+                .to_owned(),
+        );
+    }
+    Ok(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timeout;
+
+    #[test]
+    fn timeouts_in_every_unit_and_the_bounds() {
+        assert_eq!(parse_timeout("250ms"), Ok(250));
+        assert_eq!(parse_timeout("2s"), Ok(2_000));
+        assert_eq!(parse_timeout("1m"), Ok(60_000));
+        assert_eq!(parse_timeout("1h"), Ok(3_600_000));
+        assert_eq!(parse_timeout("3600s"), Ok(3_600_000));
+        for bad in [
+            "",
+            "2",
+            "2x",
+            "s",
+            "1.5s",
+            "-1s",
+            "0ms",
+            "61m",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?}");
+        }
+    }
 }

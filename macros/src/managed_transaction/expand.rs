@@ -160,6 +160,12 @@ fn call_options(
     if options.durable.get().is_some() {
         calls.extend(quote!(.durable(true)));
     }
+    if let Some(&(millis, span)) = options.timeout.get() {
+        let millis = Literal::u64_unsuffixed(millis);
+        calls.extend(quote_spanned! {span=>
+            .timeout_checked_by_macro(::core::time::Duration::from_millis(#millis))
+        });
+    }
     if let Some(&(mode, span)) = options.sqlite_mode.get() {
         let variant = Ident::new(mode.variant(), span);
         calls.extend(quote!(.sqlite_mode(#private::SqliteMode::#variant)));

@@ -52,6 +52,8 @@ use super::txn::Txn;
 /// The longest budget a call or a resolver accepts: one hour. A managed
 /// transaction meant to run longer than that holds locks and a pooled
 /// connection for too long to be a transaction (split the work).
+/// `#[managed_transaction(timeout = "...")]` checks the same bound at compile
+/// time (`MAX_TIMEOUT_MS` in the macros crate mirrors it).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long past its deadline a call waits for the answer to a `COMMIT` it

@@ -21,7 +21,8 @@
 //!
 //! What cannot apply inside the caller's transaction is refused with
 //! [`NestedOption`] before anything runs: an `isolation` other than the
-//! caller's, `read_only` inside a call that writes. Its `retries`,
+//! caller's, `read_only` inside a call that writes, a time budget (the
+//! outermost call's budget bounds the nested call). Its `retries`,
 //! `contention` and `key` have no effect: admission and replays are the
 //! outermost call's. Nested calls of one body run one after another: two
 //! awaited together on the same `Txn` would interleave their savepoints.
@@ -119,6 +120,15 @@ fn refuse_options(outer: &Enclosing, options: &CallOptions) -> Option<NestedOpti
     }
     if options.read_only && !outer.read_only {
         return refuse("`read_only`".into(), "read-write".into());
+    }
+    if options.budget.is_some() {
+        // A savepoint cannot be cut off at its own deadline without leaving
+        // the caller's connection mid-statement; the outermost call's budget
+        // bounds the nested call already.
+        return refuse(
+            "a time budget (`timeout` / `deadline`)".into(),
+            "its own budget, which bounds every nested call".into(),
+        );
     }
     None
 }
