@@ -199,22 +199,13 @@ impl Txn {
         }
     }
 
-    /// The transaction was rolled back to the savepoint opened at `mark`:
-    /// the hooks registered since are dropped, and an error recorded since
-    /// was handled (its statement's effects are undone), so it no longer
-    /// counts against the call.
-    pub(crate) fn rewind(&self, mark: &Mark) {
-        lock(&self.state.hooks).truncate(mark.hooks);
-        if mark.clean {
-            *lock(&self.state.first_error) = None;
-        }
-    }
-
-    /// The transaction was rolled back to a [`TxnSavepoint`] opened at
-    /// `mark`: as [`rewind`](Self::rewind), except that a serialization
-    /// conflict recorded since still counts (it dooms the whole
+    /// The transaction was rolled back to the savepoint opened at `mark` (a
+    /// nested managed call's or a [`TxnSavepoint`]'s): the hooks registered
+    /// since are dropped, and an error recorded since was handled (its
+    /// statement's effects are undone), so it no longer counts against the
+    /// call, unless it is a serialization conflict (it dooms the whole
     /// transaction: the outermost call replays it).
-    pub(crate) fn rewind_handled(&self, mark: &Mark) {
+    pub(crate) fn rewind(&self, mark: &Mark) {
         lock(&self.state.hooks).truncate(mark.hooks);
         self.forgive(mark);
     }

@@ -174,7 +174,7 @@ impl TxnSavepoint {
             return Err(e);
         }
         self.txn.observe_statement(savepoint.rollback().await)?;
-        self.txn.rewind_handled(&self.mark);
+        self.txn.rewind(&self.mark);
         Ok(())
     }
 }
