@@ -14,9 +14,10 @@ use super::body::ManagedBody;
 use super::carried;
 use super::contention::{LeaseGuard, Release};
 use super::deadline::{self, ServerSettings, within};
+use super::deadline_exceeded::DeadlineExceeded;
 use super::driver_error::is_lost_connection;
 use super::engine::is_server_timeout;
-use super::error::{AbortedTransaction, AmbiguousCommit, DeadlineExceeded};
+use super::error::{AbortedTransaction, AmbiguousCommit};
 use super::inner::ConflictResolver;
 use super::metrics;
 use super::nesting::{ACTIVE, Active};
@@ -62,9 +63,8 @@ impl ConflictResolver {
         // so it cannot fail again for a stale snapshot.
         let begin = async {
             match begun {
-                Some(begun) => {
-                    begun.map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt))
-                }
+                Some(begun) => begun
+                    .map(|dbtx| Txn::new(dbtx, TxnWriter::default(), plan.label(), attempt, self)),
                 None => self.begin_txn(plan, attempt, attempt > 1).await,
             }
         };

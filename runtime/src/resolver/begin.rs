@@ -52,7 +52,7 @@ impl ConflictResolver {
         behind_queue: bool,
     ) -> Result<Txn, DbErr> {
         let (dbtx, writer) = self.begin_with_writer(plan, behind_queue).await?;
-        Ok(Txn::new(dbtx, writer, plan.label(), attempt))
+        Ok(Txn::new(dbtx, writer, plan.label(), attempt, self))
     }
 
     /// [`begin_txn`](Self::begin_txn)'s transaction and SQLite writer, not

@@ -43,10 +43,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbErr};
 
-use super::error::DeadlineExceeded;
-use super::options::CallOptions;
+use super::deadline_exceeded::DeadlineExceeded;
+use super::error::AmbiguousCommit;
+use super::options::{Budget, CallOptions};
 use super::txn::Txn;
 
 /// The longest budget a call or a resolver accepts: one hour. A managed
@@ -94,15 +95,6 @@ pub enum InvalidDeadline {
         /// [`MAX_TIMEOUT`].
         max: Duration,
     },
-}
-
-/// A call's budget as set on it: relative to its start, or an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Budget {
-    /// From the moment the call starts.
-    Timeout(Duration),
-    /// A fixed instant.
-    At(Instant),
 }
 
 /// Checks a budget against zero and [`MAX_TIMEOUT`].
@@ -272,6 +264,21 @@ pub(crate) fn exceeded(
         attempts,
         phase,
     )
+}
+
+impl AmbiguousCommit {
+    /// `COMMIT` was sent, and gave no answer within
+    /// [`COMMIT_GRACE`](super::COMMIT_GRACE) past the call's deadline.
+    pub(crate) fn after_deadline(label: &str) -> Self {
+        Self::new(
+            label,
+            DbErr::Custom(format!(
+                "COMMIT gave no answer within {:?} past the call's deadline; it goes on in the \
+                 background, and the after-commit hooks run if it commits",
+                COMMIT_GRACE
+            )),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::classify::Conflict;
-use super::error::DeadlineExceeded;
-use super::inner::ConflictResolver;
-use super::metrics::{self, Outcome};
-use super::plan::Plan;
+use super::deadline_exceeded::DeadlineExceeded;
 use super::retry_event::Phase;
 
 /// Called when a managed call commits.
@@ -80,48 +77,6 @@ impl FailedAttempt {
             phase,
             conflict,
             error: err.to_string(),
-        }
-    }
-}
-
-impl ConflictResolver {
-    /// A managed call ended with `outcome` after `attempts` runs: the
-    /// counters (all labels, and its label's), the metrics, and the
-    /// `on_commit` callback.
-    pub(crate) fn ended(&self, plan: &Plan, outcome: Outcome, attempts: u32) {
-        let stats = &self.inner.stats;
-        match outcome {
-            Outcome::Committed => stats.success(),
-            Outcome::GaveUp => stats.unresolved(),
-            Outcome::Error | Outcome::Deadline | Outcome::Ambiguous => stats.error(),
-        }
-        self.inner.by_label.ended(plan.label(), outcome);
-        metrics::call_finished(plan, outcome, attempts);
-        if outcome == Outcome::Committed
-            && let Some(cb) = &self.inner.defaults.on_commit
-        {
-            cb(&CommitEvent {
-                label: plan.label(),
-                attempts,
-                elapsed: plan.started.elapsed(),
-            });
-        }
-    }
-
-    /// A run of a retryable call conflicted (replayed or not).
-    pub(crate) fn conflicted(&self, plan: &Plan) {
-        self.inner.stats.retry();
-        self.inner.by_label.conflicted(plan.label());
-    }
-
-    /// Calls `on_give_up` with every run's conflict.
-    pub(crate) fn gave_up(&self, plan: &Plan, failures: Option<&[FailedAttempt]>) {
-        if let (Some(cb), Some(attempts)) = (&self.inner.defaults.on_give_up, failures) {
-            cb(&GiveUpEvent {
-                label: plan.label(),
-                attempts,
-                elapsed: plan.started.elapsed(),
-            });
         }
     }
 }

@@ -19,7 +19,7 @@
 //!     ├ attempt  BEGIN (SQLite: writer queue first), body, checks,
 //!     │          detached COMMIT, hooks                                 (attempt, begin, txn)
 //!     └ classify a conflict? report it to the gate, back off, replay   (classify, retry_event)
-//!  └ ended        counters, per-label counters, metrics, callbacks     (lifecycle, stats, metrics)
+//!  └ ended        counters, per-label counters, metrics, callbacks     (call_end, stats, metrics)
 //! ```
 //!
 //! A call with a time budget (`deadline`) bounds every wait of this flow:
@@ -70,6 +70,7 @@
 mod attempt;
 mod begin;
 mod body;
+mod call_end;
 mod call_error;
 mod caller;
 mod carried;
@@ -77,6 +78,7 @@ pub mod classify;
 mod conflict_resolver;
 mod contention;
 pub mod deadline;
+mod deadline_exceeded;
 mod defaults;
 mod driver_error;
 mod engine;
@@ -104,10 +106,11 @@ pub use caller::{Caller, CallerRef, TxnOutsideItsBody, run_managed};
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
 pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};
+pub use deadline_exceeded::DeadlineExceeded;
 pub use defaults::DEFAULT_ROLLBACK_TIMEOUT;
 pub use error::{
-    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DeadlineExceeded,
-    DurableNested, Error, NestedOption, NestedTransaction, WriteSlotUnavailable,
+    AbortedTransaction, AmbiguousCommit, CannotResolveDatabaseConflict, DurableNested, Error,
+    NestedOption, NestedTransaction, WriteSlotUnavailable,
 };
 pub use inject::{INJECT_CONFLICTS_ENV, InjectConflicts, InjectedConflict, InvalidInjection};
 pub use inner::ConflictResolver;

@@ -244,7 +244,7 @@ pub struct CallOptions {
     pub(crate) contention: Option<Contention>,
     pub(crate) key: Option<u64>,
     /// The call's time budget (see `deadline`).
-    pub(crate) budget: Option<super::deadline::Budget>,
+    pub(crate) budget: Option<Budget>,
 }
 
 impl CallOptions {
@@ -351,4 +351,14 @@ mod tests {
             "unknown sqlite_mode `EXCLUSIVE`; expected one of: immediate, deferred, exclusive"
         );
     }
+}
+
+/// A call's time budget as set on it (see [`deadline`](super::deadline)):
+/// relative to its start, or an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// From the moment the call starts.
+    Timeout(std::time::Duration),
+    /// A fixed instant.
+    At(tokio::time::Instant),
 }

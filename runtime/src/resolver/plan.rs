@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use sea_orm::TransactionOptions;
 
 use super::contention::Turn;
-use super::deadline::Budget;
 use super::defaults::Defaults;
 use super::engine::Engine;
+use super::options::Budget;
 use super::options::{CallOptions, Contention, Isolation, SqliteMode};
 
 /// What one managed call does, every option decided.

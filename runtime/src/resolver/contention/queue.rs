@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::hot::{Hotness, counts_from_outside};
 use super::limit::{Limiter, UNLIMITED_ABOVE};
+use super::prepare_budget::PrepareBudget;
 use super::{MAX_QUEUE_WAIT, Turn};
 use crate::sync::lock;
 
@@ -47,53 +48,6 @@ struct GateState {
     commits_started: u64,
     /// Runs admitted so far.
     admissions: u64,
-}
-
-/// How many queued runs of a resolver, all its gates together, may hold a
-/// pooled connection by beginning their transactions while they wait (see
-/// [`Gate::admit`]): a share of the pool, so that they never take the
-/// connections the admitted runs and everything else need. Per gate, many
-/// hot keys would each take their share and together exhaust the pool.
-#[derive(Debug, Default)]
-pub(crate) struct PrepareBudget {
-    /// `None`: no bound but the gates' slots (the pool size is unknown).
-    cap: Option<u32>,
-    used: AtomicU32,
-}
-
-impl PrepareBudget {
-    /// A budget of `cap` connections.
-    pub(crate) fn new(cap: Option<u32>) -> Self {
-        Self {
-            cap,
-            used: AtomicU32::new(0),
-        }
-    }
-
-    /// Takes one connection's room, if there is any left.
-    fn try_take(&self) -> bool {
-        let Some(cap) = self.cap else {
-            return true;
-        };
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < cap).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Gives back the room of `n` waiters that left the queue told.
-    fn give_back(&self, n: u32) {
-        if self.cap.is_some() && n > 0 {
-            self.used.fetch_sub(n, Ordering::AcqRel);
-        }
-    }
-
-    /// Room taken now.
-    #[cfg(test)]
-    pub(crate) fn used(&self) -> u32 {
-        self.used.load(Ordering::Acquire)
-    }
 }
 
 /// Where a gate stood when it admitted a run.

@@ -4,6 +4,7 @@
 //! streams ([`StreamTrait`](sea_orm::StreamTrait), see `stream`), all run
 //! through its first-error record and the SQLite writer queue.
 
+mod connection;
 mod session;
 mod stream;
 
@@ -11,9 +12,7 @@ pub use session::TxnSavepoint;
 
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::engine::Engine;
 use super::guards::OpenGuard;
@@ -75,10 +74,13 @@ pub struct Txn {
 
 struct TxnState {
     inner: DatabaseTransaction,
-    /// Set on a [`ConflictResolver::transaction`] guard: the resolver that
-    /// commits it (with the managed path's checks), and its place among the
-    /// guards open in its task.
-    guard: Option<(ConflictResolver, OpenGuard)>,
+    /// Set on a [`ConflictResolver::transaction`] guard (committed by its
+    /// resolver, with the managed path's checks): its place among the guards
+    /// open in its task.
+    guard: Option<OpenGuard>,
+    /// The resolver that began it: its rules say which recorded errors are
+    /// conflicts (its own predicates too).
+    resolver: ConflictResolver,
     writer: TxnWriter,
     /// The first error a statement returned through this `Txn`.
     first_error: Mutex<Option<DbErr>>,
@@ -135,8 +137,9 @@ impl Txn {
         writer: TxnWriter,
         label: &str,
         attempt: u32,
+        resolver: &ConflictResolver,
     ) -> Self {
-        Self::with_guard(inner, writer, label, attempt, None)
+        Self::with_guard(inner, writer, label, attempt, resolver, None)
     }
 
     fn with_guard(
@@ -144,12 +147,14 @@ impl Txn {
         writer: TxnWriter,
         label: &str,
         attempt: u32,
-        guard: Option<(ConflictResolver, OpenGuard)>,
+        resolver: &ConflictResolver,
+        guard: Option<OpenGuard>,
     ) -> Self {
         Self {
             state: Arc::new(TxnState {
                 inner,
                 guard,
+                resolver: resolver.clone(),
                 writer,
                 first_error: Mutex::new(None),
                 outside: std::sync::atomic::AtomicBool::new(false),
@@ -170,8 +175,8 @@ impl Txn {
         label: &str,
         resolver: &ConflictResolver,
     ) -> Self {
-        let guard = Some((resolver.clone(), OpenGuard::register(resolver)));
-        Self::with_guard(inner, writer, label, 1, guard)
+        let guard = Some(OpenGuard::register(resolver));
+        Self::with_guard(inner, writer, label, 1, resolver, guard)
     }
 
     /// Another handle to the same transaction (for joining nested calls).
@@ -215,7 +220,10 @@ impl Txn {
     fn forgive(&self, mark: &Mark) {
         if mark.clean {
             let mut first = lock(&self.state.first_error);
-            if first.as_ref().is_some_and(|e| !is_conflict(e)) {
+            if first
+                .as_ref()
+                .is_some_and(|e| self.state.resolver.classify(e).is_none())
+            {
                 *first = None;
             }
         }
@@ -321,7 +329,11 @@ impl Txn {
     /// ```
     pub async fn commit(self) -> Result<(), DbErr> {
         let label = self.state.label.clone();
-        let resolver = self.state.guard.as_ref().map(|(r, _)| r.clone());
+        let resolver = self
+            .state
+            .guard
+            .is_some()
+            .then(|| self.state.resolver.clone());
         let parts = self
             .into_parts()
             .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -437,54 +449,6 @@ pub(crate) struct TxnParts {
     pub(crate) slot: Option<WriteSlot>,
     /// The first error a statement returned, whether the body handled it or not.
     pub(crate) first_error: Option<DbErr>,
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Txn {
-    fn get_database_backend(&self) -> DbBackend {
-        self.state.inner.get_database_backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.usable()?;
-        self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe_statement(self.state.inner.execute_raw(stmt).await)
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.usable()?;
-        self.observe(self.state.writer.before_statement(sql))?;
-        self.observe_statement(self.state.inner.execute_unprepared(sql).await)
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.usable()?;
-        self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe_statement(self.state.inner.query_one_raw(stmt).await)
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.usable()?;
-        self.observe(self.state.writer.before_statement(&stmt.sql))?;
-        self.observe_statement(self.state.inner.query_all_raw(stmt).await)
-    }
-
-    fn support_returning(&self) -> bool {
-        self.state.inner.support_returning()
-    }
-
-    fn is_mock_connection(&self) -> bool {
-        self.state.inner.is_mock_connection()
-    }
-}
-
-/// Whether `err` is a serialization conflict, by the rules of the resolver
-/// whose managed body runs in this task (its own predicates too), else by
-/// the built-in ones.
-fn is_conflict(err: &DbErr) -> bool {
-    super::nesting::ACTIVE
-        .try_with(|a| a.resolver.classify(err).is_some())
-        .unwrap_or_else(|_| ConflictResolver::is_retryable(err))
 }
 
 /// Runs after-commit hooks, each isolated: a panic is logged and the rest still run.
