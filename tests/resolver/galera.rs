@@ -480,8 +480,6 @@ async fn node_killed_mid_run() {
     let in_doubt = calls.fetch_add(1, Ordering::SeqCst);
     // the in-doubt call's session id, so the kill waits for *its* COMMIT
     // (the other writers' COMMITs on node 2 are held by the read lock too)
-    // the in-doubt call's session id, so the kill waits for *its* COMMIT
-    // (the other writers' COMMITs on node 2 are held by the read lock too)
     let (wrote_tx, mut wrote_rx) = watch::channel(None::<i64>);
     let (go_tx, go_rx) = watch::channel(false);
     let wrote_tx = Arc::new(wrote_tx);
@@ -501,7 +499,9 @@ async fn node_killed_mid_run() {
                     let session = txn
                         .query_one_raw(Statement::from_string(
                             txn.get_database_backend(),
-                            "SELECT CONNECTION_ID()",
+                            // CONNECTION_ID() is BIGINT UNSIGNED, which
+                            // does not decode as i64
+                            "SELECT CAST(CONNECTION_ID() AS SIGNED)",
                         ))
                         .await?
                         .expect("one row")
@@ -514,11 +514,15 @@ async fn node_killed_mid_run() {
             .await
         })
     };
-    let session = tokio::time::timeout(Duration::from_secs(60), wrote_rx.wait_for(|w| w.is_some()))
+    let wrote = tokio::time::timeout(Duration::from_secs(60), wrote_rx.wait_for(|w| w.is_some()))
         .await
         .expect("the in-doubt call wrote")
-        .unwrap()
-        .expect("its session id");
+        .map(|w| *w);
+    let session = match wrote {
+        Ok(Some(session)) => session,
+        // the body dropped the sender: the call ended before it wrote
+        _ => panic!("the in-doubt call ended early: {:?}", held.await),
+    };
     let lock = common::connect(&c.urls[1], 1).await;
     // no causal reads on this session: FTWRL pauses the node's replication,
     // a causal read would wait for it

@@ -1,8 +1,8 @@
 async fn daily(
-    resolver: &::conflictkit::__private::ConflictResolver,
+    resolver: &(impl ::conflictkit::__private::Caller + ?::core::marker::Sized),
     day: u32,
 ) -> Result<Vec<i64>, ReportError> {
-    ::conflictkit::__private::ConflictResolver::run(
+    ::conflictkit::__private::run_managed(
             resolver,
             ::conflictkit::__private::CallOptions::new("reports::daily")
                 .retries(5)

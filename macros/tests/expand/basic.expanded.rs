@@ -1,11 +1,11 @@
 use conflictkit::{Txn, managed_transaction};
 /// Credits `amount` to `account`.
 pub async fn top_up(
-    resolver: &::conflictkit::__private::ConflictResolver,
+    resolver: &(impl ::conflictkit::__private::Caller + ?::core::marker::Sized),
     account: i32,
     amount: i64,
 ) -> Result<i64, conflictkit::Error> {
-    ::conflictkit::__private::ConflictResolver::run(
+    ::conflictkit::__private::run_managed(
             resolver,
             ::conflictkit::__private::CallOptions::new(
                 ::core::concat!(::core::module_path!(), "::", "top_up"),

@@ -1,12 +1,12 @@
 async fn deposit_all<'a, T>(
-    resolver: &::conflictkit::__private::ConflictResolver,
+    resolver: &(impl ::conflictkit::__private::Caller + ?::core::marker::Sized),
     name: &'a str,
     amounts: &[T],
 ) -> Result<(&'a str, impl Display), Error>
 where
     T: Copy + Into<i64> + Sync,
 {
-    ::conflictkit::__private::ConflictResolver::run(
+    ::conflictkit::__private::run_managed(
             resolver,
             ::conflictkit::__private::CallOptions::new(
                 ::core::concat!(::core::module_path!(), "::", "deposit_all"),

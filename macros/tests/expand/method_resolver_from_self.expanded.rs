@@ -7,7 +7,7 @@ impl Wallet {
     ) -> Result<(), WalletError> {
         let __ck_resolver: &::conflictkit::__private::ConflictResolver = &(self
             .resolver);
-        ::conflictkit::__private::ConflictResolver::run(
+        ::conflictkit::__private::run_managed(
                 __ck_resolver,
                 ::conflictkit::__private::CallOptions::new(
                         ::std::format!(

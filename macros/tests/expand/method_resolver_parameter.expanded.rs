@@ -2,9 +2,9 @@ impl<S: Store + Sync> Ledger<S> {
     /// The resolver comes from the caller.
     async fn total(
         &self,
-        resolver: &::conflictkit::__private::ConflictResolver,
+        resolver: &(impl ::conflictkit::__private::Caller + ?::core::marker::Sized),
     ) -> Result<i64, conflictkit::Error> {
-        ::conflictkit::__private::ConflictResolver::run(
+        ::conflictkit::__private::run_managed(
                 resolver,
                 ::conflictkit::__private::CallOptions::new(
                     ::std::format!(

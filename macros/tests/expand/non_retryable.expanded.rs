@@ -1,7 +1,7 @@
 async fn migrate(
-    resolver: &::conflictkit::__private::ConflictResolver,
+    resolver: &(impl ::conflictkit::__private::Caller + ?::core::marker::Sized),
 ) -> Result<(), conflictkit::Error> {
-    ::conflictkit::__private::ConflictResolver::run(
+    ::conflictkit::__private::run_managed(
             resolver,
             ::conflictkit::__private::CallOptions::new(
                     ::core::concat!(::core::module_path!(), "::", "migrate"),

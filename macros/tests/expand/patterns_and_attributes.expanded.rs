@@ -1,12 +1,12 @@
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::cast_sign_loss)]
 async fn record(
-    __ck_resolver: &my_app::db::conflictkit::__private::ConflictResolver,
+    __ck_resolver: &(impl my_app::db::conflictkit::__private::Caller + ?::core::marker::Sized),
     log: Vec<String>,
     __ck_arg1: (i32, i32),
     resolver: &str,
 ) -> Result<usize, conflictkit::Error> {
-    my_app::db::conflictkit::__private::ConflictResolver::run(
+    my_app::db::conflictkit::__private::run_managed(
             __ck_resolver,
             my_app::db::conflictkit::__private::CallOptions::new(
                 ::core::concat!(::core::module_path!(), "::", "record"),
