@@ -283,7 +283,7 @@ impl ConflictResolverBuilder {
     }
     /// How long a `ROLLBACK` the resolver sends (after a conflict, an
     /// error or a panic) may take before the call stops waiting for it
-    /// (default [`DEFAULT_ROLLBACK_TIMEOUT`], 30 s). A healthy server answers
+    /// (default [`DEFAULT_ROLLBACK_TIMEOUT`](super::DEFAULT_ROLLBACK_TIMEOUT), 30 s). A healthy server answers
     /// at once; the undo of a very large transaction can take a while on
     /// MySQL, hence the margin. A connection the driver left waiting for a
     /// reply that never comes (sqlx-mysql after a statement with the wrong

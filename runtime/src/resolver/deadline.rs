@@ -12,7 +12,7 @@
 //!   [`DeadlineExceeded`]: nothing committed.
 //! - **Once `COMMIT` is sent**, the call waits for its answer up to
 //!   [`COMMIT_GRACE`] past the deadline; with no answer by then it fails
-//!   with [`AmbiguousCommit`](super::AmbiguousCommit) (the outcome is
+//!   with [`AmbiguousCommit`] (the outcome is
 //!   unknown). The `COMMIT` goes on in its task, and the after-commit hooks
 //!   run if and only if it committed, as for a caller that was dropped.
 //! - **The server stops too.** The remaining budget, less a margin (a tenth,

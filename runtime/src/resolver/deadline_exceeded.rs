@@ -24,7 +24,7 @@ use super::retry_event::Phase;
 /// there was one.
 ///
 /// A budget that runs out *after* `COMMIT` was sent is an
-/// [`AmbiguousCommit`] instead (the outcome is unknown).
+/// [`AmbiguousCommit`](super::AmbiguousCommit) instead (the outcome is unknown).
 ///
 /// It reaches the caller inside a [`DbErr`](sea_orm::DbErr) (so through any error type a
 /// managed body uses); find it with [`DeadlineExceeded::find`] or

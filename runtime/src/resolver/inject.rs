@@ -22,7 +22,11 @@ use std::sync::Mutex;
 /// The environment variable that turns injection on for every resolver.
 pub const INJECT_CONFLICTS_ENV: &str = "CONFLICTKIT_INJECT_CONFLICTS";
 
-/// How often to inject synthetic conflicts (see the [module](self) docs).
+/// How often to inject synthetic conflicts: a share of the runs that still
+/// have a replay left fail with a synthetic conflict after the body ran and
+/// before `COMMIT`, and are replayed like a real one. Set it with
+/// [`ConflictResolverBuilder::inject_conflicts`](super::ConflictResolverBuilder::inject_conflicts)
+/// or, for every resolver of a process, with [`INJECT_CONFLICTS_ENV`].
 ///
 /// ```
 /// use conflictkit::resolver::InjectConflicts;

@@ -16,10 +16,10 @@ pub enum Phase {
     Admission,
     /// Beginning the transaction (nothing ran yet).
     Begin,
-    /// The body, or an error it ignored (see [`Txn`]).
+    /// The body, or an error it ignored (see [`Txn`](super::Txn)).
     Body,
     /// `COMMIT`, which answered with a definite error (an unknown outcome is
-    /// an [`AmbiguousCommit`], never replayed).
+    /// an [`AmbiguousCommit`](super::AmbiguousCommit), never replayed).
     Commit,
     /// Between runs: about to back off and replay (only a deadline ends a
     /// call here, when what is left could not fit another run).
@@ -41,7 +41,7 @@ impl std::fmt::Display for Phase {
 /// Called before each replay with what happened.
 pub type OnRetry = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
 
-/// What [`ConflictResolverBuilder::on_retry`] callbacks receive.
+/// What [`ConflictResolverBuilder::on_retry`](super::ConflictResolverBuilder::on_retry) callbacks receive.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RetryEvent<'a> {

@@ -36,7 +36,7 @@ impl ConflictResolver {
     /// (from the body or from `COMMIT`), up to the resolver's `retries` replays.
     /// The closure form of `#[managed_transaction]`.
     ///
-    /// `body` is called once per run with a fresh [`Txn`]; it returns a boxed
+    /// `body` is called once per run with a fresh [`Txn`](super::Txn); it returns a boxed
     /// future (`Box::pin(async move { … })`) that may borrow the `Txn` and the
     /// caller's data. Errors that are not conflicts
     /// are returned unchanged after the rollback; when every run conflicts the

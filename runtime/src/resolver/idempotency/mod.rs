@@ -26,7 +26,7 @@
 //! names two requests. A key met again with another fingerprint (other
 //! arguments) is [`IdempotencyKeyReused`]. By default an `Err` from the
 //! body stores nothing (the request may be retried once its cause is
-//! fixed); [`ConflictResolver::run_idempotent_storing_errors`] stores a
+//! fixed); [`ConflictResolver::run_idempotent_storing_errors`](super::ConflictResolver::run_idempotent_storing_errors) stores a
 //! serializable `Err` too (a refused payment stays refused).
 //!
 //! ```
