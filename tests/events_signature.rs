@@ -1,5 +1,6 @@
 //! Standard Webhooks signatures: the published test vector, and a signed
-//! listener over real HTTP (401 cases, key rotation, duplicate webhook-id).
+//! listener over real HTTP (401 cases, key rotation, duplicate webhook-id,
+//! ed25519 `v1a` signatures checked against a public key).
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::events::{Reply, isolated_config};
 use conflictkit::events::{
-    Listener, ListenerConfig, ListenerHandle, SecretError, SignatureError, Verifier, WebhookSecret,
+    EventPoster, Listener, ListenerConfig, ListenerHandle, SecretError, SignatureError, Verifier,
+    WebhookPublicKey, WebhookSecret,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -293,4 +295,79 @@ async fn a_signed_standard_webhooks_json_envelope_is_accepted() {
         vec![("msg_envelope".to_owned(), json!({"invoice": "in_1"}))]
     );
     handle.shutdown().await;
+}
+
+/// A receiver that holds only the sender's `whpk_` public key accepts the
+/// `v1a` signatures of an [`EventPoster`] holding the `whsk_` secret key, over
+/// real HTTP; a request signed by another ed25519 key, or carrying the
+/// HMAC-style `v1` signature of a symmetric secret, is refused with 401.
+#[tokio::test]
+async fn a_receiver_with_only_the_public_key_accepts_ed25519_signatures() {
+    let sender_key = WebhookSecret::generate_ed25519();
+    let public: WebhookPublicKey = sender_key
+        .public_key()
+        .expect("an ed25519 secret has a public key")
+        .to_whpk()
+        .parse()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::new(ListenerConfig {
+        public_keys: vec![public],
+        ..isolated_config()
+    });
+    let c = calls.clone();
+    listener.on("signed", move |_: Value| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    let handle = listener.start().await.unwrap();
+
+    let poster = EventPoster::new(&format!("http://{}", handle.local_addr()))
+        .unwrap()
+        .secret(sender_key.clone())
+        .retries(0);
+    poster.post("signed", &json!({"a": 1})).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    for other in [WebhookSecret::generate_ed25519(), WebhookSecret::generate()] {
+        let refused = send(
+            &handle,
+            &signed_headers(&other, "msg_other", now(), BODY),
+            BODY,
+        )
+        .await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+    }
+    let good = send(
+        &handle,
+        &signed_headers(&sender_key, "msg_good", now(), BODY),
+        BODY,
+    )
+    .await;
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    handle.shutdown().await;
+}
+
+#[test]
+fn a_public_key_in_the_configured_secrets_goes_to_public_keys() {
+    let config = json!({"events": {"http": {
+        "class": "cryptoassets.core.event.http.HTTPEventHandler",
+        "url": "http://127.0.0.1:10001",
+        "secrets": [VECTOR_SECRET, "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="],
+    }}});
+    let config = ListenerConfig::from_config(&config).unwrap();
+    assert_eq!(config.secrets.len(), 1);
+    assert_eq!(
+        config
+            .public_keys
+            .iter()
+            .map(WebhookPublicKey::to_whpk)
+            .collect::<Vec<_>>(),
+        ["whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="]
+    );
+    assert!(matches!(
+        "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".parse::<WebhookSecret>(),
+        Err(SecretError::PublicKeyWhereSecretExpected)
+    ));
 }

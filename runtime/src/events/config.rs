@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ed25519::{PUBLIC_PREFIX, WebhookPublicKey};
 use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
 use super::signature::{Verifier, WebhookSecret};
 
@@ -43,8 +44,26 @@ pub struct ListenerConfig {
     /// checked. Either way, a request repeating the `webhook-id` of one
     /// already handled (within the tolerance) is answered 200
     /// `{"status": "duplicate"}` and not dispatched again; without secrets
-    /// the id is taken as sent.
+    /// the id is taken as sent. A `whsk_` (ed25519) secret here checks
+    /// `v1a` signatures by its public key; a receiver that should not hold
+    /// the sender's secret lists the public key in
+    /// [`public_keys`](Self::public_keys) instead.
     pub secrets: Vec<WebhookSecret>,
+    /// Standard Webhooks public keys (`whpk_`): requests may carry a `v1a`
+    /// (ed25519) signature by the secret key of any of them. Checks are on
+    /// when this list or [`secrets`](Self::secrets) is not empty; a request
+    /// with one valid signature, of either kind, is accepted. Default: none.
+    ///
+    /// ```
+    /// use conflictkit::events::ListenerConfig;
+    ///
+    /// let config = ListenerConfig {
+    ///     public_keys: vec!["whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".parse()?],
+    ///     ..ListenerConfig::new("127.0.0.1:0".parse()?)
+    /// };
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub public_keys: Vec<WebhookPublicKey>,
     /// Largest accepted difference between `webhook-timestamp` and now; also
     /// how long `webhook-id`s are remembered. Default 5 minutes.
     pub tolerance: Duration,
@@ -84,6 +103,7 @@ impl Default for ListenerConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), Self::PORT),
             max_body: Self::MAX_BODY,
             secrets: Vec::new(),
+            public_keys: Vec::new(),
             tolerance: Verifier::TOLERANCE,
             strict: false,
             handler_timeout: None,
@@ -124,7 +144,9 @@ impl ListenerConfig {
     /// its `url` (a path other than `/` is an error). An optional `secrets`
     /// list (`whsec_…` strings, the current one first) in the same entry
     /// turns on signature checks; a single `secret` string is read as a list
-    /// of one. Entries are visited in key order.
+    /// of one. A `whpk_…` public key in the list goes to
+    /// [`public_keys`](Self::public_keys), as the prefix says. Entries are
+    /// visited in key order.
     ///
     /// ```
     /// use conflictkit::events::ListenerConfig;
@@ -171,16 +193,39 @@ impl ListenerConfig {
                 bind: bind_from_url(entry, handler.get("url"))?,
                 ..Self::default()
             };
-            out.secrets = secrets_from(entry, handler)?;
+            for key in secrets_from(entry, handler)? {
+                match key {
+                    TrustedKey::Secret(secret) => out.secrets.push(secret),
+                    TrustedKey::Public(public) => out.public_keys.push(public),
+                }
+            }
             return Ok(out);
         }
         Err(ListenerConfigError::NoHttpHandler)
     }
 }
 
+/// A key of an entry's `secrets` list, by its prefix.
+enum TrustedKey {
+    Secret(WebhookSecret),
+    Public(WebhookPublicKey),
+}
+
+impl std::str::FromStr for TrustedKey {
+    type Err = SecretError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with(PUBLIC_PREFIX) {
+            s.parse().map(Self::Public)
+        } else {
+            s.parse().map(Self::Secret)
+        }
+    }
+}
+
 /// The `secrets` list of an entry (or its single `secret`): none when
 /// neither key is there.
-fn secrets_from(entry: &str, handler: &Value) -> Result<Vec<WebhookSecret>, ListenerConfigError> {
+fn secrets_from(entry: &str, handler: &Value) -> Result<Vec<TrustedKey>, ListenerConfigError> {
     let (key, value) = match (handler.get("secrets"), handler.get("secret")) {
         (Some(_), Some(_)) => {
             return Err(ListenerConfigError::SecretAndSecrets {

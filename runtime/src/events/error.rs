@@ -130,8 +130,8 @@ pub enum SecretError {
         "the webhook secret is empty: use `whsec_` followed by the base64 of at least one key byte"
     )]
     Empty,
-    /// The part after `whsec_` is not base64.
-    #[error("the webhook secret is not base64 after the `whsec_` prefix")]
+    /// The part after the `whsec_`, `whsk_` or `whpk_` prefix is not base64.
+    #[error("the webhook key is not base64 after its `whsec_`, `whsk_` or `whpk_` prefix")]
     NotBase64(#[source] base64::DecodeError),
     /// A list of secrets is empty where at least one is needed (a
     /// [`Verifier`](super::Verifier), or `secrets: []` in a listener's
@@ -143,6 +143,37 @@ pub enum SecretError {
     /// The operating system's random generator failed (generating a secret).
     #[error("the operating system's random generator failed: {0}")]
     NoRandomness(String),
+    /// The key after `whsk_` or `whpk_` has the wrong number of bytes.
+    #[error(
+        "the key after `{prefix}` is {found} bytes long, an ed25519 key there is {expected} bytes"
+    )]
+    WrongKeyLength {
+        /// `whsk_` or `whpk_`.
+        prefix: &'static str,
+        /// The lengths accepted.
+        expected: &'static str,
+        /// The length found.
+        found: usize,
+    },
+    /// A 64-byte `whsk_` key whose second half is not the public key of its
+    /// first half (the seed).
+    #[error(
+        "the `whsk_` key's public half does not belong to its secret half: export the key pair again"
+    )]
+    KeyPairMismatch,
+    /// The 32 bytes after `whpk_` are not an ed25519 public key.
+    #[error("the bytes after `whpk_` are not an ed25519 public key")]
+    InvalidPublicKey,
+    /// A `whpk_` public key was given where a secret that signs is needed.
+    #[error(
+        "a `whpk_` public key cannot sign: give the sender the `whsk_` secret key, and the receiver the public key (`ListenerConfig::public_keys`, or `Verifier::trusting`)"
+    )]
+    PublicKeyWhereSecretExpected,
+    /// A secret (`whsec_`, `whsk_`) was given where a public key is expected.
+    #[error(
+        "a secret (`whsec_…` or `whsk_…`) was given where a `whpk_` public key is expected: a receiver trusts only the public key"
+    )]
+    SecretWherePublicKeyExpected,
 }
 
 /// The listener could not start or stopped with an error.

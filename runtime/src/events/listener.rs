@@ -66,10 +66,13 @@ impl Listener {
     /// A listener with this configuration (not yet bound), without
     /// application state; see [`with_state`](Self::with_state).
     pub fn new(config: ListenerConfig) -> Self {
-        // No secrets: requests are not checked.
-        let verifier = Verifier::new(config.secrets.iter().cloned())
-            .ok()
-            .map(|v| v.tolerance(config.tolerance));
+        // No secrets and no public keys: requests are not checked.
+        let verifier = Verifier::trusting(
+            config.secrets.iter().cloned(),
+            config.public_keys.iter().cloned(),
+        )
+        .ok()
+        .map(|v| v.tolerance(config.tolerance));
         Self {
             bind: config.bind,
             shared: Shared {

@@ -52,6 +52,7 @@ mod claim;
 mod config;
 mod dedup;
 mod dispatch;
+mod ed25519;
 mod error;
 mod extract;
 mod handle;
@@ -72,6 +73,7 @@ mod transactional;
 mod wire;
 
 pub use config::ListenerConfig;
+pub use ed25519::WebhookPublicKey;
 pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
 pub use extract::{
     BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,

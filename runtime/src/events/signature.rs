@@ -1,9 +1,12 @@
 //! Standard Webhooks signatures (<https://www.standardwebhooks.com/>).
 //!
 //! The signed content is `{webhook-id}.{webhook-timestamp}.{body}`; the
-//! signature is `v1,` followed by the base64 of its HMAC-SHA256 under the
-//! secret's key. A `webhook-signature` header may carry several
-//! space-separated signatures (key rotation); one valid one is enough.
+//! signature is `v1,` followed by the base64 of its HMAC-SHA256 under a
+//! symmetric secret (`whsec_`), or `v1a,` followed by the base64 of its
+//! ed25519 signature under a secret key (`whsk_`) whose public key
+//! (`whpk_`, see `ed25519`) the receiver trusts. A `webhook-signature`
+//! header may carry several space-separated signatures (key rotation, or
+//! both schemes); one valid one is enough.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,13 +18,14 @@ use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::ed25519::{self, PUBLIC_PREFIX, SECRET_PREFIX, SYMMETRIC_PREFIX, WebhookPublicKey};
 use super::error::SecretError;
 
 /// Header carrying the unique message id (stable across retries).
 pub const WEBHOOK_ID: &str = "webhook-id";
 /// Header carrying the send time in Unix seconds.
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-/// Header carrying one or more `v1,<base64>` signatures.
+/// Header carrying one or more `v1,<base64>` / `v1a,<base64>` signatures.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 /// Header carrying the delivery attempt (1 = first), sent by
@@ -30,9 +34,12 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// Standard Webhooks: other senders may not send it.
 pub const WEBHOOK_ATTEMPT: &str = "webhook-attempt";
 
-const PREFIX: &str = "whsec_";
-
-/// A Standard Webhooks signing secret: `whsec_` followed by the base64 of the key.
+/// A Standard Webhooks signing secret: `whsec_` followed by the base64 of a
+/// symmetric key (`v1` signatures, HMAC-SHA256), or `whsk_` followed by the
+/// base64 of an ed25519 secret key (`v1a` signatures; receivers trust its
+/// [`public_key`](Self::public_key), a [`WebhookPublicKey`]). The prefix
+/// says which; without one the text is a symmetric key, as in the
+/// reference implementations.
 ///
 /// The key is never printed by `Debug`.
 ///
@@ -46,17 +53,68 @@ const PREFIX: &str = "whsec_";
 /// ```
 #[derive(Clone)]
 pub struct WebhookSecret {
-    key: Vec<u8>,
+    key: Key,
+}
+
+#[derive(Clone)]
+enum Key {
+    /// `whsec_`: an HMAC-SHA256 key.
+    Symmetric(Vec<u8>),
+    /// `whsk_`: an ed25519 secret key.
+    Ed25519(ed25519_dalek::SigningKey),
 }
 
 impl WebhookSecret {
-    /// A secret from raw key bytes.
+    /// A symmetric secret from raw key bytes.
     pub fn from_bytes(key: impl Into<Vec<u8>>) -> Result<Self, SecretError> {
         let key = key.into();
         if key.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Self { key })
+        Ok(Self {
+            key: Key::Symmetric(key),
+        })
+    }
+
+    /// Generates a fresh ed25519 secret key (`whsk_`) from the operating
+    /// system's cryptographic generator: it signs `v1a`, and receivers trust
+    /// its [`public_key`](Self::public_key).
+    ///
+    /// ```
+    /// use conflictkit::events::WebhookSecret;
+    ///
+    /// let secret = WebhookSecret::generate_ed25519();
+    /// assert!(secret.to_whsec().starts_with("whsk_"));
+    /// assert!(secret.sign("msg_1", 1614265330, b"{}").starts_with("v1a,"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the operating system has no usable random generator (see
+    /// [`try_generate_ed25519`](Self::try_generate_ed25519) to handle that instead).
+    pub fn generate_ed25519() -> Self {
+        match Self::try_generate_ed25519() {
+            Ok(secret) => secret,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Generates a fresh ed25519 secret key, or says why it could not.
+    pub fn try_generate_ed25519() -> Result<Self, SecretError> {
+        let mut seed = [0u8; ed25519_dalek::SECRET_KEY_LENGTH];
+        getrandom::fill(&mut seed).map_err(|e| SecretError::NoRandomness(e.to_string()))?;
+        Ok(Self {
+            key: Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)),
+        })
+    }
+
+    /// The public key receivers trust for this secret's `v1a` signatures; none
+    /// for a symmetric (`whsec_`) secret, which receivers must hold itself.
+    pub fn public_key(&self) -> Option<WebhookPublicKey> {
+        match &self.key {
+            Key::Symmetric(_) => None,
+            Key::Ed25519(key) => Some(ed25519::public_key(key)),
+        }
     }
 
     /// Generates a fresh random 24-byte secret from the operating system's
@@ -94,43 +152,68 @@ impl WebhookSecret {
     pub fn try_generate() -> Result<Self, SecretError> {
         let mut key = vec![0u8; 24];
         getrandom::fill(&mut key).map_err(|e| SecretError::NoRandomness(e.to_string()))?;
-        Ok(Self { key })
+        Self::from_bytes(key)
     }
 
-    /// The secret in its textual form, `whsec_<base64>`.
+    /// The secret in its textual form: `whsec_<base64>` for a symmetric
+    /// secret, `whsk_<base64 of the 32-byte seed>` for an ed25519 one.
     pub fn to_whsec(&self) -> String {
-        format!("{PREFIX}{}", BASE64.encode(&self.key))
+        match &self.key {
+            Key::Symmetric(key) => format!("{SYMMETRIC_PREFIX}{}", BASE64.encode(key)),
+            Key::Ed25519(key) => ed25519::to_whsk(key),
+        }
     }
 
     /// Signs `body` for the message `id` sent at `timestamp` (Unix seconds):
-    /// returns `v1,<base64 HMAC-SHA256 of id.timestamp.body>`.
+    /// returns `v1,<base64 HMAC-SHA256 of id.timestamp.body>` for a
+    /// symmetric secret, `v1a,<base64 ed25519 signature of id.timestamp.body>`
+    /// for an ed25519 one.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!(
-            "v1,{}",
-            BASE64.encode(self.mac(id, &timestamp.to_string(), body))
-        )
+        let timestamp = timestamp.to_string();
+        match &self.key {
+            Key::Symmetric(key) => {
+                format!("v1,{}", BASE64.encode(mac(key, id, &timestamp, body)))
+            }
+            Key::Ed25519(key) => ed25519::sign(key, &content(id, &timestamp, body)),
+        }
     }
+}
 
-    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.finalize().into_bytes().to_vec()
+/// The signed content, `{id}.{timestamp}.{body}`, in parts.
+fn content<'a>(id: &'a str, timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
+    [id.as_bytes(), b".", timestamp.as_bytes(), b".", body]
+}
+
+/// The HMAC-SHA256 of the signed content under `key`.
+fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    for part in content(id, timestamp, body) {
+        mac.update(part);
     }
+    mac.finalize().into_bytes().to_vec()
 }
 
 impl std::str::FromStr for WebhookSecret {
     type Err = SecretError;
 
-    /// Parses `whsec_<base64>`; like the reference implementations, the prefix
-    /// is optional.
+    /// Parses `whsec_<base64>` (symmetric; like the reference
+    /// implementations, the prefix is optional) or `whsk_<base64>` (ed25519:
+    /// the 32-byte seed, or 64 bytes of seed and public key). A public key
+    /// (`whpk_…`) is refused: it cannot sign; parse it as a
+    /// [`WebhookPublicKey`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let b64 = s.strip_prefix(PREFIX).unwrap_or(s);
+        if s.starts_with(PUBLIC_PREFIX) {
+            return Err(SecretError::PublicKeyWhereSecretExpected);
+        }
+        if let Some(b64) = s.strip_prefix(SECRET_PREFIX) {
+            let bytes = BASE64.decode(b64).map_err(SecretError::NotBase64)?;
+            return Ok(Self {
+                key: Key::Ed25519(ed25519::signing_key(&bytes)?),
+            });
+        }
+        let b64 = s.strip_prefix(SYMMETRIC_PREFIX).unwrap_or(s);
         if b64.is_empty() {
             return Err(SecretError::Empty);
         }
@@ -167,7 +250,8 @@ pub enum SignatureError {
         /// The configured tolerance in seconds.
         tolerance_secs: u64,
     },
-    /// No `v1` signature matched any configured secret.
+    /// No `v1` signature matched any configured secret, and no `v1a`
+    /// signature any trusted public key.
     #[error("no signature in `webhook-signature` matches: wrong secret or altered body")]
     Mismatch,
 }
@@ -214,9 +298,12 @@ pub struct Verified {
 /// assert!(verifier.verify(&headers, body).is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verifier {
-    secrets: Vec<WebhookSecret>,
+    /// HMAC keys (`whsec_`), for `v1`.
+    symmetric: Vec<Vec<u8>>,
+    /// ed25519 public keys (`whpk_`, and those of `whsk_` secrets), for `v1a`.
+    public_keys: Vec<WebhookPublicKey>,
     tolerance: Duration,
 }
 
@@ -237,14 +324,51 @@ impl Verifier {
     /// # Ok::<(), SecretError>(())
     /// ```
     pub fn new(secrets: impl IntoIterator<Item = WebhookSecret>) -> Result<Self, SecretError> {
-        let secrets: Vec<WebhookSecret> = secrets.into_iter().collect();
-        if secrets.is_empty() {
+        Self::trusting(secrets, [])
+    }
+
+    /// A verifier accepting `v1` signatures by any of the symmetric
+    /// `secrets` and `v1a` signatures by any of the `public_keys` (and by the
+    /// public keys of `whsk_` secrets), with the [`Self::TOLERANCE`]. Both
+    /// lists empty is [`SecretError::NoSecrets`].
+    ///
+    /// ```
+    /// use conflictkit::events::{Verifier, WebhookPublicKey, WebhookSecret};
+    /// use http::{HeaderMap, HeaderValue};
+    ///
+    /// // the sender keeps the secret key; the receiver has only the public key
+    /// let public: WebhookPublicKey = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".parse()?;
+    /// let verifier = Verifier::trusting([], [public])?;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("webhook-id", HeaderValue::from_static("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+    /// headers.insert("webhook-timestamp", HeaderValue::from_static("1614265330"));
+    /// headers.insert("webhook-signature", HeaderValue::from_static(
+    ///     "v1a,fldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPePmPsle0zV9jSeGlHFG2NVAw==",
+    /// ));
+    /// let verified = verifier.verify_at(&headers, br#"{"test": 2432232314}"#, 1614265330)?;
+    /// assert_eq!(verified.id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trusting(
+        secrets: impl IntoIterator<Item = WebhookSecret>,
+        public_keys: impl IntoIterator<Item = WebhookPublicKey>,
+    ) -> Result<Self, SecretError> {
+        let mut verifier = Self {
+            symmetric: Vec::new(),
+            public_keys: public_keys.into_iter().collect(),
+            tolerance: Self::TOLERANCE,
+        };
+        for secret in secrets {
+            match secret.key {
+                Key::Symmetric(key) => verifier.symmetric.push(key),
+                Key::Ed25519(key) => verifier.public_keys.push(ed25519::public_key(&key)),
+            }
+        }
+        if verifier.symmetric.is_empty() && verifier.public_keys.is_empty() {
             return Err(SecretError::NoSecrets);
         }
-        Ok(Self {
-            secrets,
-            tolerance: Self::TOLERANCE,
-        })
+        Ok(verifier)
     }
 
     /// The largest accepted difference between `webhook-timestamp` and the
@@ -294,14 +418,17 @@ impl Verifier {
                 tolerance_secs: self.tolerance.as_secs(),
             });
         }
-        let candidates: Vec<Vec<u8>> = signatures
-            .split(' ')
-            .filter_map(|sig| sig.strip_prefix("v1,"))
-            .filter_map(|b64| BASE64.decode(b64).ok())
-            .collect();
+        let decoded = |version: &'static str| -> Vec<Vec<u8>> {
+            signatures
+                .split(' ')
+                .filter_map(|sig| sig.strip_prefix(version))
+                .filter_map(|b64| BASE64.decode(b64).ok())
+                .collect()
+        };
         let mut matched = subtle::Choice::from(0);
-        for secret in &self.secrets {
-            let expected = secret.mac(id, ts_text, body);
+        let candidates = decoded("v1,");
+        for key in &self.symmetric {
+            let expected = mac(key, id, ts_text, body);
             for candidate in &candidates {
                 // Lengths are public (always 32 for SHA-256); contents are compared in constant time.
                 if candidate.len() == expected.len() {
@@ -309,7 +436,16 @@ impl Verifier {
                 }
             }
         }
-        if bool::from(matched) {
+        // ed25519 signatures are checked against public keys: nothing secret
+        // to compare in constant time.
+        let asymmetric = decoded("v1a,");
+        let signed = content(id, ts_text, body);
+        let v1a = self.public_keys.iter().any(|key| {
+            asymmetric
+                .iter()
+                .any(|signature| key.verifies(&signed, signature))
+        });
+        if bool::from(matched) || v1a {
             Ok(Verified {
                 id: id.to_owned(),
                 timestamp: ts,
@@ -317,6 +453,17 @@ impl Verifier {
         } else {
             Err(SignatureError::Mismatch)
         }
+    }
+}
+
+impl fmt::Debug for Verifier {
+    /// Symmetric keys are secrets: only their number is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("symmetric_secrets", &self.symmetric.len())
+            .field("public_keys", &self.public_keys)
+            .field("tolerance", &self.tolerance)
+            .finish()
     }
 }
 
@@ -446,7 +593,7 @@ mod tests {
     fn secrets_round_trip_and_reject_garbage() {
         let s = WebhookSecret::generate();
         let again: WebhookSecret = s.to_whsec().parse().unwrap();
-        assert_eq!(again.key, s.key);
+        assert_eq!(again.sign(ID, TS, BODY), s.sign(ID, TS, BODY));
         assert!(matches!(
             "whsec_".parse::<WebhookSecret>(),
             Err(SecretError::Empty)
