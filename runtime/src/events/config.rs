@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::ed25519::{PUBLIC_PREFIX, WebhookPublicKey};
 use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
-use super::signature::{Verifier, WebhookSecret};
+use super::signature::WebhookSecret;
+use super::verifier::Verifier;
 
 /// How the event listener serves.
 ///

@@ -21,7 +21,7 @@ use super::handler::{
 use super::receive::Shared;
 use super::registry::Registry;
 use super::route;
-use super::signature::Verifier;
+use super::verifier::Verifier;
 use crate::resolver::ConflictResolver;
 
 /// The HTTP event listener: receives events posted by cryptoassets.core's

@@ -70,6 +70,7 @@ mod serve;
 mod signature;
 mod start;
 mod transactional;
+mod verifier;
 mod wire;
 
 pub use config::ListenerConfig;
@@ -89,9 +90,9 @@ pub use poster::EventPoster;
 pub use registry::registered_handlers;
 pub use relay::OutboxRelay;
 pub use signature::{
-    SignatureError, Verified, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE,
-    WEBHOOK_TIMESTAMP, WebhookSecret,
+    WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };
+pub use verifier::{SignatureError, Verified, Verifier};
 
 /// Wire compatibility with the Python original (cryptoassets.core): its JSON
 /// text, its form encoding and its event handler class name. The listener

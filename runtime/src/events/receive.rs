@@ -15,7 +15,8 @@ use super::handler;
 use super::registry::Registry;
 use super::request::{self, BodyKind};
 use super::serve::Slot;
-use super::signature::{self, Verifier, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use super::signature::{self, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use super::verifier::{self, Verifier};
 
 /// What every request of one listener shares.
 #[derive(Debug)]
@@ -275,7 +276,7 @@ impl Shared {
 fn context(
     event: &handler::Event,
     headers: &HeaderMap,
-    verified: Option<&signature::Verified>,
+    verified: Option<&verifier::Verified>,
 ) -> EventContext {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let mut context = EventContext::new(event.name());
