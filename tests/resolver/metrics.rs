@@ -340,3 +340,105 @@ async fn lifecycle_callbacks_get_the_right_data() {
     assert_eq!(by_label["cb::late"].errors, 1);
     assert_eq!(r.stats().success, 1);
 }
+
+fn gauge(seen: &Seen, name: &str) -> f64 {
+    match values(seen, name, &[]).as_slice() {
+        [DebugValue::Gauge(g)] => g.into_inner(),
+        other => panic!("{name}: one gauge expected, found {other:?}"),
+    }
+}
+
+/// The events wing over real loopback HTTP: a listener answers three
+/// requests (one a repeated `webhook-id`, counted as a duplicate), and relays
+/// give one outbox event up (its receiver refuses connections, the schedule
+/// has no step left), deliver another, and sample the backlog.
+#[test]
+fn the_events_wing_records_requests_duplicates_and_the_relay() {
+    use conflictkit::events::{
+        EventPoster, Listener, ListenerConfig, OutboxRelay, Publish, migrate_outbox,
+    };
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorded(&recorder, || async {
+        let listener = Listener::new(ListenerConfig {
+            registered_handlers: false,
+            ..ListenerConfig::new("127.0.0.1:0".parse().unwrap())
+        });
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        listener.on("paid", move |data: serde_json::Value| {
+            log.lock().unwrap().push(data);
+            async {}
+        });
+        let handle = listener.start().await.unwrap();
+        let url = format!("http://{}", handle.local_addr());
+        let poster = EventPoster::new(&url).unwrap().retries(0);
+        for _ in 0..2 {
+            poster
+                .post_with_id("msg_metrics_1", "paid", &serde_json::json!({"n": 1}))
+                .await
+                .unwrap();
+        }
+
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        migrate_outbox(&db).await.unwrap();
+        let resolver = ConflictResolver::new(db.clone());
+        let publish = |stream: &'static str| {
+            resolver.managed(move |txn: &Txn| {
+                Box::pin(async move {
+                    txn.publish_in(stream, "paid", &serde_json::json!({"n": 2}))
+                        .await?;
+                    Ok::<_, Error>(())
+                })
+            })
+        };
+        // a port nothing listens on: connections are refused, and with no
+        // step left in the schedule the event is given up at once
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", refused.local_addr().unwrap());
+        drop(refused);
+        let failing =
+            OutboxRelay::new(db.clone(), EventPoster::new(&dead).unwrap().retries(0)).schedule([]);
+        publish("given_up").await.unwrap();
+        assert_eq!(failing.deliver_pending().await.unwrap(), 0);
+        publish("delivered").await.unwrap();
+        let relay = OutboxRelay::new(db.clone(), poster.clone());
+        assert_eq!(relay.deliver_pending().await.unwrap(), 1);
+        let backlog = relay.backlog().await.unwrap();
+        assert_eq!((backlog.pending, backlog.failed), (0, 1));
+        assert_eq!(received.lock().unwrap().len(), 2);
+        handle.shutdown().await;
+    });
+    let seen = seen(&snapshotter);
+    let ok = [("http.response.status_code", "200")];
+    assert_eq!(counter(&seen, "conflictkit.events.requests", &ok), 3);
+    assert_eq!(
+        histogram(&seen, "http.server.request.duration", &ok).len(),
+        3
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            "conflictkit.events.duplicates",
+            &[("source", "listener")]
+        ),
+        1
+    );
+    let attempts = |outcome| {
+        counter(
+            &seen,
+            "conflictkit.events.relay.attempts",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(
+        (
+            attempts("delivered"),
+            attempts("retry"),
+            attempts("given_up")
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(gauge(&seen, "conflictkit.events.outbox.pending"), 0.0);
+    assert_eq!(gauge(&seen, "conflictkit.events.outbox.failed"), 1.0);
+}

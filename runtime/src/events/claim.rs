@@ -7,6 +7,7 @@
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
 use super::outbox::{OUTBOX_TABLE, placeholder, unix_millis};
+use super::relay::Backlog;
 
 /// One event as claimed.
 pub(crate) struct Claimed {
@@ -201,6 +202,27 @@ pub(crate) async fn requeue<C: ConnectionTrait>(
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(done.rows_affected())
+}
+
+/// How many outbox events wait: pending (not delivered, not given up) and
+/// given up.
+pub(crate) async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<Backlog, DbErr> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!(
+                "SELECT COUNT(CASE WHEN failed_at IS NULL THEN 1 END) AS pending, \
+                 COUNT(failed_at) AS failed FROM {OUTBOX_TABLE} WHERE delivered_at IS NULL"
+            ),
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the outbox backlog count".into()))?;
+    let count = |column| int(&row, column).map(|n| u64::try_from(n).unwrap_or(0));
+    Ok(Backlog {
+        pending: count("pending")?,
+        failed: count("failed")?,
+    })
 }
 
 /// An integer column, whichever width the engine returns it in.

@@ -59,6 +59,7 @@ mod handle;
 mod handler;
 mod inbox;
 mod listener;
+mod metrics;
 mod outbox;
 mod poster;
 mod receive;
@@ -88,7 +89,7 @@ pub use listener::Listener;
 pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use poster::EventPoster;
 pub use registry::registered_handlers;
-pub use relay::OutboxRelay;
+pub use relay::{Backlog, OutboxRelay};
 pub use signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };

@@ -2,6 +2,8 @@
 //! (length, type, body, signature), decoding, de-duplication, preparing the
 //! handlers and the reply.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
 use http::{HeaderMap, StatusCode, header};
@@ -12,6 +14,7 @@ use super::dedup::{Claim, Dedup};
 use super::dispatch::{self, Outcome, Prepared};
 use super::extract::{DynState, EventContext, ExtractError};
 use super::handler;
+use super::metrics::{self, Duplicate};
 use super::registry::Registry;
 use super::request::{self, BodyKind};
 use super::serve::Slot;
@@ -81,8 +84,10 @@ impl Shared {
         S: Stream<Item = Result<B, warp::Error>> + Send,
         B: bytes::Buf,
     {
+        let started = Instant::now();
         let response = self.handle_inner(headers, body, slot).await;
         tracing::debug!(status = response.status().as_u16(), "event request");
+        metrics::request(response.status().as_u16(), started.elapsed());
         response
     }
 
@@ -199,6 +204,7 @@ impl Shared {
             Some((id, timestamp)) => match self.dedup.claim(id, timestamp, now).await {
                 Claim::Duplicate => {
                     tracing::info!(webhook_id = %id, "duplicate event not dispatched again");
+                    metrics::duplicate(Duplicate::Listener);
                     return reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE));
                 }
                 Claim::Owner(guard) => Some(guard),
@@ -243,6 +249,7 @@ impl Shared {
                 handlers,
                 already_applied,
             } if handlers > 0 && already_applied == handlers => {
+                metrics::duplicate(Duplicate::Inbox);
                 reply_bytes(StatusCode::OK, Bytes::from_static(DUPLICATE))
             }
             Outcome::Handled { handlers, .. } => handled(handlers),

@@ -8,6 +8,7 @@ use futures::StreamExt as _;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use super::claim::{self, Claimed};
+use super::metrics::{self, Attempt};
 use super::outbox::unix_millis;
 use super::poster::{EventPoster, message_id};
 
@@ -285,9 +286,38 @@ impl OutboxRelay {
         claim::requeue(&self.db, None).await
     }
 
+    /// How many events of the outbox wait: pending (not yet delivered, not
+    /// given up; due or waiting for a retry) and given up (until
+    /// [`requeue`](Self::requeue)). With the `metrics` feature a running
+    /// relay also records these as gauges after each round.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use conflictkit::events::{EventPoster, OutboxRelay, migrate_outbox};
+    ///
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// migrate_outbox(&db).await?;
+    /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?);
+    /// let backlog = relay.backlog().await?;
+    /// assert_eq!((backlog.pending, backlog.failed), (0, 0));
+    /// # Ok(()) }
+    /// ```
+    pub async fn backlog(&self) -> Result<Backlog, DbErr> {
+        claim::backlog(&self.db).await
+    }
+
     /// Claims a batch, then posts its events concurrently, each recorded as
     /// it ends.
     async fn round(&self) -> Result<Round, DbErr> {
+        let round = self.claim_and_deliver().await?;
+        if metrics::SAMPLE_BACKLOG {
+            metrics::outbox_backlog(claim::backlog(&self.db).await?);
+        }
+        Ok(round)
+    }
+
+    /// Claims a batch, then posts its events concurrently.
+    async fn claim_and_deliver(&self) -> Result<Round, DbErr> {
         let token = message_id();
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let batch = claim::claim_batch(&self.db, &token, self.batch, lease_ms).await?;
@@ -325,15 +355,20 @@ impl OutboxRelay {
         };
         let attempts = event.attempts.saturating_add(1);
         let record = match &outcome {
-            Ok(()) => claim::Outcome::Delivered,
+            Ok(()) => {
+                metrics::relay_attempt(Attempt::Delivered);
+                claim::Outcome::Delivered
+            }
             Err((error, retry_after)) => match self.schedule.get(event.attempts as usize) {
                 None => {
                     tracing::error!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, "giving up delivering the outbox event");
+                    metrics::relay_attempt(Attempt::GivenUp);
                     claim::Outcome::GivenUp { error }
                 }
                 Some(&step) => {
                     let wait = self.wait(step, *retry_after);
                     tracing::warn!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, retry_in_ms = wait.as_millis(), "delivering the outbox event failed; it will be retried");
+                    metrics::relay_attempt(Attempt::Retry);
                     let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
                     claim::Outcome::Retry {
                         error,
@@ -369,6 +404,16 @@ struct Round {
 
 /// The body the poster sends: the original's form, the payload as the
 /// Python original would write it.
+/// The outbox events that wait (see [`OutboxRelay::backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backlog {
+    /// Not yet delivered and not given up.
+    pub pending: u64,
+    /// Given up after the last step of the schedule.
+    pub failed: u64,
+}
+
 fn encode(event: &Claimed) -> Result<String, String> {
     let data: serde_json::Value = serde_json::from_str(&event.payload)
         .map_err(|e| format!("the stored payload is not JSON: {e}"))?;
