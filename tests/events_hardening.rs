@@ -1,7 +1,8 @@
 //! The listener under hostile or broken clients, over real TCP on loopback:
 //! a sender that disconnects mid-handler, a client that never finishes its
-//! body, more clients than the connection cap, and a sync handler that never
-//! returns when a blocking listener is dropped.
+//! body, more clients than the connection cap, bodies beyond the memory
+//! budget, and a sync handler that never returns when a blocking listener
+//! is dropped.
 
 mod common;
 
@@ -524,5 +525,68 @@ async fn a_sync_handler_past_its_timeout_keeps_its_delivery_claimed_until_it_ret
         "never two runs at once"
     );
     assert_eq!(runs.ended.load(Ordering::SeqCst), 2);
+    handle.shutdown().await;
+}
+
+/// Two clients announce a body as large as the whole budget and send a few
+/// bytes of it: whichever the listener takes first holds the budget, the
+/// other is answered 503 with `Retry-After` at once, without its body being
+/// read. The holder then finishes and is handled; the refused one, sent
+/// again, fits and is handled too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_beyond_the_memory_budget_get_503_and_retry_after() {
+    let body = EventPoster::encode("budgeted", &serde_json::json!({"n": 1})).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::new(ListenerConfig {
+        max_body: body.len(),
+        body_budget: body.len(),
+        ..isolated_config()
+    });
+    let c = calls.clone();
+    listener.on_sync("budgeted", move |_: Value| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let handle = listener.start().await.unwrap();
+    let addr = handle.local_addr();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (split, rest) = body.split_at(5);
+    let (replies_tx, mut replies) = mpsc::unbounded_channel();
+    let mut writers = Vec::new();
+    for client in 0..2 {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        write
+            .write_all(format!("{head}{split}").as_bytes())
+            .await
+            .unwrap();
+        writers.push(write);
+        let replies_tx = replies_tx.clone();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            let _ = read.read_to_end(&mut out).await;
+            let _ = replies_tx.send((client, String::from_utf8_lossy(&out).into_owned()));
+        });
+    }
+    let (refused, reply) = within("the first reply", replies.recv()).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.to_lowercase().contains("retry-after: 1"), "{reply}");
+    assert!(reply.contains("body_budget_spent"), "{reply}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    let holder = 1 - refused;
+    writers[holder].write_all(rest.as_bytes()).await.unwrap();
+    let (client, reply) = within("the holder's reply", replies.recv()).await.unwrap();
+    assert_eq!(client, holder);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // the budget came back: the refused request, sent again, is handled
+    let again = send_raw(addr, format!("{head}{body}")).await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
     handle.shutdown().await;
 }

@@ -96,6 +96,15 @@ pub struct ListenerConfig {
     /// at most this many requests run handlers at once. Default
     /// [`Self::MAX_CONNECTIONS`]; at least 1 is used.
     pub max_connections: usize,
+    /// Memory for request bodies in flight, in bytes, shared by all
+    /// requests: a request takes its `Content-Length` from it before its
+    /// body is read and gives it back when its reply is ready. A request
+    /// that does not fit in what is left is answered 503 with
+    /// `Retry-After: 1` at once (Standard Webhooks senders retry it), so
+    /// many slow clients cannot hold the connection cap × the largest body.
+    /// Default [`Self::BODY_BUDGET`] (64 MiB); never less than
+    /// [`max_body`](Self::max_body), so that any accepted body fits alone.
+    pub body_budget: usize,
 }
 
 impl Default for ListenerConfig {
@@ -112,6 +121,7 @@ impl Default for ListenerConfig {
             registered_handlers: true,
             body_read_timeout: Self::BODY_READ_TIMEOUT,
             max_connections: Self::MAX_CONNECTIONS,
+            body_budget: Self::BODY_BUDGET,
         }
     }
 }
@@ -128,6 +138,8 @@ impl ListenerConfig {
     /// Default cap on connections open at once; further clients wait in the
     /// operating system's accept queue until one closes.
     pub const MAX_CONNECTIONS: usize = 1024;
+    /// Default memory budget for bodies in flight: 64 MiB.
+    pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
     /// Default port, the one of the original's example configuration.
     pub const PORT: u16 = 10000;
 

@@ -18,7 +18,7 @@ use super::handler::{
     Event, Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
     type_name_of,
 };
-use super::receive::Shared;
+use super::receive::{self, Shared};
 use super::registry::Registry;
 use super::route;
 use super::verifier::Verifier;
@@ -78,6 +78,7 @@ impl Listener {
             shared: Shared {
                 registry: Registry::new(config.registered_handlers),
                 dedup: Dedup::new(config.tolerance),
+                body_budget: receive::body_budget(&config),
                 verifier,
                 config,
                 state: DynState::new(()),

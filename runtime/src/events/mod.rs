@@ -29,7 +29,8 @@
 //! (and unknown events when strict); 405 other methods; 411 no
 //! `Content-Length`; 413 body too large; 415 wrong content type; 500 a handler
 //! failed, panicked or timed out; 408 the body did not arrive within
-//! [`ListenerConfig::body_read_timeout`]. Error bodies are JSON:
+//! [`ListenerConfig::body_read_timeout`]; 503 with `Retry-After` when the
+//! bodies in flight hold the whole [`ListenerConfig::body_budget`]. Error bodies are JSON:
 //! `{"error": <code>, "message": …}`.
 //!
 //! ```no_run

@@ -2,12 +2,14 @@
 //! (length, type, body, signature), decoding, de-duplication, preparing the
 //! handlers and the reply.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::config::ListenerConfig;
 use super::dedup::{Claim, Dedup};
@@ -30,6 +32,17 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) dedup: Dedup,
     pub(crate) state: DynState,
+    /// What is left of [`ListenerConfig::body_budget`], in bytes.
+    pub(crate) body_budget: Arc<Semaphore>,
+}
+
+/// The semaphore of a listener's body budget (see `ListenerConfig::body_budget`).
+pub(crate) fn body_budget(config: &ListenerConfig) -> Arc<Semaphore> {
+    let bytes = config
+        .body_budget
+        .max(config.max_body)
+        .min(Semaphore::MAX_PERMITS);
+    Arc::new(Semaphore::new(bytes))
 }
 
 fn reply(status: StatusCode, body: Value) -> http::Response<Bytes> {
@@ -141,6 +154,35 @@ impl Shared {
                     "unsupported_media_type",
                     "send `application/x-www-form-urlencoded` (fields `event_name` and `data`) or `application/json`",
                 );
+            }
+        };
+        // Bodies above u32::MAX bytes take the whole budget (permits are
+        // taken in u32), which is at least their size: they run alone.
+        let want = u32::try_from(length).unwrap_or(u32::MAX);
+        let _budget = match self.body_budget.clone().try_acquire_many_owned(want) {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(
+                    length,
+                    budget = self.config.body_budget,
+                    "the memory budget for bodies in flight is spent; answering 503"
+                );
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "body_budget_spent",
+                    format!(
+                        "the listener holds as many request bodies as its budget allows ({} bytes); retry shortly",
+                        self.config.body_budget.max(max)
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                // its body is not read: the connection cannot carry another request
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return r;
             }
         };
         let limit = self.config.body_read_timeout;
