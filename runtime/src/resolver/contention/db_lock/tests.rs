@@ -1,18 +1,32 @@
 use super::*;
 
-/// The URL in `var`; `None` (skip) outside the test command, a panic
-/// under it (`CONFLICTKIT_REQUIRE_SERVERS`), as in the integration tests.
+/// The URL in `var`; `None` (skip) outside the test command and CI, a
+/// panic under them ([`servers_required`]), as in the integration tests.
 pub(crate) fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() => {
-            panic!("{var} is not set but CONFLICTKIT_REQUIRE_SERVERS is")
+        _ if servers_required() => {
+            panic!(
+                "{var} is not set, and servers are required here (CONFLICTKIT_REQUIRE_SERVERS or CI is set)"
+            )
         }
         _ => {
             eprintln!("skipping: {var} is not set (run ./scripts/test.sh to start the servers)");
             None
         }
     }
+}
+
+/// Whether a missing server fails a test instead of skipping it: the rule
+/// of the integration tests (`tests/common`): under `scripts/test.sh`
+/// (`CONFLICTKIT_REQUIRE_SERVERS` set) and on CI (`CI` set to anything but
+/// `false` / `0`), where a skipped server test would be reported as passed.
+fn servers_required() -> bool {
+    let set = |var: &str| {
+        std::env::var(var)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() || set("CI")
 }
 
 /// The sessions whose lock requests on `id` wait, as the server sees
