@@ -405,7 +405,15 @@ fn the_events_wing_records_requests_duplicates_and_the_relay() {
         let relay = OutboxRelay::new(db.clone(), poster.clone());
         assert_eq!(relay.deliver_pending().await.unwrap(), 1);
         let backlog = relay.backlog().await.unwrap();
-        assert_eq!((backlog.pending, backlog.failed), (0, 1));
+        assert_eq!(
+            (backlog.pending, backlog.failed, backlog.oldest_pending),
+            (0, 1, None)
+        );
+        // one left pending: counted, with an age
+        publish("pending").await.unwrap();
+        let backlog = relay.backlog().await.unwrap();
+        assert_eq!((backlog.pending, backlog.failed), (1, 1));
+        assert!(backlog.oldest_pending.is_some(), "{backlog:?}");
         assert_eq!(received.lock().unwrap().len(), 2);
         handle.shutdown().await;
     });
@@ -441,4 +449,8 @@ fn the_events_wing_records_requests_duplicates_and_the_relay() {
     );
     assert_eq!(gauge(&seen, "conflictkit.events.outbox.pending"), 0.0);
     assert_eq!(gauge(&seen, "conflictkit.events.outbox.failed"), 1.0);
+    assert_eq!(
+        gauge(&seen, "conflictkit.events.outbox.oldest_pending_age"),
+        0.0
+    );
 }

@@ -213,15 +213,25 @@ pub(crate) async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<Backlog, DbE
             backend,
             format!(
                 "SELECT COUNT(CASE WHEN failed_at IS NULL THEN 1 END) AS pending, \
-                 COUNT(failed_at) AS failed FROM {OUTBOX_TABLE} WHERE delivered_at IS NULL"
+                 COUNT(failed_at) AS failed, \
+                 MIN(CASE WHEN failed_at IS NULL THEN created_at END) AS oldest \
+                 FROM {OUTBOX_TABLE} WHERE delivered_at IS NULL"
             ),
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the outbox backlog count".into()))?;
     let count = |column| int(&row, column).map(|n| u64::try_from(n).unwrap_or(0));
+    let oldest = match row.try_get::<Option<i64>>("", "oldest") {
+        Ok(oldest) => oldest,
+        Err(_) => row.try_get::<Option<i32>>("", "oldest")?.map(i64::from),
+    };
     Ok(Backlog {
         pending: count("pending")?,
         failed: count("failed")?,
+        oldest_pending: oldest.map(|created_ms| {
+            let age = unix_millis().saturating_sub(created_ms);
+            std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
+        }),
     })
 }
 

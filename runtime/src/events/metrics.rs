@@ -11,6 +11,7 @@
 //! | `conflictkit.events.relay.attempts` | counter | `outcome` | outbox deliveries tried by a relay: `delivered`, `retry` (failed, retried later), `given_up` |
 //! | `conflictkit.events.outbox.pending` | gauge | | outbox events not yet delivered nor given up, sampled by a running relay after each round |
 //! | `conflictkit.events.outbox.failed` | gauge | | outbox events given up (waiting for `requeue`) |
+//! | `conflictkit.events.outbox.oldest_pending_age` | gauge | | seconds since the oldest pending event was published (0: none pending) |
 
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ mod on {
     pub(crate) fn outbox_backlog(backlog: Backlog) {
         gauge!("conflictkit.events.outbox.pending").set(backlog.pending as f64);
         gauge!("conflictkit.events.outbox.failed").set(backlog.failed as f64);
+        gauge!("conflictkit.events.outbox.oldest_pending_age")
+            .set(backlog.oldest_pending.map_or(0.0, |age| age.as_secs_f64()));
     }
 
     /// Whether a running relay samples the backlog after each round (one

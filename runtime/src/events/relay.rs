@@ -288,7 +288,7 @@ impl OutboxRelay {
 
     /// How many events of the outbox wait: pending (not yet delivered, not
     /// given up; due or waiting for a retry) and given up (until
-    /// [`requeue`](Self::requeue)). With the `metrics` feature a running
+    /// [`requeue`](Self::requeue)), and the age of the oldest pending one. With the `metrics` feature a running
     /// relay also records these as gauges after each round.
     ///
     /// ```
@@ -299,7 +299,7 @@ impl OutboxRelay {
     /// migrate_outbox(&db).await?;
     /// let relay = OutboxRelay::new(db, EventPoster::new("http://127.0.0.1:10000")?);
     /// let backlog = relay.backlog().await?;
-    /// assert_eq!((backlog.pending, backlog.failed), (0, 0));
+    /// assert_eq!((backlog.pending, backlog.failed, backlog.oldest_pending), (0, 0, None));
     /// # Ok(()) }
     /// ```
     pub async fn backlog(&self) -> Result<Backlog, DbErr> {
@@ -412,6 +412,9 @@ pub struct Backlog {
     pub pending: u64,
     /// Given up after the last step of the schedule.
     pub failed: u64,
+    /// How long ago the oldest pending event was published; `None` when
+    /// none is pending.
+    pub oldest_pending: Option<Duration>,
 }
 
 fn encode(event: &Claimed) -> Result<String, String> {
