@@ -90,6 +90,95 @@ async fn a_deadline_in_the_queue_ends_the_call_before_its_body_runs() {
     }
 }
 
+/// Another process (a resolver with pools and leases of its own) holds the
+/// lock across processes of a hot (label, key) inside its body (a new
+/// PostgreSQL gate is hot from its first run): this process's call, with a
+/// budget shorter than the lease's own longest wait (5 s), is seen waiting
+/// for the lock on the server and runs out of time there (`Admission`, no
+/// run). Its request, in flight on the lock session, cannot be withdrawn:
+/// once the holder commits, it is granted and given back (nobody wants the
+/// lease any more), a later call of this process takes the lease and
+/// commits, and no advisory lock is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deadline_in_the_lease_wait_ends_the_call_before_its_body_runs() {
+    let tdb = server(Backend::Postgres, "deadline_lease", 2).await;
+    let holder = ConflictResolver::new(common::connect(&tdb.url, 4).await);
+    let waiter = ConflictResolver::new(common::connect(&tdb.url, 4).await);
+    let label = "deadline::lease";
+    let (entered_tx, entered) = tokio::sync::oneshot::channel::<()>();
+    let release = Arc::new(Notify::new());
+    let held = {
+        let (release, mut entered_tx) = (release.clone(), Some(entered_tx));
+        tokio::spawn(async move {
+            holder
+                .run(CallOptions::new(label).key(&1_i32), |_txn: &Txn| {
+                    let (release, entered_tx) = (release.clone(), entered_tx.take());
+                    Box::pin(async move {
+                        let released = release.notified();
+                        if let Some(entered) = entered_tx {
+                            let _ = entered.send(());
+                        }
+                        released.await;
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await
+        })
+    };
+    bounded("the holder inside its body", entered)
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicU32::new(0));
+    let late = {
+        let (waiter, ran) = (waiter.clone(), ran.clone());
+        tokio::spawn(async move {
+            let opts = CallOptions::new(label)
+                .key(&1_i32)
+                .timeout(Duration::from_secs(3))
+                .unwrap();
+            waiter
+                .run(opts, |_txn: &Txn| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Box::pin(async { Ok::<_, Error>(()) })
+                })
+                .await
+        })
+    };
+    let waiting = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    bounded("the call waiting for the lock on the server", async {
+        while scalar(&tdb.db, waiting).await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let late = bounded("the waiting call", late).await.unwrap();
+    let e = exceeded(&late);
+    assert_eq!(e.phase(), Phase::Admission, "{e}");
+    assert_eq!(e.attempts(), 0);
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the body never ran");
+    release.notify_waiters();
+    bounded("the holder", held).await.unwrap().unwrap();
+    bounded(
+        "a later call of the waiting process",
+        waiter.run(CallOptions::new(label).key(&1_i32), |_txn: &Txn| {
+            Box::pin(async { Ok::<_, Error>(()) })
+        }),
+    )
+    .await
+    .unwrap();
+    // the request the late call left on the lock session was granted once
+    // the holder left, and given back as nobody wanted it any more
+    let any = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    bounded("no advisory lock left", async {
+        while scalar(&tdb.db, any).await != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// A row lock held by another transaction: the budget pushed to the server
 /// ends the lock wait there (PostgreSQL `lock_timeout`, MariaDB
 /// `max_statement_time`; their defaults wait forever and 50 s), the call
