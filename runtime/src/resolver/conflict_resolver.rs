@@ -17,6 +17,7 @@ use super::inner::Inner;
 use super::lifecycle::{CommitEvent, GiveUpEvent};
 use super::options::{Backoff, CallOptions, Contention, Isolation, SqliteMode};
 use super::plan::Plan;
+use super::replica::set::ReplicaSet;
 use super::retry_event::RetryEvent;
 use super::stats::{AtomicStats, LabelStats, Stats};
 use super::txn::Txn;
@@ -243,8 +244,8 @@ impl ConflictResolver {
 /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
 /// ```
 pub struct ConflictResolverBuilder {
-    db: DatabaseConnection,
-    defaults: Defaults,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) defaults: Defaults,
 }
 
 impl fmt::Debug for ConflictResolverBuilder {
@@ -485,6 +486,7 @@ impl ConflictResolverBuilder {
         ConflictResolver {
             inner: Arc::new(Inner {
                 contention: Control::new(&self.db, engine),
+                replicas: Arc::new(ReplicaSet::new(self.defaults.replicas.clone())),
                 db: self.db,
                 engine,
                 defaults: self.defaults,

@@ -12,6 +12,7 @@ use sea_orm::DatabaseConnection;
 use super::contention::Control;
 use super::defaults::Defaults;
 use super::engine::Engine;
+use super::replica::set::ReplicaSet;
 use super::sqlite_writer::WriterQueue;
 use super::stats::{AtomicStats, LabelStats};
 
@@ -31,6 +32,8 @@ pub(crate) struct Inner {
     /// Which database this is (server and database name, or SQLite file),
     /// asked the first time a managed call nests in another resolver's.
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
+    /// The read replicas and their lag samples (none: every call on `db`).
+    pub(crate) replicas: Arc<ReplicaSet>,
 }
 
 /// Runs transactions and replays them when the database reports a
