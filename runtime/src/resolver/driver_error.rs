@@ -176,8 +176,11 @@ pub(crate) fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
 ))]
 fn pool_unavailable(e: &(dyn StdError + 'static)) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
+    // the `DbErr` itself, or its source when an error type shows a `DbErr`
+    // transparently (`conflictkit::Error`, `#[error(transparent)]`)
     matches!(sqlx_error(e), Some(Sqlx::PoolTimedOut | Sqlx::PoolClosed))
         || matches!(e.downcast_ref::<DbErr>(), Some(DbErr::ConnectionAcquire(_)))
+        || e.downcast_ref::<sea_orm::ConnAcquireErr>().is_some()
 }
 
 #[cfg(not(any(

@@ -221,6 +221,12 @@ impl ConflictResolver {
                 }
                 Attempt::Failed(err, phase) => (err, phase),
                 Attempt::Final(err) => {
+                    // a read-only call on a replica whose COMMIT got no
+                    // answer wrote nothing: it runs again on the primary
+                    // (see `replica`), and that run counts
+                    if plan.replica.is_some() && AmbiguousCommit::find(&err).is_some() {
+                        return Err(err);
+                    }
                     let outcome = if AmbiguousCommit::find(&err).is_some() {
                         Outcome::Ambiguous
                     } else {

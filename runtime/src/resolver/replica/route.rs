@@ -13,6 +13,7 @@ use super::super::call_error::TransactionError;
 use super::super::carried;
 use super::super::driver_error::is_unreachable;
 use super::super::engine::is_write_in_read_only;
+use super::super::error::AmbiguousCommit;
 use super::super::inner::ConflictResolver;
 use super::super::metrics;
 use super::super::plan::Plan;
@@ -72,7 +73,9 @@ impl ConflictResolver {
         };
         let on_replica = plan.on_replica(i, q.isolation);
         match self.replay_loop(&on_replica, body).await {
-            Err(e) if is_unreachable(&e) => {
+            // a replica lost before or during the call, or at its COMMIT
+            // (a read-only transaction on a replica wrote nothing)
+            Err(e) if is_unreachable(&e) || AmbiguousCommit::find(&e).is_some() => {
                 tracing::warn!(label = %plan.label(), replica = i, error = %e, "lost the replica during a read-only call; running it on the primary");
                 set.mark_down(i);
                 self.on_primary(&plan, Route::PrimaryFellBack, body).await
