@@ -22,18 +22,6 @@ use super::retry_event::RetryEvent;
 use super::stats::{AtomicStats, LabelStats, Stats};
 use super::txn::Txn;
 
-impl fmt::Debug for ConflictResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConflictResolver")
-            .field("backend", &self.inner.db.get_database_backend())
-            .field("retries", &self.inner.defaults.retries)
-            .field("isolation", &self.inner.defaults.isolation)
-            .field("backoff", &self.inner.defaults.backoff)
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
-    }
-}
-
 static DEFAULT_CLASSIFIER: LazyLock<Classifier> = LazyLock::new(Classifier::default);
 
 impl ConflictResolver {
@@ -474,6 +462,8 @@ impl ConflictResolverBuilder {
     }
 
     /// The resolver. What its engine is (see `Engine`) is settled here, once.
+    /// Its [`replica`](Self::replica)s are not checked: prefer
+    /// [`build_checked`](Self::build_checked) when there are some.
     pub fn build(self) -> ConflictResolver {
         if let Some(inject) = &self.defaults.inject {
             tracing::warn!(

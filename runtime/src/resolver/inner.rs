@@ -5,6 +5,7 @@
 //! `conflict_resolver`, the replay loop in `run`, one run in `attempt`,
 //! `BEGIN` in `begin`, nesting in `nesting`.
 
+use std::fmt;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -63,6 +64,18 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct ConflictResolver {
     pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ConflictResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConflictResolver")
+            .field("backend", &self.inner.db.get_database_backend())
+            .field("retries", &self.inner.defaults.retries)
+            .field("isolation", &self.inner.defaults.isolation)
+            .field("backoff", &self.inner.defaults.backoff)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConflictResolver {

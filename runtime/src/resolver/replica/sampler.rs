@@ -204,7 +204,12 @@ mod tests {
             h.fresh_as_of(p("0/200")),
             Some(t0 + Duration::from_millis(200))
         );
-        h.push(t0 + HISTORY + Duration::from_secs(1), p("0/300"));
+        h.push(t0 + HISTORY + Duration::from_millis(150), p("0/300"));
         assert_eq!(h.0.len(), 2, "positions older than the history are dropped");
+        assert_eq!(
+            h.fresh_as_of(p("0/150")),
+            None,
+            "further behind than the history"
+        );
     }
 }
