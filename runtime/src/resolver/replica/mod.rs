@@ -20,7 +20,7 @@
 //!   the time since the newest sample of the primary's log position the
 //!   replica had replayed up to, never less than the real staleness.
 //! - Read-your-writes: [`CommitPosition`], taken with
-//!   [`ConflictResolver::commit_position`](crate::ConflictResolver::commit_position)
+//!   [`ConflictResolver::commit_position`](crate::resolver::ConflictResolver::commit_position)
 //!   after a commit, carried by the caller, passed back with
 //!   [`CallOptions::after`](crate::resolver::CallOptions::after).
 //! - [`ConflictResolverBuilder::build_checked`](crate::resolver::ConflictResolverBuilder::build_checked)

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// A position in the primary's write-ahead log (PostgreSQL: an LSN), taken
 /// after a commit with
-/// [`ConflictResolver::commit_position`](crate::ConflictResolver::commit_position):
+/// [`ConflictResolver::commit_position`](crate::resolver::ConflictResolver::commit_position):
 /// every commit that finished before it was taken lies at or before it.
 ///
 /// The token of read-your-writes: carry it with the caller's session (a

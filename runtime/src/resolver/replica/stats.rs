@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::position::CommitPosition;
 
 /// Where the read-only calls of a resolver with replicas went, and why
-/// (see [`ConflictResolver::replica_stats`](crate::ConflictResolver::replica_stats)).
+/// (see [`ConflictResolver::replica_stats`](crate::resolver::ConflictResolver::replica_stats)).
 /// A call counts once, where it ran.
 ///
 /// ```
@@ -39,7 +39,7 @@ pub struct ReplicaStats {
 }
 
 /// How one replica of a resolver looks now, from its last lag sample (see
-/// [`ConflictResolver::replica_status`](crate::ConflictResolver::replica_status)).
+/// [`ConflictResolver::replica_status`](crate::resolver::ConflictResolver::replica_status)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplicaStatus {
