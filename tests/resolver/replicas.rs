@@ -659,3 +659,56 @@ async fn a_replica_of_another_cluster_is_refused() {
         "{refused}"
     );
 }
+
+/// The `conflictkit.reads` counter, by route (metrics-util's debugging
+/// recorder, installed for this test's thread only).
+#[test]
+fn where_reads_ran_is_counted_in_the_reads_metric() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ran = metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let pair = Pair::open("ro_metrics", 100).await?;
+            let resolver = pair.resolver(Duration::from_secs(5)).await;
+            let t = pair.table.as_str();
+            let on_replica = read(&resolver, t, CallOptions::new("m")).await.unwrap();
+            // a zero bound: no sampled replica is ever fresh enough
+            let zero = CallOptions::new("m").max_lag(Duration::ZERO);
+            let on_primary = read(&resolver, t, zero).await.unwrap();
+            Some((on_replica.0, on_primary.0))
+        })
+    });
+    let Some(ran) = ran else {
+        return;
+    };
+    assert_eq!(ran, (true, false));
+    // one snapshot: taking one drains the counters
+    let snapshot = snapshotter.snapshot().into_vec();
+    let counted = |route: &str| {
+        snapshot
+            .iter()
+            .filter(|(ck, _, _, _)| {
+                let key = ck.key();
+                key.name() == "conflictkit.reads"
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "route" && l.value() == route)
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "conflictkit.label" && l.value() == "m")
+            })
+            .map(|(_, _, _, v)| match v {
+                DebugValue::Counter(n) => *n,
+                other => panic!("a counter, not {other:?}"),
+            })
+            .sum::<u64>()
+    };
+    assert_eq!(counted("replica"), 1);
+    assert_eq!(counted("primary_lagging"), 1);
+    assert_eq!(counted("primary_down"), 0);
+}
