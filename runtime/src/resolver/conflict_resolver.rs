@@ -462,8 +462,8 @@ impl ConflictResolverBuilder {
     }
 
     /// The resolver. What its engine is (see `Engine`) is settled here, once.
-    /// Its [`replica`](Self::replica)s are not checked: prefer
-    /// [`build_checked`](Self::build_checked) when there are some.
+    /// Its [`replica`](Self::replica)s are checked in the background:
+    /// [`build_checked`](Self::build_checked) returns the refusal instead.
     pub fn build(self) -> ConflictResolver {
         if let Some(inject) = &self.defaults.inject {
             tracing::warn!(

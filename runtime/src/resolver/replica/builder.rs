@@ -20,10 +20,10 @@ impl ConflictResolverBuilder {
     /// replicas only.
     ///
     /// Build with [`build_checked`](Self::build_checked) to refuse a pool
-    /// that is no replica of this primary. [`build`](Self::build) checks
-    /// nothing: such a replica is then skipped (a primary answers no replay
-    /// position) or, for a replica of another cluster, read from, so prefer
-    /// the checked build. Give the replica's pool a short
+    /// that is no replica of this primary with an error.
+    /// [`build`](Self::build) cannot wait for the check: the replica's lag
+    /// sampler makes it before the replica is read, and a pool that fails it
+    /// is never read (an error is logged; the reads go to the primary). Give the replica's pool a short
     /// `acquire_timeout` (a second or two): when the replica goes down, the
     /// calls routed there in the meantime wait that long before they run
     /// on the primary.

@@ -20,6 +20,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use tokio::time::Instant;
 
 use super::super::engine::ReplicaQueries;
+use super::check::{ReplicaRefused, check};
 use super::position::CommitPosition;
 use super::set::{ReplicaSet, Sample};
 
@@ -144,7 +145,9 @@ pub(crate) async fn sample_once(
 }
 
 /// Starts the sampler of every replica of `set`; each one ends when the
-/// resolver is dropped.
+/// resolver is dropped. A sampler first checks its replica as
+/// `build_checked` does (again, when that checked it already) and stops for
+/// good, the replica never read, if it is no replica of the primary.
 pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: ReplicaQueries) {
     let Some(strong) = set.upgrade() else {
         return;
@@ -158,11 +161,23 @@ pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: Repli
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut was_up = None;
+            let mut checked = false;
             loop {
                 ticker.tick().await;
                 let Some(replica) = set.upgrade().map(|s| s.pool(i).clone()) else {
                     return;
                 };
+                // what `build_checked` refuses, a plain `build` never reads
+                if !checked {
+                    match check(&primary, &replica, i).await {
+                        Ok(()) => checked = true,
+                        Err(ReplicaRefused::Unreachable { .. }) => continue,
+                        Err(refused) => {
+                            tracing::error!(replica = i, "{refused}; reads never go to it");
+                            return;
+                        }
+                    }
+                }
                 let sample = sample_once(&primary, &replica, &q, &mut history, i).await;
                 let Some(set) = set.upgrade() else {
                     return;
