@@ -2,7 +2,9 @@
 # The whole test suite of conflictkit, on a fresh machine of this image:
 #   starts PostgreSQL 15 and MariaDB on loopback, and a 3-node MariaDB Galera
 #   cluster shared by the cluster tests, a second PostgreSQL and MariaDB that
-#   only the fault tests kill sessions of and restart, and a PgBouncer in
+#   only the fault tests kill sessions of and restart, a PostgreSQL primary
+#   with a streaming replica (pg_basebackup -R) for the replica tests, which
+#   pause its replay and stop it, and a PgBouncer in
 #   transaction pooling mode in front of the first PostgreSQL (installing
 #   MariaDB, galera-4, rsync, pgbouncer and the offline ngrok test agent when
 #   missing), runs every test of the workspace
@@ -30,6 +32,8 @@ source "$root/scripts/galera.sh"
 source "$root/scripts/fault-servers.sh"
 # shellcheck source=scripts/pgbouncer.sh
 source "$root/scripts/pgbouncer.sh"
+# shellcheck source=scripts/replicas.sh
+source "$root/scripts/replicas.sh"
 _ck_build_pid=""
 _ck_stop_all() {
   local status=$?
@@ -37,6 +41,7 @@ _ck_stop_all() {
   if [ -n "$_ck_build_pid" ]; then kill -- "$_ck_build_pid" 2>/dev/null; wait "$_ck_build_pid" 2>/dev/null; fi
   if [ -n "${ui_pid:-}" ] && [ -s "$ui_pid" ] && [ ! -s "$ui_status" ]; then kill -- "$(cat "$ui_pid")" 2>/dev/null; fi
   pgbouncer_stop
+  replicas_stop
   fault_servers_stop
   galera_stop
   (exit "$status") # servers_stop reports the status it finds in $?
@@ -91,6 +96,7 @@ step "servers"
 servers_start
 pgbouncer_start
 fault_servers_start
+replicas_start
 step "galera"
 galera_start
 

@@ -28,6 +28,7 @@ mod merge_docs;
 mod metrics_cost;
 mod overhead;
 mod procs;
+mod replicas;
 mod report;
 mod savepoint;
 mod soak;
@@ -63,6 +64,9 @@ enum Scenario {
     Metrics,
     /// The cost of a nested managed call (a savepoint) per call, uncontended.
     Savepoint,
+    /// Transfers on the primary beside 16 balance checkers, the checks on
+    /// the primary vs on the streaming replica `--replica` (PostgreSQL).
+    Replicas,
 }
 
 impl Scenario {
@@ -76,6 +80,7 @@ impl Scenario {
                 | Scenario::Idempotency
                 | Scenario::Metrics
                 | Scenario::Savepoint
+                | Scenario::Replicas
         )
     }
 }
@@ -90,6 +95,9 @@ struct Args {
     /// PostgreSQL server URL (a database `ck_bench_<pid>` is created on it).
     #[arg(long)]
     pg: Option<String>,
+    /// The server URL of a streaming replica of `--pg` (scenario replicas).
+    #[arg(long)]
+    replica: Option<String>,
     /// MySQL / MariaDB server URL.
     #[arg(long)]
     mysql: Option<String>,
@@ -252,7 +260,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 | Scenario::Soak
                 | Scenario::Idempotency
                 | Scenario::Metrics
-                | Scenario::Savepoint => {}
+                | Scenario::Savepoint
+                | Scenario::Replicas => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -293,6 +302,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Scenario::Idempotency => idempotency::run(&target, &cfg, &mut sink).await,
                 Scenario::Metrics => metrics_cost::run(&target, &cfg, &mut sink).await,
                 Scenario::Savepoint => savepoint::run(&target, &cfg, &mut sink).await,
+                Scenario::Replicas => match (kind, args.replica.as_deref()) {
+                    (Kind::Postgres, Some(replica)) => {
+                        replicas::run(&target, replica, &cfg, &mut sink).await
+                    }
+                    (Kind::Postgres, None) => Err(
+                        "the replicas scenario needs --replica URL (a streaming replica of --pg)"
+                            .into(),
+                    ),
+                    _ => Ok(()),
+                },
                 Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(

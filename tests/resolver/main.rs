@@ -21,6 +21,8 @@
 //! - the same promises through `#[managed_transaction]`: [`managed_transaction`];
 //!   on SQLite's writer queue: [`sqlite_writer`]; on a Galera cluster:
 //!   [`galera`]; under injected conflicts: [`inject_conflicts`];
+//! - read-only calls on a streaming replica, within their staleness bound
+//!   and after their own commits: [`replicas`];
 //! - every wait is bounded by the call's deadline: [`deadlines`]; what an
 //!   operator sees (metrics, lifecycle callbacks): [`metrics`];
 //! - the main job, run as a program: [`wallet_example`].
@@ -45,6 +47,7 @@ mod metrics;
 mod nesting;
 mod no_blind_replay;
 mod ok_means_committed;
+mod replicas;
 mod seaorm_citizen;
 mod sqlite_writer;
 mod wallet_example;

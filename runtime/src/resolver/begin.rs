@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 
 use super::driver_error::is_lost_connection;
 use super::inner::ConflictResolver;
@@ -84,8 +84,15 @@ impl ConflictResolver {
     /// on another one (the pool drops the dead one), up to
     /// `LOST_CONNECTION_REBEGINS` times.
     pub(crate) async fn begin(&self, plan: &Plan) -> Result<sea_orm::DatabaseTransaction, DbErr> {
-        let db = &self.inner.db;
+        let db = match plan.replica {
+            Some(i) => self.inner.replicas.pool(i),
+            None => &self.inner.db,
+        };
         let topts = plan.transaction_options();
+        let deferrable = plan
+            .deferrable
+            .then(|| self.inner.engine.deferrable())
+            .flatten();
         let mut lost = 0;
         loop {
             // BEGIN runs in a task of its own: a caller dropped while it is
@@ -93,13 +100,21 @@ impl ConflictResolver {
             // connection back to the pool inside an open transaction); the
             // task finishes it, and a transaction nobody takes rolls back.
             let pool = db.clone();
-            let begun =
-                match tokio::spawn(async move { pool.begin_with_options(topts).await }).await {
-                    Ok(begun) => begun,
-                    Err(join) => Err(DbErr::Custom(format!(
-                        "the BEGIN task ended without an answer: {join}"
-                    ))),
-                };
+            let begun = match tokio::spawn(async move {
+                let dbtx = pool.begin_with_options(topts).await?;
+                if let Some(sql) = deferrable {
+                    // before any query: the transaction's mode is still open
+                    dbtx.execute_unprepared(sql).await?;
+                }
+                Ok(dbtx)
+            })
+            .await
+            {
+                Ok(begun) => begun,
+                Err(join) => Err(DbErr::Custom(format!(
+                    "the BEGIN task ended without an answer: {join}"
+                ))),
+            };
             match begun {
                 Err(e) if lost < LOST_CONNECTION_REBEGINS && is_lost_connection(&e) => {
                     lost += 1;

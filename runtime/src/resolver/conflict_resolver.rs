@@ -17,21 +17,10 @@ use super::inner::Inner;
 use super::lifecycle::{CommitEvent, GiveUpEvent};
 use super::options::{Backoff, CallOptions, Contention, Isolation, SqliteMode};
 use super::plan::Plan;
+use super::replica::set::ReplicaSet;
 use super::retry_event::RetryEvent;
 use super::stats::{AtomicStats, LabelStats, Stats};
 use super::txn::Txn;
-
-impl fmt::Debug for ConflictResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConflictResolver")
-            .field("backend", &self.inner.db.get_database_backend())
-            .field("retries", &self.inner.defaults.retries)
-            .field("isolation", &self.inner.defaults.isolation)
-            .field("backoff", &self.inner.defaults.backoff)
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
-    }
-}
 
 static DEFAULT_CLASSIFIER: LazyLock<Classifier> = LazyLock::new(Classifier::default);
 
@@ -243,8 +232,8 @@ impl ConflictResolver {
 /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
 /// ```
 pub struct ConflictResolverBuilder {
-    db: DatabaseConnection,
-    defaults: Defaults,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) defaults: Defaults,
 }
 
 impl fmt::Debug for ConflictResolverBuilder {
@@ -473,6 +462,8 @@ impl ConflictResolverBuilder {
     }
 
     /// The resolver. What its engine is (see `Engine`) is settled here, once.
+    /// Its [`replica`](Self::replica)s are checked in the background:
+    /// [`build_checked`](Self::build_checked) returns the refusal instead.
     pub fn build(self) -> ConflictResolver {
         if let Some(inject) = &self.defaults.inject {
             tracing::warn!(
@@ -485,6 +476,7 @@ impl ConflictResolverBuilder {
         ConflictResolver {
             inner: Arc::new(Inner {
                 contention: Control::new(&self.db, engine),
+                replicas: Arc::new(ReplicaSet::new(self.defaults.replicas.clone())),
                 db: self.db,
                 engine,
                 defaults: self.defaults,

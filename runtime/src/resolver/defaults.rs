@@ -8,6 +8,7 @@ use super::classify::Classifier;
 use super::inject::{InjectConflicts, Injector};
 use super::lifecycle::{OnCommit, OnDeadline, OnGiveUp};
 use super::options::{Backoff, Contention, Isolation, SqliteMode};
+use super::replica::setup::ReplicaSetup;
 use super::retry_event::OnRetry;
 
 /// How long a `ROLLBACK` the resolver sends may take by default (see
@@ -38,6 +39,8 @@ pub(crate) struct Defaults {
     pub(crate) on_deadline: Option<OnDeadline>,
     /// Metrics carry the call's key (see `metrics`).
     pub(crate) metrics_per_key: bool,
+    /// The replicas read-only calls run on, and their bounds.
+    pub(crate) replicas: ReplicaSetup,
 }
 
 impl Default for Defaults {
@@ -60,6 +63,7 @@ impl Default for Defaults {
             on_give_up: None,
             on_deadline: None,
             metrics_per_key: false,
+            replicas: ReplicaSetup::default(),
             inject: match InjectConflicts::from_env() {
                 Ok(inject) => inject.map(Injector::new),
                 Err(e) => {

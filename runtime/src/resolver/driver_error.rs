@@ -161,6 +161,37 @@ pub(crate) fn is_lost_connection(err: &(dyn StdError + 'static)) -> bool {
     chain(err).any(lost_connection_at)
 }
 
+/// Whether `err` says the server could not be reached or was lost: a lost
+/// connection (see [`is_lost_connection`]), or a pool that could give no
+/// connection in time or is closed. What makes a read-only call that began
+/// on a replica run again on the primary.
+pub(crate) fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
+    is_lost_connection(err) || chain(err).any(pool_unavailable)
+}
+
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+fn pool_unavailable(e: &(dyn StdError + 'static)) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    // the `DbErr` itself, or its source when an error type shows a `DbErr`
+    // transparently (`conflictkit::Error`, `#[error(transparent)]`)
+    matches!(sqlx_error(e), Some(Sqlx::PoolTimedOut | Sqlx::PoolClosed))
+        || matches!(e.downcast_ref::<DbErr>(), Some(DbErr::ConnectionAcquire(_)))
+        || e.downcast_ref::<sea_orm::ConnAcquireErr>().is_some()
+}
+
+#[cfg(not(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+)))]
+fn pool_unavailable(_: &(dyn StdError + 'static)) -> bool {
+    false
+}
+
 /// `err` and its sources, outermost first.
 fn chain<'a>(
     err: &'a (dyn StdError + 'static),

@@ -38,6 +38,31 @@ pub(crate) fn is_server_timeout(err: &(dyn StdError + 'static)) -> bool {
     )
 }
 
+/// Whether `err` (anywhere in its chain) is the server refusing a write in
+/// a read-only transaction: PostgreSQL `25006` (`read_only_sql_transaction`,
+/// which a hot standby also raises for every write).
+pub(crate) fn is_write_in_read_only(err: &(dyn StdError + 'static)) -> bool {
+    matches!(first_code(err), Some(RawCode::Sqlstate("25006")))
+}
+
+/// The queries that watch a streaming replica (see `replica`); each answers
+/// one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplicaQueries {
+    /// On either server: whether it replays another's log (`in_recovery`,
+    /// bool) and which cluster it belongs to (`system_id`, text).
+    pub(crate) identity: &'static str,
+    /// On the primary: where its log is now (`lsn`, text).
+    pub(crate) primary_position: &'static str,
+    /// On a replica: whether it still replays (`in_recovery`, bool) and up
+    /// to where (`lsn`, text, NULL before anything was replayed).
+    pub(crate) replayed: &'static str,
+    /// The isolation of a transaction on a replica: a hot standby refuses
+    /// SERIALIZABLE, and its REPEATABLE READ snapshot of a read-only
+    /// transaction is what a replica can give.
+    pub(crate) isolation: Isolation,
+}
+
 /// The statements that push a call's remaining budget to the server, and
 /// put the session back as it was (`None`: nothing to put back, the setting
 /// ends with the transaction).
@@ -248,6 +273,41 @@ impl Engine {
             }
         }
         t
+    }
+
+    /// How to watch replicas of this engine: `None` where the resolver
+    /// cannot route reads to replicas (only PostgreSQL streaming replicas
+    /// are supported; not mock connections).
+    pub(crate) fn replica_queries(self) -> Option<ReplicaQueries> {
+        match self.backend {
+            _ if self.mock => None,
+            DbBackend::Postgres => Some(ReplicaQueries {
+                identity: "SELECT pg_is_in_recovery() AS in_recovery, \
+                           (SELECT system_identifier::text FROM pg_control_system()) AS system_id",
+                // the insert position: at or past the end of every commit
+                // record already written, whatever `synchronous_commit` is
+                primary_position: "SELECT pg_current_wal_insert_lsn()::text AS lsn",
+                replayed: "SELECT pg_is_in_recovery() AS in_recovery, \
+                           pg_last_wal_replay_lsn()::text AS lsn",
+                isolation: Isolation::RepeatableRead,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The statement that makes a just-begun read-only transaction a
+    /// `deferrable` one (PostgreSQL: `SERIALIZABLE READ ONLY DEFERRABLE`, a
+    /// snapshot taken when it can no longer be part of a serialization
+    /// anomaly, so it never conflicts and is never a victim); `None` where
+    /// the engine has no such mode (the call is a plain read-only one).
+    pub(crate) fn deferrable(self) -> Option<&'static str> {
+        match self.backend {
+            _ if self.mock => None,
+            DbBackend::Postgres => {
+                Some("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE")
+            }
+            _ => None,
+        }
     }
 
     /// The query naming the database a connection is on, as one text column

@@ -5,6 +5,7 @@
 //! `conflict_resolver`, the replay loop in `run`, one run in `attempt`,
 //! `BEGIN` in `begin`, nesting in `nesting`.
 
+use std::fmt;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -12,6 +13,7 @@ use sea_orm::DatabaseConnection;
 use super::contention::Control;
 use super::defaults::Defaults;
 use super::engine::Engine;
+use super::replica::set::ReplicaSet;
 use super::sqlite_writer::WriterQueue;
 use super::stats::{AtomicStats, LabelStats};
 
@@ -31,6 +33,8 @@ pub(crate) struct Inner {
     /// Which database this is (server and database name, or SQLite file),
     /// asked the first time a managed call nests in another resolver's.
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
+    /// The read replicas and their lag samples (none: every call on `db`).
+    pub(crate) replicas: Arc<ReplicaSet>,
 }
 
 /// Runs transactions and replays them when the database reports a
@@ -60,6 +64,18 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct ConflictResolver {
     pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ConflictResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConflictResolver")
+            .field("backend", &self.inner.db.get_database_backend())
+            .field("retries", &self.inner.defaults.retries)
+            .field("isolation", &self.inner.defaults.isolation)
+            .field("backoff", &self.inner.defaults.backoff)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConflictResolver {

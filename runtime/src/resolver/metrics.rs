@@ -25,6 +25,7 @@
 //! | `conflictkit.contention.limit` | gauge | | runs the gate admits at once (0: unlimited) |
 //! | `conflictkit.contention.hot` | gauge | | 1 while the gate is hot (runs take the lock across processes) |
 //! | `conflictkit.sqlite.slot.waiters` | gauge | | write transactions of the process waiting for the SQLite write slot (labels: `db.system.name` only) |
+//! | `conflictkit.reads` | counter | `route` | read-only calls of a resolver with replicas, by where they ran: `replica`, `primary_lagging`, `primary_down`, `primary_wait_expired`, `primary_fell_back` |
 
 use std::time::Duration;
 
@@ -124,6 +125,10 @@ mod on {
         gauge!("conflictkit.contention.hot", labels).set(if hot { 1.0 } else { 0.0 });
     }
 
+    pub(crate) fn read_routed(plan: &Plan, route: &'static str) {
+        counter!("conflictkit.reads", with(labels(plan), "route", route)).increment(1);
+    }
+
     pub(crate) fn slot_waiters(plan: &Plan, waiting: usize) {
         gauge!(
             "conflictkit.sqlite.slot.waiters",
@@ -154,6 +159,9 @@ mod off {
 
     #[inline]
     pub(crate) fn contention(_: &Plan, _: Option<u32>, _: bool) {}
+
+    #[inline]
+    pub(crate) fn read_routed(_: &Plan, _: &'static str) {}
 
     #[inline]
     pub(crate) fn slot_waiters(_: &Plan, _: usize) {}

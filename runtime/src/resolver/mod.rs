@@ -22,6 +22,10 @@
 //!  └ ended        counters, per-label counters, metrics, callbacks     (call_end, stats, metrics)
 //! ```
 //!
+//! A read-only call of a resolver with replicas goes through `replica`
+//! first, which picks a replica or the primary and runs the replay loop
+//! there (see [Read replicas](#read-replicas)).
+//!
 //! A call with a time budget (`deadline`) bounds every wait of this flow:
 //! `enter`, `BEGIN` and the SQLite slot, the body, backoff and replays; it
 //! pushes what is left to the server after `BEGIN`, and waits for `COMMIT`
@@ -54,6 +58,57 @@
 //! one queue. Writers of *other processes* on the file are still met by
 //! SQLite's busy handler: keep `busy_timeout` (sqlx sets 5 s) above the
 //! longest write transaction, and their rare `SQLITE_BUSY` is replayed as a
+//! conflict.
+//!
+//! # Read replicas
+//!
+//! A resolver built with
+//! [`replica`](ConflictResolverBuilder::replica) pools runs its read-only
+//! calls (not `deferrable` ones) on a PostgreSQL streaming replica:
+//!
+//! - **bounded staleness**: only on a replica whose data is at most
+//!   `max_lag` old (the resolver's
+//!   [`max_lag`](ConflictResolverBuilder::max_lag), or the call's
+//!   [`CallOptions::max_lag`]), by the lag a background task samples;
+//!   else on the primary;
+//! - **read your writes**: a call carrying a [`CommitPosition`]
+//!   ([`CallOptions::after`], the position taken with
+//!   [`ConflictResolver::commit_position`] after a commit) runs on the
+//!   replica only once it replayed up to it, waited for within
+//!   [`replica_wait`](ConflictResolverBuilder::replica_wait); else on the
+//!   primary;
+//! - **down replicas**: a replica that does not answer its samples is
+//!   skipped, and a call that loses its replica midway runs again on the
+//!   primary, so reads go on;
+//! - **writes fail**: a statement that writes in a call routed to a
+//!   replica fails the call with [`WriteOnReplica`], and it is not run on
+//!   the primary instead;
+//! - where each call went is counted in
+//!   [`replica_stats`](ConflictResolver::replica_stats) and the
+//!   `conflictkit.reads` metric.
+//!
+//! ```
+//! use std::time::Duration;
+//! use conflictkit::{ConflictResolver, Txn};
+//! use conflictkit::resolver::CallOptions;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let (primary, replica) = (sea_orm::Database::connect("sqlite::memory:").await?, sea_orm::Database::connect("sqlite::memory:").await?);
+//! let resolver = ConflictResolver::builder(primary)
+//!     .replica(replica)
+//!     .max_lag(Duration::from_secs(2))
+//!     .build(); // `build_checked().await?` refuses a replica of another database
+//! // a write on the primary, then the position the caller carries on
+//! resolver.managed(|_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(()) })).await?;
+//! # let at: Result<_, sea_orm::DbErr> = resolver.commit_position().await; // PostgreSQL only
+//! # let at = at.unwrap_or_else(|_| "0/0".parse().unwrap());
+//! // a read that sees that write, on a replica that replayed it, else on the primary
+//! let opts = CallOptions::new("wallet::balance").read_only(true).after(at);
+//! resolver.run(opts, |_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(()) })).await?;
+//! # Ok::<(), conflictkit::Error>(()) }).unwrap();
+//! ```
+//!
+//! `deferrable` reports ([`CallOptions::deferrable`]) run on the primary:
+//! `SERIALIZABLE READ ONLY DEFERRABLE` waits for a snapshot that can never
 //! conflict.
 //!
 //! # Nesting
@@ -93,6 +148,7 @@ mod nesting;
 mod options;
 mod plan;
 mod replay_arg;
+mod replica;
 mod retry_event;
 mod run;
 mod savepoint;
@@ -117,6 +173,10 @@ pub use inner::ConflictResolver;
 pub use lifecycle::{CommitEvent, FailedAttempt, GiveUpEvent, OnCommit, OnDeadline, OnGiveUp};
 pub use options::{Backoff, CallOptions, Contention, Isolation, SqliteMode, UnknownOption};
 pub use replay_arg::ReplayArg;
+pub use replica::{
+    CommitPosition, DEFAULT_LAG_SAMPLE_INTERVAL, DEFAULT_MAX_LAG, DEFAULT_REPLICA_WAIT,
+    InvalidCommitPosition, ReplicaRefused, ReplicaStats, ReplicaStatus, WriteOnReplica,
+};
 pub use retry_event::{OnRetry, Phase, RetryEvent};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;

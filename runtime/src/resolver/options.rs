@@ -2,6 +2,7 @@
 //! values it takes ([`Isolation`], [`SqliteMode`], [`Contention`],
 //! [`Backoff`]).
 
+use super::replica::CommitPosition;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -245,6 +246,12 @@ pub struct CallOptions {
     pub(crate) key: Option<u64>,
     /// The call's time budget (see `deadline`).
     pub(crate) budget: Option<Budget>,
+    /// `SERIALIZABLE READ ONLY DEFERRABLE` on the primary.
+    pub(crate) deferrable: bool,
+    /// What a read-only call asks of a replica (see `replica`).
+    pub(crate) max_lag: Option<std::time::Duration>,
+    pub(crate) after: Option<CommitPosition>,
+    pub(crate) replica_wait: Option<std::time::Duration>,
 }
 
 impl CallOptions {
@@ -261,6 +268,10 @@ impl CallOptions {
             contention: None,
             key: None,
             budget: None,
+            deferrable: false,
+            max_lag: None,
+            after: None,
+            replica_wait: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -326,6 +337,76 @@ impl CallOptions {
     /// ```
     pub fn key<K: std::hash::Hash + ?Sized>(mut self, key: &K) -> Self {
         self.key = Some(super::contention::key::hash_key(key));
+        self
+    }
+    /// A read-only report that can never conflict: on PostgreSQL the
+    /// transaction begins `SERIALIZABLE READ ONLY DEFERRABLE`, whose
+    /// snapshot is taken once no concurrent serializable transaction can
+    /// make it part of an anomaly (it may wait for that at its first
+    /// statement), so it never fails with a serialization conflict and never
+    /// makes a writer fail. It runs on the primary, even when the resolver
+    /// has replicas (a replica has no serializable snapshots). Implies
+    /// `read_only`; on MySQL / MariaDB and SQLite a plain read-only call.
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// let report = CallOptions::new("wallet::audit").deferrable(true);
+    /// assert_ne!(report, CallOptions::new("wallet::audit").read_only(true));
+    /// ```
+    pub fn deferrable(mut self, deferrable: bool) -> Self {
+        self.deferrable = deferrable;
+        self
+    }
+    /// The staleness bound of this read-only call on a resolver with
+    /// replicas: it runs on a replica only if that replica's data is at
+    /// most this old, else on the primary (default: the resolver's
+    /// [`max_lag`](super::ConflictResolverBuilder::max_lag)). No effect on
+    /// calls that are not read-only, or without replicas.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit::resolver::CallOptions;
+    /// let fresh = CallOptions::new("wallet::balance").read_only(true).max_lag(Duration::from_millis(200));
+    /// assert_ne!(fresh, CallOptions::new("wallet::balance").read_only(true));
+    /// ```
+    pub fn max_lag(mut self, bound: std::time::Duration) -> Self {
+        self.max_lag = Some(bound);
+        self
+    }
+    /// Read your writes: this read-only call runs on a replica only once
+    /// the replica has replayed up to `position` (taken with
+    /// [`ConflictResolver::commit_position`](super::ConflictResolver::commit_position)
+    /// after the caller's commit, and carried with the caller's session),
+    /// so it sees that commit. The call waits for that at most
+    /// [`replica_wait`](Self::replica_wait), then reads the primary. No
+    /// effect on calls that are not read-only, or without replicas (the
+    /// primary has every commit).
+    ///
+    /// ```
+    /// use conflictkit::resolver::{CallOptions, CommitPosition};
+    /// let seen: CommitPosition = "0/16B3748".parse()?; // from the caller's cookie
+    /// let opts = CallOptions::new("wallet::balance").read_only(true).after(seen);
+    /// assert_ne!(opts, CallOptions::new("wallet::balance").read_only(true));
+    /// # Ok::<(), conflictkit::resolver::InvalidCommitPosition>(())
+    /// ```
+    pub fn after(mut self, position: CommitPosition) -> Self {
+        self.after = Some(position);
+        self
+    }
+    /// How long this call waits for a replica to replay up to its
+    /// [`after`](Self::after) position before it reads the primary
+    /// (default: the resolver's
+    /// [`replica_wait`](super::ConflictResolverBuilder::replica_wait); never
+    /// past the call's deadline).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conflictkit::resolver::CallOptions;
+    /// let opts = CallOptions::new("wallet::balance").read_only(true).replica_wait(Duration::from_millis(50));
+    /// assert_ne!(opts, CallOptions::new("wallet::balance").read_only(true));
+    /// ```
+    pub fn replica_wait(mut self, bound: std::time::Duration) -> Self {
+        self.replica_wait = Some(bound);
         self
     }
     /// The label.

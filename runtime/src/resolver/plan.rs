@@ -38,6 +38,10 @@ pub(crate) struct Plan {
     /// The key metrics carry (only when the resolver asks for it).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) metric_key: Option<u64>,
+    /// `SERIALIZABLE READ ONLY DEFERRABLE` (see `Engine::deferrable`).
+    pub(crate) deferrable: bool,
+    /// The replica the call runs on (see `replica`); `None`: the primary.
+    pub(crate) replica: Option<usize>,
     engine: Engine,
 }
 
@@ -45,9 +49,13 @@ impl Plan {
     /// `options`, with what they leave unset taken from the resolver's
     /// `defaults`, on `engine`.
     pub(crate) fn resolve(options: CallOptions, defaults: &Defaults, engine: Engine) -> Self {
-        let read_only = options.read_only || defaults.read_only;
+        let deferrable = options.deferrable;
+        let read_only = options.read_only || defaults.read_only || deferrable;
         let retryable = options.retryable;
-        let isolation = options.isolation.unwrap_or(defaults.isolation);
+        let isolation = match deferrable {
+            true => Isolation::Serializable,
+            false => options.isolation.unwrap_or(defaults.isolation),
+        };
         let started = tokio::time::Instant::now();
         let deadline = match options.budget {
             Some(Budget::At(at)) => Some(at),
@@ -78,7 +86,21 @@ impl Plan {
             engine,
             read_only,
             retryable,
+            deferrable,
+            replica: None,
             label: options.label,
+        }
+    }
+
+    /// This read-only call, on replica `i` at `isolation` (what a replica
+    /// offers): no contention control, which guards writes of the primary.
+    pub(crate) fn on_replica(&self, i: usize, isolation: Isolation) -> Self {
+        Self {
+            replica: Some(i),
+            isolation,
+            contention: Contention::Off,
+            admit_next_before_commit: false,
+            ..self.clone()
         }
     }
 

@@ -15,12 +15,14 @@ use super::classify::Conflict;
 use super::contention::Entry;
 use super::deadline::{self, within};
 use super::deadline_exceeded::DeadlineExceeded;
+use super::driver_error::is_unreachable;
 use super::error::{AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::inner::ConflictResolver;
 use super::lifecycle::FailedAttempt;
 use super::metrics::{self, Outcome, Wait};
 use super::options::{CallOptions, Contention};
 use super::plan::Plan;
+use super::replica::ReadAsk;
 use super::retry_event::Phase;
 use super::retry_event::RetryEvent;
 
@@ -141,12 +143,20 @@ impl ConflictResolver {
             self.inner.stats.error();
             return Err(E::from(refusal));
         }
+        let ask = ReadAsk {
+            max_lag: options.max_lag,
+            after: options.after,
+            wait: options.replica_wait,
+        };
         let plan = Plan::resolve(options, &self.inner.defaults, self.inner.engine);
         let span = tracing::info_span!("managed_transaction", label = %plan.label(), attempts = tracing::field::Empty);
+        if plan.read_only && !plan.deferrable && !self.inner.replicas.is_empty() {
+            return self.routed(plan, ask, &mut body).instrument(span).await;
+        }
         self.replay_loop(&plan, &mut body).instrument(span).await
     }
 
-    async fn replay_loop<'a, F, T, E>(&self, plan: &Plan, body: &mut F) -> Result<T, E>
+    pub(crate) async fn replay_loop<'a, F, T, E>(&self, plan: &Plan, body: &mut F) -> Result<T, E>
     where
         F: ManagedBody<'a, T, E>,
         T: Send,
@@ -211,6 +221,12 @@ impl ConflictResolver {
                 }
                 Attempt::Failed(err, phase) => (err, phase),
                 Attempt::Final(err) => {
+                    // a read-only call on a replica whose COMMIT got no
+                    // answer wrote nothing: it runs again on the primary
+                    // (see `replica`), and that run counts
+                    if plan.replica.is_some() && AmbiguousCommit::find(&err).is_some() {
+                        return Err(err);
+                    }
                     let outcome = if AmbiguousCommit::find(&err).is_some() {
                         Outcome::Ambiguous
                     } else {
@@ -224,7 +240,11 @@ impl ConflictResolver {
                 }
             };
             let Some(conflict) = self.classify(&err) else {
-                self.ended(plan, Outcome::Error, attempt);
+                // a call that lost its replica runs again on the primary
+                // (see `replica`): that run counts, not this one
+                if plan.replica.is_none() || !is_unreachable(&err) {
+                    self.ended(plan, Outcome::Error, attempt);
+                }
                 return Err(err);
             };
             if let Some(c) = &contention {

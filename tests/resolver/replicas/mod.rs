@@ -1,0 +1,260 @@
+//! Read-only calls on a real PostgreSQL streaming replica (the primary and
+//! replica of `scripts/replicas.sh`, `CONFLICTKIT_PG_PRIMARY_URL` and
+//! `CONFLICTKIT_PG_REPLICA_URL`): they land on the replica, a write there is
+//! a typed error, a lagging or stopped replica sends them to the primary,
+//! read-your-writes waits for the replay, `deferrable` reports never
+//! conflict, and a "replica" that is none is refused at build time.
+//!
+//! These tests pause the replica's replay and stop it: they run one at a
+//! time (the nextest group `replicas`), and each one first resumes replay
+//! and starts the replica if a failed test left it stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use conflictkit::resolver::{CallOptions, CommitPosition, ReplicaRefused, WriteOnReplica};
+use conflictkit::{ConflictResolver, Txn, managed_transaction};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+
+use crate::common::{self, Backend};
+mod deferrable;
+mod refusals;
+mod routing;
+mod staleness;
+
+/// How long a test waits for a condition a signal stands for (the replica
+/// replayed, a call is waiting) before it fails.
+pub(super) const BOUND: Duration = Duration::from_secs(30);
+
+/// The primary and replica URLs, or `None` (with a printed reason) when the
+/// test may skip; panics when servers are required and they are missing.
+pub(super) fn urls() -> Option<(String, String)> {
+    let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    match (
+        get("CONFLICTKIT_PG_PRIMARY_URL"),
+        get("CONFLICTKIT_PG_REPLICA_URL"),
+        get("CONFLICTKIT_REPLICA_DIR"),
+    ) {
+        (Some(p), Some(r), Some(_)) => Some((p, r)),
+        _ => {
+            if common::servers_required() {
+                panic!(
+                    "CONFLICTKIT_PG_PRIMARY_URL, CONFLICTKIT_PG_REPLICA_URL or CONFLICTKIT_REPLICA_DIR is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the replica pair (scripts/replicas.sh)"
+                );
+            }
+            eprintln!(
+                "skipping: CONFLICTKIT_PG_REPLICA_URL is not set (run ./scripts/test.sh to start the replica pair)"
+            );
+            None
+        }
+    }
+}
+
+/// A pool on `url`; a replica's gives up on a connection after 2 s (what
+/// the builder's docs advise), so calls routed to a stopped replica move on.
+pub(super) async fn pool(url: &str, max: u32) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .test_before_acquire(false)
+        .sqlx_logging(false);
+    Database::connect(opts)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+/// `scripts/replica-server.sh start|stop`.
+pub(super) async fn replica_server(cmd: &str) {
+    let script = std::env::var("CONFLICTKIT_REPLICA_SERVER").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/replica-server.sh").to_owned()
+    });
+    let out = tokio::process::Command::new(&script)
+        .arg(cmd)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "replica-server.sh {cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub(super) async fn sql(db: &impl ConnectionTrait, sql: &str) -> Result<(), DbErr> {
+    db.execute_unprepared(sql).await.map(|_| ())
+}
+
+pub(super) async fn one_text(db: &impl ConnectionTrait, sql: &str) -> Result<String, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?
+        .expect("one row");
+    row.try_get("", "v")
+}
+
+/// A primary and its replica for one test, with a table `accounts` of its
+/// own holding account 1 with `balance`, replayed on the replica.
+pub(super) struct Pair {
+    pub(super) primary_url: String,
+    pub(super) replica_url: String,
+    /// A plain pool on the replica, to pause and resume replay.
+    pub(super) replica_admin: DatabaseConnection,
+    pub(super) table: String,
+}
+
+impl Pair {
+    pub(super) async fn open(test: &str, balance: i64) -> Option<Pair> {
+        let (primary_url, replica_url) = urls()?;
+        // a previous test may have left the replica stopped or paused
+        if Database::connect(&replica_url).await.is_err() {
+            replica_server("start").await;
+        }
+        let replica_admin = pool(&replica_url, 2).await;
+        sql(&replica_admin, "SELECT pg_wal_replay_resume()")
+            .await
+            .expect("resume replay");
+        let table = common::unique_name(test);
+        let primary = pool(&primary_url, 2).await;
+        sql(
+            &primary,
+            &format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, balance BIGINT NOT NULL);
+                 INSERT INTO {table} VALUES (1, {balance})"
+            ),
+        )
+        .await
+        .expect("create the table");
+        let pair = Pair {
+            primary_url,
+            replica_url,
+            replica_admin,
+            table,
+        };
+        let at = pair.position(&primary).await;
+        pair.replayed(at).await;
+        Some(pair)
+    }
+
+    /// A resolver on the primary with the replica, checked, its lag
+    /// sampled every 20 ms.
+    pub(super) async fn resolver(&self, max_lag: Duration) -> ConflictResolver {
+        ConflictResolver::builder(pool(&self.primary_url, 16).await)
+            .replica(pool(&self.replica_url, 16).await)
+            .max_lag(max_lag)
+            .lag_sample_interval(Duration::from_millis(20))
+            .build_checked()
+            .await
+            .expect("the replica of scripts/replicas.sh is a replica of its primary")
+    }
+
+    pub(super) async fn position(&self, primary: &DatabaseConnection) -> CommitPosition {
+        one_text(primary, "SELECT pg_current_wal_insert_lsn()::text AS v")
+            .await
+            .expect("position")
+            .parse()
+            .expect("an LSN")
+    }
+
+    /// Waits until the replica has replayed up to `at`.
+    pub(super) async fn replayed(&self, at: CommitPosition) {
+        let until = tokio::time::Instant::now() + BOUND;
+        loop {
+            let replayed: CommitPosition = one_text(
+                &self.replica_admin,
+                "SELECT pg_last_wal_replay_lsn()::text AS v",
+            )
+            .await
+            .expect("replay position")
+            .parse()
+            .expect("an LSN");
+            if replayed >= at {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "the replica did not replay up to {at} in {BOUND:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Pauses replay, and waits until it is paused.
+    pub(super) async fn pause(&self) {
+        sql(&self.replica_admin, "SELECT pg_wal_replay_pause()")
+            .await
+            .expect("pause replay");
+        let until = tokio::time::Instant::now() + BOUND;
+        while one_text(
+            &self.replica_admin,
+            "SELECT pg_get_wal_replay_pause_state() AS v",
+        )
+        .await
+        .expect("pause state")
+            != "paused"
+        {
+            assert!(tokio::time::Instant::now() < until, "replay did not pause");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub(super) async fn resume(&self) {
+        sql(&self.replica_admin, "SELECT pg_wal_replay_resume()")
+            .await
+            .expect("resume replay");
+    }
+}
+
+/// Where a body ran (`pg_is_in_recovery()`: true on the replica) and the
+/// balance of account 1 it read there.
+pub(super) async fn where_and_balance(
+    txn: &Txn,
+    table: &str,
+) -> Result<(bool, i64), conflictkit::Error> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            txn.get_database_backend(),
+            format!(
+                "SELECT pg_is_in_recovery() AS r, (SELECT balance FROM {table} WHERE id = 1) AS b"
+            ),
+        ))
+        .await?
+        .expect("one row");
+    Ok((row.try_get("", "r")?, row.try_get("", "b")?))
+}
+
+pub(super) async fn read(
+    resolver: &ConflictResolver,
+    table: &str,
+    opts: CallOptions,
+) -> Result<(bool, i64), conflictkit::Error> {
+    resolver
+        .run(opts.read_only(true), |txn: &Txn| {
+            Box::pin(where_and_balance(txn, table))
+        })
+        .await
+}
+
+pub(super) async fn set_balance(resolver: &ConflictResolver, table: &str, balance: i64) {
+    resolver
+        .managed(|txn: &Txn| {
+            Box::pin(async move {
+                sql(
+                    txn,
+                    &format!("UPDATE {table} SET balance = {balance} WHERE id = 1"),
+                )
+                .await?;
+                Ok::<_, conflictkit::Error>(())
+            })
+        })
+        .await
+        .expect("the write commits on the primary");
+}
+
+#[managed_transaction(read_only)]
+async fn in_recovery(txn: &Txn) -> Result<bool, conflictkit::Error> {
+    Ok(one_text(txn, "SELECT pg_is_in_recovery()::text AS v").await? == "true")
+}
