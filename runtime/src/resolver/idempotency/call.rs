@@ -18,6 +18,7 @@ use super::super::options::CallOptions;
 use super::super::txn::Txn;
 use super::errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable, carry};
 use super::in_flight::{InFlight, is_running};
+use super::macro_support::nested;
 use super::store::{self, Claim, Claimed, Row, State};
 use super::{IdempotencyKey, check_len};
 use crate::sync::lock;
@@ -100,12 +101,17 @@ impl ConflictResolver {
     ///   while committing), the key is looked up on another connection:
     ///   found, the call committed and its stored value is returned; absent,
     ///   it did not, and it runs again; only when the lookup fails too is
-    ///   the [`AmbiguousCommit`] returned. (The after-commit hooks of a run
-    ///   whose `COMMIT` outcome was unknown do not run, even when the
-    ///   lookup finds that it committed.)
+    ///   the [`AmbiguousCommit`] returned. The after-commit hooks of a run
+    ///   whose `COMMIT` outcome was unknown run once when the lookup finds
+    ///   that run's claim (it committed), and never otherwise.
     ///
     /// The table must exist ([`migrate_idempotency`](super::migrate_idempotency)).
-    /// A read-only call cannot take a key (claiming it is a write).
+    /// A read-only call cannot take a key (claiming it is a write), nor a
+    /// call made inside another managed body of this resolver, which would
+    /// run as a savepoint of it: that fails with
+    /// [`NestedOption`](crate::resolver::NestedOption) before anything runs
+    /// (only the outermost call's `COMMIT` decides whether it happened, so
+    /// give the key to that call).
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
@@ -234,6 +240,9 @@ impl ConflictResolver {
         if options.read_only {
             return Err(carry(InvalidIdempotencyKey::ReadOnly { label }));
         }
+        if let Some(outer) = self.enclosing() {
+            return Err(carry(nested(&label, outer.txn.label())));
+        }
         if let Err(e) = check_len("label", &label) {
             return Err(carry(e));
         }
@@ -277,6 +286,13 @@ impl ConflictResolver {
                         ours,
                         "the outcome of COMMIT was unknown; the key is stored, so it committed"
                     );
+                    // this run committed: its after-commit hooks, once
+                    if ours
+                        && let Some(hooks) =
+                            AmbiguousCommit::find(&err).and_then(AmbiguousCommit::take_after_commit)
+                    {
+                        hooks();
+                    }
                     return answer(row, &label, &key, errors);
                 }
                 Some(None) if runs_after_unknown < RUNS_AFTER_UNKNOWN_COMMIT => {
@@ -416,78 +432,4 @@ where
             None,
         )),
     }
-}
-
-/// A value an idempotent call can return: stored as JSON with its key, and
-/// read back for a repeat. Implemented for every `Serialize +
-/// DeserializeOwned + Send` type; named so that a type that is not one is
-/// reported in words, on the function's return type.
-///
-/// ```
-/// use conflictkit::resolver::idempotency::StorableOutcome;
-/// fn storable<T: StorableOutcome>() {}
-/// storable::<(u32, String)>();
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the value of an idempotent call",
-    label = "an idempotent call stores its value as JSON under its key and reads it back for a repeat",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for it (and keep it `Send`)"
-)]
-pub trait StorableOutcome: Serialize + DeserializeOwned + Send {}
-
-impl<T: Serialize + DeserializeOwned + Send> StorableOutcome for T {}
-
-/// The key of a `#[managed_transaction(idempotency_key = …)]` call, checked
-/// and fingerprinted with the arguments (or `fingerprint = …`). Generated
-/// code computes it before building the body closure, so that the
-/// fingerprint's borrows of the arguments end before the closure moves them.
-#[doc(hidden)]
-pub fn idempotency_key<K, R>(
-    key: K,
-    fingerprint: &R,
-) -> Result<IdempotencyKey, InvalidIdempotencyKey>
-where
-    K: Into<String>,
-    R: Serialize + ?Sized,
-{
-    IdempotencyKey::new(key).and_then(|k| k.fingerprint(fingerprint))
-}
-
-/// What `#[managed_transaction(idempotency_key = …)]` expands to, with the
-/// key from [`idempotency_key`]: a bad key is the call's typed error, before
-/// any transaction; then [`ConflictResolver::run_idempotent`].
-#[doc(hidden)]
-pub async fn run_idempotent_call<'a, F, T, E>(
-    resolver: &ConflictResolver,
-    options: CallOptions,
-    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
-    body: F,
-) -> Result<T, E>
-where
-    F: ManagedBody<'a, T, E>,
-    T: StorableOutcome,
-    E: TransactionError,
-{
-    resolver
-        .run_idempotent(options, key.map_err(carry::<E, _>)?, body)
-        .await
-}
-
-/// [`run_idempotent_call`] with `store_errors`:
-/// [`ConflictResolver::run_idempotent_storing_errors`].
-#[doc(hidden)]
-pub async fn run_idempotent_call_storing_errors<'a, F, T, E>(
-    resolver: &ConflictResolver,
-    options: CallOptions,
-    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
-    body: F,
-) -> Result<T, E>
-where
-    F: ManagedBody<'a, T, E>,
-    T: StorableOutcome,
-    E: TransactionError + Serialize + DeserializeOwned,
-{
-    resolver
-        .run_idempotent_storing_errors(options, key.map_err(carry::<E, _>)?, body)
-        .await
 }
