@@ -34,9 +34,10 @@ async fn setup(db: &DatabaseConnection) {
     .unwrap();
 }
 
-/// One payment per `request_id`; the fingerprint is the arguments.
+/// One payment per `request_id` (an owned `String`, used by the key and
+/// then replayed into the body); the fingerprint is the arguments.
 #[managed_transaction(idempotency_key = request_id, label = "tests::macro_pay")]
-async fn pay(txn: &Txn, request_id: &str, account: i32, cents: i64) -> Result<Receipt, Error> {
+async fn pay(txn: &Txn, request_id: String, account: i32, cents: i64) -> Result<Receipt, Error> {
     RUNS.fetch_add(1, Ordering::SeqCst);
     let _ = account; // part of the request: of its fingerprint
     let token: i64 = rand::random::<i64>() >> 1;
@@ -51,8 +52,8 @@ async fn through_the_macro_a_repeat_returns_the_stored_value_and_a_reused_key_is
         setup(&tdb.db).await;
         let r = ConflictResolver::new(tdb.db.clone());
         let before = RUNS.load(Ordering::SeqCst);
-        let first = pay(&r, "m-1", 7, 250).await.unwrap();
-        let again = pay(&r, "m-1", 7, 250).await.unwrap();
+        let first = pay(&r, "m-1".into(), 7, 250).await.unwrap();
+        let again = pay(&r, "m-1".into(), 7, 250).await.unwrap();
         assert_eq!(first, again, "{backend:?}");
         assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1, "{backend:?}: ran once");
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
@@ -63,17 +64,17 @@ async fn through_the_macro_a_repeat_returns_the_stored_value_and_a_reused_key_is
         );
         // the same key with other arguments is another request: refused
         for (account, cents) in [(7, 999), (8, 250)] {
-            let err = pay(&r, "m-1", account, cents).await.unwrap_err();
+            let err = pay(&r, "m-1".into(), account, cents).await.unwrap_err();
             let reused =
                 IdempotencyKeyReused::find(&err).unwrap_or_else(|| panic!("{backend:?}: {err}"));
             assert_eq!((reused.label(), reused.key()), ("tests::macro_pay", "m-1"));
         }
         assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1, "{backend:?}");
         // another key is another request
-        pay(&r, "m-2", 7, 250).await.unwrap();
+        pay(&r, "m-2".into(), 7, 250).await.unwrap();
         assert_eq!(count(&tdb.db, "payment").await, 2, "{backend:?}");
         // a bad key is a typed error, and nothing ran
-        let err = pay(&r, "", 7, 250).await.unwrap_err();
+        let err = pay(&r, "".into(), 7, 250).await.unwrap_err();
         assert!(
             matches!(
                 InvalidIdempotencyKey::find(&err),
@@ -89,7 +90,7 @@ async fn through_the_macro_a_repeat_returns_the_stored_value_and_a_reused_key_is
 #[managed_transaction]
 async fn pay_inside(txn: &Txn, request_id: &str) -> Result<(), Error> {
     exec(txn, "INSERT INTO payment VALUES (1, 1)").await?;
-    pay(txn, request_id, 1, 1).await?;
+    pay(txn, request_id.to_owned(), 1, 1).await?;
     Ok(())
 }
 
@@ -111,7 +112,7 @@ async fn through_the_macro_a_nested_call_with_a_key_is_refused() {
         let err = r
             .managed(|_txn: &Txn| {
                 let inner = inner.clone();
-                Box::pin(async move { pay(&inner, "n-2", 1, 1).await })
+                Box::pin(async move { pay(&inner, "n-2".into(), 1, 1).await })
             })
             .await
             .unwrap_err();

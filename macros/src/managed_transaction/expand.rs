@@ -127,7 +127,7 @@ fn idempotency(
     let key = options.idempotency_key.get()?;
     let made = match options.fingerprint.get() {
         Some(fingerprint) => quote_spanned! {fingerprint.span()=>
-            #private::idempotency_key(#key, &(#fingerprint))
+            #private::idempotency_key(&(#key), &(#fingerprint))
         },
         None => {
             let args = checked.args.iter().map(|Arg { ident, span, .. }| {
@@ -136,7 +136,7 @@ fn idempotency(
                 quote_spanned! {*span=> .arg(&#ident)}
             });
             quote_spanned! {key.span()=>
-                #private::ArgsFingerprint::new() #(#args)* .key(#key)
+                #private::ArgsFingerprint::new() #(#args)* .key(&(#key))
             }
         }
     };

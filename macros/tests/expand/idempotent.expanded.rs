@@ -10,7 +10,7 @@ async fn transfer(
         .arg(&from)
         .arg(&to)
         .arg(&cents)
-        .key(request_id.as_str());
+        .key(&(request_id.as_str()));
     ::conflictkit::__private::run_idempotent_call(
             resolver,
             ::conflictkit::__private::CallOptions::new("wallet::transfer"),
@@ -53,7 +53,7 @@ async fn charge(
     cents: i64,
 ) -> Result<Charge, PayError> {
     let __ck_idempotency_key = ::conflictkit::__private::idempotency_key(
-        key,
+        &(key),
         &((order, cents)),
     );
     ::conflictkit::__private::run_idempotent_call_storing_errors(

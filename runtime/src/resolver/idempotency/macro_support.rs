@@ -4,6 +4,8 @@
 //! given. The traits here are named so that a misuse reads in words, on the
 //! user's own tokens (the macro spans each check on the type it checks).
 
+use std::fmt::Display;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -63,6 +65,7 @@ impl<T: Serialize + ?Sized> FingerprintArgument for T {}
 /// ```
 /// use conflictkit::resolver::idempotency::{ArgsFingerprint, IdempotencyKey};
 /// let by_macro = ArgsFingerprint::new().arg(&7).arg("EUR").key("k")?;
+/// assert_eq!(by_macro.key(), "k");
 /// let by_hand = IdempotencyKey::new("k")?.fingerprint(&(7, "EUR"))?;
 /// assert_eq!(by_macro, by_hand);
 /// # Ok::<(), conflictkit::resolver::idempotency::InvalidIdempotencyKey>(())
@@ -93,9 +96,11 @@ impl ArgsFingerprint {
         self
     }
 
-    /// The checked `key` with this fingerprint.
-    pub fn key<K: Into<String>>(self, key: K) -> Result<IdempotencyKey, InvalidIdempotencyKey> {
-        let key = IdempotencyKey::new(key)?;
+    /// The checked `key` (borrowed, so that an argument used as the key is
+    /// still the body's: a `String`, a `&str`, a UUID) with this
+    /// fingerprint.
+    pub fn key<K: Display + ?Sized>(self, key: &K) -> Result<IdempotencyKey, InvalidIdempotencyKey> {
+        let key = IdempotencyKey::new(key.to_string())?;
         if let Some(e) = self.failed {
             return Err(InvalidIdempotencyKey::Fingerprint(e));
         }
@@ -115,14 +120,14 @@ impl ArgsFingerprint {
 /// fingerprint's borrows of the arguments end before the closure moves them.
 #[doc(hidden)]
 pub fn idempotency_key<K, R>(
-    key: K,
+    key: &K,
     fingerprint: &R,
 ) -> Result<IdempotencyKey, InvalidIdempotencyKey>
 where
-    K: Into<String>,
+    K: Display + ?Sized,
     R: Serialize + ?Sized,
 {
-    IdempotencyKey::new(key).and_then(|k| k.fingerprint(fingerprint))
+    IdempotencyKey::new(key.to_string()).and_then(|k| k.fingerprint(fingerprint))
 }
 
 /// What `#[managed_transaction(idempotency_key = …)]` expands to, with the
