@@ -41,9 +41,11 @@ pub async fn serve(resolver: ConflictResolver, addr: SocketAddr) -> Result<(), c
     let transfer = warp::path("transfer")
         .and(warp::path::end())
         .and(warp::post())
-        .and(idempotent(resolver, "wallet::api::transfer", |txn: &Txn, body: Bytes| {
-            Box::pin(async move { transfer(txn, &body).await })
-        }));
+        .and(idempotent(
+            resolver,
+            "wallet::api::transfer",
+            |txn: &Txn, body: Bytes| Box::pin(async move { transfer(txn, &body).await }),
+        ));
     let socket = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", socket.local_addr()?);
     warp::serve(transfer).incoming(socket).run().await;

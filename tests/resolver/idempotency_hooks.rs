@@ -61,7 +61,11 @@ async fn hooks_of_an_ambiguous_commit_found_committed_run_once() {
         proxy.cuts(1).await;
         assert_eq!(run, 1, "{backend:?}");
         assert_eq!(runs.load(Ordering::SeqCst), 1, "{backend:?}: not run again");
-        assert_eq!(*hooks.lock().unwrap(), [1], "{backend:?}: the hook ran once");
+        assert_eq!(
+            *hooks.lock().unwrap(),
+            [1],
+            "{backend:?}: the hook ran once"
+        );
         // a repeat is answered from the stored value: no hook again
         assert_eq!(pay(&r, "h-1", &runs, &hooks).await.unwrap(), 1);
         assert_eq!(*hooks.lock().unwrap(), [1], "{backend:?}");

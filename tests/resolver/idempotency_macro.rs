@@ -41,7 +41,11 @@ async fn pay(txn: &Txn, request_id: String, account: i32, cents: i64) -> Result<
     RUNS.fetch_add(1, Ordering::SeqCst);
     let _ = account; // part of the request: of its fingerprint
     let token: i64 = rand::random::<i64>() >> 1;
-    exec(txn, &format!("INSERT INTO payment VALUES ({token}, {cents})")).await?;
+    exec(
+        txn,
+        &format!("INSERT INTO payment VALUES ({token}, {cents})"),
+    )
+    .await?;
     Ok(Receipt { token, cents })
 }
 
@@ -55,7 +59,11 @@ async fn through_the_macro_a_repeat_returns_the_stored_value_and_a_reused_key_is
         let first = pay(&r, "m-1".into(), 7, 250).await.unwrap();
         let again = pay(&r, "m-1".into(), 7, 250).await.unwrap();
         assert_eq!(first, again, "{backend:?}");
-        assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1, "{backend:?}: ran once");
+        assert_eq!(
+            RUNS.load(Ordering::SeqCst) - before,
+            1,
+            "{backend:?}: ran once"
+        );
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
         assert_eq!(
             scalar(&tdb.db, "SELECT token FROM payment").await,

@@ -213,13 +213,14 @@ async fn wallet_on_galera() {
 /// base URL from its `listening on` line.
 async fn serve_wallet(url: &str) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(common::example_binary("wallet", "examples/wallet"))
-        .args(["--serve", "127.0.0.1:0"])
-        .env("DATABASE_URL", url)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the wallet example");
+    let mut child =
+        tokio::process::Command::new(common::example_binary("wallet", "examples/wallet"))
+            .args(["--serve", "127.0.0.1:0"])
+            .env("DATABASE_URL", url)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run the wallet example");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let base = common::sql::bounded("the API listens", async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -257,7 +258,11 @@ async fn wallet_api_answers_a_retried_transfer_from_the_stored_response() {
         assert_eq!(status, 200, "{backend:?}: {first:?}");
         let again = post("wallet-req-1", body).await.unwrap();
         assert_eq!(again.status(), 200, "{backend:?}");
-        assert_eq!(again.bytes().await.unwrap(), first, "{backend:?}: byte for byte");
+        assert_eq!(
+            again.bytes().await.unwrap(),
+            first,
+            "{backend:?}: byte for byte"
+        );
         let transfers = common::sql::scalar(
             &tdb.db,
             "SELECT COUNT(*) FROM wallet_ledger WHERE amount = 700",
@@ -273,7 +278,10 @@ async fn wallet_api_answers_a_retried_transfer_from_the_stored_response() {
             .await
             .unwrap();
         assert_eq!(other.status(), 422, "{backend:?}");
-        assert_eq!(common::sql::scalar(&tdb.db, balance_of_1).await, from_balance);
+        assert_eq!(
+            common::sql::scalar(&tdb.db, balance_of_1).await,
+            from_balance
+        );
         child.kill().await.unwrap();
     }
 }

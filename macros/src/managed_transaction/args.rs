@@ -347,7 +347,10 @@ impl Options {
                  running it again is harmless and there is nothing to make idempotent (and storing \
                  the key is a write); drop `idempotency_key`, or drop `read_only` if the call writes",
             );
-            error.combine(syn::Error::new_spanned(key, "the idempotency key is given here"));
+            error.combine(syn::Error::new_spanned(
+                key,
+                "the idempotency key is given here",
+            ));
             errors.push(error);
         }
         if self.idempotency_key.get().is_none() {

@@ -99,7 +99,10 @@ impl ArgsFingerprint {
     /// The checked `key` (borrowed, so that an argument used as the key is
     /// still the body's: a `String`, a `&str`, a UUID) with this
     /// fingerprint.
-    pub fn key<K: Display + ?Sized>(self, key: &K) -> Result<IdempotencyKey, InvalidIdempotencyKey> {
+    pub fn key<K: Display + ?Sized>(
+        self,
+        key: &K,
+    ) -> Result<IdempotencyKey, InvalidIdempotencyKey> {
         let key = IdempotencyKey::new(key.to_string())?;
         if let Some(e) = self.failed {
             return Err(InvalidIdempotencyKey::Fingerprint(e));

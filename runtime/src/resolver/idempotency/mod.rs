@@ -79,11 +79,11 @@ mod in_flight;
 mod macro_support;
 mod store;
 
+pub use errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable};
 pub use macro_support::{
     ArgsFingerprint, FingerprintArgument, StorableOutcome, idempotency_key, run_idempotent_call,
     run_idempotent_call_storing_errors,
 };
-pub use errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable};
 pub use store::{IDEMPOTENCY_TABLE, MAX_KEY_CHARS, migrate_idempotency, purge_idempotency};
 
 use sha2::{Digest, Sha256};
