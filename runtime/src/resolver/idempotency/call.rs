@@ -102,8 +102,10 @@ impl ConflictResolver {
     ///   found, the call committed and its stored value is returned; absent,
     ///   it did not, and it runs again; only when the lookup fails too is
     ///   the [`AmbiguousCommit`] returned. The after-commit hooks of a run
-    ///   whose `COMMIT` outcome was unknown run once when the lookup finds
-    ///   that run's claim (it committed), and never otherwise.
+    ///   whose `COMMIT` outcome was unknown run once when the key is found
+    ///   with that run's claim (it committed; found by the lookup, or later
+    ///   by this call when that `COMMIT` landed after the lookup), and
+    ///   never otherwise.
     ///
     /// The table must exist ([`migrate_idempotency`](super::migrate_idempotency)).
     /// A read-only call cannot take a key (claiming it is a write), nor a
@@ -249,6 +251,7 @@ impl ConflictResolver {
         let _running = InFlight::enter(self.id(), &label, key.key());
         let body = Mutex::new(body);
         let mut runs_after_unknown = 0;
+        let mut unknown = UnknownRuns::default();
         loop {
             // a repeat after the commit: no transaction, no contention slot
             if let Some(row) = store::read(self.connection(), &label, key.key(), false).await?
@@ -259,6 +262,7 @@ impl ConflictResolver {
                     key = key.key(),
                     "idempotency key found; answering from the stored outcome"
                 );
+                unknown.found(&row);
                 return answer(row, &label, &key, errors);
             }
             let claim = Claim::new(&label, key.key(), key.fingerprint_hex());
@@ -271,12 +275,16 @@ impl ConflictResolver {
             let err = match result {
                 Ok(Step::Ran(value)) => return Ok(value),
                 Ok(Step::StoredErr(err)) => return Err(err),
-                Ok(Step::Found(row)) => return answer(row, &label, &key, errors),
+                Ok(Step::Found(row)) => {
+                    unknown.found(&row);
+                    return answer(row, &label, &key, errors);
+                }
                 Err(err) => err,
             };
-            if AmbiguousCommit::find(&err).is_none() {
+            let Some(ambiguous) = AmbiguousCommit::find(&err) else {
                 return Err(err);
-            }
+            };
+            unknown.remember(&claim.token, ambiguous);
             match self.look_up(&claim).await {
                 Some(Some(row)) => {
                     let ours = row.claim == claim.token;
@@ -286,13 +294,7 @@ impl ConflictResolver {
                         ours,
                         "the outcome of COMMIT was unknown; the key is stored, so it committed"
                     );
-                    // this run committed: its after-commit hooks, once
-                    if ours
-                        && let Some(hooks) =
-                            AmbiguousCommit::find(&err).and_then(AmbiguousCommit::take_after_commit)
-                    {
-                        hooks();
-                    }
+                    unknown.found(&row);
                     return answer(row, &label, &key, errors);
                 }
                 Some(None) if runs_after_unknown < RUNS_AFTER_UNKNOWN_COMMIT => {
@@ -385,6 +387,32 @@ impl ConflictResolver {
             }
         }
         None
+    }
+}
+
+/// The after-commit hooks of this call's runs whose `COMMIT` outcome was
+/// unknown, by their claim's token. A run whose key was absent when looked
+/// up may still commit (its `COMMIT` was on its way to the server, and the
+/// lookup came first): the row a later read or claim finds then carries
+/// that run's claim, and its hooks run, once. Hooks of runs never found are
+/// dropped unrun.
+#[derive(Default)]
+struct UnknownRuns(Vec<(String, Box<dyn FnOnce() + Send>)>);
+
+impl UnknownRuns {
+    fn remember(&mut self, token: &str, ambiguous: &AmbiguousCommit) {
+        if let Some(hooks) = ambiguous.take_after_commit() {
+            self.0.push((token.to_owned(), hooks));
+        }
+    }
+
+    /// `row` was found: if it is the claim of one of these runs, that run
+    /// committed, and its hooks run now.
+    fn found(&mut self, row: &Row) {
+        if let Some(i) = self.0.iter().position(|(token, _)| *token == row.claim) {
+            let (_, hooks) = self.0.swap_remove(i);
+            hooks();
+        }
     }
 }
 
