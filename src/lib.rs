@@ -72,7 +72,7 @@ pub mod __private {
     pub use conflictkit_runtime::events::macro_support as events;
     #[cfg(feature = "serde")]
     pub use conflictkit_runtime::resolver::idempotency::{
-        idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
+        ArgsFingerprint, idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
     };
     pub use conflictkit_runtime::resolver::{
         CallOptions, Caller, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,

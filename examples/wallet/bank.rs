@@ -3,7 +3,7 @@
 
 use conflictkit::events::Publish as _;
 use conflictkit::{CannotResolveDatabaseConflict, Txn, managed_transaction};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::entities::{TxKind, TxState, account, ledger};
 
@@ -144,4 +144,30 @@ pub async fn credit_deposit(
     let txid = txid.to_owned();
     txn.after_commit(move || tracing::info!(%txid, account, amount, "deposit credited"));
     Ok(true)
+}
+
+/// What `POST /transfer` answers (see `api`): the ledger entry that
+/// credited `to`, and both balances right after the transfer.
+#[derive(Debug, serde::Serialize)]
+pub struct Receipt {
+    pub entry: i64,
+    pub from_balance: i64,
+    pub to_balance: i64,
+}
+
+/// The receipt of the transfer from `from` to `to` just made in `txn`.
+pub async fn receipt(txn: &Txn, from: i32, to: i32) -> Result<Receipt, WalletError> {
+    let entry = ledger::Entity::find()
+        .filter(ledger::Column::Account.eq(to))
+        .filter(ledger::Column::Kind.eq(TxKind::TransferIn))
+        .order_by_desc(ledger::Column::Id)
+        .one(txn)
+        .await?
+        .ok_or(WalletError::NoSuchAccount(to))?
+        .id;
+    Ok(Receipt {
+        entry,
+        from_balance: balance_of(txn, from).await?,
+        to_balance: balance_of(txn, to).await?,
+    })
 }

@@ -21,6 +21,7 @@
 
 #![allow(missing_docs, unreachable_pub)] // an example program, not library API
 
+mod api;
 mod bank;
 mod entities;
 mod events;
@@ -64,6 +65,11 @@ struct Cli {
     /// see the invariant check fail (exit code 2).
     #[arg(long, hide = true)]
     simulate_lost_update: bool,
+    /// Serve the wallet's HTTP API on this loopback address instead of
+    /// running the demonstration: `POST /transfer` with an
+    /// `Idempotency-Key` header (a retried request gets the stored answer).
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -139,6 +145,10 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         w.tasks, w.operations_per_task, w.accounts
     );
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
+    if let Some(addr) = cli.serve {
+        api::serve(ConflictResolver::new(db), addr).await?;
+        return Ok(true);
+    }
     for node in &nodes[1..] {
         entities::wait_for_accounts(&node.db, w.accounts).await?;
     }

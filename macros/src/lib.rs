@@ -300,6 +300,9 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
 /// | `contention = "adaptive" \| "off"` | per-function admission control under contention; default adaptive |
 /// | `key = <expr>` | what the call contends on, any `Hash` expression of the arguments (`key = account_id`): admission, and the database lock across processes while the key is hot, work per (function, key), so calls on different keys never wait for each other; default: none (per function) |
+/// | `idempotency_key = <expr>` | the request's idempotency key (any `Display` expression, evaluated once before the body; it may use the arguments): the call runs once per key, its `Ok` value (`Serialize + DeserializeOwned`) is stored with the key in its own transaction, and a repeat returns it without running; an unknown `COMMIT` outcome is resolved by looking the key up. Not with `read_only`; called nested (with a `txn`) it fails with `NestedOption`. See `ConflictResolver::run_idempotent` |
+/// | `fingerprint = <expr>` | with `idempotency_key`: what tells a retry from another request under the same key (`IdempotencyKeyReused`); default: the arguments, serialized (each must be `Serialize`) |
+/// | `store_errors` | with `idempotency_key`: an `Err` that serializes is stored too, and a repeat gets it again (`ConflictResolver::run_idempotent_storing_errors`) |
 /// | `resolver = <expr>` | where the resolver comes from; the transaction parameter then disappears |
 /// | `label = "..."` | names the call in logs, stats and the give-up error; default: the function's path (`module::fn`, or `Type::method` for methods) |
 /// | `crate = "path"` | the path of the conflictkit crate, when it is re-exported under another name |

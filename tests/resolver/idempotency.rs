@@ -358,15 +358,15 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
 /// which rolls the transaction back when its connection closes.
 /// (`common::proxy` forwards the statement before it cuts.) With
 /// `then_refuse`, it stops accepting connections once it swallowed one.
-struct SwallowCommit {
-    url: String,
-    armed: Arc<std::sync::atomic::AtomicBool>,
-    swallowed: Arc<tokio::sync::Notify>,
+pub(crate) struct SwallowCommit {
+    pub(crate) url: String,
+    pub(crate) armed: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) swallowed: Arc<tokio::sync::Notify>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl SwallowCommit {
-    async fn for_url(url: &str, then_refuse: bool) -> Self {
+    pub(crate) async fn for_url(url: &str, then_refuse: bool) -> Self {
         let after_scheme = url.find("://").unwrap() + 3;
         let rest = &url[after_scheme..];
         let host_start = rest.find('@').map(|i| i + 1).unwrap_or(0);
@@ -445,7 +445,7 @@ impl Drop for SwallowCommit {
 
 /// A resolver through a proxy: no contention control (on MariaDB its
 /// first lock of a label sends a COMMIT of its own), no backoff.
-async fn proxied_resolver(url: &str) -> ConflictResolver {
+pub(crate) async fn proxied_resolver(url: &str) -> ConflictResolver {
     ConflictResolver::builder(common::connect(url, 2).await)
         .backoff(Backoff::none())
         .contention(Contention::Off)

@@ -13,7 +13,9 @@
 //! - a connection lost before COMMIT is replayed: [`lost_connections`];
 //!   under a running service (killed sessions, restarts): [`db_faults`];
 //! - a repeated request returns the stored outcome, an unknown COMMIT
-//!   outcome resolves itself with a key: [`idempotency`];
+//!   outcome resolves itself with a key: [`idempotency`]; through the
+//!   macro: [`idempotency_macro`]; the hooks of such a call:
+//!   [`idempotency_hooks`];
 //! - nested calls: [`nesting`]; as savepoints, through the macro:
 //!   [`managed_transaction`];
 //! - contention control per (label, key) across processes:
@@ -39,6 +41,8 @@ mod deadlines;
 mod galera;
 mod hooks_and_rollback;
 mod idempotency;
+mod idempotency_hooks;
+mod idempotency_macro;
 mod inject_conflicts;
 mod isolation;
 mod lost_connections;

@@ -208,3 +208,80 @@ async fn wallet_on_galera() {
         );
     }
 }
+
+/// `wallet --serve 127.0.0.1:0` against `url`: the process, and the API's
+/// base URL from its `listening on` line.
+async fn serve_wallet(url: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child =
+        tokio::process::Command::new(common::example_binary("wallet", "examples/wallet"))
+            .args(["--serve", "127.0.0.1:0"])
+            .env("DATABASE_URL", url)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run the wallet example");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = common::sql::bounded("the API listens", async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(base) = line.strip_prefix("listening on ") {
+                return base.to_owned();
+            }
+        }
+        panic!("the wallet ended without serving")
+    })
+    .await;
+    (child, base)
+}
+
+/// `wallet --serve`: a `POST /transfer` retried with the same
+/// `Idempotency-Key` moves the money once and gets the first answer byte
+/// for byte; the key with another body is refused (422). Over loopback,
+/// on every engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_api_answers_a_retried_transfer_from_the_stored_response() {
+    for backend in Backend::ALL {
+        let tdb = common::sql::server(backend, "wallet_api", 1).await;
+        let (mut child, base) = serve_wallet(&tdb.url).await;
+        let client = reqwest::Client::new();
+        let post = |key: &'static str, body: &'static str| {
+            client
+                .post(format!("{base}/transfer"))
+                .header("Idempotency-Key", key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let body = r#"{"from":1,"to":2,"cents":700}"#;
+        let first = post("wallet-req-1", body).await.unwrap();
+        let (status, first) = (first.status(), first.bytes().await.unwrap());
+        assert_eq!(status, 200, "{backend:?}: {first:?}");
+        let again = post("wallet-req-1", body).await.unwrap();
+        assert_eq!(again.status(), 200, "{backend:?}");
+        assert_eq!(
+            again.bytes().await.unwrap(),
+            first,
+            "{backend:?}: byte for byte"
+        );
+        let transfers = common::sql::scalar(
+            &tdb.db,
+            "SELECT COUNT(*) FROM wallet_ledger WHERE amount = 700",
+        )
+        .await;
+        assert_eq!(transfers, 1, "{backend:?}: one credit of 700 cents");
+        let receipt: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        let balance_of_1 = "SELECT balance FROM wallet_accounts WHERE id = 1";
+        let from_balance = common::sql::scalar(&tdb.db, balance_of_1).await;
+        assert_eq!(receipt["from_balance"], from_balance, "{backend:?}");
+        // the same key for another transfer is refused, and moves nothing
+        let other = post("wallet-req-1", r#"{"from":1,"to":2,"cents":1}"#)
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 422, "{backend:?}");
+        assert_eq!(
+            common::sql::scalar(&tdb.db, balance_of_1).await,
+            from_balance
+        );
+        child.kill().await.unwrap();
+    }
+}

@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
+use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
 use super::Flavor;
@@ -20,6 +21,9 @@ const VALID: &[&str] = &[
     "sqlite_mode = \"...\"",
     "contention = \"...\"",
     "key = <expr>",
+    "idempotency_key = <expr>",
+    "fingerprint = <expr>",
+    "store_errors",
     "resolver = <expr>",
     "label = \"...\"",
     "crate = \"path\"",
@@ -126,6 +130,14 @@ pub(crate) struct Options {
     pub(crate) resolver: Once<Expr>,
     /// `key = <expr>`: what the call contends on (hashed at run time).
     pub(crate) key: Once<Expr>,
+    /// `idempotency_key = <expr>`: the request's key; the call runs once
+    /// per key and a repeat gets the stored outcome.
+    pub(crate) idempotency_key: Once<Expr>,
+    /// `fingerprint = <expr>`: what tells a retry from another request
+    /// (default: the arguments).
+    pub(crate) fingerprint: Once<Expr>,
+    /// `store_errors`: a serializable `Err` is stored under the key too.
+    pub(crate) store_errors: Once<Span>,
     pub(crate) label: Once<LitStr>,
     pub(crate) krate: Once<Path>,
 }
@@ -144,6 +156,9 @@ impl Options {
             contention: Once::default(),
             resolver: Once::default(),
             key: Once::default(),
+            idempotency_key: Once::default(),
+            fingerprint: Once::default(),
+            store_errors: Once::default(),
             label: Once::default(),
             krate: Once::default(),
         };
@@ -251,6 +266,22 @@ impl Options {
         self.key.set(option.key(), option.describe(), value.clone())
     }
 
+    fn set_idempotency_key(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let value = option.value_like("idempotency_key = request_id")?.clone();
+        self.idempotency_key
+            .set(option.key(), option.describe(), value)
+    }
+
+    fn set_fingerprint(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let value = option.value_like("fingerprint = (account, cents)")?.clone();
+        self.fingerprint.set(option.key(), option.describe(), value)
+    }
+
+    fn set_store_errors(&mut self, option: &MacroOption) -> syn::Result<()> {
+        let span = option.flag()?;
+        self.store_errors.set(option.key(), option.describe(), span)
+    }
+
     fn set_label(&mut self, option: &MacroOption) -> syn::Result<()> {
         let lit = option.string("wallet::top_up")?;
         if lit.value().trim().is_empty() {
@@ -285,6 +316,7 @@ impl Options {
     }
 
     fn check_together(&self, errors: &mut Errors) {
+        self.check_idempotency(errors);
         if let (Some(_), Some(&(mode @ (SqliteMode::Immediate | SqliteMode::Exclusive), span))) =
             (self.read_only.get(), self.sqlite_mode.get())
         {
@@ -301,6 +333,42 @@ impl Options {
                      `sqlite_mode` (read-only transactions begin deferred) or drop `read_only`"
                 ),
             ));
+        }
+    }
+}
+
+impl Options {
+    /// `read_only` with a key, and the key's companions without it.
+    fn check_idempotency(&self, errors: &mut Errors) {
+        if let (Some(&read_only), Some(key)) = (self.read_only.get(), self.idempotency_key.get()) {
+            let mut error = syn::Error::new(
+                read_only,
+                "`read_only` contradicts `idempotency_key`: a read-only call changes nothing, so \
+                 running it again is harmless and there is nothing to make idempotent (and storing \
+                 the key is a write); drop `idempotency_key`, or drop `read_only` if the call writes",
+            );
+            error.combine(syn::Error::new_spanned(
+                key,
+                "the idempotency key is given here",
+            ));
+            errors.push(error);
+        }
+        if self.idempotency_key.get().is_none() {
+            let alone = [
+                ("fingerprint", self.fingerprint.get().map(Spanned::span)),
+                ("store_errors", self.store_errors.get().copied()),
+            ];
+            for (name, span) in alone {
+                if let Some(span) = span {
+                    errors.push(syn::Error::new(
+                        span,
+                        format!(
+                            "`{name}` only applies to an idempotent call: add \
+                             `idempotency_key = <expr>` (the request's key), or drop `{name}`"
+                        ),
+                    ));
+                }
+            }
         }
     }
 }
@@ -325,6 +393,9 @@ impl MacroOptions for Options {
             "contention" => self.set_contention(option),
             "resolver" => self.set_resolver(option),
             "key" => self.set_key(option),
+            "idempotency_key" => self.set_idempotency_key(option),
+            "fingerprint" => self.set_fingerprint(option),
+            "store_errors" => self.set_store_errors(option),
             "label" => self.set_label(option),
             "crate" => self.set_crate(option),
             _ => Err(Self::unknown(option)),

@@ -60,11 +60,18 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     let call_options = call_options(checked, options, flavor, &private);
     let txn_pat = &checked.txn.pat;
     let txn_ty = &checked.txn.ty;
+    // An idempotent call uses its arguments before the body (the key, the
+    // fingerprint): one the body does not read is no unused variable.
+    let used_before = options
+        .idempotency_key
+        .get()
+        .map(|_| quote!(#[allow(unused_variables)]));
     let replays = checked.args.iter().map(
         |Arg {
              ident, pat, span, ..
          }| {
             quote_spanned! {*span=>
+                #used_before
                 let #pat = #private::ReplayArg::replay(&#ident);
             }
         },
@@ -72,11 +79,20 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
     let fake_return = fake_return(output);
     let block = &item.block;
 
+    let (key_binding, run, key_arg) = match idempotency(checked, options, &private) {
+        Some((binding, run)) => (binding, run, quote!(__ck_idempotency_key,)),
+        None => (
+            TokenStream::new(),
+            format_ident!("run_managed"),
+            TokenStream::new(),
+        ),
+    };
     let call = at_return_type(
         quote! {
-            #private::run_managed(
+            #private::#run(
                 #resolver_ref,
                 #call_options,
+                #key_arg
                 move |#txn_pat: &#txn_ty| {
                     #(#replays)*
                     ::std::boxed::Box::pin(async move {
@@ -93,9 +109,46 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
         #(#attrs)*
         #vis #asyncness #fn_token #ident #generics (#(#inputs),*) #output #where_clause {
             #resolver_binding
+            #key_binding
             #call
         }
     }
+}
+
+/// With `idempotency_key`: the binding of `__ck_idempotency_key` (the key
+/// expression evaluated once, and the fingerprint: `fingerprint = …` or the
+/// arguments, each checked on its own type, made while the arguments are
+/// still the function's) and the runtime function to call.
+fn idempotency(
+    checked: &Checked,
+    options: &Options,
+    private: &TokenStream,
+) -> Option<(TokenStream, Ident)> {
+    let key = options.idempotency_key.get()?;
+    let made = match options.fingerprint.get() {
+        Some(fingerprint) => quote_spanned! {fingerprint.span()=>
+            #private::idempotency_key(&(#key), &(#fingerprint))
+        },
+        None => {
+            let args = checked.args.iter().map(|Arg { ident, span, .. }| {
+                let mut ident = ident.clone();
+                ident.set_span(ident.span().located_at(*span));
+                quote_spanned! {*span=> .arg(&#ident)}
+            });
+            quote_spanned! {key.span()=>
+                #private::ArgsFingerprint::new() #(#args)* .key(&(#key))
+            }
+        }
+    };
+    let run = if options.store_errors.get().is_some() {
+        format_ident!("run_idempotent_call_storing_errors")
+    } else {
+        format_ident!("run_idempotent_call")
+    };
+    let binding = quote! {
+        let __ck_idempotency_key = #made;
+    };
+    Some((binding, run))
 }
 
 /// The call into the runtime located on the return type (hygiene unchanged;

@@ -187,11 +187,14 @@ impl ConflictResolver {
                         Attempt::Expired(expired(Phase::Commit).with_source(Box::new(e)))
                     }
                     Some(Err(Committing::Failed(e))) => Attempt::Failed(E::from(e), Phase::Commit),
-                    Some(Err(Committing::Unknown(e))) => {
+                    Some(Err(Committing::Unknown(e, hooks))) => {
                         tracing::error!(label, error = %e, "the outcome of COMMIT is unknown; not replaying");
-                        Attempt::Final(E::from(carried::into_db_err(AmbiguousCommit::new(
-                            label, e,
-                        ))))
+                        // the hooks go with the error: run by an idempotent
+                        // call whose key shows that this run committed
+                        let owned = label.to_owned();
+                        let ambiguous = AmbiguousCommit::new(label, e)
+                            .with_after_commit(Box::new(move || run_hooks(&owned, hooks)));
+                        Attempt::Final(E::from(carried::into_db_err(ambiguous)))
                     }
                     None => {
                         tracing::error!(
@@ -342,7 +345,8 @@ impl ConflictResolver {
         match commit_detached(label, dbtx, hooks, slot, None).await {
             Ok(()) => Ok(()),
             Err(Committing::Failed(e)) => Err(e),
-            Err(Committing::Unknown(e)) => {
+            // a guard's caller has no key to find out by: its hooks never run
+            Err(Committing::Unknown(e, _hooks)) => {
                 tracing::error!(label, error = %e, "the outcome of COMMIT is unknown");
                 Err(carried::into_db_err(AmbiguousCommit::new(label, e)))
             }
@@ -373,14 +377,17 @@ impl ConflictResolver {
 enum Committing {
     /// The database answered with an error: nothing committed.
     Failed(DbErr),
-    /// No answer (the connection failed, the task died): it may have committed.
-    Unknown(DbErr),
+    /// No answer (the connection failed, the task died): it may have
+    /// committed. With the after-commit hooks, unrun (none when the task
+    /// died: they went with it).
+    Unknown(DbErr, Vec<Hook>),
 }
 
 /// Commits in a task of its own, then releases the SQLite write slot and,
 /// if it committed, runs the after-commit hooks. Once `COMMIT` is under way,
 /// finishing it and running the hooks no longer depend on the caller: a
-/// caller dropped meanwhile only abandons the result.
+/// caller dropped meanwhile only abandons the result. When the outcome is
+/// unknown the hooks come back unrun, with [`Committing::Unknown`].
 async fn commit_detached(
     label: &str,
     dbtx: DatabaseTransaction,
@@ -394,17 +401,23 @@ async fn commit_detached(
         drop(slot);
         // after COMMIT answered, or failed to: an ambiguous end unlocks too
         drop(db_lock);
-        if committed.is_ok() {
-            run_hooks(&owned_label, hooks);
+        match committed {
+            Ok(()) => {
+                run_hooks(&owned_label, hooks);
+                Ok(())
+            }
+            Err(e) => Err((e, hooks)),
         }
-        committed
     });
     match task.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) if is_lost_connection(&e) => Err(Committing::Unknown(e)),
-        Ok(Err(e)) => Err(Committing::Failed(e)),
-        Err(join) => Err(Committing::Unknown(DbErr::Custom(format!(
-            "the COMMIT task of `{label}` ended without an answer: {join}"
-        )))),
+        Ok(Err((e, hooks))) if is_lost_connection(&e) => Err(Committing::Unknown(e, hooks)),
+        Ok(Err((e, _))) => Err(Committing::Failed(e)),
+        Err(join) => Err(Committing::Unknown(
+            DbErr::Custom(format!(
+                "the COMMIT task of `{label}` ended without an answer: {join}"
+            )),
+            Vec::new(),
+        )),
     }
 }

@@ -2,8 +2,11 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Mutex;
 
 use sea_orm::DbErr;
+
+use crate::sync::lock;
 
 /// A serialization conflict that could not be resolved by replaying the
 /// transaction: every allowed attempt ended in a conflict (or the call was
@@ -177,7 +180,10 @@ impl AbortedTransaction {
 /// the database answered. The transaction may or may not have committed, so
 /// it is **never replayed**, whatever codes or predicates the resolver
 /// retries on: check the state in the database before doing the work again
-/// (an idempotency key makes that easy). After-commit hooks did not run.
+/// (an idempotency key makes that easy). After-commit hooks did not run:
+/// the error carries them, and a call with an idempotency key runs them
+/// once when its key's lookup finds that this run committed; otherwise
+/// they are dropped with the error, unrun.
 ///
 /// It reaches the caller inside a [`DbErr`] (so through any error type a
 /// managed body uses); find it with [`AmbiguousCommit::find`].
@@ -197,6 +203,20 @@ pub struct AmbiguousCommit {
     label: String,
     #[source]
     source: DbErr,
+    after_commit: UnrunHooks,
+}
+
+/// The after-commit hooks of a run whose `COMMIT` outcome is unknown, as
+/// one closure that runs them (made where the hooks are, so that this
+/// module needs nothing of the transaction's): taken at most once.
+#[derive(Default)]
+struct UnrunHooks(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl fmt::Debug for UnrunHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unrun = lock(&self.0).is_some();
+        f.debug_struct("UnrunHooks").field("unrun", &unrun).finish()
+    }
 }
 
 impl AmbiguousCommit {
@@ -204,7 +224,20 @@ impl AmbiguousCommit {
         Self {
             label: label.to_owned(),
             source,
+            after_commit: UnrunHooks::default(),
         }
+    }
+
+    /// With `run`, which runs the run's after-commit hooks.
+    pub(crate) fn with_after_commit(self, run: Box<dyn FnOnce() + Send>) -> Self {
+        *lock(&self.after_commit.0) = Some(run);
+        self
+    }
+
+    /// The run's after-commit hooks, once: for the caller that found out
+    /// that the `COMMIT` succeeded (by its idempotency key).
+    pub(crate) fn take_after_commit(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        lock(&self.after_commit.0).take()
     }
 
     /// The label of the managed call.

@@ -18,6 +18,7 @@ use super::super::options::CallOptions;
 use super::super::txn::Txn;
 use super::errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable, carry};
 use super::in_flight::{InFlight, is_running};
+use super::macro_support::nested;
 use super::store::{self, Claim, Claimed, Row, State};
 use super::{IdempotencyKey, check_len};
 use crate::sync::lock;
@@ -100,12 +101,19 @@ impl ConflictResolver {
     ///   while committing), the key is looked up on another connection:
     ///   found, the call committed and its stored value is returned; absent,
     ///   it did not, and it runs again; only when the lookup fails too is
-    ///   the [`AmbiguousCommit`] returned. (The after-commit hooks of a run
-    ///   whose `COMMIT` outcome was unknown do not run, even when the
-    ///   lookup finds that it committed.)
+    ///   the [`AmbiguousCommit`] returned. The after-commit hooks of a run
+    ///   whose `COMMIT` outcome was unknown run once when the key is found
+    ///   with that run's claim (it committed; found by the lookup, or later
+    ///   by this call when that `COMMIT` landed after the lookup), and
+    ///   never otherwise.
     ///
     /// The table must exist ([`migrate_idempotency`](super::migrate_idempotency)).
-    /// A read-only call cannot take a key (claiming it is a write).
+    /// A read-only call cannot take a key (claiming it is a write), nor a
+    /// call made inside another managed body of this resolver, which would
+    /// run as a savepoint of it: that fails with
+    /// [`NestedOption`](crate::resolver::NestedOption) before anything runs
+    /// (only the outermost call's `COMMIT` decides whether it happened, so
+    /// give the key to that call).
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
@@ -234,12 +242,16 @@ impl ConflictResolver {
         if options.read_only {
             return Err(carry(InvalidIdempotencyKey::ReadOnly { label }));
         }
+        if let Some(outer) = self.enclosing() {
+            return Err(carry(nested(&label, outer.txn.label())));
+        }
         if let Err(e) = check_len("label", &label) {
             return Err(carry(e));
         }
         let _running = InFlight::enter(self.id(), &label, key.key());
         let body = Mutex::new(body);
         let mut runs_after_unknown = 0;
+        let mut unknown = UnknownRuns::default();
         loop {
             // a repeat after the commit: no transaction, no contention slot
             if let Some(row) = store::read(self.connection(), &label, key.key(), false).await?
@@ -250,6 +262,7 @@ impl ConflictResolver {
                     key = key.key(),
                     "idempotency key found; answering from the stored outcome"
                 );
+                unknown.found(&row);
                 return answer(row, &label, &key, errors);
             }
             let claim = Claim::new(&label, key.key(), key.fingerprint_hex());
@@ -262,12 +275,16 @@ impl ConflictResolver {
             let err = match result {
                 Ok(Step::Ran(value)) => return Ok(value),
                 Ok(Step::StoredErr(err)) => return Err(err),
-                Ok(Step::Found(row)) => return answer(row, &label, &key, errors),
+                Ok(Step::Found(row)) => {
+                    unknown.found(&row);
+                    return answer(row, &label, &key, errors);
+                }
                 Err(err) => err,
             };
-            if AmbiguousCommit::find(&err).is_none() {
+            let Some(ambiguous) = AmbiguousCommit::find(&err) else {
                 return Err(err);
-            }
+            };
+            unknown.remember(&claim.token, ambiguous);
             match self.look_up(&claim).await {
                 Some(Some(row)) => {
                     let ours = row.claim == claim.token;
@@ -277,6 +294,7 @@ impl ConflictResolver {
                         ours,
                         "the outcome of COMMIT was unknown; the key is stored, so it committed"
                     );
+                    unknown.found(&row);
                     return answer(row, &label, &key, errors);
                 }
                 Some(None) if runs_after_unknown < RUNS_AFTER_UNKNOWN_COMMIT => {
@@ -372,6 +390,32 @@ impl ConflictResolver {
     }
 }
 
+/// The after-commit hooks of this call's runs whose `COMMIT` outcome was
+/// unknown, by their claim's token. A run whose key was absent when looked
+/// up may still commit (its `COMMIT` was on its way to the server, and the
+/// lookup came first): the row a later read or claim finds then carries
+/// that run's claim, and its hooks run, once. Hooks of runs never found are
+/// dropped unrun.
+#[derive(Default)]
+struct UnknownRuns(Vec<(String, Box<dyn FnOnce() + Send>)>);
+
+impl UnknownRuns {
+    fn remember(&mut self, token: &str, ambiguous: &AmbiguousCommit) {
+        if let Some(hooks) = ambiguous.take_after_commit() {
+            self.0.push((token.to_owned(), hooks));
+        }
+    }
+
+    /// `row` was found: if it is the claim of one of these runs, that run
+    /// committed, and its hooks run now.
+    fn found(&mut self, row: &Row) {
+        if let Some(i) = self.0.iter().position(|(token, _)| *token == row.claim) {
+            let (_, hooks) = self.0.swap_remove(i);
+            hooks();
+        }
+    }
+}
+
 /// The answer a stored row gives to a call with `key`.
 fn answer<T, E, S>(row: Row, label: &str, key: &IdempotencyKey, errors: &S) -> Result<T, E>
 where
@@ -416,78 +460,4 @@ where
             None,
         )),
     }
-}
-
-/// A value an idempotent call can return: stored as JSON with its key, and
-/// read back for a repeat. Implemented for every `Serialize +
-/// DeserializeOwned + Send` type; named so that a type that is not one is
-/// reported in words, on the function's return type.
-///
-/// ```
-/// use conflictkit::resolver::idempotency::StorableOutcome;
-/// fn storable<T: StorableOutcome>() {}
-/// storable::<(u32, String)>();
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the value of an idempotent call",
-    label = "an idempotent call stores its value as JSON under its key and reads it back for a repeat",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for it (and keep it `Send`)"
-)]
-pub trait StorableOutcome: Serialize + DeserializeOwned + Send {}
-
-impl<T: Serialize + DeserializeOwned + Send> StorableOutcome for T {}
-
-/// The key of a `#[managed_transaction(idempotency_key = …)]` call, checked
-/// and fingerprinted with the arguments (or `fingerprint = …`). Generated
-/// code computes it before building the body closure, so that the
-/// fingerprint's borrows of the arguments end before the closure moves them.
-#[doc(hidden)]
-pub fn idempotency_key<K, R>(
-    key: K,
-    fingerprint: &R,
-) -> Result<IdempotencyKey, InvalidIdempotencyKey>
-where
-    K: Into<String>,
-    R: Serialize + ?Sized,
-{
-    IdempotencyKey::new(key).and_then(|k| k.fingerprint(fingerprint))
-}
-
-/// What `#[managed_transaction(idempotency_key = …)]` expands to, with the
-/// key from [`idempotency_key`]: a bad key is the call's typed error, before
-/// any transaction; then [`ConflictResolver::run_idempotent`].
-#[doc(hidden)]
-pub async fn run_idempotent_call<'a, F, T, E>(
-    resolver: &ConflictResolver,
-    options: CallOptions,
-    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
-    body: F,
-) -> Result<T, E>
-where
-    F: ManagedBody<'a, T, E>,
-    T: StorableOutcome,
-    E: TransactionError,
-{
-    resolver
-        .run_idempotent(options, key.map_err(carry::<E, _>)?, body)
-        .await
-}
-
-/// [`run_idempotent_call`] with `store_errors`:
-/// [`ConflictResolver::run_idempotent_storing_errors`].
-#[doc(hidden)]
-pub async fn run_idempotent_call_storing_errors<'a, F, T, E>(
-    resolver: &ConflictResolver,
-    options: CallOptions,
-    key: Result<IdempotencyKey, InvalidIdempotencyKey>,
-    body: F,
-) -> Result<T, E>
-where
-    F: ManagedBody<'a, T, E>,
-    T: StorableOutcome,
-    E: TransactionError + Serialize + DeserializeOwned,
-{
-    resolver
-        .run_idempotent_storing_errors(options, key.map_err(carry::<E, _>)?, body)
-        .await
 }

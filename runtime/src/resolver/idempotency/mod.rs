@@ -18,8 +18,9 @@
 //!  │    ├ body     the user's body
 //!  │    └ store    the serialized Ok value (or a stored Err), then COMMIT
 //!  └ ambiguous     COMMIT outcome unknown → the key's row on a fresh
-//!                  connection: this call's claim → committed, answer
-//!                  from it; absent → not committed, run again
+//!                  connection: this call's claim → committed, run its
+//!                  after-commit hooks, answer from it; absent → not
+//!                  committed (its hooks dropped), run again
 //! ```
 //!
 //! The key's scope is (label, key): the same key given to two functions
@@ -75,12 +76,14 @@ mod errors;
 #[cfg(feature = "events")]
 pub mod http;
 mod in_flight;
+mod macro_support;
 mod store;
 
-pub use call::{
-    StorableOutcome, idempotency_key, run_idempotent_call, run_idempotent_call_storing_errors,
-};
 pub use errors::{IdempotencyKeyReused, InvalidIdempotencyKey, StoredOutcomeUnreadable};
+pub use macro_support::{
+    ArgsFingerprint, FingerprintArgument, StorableOutcome, idempotency_key, run_idempotent_call,
+    run_idempotent_call_storing_errors,
+};
 pub use store::{IDEMPOTENCY_TABLE, MAX_KEY_CHARS, migrate_idempotency, purge_idempotency};
 
 use sha2::{Digest, Sha256};
