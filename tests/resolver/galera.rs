@@ -2,7 +2,8 @@
 //! with real concurrent transactions and one pool per node: the original's
 //! four resolver tests with the writers on different nodes, no lost update
 //! with writers on all three nodes, a certification failure at COMMIT
-//! replayed, and a node killed with SIGKILL in the middle of a run.
+//! replayed, an abort between statements found after the body's own error,
+//! and a node killed with SIGKILL in the middle of a run.
 //!
 //! Every node accepts writes; conflicting transactions from different nodes
 //! meet at COMMIT (certification: the later one fails with 1213) or when a
@@ -318,6 +319,87 @@ async fn certification_failure_at_commit_is_replayed() {
             errors: 0,
             unresolved: 0
         }
+    );
+    assert_eq!(balance_on_every_node(&c, 1).await, vec![12, 12, 12]);
+}
+
+/// A local transaction on node 2 holds a row when node 1 commits a write
+/// of it: Galera aborts node 2's transaction between its statements and
+/// says so only at its next statement. The body, unaware, then fails with
+/// an error of its own (as an `INSERT … RETURNING` that found no row did
+/// in the wallet now and then): the resolver asks the transaction once
+/// more, finds the 1213, and replays the call instead of returning the
+/// error, which came of the abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_error_after_an_abort_between_statements_is_replayed() {
+    let Some(c) = open_cluster("abort_between", 2).await else {
+        return;
+    };
+    create_accounts(&c.nodes[0], &[(1, 10)]).await;
+    let events: Arc<Mutex<Vec<(u32, Phase, ConflictCode)>>> = Arc::default();
+    let seen = events.clone();
+    let victim = ConflictResolver::builder(c.nodes[1].clone())
+        .retries(3)
+        .backoff(Backoff::none())
+        .contention(Contention::Off)
+        .on_retry(move |e| {
+            seen.lock()
+                .unwrap()
+                .push((e.attempt, e.phase, e.conflict.code.clone()));
+        })
+        .build();
+    let (wrote_tx, mut wrote_rx) = watch::channel(false);
+    let (won_tx, won_rx) = watch::channel(false);
+    let wrote_tx = Arc::new(wrote_tx);
+    let call = {
+        let victim = victim.clone();
+        tokio::spawn(async move {
+            victim
+                .run(CallOptions::new("galera::victim"), move |txn: &Txn| {
+                    let wrote_tx = wrote_tx.clone();
+                    let mut won_rx = won_rx.clone();
+                    Box::pin(async move {
+                        let b = read_balance(txn, 1).await?;
+                        write_balance(txn, 1, b + 1).await?;
+                        if txn.attempt() == 1 {
+                            wrote_tx.send_replace(true);
+                            won_rx.wait_for(|&w| w).await.expect("sender alive");
+                            return Err(Error::from(sea_orm::DbErr::RecordNotFound(
+                                "an answer the abort spoiled".into(),
+                            )));
+                        }
+                        Ok::<_, Error>(b + 1)
+                    })
+                })
+                .await
+        })
+    };
+    wrote_rx.wait_for(|&w| w).await.expect("the victim wrote");
+    resolver(&c.nodes[0], 0)
+        .run(CallOptions::new("galera::winner"), |txn: &Txn| {
+            Box::pin(async move {
+                let b = read_balance(txn, 1).await?;
+                write_balance(txn, 1, b + 1).await?;
+                Ok::<_, Error>(())
+            })
+        })
+        .await
+        .expect("node 1 commits");
+    // node 2 has applied node 1's write set (a causal read there waits for
+    // it): the victim's transaction is aborted by now
+    let applied = causal(&c.urls[1]).await;
+    assert_eq!(
+        common::read_balance(&applied, 1).await.unwrap(),
+        11,
+        "node 2 applied node 1's commit"
+    );
+    won_tx.send_replace(true);
+    let replayed = call.await.unwrap().expect("replayed and committed");
+    assert_eq!(replayed, 12, "the replay read node 1's value");
+    assert_eq!(
+        events.lock().unwrap().clone(),
+        vec![(1, Phase::Body, ConflictCode::MySql(1213))],
+        "the abort, found after the body's error"
     );
     assert_eq!(balance_on_every_node(&c, 1).await, vec![12, 12, 12]);
 }

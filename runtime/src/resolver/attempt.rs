@@ -209,6 +209,10 @@ impl ConflictResolver {
                 }
             }
             Ok(Err(err)) => {
+                let first_error = match first_error {
+                    None if self.classify(&err).is_none() => self.aborted_meanwhile(&dbtx).await,
+                    first => first,
+                };
                 self.rollback(label, dbtx, "after an error in the transaction body")
                     .await;
                 drop(slot);
@@ -359,6 +363,20 @@ impl ConflictResolver {
     /// either way; sqlx rolls it back on return). Bounded by the resolver's
     /// [`rollback_timeout`](super::ConflictResolverBuilder::rollback_timeout):
     /// on expiry the transaction is dropped, and the call goes on.
+    /// The conflict the server killed `dbtx` for, if it did so between
+    /// statements without the body seeing it (see
+    /// [`Engine::may_abort_between_statements`](super::engine::Engine::may_abort_between_statements)).
+    async fn aborted_meanwhile(&self, dbtx: &DatabaseTransaction) -> Option<DbErr> {
+        if !self.inner.engine.may_abort_between_statements() {
+            return None;
+        }
+        let bound = self.inner.defaults.rollback_timeout;
+        match tokio::time::timeout(bound, dbtx.execute_unprepared("DO 0")).await {
+            Ok(Err(e)) if self.classify(&e).is_some() => Some(e),
+            _ => None,
+        }
+    }
+
     pub(crate) async fn rollback(&self, label: &str, dbtx: DatabaseTransaction, why: &str) {
         let bound = self.inner.defaults.rollback_timeout;
         match tokio::time::timeout(bound, dbtx.rollback()).await {

@@ -119,6 +119,19 @@ impl Engine {
         }
     }
 
+    /// Whether the server can abort a transaction between its statements
+    /// and tell only at its next statement: MariaDB Galera's brute-force
+    /// abort of a local transaction whose rows a replicated write set
+    /// needs (the victim's next statement fails with 1213; a statement
+    /// under way when it happens has been seen to answer as if it found
+    /// nothing: `INSERT … RETURNING` with no row). Before the resolver
+    /// believes a body's error that is no conflict, it asks such a
+    /// transaction once more (`DO 0`): a 1213 there means the error was the
+    /// conflict's doing, and the call is replayed.
+    pub(crate) fn may_abort_between_statements(self) -> bool {
+        self.backend == DbBackend::MySql && !self.mock
+    }
+
     /// Whether `BEGIN` itself waits for other transactions: SQLite's
     /// `BEGIN IMMEDIATE` takes the write lock. On PostgreSQL and
     /// MySQL/MariaDB `BEGIN` takes no snapshot and no lock (the first
