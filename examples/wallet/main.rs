@@ -25,6 +25,7 @@ mod api;
 mod bank;
 mod entities;
 mod events;
+mod prometheus;
 mod report;
 mod settings;
 
@@ -70,6 +71,10 @@ struct Cli {
     /// `Idempotency-Key` header (a retried request gets the stored answer).
     #[arg(long, value_name = "ADDR")]
     serve: Option<std::net::SocketAddr>,
+    /// Serve the resolver's and the listener's metrics as Prometheus text
+    /// at `http://ADDR/metrics` (a loopback address) while the wallet runs.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -114,6 +119,9 @@ struct Committed {
 
 async fn run(cli: Cli) -> Result<bool, BoxError> {
     let settings = settings::load(cli.config.clone(), &cli.sets)?;
+    if let Some(addr) = cli.metrics_addr {
+        prometheus::serve(addr).await?;
+    }
     let url = cli.database_url.clone().or(settings.database.url.clone());
     // one pool per node of a cluster (URLs separated by commas)
     let urls: Vec<Option<String>> = match url {

@@ -106,6 +106,27 @@ pub async fn print(
         "resolver: success {}, retries {}, errors {}, unresolved {}",
         stats.success, stats.retries, stats.errors, stats.unresolved
     );
+    let mut by_label: std::collections::BTreeMap<String, Stats> = Default::default();
+    for r in resolvers {
+        for (label, s) in r.stats_by_label() {
+            let sum = by_label.entry(label).or_default();
+            *sum = *sum + s;
+        }
+    }
+    for (label, s) in &by_label {
+        // every conflict was a run; so was the last run of a call that
+        // committed or failed (a give-up's last run is its last conflict)
+        let calls = s.success + s.errors + s.unresolved;
+        let runs = s.retries + s.success + s.errors;
+        println!(
+            "  {label}: {calls} calls, {:.2} runs per call (success {}, retries {}, errors {}, unresolved {})",
+            runs as f64 / calls.max(1) as f64,
+            s.success,
+            s.retries,
+            s.errors,
+            s.unresolved
+        );
+    }
     if resolvers.len() > 1 {
         for (i, r) in resolvers.iter().enumerate() {
             let s = r.stats();

@@ -212,26 +212,95 @@ async fn wallet_on_galera() {
 /// `wallet --serve 127.0.0.1:0` against `url`: the process, and the API's
 /// base URL from its `listening on` line.
 async fn serve_wallet(url: &str) -> (tokio::process::Child, String) {
+    let (child, base, _) = serve_wallet_with(url, &[]).await;
+    (child, base)
+}
+
+/// `wallet --serve` with `extra` arguments: the child, the API's base URL,
+/// and the lines it printed before it listened.
+async fn serve_wallet_with(
+    url: &str,
+    extra: &[&str],
+) -> (tokio::process::Child, String, Vec<String>) {
     use tokio::io::AsyncBufReadExt;
     let mut child =
         tokio::process::Command::new(common::example_binary("wallet", "examples/wallet"))
             .args(["--serve", "127.0.0.1:0"])
+            .args(extra)
             .env("DATABASE_URL", url)
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("run the wallet example");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut before = Vec::new();
     let base = common::sql::bounded("the API listens", async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(base) = line.strip_prefix("listening on ") {
                 return base.to_owned();
             }
+            before.push(line);
         }
         panic!("the wallet ended without serving")
     })
     .await;
-    (child, base)
+    (child, base, before)
+}
+
+/// `wallet --serve --metrics-addr`: after one transfer through the API, the
+/// Prometheus text scraped over loopback counts one committed call of the
+/// API's label, with its attempts (SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_metrics_are_served_as_prometheus_text() {
+    let tdb = common::sql::server(Backend::Sqlite, "wallet_metrics", 1).await;
+    let (mut child, base, before) =
+        serve_wallet_with(&tdb.url, &["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics_url = before
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics on "))
+        .unwrap_or_else(|| panic!("the wallet says where its metrics are: {before:?}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let posted = client
+        .post(format!("{base}/transfer"))
+        .header("Idempotency-Key", "wallet-metrics-1")
+        .header("content-type", "application/json")
+        .body(r#"{"from":1,"to":2,"cents":5}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let text = client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // `name{labels} value` lines of one metric, with all of `labels`
+    let values = |name: &str, labels: &[&str]| -> Vec<f64> {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    && labels.iter().all(|want| l.contains(want))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .collect()
+    };
+    let api = r#"conflictkit_label="wallet::api::transfer""#;
+    assert_eq!(
+        values("conflictkit_calls", &[api, r#"outcome="committed""#]),
+        [1.0],
+        "{text}"
+    );
+    assert_eq!(
+        values("conflictkit_call_attempts_count", &[api]),
+        [1.0],
+        "{text}"
+    );
+    child.kill().await.unwrap();
 }
 
 /// `wallet --serve`: a `POST /transfer` retried with the same
