@@ -141,14 +141,21 @@ impl Pair {
 
     /// A resolver on the primary with the replica, checked, its lag
     /// sampled every 20 ms.
+    /// A resolver with the pair's replica, returned once its sampler has
+    /// seen the replica fresh: replayed up to a position it read from the
+    /// primary. (Its first sample may come while the replica still replays
+    /// the test's setup; a test that pauses replay before the replica was
+    /// ever seen fresh would find it lagging without bound.)
     pub(super) async fn resolver(&self, max_lag: Duration) -> ConflictResolver {
-        ConflictResolver::builder(pool(&self.primary_url, 16).await)
+        let resolver = ConflictResolver::builder(pool(&self.primary_url, 16).await)
             .replica(pool(&self.replica_url, 16).await)
             .max_lag(max_lag)
             .lag_sample_interval(Duration::from_millis(20))
             .build_checked()
             .await
-            .expect("the replica of scripts/replicas.sh is a replica of its primary")
+            .expect("the replica of scripts/replicas.sh is a replica of its primary");
+        until_fresh(&resolver).await;
+        resolver
     }
 
     pub(super) async fn position(&self, primary: &DatabaseConnection) -> CommitPosition {
@@ -205,6 +212,21 @@ impl Pair {
         sql(&self.replica_admin, "SELECT pg_wal_replay_resume()")
             .await
             .expect("resume replay");
+    }
+}
+
+/// Waits until `resolver`'s sampler has seen its first replica fresh
+/// (replayed up to a position it read from the primary): until then its
+/// reads go to the primary, as they should.
+pub(super) async fn until_fresh(resolver: &ConflictResolver) {
+    let until = tokio::time::Instant::now() + BOUND;
+    while resolver.replica_status()[0].lag.is_none() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the sampler never saw the replica fresh: {:?}",
+            resolver.replica_status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -31,6 +31,7 @@ async fn read_only_calls_run_on_the_replica_and_the_others_on_the_primary() {
         .build_checked()
         .await
         .unwrap();
+    until_fresh(&reader).await;
     let (on_replica, _) = reader
         .managed(|txn: &Txn| Box::pin(where_and_balance(txn, t)))
         .await
