@@ -27,6 +27,25 @@ fn exceeded<T: std::fmt::Debug>(result: &Result<T, Error>) -> &DeadlineExceeded 
     }
 }
 
+/// The lock-wait settings of `db`'s session (its pool's one connection):
+/// what a budget pushed to the server would leak to.
+async fn session_settings(db: &DatabaseConnection, backend: Backend) -> Vec<i64> {
+    let sql: &[&str] = match backend {
+        Backend::Postgres => {
+            &["SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'"]
+        }
+        _ => &[
+            "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
+            "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)",
+        ],
+    };
+    let mut values = Vec::new();
+    for q in sql {
+        values.push(scalar(db, q).await);
+    }
+    values
+}
+
 /// Sessions of the server waiting for a row lock, in the test's database.
 async fn lock_waiters(admin: &DatabaseConnection, backend: Backend, database: &str) -> i64 {
     let sql = match backend {
@@ -191,27 +210,7 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
         let database = common::sql::database_name(&tdb.url);
         create_accounts(&tdb.db, &[(1, 100)]).await;
         // the pool's one connection: what a setting would leak to
-        let before = match backend {
-            Backend::Postgres => vec![
-                scalar(
-                    &tdb.db,
-                    "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'",
-                )
-                .await,
-            ],
-            _ => vec![
-                scalar(
-                    &tdb.db,
-                    "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
-                )
-                .await,
-                scalar(
-                    &tdb.db,
-                    "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)",
-                )
-                .await,
-            ],
-        };
+        let before = session_settings(&tdb.db, backend).await;
         // the lock holder: a transaction of its own on another session
         let holder = common::connect(&tdb.url, 1).await;
         let admin = common::connect(&tdb.url, 1).await;
@@ -250,27 +249,7 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
             }
         })
         .await;
-        let after = match backend {
-            Backend::Postgres => vec![
-                scalar(
-                    &tdb.db,
-                    "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'",
-                )
-                .await,
-            ],
-            _ => vec![
-                scalar(
-                    &tdb.db,
-                    "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
-                )
-                .await,
-                scalar(
-                    &tdb.db,
-                    "SELECT CAST(@@SESSION.max_statement_time * 1000 AS SIGNED)",
-                )
-                .await,
-            ],
-        };
+        let after = session_settings(&tdb.db, backend).await;
         assert_eq!(
             after, before,
             "{backend:?}: the pooled connection keeps its own settings"

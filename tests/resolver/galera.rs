@@ -38,6 +38,27 @@ fn resolver(db: &DatabaseConnection, retries: u32) -> ConflictResolver {
         .build()
 }
 
+/// The conflicts a resolver replayed: (attempt, phase, code), in order.
+type Replays = Arc<Mutex<Vec<(u32, Phase, ConflictCode)>>>;
+
+/// A resolver on `db` with 3 retries, no backoff and no contention control
+/// (as [`resolver`]) that records every conflict it replays.
+fn recording_resolver(db: &DatabaseConnection) -> (ConflictResolver, Replays) {
+    let events: Replays = Arc::default();
+    let seen = events.clone();
+    let r = ConflictResolver::builder(db.clone())
+        .retries(3)
+        .backoff(Backoff::none())
+        .contention(Contention::Off)
+        .on_retry(move |e| {
+            seen.lock()
+                .unwrap()
+                .push((e.attempt, e.phase, e.conflict.code.clone()));
+        })
+        .build();
+    (r, events)
+}
+
 /// The balance of account `id` read on every node with causal reads.
 async fn balance_on_every_node(c: &Cluster, id: i32) -> Vec<i64> {
     let mut out = Vec::new();
@@ -253,18 +274,7 @@ async fn certification_failure_at_commit_is_replayed() {
         return;
     };
     create_accounts(&c.nodes[0], &[(1, 10)]).await;
-    let events: Arc<Mutex<Vec<(u32, Phase, ConflictCode)>>> = Arc::default();
-    let seen = events.clone();
-    let loser = ConflictResolver::builder(c.nodes[1].clone())
-        .retries(3)
-        .backoff(Backoff::none())
-        .contention(Contention::Off)
-        .on_retry(move |e| {
-            seen.lock()
-                .unwrap()
-                .push((e.attempt, e.phase, e.conflict.code.clone()));
-        })
-        .build();
+    let (loser, events) = recording_resolver(&c.nodes[1]);
     let winner = resolver(&c.nodes[0], 0);
     let (wrote_tx, mut wrote_rx) = watch::channel(false);
     let (won_tx, won_rx) = watch::channel(false);
@@ -336,18 +346,7 @@ async fn an_error_after_an_abort_between_statements_is_replayed() {
         return;
     };
     create_accounts(&c.nodes[0], &[(1, 10)]).await;
-    let events: Arc<Mutex<Vec<(u32, Phase, ConflictCode)>>> = Arc::default();
-    let seen = events.clone();
-    let victim = ConflictResolver::builder(c.nodes[1].clone())
-        .retries(3)
-        .backoff(Backoff::none())
-        .contention(Contention::Off)
-        .on_retry(move |e| {
-            seen.lock()
-                .unwrap()
-                .push((e.attempt, e.phase, e.conflict.code.clone()));
-        })
-        .build();
+    let (victim, events) = recording_resolver(&c.nodes[1]);
     let (wrote_tx, mut wrote_rx) = watch::channel(false);
     let (won_tx, won_rx) = watch::channel(false);
     let wrote_tx = Arc::new(wrote_tx);
