@@ -76,7 +76,7 @@ pub mod __private {
     };
     pub use conflictkit_runtime::resolver::{
         CallOptions, Caller, ConflictResolver, Contention, Isolation, ReplayArg, SqliteMode, Txn,
-        run_managed,
+        run_managed, run_managed_batched,
     };
     #[cfg(feature = "events")]
     pub use inventory;

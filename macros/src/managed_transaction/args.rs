@@ -21,6 +21,8 @@ const VALID: &[&str] = &[
     "sqlite_mode = \"...\"",
     "contention = \"...\"",
     "key = <expr>",
+    "batch",
+    "batch = N",
     "idempotency_key = <expr>",
     "fingerprint = <expr>",
     "store_errors",
@@ -130,6 +132,8 @@ pub(crate) struct Options {
     pub(crate) resolver: Once<Expr>,
     /// `key = <expr>`: what the call contends on (hashed at run time).
     pub(crate) key: Once<Expr>,
+    /// `batch` / `batch = N`: group commit, at most N calls a transaction.
+    pub(crate) batch: Once<(usize, Span)>,
     /// `idempotency_key = <expr>`: the request's key; the call runs once
     /// per key and a repeat gets the stored outcome.
     pub(crate) idempotency_key: Once<Expr>,
@@ -156,6 +160,7 @@ impl Options {
             contention: Once::default(),
             resolver: Once::default(),
             key: Once::default(),
+            batch: Once::default(),
             idempotency_key: Once::default(),
             fingerprint: Once::default(),
             store_errors: Once::default(),
@@ -266,6 +271,45 @@ impl Options {
         self.key.set(option.key(), option.describe(), value.clone())
     }
 
+    fn set_batch(&mut self, option: &MacroOption) -> syn::Result<()> {
+        if self.flavor == Flavor::NonRetryable {
+            return Err(syn::Error::new_spanned(
+                option.key(),
+                "`batch` does not apply to `#[managed_non_retryable_transaction]`: a batch \
+                 replays all its calls on a conflict, which a non-retryable call refuses; use \
+                 `#[managed_transaction(batch)]`",
+            ));
+        }
+        if option.is_bare() {
+            let span = option.flag()?;
+            return self
+                .batch
+                .set(option.key(), option.describe(), (DEFAULT_BATCH, span));
+        }
+        let max = match option.value_like("batch = 64")? {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => match int.base10_parse::<usize>() {
+                Ok(n) if n >= 1 => (n, int.span()),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        int,
+                        "`batch` takes the most calls one transaction runs, at least 1: \
+                         `batch = 64`",
+                    ));
+                }
+            },
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "`batch` takes an integer literal, the most calls one transaction runs \
+                     (`batch = 64`), or nothing (`batch`: 64)",
+                ));
+            }
+        };
+        self.batch.set(option.key(), option.describe(), max)
+    }
+
     fn set_idempotency_key(&mut self, option: &MacroOption) -> syn::Result<()> {
         let value = option.value_like("idempotency_key = request_id")?.clone();
         self.idempotency_key
@@ -317,6 +361,7 @@ impl Options {
 
     fn check_together(&self, errors: &mut Errors) {
         self.check_idempotency(errors);
+        self.check_batch(errors);
         if let (Some(_), Some(&(mode @ (SqliteMode::Immediate | SqliteMode::Exclusive), span))) =
             (self.read_only.get(), self.sqlite_mode.get())
         {
@@ -373,6 +418,34 @@ impl Options {
     }
 }
 
+impl Options {
+    /// `batch` with what it cannot go with.
+    fn check_batch(&self, errors: &mut Errors) {
+        let Some(&(_, batch)) = self.batch.get() else {
+            return;
+        };
+        if self.read_only.get().is_some() {
+            errors.push(syn::Error::new(
+                batch,
+                "`batch` has no use on a `read_only` call: batching saves `COMMIT`s of writes, \
+                 and reads never wait for each other; drop `batch`",
+            ));
+        }
+        if let Some(key) = self.idempotency_key.get() {
+            let mut error = syn::Error::new(
+                batch,
+                "`batch` cannot be combined with `idempotency_key`: an idempotent call looks its \
+                 key up in a transaction of its own; drop one of them",
+            );
+            error.combine(syn::Error::new_spanned(key, "the idempotency key is given here"));
+            errors.push(error);
+        }
+    }
+}
+
+/// The most calls a batch runs when `batch` gives no number.
+const DEFAULT_BATCH: usize = 64;
+
 impl MacroOptions for Options {
     fn attribute(&self) -> &'static str {
         self.flavor.name()
@@ -393,6 +466,7 @@ impl MacroOptions for Options {
             "contention" => self.set_contention(option),
             "resolver" => self.set_resolver(option),
             "key" => self.set_key(option),
+            "batch" => self.set_batch(option),
             "idempotency_key" => self.set_idempotency_key(option),
             "fingerprint" => self.set_fingerprint(option),
             "store_errors" => self.set_store_errors(option),

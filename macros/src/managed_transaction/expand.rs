@@ -81,6 +81,11 @@ pub(crate) fn function(checked: &Checked, options: &Options, flavor: Flavor) -> 
 
     let (key_binding, run, key_arg) = match idempotency(checked, options, &private) {
         Some((binding, run)) => (binding, run, quote!(__ck_idempotency_key,)),
+        None if options.batch.get().is_some() => (
+            TokenStream::new(),
+            format_ident!("run_managed_batched"),
+            TokenStream::new(),
+        ),
         None => (
             TokenStream::new(),
             format_ident!("run_managed"),
@@ -229,6 +234,11 @@ fn call_options(
     }
     if let Some(key) = options.key.get() {
         calls.extend(quote_spanned! {key.span()=> .key(&(#key))});
+    }
+    if let Some(&(max, span)) = options.batch.get() {
+        let mut max = Literal::usize_unsuffixed(max);
+        max.set_span(span);
+        calls.extend(quote!(.batch(#max)));
     }
     if flavor == Flavor::NonRetryable {
         calls.extend(quote!(.non_retryable()));

@@ -10,6 +10,7 @@
 //! itself is wrong it is emitted unchanged, so other diagnostics stay sensible.
 
 mod args;
+mod batch;
 mod expand;
 mod validate;
 
@@ -40,7 +41,7 @@ impl Flavor {
 /// spanned `compile_error!` next to the (rewritten or original) function.
 pub(crate) fn expand(args: TokenStream, item: TokenStream, flavor: Flavor) -> TokenStream {
     let mut errors = Errors::default();
-    let options = args::Options::parse(args, flavor, &mut errors);
+    let mut options = args::Options::parse(args, flavor, &mut errors);
     let function: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(e) => {
@@ -55,7 +56,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, flavor: Flavor) -> To
         }
     };
     match validate::check(function, &mut errors) {
-        Some(checked) => with_errors(expand::function(&checked, &options, flavor), &errors),
+        Some(checked) => {
+            if options.batch.get().is_some() && !batch::check_owned(&checked, &mut errors) {
+                // expanded unbatched: the error above is the one to read
+                options.batch = Default::default();
+            }
+            with_errors(expand::function(&checked, &options, flavor), &errors)
+        }
         None => with_errors(item, &errors),
     }
 }

@@ -184,6 +184,27 @@ where
     }
 }
 
+/// [`run_managed`] for a batched function (`#[managed_transaction(batch)]`):
+/// [`ConflictResolver::run_batched`] on a resolver; with a `Txn`, a
+/// savepoint of it, as any nested call.
+#[doc(hidden)]
+pub async fn run_managed_batched<C, F, T, E>(
+    caller: &C,
+    options: CallOptions,
+    body: F,
+) -> Result<T, E>
+where
+    C: Caller + ?Sized,
+    F: ManagedBody<'static, T, E> + 'static,
+    T: Send + 'static,
+    E: TransactionError,
+{
+    match caller.__caller() {
+        CallerRef::Resolver(resolver) => resolver.run_batched(options, body).await,
+        CallerRef::Txn(_) => run_managed(caller, options, body).await,
+    }
+}
+
 fn into_db_err(refusal: TxnOutsideItsBody) -> DbErr {
     carried::into_db_err(refusal)
 }

@@ -477,6 +477,7 @@ impl ConflictResolverBuilder {
             inner: Arc::new(Inner {
                 contention: Control::new(&self.db, engine),
                 replicas: Arc::new(ReplicaSet::new(self.defaults.replicas.clone())),
+                batches: Default::default(),
                 db: self.db,
                 engine,
                 defaults: self.defaults,

@@ -88,6 +88,11 @@ impl CannotResolveDatabaseConflict {
     pub fn last_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.last.0
     }
+
+    /// The last conflict error, owned (a batch shares it among its members).
+    pub(crate) fn into_last_error(self) -> Box<dyn StdError + Send + Sync + 'static> {
+        self.last.0
+    }
 }
 
 impl fmt::Display for CannotResolveDatabaseConflict {

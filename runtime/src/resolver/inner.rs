@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use super::batch::Lanes;
 use super::contention::Control;
 use super::defaults::Defaults;
 use super::engine::Engine;
@@ -35,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) identity: tokio::sync::OnceCell<Option<String>>,
     /// The read replicas and their lag samples (none: every call on `db`).
     pub(crate) replicas: Arc<ReplicaSet>,
+    /// The queues of batched calls (see `batch`).
+    pub(crate) batches: Lanes,
 }
 
 /// Runs transactions and replays them when the database reports a

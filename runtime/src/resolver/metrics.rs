@@ -25,6 +25,7 @@
 //! | `conflictkit.contention.limit` | gauge | | runs the gate admits at once (0: unlimited) |
 //! | `conflictkit.contention.hot` | gauge | | 1 while the gate is hot (runs take the lock across processes) |
 //! | `conflictkit.sqlite.slot.waiters` | gauge | | write transactions of the process waiting for the SQLite write slot (labels: `db.system.name` only) |
+//! | `conflictkit.batch.size` | histogram | | calls run in one transaction by a batch run (see `batch`) |
 //! | `conflictkit.reads` | counter | `route` | read-only calls of a resolver with replicas, by where they ran: `replica`, `primary_lagging`, `primary_down`, `primary_wait_expired`, `primary_fell_back` |
 
 use std::time::Duration;
@@ -125,6 +126,10 @@ mod on {
         gauge!("conflictkit.contention.hot", labels).set(if hot { 1.0 } else { 0.0 });
     }
 
+    pub(crate) fn batch_size(plan: &Plan, members: usize) {
+        histogram!("conflictkit.batch.size", labels(plan)).record(members as f64);
+    }
+
     pub(crate) fn read_routed(plan: &Plan, route: &'static str) {
         counter!("conflictkit.reads", with(labels(plan), "route", route)).increment(1);
     }
@@ -159,6 +164,9 @@ mod off {
 
     #[inline]
     pub(crate) fn contention(_: &Plan, _: Option<u32>, _: bool) {}
+
+    #[inline]
+    pub(crate) fn batch_size(_: &Plan, _: usize) {}
 
     #[inline]
     pub(crate) fn read_routed(_: &Plan, _: &'static str) {}

@@ -123,6 +123,7 @@
 //! while the first waits for it, and no database reports that deadlock.
 
 mod attempt;
+pub mod batch;
 mod begin;
 mod body;
 mod call_end;
@@ -156,9 +157,10 @@ mod sqlite_writer;
 mod stats;
 mod txn;
 
+pub use batch::{BatchFailed, BatchStats};
 pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
 pub use call_error::TransactionError;
-pub use caller::{Caller, CallerRef, TxnOutsideItsBody, run_managed};
+pub use caller::{Caller, CallerRef, TxnOutsideItsBody, run_managed, run_managed_batched};
 pub use classify::{Conflict, ConflictCode};
 pub use conflict_resolver::ConflictResolverBuilder;
 pub use deadline::{COMMIT_GRACE, InvalidDeadline, MAX_TIMEOUT};

@@ -20,7 +20,7 @@ use sea_orm::{IsolationLevel, SqliteTransactionMode};
 /// assert_eq!(Isolation::ReadCommitted.name(), "read_committed");
 /// assert!("snapshot".parse::<Isolation>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Isolation {
     /// `SERIALIZABLE`: the default; concurrent transactions behave as if run one by one.
     #[default]
@@ -86,7 +86,7 @@ impl std::str::FromStr for Isolation {
 /// assert_eq!("deferred".parse::<SqliteMode>(), Ok(SqliteMode::Deferred));
 /// assert_eq!(SqliteMode::Exclusive.to_string(), "exclusive");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SqliteMode {
     /// `BEGIN IMMEDIATE`: take the write lock at once (the default for
     /// read-write transactions), so writers queue on the busy timeout instead
@@ -202,7 +202,7 @@ pub use crate::backoff::Backoff;
 /// assert_eq!("off".parse::<Contention>(), Ok(Contention::Off));
 /// assert_eq!(Contention::default(), Contention::Adaptive);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Contention {
     /// Adaptive admission per (label, key), and while a key is hot, and for
     /// a call's last replay, a database lock across processes that the
@@ -252,6 +252,9 @@ pub struct CallOptions {
     pub(crate) max_lag: Option<std::time::Duration>,
     pub(crate) after: Option<CommitPosition>,
     pub(crate) replica_wait: Option<std::time::Duration>,
+    /// Group commit: at most this many calls of one (label, key) in one
+    /// transaction (see `batch`).
+    pub(crate) batch: Option<usize>,
 }
 
 impl CallOptions {
@@ -272,6 +275,7 @@ impl CallOptions {
             max_lag: None,
             after: None,
             replica_wait: None,
+            batch: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -409,7 +413,25 @@ impl CallOptions {
         self.replica_wait = Some(bound);
         self
     }
-    /// The label.
+    /// Group commit (see [`batch`](crate::resolver::batch)): while a run of
+    /// this (label, [`key`](Self::key)) is in flight, the calls that arrive
+    /// queue, and the next run takes up to `max` of them into **one**
+    /// transaction, each body in a savepoint of its own, with one `COMMIT`.
+    /// Takes effect through
+    /// [`ConflictResolver::run_batched`](super::ConflictResolver::run_batched)
+    /// (what `#[managed_transaction(batch)]` calls), whose body owns its
+    /// data. `max` is at least 1 (1: every call alone, as without it).
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// let fee = CallOptions::new("wallet::credit_fee").key(&0_i64).batch(64);
+    /// assert_ne!(fee, CallOptions::new("wallet::credit_fee").key(&0_i64));
+    /// ```
+    pub fn batch(mut self, max: usize) -> Self {
+        self.batch = Some(max.max(1));
+        self
+    }
+    /// The call's label (see [`new`](Self::new)).
     pub fn label(&self) -> &str {
         &self.label
     }

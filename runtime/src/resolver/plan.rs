@@ -42,6 +42,9 @@ pub(crate) struct Plan {
     pub(crate) deferrable: bool,
     /// The replica the call runs on (see `replica`); `None`: the primary.
     pub(crate) replica: Option<usize>,
+    /// A batch of this many calls run as one (see `batch`): its members'
+    /// ends are counted by the batch, one by one; `None`: a single call.
+    pub(crate) batch: Option<u32>,
     engine: Engine,
 }
 
@@ -88,6 +91,7 @@ impl Plan {
             retryable,
             deferrable,
             replica: None,
+            batch: None,
             label: options.label,
         }
     }

@@ -304,12 +304,15 @@ impl ConflictResolver {
 
     /// Ends a call on its deadline: counted, logged, `on_deadline` called,
     /// and made an `E`.
-    fn expired<E: TransactionError>(&self, plan: &Plan, exceeded: DeadlineExceeded) -> E {
+    pub(crate) fn expired<E: TransactionError>(&self, plan: &Plan, exceeded: DeadlineExceeded) -> E {
         self.ended(plan, Outcome::Deadline, exceeded.attempts());
         tracing::Span::current().record("attempts", exceeded.attempts());
         tracing::warn!(label = %plan.label(), attempts = exceeded.attempts(), phase = %exceeded.phase(), by_server = exceeded.by_server(), "the call ran out of its time budget before COMMIT; rolled back");
         if let Some(cb) = &self.inner.defaults.on_deadline {
-            cb(&exceeded);
+            // each member of a batch ran out of time
+            for _ in 0..plan.batch.unwrap_or(1) {
+                cb(&exceeded);
+            }
         }
         E::from(carried::into_db_err(exceeded))
     }
