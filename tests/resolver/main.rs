@@ -27,11 +27,13 @@
 //!   and after their own commits: [`replicas`];
 //! - every wait is bounded by the call's deadline: [`deadlines`]; what an
 //!   operator sees (metrics, lifecycle callbacks): [`metrics`];
+//! - group commit, each member keeping its own outcome: [`batch`];
 //! - the main job, run as a program: [`wallet_example`].
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batch;
 mod conflict_sources;
 mod conflicts;
 mod contention_leases;

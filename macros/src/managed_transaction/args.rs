@@ -437,7 +437,10 @@ impl Options {
                 "`batch` cannot be combined with `idempotency_key`: an idempotent call looks its \
                  key up in a transaction of its own; drop one of them",
             );
-            error.combine(syn::Error::new_spanned(key, "the idempotency key is given here"));
+            error.combine(syn::Error::new_spanned(
+                key,
+                "the idempotency key is given here",
+            ));
             errors.push(error);
         }
     }

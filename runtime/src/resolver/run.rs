@@ -304,7 +304,11 @@ impl ConflictResolver {
 
     /// Ends a call on its deadline: counted, logged, `on_deadline` called,
     /// and made an `E`.
-    pub(crate) fn expired<E: TransactionError>(&self, plan: &Plan, exceeded: DeadlineExceeded) -> E {
+    pub(crate) fn expired<E: TransactionError>(
+        &self,
+        plan: &Plan,
+        exceeded: DeadlineExceeded,
+    ) -> E {
         self.ended(plan, Outcome::Deadline, exceeded.attempts());
         tracing::Span::current().record("attempts", exceeded.attempts());
         tracing::warn!(label = %plan.label(), attempts = exceeded.attempts(), phase = %exceeded.phase(), by_server = exceeded.by_server(), "the call ran out of its time budget before COMMIT; rolled back");

@@ -106,7 +106,9 @@ async fn run(
             }
         };
         let conflicted = ran == Ran::Err
-            && (member.error().is_some_and(|e| resolver.classify(e).is_some())
+            && (member
+                .error()
+                .is_some_and(|e| resolver.classify(e).is_some())
                 || txn.is_outside());
         if conflicted {
             return Err(member_error(index, member.as_mut()));

@@ -32,7 +32,11 @@ pub struct BatchFailed {
 }
 
 impl BatchFailed {
-    pub(crate) fn new(label: &str, members: usize, source: Arc<dyn StdError + Send + Sync>) -> Self {
+    pub(crate) fn new(
+        label: &str,
+        members: usize,
+        source: Arc<dyn StdError + Send + Sync>,
+    ) -> Self {
         Self {
             label: label.to_owned(),
             others: members.saturating_sub(1),

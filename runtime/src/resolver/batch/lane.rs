@@ -61,6 +61,8 @@ pub struct BatchStats {
     pub members: u64,
     /// The most calls one batch ran.
     pub largest: u64,
+    /// Calls waiting for a batch now (queued behind the one in flight).
+    pub queued: u64,
 }
 
 impl BatchStats {
@@ -135,7 +137,12 @@ impl Lanes {
     }
 
     pub(super) fn snapshot(&self) -> BTreeMap<String, BatchStats> {
-        lock(&self.stats).clone()
+        let mut stats = lock(&self.stats).clone();
+        for (lane, queue) in lock(&self.queued).iter() {
+            let s = stats.entry(lane.label.clone().into_owned()).or_default();
+            s.queued += queue.len() as u64;
+        }
+        stats
     }
 }
 
@@ -156,7 +163,7 @@ impl ConflictResolver {
     }
 
     /// How calls were batched, per label: batches run, calls in them, the
-    /// largest (see [`CallOptions::batch`](super::super::CallOptions::batch)).
+    /// largest, and the calls queued now (see [`CallOptions::batch`](super::super::CallOptions::batch)).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

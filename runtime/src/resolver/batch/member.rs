@@ -98,7 +98,12 @@ pub(super) struct Typed<F, T, E> {
 }
 
 impl<F, T, E> Typed<F, T, E> {
-    pub(super) fn new(plan: Plan, place: Arc<Place>, body: F, to: oneshot::Sender<Delivery<T, E>>) -> Self {
+    pub(super) fn new(
+        plan: Plan,
+        place: Arc<Place>,
+        body: F,
+        to: oneshot::Sender<Delivery<T, E>>,
+    ) -> Self {
         Self {
             plan,
             place,
