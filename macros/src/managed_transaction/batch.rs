@@ -3,7 +3,6 @@
 //! it owns what it uses: no borrowed arguments, no `&self`. Checked here so
 //! that the error names the argument, not a lifetime deep in the expansion.
 
-use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Lifetime, Type};
 
@@ -17,8 +16,8 @@ pub(crate) fn check_owned(checked: &Checked, errors: &mut Errors) -> bool {
     if let Some(receiver) = &checked.receiver
         && (receiver.reference.is_some() || borrows(&receiver.ty))
     {
-        errors.push(syn::Error::new(
-            receiver.span(),
+        errors.push(syn::Error::new_spanned(
+            receiver,
             "a `batch` function cannot borrow `self`: its body runs in the batch's task, and \
              runs to its end even if the caller is gone; make it a free function taking owned \
              values (clone what it needs from `self`), or drop `batch`",
@@ -27,8 +26,8 @@ pub(crate) fn check_owned(checked: &Checked, errors: &mut Errors) -> bool {
     }
     for arg in &checked.args {
         if borrows(&arg.ty) {
-            errors.push(syn::Error::new(
-                arg.ty.span(),
+            errors.push(syn::Error::new_spanned(
+                &arg.ty,
                 "a `batch` function takes owned arguments: its body runs in the batch's task, \
                  and runs to its end even if the caller is gone, so it cannot borrow the \
                  caller's data; pass an owned value (`String` for `&str`, an `Arc`, a clone), \
