@@ -102,14 +102,31 @@ pub async fn debit(txn: &Txn, account: i32, amount: i64, kind: TxKind) -> Result
     Ok(balance - amount)
 }
 
-/// Moves `amount` cents from `from` to `to`, refusing to overdraw: the debit
-/// is `debit`, run as a savepoint of this transaction.
-#[managed_transaction(label = "wallet::accounts")]
+/// The account every transfer's fee goes to: one row that every transfer
+/// writes, the wallet's hottest.
+pub const FEE_ACCOUNT: i32 = 0;
+
+/// What a transfer costs its sender, in cents, on top of the amount.
+pub const TRANSFER_FEE: i64 = 1;
+
+/// Moves `amount` cents from `from` to `to` and [`TRANSFER_FEE`] from
+/// `from` to the fee account, refusing to overdraw: the debit is `debit`,
+/// run as a savepoint of this transaction.
+///
+/// Every transfer writes the fee account, so one call per transaction
+/// would make transfers wait for each other's `COMMIT`. `batch` runs the
+/// transfers that queue meanwhile in one transaction (each in a savepoint
+/// of its own, so a refused one takes back only its own writes) with one
+/// `COMMIT`: group commit on the hot key.
+#[managed_transaction(label = "wallet::accounts", key = FEE_ACCOUNT, batch)]
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
-    debit(txn, from, amount, TxKind::TransferOut).await?;
+    debit(txn, from, amount + TRANSFER_FEE, TxKind::TransferOut).await?;
     let to_balance = balance_of(txn, to).await?;
     set_balance(txn, to, to_balance + amount).await?;
     record(txn, to, amount, TxKind::TransferIn, None).await?;
+    let fees = balance_of(txn, FEE_ACCOUNT).await?;
+    set_balance(txn, FEE_ACCOUNT, fees + TRANSFER_FEE).await?;
+    record(txn, FEE_ACCOUNT, TRANSFER_FEE, TxKind::Fee, None).await?;
     Ok(())
 }
 

@@ -25,6 +25,8 @@ pub enum TxKind {
     TransferIn,
     /// A deposit reported by a `txupdate` event.
     Deposit,
+    /// The fee of a transfer, credited to the fee account.
+    Fee,
 }
 
 pub mod account {
@@ -101,6 +103,13 @@ pub async fn migrate(db: &DatabaseConnection, accounts: i32, initial: i64) -> Re
         .insert(db)
         .await?;
     }
+    // the fee account, which every transfer credits, opens empty
+    account::ActiveModel {
+        id: Set(crate::bank::FEE_ACCOUNT),
+        balance: Set(0),
+    }
+    .insert(db)
+    .await?;
     Ok(())
 }
 
@@ -112,7 +121,8 @@ pub async fn wait_for_accounts(db: &DatabaseConnection, accounts: i32) -> Result
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match account::Entity::find().count(db).await {
-            Ok(n) if n == accounts as u64 => return Ok(()),
+            // and the fee account
+            Ok(n) if n == accounts as u64 + 1 => return Ok(()),
             Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }

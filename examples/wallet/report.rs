@@ -10,6 +10,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use crate::bank::FEE_ACCOUNT;
 use crate::entities::{TxKind, TxState, account, ledger};
 use crate::settings::Settings;
 use crate::{BoxError, Committed, Deposits};
@@ -127,6 +128,22 @@ pub async fn print(
             s.unresolved
         );
     }
+    // group commit of the transfers on the fee account (see `bank::transfer`)
+    let mut batches = conflictkit::resolver::BatchStats::default();
+    for r in resolvers {
+        for s in r.batch_stats().values() {
+            batches.batches += s.batches;
+            batches.members += s.members;
+            batches.largest = batches.largest.max(s.largest);
+        }
+    }
+    println!(
+        "  transfers batched on the fee account: {} transfers in {} transactions ({:.1} per COMMIT, at most {})",
+        batches.members,
+        batches.batches,
+        batches.mean_size(),
+        batches.largest
+    );
     if resolvers.len() > 1 {
         for (i, r) in resolvers.iter().enumerate() {
             let s = r.stats();
@@ -201,12 +218,17 @@ async fn check<C: ConnectionTrait>(
         if show {
             println!("  account {}: {:>12}", a.id, money(a.balance));
         }
-        if a.balance != w.initial_balance + ledger_sum {
+        let opening = if a.id == FEE_ACCOUNT {
+            0
+        } else {
+            w.initial_balance
+        };
+        if a.balance != opening + ledger_sum {
             problems.push(format!(
                 "account {} holds {} but its ledger says {}",
                 a.id,
                 money(a.balance),
-                money(w.initial_balance + ledger_sum)
+                money(opening + ledger_sum)
             ));
         }
     }
@@ -227,6 +249,7 @@ async fn check<C: ConnectionTrait>(
         ("top-ups", count(TxKind::TopUp), top_ups),
         ("transfers", count(TxKind::TransferOut), transfers),
         ("transfer credits", count(TxKind::TransferIn), transfers),
+        ("transfer fees", count(TxKind::Fee), transfers),
         (
             "deposits",
             count(TxKind::Deposit),
