@@ -70,8 +70,9 @@ async fn record(
 /// conflict inside the process.
 ///
 /// Top-ups and transfers share one label: they fight over the same rows, so
-/// the resolver's contention control must see them as one hot spot.
-#[managed_transaction(label = "wallet::accounts")]
+/// the resolver must see them as one hot spot. They share one batch too
+/// (`batch`, no key: one lane per label), see [`transfer`].
+#[managed_transaction(label = "wallet::accounts", batch)]
 pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletError> {
     let balance = balance_of(txn, account).await? + amount;
     set_balance(txn, account, balance).await?;
@@ -115,10 +116,13 @@ pub const TRANSFER_FEE: i64 = 1;
 ///
 /// Every transfer writes the fee account, so one call per transaction
 /// would make transfers wait for each other's `COMMIT`. `batch` runs the
-/// transfers that queue meanwhile in one transaction (each in a savepoint
-/// of its own, so a refused one takes back only its own writes) with one
-/// `COMMIT`: group commit on the hot key.
-#[managed_transaction(label = "wallet::accounts", key = FEE_ACCOUNT, batch)]
+/// calls that queue meanwhile in one transaction (each in a savepoint of
+/// its own, so a refused one takes back only its own writes) with one
+/// `COMMIT`: group commit on the hot row. Top-ups run in the same batches
+/// (same label, no key): with a handful of hot accounts every call touches
+/// rows the others touch, and one batch at a time never conflicts with
+/// another, where a batch beside per-call top-ups would.
+#[managed_transaction(label = "wallet::accounts", batch)]
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
     debit(txn, from, amount + TRANSFER_FEE, TxKind::TransferOut).await?;
     let to_balance = balance_of(txn, to).await?;

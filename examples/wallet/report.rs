@@ -138,7 +138,7 @@ pub async fn print(
         }
     }
     println!(
-        "  transfers batched on the fee account: {} transfers in {} transactions ({:.1} per COMMIT, at most {})",
+        "  group commit (batch): {} top-ups and transfers in {} transactions ({:.1} per COMMIT, at most {})",
         batches.members,
         batches.batches,
         batches.mean_size(),

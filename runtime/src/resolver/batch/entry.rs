@@ -31,7 +31,8 @@ impl ConflictResolver {
     /// its hooks run if and only if they commit). Each call keeps its own
     /// outcome: its `Ok`, its own error (its writes rolled back to its
     /// savepoint, the others commit), its panic (at once). A conflict
-    /// replays the whole batch; a give-up, a deadline or an ambiguous
+    /// replays the whole batch; a batch that gives up runs its calls again
+    /// one by one (a give-up is a call's own); a deadline or an ambiguous
     /// `COMMIT` is every member's; any other failure of the batch as a
     /// whole reaches each member as a [`BatchFailed`](super::BatchFailed).
     ///

@@ -18,10 +18,12 @@
 //! - its hooks run after the shared `COMMIT`, if and only if it committed
 //!   with the member's writes in it;
 //! - a conflict (or a `COMMIT` conflict, or an injected one) replays the
-//!   whole batch, every member's body again; a give-up, a deadline (the
-//!   batch runs to its earliest member's) and an ambiguous `COMMIT` are
-//!   every member's; any other failure of the batch as a whole fails each
-//!   member with [`BatchFailed`], nothing of it committed;
+//!   whole batch, every member's body again; a batch that gives up runs
+//!   its members again one by one, each with replays of its own, so a
+//!   give-up is a member's own; a deadline (the batch runs to its earliest
+//!   member's) and an ambiguous `COMMIT` are every member's; any other
+//!   failure of the batch as a whole fails each member with
+//!   [`BatchFailed`], nothing of it committed;
 //! - a caller dropped while its member waits or runs leaves the member in
 //!   the batch: it commits or rolls back with the others, and its hooks
 //!   follow the data, as when a single call is dropped after `COMMIT` was

@@ -56,6 +56,16 @@ impl ConflictResolver {
                     member.deliver();
                 }
             }
+            Err(RunError::GaveUp(_)) if members.iter().filter(|m| !m.delivered()).count() > 1 => {
+                // a give-up is per member: each runs again alone, with
+                // replays of its own, so that one conflicting member (or
+                // traffic that is not batched) does not sink the others
+                let alone: Vec<_> = members.into_iter().filter(|m| !m.delivered()).collect();
+                tracing::warn!(label = %plan.label(), members = alone.len(), attempts, "a batch gave up on serialization conflicts; running its calls one by one");
+                for member in alone {
+                    Box::pin(self.run_batch(vec![member])).await;
+                }
+            }
             Err(RunError::GaveUp(gave_up)) => {
                 let (runs, retries) = (gave_up.attempts(), gave_up.retries());
                 let last: Arc<dyn StdError + Send + Sync> = Arc::from(gave_up.into_last_error());
