@@ -351,3 +351,67 @@ async fn a_hot_row_under_load_loses_nothing_and_batches() {
         assert!(label.largest > 1, "{backend:?}: {label:?}");
     }
 }
+
+/// A batch that gives up runs its calls again one by one, each with replays
+/// of its own: a member that conflicts on every run of the batch (a real
+/// `40001` from the server) commits alone once it stops conflicting, and
+/// one that never stops gives up alone while the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_give_up_is_each_members_own() {
+    let tdb = server(Backend::Postgres, "batch_give_up", 4).await;
+    create_accounts(&tdb.db, &[(1, 0)]).await;
+    exec(&tdb.db, "CREATE TABLE notes (note VARCHAR(32) NOT NULL)")
+        .await
+        .unwrap();
+    let resolver = ConflictResolver::builder(tdb.db.clone())
+        .retries(2)
+        .backoff(conflictkit::resolver::Backoff::none())
+        .build();
+    let hooks = Arc::new(AtomicU32::new(0));
+    let (held, gate) = holder(&resolver, &hooks).await;
+    // conflicts on its first `n` runs (`None`: on every run)
+    let conflicting = |note: &'static str, n: Option<u32>| {
+        let (resolver, runs) = (resolver.clone(), Arc::new(AtomicU32::new(0)));
+        tokio::spawn(async move {
+            resolver
+                .run_batched(options(), move |txn: &Txn| {
+                    let runs = runs.clone();
+                    Box::pin(async move {
+                        exec(txn, &format!("INSERT INTO notes (note) VALUES ('{note}')")).await?;
+                        let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n.is_none_or(|n| run <= n) {
+                            exec(
+                                txn,
+                                "DO $$ BEGIN RAISE EXCEPTION 'scripted' USING ERRCODE = '40001'; END $$",
+                            )
+                            .await?;
+                        }
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await
+        })
+    };
+    // the batch runs 3 times (2 replays): `x` conflicts on all of them, and
+    // on none after
+    let x = conflicting("x", Some(3));
+    let never = conflicting("never", None);
+    let b = credit(&resolver, "b", Fate::Ok, &hooks, options());
+    until_queued(&resolver, 3).await;
+    gate.add_permits(1);
+    bounded("the holder", held).await.unwrap().unwrap();
+    bounded("x", x).await.unwrap().expect("x commits alone");
+    let gave_up = bounded("never", never)
+        .await
+        .unwrap()
+        .expect_err("gives up");
+    assert!(matches!(gave_up, Error::Unresolved(_)), "{gave_up}");
+    bounded("b", b).await.unwrap().expect("b commits alone");
+    assert_eq!(notes(&tdb.db).await, ["a", "b", "x"]);
+    assert_eq!(read_balance(&tdb.db, 1).await.unwrap(), 2);
+    let stats = resolver.stats();
+    assert_eq!((stats.success, stats.unresolved), (3, 1), "{stats:?}");
+    let batches = resolver.batch_stats()[LABEL];
+    // the holder's, the batch of three, then each of the three alone
+    assert_eq!((batches.batches, batches.largest), (5, 3), "{batches:?}");
+}
