@@ -3,8 +3,13 @@
 //! show the contention control across processes).
 //!
 //! ```text
-//! hot_row_instance <database-url> <tasks> <calls-per-task> [<instances>]
+//! hot_row_instance <database-url> <tasks> <calls-per-task> [<instances> [batch]]
 //! ```
+//!
+//! With `batch`, the increments are group-committed
+//! (`CallOptions::batch(64)`), and the result line also says
+//! `batches=B largest=M`: how many transactions ran them, and the most
+//! calls one of them ran.
 //!
 //! Connects, prints `ready`, waits for a line `go` on stdin (so that every
 //! instance starts together), then runs `tasks` tasks, each making
@@ -106,6 +111,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tasks: usize = args.next().ok_or(usage)?.parse()?;
     let calls: usize = args.next().ok_or(usage)?.parse()?;
     let instances: Option<i64> = args.next().map(|n| n.parse()).transpose()?;
+    let batch = match args.next().as_deref() {
+        None => false,
+        Some("batch") => true,
+        Some(other) => return Err(format!("expected `batch`, read {other:?}; {usage}").into()),
+    };
     if instances.is_some() && calls < 2 {
         return Err("instances are made to overlap only with 2 calls per task or more".into());
     }
@@ -142,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     {
                         together.all_committed().await?;
                     }
-                    match increment(&r).await {
+                    match increment(&r, batch).await {
                         Ok(balance) => {
                             committed += 1;
                             first = first.min(balance);
@@ -171,41 +181,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if committed == 0 {
         first = 0;
     }
+    let batched = resolver
+        .batch_stats()
+        .remove(LABEL)
+        .map(|b| format!(" batches={} largest={}", b.batches, b.largest))
+        .unwrap_or_default();
     println!(
-        "result committed={committed} gave_up={gave_up} conflicts={} first={first} last={last}",
+        "result committed={committed} gave_up={gave_up} conflicts={} first={first} last={last}{batched}",
         resolver.stats().retries
     );
     Ok(())
 }
 
-/// One managed read-modify-write increment of account 1; returns the
-/// balance it wrote.
-async fn increment(r: &ConflictResolver) -> Result<i64, Error> {
-    r.run(
-        CallOptions::new("hot_row_instance::increment"),
-        |txn: &Txn| {
-            Box::pin(async move {
-                let backend = txn.get_database_backend();
-                let read =
-                    Statement::from_string(backend, "SELECT balance FROM accounts WHERE id = 1");
-                let balance: i64 = txn
-                    .query_one_raw(read)
-                    .await?
-                    .ok_or_else(|| DbErr::RecordNotFound("account 1".into()))?
-                    .try_get("", "balance")?;
-                let sql = match backend {
-                    DbBackend::Postgres => "UPDATE accounts SET balance = $1 WHERE id = 1",
-                    _ => "UPDATE accounts SET balance = ? WHERE id = 1",
-                };
-                txn.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    sql,
-                    [(balance + 1).into()],
-                ))
-                .await?;
-                Ok::<_, Error>(balance + 1)
-            })
-        },
-    )
-    .await
+const LABEL: &str = "hot_row_instance::increment";
+
+/// One managed read-modify-write increment of account 1, group-committed
+/// with `batch`; returns the balance it wrote.
+async fn increment(r: &ConflictResolver, batch: bool) -> Result<i64, Error> {
+    let options = CallOptions::new(LABEL);
+    if batch {
+        r.run_batched(options.batch(64), read_modify_write).await
+    } else {
+        r.run(options, read_modify_write).await
+    }
+}
+
+/// The increment's body.
+fn read_modify_write(txn: &Txn) -> conflictkit::resolver::BodyFuture<'static, '_, i64, Error> {
+    Box::pin(async move {
+        let backend = txn.get_database_backend();
+        let read = Statement::from_string(backend, "SELECT balance FROM accounts WHERE id = 1");
+        let balance: i64 = txn
+            .query_one_raw(read)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("account 1".into()))?
+            .try_get("", "balance")?;
+        let sql = match backend {
+            DbBackend::Postgres => "UPDATE accounts SET balance = $1 WHERE id = 1",
+            _ => "UPDATE accounts SET balance = ? WHERE id = 1",
+        };
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [(balance + 1).into()],
+        ))
+        .await?;
+        Ok::<_, Error>(balance + 1)
+    })
 }
