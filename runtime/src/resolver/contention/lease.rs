@@ -88,6 +88,8 @@ pub(crate) struct Leases {
     db: DatabaseConnection,
     pools: Arc<LockPools>,
     map: Mutex<LeaseMap>,
+    /// Whether the database honours the lock (not CockroachDB's stubs).
+    honoured: super::honoured::Honoured,
 }
 
 struct LeaseMap {
@@ -102,11 +104,18 @@ impl Leases {
         Self {
             db,
             pools: Arc::new(LockPools::default()),
+            honoured: Default::default(),
             map: Mutex::new(LeaseMap {
                 leases: HashMap::new(),
                 sweep_at: SweepAt::new(FIRST_SWEEP_AT),
             }),
         }
+    }
+
+    /// Whether the database honours the lock at all (see `honoured`):
+    /// asked once, by the first run that would take it.
+    pub(crate) async fn honoured(&self) -> bool {
+        self.honoured.ask(&self.db).await
     }
 
     /// Says that a run will want the lease of lock `id`: it is kept for the

@@ -34,6 +34,7 @@
 //! does not sleep at all: the queue already spaces it out.
 
 pub(crate) mod db_lock;
+mod honoured;
 mod hot;
 pub(crate) mod key;
 mod lease;
@@ -279,7 +280,9 @@ impl KeyContention<'_> {
     {
         let c = self.control;
         let ticket = match &c.leases {
-            Some(leases) if hot::takes_db_lock(turn, self.gate.hot()) => {
+            Some(leases)
+                if hot::takes_db_lock(turn, self.gate.hot()) && leases.honoured().await =>
+            {
                 Some(leases.ticket(key::lock_id(self.label, self.key)))
             }
             _ => None,
