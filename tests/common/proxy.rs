@@ -1,7 +1,9 @@
 //! A loopback TCP proxy between the pool and a database server, for fault
-//! tests: it can hold the server's replies (a slow network) and cut a
-//! client's connection right after it forwarded a chosen statement (the
-//! request reached the server, the reply is lost).
+//! tests: it can hold the server's replies (a slow network), cut a client's
+//! connection right after it forwarded a chosen statement (the request
+//! reached the server, the reply is lost), or swallow a chosen statement
+//! and close the connection (the request never reached the server, which
+//! rolls back when the connection closes), then refuse new connections.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,14 @@ struct Shared {
     cut_after: Mutex<Option<Vec<u8>>>,
     cuts: AtomicUsize,
     cut_done: Notify,
+    /// When set, the next client chunk containing these bytes is not
+    /// forwarded, and that client's connection is closed.
+    swallow: Mutex<Option<Vec<u8>>>,
+    swallows: AtomicUsize,
+    swallow_done: Notify,
+    /// Set by a swallow armed with `then_refuse`: accept nothing more.
+    refuse: watch::Sender<bool>,
+    refuse_armed: std::sync::atomic::AtomicBool,
 }
 
 impl Proxy {
@@ -44,10 +54,24 @@ impl Proxy {
             cut_after: Mutex::new(None),
             cuts: AtomicUsize::new(0),
             cut_done: Notify::new(),
+            swallow: Mutex::new(None),
+            swallows: AtomicUsize::new(0),
+            swallow_done: Notify::new(),
+            refuse: watch::channel(false).0,
+            refuse_armed: std::sync::atomic::AtomicBool::new(false),
         });
         let accepting = shared.clone();
+        let mut refuse = shared.refuse.subscribe();
         let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                let client = tokio::select! {
+                    biased; // once refusing, accept nothing more
+                    _ = refuse.wait_for(|r| *r) => return, // the listener closes
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => return,
+                    },
+                };
                 let shared = accepting.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&shared.upstream).await {
@@ -106,13 +130,40 @@ impl Proxy {
 
     /// Waits until `n` connections were cut.
     pub async fn cuts(&self, n: usize) {
-        loop {
-            let notified = self.shared.cut_done.notified();
-            if self.shared.cuts.load(Ordering::SeqCst) >= n {
-                return;
-            }
-            notified.await;
+        wait_count(&self.shared.cuts, &self.shared.cut_done, n).await;
+    }
+
+    /// Arms a swallow: the next chunk a client sends that contains
+    /// `needle` is thrown away, and that client's connection closed on both
+    /// sides. With `then_refuse`, the proxy accepts no connection after it.
+    pub fn swallow(&self, needle: &[u8], then_refuse: bool) {
+        *self.shared.swallow.lock().unwrap() = Some(needle.to_vec());
+        if then_refuse {
+            self.shared.refuse_after_swallow();
         }
+    }
+
+    /// Waits until `n` chunks were swallowed.
+    pub async fn swallowed(&self, n: usize) {
+        wait_count(&self.shared.swallows, &self.shared.swallow_done, n).await;
+    }
+}
+
+impl Shared {
+    /// Marks that the next swallow also closes the listener.
+    fn refuse_after_swallow(&self) {
+        self.refuse_armed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `count` reaches `n`, woken by `done`.
+async fn wait_count(count: &AtomicUsize, done: &Notify, n: usize) {
+    loop {
+        let notified = done.notified();
+        if count.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -122,10 +173,26 @@ impl Drop for Proxy {
     }
 }
 
+/// Whether `chunk` holds the needle armed in `armed`, which is then
+/// disarmed.
+fn take_if_in(armed: &Mutex<Option<Vec<u8>>>, chunk: &[u8]) -> bool {
+    let mut armed = armed.lock().unwrap();
+    let hit = armed
+        .as_deref()
+        .is_some_and(|needle| chunk.windows(needle.len()).any(|w| w == needle));
+    if hit {
+        *armed = None;
+    }
+    hit
+}
+
 async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
     let (cut_tx, mut cut_rx) = watch::channel(false);
+    // the connection ends by a swallow, not a cut
+    let swallowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swallowed_up = swallowed.clone();
     let up_shared = shared.clone();
     let upstream = async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -134,20 +201,22 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if take_if_in(&up_shared.swallow, &buf[..n]) {
+                if up_shared.refuse_armed.swap(false, Ordering::SeqCst) {
+                    up_shared.refuse.send_replace(true);
+                }
+                swallowed_up.store(true, Ordering::SeqCst);
+                up_shared.swallows.fetch_add(1, Ordering::SeqCst);
+                up_shared.swallow_done.notify_waiters();
+                // the client's side closes with the cut, the server's as
+                // `server_tx` drops here (the server then rolls back)
+                cut_tx.send_replace(true);
+                return;
+            }
             if server_tx.write_all(&buf[..n]).await.is_err() {
                 return;
             }
-            let cut = {
-                let mut armed = up_shared.cut_after.lock().unwrap();
-                let hit = armed
-                    .as_deref()
-                    .is_some_and(|needle| buf[..n].windows(needle.len()).any(|w| w == needle));
-                if hit {
-                    *armed = None;
-                }
-                hit
-            };
-            if cut {
+            if take_if_in(&up_shared.cut_after, &buf[..n]) {
                 cut_tx.send_replace(true);
                 // keep the server side open until the server answers: the
                 // request is processed, only its reply is lost
@@ -182,10 +251,13 @@ async fn relay(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                 return;
             }
         }
-        // cut: close the client's side now, then drain the server's reply
+        // cut (or swallowed): close the client's side now, then drain the
+        // server's reply
         drop(client_tx);
-        down_shared.cuts.fetch_add(1, Ordering::SeqCst);
-        down_shared.cut_done.notify_waiters();
+        if !swallowed.load(Ordering::SeqCst) {
+            down_shared.cuts.fetch_add(1, Ordering::SeqCst);
+            down_shared.cut_done.notify_waiters();
+        }
         let _ = server_rx.read(&mut buf).await;
     };
     tokio::join!(upstream, downstream);

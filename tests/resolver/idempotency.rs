@@ -19,8 +19,6 @@ use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -353,96 +351,6 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
     }
 }
 
-/// A loopback proxy that, once armed, swallows the client chunk containing
-/// `COMMIT` and closes both sides: the COMMIT never reaches the server,
-/// which rolls the transaction back when its connection closes.
-/// (`common::proxy` forwards the statement before it cuts.) With
-/// `then_refuse`, it stops accepting connections once it swallowed one.
-pub(crate) struct SwallowCommit {
-    pub(crate) url: String,
-    pub(crate) armed: Arc<std::sync::atomic::AtomicBool>,
-    pub(crate) swallowed: Arc<tokio::sync::Notify>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl SwallowCommit {
-    pub(crate) async fn for_url(url: &str, then_refuse: bool) -> Self {
-        let after_scheme = url.find("://").unwrap() + 3;
-        let rest = &url[after_scheme..];
-        let host_start = rest.find('@').map(|i| i + 1).unwrap_or(0);
-        let host_len = rest[host_start..].find(['/', '?']).unwrap();
-        let upstream = rest[host_start..host_start + host_len].to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let swallowed = Arc::new(tokio::sync::Notify::new());
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let (a, s, st) = (armed.clone(), swallowed.clone(), stop.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let client = tokio::select! {
-                    biased; // once told to stop, accept nothing more
-                    _ = st.notified() => return, // the listener closes
-                    accepted = listener.accept() => match accepted {
-                        Ok((client, _)) => client,
-                        Err(_) => return,
-                    },
-                };
-                let (upstream, armed, swallowed) = (upstream.clone(), a.clone(), s.clone());
-                let stop = st.clone();
-                tokio::spawn(async move {
-                    let server = TcpStream::connect(&upstream).await.unwrap();
-                    let (mut crx, mut ctx) = client.into_split();
-                    let (mut srx, mut stx) = server.into_split();
-                    let up = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = match crx.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            if buf[..n].windows(6).any(|w| w == b"COMMIT")
-                                && armed.swap(false, Ordering::SeqCst)
-                            {
-                                swallowed.notify_one();
-                                if then_refuse {
-                                    stop.notify_one();
-                                }
-                                return; // both halves drop: both sides close
-                            }
-                            if stx.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let down = async move {
-                        let _ = tokio::io::copy(&mut srx, &mut ctx).await;
-                    };
-                    tokio::select! { _ = up => {}, _ = down => {} }
-                });
-            }
-        });
-        let url = format!(
-            "{}127.0.0.1:{}{}",
-            &url[..after_scheme + host_start],
-            addr.port(),
-            &rest[host_start + host_len..]
-        );
-        SwallowCommit {
-            url,
-            armed,
-            swallowed,
-            accept,
-        }
-    }
-}
-
-impl Drop for SwallowCommit {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
 /// A resolver through a proxy: no contention control (on MariaDB its
 /// first lock of a label sends a COMMIT of its own), no backoff.
 pub(crate) async fn proxied_resolver(url: &str) -> ConflictResolver {
@@ -484,14 +392,14 @@ async fn an_ambiguous_commit_that_did_not_commit_runs_again() {
     for backend in [Backend::Postgres, Backend::MySql] {
         let tdb = server(backend, "idem_ambiguous_lost", 2).await;
         setup(&tdb.db).await;
-        let proxy = SwallowCommit::for_url(&tdb.url, false).await;
-        let r = proxied_resolver(&proxy.url).await;
+        let (proxy, url) = Proxy::for_url(&tdb.url).await;
+        let r = proxied_resolver(&url).await;
         let runs = AtomicU32::new(0);
-        proxy.armed.store(true, Ordering::SeqCst);
+        proxy.swallow(b"COMMIT", false);
         let receipt = bounded("idempotent call", pay(&r, "amb-2", 80, &runs))
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        bounded("the COMMIT was swallowed", proxy.swallowed.notified()).await;
+        bounded("the COMMIT was swallowed", proxy.swallowed(1)).await;
         assert_eq!(
             runs.load(Ordering::SeqCst),
             2,
@@ -500,7 +408,7 @@ async fn an_ambiguous_commit_that_did_not_commit_runs_again() {
         assert_eq!(count(&tdb.db, "payment").await, 1, "{backend:?}");
         assert_eq!(the_token(&tdb.db).await, receipt.token, "{backend:?}");
         // without a key the same fault is an AmbiguousCommit
-        proxy.armed.store(true, Ordering::SeqCst);
+        proxy.swallow(b"COMMIT", false);
         let err = bounded(
             "call without a key",
             r.managed(|txn: &Txn| {
@@ -525,10 +433,10 @@ async fn an_ambiguous_commit_stays_ambiguous_when_the_key_cannot_be_looked_up() 
     for backend in [Backend::Postgres, Backend::MySql] {
         let tdb = server(backend, "idem_ambiguous_unknown", 2).await;
         setup(&tdb.db).await;
-        let proxy = SwallowCommit::for_url(&tdb.url, true).await;
+        let (proxy, url) = Proxy::for_url(&tdb.url).await;
         // one connection, which the swallowed COMMIT closes; a new one is
         // refused, and the pool says so within its acquire timeout
-        let mut options = sea_orm::ConnectOptions::new(proxy.url.clone());
+        let mut options = sea_orm::ConnectOptions::new(url);
         options
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(2))
@@ -538,7 +446,7 @@ async fn an_ambiguous_commit_stays_ambiguous_when_the_key_cannot_be_looked_up() 
             .contention(Contention::Off)
             .build();
         let runs = AtomicU32::new(0);
-        proxy.armed.store(true, Ordering::SeqCst);
+        proxy.swallow(b"COMMIT", true);
         let err = bounded("idempotent call", pay(&r, "amb-3", 90, &runs))
             .await
             .unwrap_err();

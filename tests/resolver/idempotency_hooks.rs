@@ -4,7 +4,7 @@
 //! its own). Faults through loopback proxies on the servers with a network
 //! connection (PostgreSQL, MariaDB).
 
-use super::idempotency::{SwallowCommit, proxied_resolver};
+use super::idempotency::proxied_resolver;
 use crate::common;
 use common::Backend;
 use common::proxy::Proxy;
@@ -80,14 +80,14 @@ async fn hooks_of_an_ambiguous_commit_found_not_committed_never_run() {
     for backend in [Backend::Postgres, Backend::MySql] {
         let tdb = server(backend, "idem_hooks_lost", 2).await;
         setup(&tdb.db).await;
-        let proxy = SwallowCommit::for_url(&tdb.url, false).await;
-        let r = proxied_resolver(&proxy.url).await;
+        let (proxy, url) = Proxy::for_url(&tdb.url).await;
+        let r = proxied_resolver(&url).await;
         let (runs, hooks) = (Arc::default(), Arc::default());
-        proxy.armed.store(true, Ordering::SeqCst);
+        proxy.swallow(b"COMMIT", false);
         let run = bounded("idempotent call", pay(&r, "h-2", &runs, &hooks))
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        bounded("the COMMIT was swallowed", proxy.swallowed.notified()).await;
+        bounded("the COMMIT was swallowed", proxy.swallowed(1)).await;
         assert_eq!(run, 2, "{backend:?}: the lost run, then one");
         assert_eq!(
             *hooks.lock().unwrap(),
