@@ -10,6 +10,7 @@ use common::sql::{bounded, count, exec, scalar, server};
 use common::{Backend, create_accounts};
 use conflictkit::resolver::{
     AmbiguousCommit, Backoff, CallOptions, Contention, DeadlineExceeded, InjectConflicts, Phase,
+    SqliteMode,
 };
 use conflictkit::{ConflictResolver, Error, Txn};
 use sea_orm::DatabaseConnection;
@@ -272,6 +273,61 @@ async fn a_lock_wait_ends_on_the_server_and_leaves_no_setting_behind() {
             "{backend:?}: nothing committed"
         );
     }
+}
+
+/// SQLite: a deferred transaction's first write waits in the busy handler
+/// for another connection's write lock. The budget pushed to the connection
+/// (`PRAGMA busy_timeout`) ends that wait, not sqlx's 5 s default: the call
+/// fails with `DeadlineExceeded` raised by the server (`SQLITE_BUSY`), and
+/// the connection's busy timeout is put back afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sqlite_busy_wait_ends_at_the_budget_and_the_busy_timeout_is_put_back() {
+    let tdb = server(Backend::Sqlite, "deadline_busy", 1).await;
+    create_accounts(&tdb.db, &[(1, 100)]).await;
+    let before = scalar(&tdb.db, "PRAGMA busy_timeout").await;
+    assert!(
+        before >= 2000,
+        "the connection waits longer than the budget: {before}"
+    );
+    // another connection (outside the resolver's writer queue) holds the
+    // write lock
+    let holder = common::connect(&tdb.url, 1).await;
+    let held = sea_orm::TransactionTrait::begin(&holder).await.unwrap();
+    exec(&held, "UPDATE accounts SET balance = 0 WHERE id = 1")
+        .await
+        .unwrap();
+    let r = ConflictResolver::builder(tdb.db.clone())
+        .contention(Contention::Off)
+        .build();
+    let options = CallOptions::new("tests::deadline_busy")
+        .sqlite_mode(SqliteMode::Deferred)
+        .timeout(Duration::from_millis(600))
+        .unwrap();
+    let result = r
+        .run(options, |txn: &Txn| {
+            Box::pin(async move {
+                exec(
+                    txn,
+                    "UPDATE accounts SET balance = balance + 1 WHERE id = 1",
+                )
+                .await?;
+                Ok::<_, Error>(())
+            })
+        })
+        .await;
+    let e = exceeded(&result);
+    assert_eq!(e.phase(), Phase::Body, "{e}");
+    assert!(e.by_server(), "SQLite's busy handler ended the wait: {e}");
+    assert_eq!(
+        scalar(&tdb.db, "PRAGMA busy_timeout").await,
+        before,
+        "the connection keeps its own busy timeout"
+    );
+    held.rollback().await.unwrap();
+    assert_eq!(
+        scalar(&tdb.db, "SELECT balance FROM accounts WHERE id = 1").await,
+        100
+    );
 }
 
 /// A body slower than the budget: rolled back at the deadline, nothing it

@@ -4,11 +4,13 @@
 //! does; an unknown `COMMIT` outcome is never taken for success). The guard
 //! of [`ConflictResolver::transaction`] commits through the same checks.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement};
 
 use super::body::ManagedBody;
 use super::carried;
@@ -16,7 +18,7 @@ use super::contention::{LeaseGuard, Release};
 use super::deadline::{self, ServerSettings, within};
 use super::deadline_exceeded::DeadlineExceeded;
 use super::driver_error::is_lost_connection;
-use super::engine::is_server_timeout;
+use super::engine::{Restore, is_server_timeout};
 use super::error::{AbortedTransaction, AmbiguousCommit};
 use super::inner::ConflictResolver;
 use super::metrics;
@@ -264,15 +266,40 @@ impl ConflictResolver {
         let Some(sql) = self.inner.engine.server_budget(server) else {
             return Ok((ServerSettings::none(), None));
         };
-        let set = txn.as_database_transaction().execute_unprepared(&sql.set);
-        match within(Some(at), set).await {
-            Some(Ok(_)) => Ok((ServerSettings::pushed(sql.restore, txn), Some(now + server))),
+        let could_not = |e: &DbErr| {
+            tracing::warn!(label = %plan.label(), error = %e, "could not push the call's time budget to the server; the call still ends at its deadline");
+        };
+        let db = txn.as_database_transaction();
+        let restore = match sql.restore {
+            Restore::Nothing => None,
+            Restore::Sql(restore) => Some(Cow::Borrowed(restore)),
+            Restore::SqliteBusyTimeout => {
+                let ask = Statement::from_string(db.get_database_backend(), "PRAGMA busy_timeout");
+                match within(Some(at), db.query_one_raw(ask)).await {
+                    Some(Ok(Some(row))) => match row.try_get_by_index::<i64>(0) {
+                        Ok(was) => Some(Cow::Owned(format!("PRAGMA busy_timeout = {was}"))),
+                        Err(e) => {
+                            could_not(&e);
+                            return Ok((ServerSettings::none(), None));
+                        }
+                    },
+                    Some(Ok(None)) => return Ok((ServerSettings::none(), None)),
+                    Some(Err(e)) => {
+                        could_not(&e);
+                        return Ok((ServerSettings::none(), None));
+                    }
+                    None => return Err(ServerSettings::none()),
+                }
+            }
+        };
+        match within(Some(at), db.execute_unprepared(&sql.set)).await {
+            Some(Ok(_)) => Ok((ServerSettings::pushed(restore, txn), Some(now + server))),
             Some(Err(e)) => {
-                tracing::warn!(label = %plan.label(), error = %e, "could not push the call's time budget to the server; the call still ends at its deadline");
+                could_not(&e);
                 Ok((ServerSettings::none(), None))
             }
             // the settings may reach the server still: put them back
-            None => Err(ServerSettings::pushed(sql.restore, txn)),
+            None => Err(ServerSettings::pushed(restore, txn)),
         }
     }
 

@@ -39,6 +39,7 @@
 //! deadlines pass with it), and a [`std::time::Instant`] converts into it,
 //! so [`CallOptions::deadline`] takes either.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -178,7 +179,7 @@ impl CallOptions {
 /// [`put_back`](Self::put_back), or, when the call is dropped midway, by a
 /// task of its own (which keeps the transaction until then).
 pub(crate) struct ServerSettings {
-    restore: Option<(&'static str, Txn)>,
+    restore: Option<(Cow<'static, str>, Txn)>,
 }
 
 impl ServerSettings {
@@ -188,7 +189,7 @@ impl ServerSettings {
     }
 
     /// `restore` puts `txn`'s session back.
-    pub(crate) fn pushed(restore: Option<&'static str>, txn: &Txn) -> Self {
+    pub(crate) fn pushed(restore: Option<Cow<'static, str>>, txn: &Txn) -> Self {
         Self {
             restore: restore.map(|sql| (sql, txn.share())),
         }
@@ -199,7 +200,7 @@ impl ServerSettings {
         let Some((sql, txn)) = self.restore.take() else {
             return;
         };
-        let restore = txn.as_database_transaction().execute_unprepared(sql);
+        let restore = txn.as_database_transaction().execute_unprepared(&sql);
         match tokio::time::timeout(bound, restore).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -223,7 +224,7 @@ impl Drop for ServerSettings {
             // the caller was dropped midway: the transaction (and its
             // connection) stays with this task until the session is put back
             runtime.spawn(async move {
-                if let Err(e) = txn.as_database_transaction().execute_unprepared(sql).await {
+                if let Err(e) = txn.as_database_transaction().execute_unprepared(&sql).await {
                     tracing::warn!(label = %txn.label(), error = %e, "could not put the session's timeouts back");
                 }
             });

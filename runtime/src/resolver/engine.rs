@@ -30,13 +30,19 @@ pub(crate) enum DbLock {
 /// kind a call's deadline pushes to the server: PostgreSQL `57014`
 /// (`statement_timeout`) and `55P03` (`lock_timeout`); MariaDB `1969`
 /// (`max_statement_time`), MySQL `3024` (`max_execution_time`), and `1205`
-/// (`innodb_lock_wait_timeout`).
+/// (`innodb_lock_wait_timeout`); SQLite `SQLITE_BUSY` (`busy_timeout`).
 pub(crate) fn is_server_timeout(err: &(dyn StdError + 'static)) -> bool {
     matches!(
         first_code(err),
-        Some(RawCode::Sqlstate("57014" | "55P03")) | Some(RawCode::MySql(1205 | 1969 | 3024))
+        Some(RawCode::Sqlstate("57014" | "55P03"))
+            | Some(RawCode::MySql(1205 | 1969 | 3024))
+            | Some(RawCode::Sqlite(SQLITE_BUSY | SQLITE_BUSY_TIMEOUT))
     )
 }
+
+/// SQLite's busy handler gave up (`busy_timeout`), and its extended code.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_BUSY_TIMEOUT: i32 = 5 | (3 << 8);
 
 /// Whether `err` (anywhere in its chain) is the server refusing a write in
 /// a read-only transaction: PostgreSQL `25006` (`read_only_sql_transaction`,
@@ -69,7 +75,19 @@ pub(crate) struct ReplicaQueries {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServerBudget {
     pub(crate) set: String,
-    pub(crate) restore: Option<&'static str>,
+    pub(crate) restore: Restore,
+}
+
+/// How a session's pushed budget is put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restore {
+    /// Nothing to do: it ends with the transaction (PostgreSQL's `SET LOCAL`).
+    Nothing,
+    /// This statement.
+    Sql(&'static str),
+    /// SQLite's busy timeout, a setting of the connection: read before it
+    /// is set (`PRAGMA busy_timeout`), then set back to what it was.
+    SqliteBusyTimeout,
 }
 
 /// The facts about one resolver's engine.
@@ -194,7 +212,7 @@ impl Engine {
                         "SELECT set_config('statement_timeout', '{ms}ms', true), \
                          set_config('lock_timeout', '{ms}ms', true)"
                     ),
-                    restore: None,
+                    restore: Restore::Nothing,
                 })
             }
             DbBackend::MySql => {
@@ -207,13 +225,23 @@ impl Engine {
                          SESSION innodb_lock_wait_timeout = {whole}, \
                          SESSION max_statement_time = {secs:.3}"
                     ),
-                    restore: Some(
+                    restore: Restore::Sql(
                         "SET SESSION innodb_lock_wait_timeout = @conflictkit_lwt, \
                          SESSION max_statement_time = @conflictkit_mst, \
                          @conflictkit_lwt = NULL, @conflictkit_mst = NULL",
                     ),
                 })
             }
+            // How long a statement waits in SQLite's busy handler for a
+            // lock another connection holds (a deferred transaction's first
+            // write; another process's writer). BEGIN IMMEDIATE's own wait
+            // comes before any statement of the call can set it: the
+            // connection's busy timeout bounds it, the call's deadline the
+            // caller's wait.
+            DbBackend::Sqlite => Some(ServerBudget {
+                set: format!("PRAGMA busy_timeout = {}", budget.as_millis().max(1)),
+                restore: Restore::SqliteBusyTimeout,
+            }),
             _ => None,
         }
     }
