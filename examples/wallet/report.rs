@@ -114,14 +114,22 @@ pub async fn print(
             *sum = *sum + s;
         }
     }
+    let mut waits: std::collections::BTreeMap<String, Duration> = Default::default();
+    for r in resolvers {
+        for (label, w) in r.waits_by_label() {
+            *waits.entry(label).or_default() += w.total();
+        }
+    }
     for (label, s) in &by_label {
         // every conflict was a run; so was the last run of a call that
         // committed or failed (a give-up's last run is its last conflict)
         let calls = s.success + s.errors + s.unresolved;
         let runs = s.retries + s.success + s.errors;
+        let waited = waits.get(label).copied().unwrap_or_default();
         println!(
-            "  {label}: {calls} calls, {:.2} runs per call (success {}, retries {}, errors {}, unresolved {})",
+            "  {label}: {calls} calls, {:.2} runs per call, {:.1} ms waited per call before its runs (success {}, retries {}, errors {}, unresolved {})",
             runs as f64 / calls.max(1) as f64,
+            waited.as_secs_f64() * 1000.0 / calls.max(1) as f64,
             s.success,
             s.retries,
             s.errors,
@@ -216,7 +224,11 @@ async fn check<C: ConnectionTrait>(
             .map(|e| e.amount)
             .sum();
         if show {
-            println!("  account {}: {:>12}", a.id, money(a.balance));
+            if a.id == FEE_ACCOUNT {
+                println!("  fee account: {:>12}", money(a.balance));
+            } else {
+                println!("  account {}: {:>12}", a.id, money(a.balance));
+            }
         }
         let opening = if a.id == FEE_ACCOUNT {
             0

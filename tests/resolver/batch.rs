@@ -188,6 +188,9 @@ async fn each_member_of_a_batch_keeps_its_own_outcome() {
             (3, 1),
             "{backend:?}: {stats:?}"
         );
+        // the four waited in the lane while the holder ran
+        let waited = resolver.waits_by_label()[LABEL];
+        assert!(waited.queue > Duration::ZERO, "{backend:?}: {waited:?}");
     }
 }
 
@@ -392,10 +395,13 @@ async fn a_give_up_is_each_members_own() {
                 .await
         })
     };
-    // the batch runs 3 times (2 replays): `x` conflicts on all of them, and
-    // on none after
+    // the batch runs 3 times (2 replays): `x`, queued first, conflicts on
+    // all of them (ending each run before the others run), and on none
+    // after
     let x = conflicting("x", Some(3));
+    until_queued(&resolver, 1).await;
     let never = conflicting("never", None);
+    until_queued(&resolver, 2).await;
     let b = credit(&resolver, "b", Fate::Ok, &hooks, options());
     until_queued(&resolver, 3).await;
     gate.add_permits(1);

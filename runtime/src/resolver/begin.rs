@@ -68,7 +68,7 @@ impl ConflictResolver {
                 metrics::slot_waiters(plan, queue.waiting() + 1);
                 let at = tokio::time::Instant::now();
                 let slot = queue.acquire().await;
-                metrics::waited(plan, Wait::SqliteSlot, at.elapsed());
+                self.waited(plan, Wait::SqliteSlot, at.elapsed());
                 metrics::slot_waiters(plan, queue.waiting());
                 let slot = slot?;
                 TxnWriter::holding(queue, slot)

@@ -478,6 +478,7 @@ impl ConflictResolverBuilder {
                 contention: Control::new(&self.db, engine),
                 replicas: Arc::new(ReplicaSet::new(self.defaults.replicas.clone())),
                 batches: Default::default(),
+                waits: Default::default(),
                 db: self.db,
                 engine,
                 defaults: self.defaults,

@@ -17,6 +17,7 @@ use super::engine::Engine;
 use super::replica::set::ReplicaSet;
 use super::sqlite_writer::WriterQueue;
 use super::stats::{AtomicStats, LabelStats};
+use super::waits::LabelWaits;
 
 /// A resolver: its connection, what its engine is, its configuration, and
 /// the state its calls share.
@@ -38,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) replicas: Arc<ReplicaSet>,
     /// The queues of batched calls (see `batch`).
     pub(crate) batches: Lanes,
+    /// How long each label's runs waited before they ran.
+    pub(crate) waits: LabelWaits,
 }
 
 /// Runs transactions and replays them when the database reports a

@@ -156,6 +156,7 @@ mod savepoint;
 mod sqlite_writer;
 mod stats;
 mod txn;
+mod waits;
 
 pub use batch::{BatchFailed, BatchStats};
 pub use body::{BodyFuture, ImpliedBound, ManagedBody, ScopedFuture};
@@ -183,3 +184,4 @@ pub use retry_event::{OnRetry, Phase, RetryEvent};
 pub use sqlite_writer::{DEFAULT_SLOT_WAIT, SLOT_WAIT_ENV};
 pub use stats::Stats;
 pub use txn::{Txn, TxnSavepoint};
+pub use waits::Waits;

@@ -200,10 +200,10 @@ impl ConflictResolver {
                 waited,
             } = entry;
             if let Some(took) = waited.queue {
-                metrics::waited(plan, Wait::Queue, took);
+                self.waited(plan, Wait::Queue, took);
             }
             if let Some(took) = waited.lease {
-                metrics::waited(plan, Wait::Lease, took);
+                self.waited(plan, Wait::Lease, took);
             }
             let run_started = tokio::time::Instant::now();
             let outcome = self.attempt(plan, body, attempt, begun, release).await;

@@ -17,7 +17,7 @@ use super::super::deadline;
 use super::super::deadline_exceeded::DeadlineExceeded;
 use super::super::error::{AmbiguousCommit, CannotResolveDatabaseConflict};
 use super::super::inner::ConflictResolver;
-use super::super::metrics::{self, Outcome};
+use super::super::metrics::{self, Outcome, Wait};
 use super::composite::{self, RunError};
 use super::error::BatchFailed;
 use super::member::Member;
@@ -37,6 +37,10 @@ impl ConflictResolver {
         plan.deadline = members.iter().filter_map(|m| m.plan().deadline).min();
         self.inner.batches.record(plan.label(), size);
         metrics::batch_size(&plan, size);
+        // what each call waited in the lane, behind the batches before
+        for member in &members {
+            self.waited(member.plan(), Wait::Queue, member.plan().started.elapsed());
+        }
         let members = Mutex::new(members);
         let runs = AtomicU32::new(0);
         let mut body = composite::body(self, &members, &runs);
