@@ -20,9 +20,9 @@ use tower_service::Service;
 use warp::Filter as _;
 use warp::filters::BoxedFilter;
 
-use super::route::{self, EventReply};
-use super::listener::Listener;
 use super::error::ListenerError;
+use super::listener::Listener;
+use super::route::{self, EventReply};
 
 /// Errors of request bodies, as tower bodies give them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
