@@ -11,6 +11,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -93,18 +94,9 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// Fails as [`start`](Self::start) does when a registered handler needs a
     /// state or a resolver the listener was not given.
     pub fn into_service(self) -> Result<EventService, ListenerError> {
-        let filter = self.endpoint()?.boxed();
-        Ok(EventService { filter })
-    }
-
-    fn endpoint(
-        self,
-    ) -> Result<
-        impl warp::Filter<Extract = (EventReply,), Error = Infallible> + Clone + Send + Sync + 'static,
-        ListenerError,
-    > {
         self.check_state()?;
-        Ok(route::endpoint(std::sync::Arc::new(self.shared)))
+        let filter = route::endpoint(Arc::new(self.shared)).boxed();
+        Ok(EventService { filter })
     }
 }
 
