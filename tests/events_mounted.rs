@@ -1,8 +1,9 @@
-//! The listener mounted in a warp app of the user's own, over real HTTP on
-//! loopback: one suite of listener behaviours runs against the standalone
-//! server and against the mounted filter, and the app's own routes keep
-//! answering beside it (the filter rejects what is not an event, so the
-//! app's routes are tried).
+//! The listener mounted in a warp app and in an axum app of the user's own,
+//! over real HTTP on loopback: one suite of listener behaviours runs against
+//! the standalone server, the mounted warp filter and the tower service
+//! mounted in axum, and the app's own routes keep answering beside it (the
+//! filter rejects what is not an event, so the app's routes are tried; in
+//! axum the router gives the service only its own route).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,9 @@ enum Form {
     Standalone,
     /// Under `/hooks/events` of a warp app with routes of its own.
     Mounted,
+    /// `Listener::into_service` at `/hooks/events` of an axum app with
+    /// routes of its own (`route_service`).
+    Axum,
 }
 
 fn config(secret: &WebhookSecret) -> ListenerConfig {
@@ -85,6 +89,32 @@ async fn serve(listener: Listener, form: Form) -> Served {
                 _keep: Keep::Mounted { _stop: stop },
             }
         }
+        Form::Axum => {
+            let app = axum::Router::new()
+                .route("/health", axum::routing::get(|| async { "ok" }))
+                .route_service("/hooks/events", listener.into_service().unwrap());
+            serve_axum(app, "/hooks/events").await
+        }
+    }
+}
+
+/// Serves an axum `app` on a loopback port until the test ends; events are
+/// posted to `path`.
+async fn serve_axum(app: axum::Router, path: &str) -> Served {
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(socket, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Served {
+        url: format!("http://{addr}{path}"),
+        addr,
+        _keep: Keep::Mounted { _stop: stop },
     }
 }
 
@@ -206,6 +236,11 @@ async fn the_suite_passes_against_the_listener_mounted_in_a_warp_app() {
 }
 
 #[tokio::test]
+async fn the_suite_passes_against_the_listener_mounted_in_an_axum_app() {
+    the_listener_suite(Form::Axum).await;
+}
+
+#[tokio::test]
 async fn the_apps_own_routes_answer_beside_the_mounted_listener() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = Listener::new(ListenerConfig {
@@ -251,4 +286,95 @@ async fn the_apps_own_routes_answer_beside_the_mounted_listener() {
         assert!(!text.contains("not_found"), "{path}: {text}");
     }
     assert_eq!(seen.lock().unwrap().len(), 1, "nothing else was dispatched");
+}
+
+/// A listener that records the `txupdate`s it handles.
+fn recording_listener() -> (Listener, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = Listener::new(ListenerConfig {
+        registered_handlers: false,
+        ..Default::default()
+    });
+    let log = seen.clone();
+    listener.on("txupdate", move |update: Value| {
+        log.lock().unwrap().push(update);
+        async {}
+    });
+    (listener, seen)
+}
+
+/// A JSON `txupdate` posted to `url`: the status and the body.
+async fn post_to(url: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(r#"{"event_name":"txupdate","data":1}"#)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_axum_apps_own_routes_answer_beside_the_mounted_service() {
+    let (listener, seen) = recording_listener();
+    let served = serve(listener, Form::Axum).await;
+    let base = format!("http://{}", served.addr);
+
+    EventPoster::new(&served.url)
+        .unwrap()
+        .post("txupdate", &json!({"txid": "ab12"}))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [json!({"txid": "ab12"})]);
+
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    // The route is the service's for every method: other methods get the
+    // listener's JSON 405.
+    let get = reqwest::get(&served.url).await.unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    let body: Value = serde_json::from_str(&get.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    // Other paths are axum's 404, not the listener's: the router matched
+    // `/hooks/events` exactly.
+    for path in ["/hooks/events/more", "/hooks", "/", "/elsewhere"] {
+        let (status, text) = post_to(&format!("{base}{path}")).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!text.contains("not_found"), "{path}: {text}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "nothing else was dispatched");
+}
+
+/// `nest_service` strips its prefix: the service sees `/` and answers; a
+/// page of the app's own at the same path as `post_service` keeps its GET.
+#[tokio::test]
+async fn the_service_answers_nested_and_for_post_only_beside_a_page() {
+    use axum::routing::get;
+    let (nested, seen_nested) = recording_listener();
+    let app = axum::Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .nest_service("/hooks/events", nested.into_service().unwrap());
+    let served = serve_axum(app, "/hooks/events").await;
+    let (status, text) = post_to(&served.url).await;
+    assert_eq!((status, text.contains("handled")), (200, true), "{text}");
+    assert_eq!(*seen_nested.lock().unwrap(), [json!(1)]);
+    let base = format!("http://{}", served.addr);
+    assert_eq!(post_to(&format!("{base}/hooks")).await.0, 404);
+
+    let (page_and_post, seen) = recording_listener();
+    let app = axum::Router::new().route(
+        "/hooks/events",
+        get(|| async { "the events page" }).post_service(page_and_post.into_service().unwrap()),
+    );
+    let served = serve_axum(app, "/hooks/events").await;
+    let page = reqwest::get(&served.url).await.unwrap();
+    assert_eq!(
+        (page.status().as_u16(), page.text().await.unwrap()),
+        (200, "the events page".to_owned())
+    );
+    let (status, text) = post_to(&served.url).await;
+    assert_eq!((status, text.contains("handled")), (200, true), "{text}");
+    assert_eq!(*seen.lock().unwrap(), [json!(1)]);
 }

@@ -3,7 +3,10 @@
 //! `xdata`) from 1 and 32 keep-alive clients over loopback, to
 //! `conflictkit::events::Listener` and to a bare warp 0.4 route doing the same
 //! work (form → decode the JSON `data` into a small struct → count), with and
-//! without Standard Webhooks signatures.
+//! without Standard Webhooks signatures. The listener runs standalone and
+//! mounted in an app with a route of its own: its warp filter under
+//! `/events` of a warp server, and its tower service at `/events` of an
+//! axum 0.8 router.
 //!
 //! Each server runs on a tokio runtime of its own (2 workers, as
 //! `Listener::start_blocking_thread` uses) on a thread of its own; the clients
@@ -64,14 +67,35 @@ struct Form {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Server {
     Listener,
+    /// `Listener::filter` under `/events` of a warp app.
+    WarpMounted,
+    /// `Listener::into_service` at `/events` of an axum app.
+    AxumMounted,
     Bare,
 }
 
 impl Server {
+    const ALL: [Server; 4] = [
+        Server::Listener,
+        Server::WarpMounted,
+        Server::AxumMounted,
+        Server::Bare,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Server::Listener => "conflictkit Listener",
+            Server::WarpMounted => "Listener in warp app",
+            Server::AxumMounted => "Listener in axum app",
             Server::Bare => "bare warp route",
+        }
+    }
+
+    /// Where events are posted.
+    fn path(self) -> &'static str {
+        match self {
+            Server::Listener | Server::Bare => "/",
+            Server::WarpMounted | Server::AxumMounted => "/events",
         }
     }
 }
@@ -137,7 +161,7 @@ pub(crate) async fn run(
     let mut variants = Vec::new();
     for signed in [false, true] {
         for &clients in &cfg.clients {
-            for server in [Server::Listener, Server::Bare] {
+            for server in Server::ALL {
                 variants.push(Variant {
                     signed,
                     clients,
@@ -218,13 +242,13 @@ pub(crate) async fn run(
         };
         // paired ratio: each listener run against the bare run of the same repeat
         let ratio = match (v.server, runs.get(&bare)) {
-            (Server::Listener, Some(bs)) => median(
+            (Server::Bare, _) | (_, None) => f64::NAN,
+            (_, Some(bs)) => median(
                 rs.iter()
                     .zip(bs)
                     .map(|(a, b)| a.events_per_s() / b.events_per_s())
                     .collect(),
             ),
-            _ => f64::NAN,
         };
         let ok: usize = rs.iter().map(|r| r.ok).sum();
         let sent: usize = rs.iter().map(|r| r.sent).sum();
@@ -283,7 +307,7 @@ async fn run_cell(
         cell_id,
     )?);
     let server = RunningServer::start(v.server, v.signed.then(|| secret.clone())).await?;
-    let url = format!("http://{}/", server.addr);
+    let url = format!("http://{}{}", server.addr, v.server.path());
     let clients = (0..v.clients)
         .map(|_| reqwest::Client::builder().no_proxy().build())
         .collect::<Result<Vec<_>, _>>()?;
@@ -456,36 +480,61 @@ impl RunningServer {
                     .build()
                     .map_err(|e| e.to_string())?;
                 rt.block_on(async move {
+                    let listener = || {
+                        let listener = Listener::new(ListenerConfig {
+                            bind,
+                            secrets: secret.clone().into_iter().collect(),
+                            registered_handlers: false,
+                            ..ListenerConfig::default()
+                        });
+                        let count = count.clone();
+                        listener.on("txupdate", move |update: TxUpdate| {
+                            let count = count.clone();
+                            async move {
+                                std::hint::black_box(update);
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                        });
+                        listener
+                    };
+                    let stopped = async move {
+                        let _ = stop_rx.await;
+                    };
                     match server {
                         Server::Listener => {
-                            let listener = Listener::new(ListenerConfig {
-                                bind,
-                                secrets: secret.into_iter().collect(),
-                                registered_handlers: false,
-                                ..ListenerConfig::default()
-                            });
-                            listener.on("txupdate", move |update: TxUpdate| {
-                                let count = count.clone();
-                                async move {
-                                    std::hint::black_box(update);
-                                    count.fetch_add(1, Ordering::Relaxed);
-                                }
-                            });
-                            let handle = listener.start().await.map_err(|e| e.to_string())?;
+                            let handle = listener().start().await.map_err(|e| e.to_string())?;
                             let _ = addr_tx.send(handle.local_addr());
-                            let _ = stop_rx.await;
+                            stopped.await;
                             handle.shutdown().await;
                         }
-                        Server::Bare => {
-                            let socket = tokio::net::TcpListener::bind(bind)
+                        Server::WarpMounted => {
+                            let events = listener().filter().map_err(|e| e.to_string())?;
+                            let app = warp::path("health")
+                                .map(|| "ok")
+                                .or(warp::path("events").and(events));
+                            let socket = bind_socket(bind, addr_tx).await?;
+                            warp::serve(app)
+                                .incoming(socket)
+                                .graceful(stopped)
+                                .run()
+                                .await;
+                        }
+                        Server::AxumMounted => {
+                            let events = listener().into_service().map_err(|e| e.to_string())?;
+                            let app = axum::Router::new()
+                                .route("/health", axum::routing::get(|| async { "ok" }))
+                                .route_service("/events", events);
+                            let socket = bind_socket(bind, addr_tx).await?;
+                            axum::serve(socket, app)
+                                .with_graceful_shutdown(stopped)
                                 .await
                                 .map_err(|e| e.to_string())?;
-                            let _ = addr_tx.send(socket.local_addr().map_err(|e| e.to_string())?);
-                            warp::serve(bare_route(count, secret))
+                        }
+                        Server::Bare => {
+                            let socket = bind_socket(bind, addr_tx).await?;
+                            warp::serve(bare_route(count.clone(), secret.clone()))
                                 .incoming(socket)
-                                .graceful(async move {
-                                    let _ = stop_rx.await;
-                                })
+                                .graceful(stopped)
                                 .run()
                                 .await;
                         }
@@ -516,6 +565,18 @@ impl RunningServer {
             .map_err(|_| "the server thread panicked")??;
         Ok(self.handled.load(Ordering::SeqCst))
     }
+}
+
+/// Binds `bind` and sends the bound address to the harness.
+async fn bind_socket(
+    bind: SocketAddr,
+    addr_tx: tokio::sync::oneshot::Sender<SocketAddr>,
+) -> Result<tokio::net::TcpListener, String> {
+    let socket = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = addr_tx.send(socket.local_addr().map_err(|e| e.to_string())?);
+    Ok(socket)
 }
 
 /// What a user would write without the listener: one warp route that takes

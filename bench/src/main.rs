@@ -49,7 +49,7 @@ enum Scenario {
     Overhead,
     /// K hot rows, T tasks in P processes: every retry / locking strategy side by side.
     Contention,
-    /// Form posts to the event listener vs a bare warp route, 1 and 32 clients.
+    /// Form posts to the event listener (standalone, mounted in warp and in axum) vs a bare warp route, 1 and 32 clients.
     Listener,
     /// `merge_dict` / `merge_with` vs `json_patch::merge` on 1, 10, 100 MB.
     Merge,

@@ -5,6 +5,10 @@
 //! is answered byte for byte from the stored response, without moving the
 //! money again.
 //!
+//! The wallet's event listener (deposits as signed `txupdate` events, see
+//! `events`) is mounted in the same server under `/events`: one port, one
+//! server that owns connections and shutdown.
+//!
 //! ```text
 //! curl -i -X POST http://127.0.0.1:8080/transfer \
 //!      -H 'Idempotency-Key: 5f0c…' -d '{"from":1,"to":2,"cents":500}'
@@ -12,12 +16,15 @@
 
 use std::net::SocketAddr;
 
+use conflictkit::events::{Listener, ListenerConfig};
 use conflictkit::resolver::idempotency::http::{Bytes, StoredResponse, idempotent};
 use conflictkit::resolver::idempotency::migrate_idempotency;
 use conflictkit::{ConflictResolver, Txn};
 use warp::Filter;
 
 use crate::bank::{self, WalletError};
+use crate::events::DepositState;
+use crate::settings::Settings;
 
 /// The body of `POST /transfer`.
 #[derive(Debug, serde::Deserialize)]
@@ -28,8 +35,13 @@ struct TransferRequest {
 }
 
 /// Serves the API on `addr` (a loopback address) until the process is
-/// stopped; prints `listening on http://ADDR` once it accepts requests.
-pub async fn serve(resolver: ConflictResolver, addr: SocketAddr) -> Result<(), crate::BoxError> {
+/// stopped, with the event listener configured in `settings` under
+/// `/events`; prints `listening on http://ADDR` once it accepts requests.
+pub async fn serve(
+    resolver: ConflictResolver,
+    addr: SocketAddr,
+    settings: &Settings,
+) -> Result<(), crate::BoxError> {
     if !addr.ip().is_loopback() {
         return Err(format!(
             "--serve takes a loopback address (127.0.0.1:PORT or [::1]:PORT), not {addr}: \
@@ -38,6 +50,12 @@ pub async fn serve(resolver: ConflictResolver, addr: SocketAddr) -> Result<(), c
         .into());
     }
     migrate_idempotency(resolver.connection()).await?;
+    // The deposit listener's route, mounted: its `bind` address is not used.
+    let events = Listener::new(ListenerConfig::from_config(&settings.raw)?)
+        .with_state(DepositState::new(resolver.clone()))
+        .with_resolver(resolver.clone())
+        .filter()?;
+    let events = warp::path("events").and(events);
     let transfer = warp::path("transfer")
         .and(warp::path::end())
         .and(warp::post())
@@ -48,7 +66,10 @@ pub async fn serve(resolver: ConflictResolver, addr: SocketAddr) -> Result<(), c
         ));
     let socket = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", socket.local_addr()?);
-    warp::serve(transfer).incoming(socket).run().await;
+    warp::serve(transfer.or(events))
+        .incoming(socket)
+        .run()
+        .await;
     Ok(())
 }
 

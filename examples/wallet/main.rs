@@ -68,7 +68,8 @@ struct Cli {
     simulate_lost_update: bool,
     /// Serve the wallet's HTTP API on this loopback address instead of
     /// running the demonstration: `POST /transfer` with an
-    /// `Idempotency-Key` header (a retried request gets the stored answer).
+    /// `Idempotency-Key` header (a retried request gets the stored answer),
+    /// and signed deposit events at `POST /events`.
     #[arg(long, value_name = "ADDR")]
     serve: Option<std::net::SocketAddr>,
     /// Serve the resolver's and the listener's metrics as Prometheus text
@@ -154,7 +155,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     );
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
     if let Some(addr) = cli.serve {
-        api::serve(ConflictResolver::new(db), addr).await?;
+        api::serve(ConflictResolver::new(db), addr, &settings).await?;
         return Ok(true);
     }
     for node in &nodes[1..] {

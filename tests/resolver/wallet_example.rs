@@ -354,3 +354,99 @@ async fn wallet_api_answers_a_retried_transfer_from_the_stored_response() {
         child.kill().await.unwrap();
     }
 }
+
+/// `wallet --serve`: the deposit listener is mounted in the API's own
+/// server under `/events`. A signed `txupdate` posted there is credited
+/// (ledger row and balance), a replay of the same delivery is answered
+/// `duplicate` and credits nothing, a bad signature is refused with 401,
+/// and `POST /transfer` answers beside it. Over loopback, on every engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_api_serves_its_event_listener_under_events() {
+    use conflictkit::events::{EventPoster, WebhookSecret};
+    // the wallet's default secret (examples/wallet/settings.rs)
+    let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap();
+    let update = serde_json::json!({
+        "transaction": 1, "network_transaction": 1001, "txid": "mounted-deposit-1",
+        "account": 2, "address": "tb1qmounted", "amount": "12.34", "confirmations": 3,
+    });
+    let body = EventPoster::encode("txupdate", &update).unwrap();
+    for backend in Backend::ALL {
+        let tdb = common::sql::server(backend, "wallet_api_events", 1).await;
+        let (mut child, base) = serve_wallet(&tdb.url).await;
+        let url = format!("{base}/events");
+        let client = reqwest::Client::new();
+        let post = |id: &'static str, secret: &WebhookSecret| {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", secret.sign(id, ts, body.as_bytes()))
+                .body(body.clone())
+                .send()
+        };
+        let answer = |r: reqwest::Response| async move {
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body)
+        };
+        let balance_of_2 = "SELECT balance FROM wallet_accounts WHERE id = 2";
+        let before = common::sql::scalar(&tdb.db, balance_of_2).await;
+
+        let (status, reply) = answer(post("msg_mounted_1", &secret).await.unwrap()).await;
+        assert_eq!(
+            (status, &reply["status"]),
+            (200, &serde_json::json!("handled")),
+            "{backend:?}"
+        );
+        let credits = "SELECT COUNT(*) FROM wallet_ledger WHERE txid = 'mounted-deposit-1'";
+        assert_eq!(
+            common::sql::scalar(&tdb.db, credits).await,
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(
+            common::sql::scalar(&tdb.db, balance_of_2).await,
+            before + 1234,
+            "{backend:?}: credited"
+        );
+
+        let (status, reply) = answer(post("msg_mounted_1", &secret).await.unwrap()).await;
+        assert_eq!(
+            (status, &reply["status"]),
+            (200, &serde_json::json!("duplicate")),
+            "{backend:?}"
+        );
+        let other = WebhookSecret::generate();
+        let (status, reply) = answer(post("msg_mounted_2", &other).await.unwrap()).await;
+        assert_eq!(
+            (status, &reply["error"]),
+            (401, &serde_json::json!("bad_signature")),
+            "{backend:?}"
+        );
+        assert_eq!(
+            common::sql::scalar(&tdb.db, credits).await,
+            1,
+            "{backend:?}: once"
+        );
+        assert_eq!(
+            common::sql::scalar(&tdb.db, balance_of_2).await,
+            before + 1234
+        );
+
+        let transfer = client
+            .post(format!("{base}/transfer"))
+            .header("Idempotency-Key", "wallet-events-1")
+            .header("content-type", "application/json")
+            .body(r#"{"from":1,"to":2,"cents":5}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(transfer.status(), 200, "{backend:?}");
+        child.kill().await.unwrap();
+    }
+}

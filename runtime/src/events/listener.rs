@@ -226,8 +226,8 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// whose request is dropped mid-way (the client went away) still runs to
     /// its end, in a task of its own.
     ///
-    /// Any hyper or tower based server can serve it too: `warp::service(filter)`
-    /// is a `tower::Service`.
+    /// For axum and other tower-based servers, `Listener::into_service`
+    /// (feature `tower`) gives the route as a `tower::Service`.
     ///
     /// ```
     /// use conflictkit::events::{EventPoster, Listener, ListenerConfig};

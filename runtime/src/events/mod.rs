@@ -3,8 +3,9 @@
 //! JSON body) and dispatches them to handlers, and a poster that sends them.
 //!
 //! - [`Listener`] — the event route and its server. Mount the route in a
-//!   warp app of your own with [`Listener::filter`] (or in any hyper or tower
-//!   server through `warp::service`), or let the listener serve it. Configure
+//!   warp app of your own with [`Listener::filter`], in an axum (or other
+//!   tower-based) app with `Listener::into_service` (feature `tower`), or let
+//!   the listener serve it. Configure
 //!   it explicitly with
 //!   [`ListenerConfig`] or from a configuration value
 //!   ([`Listener::from_config`]); run it in the background
@@ -69,6 +70,8 @@ mod relay;
 mod request;
 mod route;
 mod serve;
+#[cfg(feature = "tower")]
+mod service;
 mod signature;
 mod start;
 mod transactional;
@@ -91,6 +94,8 @@ pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbo
 pub use poster::EventPoster;
 pub use registry::registered_handlers;
 pub use relay::{Backlog, OutboxRelay};
+#[cfg(feature = "tower")]
+pub use service::EventService;
 pub use signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };
