@@ -11,7 +11,7 @@ fn servers_required() -> bool {
 }
 
 /// The URL in `var`, `None` (with a printed reason) when the engine may be left out.
-pub fn server_url(var: &str) -> Option<String> {
+pub(crate) fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
