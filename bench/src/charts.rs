@@ -223,6 +223,7 @@ fn style_of(s: Strategy) -> ShapeStyle {
     let (color, width) = match s {
         Strategy::CkAdaptive => (RGBColor(0x1f, 0x77, 0xb4), 3),
         Strategy::CkKeyed => (RGBColor(0x94, 0x67, 0xbd), 3),
+        Strategy::CkBatch => (RGBColor(0xff, 0x7f, 0x0e), 3),
         Strategy::CkOff => (RGBColor(0x17, 0xbe, 0xcf), 2),
         Strategy::Immediate => (RGBColor(0x7f, 0x7f, 0x7f), 2),
         Strategy::JitterHand => (RGBColor(0xbc, 0xbd, 0x22), 2),

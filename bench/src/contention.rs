@@ -24,14 +24,10 @@ pub(crate) async fn run(
     cfg: &Config,
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let medians = run_cells(&[target], target.kind.name(), cfg, sink).await?;
+    let label = target.label();
+    let medians = run_cells(&[target], &label, cfg, sink).await?;
     if let Some(dir) = &cfg.charts {
-        for path in charts::contention(
-            dir,
-            target.kind.name(),
-            cfg.ops.unwrap_or(DEFAULT_OPS),
-            &medians,
-        )? {
+        for path in charts::contention(dir, &label, cfg.ops.unwrap_or(DEFAULT_OPS), &medians)? {
             eprintln!("  chart: {}", path.display());
         }
     }
@@ -73,6 +69,10 @@ async fn run_cells(
     for node in nodes {
         dbs.push(node.pool(pool_opts).await?);
     }
+    if let Some(settings) = nodes[0].sqlite_settings(&dbs[0]).await? {
+        // read back from a pool connection: what the cells really run with
+        eprintln!("  contention {backend}: {settings}");
+    }
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let mut runs: BTreeMap<Cell, Vec<CellRun>> = BTreeMap::new();
     let mut cell_no = 0usize;
@@ -111,13 +111,21 @@ async fn run_cells(
                             .map_err(|e| e.to_string())?
                         };
                         eprintln!(
-                            "  contention {backend} K={k} T={t} P={p} {:<13} rep {}: {:>7.0} ops/s, {:.2} att/commit, p99 {:.1} ms, {} give-ups{}{}",
+                            "  contention {backend} K={k} T={t} P={p} {:<13} rep {}: {:>7.0} ops/s, {:.2} att/commit, p99 {:.1} ms, {} give-ups{}{}{}",
                             s.name(),
                             rep + 1,
                             r.goodput(),
                             r.attempts_per_commit(),
                             r.pct_ms(99.0),
                             r.give_ups,
+                            r.batches
+                                .map(|b| format!(
+                                    ", {:.1} calls/batch (largest {}, {} batches)",
+                                    b.mean_size(),
+                                    b.largest,
+                                    b.batches
+                                ))
+                                .unwrap_or_default(),
                             if r.cut { " (cut by the deadline)" } else { "" },
                             r.first_error
                                 .as_deref()
@@ -133,6 +141,10 @@ async fn run_cells(
                             "p50_ms": r.pct_ms(50.0), "p99_ms": r.pct_ms(99.0), "max_ms": r.max_ms(),
                             "give_ups": r.give_ups, "errors": r.errors, "sum_delta": r.sum_delta,
                             "cut": r.cut, "final_limit": r.final_limit,
+                            "batches": r.batches.map(|b| b.batches),
+                            "batch_members": r.batches.map(|b| b.members),
+                            "batch_largest": r.batches.map(|b| b.largest),
+                            "mean_batch": r.batches.map(|b| b.mean_size()),
                         }))?;
                         runs.entry(Cell {
                             k,
@@ -199,6 +211,7 @@ fn report(
             "p99 ms",
             "max ms",
             "give-ups",
+            "calls/batch",
             "errors",
             "lost",
             "cut",
@@ -224,6 +237,8 @@ fn report(
         let p50 = med(v, &|r| r.pct_ms(50.0));
         let p99 = med(v, &|r| r.pct_ms(99.0));
         let max = med(v, &|r| r.max_ms());
+        // ck-batch: calls per batch from the resolver's batch_stats (NaN, "–", elsewhere)
+        let mean_batch = med(v, &|r| r.mean_batch());
         let give_ups: u64 = v.iter().map(|r| r.give_ups).sum();
         let errors: u64 = v.iter().map(|r| r.errors).sum();
         // negative delta = lost updates; positive = a commit reported as failed
@@ -242,6 +257,7 @@ fn report(
             num(p99, 1),
             num(max, 0),
             give_ups.to_string(),
+            num(mean_batch, 1),
             errors.to_string(),
             if mismatched > 0 && lost == 0 {
                 format!("0 (sum off in {mismatched})")
@@ -256,6 +272,7 @@ fn report(
             "repeat": v.len(), "goodput": goodput, "x_for_update": goodput / fu,
             "attempts_per_commit": apc, "p50_ms": p50, "p99_ms": p99, "max_ms": max,
             "give_ups": give_ups, "errors": errors, "lost_updates": lost,
+            "mean_batch": if mean_batch.is_nan() { None } else { Some(mean_batch) },
             "sum_mismatches": mismatched, "cut_runs": cut,
         }))?;
         medians.push(Median {

@@ -35,9 +35,44 @@ impl Kind {
     }
 }
 
+/// SQLite's `PRAGMA synchronous` on the benchmark's connections
+/// (`--sqlite-synchronous`): FULL syncs the WAL at every COMMIT, NORMAL
+/// only at checkpoints (a COMMIT may be lost on power loss, never corrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Synchronous {
+    Full,
+    Normal,
+}
+
+impl Synchronous {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }
+    }
+
+    /// The mode [`Synchronous::name`] names.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Synchronous::Full, Synchronous::Normal]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
+    fn sqlx(self) -> sqlx::sqlite::SqliteSynchronous {
+        match self {
+            Synchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
+            Synchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
+        }
+    }
+}
+
 /// A benchmark database: created for this run, dropped by [`Target::cleanup`].
 pub(crate) struct Target {
     pub(crate) kind: Kind,
+    /// SQLite: the `synchronous` every pool connection sets (`None`: the
+    /// library's default is left alone).
+    sqlite_synchronous: Option<Synchronous>,
     /// URL of the benchmark database itself.
     url: String,
     /// The server URL given on the command line (to drop the database).
@@ -103,6 +138,7 @@ impl Target {
                 db.close().await?;
                 Ok(Self {
                     kind,
+                    sqlite_synchronous: None,
                     url,
                     admin_url: None,
                     name,
@@ -121,6 +157,7 @@ impl Target {
                 admin.close().await?;
                 Ok(Self {
                     kind,
+                    sqlite_synchronous: None,
                     url: replace_db_in_url(server, &name),
                     admin_url: Some(server.to_owned()),
                     name,
@@ -136,11 +173,71 @@ impl Target {
     pub(crate) fn existing(kind: Kind, url: String) -> Self {
         Self {
             kind,
+            sqlite_synchronous: None,
             url,
             admin_url: None,
             name: String::new(),
             _dir: None,
         }
+    }
+
+    /// Sets SQLite's `synchronous` on every connection of this target's
+    /// pools (ignored on the other engines).
+    pub(crate) fn with_sqlite_synchronous(mut self, mode: Option<Synchronous>) -> Self {
+        self.sqlite_synchronous = mode.filter(|_| self.kind == Kind::Sqlite);
+        self
+    }
+
+    /// The `synchronous` asked for (`None`: the library default).
+    pub(crate) fn sqlite_synchronous(&self) -> Option<Synchronous> {
+        self.sqlite_synchronous
+    }
+
+    /// How results on this target are labelled: the engine, and on SQLite
+    /// the `synchronous` asked for (`sqlite-full`, `sqlite-normal`).
+    pub(crate) fn label(&self) -> String {
+        match self.sqlite_synchronous {
+            Some(s) => format!("{}-{}", self.kind.name(), s.name()),
+            None => self.kind.name().to_owned(),
+        }
+    }
+
+    /// SQLite: the `journal_mode` and `synchronous` a connection of `db`
+    /// runs with, read back from the connection (`None` elsewhere).
+    pub(crate) async fn sqlite_settings(
+        &self,
+        db: &DatabaseConnection,
+    ) -> Result<Option<String>, DbErr> {
+        if self.kind != Kind::Sqlite {
+            return Ok(None);
+        }
+        // one connection for both reads
+        let txn = db.begin().await?;
+        let journal: String = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("PRAGMA journal_mode returned no row".into()))?
+            .try_get_by_index(0)?;
+        let sync: i64 = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA synchronous",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("PRAGMA synchronous returned no row".into()))?
+            .try_get_by_index(0)?;
+        txn.rollback().await?;
+        let sync = match sync {
+            0 => "OFF".to_owned(),
+            1 => "NORMAL".to_owned(),
+            2 => "FULL".to_owned(),
+            3 => "EXTRA".to_owned(),
+            other => other.to_string(),
+        };
+        Ok(Some(format!("journal_mode={journal} synchronous={sync}")))
     }
 
     /// The URL of the benchmark database itself.
@@ -156,6 +253,9 @@ impl Target {
             .acquire_timeout(Duration::from_secs(120))
             .test_before_acquire(opts.ping)
             .sqlx_logging(false);
+        if let Some(mode) = self.sqlite_synchronous {
+            o.map_sqlx_sqlite_opts(move |c| c.synchronous(mode.sqlx()));
+        }
         if opts.session_serializable {
             match self.kind {
                 Kind::Postgres => {
@@ -206,6 +306,7 @@ impl Target {
     pub(crate) fn on_node(&self, server_url: &str) -> Self {
         Self {
             kind: self.kind,
+            sqlite_synchronous: self.sqlite_synchronous,
             url: replace_db_in_url(server_url, &self.name),
             admin_url: None,
             name: self.name.clone(),

@@ -78,7 +78,8 @@ pub(crate) async fn run(
     cfg: &Config,
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let backend = target.kind.name();
+    let label = target.label();
+    let backend = label.as_str();
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let hot = cfg.threads.iter().copied().max().unwrap_or(1).max(2);
     let db = target

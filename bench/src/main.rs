@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p conflictkit-bench -- <scenario> [--pg URL] [--mysql URL] [--sqlite]
+//!     [--sqlite-synchronous full,normal]
 //!     [--threads 1,4,16,64] [--rows 1,10] [--procs 1,4] [--ops N] [--repeat R]
 //!     [--json FILE] [--charts DIR] [--requests N] [--clients 1,32] [--sizes-mb 1,10,100]
 //! ```
@@ -18,6 +19,7 @@
 //! (SVG) to `--charts`. With `--procs P` a contention cell runs in P
 //! processes of this binary (see `procs.rs`).
 
+mod batched;
 mod charts;
 mod contention;
 mod db;
@@ -39,7 +41,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::db::{Kind, Target};
+use crate::db::{Kind, Synchronous, Target};
 use crate::workload::Strategy;
 
 /// The scenarios.
@@ -104,6 +106,12 @@ struct Args {
     /// Also measure SQLite (a WAL file in a temp dir).
     #[arg(long)]
     sqlite: bool,
+    /// SQLite's `PRAGMA synchronous` on every connection, comma-separated:
+    /// each mode is a SQLite target of its own (labelled `sqlite-full`,
+    /// `sqlite-normal`). Default: left as the SQLite library has it (FULL
+    /// as built here; the value in effect is printed on stderr).
+    #[arg(long, value_delimiter = ',')]
+    sqlite_synchronous: Vec<Synchronous>,
     /// The node URLs of a Galera cluster (comma-separated): contention runs
     /// with its tasks spread over the first 1, 2, … of them (`--nodes`).
     #[arg(long, value_delimiter = ',')]
@@ -135,8 +143,8 @@ struct Args {
     #[arg(long)]
     charts: Option<PathBuf>,
     /// Contention strategies, comma-separated (default: all of
-    /// ck-adaptive, ck-keyed, ck-off, immediate, jitter-hand, for-update,
-    /// single-update; ck-keyed by default only where K > 1).
+    /// ck-adaptive, ck-keyed, ck-batch, ck-off, immediate, jitter-hand,
+    /// for-update, single-update; ck-keyed by default only where K > 1).
     #[arg(long, value_delimiter = ',')]
     strategies: Option<Vec<Strategy>>,
     /// Seconds a cell may run before it stops starting new increments.
@@ -193,15 +201,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| -> Box<dyn std::error::Error> { e });
     }
     let args = Args::parse();
-    let mut servers: Vec<(Kind, Option<&str>)> = Vec::new();
+    let mut servers: Vec<(Kind, Option<&str>, Option<Synchronous>)> = Vec::new();
     if let Some(u) = &args.pg {
-        servers.push((Kind::Postgres, Some(u)));
+        servers.push((Kind::Postgres, Some(u), None));
     }
     if let Some(u) = &args.mysql {
-        servers.push((Kind::MySql, Some(u)));
+        servers.push((Kind::MySql, Some(u), None));
     }
-    if args.sqlite {
-        servers.push((Kind::Sqlite, None));
+    if !args.sqlite_synchronous.is_empty() && !args.sqlite {
+        return Err("--sqlite-synchronous sets SQLite's connections: add --sqlite".into());
+    }
+    if args.sqlite && args.sqlite_synchronous.is_empty() {
+        servers.push((Kind::Sqlite, None, None));
+    }
+    for &mode in &args.sqlite_synchronous {
+        servers.push((Kind::Sqlite, None, Some(mode)));
     }
     if servers.is_empty()
         && args.galera.is_empty()
@@ -292,8 +306,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 res?;
             }
         }
-        for &(kind, url) in &servers {
-            let target = Target::create(kind, url).await?;
+        for &(kind, url, sync) in &servers {
+            let target = Target::create(kind, url)
+                .await?
+                .with_sqlite_synchronous(sync);
             let started = std::time::Instant::now();
             let res = match scenario {
                 Scenario::Overhead => overhead::run(&target, &cfg, &mut sink).await,
@@ -316,7 +332,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             eprintln!(
                 "{scenario:?} on {} took {:.0} s",
-                kind.name(),
+                target.label(),
                 started.elapsed().as_secs_f64()
             );
             target.cleanup().await?;

@@ -110,7 +110,8 @@ pub(crate) async fn run(
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let switch = switch()?;
-    let backend = target.kind.name();
+    let label = target.label();
+    let backend = label.as_str();
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let pool = target
         .pool(PoolOpts {

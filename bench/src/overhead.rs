@@ -44,7 +44,8 @@ pub(crate) async fn run(
     cfg: &Config,
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let backend = target.kind.name();
+    let label = target.label();
+    let backend = label.as_str();
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let hand = hand_strategy(target.kind);
     let mut variants = Vec::new();

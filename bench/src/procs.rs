@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::db::{Kind, PoolOpts, Target};
+use crate::batched::BatchCounts;
+use crate::db::{Kind, PoolOpts, Synchronous, Target};
 use crate::workload::{CellRun, Runner, Strategy, run_tasks, share};
 
 /// The first argument that makes the binary a worker.
@@ -32,6 +33,8 @@ pub(crate) const WORKER_ARG: &str = "worker";
 struct WorkerSpec {
     kind: String,
     url: String,
+    /// SQLite's `synchronous` (`Synchronous::name`), `None`: the default.
+    sqlite_synchronous: Option<String>,
     strategy: String,
     ping: bool,
     tasks: usize,
@@ -51,6 +54,8 @@ struct WorkerReport {
     latencies_ns: Vec<u64>,
     cut: bool,
     final_limit: Option<u32>,
+    /// `ck-batch`: this worker's resolver's batch counts.
+    batches: Option<BatchCounts>,
     first_error: Option<String>,
 }
 
@@ -81,6 +86,7 @@ pub(crate) async fn run_cell_procs(
         let spec = WorkerSpec {
             kind: target.kind.name().to_owned(),
             url: target.url().to_owned(),
+            sqlite_synchronous: target.sqlite_synchronous().map(|s| s.name().to_owned()),
             strategy: strategy.name().to_owned(),
             ping,
             tasks: share(t, procs, i),
@@ -184,6 +190,7 @@ impl WorkerReport {
                 .collect(),
             cut: run.cut,
             final_limit: run.final_limit,
+            batches: run.batches,
             first_error: run.first_error.clone(),
         }
     }
@@ -201,6 +208,7 @@ impl WorkerReport {
             .collect();
         run.cut = self.cut;
         run.final_limit = self.final_limit;
+        run.batches = self.batches;
         run.first_error = self.first_error;
         run
     }
@@ -211,7 +219,13 @@ pub(crate) async fn worker_main(spec: &str) -> Result<(), BoxError> {
     let spec: WorkerSpec = serde_json::from_str(spec)?;
     let kind = Kind::from_name(&spec.kind).ok_or_else(|| format!("unknown kind {}", spec.kind))?;
     let strategy: Strategy = spec.strategy.parse()?;
-    let target = Target::existing(kind, spec.url);
+    let sync = match spec.sqlite_synchronous.as_deref() {
+        None => None,
+        Some(name) => Some(
+            Synchronous::from_name(name).ok_or_else(|| format!("unknown synchronous {name}"))?,
+        ),
+    };
+    let target = Target::existing(kind, spec.url).with_sqlite_synchronous(sync);
     let db = target
         .pool(PoolOpts {
             ping: spec.ping,

@@ -99,7 +99,8 @@ pub(crate) async fn run(
     cfg: &Config,
     sink: &mut JsonSink,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let backend = target.kind.name();
+    let label = target.label();
+    let backend = label.as_str();
     let ops = cfg.ops.unwrap_or(DEFAULT_OPS);
     let db = target
         .pool(PoolOpts {

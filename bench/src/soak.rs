@@ -265,7 +265,8 @@ pub(crate) async fn run(
     let stats = resolver.stats();
     let attempts_per_commit =
         (stats.success + stats.retries) as f64 / (stats.success.max(1)) as f64;
-    let backend = target.kind.name();
+    let label = target.label();
+    let backend = label.as_str();
     let mut table = Table::new(
         format!(
             "soak · {backend} · {ops} operations, {tasks} tasks, {ACCOUNTS} hot accounts, 1 in 10 a read-only check · defaults (p50/p99/max: every transfer, failed ones too)"

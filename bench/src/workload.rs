@@ -13,6 +13,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use crate::batched::BatchCounts;
 use crate::db::stmt;
 
 /// How one increment is run.
@@ -23,6 +24,9 @@ pub(crate) enum Strategy {
     /// `resolver.run` with the defaults and the counter's id as the
     /// contention key (`CallOptions::key`): one gate per row.
     CkKeyed,
+    /// `resolver.run_batched` with the defaults, the counter's id as the key
+    /// and batches of up to [`BATCH_MAX`](crate::batched::BATCH_MAX) calls: group commit (issue 29).
+    CkBatch,
     /// `resolver.run`, contention control off (full-jitter backoff only).
     CkOff,
     /// `resolver.run`, `Backoff::none()`, contention off, 10 000 retries.
@@ -40,9 +44,10 @@ pub(crate) enum Strategy {
 
 impl Strategy {
     /// The contention scenario's default (`ck-keyed` runs only where K > 1).
-    pub(crate) const CONTENTION: [Strategy; 7] = [
+    pub(crate) const CONTENTION: [Strategy; 8] = [
         Strategy::CkAdaptive,
         Strategy::CkKeyed,
+        Strategy::CkBatch,
         Strategy::CkOff,
         Strategy::Immediate,
         Strategy::JitterHand,
@@ -54,6 +59,7 @@ impl Strategy {
         match self {
             Strategy::CkAdaptive => "ck-adaptive",
             Strategy::CkKeyed => "ck-keyed",
+            Strategy::CkBatch => "ck-batch",
             Strategy::CkOff => "ck-off",
             Strategy::Immediate => "immediate",
             Strategy::JitterHand => "jitter-hand",
@@ -70,6 +76,7 @@ impl FromStr for Strategy {
         [
             Strategy::CkAdaptive,
             Strategy::CkKeyed,
+            Strategy::CkBatch,
             Strategy::CkOff,
             Strategy::Immediate,
             Strategy::JitterHand,
@@ -87,7 +94,7 @@ impl FromStr for Strategy {
 const HAND_MAX_ATTEMPTS: u32 = 10_000;
 
 /// The label every managed increment runs under (one hot function).
-const LABEL: &str = "bench::increment";
+pub(crate) const LABEL: &str = "bench::increment";
 
 /// What one increment did.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +108,11 @@ pub(crate) struct OpOutcome {
 
 /// Read-modify-write of counter `id`: the lost-update shape (a plain
 /// `n = n + 1` would hide lost updates inside the database).
-async fn read_modify_write<C: ConnectionTrait>(c: &C, id: i32, lock: bool) -> Result<(), DbErr> {
+pub(crate) async fn read_modify_write<C: ConnectionTrait>(
+    c: &C,
+    id: i32,
+    lock: bool,
+) -> Result<(), DbErr> {
     let b = c.get_database_backend();
     let select = if lock && b != DbBackend::Sqlite {
         "SELECT n FROM ck_counter WHERE id = $1 FOR UPDATE"
@@ -143,7 +154,7 @@ impl Runner {
     /// A runner; resolver strategies get a fresh resolver (fresh gates and stats).
     pub(crate) fn new(strategy: Strategy, db: &DatabaseConnection) -> Self {
         let resolver = match strategy {
-            Strategy::CkAdaptive | Strategy::CkKeyed => {
+            Strategy::CkAdaptive | Strategy::CkKeyed | Strategy::CkBatch => {
                 Some(ConflictResolver::builder(db.clone()).build())
             }
             Strategy::CkOff => Some(
@@ -172,15 +183,27 @@ impl Runner {
     pub(crate) fn contention_limit(&self) -> Option<u32> {
         let r = self.resolver.as_ref()?;
         match self.strategy {
-            Strategy::CkKeyed => r.contention_limit_of_key(LABEL, &0_i32),
+            Strategy::CkKeyed | Strategy::CkBatch => r.contention_limit_of_key(LABEL, &0_i32),
             _ => r.contention_limit(LABEL),
         }
+    }
+
+    /// How the resolver batched the increments so far (`ck-batch` only):
+    /// batches run, calls run in them, the largest.
+    pub(crate) fn batch_counts(&self) -> Option<BatchCounts> {
+        if self.strategy != Strategy::CkBatch {
+            return None;
+        }
+        Some(BatchCounts::of(self.resolver.as_ref()?))
     }
 
     /// One increment of counter `id`, with its retries.
     pub(crate) async fn op(&self, id: i32) -> Result<OpOutcome, DbErr> {
         let start = Instant::now();
         let (committed, gave_up, attempts) = match &self.resolver {
+            Some(r) if self.strategy == Strategy::CkBatch => {
+                crate::batched::increment(r, id).await?
+            }
             Some(r) => managed(r, id, self.strategy == Strategy::CkKeyed).await?,
             None => self.by_hand(id).await?,
         };
@@ -269,7 +292,15 @@ async fn managed(r: &ConflictResolver, id: i32, keyed: bool) -> Result<(bool, bo
             })
         })
         .await;
-    let attempts = tries.load(Ordering::Relaxed);
+    outcome(res, tries.load(Ordering::Relaxed))
+}
+
+/// A managed call's result as (committed, gave up, attempts); errors other
+/// than a give-up end the task (counted in the cell's errors).
+pub(crate) fn outcome(
+    res: Result<(), conflictkit::Error>,
+    attempts: u32,
+) -> Result<(bool, bool, u32), DbErr> {
     match res {
         Ok(()) => Ok((true, false, attempts)),
         Err(conflictkit::Error::Unresolved(_)) => Ok((false, true, attempts)),
@@ -295,6 +326,8 @@ pub(crate) struct CellRun {
     pub(crate) cut: bool,
     /// Adaptive limit at the end (`None` = unlimited or not adaptive).
     pub(crate) final_limit: Option<u32>,
+    /// `ck-batch`: how the calls were batched (`None` for the others).
+    pub(crate) batches: Option<BatchCounts>,
     pub(crate) first_error: Option<String>,
 }
 
@@ -311,6 +344,7 @@ impl CellRun {
             sum_delta: 0,
             cut: false,
             final_limit: None,
+            batches: None,
             first_error: None,
         }
     }
@@ -327,6 +361,10 @@ impl CellRun {
         self.latencies.sort_unstable();
         self.cut |= other.cut;
         self.final_limit = self.final_limit.or(other.final_limit);
+        self.batches = match (self.batches, other.batches) {
+            (Some(a), Some(b)) => Some(a.add(b)),
+            (a, b) => a.or(b),
+        };
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -354,6 +392,10 @@ impl CellRun {
         let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
         let i = rank.clamp(1, self.latencies.len()) - 1;
         self.latencies[i].as_secs_f64() * 1000.0
+    }
+    /// `ck-batch`'s calls per batch (NaN for the other strategies).
+    pub(crate) fn mean_batch(&self) -> f64 {
+        self.batches.map_or(f64::NAN, BatchCounts::mean_size)
     }
     pub(crate) fn max_ms(&self) -> f64 {
         self.latencies
@@ -457,6 +499,10 @@ pub(crate) async fn run_tasks(
     run.elapsed = start.elapsed();
     run.latencies.sort_unstable();
     run.final_limit = runners[0].contention_limit();
+    run.batches = runners
+        .iter()
+        .filter_map(|r| r.batch_counts())
+        .reduce(BatchCounts::add);
     Ok(run)
 }
 

@@ -9,29 +9,9 @@
 //! (`CONFLICTKIT_REQUIRE_SERVERS`) and on CI (`CI=true`) a missing URL fails
 //! the test, elsewhere that engine is left out with a printed reason.
 
-/// Whether a missing server fails the test instead of leaving it out.
-fn servers_required() -> bool {
-    let set = |var: &str| {
-        std::env::var(var)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    };
-    std::env::var_os("CONFLICTKIT_REQUIRE_SERVERS").is_some() || set("CI")
-}
+mod common;
 
-/// The URL in `var`, `None` (with a printed reason) when the engine may be left out.
-fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                !servers_required(),
-                "{var} is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the server (./scripts/test.sh)"
-            );
-            eprintln!("leaving out {var}: not set (run ./scripts/test.sh to start the servers)");
-            None
-        }
-    }
-}
+use common::server_url;
 
 #[test]
 fn soak_short_on_every_engine() {
