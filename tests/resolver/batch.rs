@@ -29,6 +29,8 @@ enum Fate {
     /// Returns a business error (its writes are rolled back).
     Refuse,
     Panic,
+    /// Runs a statement that fails, ignores its error, returns `Ok`.
+    IgnoreAnError,
     /// Says it started, then waits for a permit of the gate (first run only).
     Hold(Arc<Semaphore>, mpsc::UnboundedSender<()>),
 }
@@ -63,6 +65,10 @@ fn credit(
                             "{note} is refused by its body"
                         )))),
                         Fate::Panic => panic!("{note} panics in its body"),
+                        Fate::IgnoreAnError => {
+                            let _ = exec(txn, "SELECT * FROM no_such_table").await;
+                            Ok(())
+                        }
                         Fate::Hold(gate, started) => {
                             let _ = started.send(());
                             if txn.attempt() == 1 {
@@ -191,6 +197,40 @@ async fn each_member_of_a_batch_keeps_its_own_outcome() {
         // the four waited in the lane while the holder ran
         let waited = resolver.waits_by_label()[LABEL];
         assert!(waited.queue > Duration::ZERO, "{backend:?}: {waited:?}");
+    }
+}
+
+/// A member that ignores an error of its own statement: where the error
+/// aborted the transaction (PostgreSQL), the member is rolled back to its
+/// savepoint and fails alone with `AbortedTransaction`, the others commit;
+/// where it did not (MariaDB, SQLite), the member commits with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_ignores_an_aborting_error_fails_alone() {
+    for backend in Backend::ALL {
+        let (tdb, resolver) = setup(backend, "batch_ignored").await;
+        let hooks = Arc::new(AtomicU32::new(0));
+        let (held, gate) = holder(&resolver, &hooks).await;
+        let b = credit(&resolver, "b", Fate::Ok, &hooks, options());
+        until_queued(&resolver, 1).await;
+        let x = credit(&resolver, "x", Fate::IgnoreAnError, &hooks, options());
+        until_queued(&resolver, 2).await;
+        let e = credit(&resolver, "e", Fate::Ok, &hooks, options());
+        until_queued(&resolver, 3).await;
+        gate.add_permits(1);
+        bounded("the holder", held).await.unwrap().unwrap();
+        bounded("b", b).await.unwrap().expect("b committed");
+        bounded("e", e).await.unwrap().expect("e committed");
+        let x = bounded("x", x).await.unwrap();
+        if backend == Backend::Postgres {
+            let err = x.expect_err("x's transaction was aborted");
+            assert!(err.is_aborted_transaction(), "{err}");
+            assert_eq!(notes(&tdb.db).await, ["a", "b", "e"]);
+            assert_eq!(hooks.load(Ordering::SeqCst), 3);
+        } else {
+            x.unwrap_or_else(|e| panic!("{backend:?}: the error did not abort: {e}"));
+            assert_eq!(notes(&tdb.db).await, ["a", "b", "e", "x"], "{backend:?}");
+            assert_eq!(hooks.load(Ordering::SeqCst), 4, "{backend:?}");
+        }
     }
 }
 

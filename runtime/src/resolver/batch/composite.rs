@@ -1,7 +1,12 @@
 //! The body of a batch run: each member's body in a savepoint of the one
 //! transaction, in the order they queued.
 //!
-//! - `Ok`: `RELEASE SAVEPOINT`; its writes and hooks wait for the `COMMIT`.
+//! - `Ok`: its writes and hooks wait for the `COMMIT`; its savepoint is
+//!   released in the round trip that opens the next member's (the last
+//!   one's with `COMMIT`), so a member costs one round trip of its own.
+//! - `Ok` after ignoring an error that aborted the transaction (any
+//!   statement error on PostgreSQL): rolled back to its savepoint, and it
+//!   fails alone with [`AbortedTransaction`], as a call run by itself does.
 //! - `Err` that is no conflict: `ROLLBACK TO SAVEPOINT` takes back its
 //!   writes and drops its hooks; its error waits for the `COMMIT` too (a
 //!   replay runs it again, and may end otherwise), and the batch goes on.
@@ -23,7 +28,8 @@ use sea_orm::{ConnectionTrait, DbErr};
 use tokio::sync::Mutex;
 
 use super::super::body::ManagedBody;
-use super::super::error::CannotResolveDatabaseConflict;
+use super::super::carried;
+use super::super::error::{AbortedTransaction, CannotResolveDatabaseConflict};
 use super::super::inner::ConflictResolver;
 use super::super::txn::Txn;
 use super::member::{Member, Ran};
@@ -70,6 +76,7 @@ async fn run(
     runs.store(txn.attempt(), Ordering::Relaxed);
     let mut members = members.lock().await;
     let alone = members.iter().filter(|m| !m.delivered()).count() == 1;
+    let mut unreleased: Option<String> = None;
     for (index, member) in members.iter_mut().enumerate() {
         if member.delivered() {
             // it panicked in an earlier run
@@ -92,7 +99,15 @@ async fn run(
             .engine
             .savepoint(&format!("conflictkit_batch_{}", mark.number));
         let db = txn.as_database_transaction();
-        if let Err(e) = db.execute_unprepared(&savepoint.open).await {
+        // the savepoint of the member before, still open, is released in the
+        // same round trip (the last one's goes with COMMIT)
+        let open = match unreleased.take() {
+            Some(release) => format!("{release}; {}", savepoint.open),
+            None => savepoint.open.clone(),
+        };
+        if let Err(e) = db.execute_unprepared(&open).await {
+            // PostgreSQL after an error the member before swallowed is
+            // caught below; here the transaction cannot go on
             txn.record(&e);
             return Err(e.into());
         }
@@ -113,20 +128,35 @@ async fn run(
         if conflicted {
             return Err(member_error(index, member.as_mut()));
         }
-        let end = match ran {
-            Ran::Ok => &savepoint.release,
-            Ran::Err | Ran::Panicked => &savepoint.rollback,
+        // an error a member's statement returned and the member ignored:
+        // a conflict dooms the batch (replayed); one that aborted the
+        // transaction (any, on PostgreSQL) is the member's failure, undone
+        // by the rollback to its savepoint
+        let swallowed = match (ran, txn.recorded_since(&mark)) {
+            (Ran::Ok, Some(e)) if resolver.classify(&e).is_some() => {
+                return Err(RunError::Db(e));
+            }
+            (Ran::Ok, Some(e)) if resolver.inner.engine.aborts_transaction(&e) => Some(e),
+            _ => None,
         };
-        if let Err(e) = db.execute_unprepared(end).await {
-            // PostgreSQL after an error the member swallowed: the
-            // transaction cannot go on (the replay loop sees the recorded
-            // conflict, if that is what it was, and replays)
-            tracing::warn!(label = %txn.label(), member = index, error = %e, "could not end the savepoint of a member of the batch");
+        if ran == Ran::Ok && swallowed.is_none() {
+            unreleased = Some(savepoint.release);
+            continue;
+        }
+        if let Err(e) = db.execute_unprepared(&savepoint.rollback).await {
+            tracing::warn!(label = %txn.label(), member = index, error = %e, "could not roll back to the savepoint of a member of the batch");
             txn.record(&e);
             return Err(e.into());
         }
-        if ran != Ran::Ok {
-            txn.rewind(&mark);
+        txn.rewind(&mark);
+        // released with the next member's savepoint
+        unreleased = Some(savepoint.release);
+        if let Some(e) = swallowed {
+            tracing::warn!(label = %txn.label(), member = index, error = %e, "a member of the batch ignored an error that aborted the transaction; rolled back to its savepoint");
+            member.set_error(carried::into_db_err(AbortedTransaction::new(
+                txn.label(),
+                e,
+            )));
         }
     }
     Ok(())

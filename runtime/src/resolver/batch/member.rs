@@ -80,6 +80,8 @@ pub(super) trait Member: Send {
     /// Sends what the last run left to the caller: its result, or its panic.
     /// Once; a caller that is gone receives nothing.
     fn deliver(&mut self);
+    /// Makes `err` the last run's result (its writes were rolled back).
+    fn set_error(&mut self, err: sea_orm::DbErr);
     /// Sends `err` (the batch failed as a whole) to the caller.
     fn fail(&mut self, err: sea_orm::DbErr);
     /// Sends the give-up of the whole batch to the caller.
@@ -174,8 +176,12 @@ where
         }
     }
 
-    fn fail(&mut self, err: sea_orm::DbErr) {
+    fn set_error(&mut self, err: sea_orm::DbErr) {
         self.last = Some(Delivery::Done(Err(E::from(err))));
+    }
+
+    fn fail(&mut self, err: sea_orm::DbErr) {
+        self.set_error(err);
         self.deliver();
     }
 

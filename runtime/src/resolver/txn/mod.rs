@@ -244,6 +244,15 @@ impl Txn {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The error a statement returned since `mark`, when there was none
+    /// before it.
+    pub(crate) fn recorded_since(&self, mark: &Mark) -> Option<DbErr> {
+        if !mark.clean {
+            return None;
+        }
+        lock(&self.state.first_error).clone()
+    }
+
     /// Records `err` as if a statement of the body had returned it.
     pub(crate) fn record(&self, err: &DbErr) {
         let mut first = lock(&self.state.first_error);
