@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::common;
 use common::sql::{bounded, exec, server};
 use common::{Backend, create_accounts, read_balance};
-use conflictkit::resolver::{CallOptions, DeadlineExceeded, InjectConflicts, Phase};
+use conflictkit::resolver::{
+    CallOptions, ConflictResolverBuilder, DeadlineExceeded, InjectConflicts, Phase,
+};
 use conflictkit::{ConflictResolver, Error, Txn, managed_transaction};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use tokio::sync::{Semaphore, mpsc};
@@ -90,12 +92,21 @@ fn options() -> CallOptions {
 /// A database with account 1 at 0 and an empty `notes` table, and a
 /// resolver on it.
 async fn setup(backend: Backend, test: &str) -> (common::TestDb, ConflictResolver) {
+    setup_with(backend, test, |b| b).await
+}
+
+/// [`setup`] with the resolver's builder set by `build`.
+async fn setup_with(
+    backend: Backend,
+    test: &str,
+    build: impl FnOnce(ConflictResolverBuilder) -> ConflictResolverBuilder,
+) -> (common::TestDb, ConflictResolver) {
     let tdb = server(backend, test, 4).await;
     create_accounts(&tdb.db, &[(1, 0)]).await;
     exec(&tdb.db, "CREATE TABLE notes (note VARCHAR(32) NOT NULL)")
         .await
         .unwrap();
-    let resolver = ConflictResolver::new(tdb.db.clone());
+    let resolver = build(ConflictResolver::builder(tdb.db.clone())).build();
     (tdb, resolver)
 }
 
@@ -240,15 +251,10 @@ async fn a_member_that_ignores_an_aborting_error_fails_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflict_at_commit_replays_the_batch_and_applies_each_member_once() {
     for backend in Backend::ALL {
-        let tdb = server(backend, "batch_injected", 4).await;
-        create_accounts(&tdb.db, &[(1, 0)]).await;
-        exec(&tdb.db, "CREATE TABLE notes (note VARCHAR(32) NOT NULL)")
-            .await
-            .unwrap();
-        let resolver = ConflictResolver::builder(tdb.db.clone())
-            .retries(2)
-            .inject_conflicts(InjectConflicts::rate(1.0))
-            .build();
+        let (tdb, resolver) = setup_with(backend, "batch_injected", |b| {
+            b.retries(2).inject_conflicts(InjectConflicts::rate(1.0))
+        })
+        .await;
         let hooks = Arc::new(AtomicU32::new(0));
         let (held, gate) = holder(&resolver, &hooks).await;
         let members: Vec<_> = ["b", "c", "d"]
@@ -401,15 +407,10 @@ async fn a_hot_row_under_load_loses_nothing_and_batches() {
 /// one that never stops gives up alone while the others commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_give_up_is_each_members_own() {
-    let tdb = server(Backend::Postgres, "batch_give_up", 4).await;
-    create_accounts(&tdb.db, &[(1, 0)]).await;
-    exec(&tdb.db, "CREATE TABLE notes (note VARCHAR(32) NOT NULL)")
-        .await
-        .unwrap();
-    let resolver = ConflictResolver::builder(tdb.db.clone())
-        .retries(2)
-        .backoff(conflictkit::resolver::Backoff::none())
-        .build();
+    let (tdb, resolver) = setup_with(Backend::Postgres, "batch_give_up", |b| {
+        b.retries(2).backoff(conflictkit::resolver::Backoff::none())
+    })
+    .await;
     let hooks = Arc::new(AtomicU32::new(0));
     let (held, gate) = holder(&resolver, &hooks).await;
     // conflicts on its first `n` runs (`None`: on every run)

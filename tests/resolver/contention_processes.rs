@@ -122,6 +122,23 @@ async fn spawn_child_with(url: &str, tasks: usize, calls: usize, batch: bool) ->
     }
 }
 
+/// Starts `children` (each connected and waiting) together, and returns
+/// their reports once each exited successfully.
+async fn run_together(children: Vec<Child>, backend: Backend) -> Vec<Report> {
+    let mut running = Vec::new();
+    for child in children {
+        child.go.send(()).expect("the child waits for go");
+        running.push((child.report, child.exit));
+    }
+    let mut reports = Vec::new();
+    for (mut report, exit) in running {
+        reports.push(report.recv().await.expect("a child's report"));
+        let status = exit.await.expect("the child's watcher");
+        assert!(status.success(), "{backend:?}: a child failed: {status}");
+    }
+    reports
+}
+
 /// Four processes of 64 tasks each, group-committing read-modify-write
 /// increments of one row (`batch`): each process batches what it holds
 /// while it holds the lock across processes. No update is lost, no call
@@ -144,17 +161,7 @@ async fn batched_hot_row_across_processes_loses_nothing() {
         for _ in 0..PROCESSES {
             children.push(spawn_child_with(&tdb.url, TASKS, CALLS, true).await);
         }
-        let mut running = Vec::new();
-        for child in children {
-            child.go.send(()).expect("the child waits for go");
-            running.push((child.report, child.exit));
-        }
-        let mut reports = Vec::new();
-        for (mut report, exit) in running {
-            reports.push(report.recv().await.expect("a child's report"));
-            let status = exit.await.expect("the child's watcher");
-            assert!(status.success(), "{backend:?}: a child failed: {status}");
-        }
+        let reports = run_together(children, backend).await;
         eprintln!("{backend:?}: {reports:?}");
         let total = (PROCESSES * TASKS * CALLS) as u64;
         let committed: u64 = reports.iter().map(|r| r.committed).sum();
@@ -206,18 +213,7 @@ async fn hot_row_across_processes_gives_up_on_none() {
         for _ in 0..PROCESSES {
             children.push(spawn_child(&tdb.url).await);
         }
-        // every child is connected and waiting: start them together
-        let mut running = Vec::new();
-        for child in children {
-            child.go.send(()).expect("the child waits for go");
-            running.push((child.report, child.exit));
-        }
-        let mut reports = Vec::new();
-        for (mut report, exit) in running {
-            reports.push(report.recv().await.expect("a child's report"));
-            let status = exit.await.expect("the child's watcher");
-            assert!(status.success(), "{backend:?}: a child failed: {status}");
-        }
+        let reports = run_together(children, backend).await;
         let committed: u64 = reports.iter().map(|r| r.committed).sum();
         let gave_up: u64 = reports.iter().map(|r| r.gave_up).sum();
         let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
