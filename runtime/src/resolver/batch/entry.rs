@@ -38,7 +38,7 @@ impl ConflictResolver {
     ///
     /// Not batched, and run as [`run`](Self::run) runs them: a call inside
     /// a managed body (a savepoint of it), a non-retryable call, a
-    /// read-only one.
+    /// read-only one (or any, on a read-only resolver).
     ///
     /// ```
     /// use conflictkit::{ConflictResolver, Txn};
@@ -72,7 +72,10 @@ impl ConflictResolver {
         T: Send + 'static,
         E: TransactionError,
     {
-        let batchable = options.retryable && !options.read_only && !options.deferrable;
+        let batchable = options.retryable
+            && !options.read_only
+            && !self.inner.defaults.read_only
+            && !options.deferrable;
         let Some(max) = options.batch.filter(|_| batchable) else {
             return self.run(options, body).await;
         };
@@ -84,10 +87,6 @@ impl ConflictResolver {
             return Err(E::from(refusal));
         }
         let plan = Plan::resolve(options, &self.inner.defaults, self.inner.engine);
-        if plan.read_only {
-            // the resolver's default: nothing to batch
-            return self.replay_loop(&plan, &mut { body }).await;
-        }
         let place = Arc::new(Place::default());
         let (to, mut from) = oneshot::channel();
         let member = Typed::new(plan.clone(), place.clone(), body, to);

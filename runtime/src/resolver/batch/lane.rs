@@ -103,8 +103,11 @@ impl Lanes {
     /// The next batch of `lane`: up to `max` queued members whose callers
     /// still wait for them. Empty when none is left: the lane is gone then.
     pub(super) fn next_batch(&self, lane: &LaneKey) -> Vec<Box<dyn Member>> {
-        let mut queued = lock(&self.queued);
         let mut batch = Vec::new();
+        // members whose callers gave them up: dropped (the caller's body
+        // with them) once the lock is given back
+        let mut given_up = Vec::new();
+        let mut queued = lock(&self.queued);
         if let Some(queue) = queued.get_mut(lane) {
             while batch.len() < lane.max {
                 let Some(member) = queue.pop_front() else {
@@ -112,12 +115,16 @@ impl Lanes {
                 };
                 if member.place().take() {
                     batch.push(member);
+                } else {
+                    given_up.push(member);
                 }
             }
         }
         if batch.is_empty() {
             queued.remove(lane);
         }
+        drop(queued);
+        drop(given_up);
         batch
     }
 
@@ -202,7 +209,7 @@ impl Worker {
                 self.lane = None;
                 return;
             }
-            self.resolver.run_batch(batch).await;
+            self.resolver.run_batch(batch, true).await;
         }
     }
 }

@@ -24,8 +24,9 @@ use super::member::Member;
 
 impl ConflictResolver {
     /// Runs `members` (at least one, all of one lane) as one batch, and
-    /// ends each of them.
-    pub(super) async fn run_batch(&self, members: Vec<Box<dyn Member>>) {
+    /// ends each of them; `from_lane`: taken from the lane (else run again
+    /// after a batch gave up, their wait already counted).
+    pub(super) async fn run_batch(&self, members: Vec<Box<dyn Member>>, from_lane: bool) {
         let size = members.len();
         let mut plan = members[0].plan().clone();
         plan.batch = Some(size as u32);
@@ -38,8 +39,10 @@ impl ConflictResolver {
         self.inner.batches.record(plan.label(), size);
         metrics::batch_size(&plan, size);
         // what each call waited in the lane, behind the batches before
-        for member in &members {
-            self.waited(member.plan(), Wait::Queue, member.plan().started.elapsed());
+        if from_lane {
+            for member in &members {
+                self.waited(member.plan(), Wait::Queue, member.plan().started.elapsed());
+            }
         }
         let members = Mutex::new(members);
         let runs = AtomicU32::new(0);
@@ -67,7 +70,7 @@ impl ConflictResolver {
                 let alone: Vec<_> = members.into_iter().filter(|m| !m.delivered()).collect();
                 tracing::warn!(label = %plan.label(), members = alone.len(), attempts, "a batch gave up on serialization conflicts; running its calls one by one");
                 for member in alone {
-                    Box::pin(self.run_batch(vec![member])).await;
+                    Box::pin(self.run_batch(vec![member], false)).await;
                 }
             }
             Err(RunError::GaveUp(gave_up)) => {
