@@ -242,29 +242,9 @@ async fn the_suite_passes_against_the_listener_mounted_in_an_axum_app() {
 
 #[tokio::test]
 async fn the_apps_own_routes_answer_beside_the_mounted_listener() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let listener = Listener::new(ListenerConfig {
-        registered_handlers: false,
-        ..Default::default()
-    });
-    let log = seen.clone();
-    listener.on("txupdate", move |update: Value| {
-        log.lock().unwrap().push(update);
-        async {}
-    });
+    let (listener, seen) = recording_listener();
     let served = serve(listener, Form::Mounted).await;
-    let base = format!("http://{}", served.addr);
-
-    // The poster, unchanged, posts to the mounted path.
-    EventPoster::new(&served.url)
-        .unwrap()
-        .post("txupdate", &json!({"txid": "ab12"}))
-        .await
-        .unwrap();
-    assert_eq!(*seen.lock().unwrap(), [json!({"txid": "ab12"})]);
-
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
-    assert_eq!(health.text().await.unwrap(), "ok");
+    let base = delivered_beside_the_apps_health(&served, &seen).await;
     // `GET` at the event path is the app's page: the filter rejected it.
     let page = reqwest::get(&served.url).await.unwrap();
     assert_eq!(
@@ -274,15 +254,8 @@ async fn the_apps_own_routes_answer_beside_the_mounted_listener() {
     // Under the event path and elsewhere, the app's own 404 (not the
     // listener's JSON one): the filter answers only at the end of its path.
     for path in ["/hooks/events/more", "/", "/elsewhere"] {
-        let response = reqwest::Client::new()
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .body(r#"{"event_name":"txupdate","data":1}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 404, "{path}");
-        let text = response.text().await.unwrap();
+        let (status, text) = post_to(&format!("{base}{path}")).await;
+        assert_eq!(status, 404, "{path}");
         assert!(!text.contains("not_found"), "{path}: {text}");
     }
     assert_eq!(seen.lock().unwrap().len(), 1, "nothing else was dispatched");
@@ -303,6 +276,22 @@ fn recording_listener() -> (Listener, Arc<Mutex<Vec<Value>>>) {
     (listener, seen)
 }
 
+/// The poster, unchanged, posts one `txupdate` to the mounted path and the
+/// listener sees it; the app's own `/health` answers beside it. Returns the
+/// app's base URL.
+async fn delivered_beside_the_apps_health(served: &Served, seen: &Mutex<Vec<Value>>) -> String {
+    EventPoster::new(&served.url)
+        .unwrap()
+        .post("txupdate", &json!({"txid": "ab12"}))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [json!({"txid": "ab12"})]);
+    let base = format!("http://{}", served.addr);
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    base
+}
+
 /// A JSON `txupdate` posted to `url`: the status and the body.
 async fn post_to(url: &str) -> (u16, String) {
     let response = reqwest::Client::new()
@@ -319,17 +308,7 @@ async fn post_to(url: &str) -> (u16, String) {
 async fn the_axum_apps_own_routes_answer_beside_the_mounted_service() {
     let (listener, seen) = recording_listener();
     let served = serve(listener, Form::Axum).await;
-    let base = format!("http://{}", served.addr);
-
-    EventPoster::new(&served.url)
-        .unwrap()
-        .post("txupdate", &json!({"txid": "ab12"}))
-        .await
-        .unwrap();
-    assert_eq!(*seen.lock().unwrap(), [json!({"txid": "ab12"})]);
-
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
-    assert_eq!(health.text().await.unwrap(), "ok");
+    let base = delivered_beside_the_apps_health(&served, &seen).await;
     // The route is the service's for every method: other methods get the
     // listener's JSON 405.
     let get = reqwest::get(&served.url).await.unwrap();
