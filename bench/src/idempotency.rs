@@ -68,7 +68,7 @@ async fn call(
                 _ => "the-stored-key".to_owned(),
             };
             let key = IdempotencyKey::new(key).map_err(sea_orm::DbErr::from)?;
-            r.run_idempotent(opts, key, body).await
+            r.run_idempotent(opts.idempotency_key(key), body).await
         }
     }
 }

@@ -50,18 +50,21 @@ async fn pay(
         .unwrap()
         .fingerprint(&cents)
         .unwrap();
-    r.run_idempotent(CallOptions::new("tests::pay"), key, |txn: &Txn| {
-        Box::pin(async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let token: i64 = rand::random::<i64>() >> 1;
-            exec(
-                txn,
-                &format!("INSERT INTO payment VALUES ({token}, {cents})"),
-            )
-            .await?;
-            Ok::<_, Error>(Receipt { token, cents })
-        })
-    })
+    r.run_idempotent(
+        CallOptions::new("tests::pay").idempotency_key(key),
+        |txn: &Txn| {
+            Box::pin(async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let token: i64 = rand::random::<i64>() >> 1;
+                exec(
+                    txn,
+                    &format!("INSERT INTO payment VALUES ({token}, {cents})"),
+                )
+                .await?;
+                Ok::<_, Error>(Receipt { token, cents })
+            })
+        },
+    )
     .await
 }
 
@@ -199,9 +202,10 @@ async fn refusing_pay(
         };
     }
     if store_errors {
-        r.run_idempotent_storing_errors(opts, key, body!()).await
+        r.run_idempotent_storing_errors(opts.idempotency_key(key), body!())
+            .await
     } else {
-        r.run_idempotent(opts, key, body!()).await
+        r.run_idempotent(opts.idempotency_key(key), body!()).await
     }
 }
 
@@ -313,8 +317,9 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
         ));
         let read_only = r
             .run_idempotent(
-                CallOptions::new("tests::read").read_only(true),
-                IdempotencyKey::new("k").unwrap(),
+                CallOptions::new("tests::read")
+                    .read_only(true)
+                    .idempotency_key(IdempotencyKey::new("k").unwrap()),
                 |_txn: &Txn| Box::pin(async { Ok::<_, Error>(1) }),
             )
             .await
@@ -337,10 +342,13 @@ async fn bad_keys_and_unreadable_outcomes_are_typed_errors() {
             .fingerprint(&5)
             .unwrap();
         let err = r
-            .run_idempotent(CallOptions::new("tests::pay"), key, |_txn: &Txn| {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async { Ok::<_, Error>(String::from("new")) })
-            })
+            .run_idempotent(
+                CallOptions::new("tests::pay").idempotency_key(key),
+                |_txn: &Txn| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Box::pin(async { Ok::<_, Error>(String::from("new")) })
+                },
+            )
             .await
             .unwrap_err();
         let unreadable = StoredOutcomeUnreadable::find(&err).unwrap_or_else(|| panic!("{err}"));
@@ -364,6 +372,75 @@ pub(crate) async fn proxied_resolver(url: &str) -> ConflictResolver {
 /// that is an `AmbiguousCommit`; with one, the lookup finds the key with
 /// this call's claim, and the call returns the stored value: the body ran
 /// once, one row.
+/// A key on `CallOptions` goes with `run_idempotent`: `run` and
+/// `run_batched` cannot store an outcome and refuse it, and
+/// `run_idempotent` without one refuses too; nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_in_call_options_is_taken_by_run_idempotent_and_refused_elsewhere() {
+    let tdb = server(Backend::Sqlite, "idem_options", 2).await;
+    setup(&tdb.db).await;
+    let r = ConflictResolver::new(tdb.db.clone());
+    let runs = Arc::new(AtomicU32::new(0));
+    let keyed =
+        || CallOptions::new("tests::pay").idempotency_key(IdempotencyKey::new("o-1").unwrap());
+    fn body(
+        runs: Arc<AtomicU32>,
+    ) -> impl for<'t> FnMut(&'t Txn) -> conflictkit::resolver::BodyFuture<'static, 't, i64, Error>
+    + Send
+    + 'static {
+        move |_txn: &Txn| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok::<_, Error>(7_i64) })
+        }
+    }
+    let err = r.run(keyed(), body(runs.clone())).await.unwrap_err();
+    assert!(
+        matches!(
+            InvalidIdempotencyKey::find(&err),
+            Some(InvalidIdempotencyKey::NotStorable { through: "run", .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("run_idempotent"),
+        "says what to do: {err}"
+    );
+    let err = r
+        .run_batched(keyed().batch(8), body(runs.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            InvalidIdempotencyKey::find(&err),
+            Some(InvalidIdempotencyKey::NotStorable {
+                through: "run_batched",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let err = r
+        .run_idempotent(CallOptions::new("tests::pay"), body(runs.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            InvalidIdempotencyKey::find(&err),
+            Some(InvalidIdempotencyKey::Missing { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "nothing ran");
+    // the same options through run_idempotent: run once, then answered
+    for _ in 0..2 {
+        assert_eq!(
+            r.run_idempotent(keyed(), body(runs.clone())).await.unwrap(),
+            7
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_commit_that_committed_returns_the_stored_value() {
     for backend in [Backend::Postgres, Backend::MySql] {
@@ -491,14 +568,17 @@ async fn a_caller_dropped_during_a_slow_commit_gets_the_stored_outcome_on_retry(
     let runs = Arc::new(AtomicU32::new(0));
     let call = |r: ConflictResolver, runs: Arc<AtomicU32>| async move {
         let key = IdempotencyKey::new("slow-1").unwrap();
-        r.run_idempotent(CallOptions::new("tests::item"), key, |txn: &Txn| {
-            let runs = runs.clone();
-            Box::pin(async move {
-                let id = i64::from(runs.fetch_add(1, Ordering::SeqCst)) + 41;
-                exec(txn, &format!("INSERT INTO item VALUES ({id})")).await?;
-                Ok::<_, Error>(id)
-            })
-        })
+        r.run_idempotent(
+            CallOptions::new("tests::item").idempotency_key(key),
+            |txn: &Txn| {
+                let runs = runs.clone();
+                Box::pin(async move {
+                    let id = i64::from(runs.fetch_add(1, Ordering::SeqCst)) + 41;
+                    exec(txn, &format!("INSERT INTO item VALUES ({id})")).await?;
+                    Ok::<_, Error>(id)
+                })
+            },
+        )
         .await
     };
     let first = tokio::spawn(call(r.clone(), runs.clone()));

@@ -32,15 +32,18 @@ async fn pay(
     hooks: &Arc<std::sync::Mutex<Vec<u32>>>,
 ) -> Result<u32, Error> {
     let key = IdempotencyKey::new(key).unwrap();
-    r.run_idempotent(CallOptions::new("tests::hooked_pay"), key, |txn: &Txn| {
-        let (runs, hooks) = (runs.clone(), hooks.clone());
-        Box::pin(async move {
-            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
-            exec(txn, &format!("INSERT INTO payment VALUES ({run})")).await?;
-            txn.after_commit(move || hooks.lock().unwrap().push(run));
-            Ok::<_, Error>(run)
-        })
-    })
+    r.run_idempotent(
+        CallOptions::new("tests::hooked_pay").idempotency_key(key),
+        |txn: &Txn| {
+            let (runs, hooks) = (runs.clone(), hooks.clone());
+            Box::pin(async move {
+                let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+                exec(txn, &format!("INSERT INTO payment VALUES ({run})")).await?;
+                txn.after_commit(move || hooks.lock().unwrap().push(run));
+                Ok::<_, Error>(run)
+            })
+        },
+    )
     .await
 }
 

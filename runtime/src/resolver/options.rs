@@ -255,6 +255,9 @@ pub struct CallOptions {
     /// Group commit: at most this many calls of one (label, key) in one
     /// transaction (see `batch`).
     pub(crate) batch: Option<usize>,
+    /// The request's idempotency key (see `idempotency_key`).
+    #[cfg(feature = "serde")]
+    pub(crate) idempotency: Option<super::idempotency::IdempotencyKey>,
 }
 
 impl CallOptions {
@@ -276,6 +279,8 @@ impl CallOptions {
             after: None,
             replica_wait: None,
             batch: None,
+            #[cfg(feature = "serde")]
+            idempotency: None,
         }
     }
     /// Replays allowed after the first run (`retries + 1` runs at most).
@@ -431,9 +436,54 @@ impl CallOptions {
         self.batch = Some(max.max(1));
         self
     }
+    /// The request's idempotency key: the call runs once per key, its
+    /// outcome stored with the key in its own transaction, and a repeat
+    /// answered from it (see
+    /// [`ConflictResolver::run_idempotent`](super::ConflictResolver::run_idempotent),
+    /// the call that takes these options; `run` and `run_batched` refuse a
+    /// key with [`InvalidIdempotencyKey::NotStorable`](super::idempotency::InvalidIdempotencyKey::NotStorable),
+    /// as they cannot store an outcome). Available with the `serde` feature.
+    ///
+    /// ```
+    /// use conflictkit::resolver::CallOptions;
+    /// use conflictkit::resolver::idempotency::IdempotencyKey;
+    /// let key = IdempotencyKey::new("7f1c0c9e-client-request-1")?.fingerprint(&250)?;
+    /// let opts = CallOptions::new("payments::pay").idempotency_key(key.clone());
+    /// assert_eq!(opts.idempotency_key_of(), Some(&key));
+    /// # Ok::<(), conflictkit::resolver::idempotency::InvalidIdempotencyKey>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn idempotency_key(mut self, key: super::idempotency::IdempotencyKey) -> Self {
+        self.idempotency = Some(key);
+        self
+    }
+    /// The idempotency key set with [`idempotency_key`](Self::idempotency_key).
+    #[cfg(feature = "serde")]
+    pub fn idempotency_key_of(&self) -> Option<&super::idempotency::IdempotencyKey> {
+        self.idempotency.as_ref()
+    }
     /// The call's label (see [`new`](Self::new)).
     pub fn label(&self) -> &str {
         &self.label
+    }
+    /// The refusal of `run` and `run_batched` (`through`) given options
+    /// with an idempotency key: they cannot store an outcome, and ignoring
+    /// the key would run every repeat again.
+    #[cfg(feature = "serde")]
+    pub(crate) fn refuse_idempotency_key<E: From<sea_orm::DbErr>>(
+        &self,
+        through: &'static str,
+    ) -> Result<(), E> {
+        use super::idempotency::InvalidIdempotencyKey;
+        match self.idempotency {
+            None => Ok(()),
+            Some(_) => Err(E::from(sea_orm::DbErr::from(
+                InvalidIdempotencyKey::NotStorable {
+                    label: self.label().to_owned(),
+                    through,
+                },
+            ))),
+        }
     }
 }
 

@@ -136,6 +136,8 @@ impl ConflictResolver {
         T: Send,
         E: TransactionError,
     {
+        #[cfg(feature = "serde")]
+        options.refuse_idempotency_key::<E>("run")?;
         if let Some(outer) = self.enclosing() {
             return self.run_nested(outer, options, body).await;
         }

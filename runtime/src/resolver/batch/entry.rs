@@ -72,6 +72,8 @@ impl ConflictResolver {
         T: Send + 'static,
         E: TransactionError,
     {
+        #[cfg(feature = "serde")]
+        options.refuse_idempotency_key::<E>("run_batched")?;
         let batchable = options.retryable
             && !options.read_only
             && !self.inner.defaults.read_only

@@ -82,9 +82,12 @@ impl<E: Serialize + DeserializeOwned> ErrorOutcome<E> for ErrorsStored {
 }
 
 impl ConflictResolver {
-    /// Runs `body` as [`run`](Self::run) does, once per idempotency key:
-    /// the `Ok` value is stored with the key in the call's own transaction,
-    /// and a repeat of the key returns it without running the body.
+    /// Runs `body` as [`run`](Self::run) does, once per idempotency key
+    /// (set on the options with
+    /// [`CallOptions::idempotency_key`]; without one the call fails with
+    /// [`InvalidIdempotencyKey::Missing`] before anything runs): the `Ok`
+    /// value is stored with the key in the call's own transaction, and a
+    /// repeat of the key returns it without running the body.
     ///
     /// - A repeat after the commit is answered from the stored value, read
     ///   on a plain connection before any transaction begins (it takes no
@@ -127,7 +130,7 @@ impl ConflictResolver {
     /// for _ in 0..2 {
     ///     let key = IdempotencyKey::new("req-1")?;
     ///     let v: u32 = resolver
-    ///         .run_idempotent(CallOptions::new("demo"), key, |_txn: &Txn| {
+    ///         .run_idempotent(CallOptions::new("demo").idempotency_key(key), |_txn: &Txn| {
     ///             let n = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     ///             Box::pin(async move { Ok::<_, conflictkit::Error>(n * 10) })
     ///         })
@@ -137,18 +140,13 @@ impl ConflictResolver {
     /// assert_eq!(runs.into_inner(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn run_idempotent<'a, F, T, E>(
-        &self,
-        options: CallOptions,
-        key: IdempotencyKey,
-        body: F,
-    ) -> Result<T, E>
+    pub async fn run_idempotent<'a, F, T, E>(&self, options: CallOptions, body: F) -> Result<T, E>
     where
         F: ManagedBody<'a, T, E>,
         T: Serialize + DeserializeOwned + Send,
         E: TransactionError,
     {
-        self.idempotent(options, key, body, &ErrorsNotStored).await
+        self.idempotent(options, body, &ErrorsNotStored).await
     }
 
     /// [`run_idempotent`](Self::run_idempotent), storing an `Err` of the
@@ -184,8 +182,7 @@ impl ConflictResolver {
     /// for _ in 0..2 {
     ///     let err = resolver
     ///         .run_idempotent_storing_errors(
-    ///             CallOptions::new("demo::pay"),
-    ///             IdempotencyKey::new("pay-9").unwrap(),
+    ///             CallOptions::new("demo::pay").idempotency_key(IdempotencyKey::new("pay-9").unwrap()),
     ///             |_txn: &Txn| {
     ///                 runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     ///                 Box::pin(async { Err::<u32, _>(PayError::Refused) })
@@ -201,7 +198,6 @@ impl ConflictResolver {
     pub async fn run_idempotent_storing_errors<'a, F, T, E>(
         &self,
         options: CallOptions,
-        key: IdempotencyKey,
         body: F,
     ) -> Result<T, E>
     where
@@ -209,7 +205,7 @@ impl ConflictResolver {
         T: Serialize + DeserializeOwned + Send,
         E: TransactionError + Serialize + DeserializeOwned,
     {
-        self.idempotent(options, key, body, &ErrorsStored).await
+        self.idempotent(options, body, &ErrorsStored).await
     }
 
     /// Whether an idempotent call of `label` with `key` runs now in this
@@ -227,8 +223,7 @@ impl ConflictResolver {
 
     async fn idempotent<'a, F, T, E, S>(
         &self,
-        options: CallOptions,
-        key: IdempotencyKey,
+        mut options: CallOptions,
         body: F,
         errors: &S,
     ) -> Result<T, E>
@@ -239,6 +234,10 @@ impl ConflictResolver {
         S: ErrorOutcome<E>,
     {
         let label = options.label().to_owned();
+        // taken: the runs below go through `run`, which refuses a key
+        let Some(key) = options.idempotency.take() else {
+            return Err(carry(InvalidIdempotencyKey::Missing { label }));
+        };
         if options.read_only {
             return Err(carry(InvalidIdempotencyKey::ReadOnly { label }));
         }

@@ -53,6 +53,30 @@ pub enum InvalidIdempotencyKey {
         /// The label of the call.
         label: String,
     },
+    /// [`run_idempotent`](crate::ConflictResolver::run_idempotent) was
+    /// called with options that carry no key.
+    #[error(
+        "`{label}` was run with `run_idempotent` but its CallOptions carry no idempotency key: \
+         set one with `CallOptions::idempotency_key(IdempotencyKey::new(..)?)`, or call `run`"
+    )]
+    Missing {
+        /// The label of the call.
+        label: String,
+    },
+    /// A key was given to a call that cannot store an outcome under it
+    /// (`run` and `run_batched` take any `Ok` type, serializable or not).
+    #[error(
+        "`{label}` was given an idempotency key, but `{through}` cannot store an outcome under it \
+         (nothing would stop a repeat from running again): call `run_idempotent` with these \
+         options (its Ok type must be Serialize + DeserializeOwned), or use \
+         `#[managed_transaction(idempotency_key = ..)]`"
+    )]
+    NotStorable {
+        /// The label of the call.
+        label: String,
+        /// The call that was made: `run` or `run_batched`.
+        through: &'static str,
+    },
 }
 
 impl InvalidIdempotencyKey {

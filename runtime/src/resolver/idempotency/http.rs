@@ -9,6 +9,9 @@
 //! | a repeat while the first runs, with `Prefer: wait=0`| 409 (without it: waits, then the stored response) |
 //! | the key with another method, path or body           | 422 |
 //! | no key, an empty or malformed one, several          | 400 |
+//! | the handler answers 500 or more                     | that answer; its writes rolled back, nothing stored (a retry runs again) |
+//! | the call gives up on conflicts or runs out of time  | 503 with `Retry-After: 1`, nothing stored |
+//! | the outcome of `COMMIT` stays unknown               | 500 `commit_outcome_unknown`: retry with the same key |
 //!
 //! The key may be sent bare (`Idempotency-Key: 8e03978e-…`) or as the
 //! draft standard's quoted string (`Idempotency-Key: "8e03978e-…"`); it is
@@ -24,6 +27,11 @@ use http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 use warp::filters::path::FullPath;
 use warp::reply::Response;
+
+use sea_orm::DbErr;
+
+use super::super::deadline_exceeded::DeadlineExceeded;
+use super::super::error::{AmbiguousCommit, CannotResolveDatabaseConflict};
 
 use super::super::body::BodyFuture;
 use super::super::call_error::TransactionError;
@@ -83,12 +91,21 @@ impl StoredResponse {
         &self.body
     }
 
-    fn into_response(self) -> Response {
-        let mut response = Response::new(self.body.into());
+    /// The response to send, with a body of any type made from bytes
+    /// (warp's, or `http_body_util::Full` for tower). A 503 says
+    /// `Retry-After: 1`.
+    pub(super) fn into_response<B: From<Bytes>>(self) -> http::Response<B> {
+        let mut response = http::Response::new(B::from(Bytes::from(self.body)));
         *response.status_mut() =
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Ok(v) = http::HeaderValue::from_str(&self.content_type) {
             response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        if self.status == 503 {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
         }
         response
     }
@@ -112,7 +129,12 @@ mod base64_body {
 /// path and method you want) by running `handler` idempotently under the
 /// request's `Idempotency-Key`, with the call label `label`. The handler
 /// gets the call's transaction and the request body, and returns the
-/// response to store; its writes and the response commit together.
+/// response to store; its writes and the response commit together. A
+/// response of status 500 or more rolls its writes back and is sent
+/// without being stored (a retry with the key runs again), as is an `Err`
+/// (answered 500, or 503 with `Retry-After` when the call gave up on
+/// conflicts or ran out of time). For axum, see the sibling module `layer`
+/// (feature `tower`).
 ///
 /// ```
 /// use conflictkit::{ConflictResolver, Txn};
@@ -166,7 +188,7 @@ where
             move |method: Method, path: FullPath, headers: HeaderMap, body: Bytes| {
                 let (resolver, label, handler) = (resolver.clone(), label.clone(), handler.clone());
                 async move {
-                    answer(
+                    let response: Response = answer(
                         &resolver,
                         label,
                         &handler,
@@ -176,7 +198,8 @@ where
                         body,
                     )
                     .await
-                    .into_response()
+                    .into_response();
+                    response
                 }
             },
         )
@@ -195,52 +218,129 @@ where
     H: for<'t> Fn(&'t Txn, Bytes) -> BodyFuture<'static, 't, StoredResponse, E> + Sync,
     E: TransactionError,
 {
-    let key = match key_of(headers) {
-        Ok(key) => key,
+    let options = match prepare(resolver, label, method, path, headers, &body) {
+        Ok(options) => options,
         Err(refusal) => return refusal,
     };
+    let result = resolver
+        .run_idempotent(options, |txn: &Txn| {
+            let run = handler(txn, body.clone());
+            Box::pin(async move {
+                let response = run.await.map_err(|e| RunFailed::Handler(Box::new(e)))?;
+                RunFailed::unless_server_error(response)
+            })
+        })
+        .await;
+    outcome(resolver, result)
+}
+
+/// How one run of an idempotent request's handler failed: the call's
+/// error type, for the warp filter and the tower layer.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RunFailed {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    GaveUp(#[from] CannotResolveDatabaseConflict),
+    /// A response of status 500 or more: rolled back, sent, not stored.
+    #[error("the handler answered {}; its writes were rolled back", .0.status())]
+    Answered(StoredResponse),
+    /// The handler (the wrapped service, or its response's body) failed.
+    #[error("the handler failed: {0}")]
+    Handler(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RunFailed {
+    /// `response`, or `Answered` when it is a server error: a 5xx is
+    /// rolled back and not stored, so a retry with the key runs again.
+    pub(super) fn unless_server_error(response: StoredResponse) -> Result<StoredResponse, Self> {
+        if response.status >= 500 {
+            return Err(Self::Answered(response));
+        }
+        Ok(response)
+    }
+}
+
+/// The answer to a request from its call's result.
+pub(super) fn outcome(
+    resolver: &ConflictResolver,
+    result: Result<StoredResponse, RunFailed>,
+) -> StoredResponse {
+    match result {
+        Ok(stored) => stored,
+        Err(RunFailed::Answered(response)) => response,
+        Err(err) => failed(resolver, &err),
+    }
+}
+
+/// The call's options, with the request's key and fingerprint (method,
+/// path and body), or the answer to give at once: a missing or malformed
+/// key (400), a repeat that prefers not to wait for the first (409).
+pub(super) fn prepare(
+    resolver: &ConflictResolver,
+    label: Cow<'static, str>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CallOptions, StoredResponse> {
+    let key = key_of(headers)?;
     if prefers_no_wait(headers) && resolver.idempotent_call_running(&label, &key) {
-        return refused(
+        return Err(refused(
             409,
             "request_in_flight",
             "the first request with this Idempotency-Key is still being processed; retry later",
-        );
+        ));
     }
     let mut fingerprint = Vec::with_capacity(body.len() + path.len() + 8);
     fingerprint.extend_from_slice(method.as_str().as_bytes());
     fingerprint.push(b' ');
     fingerprint.extend_from_slice(path.as_bytes());
     fingerprint.push(b'\n');
-    fingerprint.extend_from_slice(&body);
-    let key = match IdempotencyKey::new(key) {
-        Ok(k) => k.fingerprint_bytes(&fingerprint),
-        Err(e) => return refused(400, "invalid_idempotency_key", &e.to_string()),
-    };
-    let result = resolver
-        .run_idempotent(CallOptions::new(label), key, |txn: &Txn| {
-            handler(txn, body.clone())
-        })
-        .await;
-    match result {
-        Ok(response) => response,
-        Err(err) if IdempotencyKeyReused::find(&err).is_some() => refused(
+    fingerprint.extend_from_slice(body);
+    match IdempotencyKey::new(key) {
+        Ok(k) => Ok(CallOptions::new(label).idempotency_key(k.fingerprint_bytes(&fingerprint))),
+        Err(e) => Err(refused(400, "invalid_idempotency_key", &e.to_string())),
+    }
+}
+
+/// The answer to a request whose call failed (nothing stored, nothing
+/// committed, unless the outcome is unknown):
+///
+/// | the call's error | answer |
+/// |---|---|
+/// | the key was used for another request | 422 |
+/// | the key is invalid | 400 |
+/// | gave up on conflicts, or ran out of its time | 503, `Retry-After: 1` |
+/// | the outcome of `COMMIT` is unknown | 500 `commit_outcome_unknown` (retry with the same key: it answers from the stored response if the request committed) |
+/// | any other | 500 |
+pub(super) fn failed(
+    resolver: &ConflictResolver,
+    err: &(dyn std::error::Error + 'static),
+) -> StoredResponse {
+    if IdempotencyKeyReused::find(err).is_some() {
+        return refused(
             422,
             "idempotency_key_reused",
             "this Idempotency-Key was used for another request (another method, path or body); use a new key for a new request",
-        ),
-        Err(err) if InvalidIdempotencyKey::find(&err).is_some() => {
-            refused(400, "invalid_idempotency_key", &err.to_string())
-        }
-        Err(err) => {
-            let code = if StoredOutcomeUnreadable::find(&err).is_some() {
-                "stored_response_unreadable"
-            } else {
-                "handler_failed"
-            };
-            tracing::error!(error = %err, "idempotent request failed");
-            refused(500, code, &err.to_string())
-        }
+        );
     }
+    if InvalidIdempotencyKey::find(err).is_some() {
+        return refused(400, "invalid_idempotency_key", &err.to_string());
+    }
+    if resolver.classify(err).is_some() || DeadlineExceeded::find(err).is_some() {
+        tracing::warn!(error = %err, "idempotent request not done; answering 503");
+        return refused(503, "try_again", &err.to_string());
+    }
+    let code = if AmbiguousCommit::find(err).is_some() {
+        "commit_outcome_unknown"
+    } else if StoredOutcomeUnreadable::find(err).is_some() {
+        "stored_response_unreadable"
+    } else {
+        "handler_failed"
+    };
+    tracing::error!(error = %err, "idempotent request failed");
+    refused(500, code, &err.to_string())
 }
 
 /// The request's one `Idempotency-Key`, unquoted, or the 400 to answer.
@@ -291,7 +391,7 @@ fn prefers_no_wait(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("wait=0"))
 }
 
-fn refused(status: u16, error: &str, message: &str) -> StoredResponse {
+pub(super) fn refused(status: u16, error: &str, message: &str) -> StoredResponse {
     StoredResponse::json(
         status,
         &serde_json::json!({"error": error, "message": message}),

@@ -154,7 +154,7 @@ where
 {
     let resolver = resolver_of::<C, E>(caller, &options)?;
     resolver
-        .run_idempotent(options, key.map_err(carry::<E, _>)?, body)
+        .run_idempotent(options.idempotency_key(key.map_err(carry::<E, _>)?), body)
         .await
 }
 
@@ -175,7 +175,7 @@ where
 {
     let resolver = resolver_of::<C, E>(caller, &options)?;
     resolver
-        .run_idempotent_storing_errors(options, key.map_err(carry::<E, _>)?, body)
+        .run_idempotent_storing_errors(options.idempotency_key(key.map_err(carry::<E, _>)?), body)
         .await
 }
 

@@ -48,7 +48,7 @@
 //!     let resolver = resolver.clone();
 //!     async move {
 //!         resolver
-//!             .run_idempotent(CallOptions::new("payments::pay"), key?, |txn: &Txn| {
+//!             .run_idempotent(CallOptions::new("payments::pay").idempotency_key(key?), |txn: &Txn| {
 //!                 Box::pin(async move {
 //!                     txn.execute_unprepared(&format!("INSERT INTO payment VALUES ({cents})"))
 //!                         .await?;
@@ -76,6 +76,8 @@ mod errors;
 #[cfg(feature = "events")]
 pub mod http;
 mod in_flight;
+#[cfg(feature = "tower")]
+pub mod layer;
 mod macro_support;
 mod store;
 
