@@ -241,6 +241,7 @@ impl AmbiguousCommit {
 
     /// The run's after-commit hooks, once: for the caller that found out
     /// that the `COMMIT` succeeded (by its idempotency key).
+    #[cfg(feature = "serde")]
     pub(crate) fn take_after_commit(&self) -> Option<Box<dyn FnOnce() + Send>> {
         lock(&self.after_commit.0).take()
     }
