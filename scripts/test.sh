@@ -35,10 +35,12 @@ source "$root/scripts/pgbouncer.sh"
 # shellcheck source=scripts/replicas.sh
 source "$root/scripts/replicas.sh"
 _ck_build_pid=""
+_ck_nextest_pid=""
 _ck_stop_all() {
   local status=$?
   set +e
   if [ -n "$_ck_build_pid" ]; then kill -- "$_ck_build_pid" 2>/dev/null; wait "$_ck_build_pid" 2>/dev/null; fi
+  if [ -n "$_ck_nextest_pid" ]; then kill -- "$_ck_nextest_pid" 2>/dev/null; wait "$_ck_nextest_pid" 2>/dev/null; fi
   if [ -n "${ui_pid:-}" ] && [ -s "$ui_pid" ] && [ ! -s "$ui_status" ]; then kill -- "$(cat "$ui_pid")" 2>/dev/null; fi
   pgbouncer_stop
   replicas_stop
@@ -122,8 +124,36 @@ if [ "$build_status" != 0 ]; then
 fi
 
 export CONFLICTKIT_REQUIRE_SERVERS=1
+# nextest runs in the background (its output still shows here, and goes to
+# a log): once it has listed its tests it holds no cargo lock, and most of
+# its time is spent waiting on database servers, so the doc tests (a
+# compile of their own, about a minute) run beside it instead of after it.
+nextest_log="$target_dir/test-nextest.log"
+doc_log="$target_dir/test-doc.log"
+rm -f "$nextest_log"
 step "cargo nextest (workspace: unit and integration tests; the UI test runs since the build)"
-cargo nextest run --workspace --lib --bins --tests --no-tests=fail -E 'not binary(ui)' "$@"
+(
+  set -o pipefail
+  cargo nextest run --workspace --lib --bins --tests --no-tests=fail -E 'not binary(ui)' "$@" 2>&1 \
+    | tee "$nextest_log"
+) &
+_ck_nextest_pid=$!
+until grep -qE '^ *Starting [0-9]+ tests? across' "$nextest_log" 2>/dev/null \
+  || ! kill -0 "$_ck_nextest_pid" 2>/dev/null; do
+  sleep 1
+done
+step "cargo test --doc (workspace doc tests, beside the nextest run; log: $doc_log)"
+doc_status=0
+cargo test --workspace --doc >"$doc_log" 2>&1 || doc_status=$?
+nextest_status=0
+wait "$_ck_nextest_pid" || nextest_status=$?
+_ck_nextest_pid=""
+step "doc tests done (exit status $doc_status)"
+if [ "$doc_status" != 0 ]; then cat "$doc_log"; else grep -E '^(test result|all doctests)' "$doc_log"; fi
+if [ "$nextest_status" != 0 ] || [ "$doc_status" != 0 ]; then
+  step "tests failed (nextest exit status $nextest_status, doc tests $doc_status)"
+  exit 1
+fi
 step "waiting for the UI test (trybuild)"
 until [ -s "$ui_status" ]; do sleep 1; done
 cat "$ui_log"
@@ -131,8 +161,6 @@ if [ "$(cat "$ui_status")" != 0 ]; then
   step "the UI test failed (exit status $(cat "$ui_status"))"
   exit 1
 fi
-step "cargo test --doc (workspace doc tests)"
-cargo test --workspace --doc
 # Packaging only: a verifying dry-run builds every crate again in a workspace
 # of its own (other profile, no dev-dependency features), that is the whole
 # dependency graph once more; the builds above compile the same sources.

@@ -7,7 +7,7 @@
 //! ends, then taken over; given-up events are re-queued; `migrate_outbox`
 //! brings a table from before claims up to date.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! listener over real HTTP (401 cases, key rotation, duplicate webhook-id,
 //! ed25519 `v1a` signatures checked against a public key).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 //! after its attempts and its stream moves on, and a relay stops on its
 //! shutdown signal. Retention: `purge_inbox`, `purge_outbox`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

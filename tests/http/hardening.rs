@@ -4,7 +4,7 @@
 //! budget, and a sync handler that never returns when a blocking listener
 //! is dropped.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The event poster over real HTTP on loopback: the original's bytes on the
 //! wire, round trips to the listener, retries and typed errors.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@
 //! several; a handler's 5xx rolls its writes back and is not stored. Every
 //! test runs against the warp filter and the tower layer on an axum route.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
