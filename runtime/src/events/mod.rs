@@ -50,56 +50,37 @@
 //! # Ok(()) }
 //! ```
 
-mod claim;
-mod config;
-mod dedup;
-mod dispatch;
-mod ed25519;
+mod durable;
 mod error;
-mod extract;
-mod handle;
-mod handler;
-mod inbox;
-mod listener;
+mod handlers;
 mod metrics;
-mod outbox;
-mod poster;
 mod receive;
-mod registry;
-mod relay;
-mod request;
-mod route;
-mod serve;
-#[cfg(feature = "tower")]
-mod service;
-mod signature;
-mod start;
-mod transactional;
-mod verifier;
-mod wire;
+mod send;
 
-pub use config::ListenerConfig;
-pub use ed25519::WebhookPublicKey;
-pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
-pub use extract::{
-    BlockingEventHandler, EventContext, EventHandler, ExtractError, FromEvent, ProvidesState, State,
-};
-pub use handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
-pub use handler::{DecodeError, Event, IntoHandlerResult};
-pub use inbox::{
+pub use durable::claim::Backlog;
+pub use durable::inbox::{
     INBOX_TABLE, LEGACY_CONSUMER, MAX_WEBHOOK_ID_CHARS, first_delivery, migrate_inbox,
 };
-pub use listener::Listener;
-pub use outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
-pub use poster::EventPoster;
-pub use registry::registered_handlers;
-pub use relay::{Backlog, OutboxRelay};
+pub use durable::outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
+pub use durable::relay::OutboxRelay;
+pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
+pub use handlers::call::{BlockingEventHandler, EventHandler};
+pub use handlers::extract::{DecodeError, Event};
+pub use handlers::extract::{EventContext, ExtractError, FromEvent, State};
+pub use handlers::handler::IntoHandlerResult;
+pub use handlers::registry::registered_handlers;
+pub use handlers::state::ProvidesState;
+pub use receive::config::ListenerConfig;
+pub use receive::handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
+pub use receive::listener::Listener;
 #[cfg(feature = "tower")]
-pub use service::EventService;
-pub use signature::{
+pub use receive::service::EventService;
+pub use receive::verifier::{SignatureError, Verified, Verifier};
+pub use send::ed25519::WebhookPublicKey;
+pub use send::poster::EventPoster;
+pub use send::signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };
-pub use verifier::{SignatureError, Verified, Verifier};
 
 /// Wire compatibility with the Python original (cryptoassets.core): its JSON
 /// text, its form encoding and its event handler class name. The listener
@@ -115,20 +96,23 @@ pub use verifier::{SignatureError, Verified, Verifier};
 /// ```
 pub mod compat {
     pub use super::error::HTTP_EVENT_HANDLER_CLASS;
-    pub use super::wire::{form_encode, python_json};
+    pub use super::send::wire::{form_encode, python_json};
 }
 
 /// What `#[event_listener]` expands to. Not public API.
 #[doc(hidden)]
 pub mod macro_support {
-    pub use super::extract::{
-        DynState, EventContext, ExtractError, FromEvent, StateNeed, call_async, call_blocking,
+    pub use super::handlers::call::{call_async, call_blocking};
+    pub use super::handlers::extract::Event;
+    pub use super::handlers::extract::{EventContext, ExtractError, FromEvent};
+    pub use super::handlers::handler::{
+        HandlerFuture, IntoHandlerResult, Ran, prepare_any_async, prepare_any_sync,
     };
-    pub use super::handler::{
-        Event, HandlerFuture, IntoHandlerResult, Ran, prepare_any_async, prepare_any_sync,
+    pub use super::handlers::registry::{NeedFn, PrepareFn, Registration};
+    pub use super::handlers::state::{DynState, StateNeed};
+    pub use super::handlers::transactional::{
+        TxnAttempt, TxnFuture, TxnOutput, prepare_transactional,
     };
-    pub use super::registry::{NeedFn, PrepareFn, Registration};
-    pub use super::transactional::{TxnAttempt, TxnFuture, TxnOutput, prepare_transactional};
     pub use crate::resolver::Txn;
     pub use inventory;
 }

@@ -53,7 +53,7 @@ pub enum InvalidIdempotencyKey {
         /// The label of the call.
         label: String,
     },
-    /// [`run_idempotent`](crate::ConflictResolver::run_idempotent) was
+    /// [`run_idempotent`](crate::resolver::ConflictResolver::run_idempotent) was
     /// called with options that carry no key.
     #[error(
         "`{label}` was run with `run_idempotent` but its CallOptions carry no idempotency key: \

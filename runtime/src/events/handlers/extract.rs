@@ -2,23 +2,68 @@
 //! event data (any `serde::Deserialize` type), the listener's application
 //! state ([`State`]) and the delivery's [`EventContext`], in any order.
 //!
-//! Run-time handlers ([`Listener::on`](super::Listener::on)) are checked at
+//! Run-time handlers ([`Listener::on`](crate::events::Listener::on)) are checked at
 //! compile time against the listener's state type. `#[event_listener]`
 //! functions are registered process-wide before any listener exists, so their
 //! parameters are checked at compile time one by one (errors land on the
 //! parameter) and the state type they ask for is checked when a listener
-//! starts ([`ListenerError::MissingState`](super::ListenerError::MissingState)).
+//! starts ([`ListenerError::MissingState`](crate::events::ListenerError::MissingState)).
 
-use std::any::{Any, TypeId};
-use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::resolver::ConflictResolver;
+use super::state::{ProvidesState, StateNeed};
 
-use super::handler::{DecodeError, Event, HandlerFuture, IntoHandlerResult, Ran, blocking};
+/// An incoming event: its name and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    name: Arc<str>,
+    data: Value,
+}
+
+impl Event {
+    /// An event named `name` carrying `data`.
+    pub fn new(name: impl Into<Arc<str>>, data: Value) -> Self {
+        Self {
+            name: name.into(),
+            data,
+        }
+    }
+
+    /// The event name (`txupdate`, …).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event data.
+    pub fn data(&self) -> &Value {
+        &self.data
+    }
+
+    /// The name (shared) and a copy of the data, for an every-event handler.
+    pub(crate) fn to_parts(&self) -> (Arc<str>, Value) {
+        (self.name.clone(), self.data.clone())
+    }
+
+    /// Decodes the data into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        T::deserialize(&self.data).map_err(|source| DecodeError {
+            type_name: std::any::type_name::<T>(),
+            source,
+        })
+    }
+}
+
+/// The event data does not decode into a handler's type.
+#[derive(Debug, thiserror::Error)]
+#[error("the event data does not decode into `{type_name}`: {source}")]
+pub struct DecodeError {
+    type_name: &'static str,
+    #[source]
+    source: serde_json::Error,
+}
 
 /// The delivery an event came in: its name and, when the sender gave them,
 /// the Standard Webhooks `webhook-id` and `webhook-timestamp` and the delivery
@@ -124,7 +169,7 @@ impl EventContext {
     }
 
     /// The `webhook-id` of the delivery, if the sender sent one. It is the
-    /// same on every retry of one event ([`EventPoster`](super::EventPoster)
+    /// same on every retry of one event ([`EventPoster`](crate::events::EventPoster)
     /// always sends one), so it can key idempotent effects.
     ///
     /// ```
@@ -147,8 +192,8 @@ impl EventContext {
     }
 
     /// The delivery attempt (1 = first), when the sender says
-    /// ([`EventPoster`](super::EventPoster) sends the
-    /// [`WEBHOOK_ATTEMPT`](super::WEBHOOK_ATTEMPT) header).
+    /// ([`EventPoster`](crate::events::EventPoster) sends the
+    /// [`WEBHOOK_ATTEMPT`](crate::events::WEBHOOK_ATTEMPT) header).
     ///
     /// ```
     /// # use conflictkit::events::EventContext;
@@ -172,7 +217,7 @@ impl EventContext {
 
 /// The listener's application state, taken by a handler parameter
 /// `State(app): State<AppState>`; the listener gets it from
-/// [`Listener::with_state`](super::Listener::with_state). Each handler call
+/// [`Listener::with_state`](crate::events::Listener::with_state). Each handler call
 /// receives a clone (share what must be shared through `Arc` or a pool, as
 /// `ConflictResolver` does).
 ///
@@ -220,7 +265,7 @@ pub enum ExtractError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The handler asks for state the listener does not have (the listener
-    /// answers 500; [`Listener::start`](super::Listener::start) refuses to
+    /// answers 500; [`Listener::start`](crate::events::Listener::start) refuses to
     /// start with such a handler, so this is only reachable through a custom
     /// [`FromEvent`] implementation).
     #[error("the listener has no state of type `{type_name}`")]
@@ -231,7 +276,7 @@ pub enum ExtractError {
     /// A transactional handler received a delivery without a `webhook-id`
     /// (the listener answers 400): the id is what the inbox records, so
     /// without it the delivery cannot be applied exactly once. Send events
-    /// with [`EventPoster`](super::EventPoster), which always sends one.
+    /// with [`EventPoster`](crate::events::EventPoster), which always sends one.
     #[error(
         "the transactional handler `{handler}` needs the delivery's `webhook-id` header to apply it exactly once: send one (EventPoster always does)"
     )]
@@ -241,7 +286,7 @@ pub enum ExtractError {
     },
     /// A transactional handler received a delivery whose `webhook-id` is
     /// longer than the inbox records
-    /// ([`MAX_WEBHOOK_ID_CHARS`](super::MAX_WEBHOOK_ID_CHARS)); the listener
+    /// ([`MAX_WEBHOOK_ID_CHARS`](crate::events::MAX_WEBHOOK_ID_CHARS)); the listener
     /// answers 400, and nothing runs.
     #[error(
         "the transactional handler `{handler}` records the delivery's `webhook-id` in the inbox, which holds at most {limit} characters; this one has {length}: send a shorter id"
@@ -255,7 +300,7 @@ pub enum ExtractError {
         limit: usize,
     },
     /// A transactional handler runs on a listener without a resolver (the
-    /// listener answers 500; [`Listener::start`](super::Listener::start)
+    /// listener answers 500; [`Listener::start`](crate::events::Listener::start)
     /// refuses to start such a listener, so this is only reachable by calling
     /// a handler by hand).
     #[error(
@@ -338,303 +383,4 @@ where
     fn state_need() -> Option<StateNeed> {
         S::need()
     }
-}
-
-/// A listener state `Self` from which a handler's `State<T>` is taken.
-#[diagnostic::on_unimplemented(
-    message = "the listener's state is `{Self}`, but the handler takes `State<{T}>`",
-    label = "this listener has no state of type `{T}`",
-    note = "give the listener this state with `Listener::new(config).with_state(value)`, or take `State<{Self}>`"
-)]
-pub trait ProvidesState<T> {
-    /// A clone of the state, if this is it.
-    fn provide(&self) -> Option<T>;
-
-    /// The state type to check when the listener starts.
-    #[doc(hidden)]
-    fn need() -> Option<StateNeed> {
-        None
-    }
-}
-
-impl<T: Clone> ProvidesState<T> for T {
-    fn provide(&self) -> Option<T> {
-        Some(self.clone())
-    }
-}
-
-impl<T: Clone + Send + Sync + 'static> ProvidesState<T> for DynState {
-    fn provide(&self) -> Option<T> {
-        self.state.downcast_ref::<T>().cloned()
-    }
-
-    fn need() -> Option<StateNeed> {
-        Some(StateNeed::of::<T>())
-    }
-}
-
-/// The listener's state with its type erased, as `#[event_listener]`
-/// functions receive it. Not public API. Deliberately not `Clone`, so that
-/// `State<T>` never overlaps between a concrete state and this.
-#[doc(hidden)]
-pub struct DynState {
-    state: Arc<dyn Any + Send + Sync>,
-    /// What transactional handlers run their managed transaction with.
-    resolver: Option<ConflictResolver>,
-}
-
-impl DynState {
-    pub(crate) fn new<S: Send + Sync + 'static>(state: S) -> Self {
-        DynState {
-            state: Arc::new(state),
-            resolver: None,
-        }
-    }
-
-    /// The same state with the listener's resolver.
-    pub(crate) fn with_resolver(self, resolver: ConflictResolver) -> Self {
-        DynState {
-            resolver: Some(resolver),
-            ..self
-        }
-    }
-
-    /// The same state with the resolver of `other`.
-    pub(crate) fn keep_resolver(self, other: &DynState) -> Self {
-        DynState {
-            resolver: other.resolver.clone(),
-            ..self
-        }
-    }
-
-    /// Another handle on the same state (not `Clone`, see the type's docs).
-    pub(crate) fn share(&self) -> Self {
-        DynState {
-            state: self.state.clone(),
-            resolver: self.resolver.clone(),
-        }
-    }
-
-    /// The listener's resolver, if it was given one.
-    pub(crate) fn resolver(&self) -> Option<&ConflictResolver> {
-        self.resolver.as_ref()
-    }
-
-    /// The state as `S`; a listener without state gives `()`.
-    pub(crate) fn get<S: 'static>(&self) -> Option<&S> {
-        self.state
-            .downcast_ref::<S>()
-            .or_else(|| (&() as &dyn Any).downcast_ref::<S>())
-    }
-}
-
-impl fmt::Debug for DynState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DynState")
-    }
-}
-
-/// A state type a handler needs. Not public API.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateNeed {
-    pub(crate) type_id: TypeId,
-    pub(crate) type_name: &'static str,
-}
-
-impl StateNeed {
-    /// The need of `State<T>`.
-    pub fn of<T: 'static>() -> Self {
-        Self {
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
-        }
-    }
-}
-
-/// An async function (or closure) usable as an event handler of a listener
-/// with state `S`: every parameter implements [`FromEvent<S>`] and it returns
-/// `()` or `Result<(), E: Display>`. Implemented for up to 8 parameters.
-///
-/// ```
-/// use conflictkit::events::{EventContext, EventHandler, State};
-///
-/// fn assert_handler<A, H: EventHandler<A, u32>>(_: H) {}
-///
-/// async fn on_tx(State(n): State<u32>, ctx: EventContext, data: serde_json::Value) {
-///     let _ = (n, ctx, data);
-/// }
-/// assert_handler(on_tx);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "this is not an async event handler of a listener with state `{S}`",
-    label = "not an event handler",
-    note = "an async event handler's parameters are, in any order: the event data (a type implementing `serde::Deserialize`), `State<{S}>` and `EventContext`; it returns `()` or `Result<(), E>` where `E: Display`",
-    note = "a blocking function is added with `on_sync`"
-)]
-pub trait EventHandler<Args, S>: Send + Sync + 'static {
-    /// Produces the parameters, then returns the future of the call.
-    #[doc(hidden)]
-    fn prepare(
-        this: &Arc<Self>,
-        event: &Event,
-        context: &EventContext,
-        state: &S,
-    ) -> Result<HandlerFuture, ExtractError>;
-}
-
-/// A blocking function (or closure) usable as an event handler of a listener
-/// with state `S` (see [`EventHandler`]); it runs on tokio's blocking pool.
-///
-/// ```
-/// use conflictkit::events::{BlockingEventHandler, EventContext};
-///
-/// fn assert_handler<A, H: BlockingEventHandler<A, ()>>(_: H) {}
-///
-/// fn on_tx(ctx: EventContext, data: serde_json::Value) -> Result<(), String> {
-///     let _ = (ctx, data);
-///     Ok(())
-/// }
-/// assert_handler(on_tx);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "this is not a blocking event handler of a listener with state `{S}`",
-    label = "not a blocking event handler",
-    note = "a blocking event handler's parameters are, in any order: the event data (a type implementing `serde::Deserialize`), `State<{S}>` and `EventContext`; it returns `()` or `Result<(), E>` where `E: Display`",
-    note = "an async function is added with `on`"
-)]
-pub trait BlockingEventHandler<Args, S>: Send + Sync + 'static {
-    /// Produces the parameters, then returns the future of the call.
-    #[doc(hidden)]
-    fn prepare(
-        this: &Arc<Self>,
-        event: &Event,
-        context: &EventContext,
-        state: &S,
-    ) -> Result<HandlerFuture, ExtractError>;
-}
-
-macro_rules! impl_handlers {
-    ($($t:ident),*) => {
-        impl<F, Fut, S, $($t,)*> EventHandler<($($t,)*), S> for F
-        where
-            F: Fn($($t),*) -> Fut + Send + Sync + 'static,
-            Fut: Future + Send + 'static,
-            Fut::Output: IntoHandlerResult,
-            $($t: FromEvent<S> + Send + 'static,)*
-        {
-            #[allow(non_snake_case, unused_variables)]
-            fn prepare(
-                this: &Arc<Self>,
-                event: &Event,
-                context: &EventContext,
-                state: &S,
-            ) -> Result<HandlerFuture, ExtractError> {
-                $(let $t = $t::from_event(event, context, state)?;)*
-                let f = this.clone();
-                Ok(Box::pin(async move {
-                    f($($t),*).await.into_handler_result().map(|()| Ran::Applied)
-                }))
-            }
-        }
-
-        impl<F, R, S, $($t,)*> BlockingEventHandler<($($t,)*), S> for F
-        where
-            F: Fn($($t),*) -> R + Send + Sync + 'static,
-            R: IntoHandlerResult + Send + 'static,
-            $($t: FromEvent<S> + Send + 'static,)*
-        {
-            #[allow(non_snake_case, unused_variables)]
-            fn prepare(
-                this: &Arc<Self>,
-                event: &Event,
-                context: &EventContext,
-                state: &S,
-            ) -> Result<HandlerFuture, ExtractError> {
-                $(let $t = $t::from_event(event, context, state)?;)*
-                let f = this.clone();
-                Ok(blocking(move || f($($t),*)))
-            }
-        }
-    };
-}
-
-impl_handlers!();
-impl_handlers!(T1);
-impl_handlers!(T1, T2);
-impl_handlers!(T1, T2, T3);
-impl_handlers!(T1, T2, T3, T4);
-impl_handlers!(T1, T2, T3, T4, T5);
-impl_handlers!(T1, T2, T3, T4, T5, T6);
-impl_handlers!(T1, T2, T3, T4, T5, T6, T7);
-impl_handlers!(T1, T2, T3, T4, T5, T6, T7, T8);
-
-/// A function called with a tuple of arguments (what `#[event_listener]`
-/// functions are, whatever their arity). Not public API.
-#[doc(hidden)]
-pub trait CallWith<Args>: Send + 'static {
-    /// What the function returns.
-    type Output;
-    /// Calls the function.
-    fn call_with(self, args: Args) -> Self::Output;
-}
-
-macro_rules! impl_call_with {
-    ($($t:ident),*) => {
-        impl<F, R, $($t,)*> CallWith<($($t,)*)> for F
-        where
-            F: FnOnce($($t),*) -> R + Send + 'static,
-        {
-            type Output = R;
-
-            #[allow(non_snake_case)]
-            fn call_with(self, ($($t,)*): ($($t,)*)) -> R {
-                self($($t),*)
-            }
-        }
-    };
-}
-
-impl_call_with!();
-impl_call_with!(T1);
-impl_call_with!(T1, T2);
-impl_call_with!(T1, T2, T3);
-impl_call_with!(T1, T2, T3, T4);
-impl_call_with!(T1, T2, T3, T4, T5);
-impl_call_with!(T1, T2, T3, T4, T5, T6);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11);
-impl_call_with!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12);
-
-/// The future of an `#[event_listener]` async function called with its
-/// parameters (when the future is first polled). Not public API.
-#[doc(hidden)]
-pub fn call_async<F, A>(f: F, args: A) -> HandlerFuture
-where
-    F: CallWith<A>,
-    F::Output: Future + Send + 'static,
-    <F::Output as Future>::Output: IntoHandlerResult,
-    A: Send + 'static,
-{
-    Box::pin(async move {
-        f.call_with(args)
-            .await
-            .into_handler_result()
-            .map(|()| Ran::Applied)
-    })
-}
-
-/// The future of an `#[event_listener]` blocking function called with its
-/// parameters (on tokio's blocking pool). Not public API.
-#[doc(hidden)]
-pub fn call_blocking<F, A>(f: F, args: A) -> HandlerFuture
-where
-    F: CallWith<A>,
-    F::Output: IntoHandlerResult + Send + 'static,
-    A: Send + 'static,
-{
-    blocking(move || f.call_with(args))
 }

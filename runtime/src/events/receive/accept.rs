@@ -14,14 +14,15 @@ use tokio::sync::Semaphore;
 use super::config::ListenerConfig;
 use super::dedup::{Claim, Dedup};
 use super::dispatch::{self, Outcome, Prepared};
-use super::extract::{DynState, EventContext, ExtractError};
-use super::handler;
-use super::metrics::{self, Duplicate};
-use super::registry::Registry;
 use super::request::{self, BodyKind};
-use super::serve::Slot;
-use super::signature::{self, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use super::slot::Slot;
 use super::verifier::{self, Verifier};
+use crate::events::handlers::extract::{Event, EventContext, ExtractError};
+use crate::events::handlers::handler;
+use crate::events::handlers::registry::Registry;
+use crate::events::handlers::state::DynState;
+use crate::events::metrics::{self, Duplicate};
+use crate::events::send::signature::{self, WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 
 /// What every request of one listener shares.
 #[derive(Debug)]
@@ -323,7 +324,7 @@ impl Shared {
 /// The delivery's context: the verified id and timestamp when signatures are
 /// checked, else whatever the sender's headers say.
 fn context(
-    event: &handler::Event,
+    event: &Event,
     headers: &HeaderMap,
     verified: Option<&verifier::Verified>,
 ) -> EventContext {

@@ -1,5 +1,5 @@
 //! The outbox relay: delivers the events published with
-//! [`Publish`](super::Publish) and marks them delivered.
+//! [`Publish`](crate::events::Publish) and marks them delivered.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::claim::{self, Claimed};
-use super::metrics::{self, Attempt};
+use super::claim::{self, Backlog, Claimed};
 use super::outbox::unix_millis;
-use super::poster::{EventPoster, message_id};
+use crate::events::metrics::{self, Attempt};
+use crate::events::send::poster::{EventPoster, message_id};
 
 /// Delivers the outbox's pending events with an [`EventPoster`] and marks
 /// them delivered: **at least once**, with the same `webhook-id` on every
@@ -33,7 +33,7 @@ use super::poster::{EventPoster, message_id};
 ///   waits it honours): a lease that runs out mid-POST lets a second relay
 ///   post the event beside the first (still with the same `webhook-id`).
 /// - **Order.** Events of one stream (by default the event name; see
-///   [`Publish::publish_in`](super::Publish::publish_in)) are delivered one at
+///   [`Publish::publish_in`](crate::events::Publish::publish_in)) are delivered one at
 ///   a time in publish order: an event is not sent before every earlier event
 ///   of its stream was delivered or given up. Streams are independent, and a
 ///   batch's events (one per stream) are posted concurrently.
@@ -404,19 +404,6 @@ struct Round {
 
 /// The body the poster sends: the original's form, the payload as the
 /// Python original would write it.
-/// The outbox events that wait (see [`OutboxRelay::backlog`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Backlog {
-    /// Not yet delivered and not given up.
-    pub pending: u64,
-    /// Given up after the last step of the schedule.
-    pub failed: u64,
-    /// How long ago the oldest pending event was published; `None` when
-    /// none is pending.
-    pub oldest_pending: Option<Duration>,
-}
-
 fn encode(event: &Claimed) -> Result<String, String> {
     let data: serde_json::Value = serde_json::from_str(&event.payload)
         .map_err(|e| format!("the stored payload is not JSON: {e}"))?;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ed25519::{PUBLIC_PREFIX, WebhookPublicKey};
-use super::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
-use super::signature::WebhookSecret;
 use super::verifier::Verifier;
+use crate::events::error::{HTTP_EVENT_HANDLER_CLASS, ListenerConfigError, SecretError};
+use crate::events::send::ed25519::{PUBLIC_PREFIX, WebhookPublicKey};
+use crate::events::send::signature::WebhookSecret;
 
 /// How the event listener serves.
 ///
@@ -129,7 +129,7 @@ impl Default for ListenerConfig {
 impl ListenerConfig {
     /// Default request body limit: 256 KiB.
     pub const MAX_BODY: usize = 256 * 1024;
-    /// Default time [`ListenerHandle::shutdown`](super::ListenerHandle::shutdown)
+    /// Default time [`ListenerHandle::shutdown`](crate::events::ListenerHandle::shutdown)
     /// waits for in-flight requests before aborting them.
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default time a client gets to send the whole request body once its

@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::dedup::ClaimGuard;
-use super::handler::{BlockingTasks, Failure, HandlerFuture, Ran};
-use super::serve::Slot;
+use super::slot::Slot;
+use crate::events::handlers::handler::{BlockingTasks, Failure, HandlerFuture, Ran};
 
 /// One handler ready to run: its name, time limit and prepared future (or
 /// why it could not be prepared).

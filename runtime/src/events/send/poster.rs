@@ -7,12 +7,12 @@ use std::time::{Duration, SystemTime};
 use reqwest::{StatusCode, Url, header};
 use serde::Serialize;
 
-use super::error::PostError;
 use super::signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret, unix_now,
 };
 use super::wire::{form_encode, python_json};
 use crate::backoff::Backoff;
+use crate::events::error::PostError;
 
 const MAX_ERROR_BODY: usize = 4096;
 

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
 use warp::Filter;
 
-use super::receive::{Shared, error};
-use super::serve::Slot;
+use super::accept::{Shared, error};
+use super::slot::Slot;
 
 /// The reply every event route produces.
 pub(crate) type EventReply = http::Response<Bytes>;

@@ -1,7 +1,7 @@
 //! The transactional outbox: an event published inside a managed transaction
 //! is a row of the `conflictkit_outbox` table written by that transaction, so
 //! it exists if and only if the transaction committed; an
-//! [`OutboxRelay`](super::OutboxRelay) then delivers it (at least once, with
+//! [`OutboxRelay`](crate::events::OutboxRelay) then delivers it (at least once, with
 //! the same `webhook-id` on every attempt). An event posted from an
 //! after-commit hook is lost if the process dies between COMMIT and the POST;
 //! an outbox row is not.
@@ -13,15 +13,15 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::Serialize;
 
 use super::inbox::INBOX_TABLE;
-use super::poster::message_id;
-use super::signature::unix_now;
+use crate::events::send::poster::message_id;
+use crate::events::send::signature::unix_now;
 use crate::resolver::Txn;
 
 /// The outbox table's name.
 pub const OUTBOX_TABLE: &str = "conflictkit_outbox";
 
 /// Creates the outbox table if it does not exist (the migration helper, next
-/// to [`migrate_inbox`](super::migrate_inbox)). Times are Unix milliseconds.
+/// to [`migrate_inbox`](crate::events::migrate_inbox)). Times are Unix milliseconds.
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS conflictkit_outbox (
@@ -99,7 +99,7 @@ pub async fn migrate_outbox<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
 
 /// Publishing an event from inside a managed transaction: it is written to
 /// the outbox by the transaction and delivered by an
-/// [`OutboxRelay`](super::OutboxRelay) once (and only if) it commits.
+/// [`OutboxRelay`](crate::events::OutboxRelay) once (and only if) it commits.
 ///
 /// Errors are [`DbErr`]s, so `?` works in any managed body; data that does
 /// not serialise is `DbErr::Json`.
@@ -132,7 +132,7 @@ pub trait Publish {
 
     /// Writes the event to the outbox in the stream `stream`: events of one
     /// stream are delivered one at a time in publish order (see
-    /// [`OutboxRelay`](super::OutboxRelay)); returns its `webhook-id`.
+    /// [`OutboxRelay`](crate::events::OutboxRelay)); returns its `webhook-id`.
     ///
     /// ```
     /// use conflictkit::events::{Publish, migrate_outbox};
@@ -245,8 +245,8 @@ pub(crate) fn unix_millis() -> i64 {
 ///
 /// An inbox row is what makes a retried delivery a duplicate: keep rows
 /// longer than any sender retries one event (an
-/// [`OutboxRelay`](super::OutboxRelay) retries until it delivers or gives up;
-/// [`EventPoster`](super::EventPoster) for its retries' backoff). A retry
+/// [`OutboxRelay`](crate::events::OutboxRelay) retries until it delivers or gives up;
+/// [`EventPoster`](crate::events::EventPoster) for its retries' backoff). A retry
 /// arriving after its row was purged is applied again. Days are a safe
 /// retention for most senders; run it periodically (e.g. hourly).
 ///

@@ -1,9 +1,9 @@
 //! Transactional handlers: `#[event_listener("deposit", transactional)]`
 //! functions whose first parameter is the managed transaction (`&Txn`). The
 //! listener runs each delivery in a managed transaction of its resolver
-//! ([`Listener::with_resolver`](super::Listener::with_resolver)) that first
+//! ([`Listener::with_resolver`](crate::events::Listener::with_resolver)) that first
 //! records the delivery's `webhook-id` in the inbox
-//! ([`first_delivery`](super::first_delivery)) with the handler's name as the
+//! ([`first_delivery`](crate::events::first_delivery)) with the handler's name as the
 //! consumer, then runs the handler: the inbox row and the handler's writes
 //! commit together, or not at all, and a delivery this handler already
 //! recorded (here, in another process, before a restart) runs nothing. Each
@@ -12,7 +12,7 @@
 //! when every handler of the event had applied it before.
 //!
 //! A `webhook-id` longer than the inbox holds
-//! ([`MAX_WEBHOOK_ID_CHARS`](super::MAX_WEBHOOK_ID_CHARS)) is refused before
+//! ([`MAX_WEBHOOK_ID_CHARS`](crate::events::MAX_WEBHOOK_ID_CHARS)) is refused before
 //! anything runs (400 `webhook_id_too_long`).
 //!
 //! The handler's parameters are produced again on every run of the
@@ -25,9 +25,11 @@ use std::sync::Arc;
 
 use sea_orm::DbErr;
 
-use super::extract::{DynState, EventContext, ExtractError};
-use super::handler::{Event, HandlerFuture, Ran};
-use super::inbox::{MAX_WEBHOOK_ID_CHARS, first_delivery};
+use super::extract::Event;
+use super::extract::{EventContext, ExtractError};
+use super::handler::{HandlerFuture, Ran};
+use super::state::DynState;
+use crate::events::durable::inbox::{MAX_WEBHOOK_ID_CHARS, first_delivery};
 use crate::resolver::{CallOptions, CannotResolveDatabaseConflict, Txn};
 
 /// The future of one run of a transactional handler, borrowing the

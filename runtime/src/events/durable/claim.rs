@@ -7,7 +7,6 @@
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
 use super::outbox::{OUTBOX_TABLE, placeholder, unix_millis};
-use super::relay::Backlog;
 
 /// One event as claimed.
 pub(crate) struct Claimed {
@@ -241,4 +240,18 @@ fn int(row: &QueryResult, column: &str) -> Result<i64, DbErr> {
         Ok(n) => Ok(n),
         Err(_) => Ok(i64::from(row.try_get::<i32>("", column)?)),
     }
+}
+
+/// The outbox events that wait (see
+/// [`OutboxRelay::backlog`](crate::events::OutboxRelay::backlog)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backlog {
+    /// Not yet delivered and not given up.
+    pub pending: u64,
+    /// Given up after the last step of the schedule.
+    pub failed: u64,
+    /// How long ago the oldest pending event was published; `None` when
+    /// none is pending.
+    pub oldest_pending: Option<std::time::Duration>,
 }

@@ -18,56 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::extract::{DynState, EventContext, ExtractError, StateNeed};
+use super::extract::{Event, EventContext, ExtractError};
+use super::state::{DynState, StateNeed};
 use crate::panic::panic_message;
 use serde_json::Value;
-
-/// An incoming event: its name and its JSON data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    name: Arc<str>,
-    data: Value,
-}
-
-impl Event {
-    /// An event named `name` carrying `data`.
-    pub fn new(name: impl Into<Arc<str>>, data: Value) -> Self {
-        Self {
-            name: name.into(),
-            data,
-        }
-    }
-
-    /// The event name (`txupdate`, …).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The event data.
-    pub fn data(&self) -> &Value {
-        &self.data
-    }
-
-    /// Decodes the data into `T`.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        T::deserialize(&self.data).map_err(|source| DecodeError {
-            type_name: std::any::type_name::<T>(),
-            source,
-        })
-    }
-}
-
-/// The event data does not decode into a handler's type.
-#[derive(Debug, thiserror::Error)]
-#[error("the event data does not decode into `{type_name}`: {source}")]
-pub struct DecodeError {
-    type_name: &'static str,
-    #[source]
-    source: serde_json::Error,
-}
 
 /// The future a prepared handler returns: `Err` carries the failure message.
 /// Not public API.
@@ -280,7 +236,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: IntoHandlerResult,
 {
-    let (name, data) = (event.name.clone(), event.data.clone());
+    let (name, data) = event.to_parts();
     Ok(Box::pin(async move {
         f(name, data)
             .await
@@ -295,7 +251,7 @@ where
     F: FnOnce(Arc<str>, Value) -> R + Send + 'static,
     R: IntoHandlerResult + Send + 'static,
 {
-    let (name, data) = (event.name.clone(), event.data.clone());
+    let (name, data) = event.to_parts();
     Ok(blocking(move || f(name, data)))
 }
 

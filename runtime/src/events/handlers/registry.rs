@@ -1,14 +1,16 @@
 //! Handler registry: handlers registered by `#[event_listener]` (collected
 //! process-wide through `inventory`) and handlers added at run time with
-//! [`Listener::on`](super::Listener::on) and friends.
+//! [`Listener::on`](crate::events::Listener::on) and friends.
 
 use std::any::TypeId;
 use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::extract::{DynState, EventContext, ExtractError, StateNeed};
-use super::handler::{Event, Handler, HandlerFuture};
+use super::extract::Event;
+use super::extract::{EventContext, ExtractError};
+use super::handler::{Handler, HandlerFuture};
+use super::state::{DynState, StateNeed};
 
 /// The prepare function `#[event_listener]` generates for a handler.
 pub type PrepareFn = fn(&Event, &EventContext, &DynState) -> Result<HandlerFuture, ExtractError>;

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use super::ed25519::WebhookPublicKey;
-use super::error::SecretError;
-use super::signature::{
+use crate::events::error::SecretError;
+use crate::events::send::ed25519::WebhookPublicKey;
+use crate::events::send::signature::{
     TrustedKey, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret, content, mac,
     unix_now,
 };
@@ -61,8 +61,8 @@ pub struct Verified {
 /// Signatures are compared in constant time; the body is the raw bytes as
 /// received; the timestamp must be within the [`tolerance`](Self::tolerance)
 /// of the receiver's clock. The listener does this itself when its
-/// [`ListenerConfig::secrets`](super::ListenerConfig::secrets) or
-/// [`public_keys`](super::ListenerConfig::public_keys) are set; a
+/// [`ListenerConfig::secrets`](crate::events::ListenerConfig::secrets) or
+/// [`public_keys`](crate::events::ListenerConfig::public_keys) are set; a
 /// `Verifier` is for requests received some other way (another web
 /// framework, a queue).
 ///

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode;
 
 use serde_json::Value;
 
-use super::handler::Event;
+use crate::events::handlers::extract::Event;
 
 /// The body encodings the listener accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::ed25519::{self, PUBLIC_PREFIX, SECRET_PREFIX, SYMMETRIC_PREFIX, WebhookPublicKey};
-use super::error::SecretError;
+use crate::events::error::SecretError;
 
 /// Header carrying the unique message id (stable across retries).
 pub const WEBHOOK_ID: &str = "webhook-id";
@@ -27,8 +27,8 @@ pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 /// Header carrying the delivery attempt (1 = first), sent by
-/// [`EventPoster`](super::EventPoster) and shown to handlers as
-/// [`EventContext::attempt`](super::EventContext::attempt). Not part of
+/// [`EventPoster`](crate::events::EventPoster) and shown to handlers as
+/// [`EventContext::attempt`](crate::events::EventContext::attempt). Not part of
 /// Standard Webhooks: other senders may not send it.
 pub const WEBHOOK_ATTEMPT: &str = "webhook-attempt";
 

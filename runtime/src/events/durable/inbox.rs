@@ -25,7 +25,7 @@ use sea_orm::{
     TransactionSession as _, TransactionTrait,
 };
 
-use super::signature::unix_now;
+use crate::events::send::signature::unix_now;
 
 /// The inbox table's name.
 pub const INBOX_TABLE: &str = "conflictkit_inbox";
@@ -90,7 +90,7 @@ pub const LEGACY_CONSUMER: &str = "";
 /// the sender was answered 200). So an old row counts as applied **for every
 /// consumer**: [`first_delivery`] answers `false` for its id, whatever the
 /// consumer. Deliveries recorded after the migration are per consumer. Old
-/// rows go away with [`purge_inbox`](super::purge_inbox) like the others.
+/// rows go away with [`purge_inbox`](crate::events::purge_inbox) like the others.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -270,7 +270,7 @@ where
 /// length (it is not part of the key).
 ///
 /// Call it first in a managed transaction, with the id from
-/// [`EventContext::webhook_id`](super::EventContext::webhook_id) (sign the
+/// [`EventContext::webhook_id`](crate::events::EventContext::webhook_id) (sign the
 /// deliveries, so the id can be trusted):
 ///
 /// ```

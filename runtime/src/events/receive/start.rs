@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::error::ListenerError;
 use super::handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
 use super::listener::Listener;
 use super::serve::serve_on;
+use crate::events::error::ListenerError;
 
 impl<S: Send + Sync + 'static> Listener<S> {
     async fn bind(&self) -> Result<(TcpListener, SocketAddr), ListenerError> {

@@ -6,7 +6,7 @@
 //! sign: a leaked public key lets nobody forge a request. The key pair and
 //! the signature are plain RFC 8032 ed25519 (the `ed25519-dalek` crate).
 //!
-//! [`WebhookSecret`]: super::WebhookSecret
+//! [`WebhookSecret`]: crate::events::WebhookSecret
 
 use std::fmt;
 
@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{PUBLIC_KEY_LENGTH, SECRET_KEY_LENGTH, Signature, SigningKey, VerifyingKey};
 
-use super::error::SecretError;
+use crate::events::error::SecretError;
 
 /// The textual prefix of an ed25519 secret key.
 pub(crate) const SECRET_PREFIX: &str = "whsk_";

@@ -65,7 +65,7 @@ impl Drop for ListenerHandle {
 }
 
 /// A listener running on its own thread; see
-/// [`Listener::start_blocking_thread`](super::Listener::start_blocking_thread).
+/// [`Listener::start_blocking_thread`](crate::events::Listener::start_blocking_thread).
 ///
 /// Dropping it shuts the listener down and waits for the thread, for a
 /// bounded time: in-flight requests get the shutdown timeout, handlers still

@@ -10,22 +10,25 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::accept::{self, Shared};
 use super::config::ListenerConfig;
 use super::dedup::Dedup;
-use super::error::{ListenerConfigError, ListenerError};
-use super::extract::{BlockingEventHandler, DynState, EventContext, EventHandler, ExtractError};
-use super::handler::{
-    Event, Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
-    type_name_of,
-};
-use super::receive::{self, Shared};
-use super::registry::Registry;
 use super::route;
 use super::verifier::Verifier;
+use crate::events::error::{ListenerConfigError, ListenerError};
+use crate::events::handlers::call::{BlockingEventHandler, EventHandler};
+use crate::events::handlers::extract::Event;
+use crate::events::handlers::extract::{EventContext, ExtractError};
+use crate::events::handlers::handler::{
+    Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
+    type_name_of,
+};
+use crate::events::handlers::registry::Registry;
+use crate::events::handlers::state::DynState;
 use crate::resolver::ConflictResolver;
 
 /// The HTTP event listener: receives events posted by cryptoassets.core's
-/// `HTTPEventHandler` (or [`EventPoster`](super::EventPoster)) and dispatches
+/// `HTTPEventHandler` (or [`EventPoster`](crate::events::EventPoster)) and dispatches
 /// them to handlers.
 ///
 /// Handlers come from `#[event_listener]` functions anywhere in the program
@@ -78,7 +81,7 @@ impl Listener {
             shared: Shared {
                 registry: Registry::new(config.registered_handlers),
                 dedup: Dedup::new(config.tolerance),
-                body_budget: receive::body_budget(&config),
+                body_budget: accept::body_budget(&config),
                 verifier,
                 config,
                 state: DynState::new(()),
@@ -106,7 +109,7 @@ impl Listener {
     }
 
     /// Gives the listener application state: handlers take it as a
-    /// [`State<S>`](super::State) parameter, each call a clone of it. Handlers
+    /// [`State<S>`](crate::events::State) parameter, each call a clone of it. Handlers
     /// added with [`on`](Self::on) afterwards are checked against `S` at
     /// compile time; `#[event_listener]` functions when the listener starts
     /// (a function asking for another state type makes
@@ -155,7 +158,7 @@ impl<S> Listener<S> {
     /// (`#[event_listener("…", transactional)]`) run their managed
     /// transaction with. Without one, a listener with a transactional
     /// handler refuses to start ([`ListenerError::MissingResolver`]). The
-    /// inbox table must exist ([`migrate_inbox`](super::migrate_inbox)).
+    /// inbox table must exist ([`migrate_inbox`](crate::events::migrate_inbox)).
     ///
     /// (A transactional `#[event_listener]` function is registered in the
     /// whole program: every listener that includes registered handlers then
@@ -213,7 +216,7 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// The event route as a warp filter, to mount in a warp app of your own
     /// next to its other routes, under any path: it answers `POST` at the
     /// end of the path it is mounted under (`POST /events` below) with the
-    /// replies of the standalone listener (see [the module docs](super)),
+    /// replies of the standalone listener (see [the module docs](crate::events)),
     /// and rejects other methods and paths so that the app's other routes
     /// are tried.
     ///
@@ -285,8 +288,8 @@ impl<S: Send + Sync + 'static> Listener<S> {
 
     /// Adds an async handler for `event`. Its parameters are decided by type,
     /// in any order: the event data decoded into any `serde::Deserialize`
-    /// type (400 when it does not decode), [`State<S>`](super::State) and
-    /// [`EventContext`](super::EventContext); a parameter of another type is a
+    /// type (400 when it does not decode), [`State<S>`](crate::events::State) and
+    /// [`EventContext`](crate::events::EventContext); a parameter of another type is a
     /// compile error. Handlers added here run after the `#[event_listener]`
     /// ones, in the order they were added.
     ///

@@ -21,9 +21,9 @@ use tower_service::Service;
 use warp::Filter as _;
 use warp::filters::BoxedFilter;
 
-use super::error::ListenerError;
 use super::listener::Listener;
 use super::route::{self, EventReply};
+use crate::events::error::ListenerError;
 
 /// Errors of request bodies, as tower bodies give them.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,9 +63,9 @@ impl<S: Send + Sync + 'static> Listener<S> {
     ///
     /// Mounted, the host server owns connections: its connection limits,
     /// header timeouts and graceful shutdown apply, not
-    /// [`ListenerConfig::max_connections`](super::ListenerConfig::max_connections)
-    /// or [`ListenerConfig::shutdown_timeout`](super::ListenerConfig::shutdown_timeout)
-    /// (and [`ListenerConfig::bind`](super::ListenerConfig::bind) is not
+    /// [`ListenerConfig::max_connections`](crate::events::ListenerConfig::max_connections)
+    /// or [`ListenerConfig::shutdown_timeout`](crate::events::ListenerConfig::shutdown_timeout)
+    /// (and [`ListenerConfig::bind`](crate::events::ListenerConfig::bind) is not
     /// used). The body limit, the body budget and read timeout, signatures,
     /// de-duplication and handler timeouts work as standalone.
     ///

@@ -15,25 +15,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use warp::hyper::service::Service as _;
 
+use super::accept::Shared;
 use super::handle::Shutdown;
-use super::receive::Shared;
 use super::route;
+use super::slot::Slot;
 
 /// Time a client gets to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A connection's place under the connection cap, shared by the connection
-/// and the handlers of its requests: the place is free again once the
-/// connection has closed and every handler it started has ended. Each
-/// request gets a clone in its extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct Slot {
-    _permit: Arc<OwnedSemaphorePermit>,
-}
 
 /// Accepts connections until `signal`, then closes the socket, lets in-flight
 /// requests finish for the shutdown timeout and aborts what is left.
@@ -65,9 +57,7 @@ pub(crate) async fn serve_on(
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
-                    let slot = Slot {
-                        _permit: Arc::new(slot),
-                    };
+                    let slot = Slot::new(slot);
                     let inner = TowerToHyperService::new(service.clone());
                     // The connection holds its place (this closure, dropped
                     // with it), and so does each request's handlers' run.
