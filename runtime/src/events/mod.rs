@@ -34,6 +34,13 @@
 //! bodies in flight hold the whole [`ListenerConfig::body_budget`]. Error bodies are JSON:
 //! `{"error": <code>, "message": …}`.
 //!
+//! The code is in four wings, each depending only on those before it (and
+//! on `error` and `metrics`): `send/` (the poster, the wire format,
+//! signatures), `durable/` (the outbox, its relay, the inbox), `handlers/`
+//! (what a handler takes, how it is called, the registry, transactional
+//! handlers through the inbox) and `receive/` (the listener, its route and
+//! server, accepting a request, de-duplication, dispatch).
+//!
 //! ```no_run
 //! use conflictkit::events::{EventPoster, Listener, ListenerConfig};
 //!
