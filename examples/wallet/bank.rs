@@ -39,7 +39,11 @@ async fn balance_of<C: ConnectionTrait>(txn: &C, id: i32) -> Result<i64, WalletE
         .balance)
 }
 
-async fn set_balance<C: ConnectionTrait>(txn: &C, id: i32, balance: i64) -> Result<(), WalletError> {
+async fn set_balance<C: ConnectionTrait>(
+    txn: &C,
+    id: i32,
+    balance: i64,
+) -> Result<(), WalletError> {
     account::ActiveModel {
         id: Set(id),
         balance: Set(balance),

@@ -89,10 +89,8 @@ pub fn reads(resolvers: &[ConflictResolver], committed: &Committed) {
                 s.primary_wait_expired += one.primary_wait_expired;
                 s.primary_fell_back += one.primary_fell_back;
             }
-            let primary = s.primary_lagging
-                + s.primary_down
-                + s.primary_wait_expired
-                + s.primary_fell_back;
+            let primary =
+                s.primary_lagging + s.primary_down + s.primary_wait_expired + s.primary_fell_back;
             format!(
                 "replica {}, primary {primary} (replica lagging {}, down {}, fell back {})",
                 s.on_replica, s.primary_lagging, s.primary_down, s.primary_fell_back

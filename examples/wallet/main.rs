@@ -123,7 +123,10 @@ struct Cli {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // sqlx's slow-acquire warnings would bury the report of a run
+            // without conflictkit, whose pool waits on deadlocked peers
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sqlx::pool::acquire=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -204,7 +207,9 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
     let replica = match (&cli.replica, nodes.len()) {
         (None, _) => None,
         (Some(url), 1) => Some(connect_replica(url, settings.database.max_connections).await?),
-        (Some(_), _) => return Err("--replica takes one primary: DATABASE_URL lists several nodes".into()),
+        (Some(_), _) => {
+            return Err("--replica takes one primary: DATABASE_URL lists several nodes".into());
+        }
     };
     let mut resolvers: Vec<ConflictResolver> = Vec::new();
     for node in &nodes {
@@ -214,6 +219,8 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
         }
         if let Some((pool, location)) = &replica {
             println!("  replica: {location} (read-only balance checks)");
+            // the replica replays the tables a moment after they were made
+            entities::wait_for_accounts(pool, w.accounts).await?;
             b = b.replica(pool.clone());
         }
         // the checked build refuses a replica that is no replica of this primary

@@ -27,12 +27,12 @@ use std::sync::atomic::Ordering;
 
 use sea_orm::{DatabaseConnection, DbBackend, TransactionError, TransactionTrait};
 
+use crate::BoxError;
 use crate::bank::{self, TRANSFER_FEE, WalletError};
 use crate::entities::TxKind;
 use crate::report::{self, Node, money};
 use crate::settings::Settings;
 use crate::workload::{self, Committed, Op, Outcome};
-use crate::BoxError;
 
 /// The exit status of a run that lost updates.
 pub const EXIT_LOST_UPDATES: u8 = 2;
@@ -114,8 +114,8 @@ pub async fn run(nodes: &[Node], settings: &Settings) -> Result<u8, BoxError> {
         }
     );
     let sum: i64 = books.iter().map(|b| b.balance).sum();
-    let expected = i64::from(w.accounts) * w.initial_balance
-        + committed.top_up_cents.load(Ordering::Relaxed);
+    let expected =
+        i64::from(w.accounts) * w.initial_balance + committed.top_up_cents.load(Ordering::Relaxed);
     println!(
         "lost updates: {lost_accounts} of {} balances miss committed writes, {} in all (sum over accounts of |opening + ledger - balance|); sum of balances {} vs opening + committed top-ups {}{}",
         books.len(),
@@ -124,7 +124,11 @@ pub async fn run(nodes: &[Node], settings: &Settings) -> Result<u8, BoxError> {
         money(expected),
         match sum - expected {
             0 => String::new(),
-            d => format!(" ({} {})", money(d.abs()), if d < 0 { "vanished" } else { "created" }),
+            d => format!(
+                " ({} {})",
+                money(d.abs()),
+                if d < 0 { "vanished" } else { "created" }
+            ),
         }
     );
     println!(
@@ -161,9 +165,7 @@ pub async fn run(nodes: &[Node], settings: &Settings) -> Result<u8, BoxError> {
         );
         0
     };
-    println!(
-        "  compare: cargo run --example wallet (the same workload through conflictkit)"
-    );
+    println!("  compare: cargo run --example wallet (the same workload through conflictkit)");
     Ok(status)
 }
 
@@ -199,9 +201,9 @@ async fn operation(db: &DatabaseConnection, op: Op) -> Result<Outcome, BoxError>
         Err(TransactionError::Transaction(WalletError::InsufficientFunds { .. })) => {
             Ok(Outcome::Refused)
         }
-        Err(TransactionError::Transaction(WalletError::Db(e)) | TransactionError::Connection(e)) => {
-            Ok(Outcome::Failed(root_message(&e)))
-        }
+        Err(
+            TransactionError::Transaction(WalletError::Db(e)) | TransactionError::Connection(e),
+        ) => Ok(Outcome::Failed(root_message(&e))),
         Err(TransactionError::Transaction(e)) => Err(e.into()),
     }
 }

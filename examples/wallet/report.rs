@@ -7,7 +7,7 @@ use conflictkit::resolver::Stats;
 use conflictkit::{AutoNumber, ConflictResolver};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    TransactionTrait,
+    QueryOrder, TransactionTrait,
 };
 
 use crate::bank::FEE_ACCOUNT;
@@ -47,7 +47,10 @@ pub async fn books<C: ConnectionTrait>(
     db: &C,
     w: &Wallet,
 ) -> Result<(Vec<Books>, Vec<ledger::Model>), sea_orm::DbErr> {
-    let accounts = account::Entity::find().all(db).await?;
+    let accounts = account::Entity::find()
+        .order_by_asc(account::Column::Id)
+        .all(db)
+        .await?;
     let entries = ledger::Entity::find().all(db).await?;
     let books = accounts
         .iter()
@@ -93,8 +96,7 @@ pub async fn print(
                 .execute_unprepared("SET SESSION wsrep_sync_wait = 1")
                 .await;
         }
-        let (accounts, entries, mut found) =
-            check(&txn, settings, committed, deposits).await?;
+        let (accounts, entries, mut found) = check(&txn, settings, committed, deposits).await?;
         txn.commit().await?;
         if let Some((accounts1, entries1)) = &first {
             if &accounts != accounts1 || entries.len() != *entries1 {

@@ -38,7 +38,9 @@ pub enum Outcome {
     /// The database returned an error and nobody retried.
     Failed(String),
     /// A balance check: whether the balance equalled opening + ledger.
-    Checked { consistent: bool },
+    Checked {
+        consistent: bool,
+    },
 }
 
 /// The operations of task `task`: `operations_per_task` top-ups and
@@ -141,7 +143,11 @@ impl Committed {
 /// (given the task's number and the operation), with a progress bar; counts
 /// the outcomes in `committed`. Returns how long the tasks took. An `Err`
 /// from `exec` (an error neither run expects) stops the run.
-pub async fn run<E, F>(w: &Wallet, committed: &std::sync::Arc<Committed>, exec: E) -> Result<Duration, BoxError>
+pub async fn run<E, F>(
+    w: &Wallet,
+    committed: &std::sync::Arc<Committed>,
+    exec: E,
+) -> Result<Duration, BoxError>
 where
     E: Fn(usize, Op) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Outcome, BoxError>> + Send,
