@@ -41,6 +41,7 @@
 
 mod api;
 mod bank;
+mod connect;
 mod entities;
 mod events;
 mod headline;
@@ -54,12 +55,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::Parser;
 use conflictkit::ConflictResolver;
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, OutboxRelay, WebhookSecret};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 
 use bank::WalletError;
 use workload::{Committed, Op, Outcome};
@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
     let mut nodes = Vec::new();
     let mut _dirs = Vec::new();
     for url in urls {
-        let (db, location, dir) = connect(url, settings.database.max_connections).await?;
+        let (db, location, dir) = connect::connect(url, settings.database.max_connections).await?;
         nodes.push(report::Node { db, location });
         _dirs.push(dir);
     }
@@ -206,7 +206,9 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
     };
     let replica = match (&cli.replica, nodes.len()) {
         (None, _) => None,
-        (Some(url), 1) => Some(connect_replica(url, settings.database.max_connections).await?),
+        (Some(url), 1) => {
+            Some(connect::connect_replica(url, settings.database.max_connections).await?)
+        }
         (Some(_), _) => {
             return Err("--replica takes one primary: DATABASE_URL lists several nodes".into());
         }
@@ -256,87 +258,25 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
 /// One operation of the workload through the managed functions.
 async fn operation(resolver: &ConflictResolver, op: Op) -> Result<Outcome, BoxError> {
     let done = match op {
-        Op::TopUp { account, amount } => bank::top_up(resolver, account, amount).await.map(drop),
-        Op::Transfer { from, to, amount } => bank::transfer(resolver, from, to, amount).await,
+        Op::TopUp { account, amount } => bank::top_up(resolver, account, amount)
+            .await
+            .map(|_| Outcome::Committed),
+        Op::Transfer { from, to, amount } => bank::transfer(resolver, from, to, amount)
+            .await
+            .map(|()| Outcome::Committed),
         Op::Check { account, opening } => {
-            let (balance, ledger) = bank::balance_check(resolver, account).await?;
-            return Ok(Outcome::Checked {
-                consistent: balance == opening + ledger,
-            });
+            bank::balance_check(resolver, account)
+                .await
+                .map(|(balance, ledger)| Outcome::Checked {
+                    consistent: balance == opening + ledger,
+                })
         }
     };
     match done {
-        Ok(()) => Ok(Outcome::Committed),
+        Ok(outcome) => Ok(outcome),
         Err(WalletError::InsufficientFunds { .. }) => Ok(Outcome::Refused),
         Err(WalletError::Unresolved(e)) => Ok(Outcome::GaveUp(e.to_string())),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// A pool on the replica of `--replica`, and where it is (password hidden).
-/// Its connections give up after 2 s, as the resolver's builder advises: a
-/// replica that goes down sends its reads to the primary soon.
-async fn connect_replica(
-    url: &str,
-    max_connections: u32,
-) -> Result<(DatabaseConnection, String), BoxError> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_timeout(Duration::from_secs(2))
-        .sqlx_logging(false);
-    let db = Database::connect(options)
-        .await
-        .map_err(|e| format!("--replica {}: cannot connect: {e}", redact_password(url)))?;
-    Ok((db, redact_password(url)))
-}
-
-/// Opens the database: the URL given, or an embedded SQLite file (WAL).
-async fn connect(
-    url: Option<String>,
-    max_connections: u32,
-) -> Result<(DatabaseConnection, String, Option<tempfile::TempDir>), BoxError> {
-    let (url, dir) = match url {
-        Some(url) => (url, None),
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("conflictkit-wallet-")
-                .tempdir()?;
-            let path = dir.path().join("wallet.db");
-            (format!("sqlite://{}?mode=rwc", path.display()), Some(dir))
-        }
-    };
-    let mut options = ConnectOptions::new(url.clone());
-    options
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(60))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-        });
-    let db = Database::connect(options).await?;
-    let mut location = redact_password(&url);
-    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-        location.push_str(" (WAL)");
-    }
-    Ok((db, location, dir))
-}
-
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

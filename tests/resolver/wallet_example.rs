@@ -15,6 +15,19 @@ fn run_wallet(database_url: Option<&str>, args: &[&str]) -> Output {
     cmd.output().expect("run the wallet example")
 }
 
+/// [`run_wallet`] on `url` with `SMALL` and then `args`, off the async
+/// runtime's threads.
+async fn run_wallet_small(url: &str, args: &[&str]) -> Output {
+    let url = url.to_owned();
+    let args: Vec<String> = SMALL.iter().chain(args).map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_wallet(Some(&url), &args)
+    })
+    .await
+    .unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -144,16 +157,9 @@ async fn books(db: &impl sea_orm::ConnectionTrait) -> Vec<(i32, i64, i64)> {
 /// one its verdict names. Returns (accounts that lost updates, failed
 /// operations, the report).
 async fn plain_run_matches_the_database(tdb: &common::TestDb, args: &[&str]) -> (i64, i64, String) {
-    let url = tdb.url.clone();
     let mut all = vec!["--without-conflictkit"];
     all.extend_from_slice(args);
-    let all: Vec<String> = all.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_wallet(Some(&url), &args)
-    })
-    .await
-    .unwrap();
+    let out = run_wallet_small(&tdb.url, &all).await;
     let text = stdout(&out);
     let what = format!(
         "{:?}\n{text}\n{}",
@@ -259,7 +265,7 @@ async fn without_conflictkit_servers_lose_updates() {
 #[tokio::test]
 async fn without_conflictkit_on_sqlite_fails_operations() {
     let tdb = common::sql::server(Backend::Sqlite, "wallet_plain", 1).await;
-    let (lost_accounts, failed, text) = plain_run_matches_the_database(&tdb, SMALL).await;
+    let (lost_accounts, failed, text) = plain_run_matches_the_database(&tdb, &[]).await;
     assert_eq!(lost_accounts, 0, "{text}");
     assert!(
         text.contains("default isolation (a deferred BEGIN (WAL))"),
@@ -308,10 +314,7 @@ async fn wallet_on_servers() {
         let Some(tdb) = common::open(backend, "wallet", 1).await else {
             continue;
         };
-        let url = tdb.url.clone();
-        let out = tokio::task::spawn_blocking(move || run_wallet(Some(&url), SMALL))
-            .await
-            .unwrap();
+        let out = run_wallet_small(&tdb.url, &[]).await;
         assert_healthy(&out, &format!("{backend:?}"));
     }
 }
@@ -330,14 +333,7 @@ async fn wallet_replica_reads_balance_checks_there() {
     let name = common::unique_name("wallet_replica");
     let url = common::create_database(Backend::Postgres, &pair.primary_url, &name).await;
     let replica = common::replace_db_in_url(&pair.replica_url, &name);
-    let (u, r) = (url.clone(), replica.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        let mut args = SMALL.to_vec();
-        args.extend(["--replica", &r]);
-        run_wallet(Some(&u), &args)
-    })
-    .await
-    .unwrap();
+    let out = run_wallet_small(&url, &["--replica", &replica]).await;
     assert_healthy(&out, "postgres with a replica");
     let text = stdout(&out);
     assert!(line(&text, "replica: ").contains(&name), "{text}");
@@ -349,13 +345,7 @@ async fn wallet_replica_reads_balance_checks_there() {
     assert!(n[2] > 0, "no balance check ran on the replica:\n{text}");
 
     // the primary given as its own replica: refused with the builder's error
-    let out = tokio::task::spawn_blocking(move || {
-        let mut args = SMALL.to_vec();
-        args.extend(["--replica", &url]);
-        run_wallet(Some(&url), &args)
-    })
-    .await
-    .unwrap();
+    let out = run_wallet_small(&url, &["--replica", &url]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("wallet: replica #0 is not a replica"), "{err}");
@@ -430,9 +420,7 @@ async fn wallet_on_galera() {
         return;
     };
     let urls = cluster.urls.join(",");
-    let out = tokio::task::spawn_blocking(move || run_wallet(Some(&urls), SMALL))
-        .await
-        .unwrap();
+    let out = run_wallet_small(&urls, &[]).await;
     // Not `assert_healthy`: a hot row written from three nodes still gives
     // up now and then at the wallet's cluster default of 10 retries (the
     // admission control is per node); a give-up is not counted as committed,
