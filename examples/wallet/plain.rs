@@ -138,15 +138,14 @@ pub async fn run(nodes: &[Node], settings: &Settings) -> Result<u8, BoxError> {
         get(&committed.failed_checks),
     );
     println!(
-        "throughput: {} committed operations in {:.2} s (fee per transfer {})",
+        "throughput: {} committed operations in {:.2} s",
         committed.operations(),
         elapsed.as_secs_f64(),
-        money(TRANSFER_FEE)
     );
     let broken = lost_accounts > 0 || sum != expected || !ledger_ok;
     let status = if broken {
         println!(
-            "verdict: INVARIANT BROKEN - without conflictkit {lost_accounts} balances lost updates ({} of committed money missing from them){}; exit status {EXIT_LOST_UPDATES}",
+            "verdict: INVARIANT BROKEN - without conflictkit {lost_accounts} balances lost updates (off their ledgers by {} in all){}; exit status {EXIT_LOST_UPDATES}",
             money(lost_cents),
             match failed {
                 0 => String::new(),
