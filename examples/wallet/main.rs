@@ -26,10 +26,12 @@
 //! isolation, without retries (see `plain`), and counts the lost updates
 //! and the failed operations.
 //!
-//! `--replica URL` sends the read-only balance checks to a PostgreSQL
-//! streaming replica of the primary (`ConflictResolver::builder(primary)
-//! .replica(pool).build_checked()`); the report says where they ran. A URL
-//! that is no replica of the primary is refused with the builder's error.
+//! `--replica URL` sends the read-only balance checks (`bank::balance_check`,
+//! a `#[managed_transaction(read_only)]`) to a streaming replica of the
+//! primary (`ConflictResolver::builder(primary).replica(pool)
+//! .build_checked()`); the report says where they ran
+//! (`replica_stats()`). A URL that is no replica of the primary is refused
+//! with the builder's error.
 //!
 //! Exit status: 0 when the invariant holds (and, without conflictkit, no
 //! operation failed); 1 on an error (bad input, a refused replica, a
@@ -111,10 +113,11 @@ struct Cli {
     /// exit status is 2 if an update was lost, 3 if operations failed.
     #[arg(long, conflicts_with_all = ["serve", "replica"])]
     without_conflictkit: bool,
-    /// A PostgreSQL streaming replica of the database: the read-only
+    /// A streaming replica of the database (as the resolver's
+    /// `build_checked` accepts them: PostgreSQL today): the read-only
     /// balance checks run there (within the resolver's staleness bound),
     /// and the report counts where they ran. A URL that is no replica of
-    /// the primary is refused (exit status 1).
+    /// the primary is refused with the resolver's error (exit status 1).
     #[arg(long, value_name = "URL")]
     replica: Option<String>,
 }
@@ -184,8 +187,14 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
         }
     }
     println!(
-        "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts",
-        w.tasks, w.operations_per_task, w.accounts
+        "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts, {}",
+        w.tasks,
+        w.operations_per_task,
+        w.accounts,
+        match w.check_every {
+            0 => "no balance checks".to_owned(),
+            n => format!("a read-only balance check every {n} operations"),
+        }
     );
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
     if let Some(addr) = cli.serve {
