@@ -333,6 +333,15 @@ async fn wallet_replica_reads_balance_checks_there() {
     let name = common::unique_name("wallet_replica");
     let url = common::create_database(Backend::Postgres, &pair.primary_url, &name).await;
     let replica = common::replace_db_in_url(&pair.replica_url, &name);
+    // the replica replays CREATE DATABASE a moment later (longer after a
+    // test that paused its replay): poll its catalogue, bounded
+    let exists = format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'");
+    common::sql::bounded("the replica has the database", async {
+        while common::sql::scalar(&pair.replica_admin, &exists).await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let out = run_wallet_small(&url, &["--replica", &replica]).await;
     assert_healthy(&out, "postgres with a replica");
     let text = stdout(&out);
