@@ -56,7 +56,9 @@ pub fn redact_password(url: &str) -> String {
 
 /// A pool on the replica of `--replica`, and where it is (password hidden).
 /// Its connections give up after 2 s, as the resolver's builder advises: a
-/// replica that goes down sends its reads to the primary soon.
+/// replica that goes down sends its reads to the primary soon. The pool
+/// connects lazily: a replica that does not answer is reported by the
+/// resolver's checked build, with the builder's error.
 pub async fn connect_replica(
     url: &str,
     max_connections: u32,
@@ -67,9 +69,10 @@ pub async fn connect_replica(
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(2))
+        .connect_lazy(true)
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await
-        .map_err(|e| format!("--replica {}: cannot connect: {e}", redact_password(url)))?;
+        .map_err(|e| format!("--replica {}: {e}", redact_password(url)))?;
     Ok((db, redact_password(url)))
 }

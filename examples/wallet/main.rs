@@ -118,7 +118,7 @@ struct Cli {
     /// balance checks run there (within the resolver's staleness bound),
     /// and the report counts where they ran. A URL that is no replica of
     /// the primary is refused with the resolver's error (exit status 1).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "serve")]
     replica: Option<String>,
 }
 
@@ -230,12 +230,14 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
         }
         if let Some((pool, location)) = &replica {
             println!("  replica: {location} (read-only balance checks)");
-            // the replica replays the tables a moment after they were made
-            entities::wait_for_accounts(pool, w.accounts).await?;
             b = b.replica(pool.clone());
         }
         // the checked build refuses a replica that is no replica of this primary
         resolvers.push(b.build_checked().await?);
+    }
+    if let Some((pool, _)) = &replica {
+        // the replica replays the tables a moment after they were made
+        entities::wait_for_accounts(pool, w.accounts).await?;
     }
     let resolver = resolvers[0].clone();
 

@@ -359,6 +359,16 @@ async fn wallet_replica_reads_balance_checks_there() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("wallet: replica #0 is not a replica"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // a replica that does not answer (nothing listens on port 1): refused too
+    let nowhere = format!("postgres://postgres@127.0.0.1:1/{name}");
+    let out = run_wallet_small(&url, &["--replica", &nowhere]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("wallet: could not check replica #0: the replica did not answer"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -400,6 +410,25 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wallet.tasks"), "{err}");
+    // a replica for the embedded SQLite file: the resolver's checked build
+    // says SQLite has none (the pool connects lazily: nothing listens there)
+    let out = run_wallet(None, &["--replica", "postgres://nobody@127.0.0.1:1/wallet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("replica #0 cannot serve reads of this resolver"),
+        "{err}"
+    );
+    // a comparison run has no resolver to route reads with
+    let out = run_wallet(
+        None,
+        &[
+            "--without-conflictkit",
+            "--replica",
+            "postgres://x@127.0.0.1:1/w",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }
 
 #[test]
