@@ -176,7 +176,15 @@ pub async fn credit_on<C: ConnectionTrait>(c: &C, to: i32, amount: i64) -> Resul
 /// read in one snapshot, so they agree (balance = opening + ledger) unless
 /// an update was lost. Read-only: on a resolver built with replicas it runs
 /// on a replica (see `--replica`), else on the primary.
-#[managed_transaction(label = "wallet::balance_check", read_only)]
+///
+/// REPEATABLE READ is the snapshot a read needs: at SERIALIZABLE, MariaDB
+/// turns every SELECT into a locking read, and a check would take shared
+/// locks on the hot rows and deadlock with the transfers.
+#[managed_transaction(
+    label = "wallet::balance_check",
+    read_only,
+    isolation = "repeatable_read"
+)]
 pub async fn balance_check(txn: &Txn, account: i32) -> Result<(i64, i64), WalletError> {
     balance_check_on(txn, account).await
 }

@@ -97,7 +97,11 @@ pub fn reads(resolvers: &[ConflictResolver], committed: &Committed) {
             )
         }
     };
+    let failed = match committed.failed_checks.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(", {n} gave up"),
+    };
     println!(
-        "  balance checks (read-only): {checks}, {consistent} saw balance = opening + ledger; reads: {routed}"
+        "  balance checks (read-only): {checks}, {consistent} saw balance = opening + ledger{failed}; reads: {routed}"
     );
 }

@@ -179,7 +179,13 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
     }
     let db = nodes.first().ok_or("DATABASE_URL lists no URL")?.db.clone();
     let w = &settings.wallet;
-    println!("conflictkit wallet demo");
+    println!(
+        "conflictkit wallet demo{}",
+        match cli.without_conflictkit {
+            true => ", run WITHOUT conflictkit for comparison",
+            false => "",
+        }
+    );
     for (i, node) in nodes.iter().enumerate() {
         match nodes.len() {
             1 => println!("  database: {}", node.location),

@@ -90,7 +90,7 @@ pub struct Committed {
     pub refused: AtomicU64,
     pub unresolved: AtomicU64,
     pub failed: AtomicU64,
-    /// Balance checks the database answered with an error.
+    /// Balance checks that failed with a database error or gave up.
     pub failed_checks: AtomicU64,
     pub checks: AtomicU64,
     pub inconsistent_checks: AtomicU64,
@@ -111,6 +111,10 @@ impl Committed {
             }
             (Outcome::Refused, _) => {
                 add(&self.refused);
+            }
+            (Outcome::GaveUp(e), Op::Check { .. }) => {
+                tracing::warn!("{e}");
+                add(&self.failed_checks);
             }
             (Outcome::GaveUp(e), _) => {
                 tracing::warn!("{e}");
