@@ -1,9 +1,16 @@
 //! The money-moving functions: each is a `#[managed_transaction]`, replayed
 //! by the resolver when the database reports a serialization conflict.
+//!
+//! Their bodies are plain SeaORM on any connection (the `*_on` functions):
+//! `--without-conflictkit` runs the same bodies in `db.transaction(…)` (see
+//! `plain`), so the two runs differ only in what runs them.
 
 use conflictkit::events::Publish as _;
 use conflictkit::{CannotResolveDatabaseConflict, Txn, managed_transaction};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set,
+};
 
 use crate::entities::{TxKind, TxState, account, ledger};
 
@@ -24,7 +31,7 @@ pub enum WalletError {
     Unresolved(#[from] CannotResolveDatabaseConflict),
 }
 
-async fn balance_of(txn: &Txn, id: i32) -> Result<i64, WalletError> {
+async fn balance_of<C: ConnectionTrait>(txn: &C, id: i32) -> Result<i64, WalletError> {
     Ok(account::Entity::find_by_id(id)
         .one(txn)
         .await?
@@ -32,7 +39,11 @@ async fn balance_of(txn: &Txn, id: i32) -> Result<i64, WalletError> {
         .balance)
 }
 
-async fn set_balance(txn: &Txn, id: i32, balance: i64) -> Result<(), WalletError> {
+async fn set_balance<C: ConnectionTrait>(
+    txn: &C,
+    id: i32,
+    balance: i64,
+) -> Result<(), WalletError> {
     account::ActiveModel {
         id: Set(id),
         balance: Set(balance),
@@ -42,8 +53,8 @@ async fn set_balance(txn: &Txn, id: i32, balance: i64) -> Result<(), WalletError
     Ok(())
 }
 
-async fn record(
-    txn: &Txn,
+async fn record<C: ConnectionTrait>(
+    txn: &C,
     account: i32,
     amount: i64,
     kind: TxKind,
@@ -74,9 +85,19 @@ async fn record(
 /// (`batch`, no key: one lane per label), see [`transfer`].
 #[managed_transaction(label = "wallet::accounts", batch)]
 pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletError> {
-    let balance = balance_of(txn, account).await? + amount;
-    set_balance(txn, account, balance).await?;
-    record(txn, account, amount, TxKind::TopUp, None).await?;
+    top_up_on(txn, account, amount).await
+}
+
+/// The body of [`top_up`] on any connection: read the balance, write back
+/// the sum, record the entry.
+pub async fn top_up_on<C: ConnectionTrait>(
+    c: &C,
+    account: i32,
+    amount: i64,
+) -> Result<i64, WalletError> {
+    let balance = balance_of(c, account).await? + amount;
+    set_balance(c, account, balance).await?;
+    record(c, account, amount, TxKind::TopUp, None).await?;
     Ok(balance)
 }
 
@@ -90,8 +111,18 @@ pub async fn top_up(txn: &Txn, account: i32, amount: i64) -> Result<i64, WalletE
 /// and the caller decides what the refusal means.
 #[managed_transaction(label = "wallet::accounts")]
 pub async fn debit(txn: &Txn, account: i32, amount: i64, kind: TxKind) -> Result<i64, WalletError> {
-    record(txn, account, -amount, kind, None).await?;
-    let balance = balance_of(txn, account).await?;
+    debit_on(txn, account, amount, kind).await
+}
+
+/// The body of [`debit`] on any connection.
+pub async fn debit_on<C: ConnectionTrait>(
+    c: &C,
+    account: i32,
+    amount: i64,
+    kind: TxKind,
+) -> Result<i64, WalletError> {
+    record(c, account, -amount, kind, None).await?;
+    let balance = balance_of(c, account).await?;
     if balance < amount {
         return Err(WalletError::InsufficientFunds {
             account,
@@ -99,7 +130,7 @@ pub async fn debit(txn: &Txn, account: i32, amount: i64, kind: TxKind) -> Result
             amount,
         });
     }
-    set_balance(txn, account, balance - amount).await?;
+    set_balance(c, account, balance - amount).await?;
     Ok(balance - amount)
 }
 
@@ -125,13 +156,50 @@ pub const TRANSFER_FEE: i64 = 1;
 #[managed_transaction(label = "wallet::accounts", batch)]
 pub async fn transfer(txn: &Txn, from: i32, to: i32, amount: i64) -> Result<(), WalletError> {
     debit(txn, from, amount + TRANSFER_FEE, TxKind::TransferOut).await?;
-    let to_balance = balance_of(txn, to).await?;
-    set_balance(txn, to, to_balance + amount).await?;
-    record(txn, to, amount, TxKind::TransferIn, None).await?;
-    let fees = balance_of(txn, FEE_ACCOUNT).await?;
-    set_balance(txn, FEE_ACCOUNT, fees + TRANSFER_FEE).await?;
-    record(txn, FEE_ACCOUNT, TRANSFER_FEE, TxKind::Fee, None).await?;
+    credit_on(txn, to, amount).await
+}
+
+/// The rest of a transfer after its debit, on any connection: `amount` to
+/// `to`, [`TRANSFER_FEE`] to the fee account, each read, written back and
+/// recorded.
+pub async fn credit_on<C: ConnectionTrait>(c: &C, to: i32, amount: i64) -> Result<(), WalletError> {
+    let to_balance = balance_of(c, to).await?;
+    set_balance(c, to, to_balance + amount).await?;
+    record(c, to, amount, TxKind::TransferIn, None).await?;
+    let fees = balance_of(c, FEE_ACCOUNT).await?;
+    set_balance(c, FEE_ACCOUNT, fees + TRANSFER_FEE).await?;
+    record(c, FEE_ACCOUNT, TRANSFER_FEE, TxKind::Fee, None).await?;
     Ok(())
+}
+
+/// A balance check: `account`'s balance and the sum of its ledger entries,
+/// read in one snapshot, so they agree (balance = opening + ledger) unless
+/// an update was lost. Read-only: on a resolver built with replicas it runs
+/// on a replica (see `--replica`), else on the primary.
+///
+/// REPEATABLE READ is the snapshot a read needs: at SERIALIZABLE, MariaDB
+/// turns every SELECT into a locking read, and a check would take shared
+/// locks on the hot rows and deadlock with the transfers.
+#[managed_transaction(
+    label = "wallet::balance_check",
+    read_only,
+    isolation = "repeatable_read"
+)]
+pub async fn balance_check(txn: &Txn, account: i32) -> Result<(i64, i64), WalletError> {
+    balance_check_on(txn, account).await
+}
+
+/// The body of [`balance_check`] on any connection.
+pub async fn balance_check_on<C: ConnectionTrait>(
+    c: &C,
+    account: i32,
+) -> Result<(i64, i64), WalletError> {
+    let balance = balance_of(c, account).await?;
+    let entries = ledger::Entity::find()
+        .filter(ledger::Column::Account.eq(account))
+        .all(c)
+        .await?;
+    Ok((balance, entries.iter().map(|e| e.amount).sum()))
 }
 
 /// Credits a network deposit once: a `txid` already in the ledger is a

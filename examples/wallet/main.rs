@@ -17,36 +17,66 @@
 //! demonstration on that server. Several comma-separated URLs (the nodes of a
 //! multi-primary cluster such as MariaDB Galera) spread the tasks over the
 //! nodes, one pool and one resolver per node, and the invariant is checked on
-//! every node. The exit code is non-zero when the invariant check fails.
+//! every node.
+//!
+//! The report opens with the story: how many operations met on the hot rows
+//! and what resolved their contention (replays, queueing, group commits).
+//! `--without-conflictkit` runs the same workload (same tasks, same seeded
+//! operations) in plain SeaORM transactions at the engine's default
+//! isolation, without retries (see `plain`), and counts the lost updates
+//! and the failed operations.
+//!
+//! `--replica URL` sends the read-only balance checks (`bank::balance_check`,
+//! a `#[managed_transaction(read_only)]`) to a streaming replica of the
+//! primary (`ConflictResolver::builder(primary).replica(pool)
+//! .build_checked()`); the report says where they ran
+//! (`replica_stats()`). A URL that is no replica of the primary is refused
+//! with the builder's error.
+//!
+//! Exit status: 0 when the invariant holds (and, without conflictkit, no
+//! operation failed); 1 on an error (bad input, a refused replica, a
+//! database that cannot be reached); 2 when the invariant is broken (an
+//! update was lost); 3 without conflictkit when no update was lost but
+//! operations failed with database errors.
 
 #![allow(missing_docs, unreachable_pub)] // an example program, not library API
 
 mod api;
 mod bank;
+mod connect;
 mod entities;
 mod events;
+mod headline;
+mod plain;
 mod prometheus;
 mod report;
 mod settings;
+mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
 
 use clap::Parser;
 use conflictkit::ConflictResolver;
 use conflictkit::events::{EventPoster, Listener, ListenerConfig, OutboxRelay, WebhookSecret};
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::Rng;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 
 use bank::WalletError;
+use workload::{Committed, Op, Outcome};
 
 /// A wallet service on conflictkit: concurrent money movement without locks.
 #[derive(Debug, Parser)]
-#[command(name = "wallet", version, about)]
+#[command(
+    name = "wallet",
+    version,
+    about,
+    after_help = "Exit status: 0 the invariant holds (and, with --without-conflictkit, no operation \
+                  failed); 1 an error (bad input, a refused --replica, no database); 2 the \
+                  invariant is broken (an update was lost); 3 with --without-conflictkit, no \
+                  update lost but operations failed with database errors."
+)]
 struct Cli {
     /// Database URL (postgres://…, mysql://…, sqlite://…); default: an
     /// embedded SQLite file in a temporary directory. Several comma-separated
@@ -76,13 +106,30 @@ struct Cli {
     /// at `http://ADDR/metrics` (a loopback address) while the wallet runs.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Run the same workload the way plain SeaORM code does, without
+    /// conflictkit: `db.transaction(...)` at the engine's default isolation,
+    /// read-modify-write through the entities, database errors not retried.
+    /// The report counts the lost updates and the failed operations; the
+    /// exit status is 2 if an update was lost, 3 if operations failed.
+    #[arg(long, conflicts_with_all = ["serve", "replica"])]
+    without_conflictkit: bool,
+    /// A streaming replica of the database (as the resolver's
+    /// `build_checked` accepts them: PostgreSQL today): the read-only
+    /// balance checks run there (within the resolver's staleness bound),
+    /// and the report counts where they ran. A URL that is no replica of
+    /// the primary is refused with the resolver's error (exit status 1).
+    #[arg(long, value_name = "URL", conflicts_with = "serve")]
+    replica: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // sqlx's slow-acquire warnings would bury the report of a run
+            // without conflictkit, whose pool waits on deadlocked peers
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sqlx::pool::acquire=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -92,8 +139,7 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match run(cli).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(2),
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("wallet: {e}");
             let mut source = e.source();
@@ -108,17 +154,8 @@ async fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the workload committed, counted by the application itself.
-#[derive(Default)]
-struct Committed {
-    top_ups: AtomicU64,
-    top_up_cents: AtomicI64,
-    transfers: AtomicU64,
-    refused: AtomicU64,
-    unresolved: AtomicU64,
-}
-
-async fn run(cli: Cli) -> Result<bool, BoxError> {
+/// Runs the wallet; returns the exit status (see the module doc).
+async fn run(cli: Cli) -> Result<u8, BoxError> {
     let settings = settings::load(cli.config.clone(), &cli.sets)?;
     if let Some(addr) = cli.metrics_addr {
         prometheus::serve(addr).await?;
@@ -136,13 +173,19 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     let mut nodes = Vec::new();
     let mut _dirs = Vec::new();
     for url in urls {
-        let (db, location, dir) = connect(url, settings.database.max_connections).await?;
+        let (db, location, dir) = connect::connect(url, settings.database.max_connections).await?;
         nodes.push(report::Node { db, location });
         _dirs.push(dir);
     }
     let db = nodes.first().ok_or("DATABASE_URL lists no URL")?.db.clone();
     let w = &settings.wallet;
-    println!("conflictkit wallet demo");
+    println!(
+        "conflictkit wallet demo{}",
+        match cli.without_conflictkit {
+            true => ", run WITHOUT conflictkit for comparison",
+            false => "",
+        }
+    );
     for (i, node) in nodes.iter().enumerate() {
         match nodes.len() {
             1 => println!("  database: {}", node.location),
@@ -150,13 +193,22 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         }
     }
     println!(
-        "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts",
-        w.tasks, w.operations_per_task, w.accounts
+        "  {} tasks x {} operations (top-ups and transfers) over {} hot accounts, {}",
+        w.tasks,
+        w.operations_per_task,
+        w.accounts,
+        match w.check_every {
+            0 => "no balance checks".to_owned(),
+            n => format!("a read-only balance check every {n} operations"),
+        }
     );
     entities::migrate(&db, w.accounts, w.initial_balance).await?;
     if let Some(addr) = cli.serve {
         api::serve(ConflictResolver::new(db), addr, &settings).await?;
-        return Ok(true);
+        return Ok(0);
+    }
+    if cli.without_conflictkit {
+        return plain::run(&nodes, &settings).await;
     }
     for node in &nodes[1..] {
         entities::wait_for_accounts(&node.db, w.accounts).await?;
@@ -167,24 +219,43 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         (None, 1) => None,
         (None, _) => Some(settings::CLUSTER_RETRIES),
     };
-    let resolvers: Vec<ConflictResolver> = nodes
-        .iter()
-        .map(|n| {
-            let b = ConflictResolver::builder(n.db.clone());
-            match retries {
-                Some(r) => b.retries(r),
-                None => b,
-            }
-            .build()
-        })
-        .collect();
+    let replica = match (&cli.replica, nodes.len()) {
+        (None, _) => None,
+        (Some(url), 1) => {
+            Some(connect::connect_replica(url, settings.database.max_connections).await?)
+        }
+        (Some(_), _) => {
+            return Err("--replica takes one primary: DATABASE_URL lists several nodes".into());
+        }
+    };
+    let mut resolvers: Vec<ConflictResolver> = Vec::new();
+    for node in &nodes {
+        let mut b = ConflictResolver::builder(node.db.clone());
+        if let Some(r) = retries {
+            b = b.retries(r);
+        }
+        if let Some((pool, location)) = &replica {
+            println!("  replica: {location} (read-only balance checks)");
+            b = b.replica(pool.clone());
+        }
+        // the checked build refuses a replica that is no replica of this primary
+        resolvers.push(b.build_checked().await?);
+    }
+    if let Some((pool, _)) = &replica {
+        // the replica replays the tables a moment after they were made
+        entities::wait_for_accounts(pool, w.accounts).await?;
+    }
     let resolver = resolvers[0].clone();
 
     // 1. Concurrent money movement.
     let committed = Arc::new(Committed::default());
-    let started = Instant::now();
-    workload(&resolvers, &settings, committed.clone()).await?;
-    let elapsed = started.elapsed();
+    let pool = resolvers.clone();
+    let elapsed = workload::run(w, &committed, move |task, op| {
+        // spread over the nodes of a cluster
+        let resolver = pool[task % pool.len()].clone();
+        async move { operation(&resolver, op).await }
+    })
+    .await?;
     if cli.simulate_lost_update {
         db.execute_unprepared("UPDATE wallet_accounts SET balance = balance - 1 WHERE id = 1")
             .await?;
@@ -198,112 +269,32 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         &nodes, &resolvers, &settings, &committed, &deposits, elapsed,
     )
     .await?;
-    Ok(ok)
+    Ok(if ok { 0 } else { plain::EXIT_LOST_UPDATES })
 }
 
-/// Opens the database: the URL given, or an embedded SQLite file (WAL).
-async fn connect(
-    url: Option<String>,
-    max_connections: u32,
-) -> Result<(DatabaseConnection, String, Option<tempfile::TempDir>), BoxError> {
-    let (url, dir) = match url {
-        Some(url) => (url, None),
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("conflictkit-wallet-")
-                .tempdir()?;
-            let path = dir.path().join("wallet.db");
-            (format!("sqlite://{}?mode=rwc", path.display()), Some(dir))
+/// One operation of the workload through the managed functions.
+async fn operation(resolver: &ConflictResolver, op: Op) -> Result<Outcome, BoxError> {
+    let done = match op {
+        Op::TopUp { account, amount } => bank::top_up(resolver, account, amount)
+            .await
+            .map(|_| Outcome::Committed),
+        Op::Transfer { from, to, amount } => bank::transfer(resolver, from, to, amount)
+            .await
+            .map(|()| Outcome::Committed),
+        Op::Check { account, opening } => {
+            bank::balance_check(resolver, account)
+                .await
+                .map(|(balance, ledger)| Outcome::Checked {
+                    consistent: balance == opening + ledger,
+                })
         }
     };
-    let mut options = ConnectOptions::new(url.clone());
-    options
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(60))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-        });
-    let db = Database::connect(options).await?;
-    let mut location = redact_password(&url);
-    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-        location.push_str(" (WAL)");
+    match done {
+        Ok(outcome) => Ok(outcome),
+        Err(WalletError::InsufficientFunds { .. }) => Ok(Outcome::Refused),
+        Err(WalletError::Unresolved(e)) => Ok(Outcome::GaveUp(e.to_string())),
+        Err(e) => Err(e.into()),
     }
-    Ok((db, location, dir))
-}
-
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-async fn workload(
-    resolvers: &[ConflictResolver],
-    settings: &settings::Settings,
-    committed: Arc<Committed>,
-) -> Result<(), BoxError> {
-    let w = &settings.wallet;
-    let total = (w.tasks * w.operations_per_task) as u64;
-    let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
-        "  {bar:40} {pos}/{len} operations {msg}",
-    )?);
-    let mut handles = Vec::new();
-    for task in 0..w.tasks {
-        // spread over the nodes of a cluster
-        let resolver = resolvers[task % resolvers.len()].clone();
-        let committed = committed.clone();
-        let bar = bar.clone();
-        let (ops, accounts) = (w.operations_per_task, w.accounts);
-        handles.push(tokio::spawn(async move {
-            for _ in 0..ops {
-                let (top_up, a, b, amount) = {
-                    let mut rng = rand::rng();
-                    let a = rng.random_range(1..=accounts);
-                    let b = (a % accounts) + 1;
-                    (rng.random_bool(0.5), a, b, rng.random_range(1..=2_000))
-                };
-                let outcome = if top_up {
-                    bank::top_up(&resolver, a, amount).await.map(|_| {
-                        committed.top_ups.fetch_add(1, Ordering::Relaxed);
-                        committed.top_up_cents.fetch_add(amount, Ordering::Relaxed);
-                    })
-                } else {
-                    bank::transfer(&resolver, a, b, amount).await.map(|()| {
-                        committed.transfers.fetch_add(1, Ordering::Relaxed);
-                    })
-                };
-                match outcome {
-                    Ok(()) => {}
-                    Err(WalletError::InsufficientFunds { .. }) => {
-                        committed.refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(WalletError::Unresolved(e)) => {
-                        tracing::warn!("{e}");
-                        committed.unresolved.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => return Err(e),
-                }
-                bar.inc(1);
-            }
-            Ok(())
-        }));
-    }
-    for h in handles {
-        h.await??;
-    }
-    bar.finish_and_clear();
-    Ok(())
 }
 
 /// What happened to the deposits posted to the listener.

@@ -7,21 +7,65 @@ use conflictkit::resolver::Stats;
 use conflictkit::{AutoNumber, ConflictResolver};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    TransactionTrait,
+    QueryOrder, TransactionTrait,
 };
 
 use crate::bank::FEE_ACCOUNT;
 use crate::entities::{TxKind, TxState, account, ledger};
-use crate::settings::Settings;
-use crate::{BoxError, Committed, Deposits};
+use crate::settings::{Settings, Wallet};
+use crate::workload::{Committed, opening};
+use crate::{BoxError, Deposits};
 
-fn money(cents: i64) -> String {
+pub fn money(cents: i64) -> String {
     format!(
         "{}{}.{:02}",
         if cents < 0 { "-" } else { "" },
         cents.abs() / 100,
         cents.abs() % 100
     )
+}
+
+/// How the report names an account.
+pub fn account_name(id: i32) -> String {
+    match id {
+        FEE_ACCOUNT => "fee account".to_owned(),
+        _ => format!("account {id}"),
+    }
+}
+
+/// One account's balance and what its ledger says it should be: its
+/// opening balance plus the sum of its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Books {
+    pub id: i32,
+    pub balance: i64,
+    pub ledger_says: i64,
+}
+
+/// Every account's [`Books`], and the whole ledger.
+pub async fn books<C: ConnectionTrait>(
+    db: &C,
+    w: &Wallet,
+) -> Result<(Vec<Books>, Vec<ledger::Model>), sea_orm::DbErr> {
+    let accounts = account::Entity::find()
+        .order_by_asc(account::Column::Id)
+        .all(db)
+        .await?;
+    let entries = ledger::Entity::find().all(db).await?;
+    let books = accounts
+        .iter()
+        .map(|a| Books {
+            id: a.id,
+            balance: a.balance,
+            ledger_says: opening(w, a.id)
+                + entries
+                    .iter()
+                    .filter(|e| e.account == a.id)
+                    .map(|e| e.amount)
+                    .sum::<i64>(),
+        })
+        .collect();
+    Ok((books, entries))
 }
 
 /// One database the wallet ran on: the only one, or a node of a cluster.
@@ -41,7 +85,7 @@ pub async fn print(
     elapsed: Duration,
 ) -> Result<bool, BoxError> {
     let mut problems = Vec::new();
-    let mut first: Option<(Vec<account::Model>, usize)> = None;
+    let mut first: Option<(Vec<Books>, usize)> = None;
     for (i, node) in nodes.iter().enumerate() {
         // one transaction per node: on a Galera node, causal reads first
         // (wait until it applied what the other nodes committed); other
@@ -52,8 +96,7 @@ pub async fn print(
                 .execute_unprepared("SET SESSION wsrep_sync_wait = 1")
                 .await;
         }
-        let (accounts, entries, mut found) =
-            check(&txn, settings, committed, deposits, i == 0).await?;
+        let (accounts, entries, mut found) = check(&txn, settings, committed, deposits).await?;
         txn.commit().await?;
         if let Some((accounts1, entries1)) = &first {
             if &accounts != accounts1 || entries.len() != *entries1 {
@@ -82,6 +125,12 @@ pub async fn print(
     let top_ups = committed.top_ups.load(Ordering::Relaxed);
     let transfers = committed.transfers.load(Ordering::Relaxed);
 
+    // the story first: what contention there was, and what resolved it
+    crate::headline::print(resolvers, settings, committed, problems.is_empty());
+    println!("balances:");
+    for a in first.iter().flat_map(|(a, _)| a) {
+        println!("  {}: {:>12}", account_name(a.id), money(a.balance));
+    }
     if problems.is_empty() {
         println!(
             "invariant: OK - sum of balances {} = opening {} + top-ups {} + deposits {}; every balance matches its ledger; no lost update{}",
@@ -107,6 +156,7 @@ pub async fn print(
         "resolver: success {}, retries {}, errors {}, unresolved {}",
         stats.success, stats.retries, stats.errors, stats.unresolved
     );
+    crate::headline::reads(resolvers, committed);
     let mut by_label: std::collections::BTreeMap<String, Stats> = Default::default();
     for r in resolvers {
         for (label, s) in r.stats_by_label() {
@@ -201,46 +251,23 @@ pub async fn print(
 }
 
 /// The invariant on one database: its accounts, its ledger and what does
-/// not hold. Prints the balances when `show`.
+/// not hold.
 async fn check<C: ConnectionTrait>(
     db: &C,
     settings: &Settings,
     committed: &Committed,
     deposits: &Deposits,
-    show: bool,
-) -> Result<(Vec<account::Model>, Vec<ledger::Model>, Vec<String>), BoxError> {
+) -> Result<(Vec<Books>, Vec<ledger::Model>, Vec<String>), BoxError> {
     let w = &settings.wallet;
-    let accounts = account::Entity::find().all(db).await?;
-    let entries = ledger::Entity::find().all(db).await?;
+    let (accounts, entries) = books(db, w).await?;
     let mut problems = Vec::new();
-
-    if show {
-        println!("balances:");
-    }
     for a in &accounts {
-        let ledger_sum: i64 = entries
-            .iter()
-            .filter(|e| e.account == a.id)
-            .map(|e| e.amount)
-            .sum();
-        if show {
-            if a.id == FEE_ACCOUNT {
-                println!("  fee account: {:>12}", money(a.balance));
-            } else {
-                println!("  account {}: {:>12}", a.id, money(a.balance));
-            }
-        }
-        let opening = if a.id == FEE_ACCOUNT {
-            0
-        } else {
-            w.initial_balance
-        };
-        if a.balance != opening + ledger_sum {
+        if a.balance != a.ledger_says {
             problems.push(format!(
-                "account {} holds {} but its ledger says {}",
-                a.id,
+                "{} holds {} but its ledger says {}",
+                account_name(a.id),
                 money(a.balance),
-                money(opening + ledger_sum)
+                money(a.ledger_says)
             ));
         }
     }

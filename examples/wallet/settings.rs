@@ -18,6 +18,8 @@ wallet:
   operations_per_task: 25
   accounts: 4
   initial_balance: 100000   # cents
+  seed: 1                   # the operations drawn; the same with and without conflictkit
+  check_every: 5            # a read-only balance check after every 5th operation of a task
 events:
   http:
     class: cryptoassets.core.event.http.HTTPEventHandler
@@ -60,6 +62,10 @@ pub struct Wallet {
     pub operations_per_task: usize,
     pub accounts: i32,
     pub initial_balance: i64,
+    /// Seeds the generator that draws each task's operations.
+    pub seed: u64,
+    /// A task checks a balance after every `check_every`-th operation (0: never).
+    pub check_every: usize,
 }
 
 #[derive(Debug, Deserialize)]

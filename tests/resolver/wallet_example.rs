@@ -15,8 +15,38 @@ fn run_wallet(database_url: Option<&str>, args: &[&str]) -> Output {
     cmd.output().expect("run the wallet example")
 }
 
+/// [`run_wallet`] on `url` with `SMALL` and then `args`, off the async
+/// runtime's threads.
+async fn run_wallet_small(url: &str, args: &[&str]) -> Output {
+    let url = url.to_owned();
+    let args: Vec<String> = SMALL.iter().chain(args).map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_wallet(Some(&url), &args)
+    })
+    .await
+    .unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The line of `text` that starts with `prefix` (after any indentation).
+fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"))
+}
+
+/// The numbers of a report line, in order; an amount of money (`12.34`)
+/// in cents.
+fn numbers(line: &str) -> Vec<i64> {
+    line.split(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|n| n.trim_matches('.'))
+        .filter(|n| !n.is_empty())
+        .map(|n| n.replace('.', "").parse().unwrap())
+        .collect()
 }
 
 const SMALL: &[&str] = &[
@@ -60,19 +90,199 @@ fn wallet_on_embedded_sqlite() {
     let text = stdout(&out);
     assert!(text.contains("(WAL)"), "{text}");
     // every operation is accounted for: committed + refused = 12 * 15
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("operations:"))
-        .expect("operations line");
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    assert_eq!(
-        numbers[0] + numbers[1] + numbers[2] + numbers[3],
-        180,
-        "{line}"
+    let ops = numbers(line(&text, "operations:"));
+    assert_eq!(ops[0] + ops[1] + ops[2] + ops[3], 180, "{text}");
+    // the first screen tells the story: the contention was resolved, by
+    // what, and where the comparison is
+    let first: Vec<&str> = text.lines().take(6).collect();
+    let headline = numbers(first[3]);
+    assert!(
+        first[3].starts_with("conflictkit: ") && first[3].contains("no update lost"),
+        "{text}"
     );
+    assert_eq!(headline[..2], [ops[0] + ops[1], 180], "{text}");
+    assert!(first[4].contains("contention resolved: "), "{text}");
+    assert!(
+        first[5].contains("cargo run --example wallet -- --without-conflictkit"),
+        "{text}"
+    );
+    // the group commits it names are the resolver's batches
+    let resolved = numbers(first[4]);
+    let batches = numbers(line(&text, "group commit (batch):"));
+    assert_eq!(resolved[2..4], batches[..2], "{text}");
+    // the balance checks ran, each in one snapshot, on the primary
+    let checks = line(&text, "balance checks (read-only):");
+    assert!(checks.contains("all on the primary"), "{text}");
+    assert_eq!(
+        numbers(checks)[..2],
+        [36, 36],
+        "12 tasks x 3 checks\n{text}"
+    );
+}
+
+/// Every account's balance and its opening + ledger, read from `db`
+/// (the wallet opens accounts with 1000.00, the fee account 0 with none).
+async fn books(db: &impl sea_orm::ConnectionTrait) -> Vec<(i32, i64, i64)> {
+    use sea_orm::Statement;
+    let rows = |sql: &str| db.query_all_raw(Statement::from_string(db.get_database_backend(), sql));
+    let entries: Vec<(i32, i64)> = rows("SELECT account, amount FROM wallet_ledger")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+            )
+        })
+        .collect();
+    rows("SELECT id, balance FROM wallet_accounts ORDER BY id")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (id, balance): (i32, i64) = (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+            );
+            let opening = if id == 0 { 0 } else { 100_000 };
+            let ledger: i64 = entries.iter().filter(|e| e.0 == id).map(|e| e.1).sum();
+            (id, balance, opening + ledger)
+        })
+        .collect()
+}
+
+/// `--without-conflictkit` on `tdb`: the report's books, lost updates and
+/// operation counts are the database's rows, and the exit status is the
+/// one its verdict names. Returns (accounts that lost updates, failed
+/// operations, the report).
+async fn plain_run_matches_the_database(tdb: &common::TestDb, args: &[&str]) -> (i64, i64, String) {
+    let mut all = vec!["--without-conflictkit"];
+    all.extend_from_slice(args);
+    let out = run_wallet_small(&tdb.url, &all).await;
+    let text = stdout(&out);
+    let what = format!(
+        "{:?}\n{text}\n{}",
+        tdb.backend,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("WITHOUT conflictkit: plain SeaORM"), "{what}");
+    let books = books(&tdb.db).await;
+    // each balance and what its ledger says, as the report prints them
+    let mut lost_accounts = 0;
+    let mut lost_cents = 0;
+    for &(id, balance, ledger_says) in &books {
+        let name = if id == 0 {
+            "fee account:".to_owned()
+        } else {
+            format!("account {id}:")
+        };
+        let printed = numbers(line(&text, &name));
+        let lost = (ledger_says - balance).abs();
+        let want: Vec<i64> = match lost {
+            0 => vec![balance, ledger_says],
+            _ => vec![balance, ledger_says, lost],
+        };
+        // the account's number comes first, except for the fee account
+        assert_eq!(
+            printed[printed.len() - want.len()..],
+            want[..],
+            "{name} {what}"
+        );
+        lost_accounts += i64::from(lost != 0);
+        lost_cents += lost;
+    }
+    let lost = numbers(line(&text, "lost updates:"));
+    assert_eq!(
+        lost[..3],
+        [lost_accounts, books.len() as i64, lost_cents],
+        "{what}"
+    );
+    let sum: i64 = books.iter().map(|b| b.1).sum();
+    assert_eq!(lost[3], sum, "{what}");
+    // committed operations are the ledger's rows; the rest failed or were refused
+    let kinds = |kind: i64| {
+        let sql = format!("SELECT COUNT(*) FROM wallet_ledger WHERE kind = {kind}");
+        async move { common::sql::scalar(&tdb.db, &sql).await }
+    };
+    let ops = numbers(line(&text, "operations:"));
+    let (top_ups, transfers, refused, failed, total) = (ops[0], ops[1], ops[2], ops[3], ops[4]);
+    assert_eq!(
+        (kinds(1).await, kinds(2).await),
+        (top_ups, transfers),
+        "{what}"
+    );
+    assert_eq!(top_ups + transfers + refused + failed, total, "{what}");
+    let failures: i64 = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("failed "))
+        .map(|l| numbers(l)[0])
+        .sum();
+    assert_eq!(failures, failed, "{what}");
+    let status = match (lost_accounts, failed) {
+        (0, 0) => 0,
+        (0, _) => 3,
+        _ => 2,
+    };
+    assert_eq!(out.status.code(), Some(status), "{what}");
+    assert!(
+        line(&text, "verdict:").contains(&format!("exit status {status}")),
+        "{what}"
+    );
+    (lost_accounts, failed, text)
+}
+
+/// `--without-conflictkit` on PostgreSQL (READ COMMITTED) and MariaDB
+/// (REPEATABLE READ): the same workload in plain SeaORM transactions loses
+/// updates, and the report counts them as the database's rows show them;
+/// the exit status says the invariant is broken.
+#[tokio::test]
+async fn without_conflictkit_servers_lose_updates() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let Some(tdb) = common::open(backend, "wallet_plain", 2).await else {
+            continue;
+        };
+        let args = [
+            "--set",
+            "wallet.tasks=16",
+            "--set",
+            "wallet.operations_per_task=15",
+        ];
+        let (lost_accounts, _, text) = plain_run_matches_the_database(&tdb, &args).await;
+        assert!(lost_accounts > 0, "{backend:?}: no lost update\n{text}");
+        assert!(
+            line(&text, "verdict:").contains("INVARIANT BROKEN"),
+            "{text}"
+        );
+    }
+}
+
+/// `--without-conflictkit` on embedded SQLite (WAL, deferred BEGIN): a
+/// reader that wants to write after another writer committed is refused
+/// (`database is locked`, SQLITE_BUSY / SQLITE_BUSY_SNAPSHOT) rather than
+/// losing an update: the report says what failed, and no balance differs
+/// from its ledger.
+#[tokio::test]
+async fn without_conflictkit_on_sqlite_fails_operations() {
+    let tdb = common::sql::server(Backend::Sqlite, "wallet_plain", 1).await;
+    let (lost_accounts, failed, text) = plain_run_matches_the_database(&tdb, &[]).await;
+    assert_eq!(lost_accounts, 0, "{text}");
+    assert!(
+        text.contains("default isolation (a deferred BEGIN (WAL))"),
+        "{text}"
+    );
+    for l in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("failed "))
+    {
+        assert!(l.contains("database is locked"), "{l}\n{text}");
+    }
+    if failed > 0 {
+        assert!(
+            line(&text, "verdict:").contains("FAILED with database errors"),
+            "{text}"
+        );
+    }
 }
 
 /// The wallet's managed functions are replay-safe: with half of the runs
@@ -104,12 +314,61 @@ async fn wallet_on_servers() {
         let Some(tdb) = common::open(backend, "wallet", 1).await else {
             continue;
         };
-        let url = tdb.url.clone();
-        let out = tokio::task::spawn_blocking(move || run_wallet(Some(&url), SMALL))
-            .await
-            .unwrap();
+        let out = run_wallet_small(&tdb.url, &[]).await;
         assert_healthy(&out, &format!("{backend:?}"));
     }
+}
+
+/// `--replica URL` on the streaming replica of `scripts/replicas.sh`: the
+/// wallet's read-only balance checks run there (the resolver's replica
+/// counts), the invariant holds on the primary; `--replica` given the
+/// primary's own URL is refused by the checked build, exit status 1. In the
+/// nextest group `replicas` (one replica test at a time).
+#[tokio::test]
+async fn wallet_replica_reads_balance_checks_there() {
+    // a replica left stopped or paused by another test is brought back
+    let Some(pair) = crate::replicas::Pair::open("wallet_replica", 0).await else {
+        return;
+    };
+    let name = common::unique_name("wallet_replica");
+    let url = common::create_database(Backend::Postgres, &pair.primary_url, &name).await;
+    let replica = common::replace_db_in_url(&pair.replica_url, &name);
+    // the replica replays CREATE DATABASE a moment later (longer after a
+    // test that paused its replay): poll its catalogue, bounded
+    let exists = format!("SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'");
+    common::sql::bounded("the replica has the database", async {
+        while common::sql::scalar(&pair.replica_admin, &exists).await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let out = run_wallet_small(&url, &["--replica", &replica]).await;
+    assert_healthy(&out, "postgres with a replica");
+    let text = stdout(&out);
+    assert!(line(&text, "replica: ").contains(&name), "{text}");
+    let checks = line(&text, "balance checks (read-only):");
+    let n = numbers(checks);
+    // 36 checks, all consistent; replica + primary = 36, most on the replica
+    assert_eq!(n[..2], [36, 36], "{text}");
+    assert_eq!(n[2] + n[3], 36, "{text}");
+    assert!(n[2] > 0, "no balance check ran on the replica:\n{text}");
+
+    // the primary given as its own replica: refused with the builder's error
+    let out = run_wallet_small(&url, &["--replica", &url]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("wallet: replica #0 is not a replica"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // a replica that does not answer (nothing listens on port 1): refused too
+    let nowhere = format!("postgres://postgres@127.0.0.1:1/{name}");
+    let out = run_wallet_small(&url, &["--replica", &nowhere]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("wallet: could not check replica #0: the replica did not answer"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -151,6 +410,25 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wallet.tasks"), "{err}");
+    // a replica for the embedded SQLite file: the resolver's checked build
+    // says SQLite has none (the pool connects lazily: nothing listens there)
+    let out = run_wallet(None, &["--replica", "postgres://nobody@127.0.0.1:1/wallet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("replica #0 cannot serve reads of this resolver"),
+        "{err}"
+    );
+    // a comparison run has no resolver to route reads with
+    let out = run_wallet(
+        None,
+        &[
+            "--without-conflictkit",
+            "--replica",
+            "postgres://x@127.0.0.1:1/w",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }
 
 #[test]
@@ -180,9 +458,7 @@ async fn wallet_on_galera() {
         return;
     };
     let urls = cluster.urls.join(",");
-    let out = tokio::task::spawn_blocking(move || run_wallet(Some(&urls), SMALL))
-        .await
-        .unwrap();
+    let out = run_wallet_small(&urls, &[]).await;
     // Not `assert_healthy`: a hot row written from three nodes still gives
     // up now and then at the wallet's cluster default of 10 retries (the
     // admission control is per node); a give-up is not counted as committed,
