@@ -11,6 +11,7 @@
 
 mod args;
 mod batch;
+mod deferrable;
 mod expand;
 mod validate;
 
