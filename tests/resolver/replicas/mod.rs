@@ -1,6 +1,7 @@
 //! Read-only calls on a real PostgreSQL streaming replica (the primary and
 //! replica of `scripts/replicas.sh`, `CONFLICTKIT_PG_PRIMARY_URL` and
-//! `CONFLICTKIT_PG_REPLICA_URL`): they land on the replica, a write there is
+//! `CONFLICTKIT_PG_REPLICA_URL`) and a real MariaDB replica (`mariadb`,
+//! `CONFLICTKIT_MARIADB_PRIMARY_URL` and `CONFLICTKIT_MARIADB_REPLICA_URL`): they land on the replica, a write there is
 //! a typed error, a lagging or stopped replica sends them to the primary,
 //! read-your-writes waits for the replay, `deferrable` reports never
 //! conflict, and a "replica" that is none is refused at build time.
@@ -19,6 +20,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 
 use crate::common::{self, Backend};
 mod deferrable;
+mod mariadb;
 mod refusals;
 mod routing;
 mod staleness;
@@ -27,24 +29,27 @@ mod staleness;
 /// replayed, a call is waiting) before it fails.
 pub(super) const BOUND: Duration = Duration::from_secs(30);
 
-/// The primary and replica URLs, or `None` (with a printed reason) when the
-/// test may skip; panics when servers are required and they are missing.
+/// The PostgreSQL primary and replica URLs, or `None` (with a printed
+/// reason) when the test may skip; panics when servers are required and
+/// they are missing.
 pub(super) fn urls() -> Option<(String, String)> {
+    urls_of("CONFLICTKIT_PG_PRIMARY_URL", "CONFLICTKIT_PG_REPLICA_URL")
+}
+
+/// The URLs in `primary` and `replica` (variables `scripts/replicas.sh`
+/// exports), as [`urls`] gives them.
+pub(super) fn urls_of(primary: &str, replica: &str) -> Option<(String, String)> {
     let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-    match (
-        get("CONFLICTKIT_PG_PRIMARY_URL"),
-        get("CONFLICTKIT_PG_REPLICA_URL"),
-        get("CONFLICTKIT_REPLICA_DIR"),
-    ) {
+    match (get(primary), get(replica), get("CONFLICTKIT_REPLICA_DIR")) {
         (Some(p), Some(r), Some(_)) => Some((p, r)),
         _ => {
             if common::servers_required() {
                 panic!(
-                    "CONFLICTKIT_PG_PRIMARY_URL, CONFLICTKIT_PG_REPLICA_URL or CONFLICTKIT_REPLICA_DIR is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the replica pair (scripts/replicas.sh)"
+                    "{primary}, {replica} or CONFLICTKIT_REPLICA_DIR is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the replica pairs (scripts/replicas.sh)"
                 );
             }
             eprintln!(
-                "skipping: CONFLICTKIT_PG_REPLICA_URL is not set (run ./scripts/test.sh to start the replica pair)"
+                "skipping: {replica} is not set (run ./scripts/test.sh to start the replica pairs)"
             );
             None
         }

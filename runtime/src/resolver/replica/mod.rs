@@ -30,7 +30,9 @@
 
 mod builder;
 mod check;
+mod dialect;
 mod errors;
+mod gtid;
 mod position;
 mod route;
 pub(crate) mod sampler;
@@ -39,6 +41,7 @@ pub(crate) mod setup;
 mod stats;
 
 pub use check::ReplicaRefused;
+pub(crate) use dialect::Dialect;
 pub use errors::WriteOnReplica;
 pub use position::{CommitPosition, InvalidCommitPosition};
 pub(crate) use route::ReadAsk;
