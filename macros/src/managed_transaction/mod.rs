@@ -13,6 +13,7 @@ mod args;
 mod batch;
 mod deferrable;
 mod expand;
+mod together;
 mod validate;
 
 use proc_macro2::TokenStream;
