@@ -35,12 +35,16 @@ use super::set::{ReplicaSet, Sample};
 pub(crate) const HISTORY: Duration = Duration::from_secs(60);
 
 /// The primary's positions, each with the instant it was read, and the
-/// replication domain of its commits (MariaDB); and how fresh the replica
-/// was at the last sample that saw its replay run.
+/// replication domain of its commits (MariaDB); how fresh the replica was
+/// found last (a replica never un-replays, so that stays true while it is
+/// up: it covers a history that does not reach back that far, a sampler's
+/// first samples); and how fresh it was at the last sample that saw its
+/// replay run.
 #[derive(Debug, Default)]
 pub(crate) struct History {
     positions: VecDeque<(Instant, LogPosition)>,
     domain: Option<u32>,
+    fresh_floor: Option<Instant>,
     running_fresh_as_of: Option<Instant>,
 }
 
@@ -89,9 +93,16 @@ pub(crate) async fn sample_once(
             tracing::debug!(replica = i, error = %e, "could not read the primary's log position")
         }
     }
-    match dialect.replay(replica).await {
+    let replay = dialect.replay(replica).await;
+    if !matches!(replay, Ok(Replay::Replicating { .. })) {
+        // down or no replica: when it is back, it may be another copy
+        (history.fresh_floor, history.running_fresh_as_of) = (None, None);
+    }
+    match replay {
         Ok(Replay::Replicating { applying, replayed }) => {
-            let fresh = replayed.as_ref().and_then(|r| history.fresh_as_of(r));
+            let found = replayed.as_ref().and_then(|r| history.fresh_as_of(r));
+            let fresh = found.max(history.fresh_floor);
+            history.fresh_floor = fresh;
             let fresh_as_of = if applying {
                 history.running_fresh_as_of = fresh;
                 fresh
@@ -142,6 +153,7 @@ pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, dialect:
         let last = strong_sample(&set, i);
         tokio::spawn(async move {
             let mut history = History {
+                fresh_floor: last,
                 running_fresh_as_of: last,
                 ..History::default()
             };
