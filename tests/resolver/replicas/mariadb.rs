@@ -4,8 +4,8 @@
 //! where pausing replay is `STOP SLAVE SQL_THREAD`): they land there, a
 //! write there is `WriteOnReplica`, a stopped SQL thread sends them to the
 //! primary and starting it brings them back, read-your-writes waits in
-//! `MASTER_GTID_WAIT` or reads the primary; and `build_checked` refuses a
-//! primary and a replica of another server.
+//! `MASTER_GTID_WAIT` or reads the primary. (Its refusals are in
+//! `refusals`.)
 
 use super::routing::a_write_on_the_replica_is_a_typed_error;
 use super::staleness::{lagging_replica_sends_reads_to_the_primary, read_your_writes};
@@ -13,13 +13,6 @@ use super::*;
 
 async fn open(test: &str) -> Option<Pair> {
     Pair::open_on(Backend::MySql, test, 100).await
-}
-
-fn mariadb_urls() -> Option<(String, String)> {
-    urls_of(
-        "CONFLICTKIT_MARIADB_PRIMARY_URL",
-        "CONFLICTKIT_MARIADB_REPLICA_URL",
-    )
 }
 
 #[managed_transaction(read_only)]
@@ -91,53 +84,4 @@ async fn read_your_writes_on_mariadb_waits_for_the_sql_thread_and_reads_the_prim
     if let Some(pair) = open("my_ro_ryw").await {
         read_your_writes(&pair).await;
     }
-}
-
-#[tokio::test]
-async fn a_mariadb_primary_given_as_a_replica_is_refused() {
-    let Some((primary_url, _)) = mariadb_urls() else {
-        return;
-    };
-    let refused = ConflictResolver::builder(pool(&primary_url, 2).await)
-        .replica(pool(&primary_url, 2).await)
-        .build_checked()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(refused, ReplicaRefused::NotAReplica { replica: 0 }),
-        "{refused:?}"
-    );
-    assert!(
-        refused.to_string().contains("SHOW SLAVE STATUS is empty"),
-        "{refused}"
-    );
-}
-
-#[tokio::test]
-async fn a_replica_of_another_mariadb_server_is_refused() {
-    let (Some((_, replica_url)), Some(other_primary)) =
-        (mariadb_urls(), common::server_url(Backend::MySql))
-    else {
-        return;
-    };
-    let refused = ConflictResolver::builder(pool(&other_primary, 2).await)
-        .replica(pool(&replica_url, 2).await)
-        .build_checked()
-        .await
-        .unwrap_err();
-    let ReplicaRefused::OtherPrimary {
-        replica,
-        primary,
-        replicates,
-    } = &refused
-    else {
-        panic!("{refused:?}");
-    };
-    assert_eq!(*replica, 0);
-    assert_ne!(primary, replicates);
-    assert!(
-        refused.to_string().contains("replicates another server")
-            && refused.to_string().contains("CHANGE MASTER TO"),
-        "{refused}"
-    );
 }

@@ -38,6 +38,14 @@ pub(super) fn urls() -> Option<(String, String)> {
     urls_of("CONFLICTKIT_PG_PRIMARY_URL", "CONFLICTKIT_PG_REPLICA_URL")
 }
 
+/// The MariaDB primary and replica URLs, as [`urls`] gives them.
+pub(super) fn mariadb_urls() -> Option<(String, String)> {
+    urls_of(
+        "CONFLICTKIT_MARIADB_PRIMARY_URL",
+        "CONFLICTKIT_MARIADB_REPLICA_URL",
+    )
+}
+
 /// The URLs in `primary` and `replica` (variables `scripts/replicas.sh`
 /// exports), as [`urls`] gives them.
 pub(super) fn urls_of(primary: &str, replica: &str) -> Option<(String, String)> {
@@ -125,10 +133,7 @@ impl Pair {
     pub(super) async fn open_on(engine: Backend, test: &str, balance: i64) -> Option<Pair> {
         let (primary_url, replica_url) = match engine {
             Backend::Postgres => urls()?,
-            _ => urls_of(
-                "CONFLICTKIT_MARIADB_PRIMARY_URL",
-                "CONFLICTKIT_MARIADB_REPLICA_URL",
-            )?,
+            _ => mariadb_urls()?,
         };
         // a previous test may have left the replica stopped or paused
         if engine == Backend::Postgres && Database::connect(&replica_url).await.is_err() {
