@@ -52,28 +52,66 @@ _ck_start_postgres() {
   echo "PostgreSQL $("$_ck_pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 }
 
-_ck_start_mariadb() {
+# _ck_mariadb_launch DIR PORT [MARIADBD OPTION...]: a fresh MariaDB server,
+# its data under DIR, on 127.0.0.1:PORT (root over DIR/mysqld.sock), with
+# the options given; returns once it answers, with the pid to stop it by
+# (see _ck_mariadb_stop) in _ck_mariadb_launched.
+_ck_mariadb_launched=""
+_ck_mariadb_launch() {
+  local dir=$1 port=$2; shift 2
   if ! command -v mariadbd >/dev/null 2>&1; then
     echo "installing mariadb-server (Debian package)"
     _ck_apt_install mariadb-server
     # the package starts a system instance on install where it can; we use our own
     (service mariadb stop || true) >/dev/null 2>&1
   fi
-  local dir="$_ck_run_dir/mysql" port
-  port=$(_ck_free_port)
   mkdir -p "$dir/data"
   if [ "$(id -u)" = 0 ]; then chown -R mysql:mysql "$dir"; fi
   _ck_as mysql mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
     --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log"; return 1; }
   _ck_as mysql mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
     --pid-file="$dir/mysqld.pid" --bind-address=127.0.0.1 --port="$port" --skip-name-resolve \
-    --max-connections=400 --innodb-buffer-pool-size=128M --log-error="$dir/error.log" &
-  _ck_mysql_pid=$!
-  if ! _ck_wait_for 60 mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" -e 'select 1'; then
+    --log-error="$dir/error.log" "$@" &
+  _ck_mariadb_launched=$!
+  if ! _ck_wait_for 60 _ck_mariadb_sql "$dir" 'select 1'; then
     cat "$dir/error.log"; return 1
   fi
-  mariadb --no-defaults -uroot --socket="$dir/mysqld.sock" -e \
-    "CREATE USER 'conflictkit'@'127.0.0.1' IDENTIFIED BY 'conflictkit'; GRANT ALL ON *.* TO 'conflictkit'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+}
+
+# _ck_mariadb_sql DIR SQL: runs SQL as root on the server of DIR (tab-separated, no headers)
+_ck_mariadb_sql() {
+  mariadb --no-defaults -uroot --socket="$1/mysqld.sock" -N -B -e "$2"
+}
+
+# _ck_mariadb_user DIR: the tests' user, conflictkit/conflictkit from
+# 127.0.0.1, on the server of DIR only (never written to its binary log)
+_ck_mariadb_user() {
+  _ck_mariadb_sql "$1" "SET SESSION sql_log_bin = 0; CREATE USER 'conflictkit'@'127.0.0.1' IDENTIFIED BY 'conflictkit'; GRANT ALL ON *.* TO 'conflictkit'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+}
+
+# _ck_mariadb_stop DIR PID: stops the server of DIR that _ck_mariadb_launch
+# started as PID, for real (SIGKILL after 30 s)
+_ck_mariadb_stop() {
+  local dir=$1 launched=$2 server_pid=""
+  # $launched is runuser's; it does not pass signals on, so ask the
+  # server itself to stop, then make sure its own pid is gone.
+  [ -f "$dir/mysqld.pid" ] && server_pid=$(cat "$dir/mysqld.pid")
+  mariadb-admin --no-defaults -uroot --socket="$dir/mysqld.sock" shutdown >/dev/null 2>&1 \
+    || { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; } || true
+  if [ -n "$server_pid" ]; then
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$server_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -9 "$server_pid" 2>/dev/null || true
+  fi
+  wait "$launched" 2>/dev/null || true
+}
+
+_ck_start_mariadb() {
+  local dir="$_ck_run_dir/mysql" port
+  port=$(_ck_free_port)
+  _ck_mariadb_launch "$dir" "$port" --max-connections=400 --innodb-buffer-pool-size=128M || return 1
+  _ck_mysql_pid=$_ck_mariadb_launched
+  _ck_mariadb_user "$dir"
   export CONFLICTKIT_MYSQL_URL="mysql://conflictkit:conflictkit@127.0.0.1:$port/mysql"
   echo "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
 }
@@ -91,18 +129,7 @@ servers_stop() {
     _ck_as postgres "$_ck_pg_bin/pg_ctl" -D "$_ck_run_dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   if [ -n "$_ck_mysql_pid" ]; then
-    # $_ck_mysql_pid is runuser's; it does not pass signals on, so ask the
-    # server itself to stop, then make sure its own pid is gone.
-    local dir="$_ck_run_dir/mysql" server_pid=""
-    [ -f "$dir/mysqld.pid" ] && server_pid=$(cat "$dir/mysqld.pid")
-    mariadb-admin --no-defaults -uroot --socket="$dir/mysqld.sock" shutdown >/dev/null 2>&1 \
-      || { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; } || true
-    if [ -n "$server_pid" ]; then
-      local deadline=$((SECONDS + 30))
-      while kill -0 "$server_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-      kill -9 "$server_pid" 2>/dev/null || true
-    fi
-    wait "$_ck_mysql_pid" 2>/dev/null || true
+    _ck_mariadb_stop "$_ck_run_dir/mysql" "$_ck_mysql_pid"
   fi
   if [ -n "$_ck_run_dir" ]; then rm -rf "$_ck_run_dir"; fi
   _ck_pg_bin=""; _ck_mysql_pid=""; _ck_run_dir=""

@@ -294,7 +294,8 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `retries = N` | replays after the first run (`N + 1` runs at most); default: the resolver's |
 /// | `isolation = "serializable" \| "repeatable_read" \| "read_committed"` | isolation on PostgreSQL and MySQL; default: the resolver's (SERIALIZABLE) |
-/// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred) |
+/// | `read_only` | begin the transaction `READ ONLY` (SQLite: deferred); on a resolver with replicas the call runs on a replica (see `ConflictResolverBuilder::replica`) |
+/// | `deferrable` | a read-only report that can never conflict: PostgreSQL begins `SERIALIZABLE READ ONLY DEFERRABLE` (its snapshot may wait at the first statement until it cannot be part of an anomaly, then never fails with a conflict and never makes a writer fail); runs on the primary even with replicas; implies `read_only` (other engines: a plain read-only call). Not with `isolation` other than `"serializable"`. See `CallOptions::deferrable` |
 /// | `durable` | refuse to run nested (Django's `atomic(durable=True)`): called inside another managed call it fails with `DurableNested`, for a call whose `Ok` must mean "committed now" |
 /// | `timeout = "2s"` | the call's time budget (`"250ms"`, `"2s"`, `"1m"`, `"1h"`; at most one hour): queue, lease and slot waits, BEGIN, the body, backoff and replays; past it the call rolls back and fails with `DeadlineExceeded` (or, once COMMIT was sent, reports an unknown outcome); the budget is pushed to the server as a statement and lock timeout |
 /// | `sqlite_mode = "immediate" \| "deferred" \| "exclusive"` | how SQLite begins; default immediate (deferred when read-only) |
@@ -307,8 +308,8 @@ pub fn derive_auto_number(item: TokenStream) -> TokenStream {
 /// | `label = "..."` | names the call in logs, stats and the give-up error; default: the function's path (`module::fn`, or `Type::method` for methods) |
 /// | `crate = "path"` | the path of the conflictkit crate, when it is re-exported under another name |
 ///
-/// Contradictory options are compile errors (`read_only` with
-/// `sqlite_mode = "immediate"`, a key set twice, …), as are an unknown key
+/// Contradictory options are compile errors (`read_only` or `deferrable`
+/// with `sqlite_mode = "immediate"`, a key set twice, …), as are an unknown key
 /// (the message lists the valid ones) and a misspelt value.
 ///
 /// # Arguments are replayed

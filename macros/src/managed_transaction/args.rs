@@ -3,7 +3,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
 use super::Flavor;
@@ -16,6 +15,7 @@ const VALID: &[&str] = &[
     "retries = N",
     "isolation = \"...\"",
     "read_only",
+    "deferrable",
     "durable",
     "timeout = \"...\"",
     "sqlite_mode = \"...\"",
@@ -122,6 +122,8 @@ pub(crate) struct Options {
     pub(crate) retries: Once<(u32, Span)>,
     pub(crate) isolation: Once<(Isolation, Span)>,
     pub(crate) read_only: Once<Span>,
+    /// `deferrable`: a read-only report that never conflicts (see `deferrable`).
+    pub(crate) deferrable: Once<Span>,
     /// `durable`: the call refuses to run nested (a typed error at run time).
     pub(crate) durable: Once<Span>,
     /// `timeout = "2s"`: the call's budget, in milliseconds (checked here
@@ -154,6 +156,7 @@ impl Options {
             retries: Once::default(),
             isolation: Once::default(),
             read_only: Once::default(),
+            deferrable: Once::default(),
             durable: Once::default(),
             timeout: Once::default(),
             sqlite_mode: Once::default(),
@@ -358,92 +361,6 @@ impl Options {
             option.unknown()
         }
     }
-
-    fn check_together(&self, errors: &mut Errors) {
-        self.check_idempotency(errors);
-        self.check_batch(errors);
-        if let (Some(_), Some(&(mode @ (SqliteMode::Immediate | SqliteMode::Exclusive), span))) =
-            (self.read_only.get(), self.sqlite_mode.get())
-        {
-            let name = if mode == SqliteMode::Immediate {
-                "immediate"
-            } else {
-                "exclusive"
-            };
-            errors.push(syn::Error::new(
-                span,
-                format!(
-                    "`read_only` contradicts `sqlite_mode = \"{name}\"`: an {name} transaction takes \
-                     SQLite's write lock at BEGIN, which a read-only transaction never needs; drop \
-                     `sqlite_mode` (read-only transactions begin deferred) or drop `read_only`"
-                ),
-            ));
-        }
-    }
-}
-
-impl Options {
-    /// `read_only` with a key, and the key's companions without it.
-    fn check_idempotency(&self, errors: &mut Errors) {
-        if let (Some(&read_only), Some(key)) = (self.read_only.get(), self.idempotency_key.get()) {
-            let mut error = syn::Error::new(
-                read_only,
-                "`read_only` contradicts `idempotency_key`: a read-only call changes nothing, so \
-                 running it again is harmless and there is nothing to make idempotent (and storing \
-                 the key is a write); drop `idempotency_key`, or drop `read_only` if the call writes",
-            );
-            error.combine(syn::Error::new_spanned(
-                key,
-                "the idempotency key is given here",
-            ));
-            errors.push(error);
-        }
-        if self.idempotency_key.get().is_none() {
-            let alone = [
-                ("fingerprint", self.fingerprint.get().map(Spanned::span)),
-                ("store_errors", self.store_errors.get().copied()),
-            ];
-            for (name, span) in alone {
-                if let Some(span) = span {
-                    errors.push(syn::Error::new(
-                        span,
-                        format!(
-                            "`{name}` only applies to an idempotent call: add \
-                             `idempotency_key = <expr>` (the request's key), or drop `{name}`"
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-}
-
-impl Options {
-    /// `batch` with what it cannot go with.
-    fn check_batch(&self, errors: &mut Errors) {
-        let Some(&(_, batch)) = self.batch.get() else {
-            return;
-        };
-        if self.read_only.get().is_some() {
-            errors.push(syn::Error::new(
-                batch,
-                "`batch` has no use on a `read_only` call: batching saves `COMMIT`s of writes, \
-                 and reads never wait for each other; drop `batch`",
-            ));
-        }
-        if let Some(key) = self.idempotency_key.get() {
-            let mut error = syn::Error::new(
-                batch,
-                "`batch` cannot be combined with `idempotency_key`: an idempotent call looks its \
-                 key up in a transaction of its own; drop one of them",
-            );
-            error.combine(syn::Error::new_spanned(
-                key,
-                "the idempotency key is given here",
-            ));
-            errors.push(error);
-        }
-    }
 }
 
 /// The most calls a batch runs when `batch` gives no number.
@@ -463,6 +380,7 @@ impl MacroOptions for Options {
             "retries" => self.set_retries(option),
             "isolation" => self.set_isolation(option),
             "read_only" => self.set_read_only(option),
+            "deferrable" => self.set_deferrable(option),
             "durable" => self.set_durable(option),
             "timeout" => self.set_timeout(option),
             "sqlite_mode" => self.set_sqlite_mode(option),

@@ -215,6 +215,9 @@ fn call_options(
     if options.read_only.get().is_some() {
         calls.extend(quote!(.read_only(true)));
     }
+    if options.deferrable.get().is_some() {
+        calls.extend(quote!(.deferrable(true)));
+    }
     if options.durable.get().is_some() {
         calls.extend(quote!(.durable(true)));
     }

@@ -11,7 +11,9 @@
 
 mod args;
 mod batch;
+mod deferrable;
 mod expand;
+mod together;
 mod validate;
 
 use proc_macro2::TokenStream;

@@ -13,6 +13,7 @@ use super::driver_error::{
     RawCode, first_code, is_database_error, is_lost_connection, is_protocol_error,
 };
 use super::options::{Isolation, SqliteMode};
+use super::replica::Dialect;
 
 /// The lock across processes an engine offers (see `contention::db_lock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,27 +47,15 @@ const SQLITE_BUSY_TIMEOUT: i32 = 5 | (3 << 8);
 
 /// Whether `err` (anywhere in its chain) is the server refusing a write in
 /// a read-only transaction: PostgreSQL `25006` (`read_only_sql_transaction`,
-/// which a hot standby also raises for every write).
+/// which a hot standby also raises for every write); MariaDB / MySQL `1792`
+/// (a write in a `READ ONLY` transaction) and `1290` (a server running
+/// `--read-only`, as replicas do; the code of every `--option` that
+/// prevents a statement, so asked only of calls routed to a replica).
 pub(crate) fn is_write_in_read_only(err: &(dyn StdError + 'static)) -> bool {
-    matches!(first_code(err), Some(RawCode::Sqlstate("25006")))
-}
-
-/// The queries that watch a streaming replica (see `replica`); each answers
-/// one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReplicaQueries {
-    /// On either server: whether it replays another's log (`in_recovery`,
-    /// bool) and which cluster it belongs to (`system_id`, text).
-    pub(crate) identity: &'static str,
-    /// On the primary: where its log is now (`lsn`, text).
-    pub(crate) primary_position: &'static str,
-    /// On a replica: whether it still replays (`in_recovery`, bool) and up
-    /// to where (`lsn`, text, NULL before anything was replayed).
-    pub(crate) replayed: &'static str,
-    /// The isolation of a transaction on a replica: a hot standby refuses
-    /// SERIALIZABLE, and its REPEATABLE READ snapshot of a read-only
-    /// transaction is what a replica can give.
-    pub(crate) isolation: Isolation,
+    matches!(
+        first_code(err),
+        Some(RawCode::Sqlstate("25006")) | Some(RawCode::MySql(1290 | 1792))
+    )
 }
 
 /// The statements that push a call's remaining budget to the server, and
@@ -317,21 +306,13 @@ impl Engine {
     }
 
     /// How to watch replicas of this engine: `None` where the resolver
-    /// cannot route reads to replicas (only PostgreSQL streaming replicas
-    /// are supported; not mock connections).
-    pub(crate) fn replica_queries(self) -> Option<ReplicaQueries> {
+    /// cannot route reads to replicas (SQLite, mock connections). MySQL
+    /// shares sea-orm's backend with MariaDB: the replica check refuses it.
+    pub(crate) fn replica_dialect(self) -> Option<Dialect> {
         match self.backend {
             _ if self.mock => None,
-            DbBackend::Postgres => Some(ReplicaQueries {
-                identity: "SELECT pg_is_in_recovery() AS in_recovery, \
-                           (SELECT system_identifier::text FROM pg_control_system()) AS system_id",
-                // the insert position: at or past the end of every commit
-                // record already written, whatever `synchronous_commit` is
-                primary_position: "SELECT pg_current_wal_insert_lsn()::text AS lsn",
-                replayed: "SELECT pg_is_in_recovery() AS in_recovery, \
-                           pg_last_wal_replay_lsn()::text AS lsn",
-                isolation: Isolation::RepeatableRead,
-            }),
+            DbBackend::Postgres => Some(Dialect::Postgres),
+            DbBackend::MySql => Some(Dialect::MariaDb),
             _ => None,
         }
     }

@@ -64,17 +64,21 @@
 //!
 //! A resolver built with
 //! [`replica`](ConflictResolverBuilder::replica) pools runs its read-only
-//! calls (not `deferrable` ones) on a PostgreSQL streaming replica:
+//! calls (not `deferrable` ones) on a PostgreSQL streaming replica or a
+//! MariaDB replica (GTID replication):
 //!
 //! - **bounded staleness**: only on a replica whose data is at most
 //!   `max_lag` old (the resolver's
 //!   [`max_lag`](ConflictResolverBuilder::max_lag), or the call's
-//!   [`CallOptions::max_lag`]), by the lag a background task samples;
-//!   else on the primary;
+//!   [`CallOptions::max_lag`]), by the lag a background task samples
+//!   from log positions (PostgreSQL LSNs, MariaDB GTIDs); a replica whose
+//!   replay stopped (MariaDB: a replication thread) ages from when it last
+//!   ran; else on the primary;
 //! - **read your writes**: a call carrying a [`CommitPosition`]
 //!   ([`CallOptions::after`], the position taken with
 //!   [`ConflictResolver::commit_position`] after a commit) runs on the
-//!   replica only once it replayed up to it, waited for within
+//!   replica only once it replayed up to it (MariaDB: `MASTER_GTID_WAIT`),
+//!   waited for within
 //!   [`replica_wait`](ConflictResolverBuilder::replica_wait); else on the
 //!   primary;
 //! - **down replicas**: a replica that does not answer its samples is
@@ -99,7 +103,7 @@
 //!     .build(); // `build_checked().await?` refuses a replica of another database
 //! // a write on the primary, then the position the caller carries on
 //! resolver.managed(|_txn: &Txn| Box::pin(async { Ok::<_, conflictkit::Error>(()) })).await?;
-//! # let at: Result<_, sea_orm::DbErr> = resolver.commit_position().await; // PostgreSQL only
+//! # let at: Result<_, sea_orm::DbErr> = resolver.commit_position().await; // PostgreSQL and MariaDB only
 //! # let at = at.unwrap_or_else(|_| "0/0".parse().unwrap());
 //! // a read that sees that write, on a replica that replayed it, else on the primary
 //! let opts = CallOptions::new("wallet::balance").read_only(true).after(at);

@@ -90,3 +90,42 @@ async fn deferrable_reports_beside_transfers_never_conflict() {
     assert_eq!(report.success, u64::from(runs));
     assert_eq!(reports.replica_stats().on_replica, 0);
 }
+
+/// `#[managed_transaction(deferrable)]`: the transaction's mode, and where it ran.
+#[managed_transaction(deferrable, retries = 0, label = "audit")]
+async fn audit_mode(txn: &Txn) -> Result<(String, bool), conflictkit::Error> {
+    let mode = one_text(
+        txn,
+        "SELECT current_setting('transaction_isolation') || ' ' || \
+         current_setting('transaction_read_only') || ' ' || \
+         current_setting('transaction_deferrable') AS v",
+    )
+    .await?;
+    let replica = one_text(txn, "SELECT pg_is_in_recovery()::text AS v").await? == "true";
+    Ok((mode, replica))
+}
+
+#[tokio::test]
+async fn the_macro_s_deferrable_begins_a_deferrable_report_on_the_primary() {
+    let Some(pair) = Pair::open("ro_deferrable_macro", 100).await else {
+        return;
+    };
+    // with a replica fresh enough for any read: deferrable stays on the primary
+    let resolver = pair.resolver(Duration::from_secs(3600)).await;
+    let (mode, on_replica) = audit_mode(&resolver).await.unwrap();
+    assert_eq!(
+        mode, "serializable on on",
+        "SERIALIZABLE READ ONLY DEFERRABLE"
+    );
+    assert!(!on_replica, "a deferrable report runs on the primary");
+    assert!(
+        in_recovery(&resolver).await.unwrap(),
+        "a plain read_only call reads the replica"
+    );
+    let stats = resolver.replica_stats();
+    assert_eq!(
+        stats.on_replica, 1,
+        "only the plain read_only call: {stats:?}"
+    );
+    assert_eq!(resolver.stats_by_label()["audit"].success, 1);
+}

@@ -1,6 +1,7 @@
 //! Read-only calls on a real PostgreSQL streaming replica (the primary and
 //! replica of `scripts/replicas.sh`, `CONFLICTKIT_PG_PRIMARY_URL` and
-//! `CONFLICTKIT_PG_REPLICA_URL`): they land on the replica, a write there is
+//! `CONFLICTKIT_PG_REPLICA_URL`) and a real MariaDB replica (`mariadb`,
+//! `CONFLICTKIT_MARIADB_PRIMARY_URL` and `CONFLICTKIT_MARIADB_REPLICA_URL`): they land on the replica, a write there is
 //! a typed error, a lagging or stopped replica sends them to the primary,
 //! read-your-writes waits for the replay, `deferrable` reports never
 //! conflict, and a "replica" that is none is refused at build time.
@@ -15,10 +16,13 @@ use std::time::Duration;
 
 use conflictkit::resolver::{CallOptions, CommitPosition, ReplicaRefused, WriteOnReplica};
 use conflictkit::{ConflictResolver, Txn, managed_transaction};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 
 use crate::common::{self, Backend};
 mod deferrable;
+mod mariadb;
 mod refusals;
 mod routing;
 mod staleness;
@@ -27,24 +31,35 @@ mod staleness;
 /// replayed, a call is waiting) before it fails.
 pub(super) const BOUND: Duration = Duration::from_secs(30);
 
-/// The primary and replica URLs, or `None` (with a printed reason) when the
-/// test may skip; panics when servers are required and they are missing.
+/// The PostgreSQL primary and replica URLs, or `None` (with a printed
+/// reason) when the test may skip; panics when servers are required and
+/// they are missing.
 pub(super) fn urls() -> Option<(String, String)> {
+    urls_of("CONFLICTKIT_PG_PRIMARY_URL", "CONFLICTKIT_PG_REPLICA_URL")
+}
+
+/// The MariaDB primary and replica URLs, as [`urls`] gives them.
+pub(super) fn mariadb_urls() -> Option<(String, String)> {
+    urls_of(
+        "CONFLICTKIT_MARIADB_PRIMARY_URL",
+        "CONFLICTKIT_MARIADB_REPLICA_URL",
+    )
+}
+
+/// The URLs in `primary` and `replica` (variables `scripts/replicas.sh`
+/// exports), as [`urls`] gives them.
+pub(super) fn urls_of(primary: &str, replica: &str) -> Option<(String, String)> {
     let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-    match (
-        get("CONFLICTKIT_PG_PRIMARY_URL"),
-        get("CONFLICTKIT_PG_REPLICA_URL"),
-        get("CONFLICTKIT_REPLICA_DIR"),
-    ) {
+    match (get(primary), get(replica), get("CONFLICTKIT_REPLICA_DIR")) {
         (Some(p), Some(r), Some(_)) => Some((p, r)),
         _ => {
             if common::servers_required() {
                 panic!(
-                    "CONFLICTKIT_PG_PRIMARY_URL, CONFLICTKIT_PG_REPLICA_URL or CONFLICTKIT_REPLICA_DIR is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the replica pair (scripts/replicas.sh)"
+                    "{primary}, {replica} or CONFLICTKIT_REPLICA_DIR is not set but CONFLICTKIT_REQUIRE_SERVERS or CI is: the test command must start the replica pairs (scripts/replicas.sh)"
                 );
             }
             eprintln!(
-                "skipping: CONFLICTKIT_PG_REPLICA_URL is not set (run ./scripts/test.sh to start the replica pair)"
+                "skipping: {replica} is not set (run ./scripts/test.sh to start the replica pairs)"
             );
             None
         }
@@ -96,9 +111,11 @@ pub(super) async fn one_text(db: &impl ConnectionTrait, sql: &str) -> Result<Str
     row.try_get("", "v")
 }
 
-/// A primary and its replica for one test, with a table `accounts` of its
-/// own holding account 1 with `balance`, replayed on the replica.
+/// A primary and its replica for one test (PostgreSQL, or MariaDB with
+/// [`Pair::open_on`]), with a table of its own holding account 1 with
+/// `balance`, replayed on the replica.
 pub(super) struct Pair {
+    pub(super) engine: Backend,
     pub(super) primary_url: String,
     pub(super) replica_url: String,
     /// A plain pool on the replica, to pause and resume replay.
@@ -107,45 +124,52 @@ pub(super) struct Pair {
 }
 
 impl Pair {
+    /// The PostgreSQL pair.
     pub(super) async fn open(test: &str, balance: i64) -> Option<Pair> {
-        let (primary_url, replica_url) = urls()?;
+        Self::open_on(Backend::Postgres, test, balance).await
+    }
+
+    /// The pair of `engine` (`Postgres` or `MySql`: the MariaDB pair).
+    pub(super) async fn open_on(engine: Backend, test: &str, balance: i64) -> Option<Pair> {
+        let (primary_url, replica_url) = match engine {
+            Backend::Postgres => urls()?,
+            _ => mariadb_urls()?,
+        };
         // a previous test may have left the replica stopped or paused
-        if Database::connect(&replica_url).await.is_err() {
+        if engine == Backend::Postgres && Database::connect(&replica_url).await.is_err() {
             replica_server("start").await;
         }
         let replica_admin = pool(&replica_url, 2).await;
-        sql(&replica_admin, "SELECT pg_wal_replay_resume()")
-            .await
-            .expect("resume replay");
         let table = common::unique_name(test);
-        let primary = pool(&primary_url, 2).await;
-        sql(
-            &primary,
-            &format!(
-                "CREATE TABLE {table} (id INT PRIMARY KEY, balance BIGINT NOT NULL);
-                 INSERT INTO {table} VALUES (1, {balance})"
-            ),
-        )
-        .await
-        .expect("create the table");
         let pair = Pair {
+            engine,
             primary_url,
             replica_url,
             replica_admin,
             table,
         };
-        let at = pair.position(&primary).await;
-        pair.replayed(at).await;
+        pair.resume().await;
+        let primary = pool(&pair.primary_url, 2).await;
+        let t = &pair.table;
+        sql(
+            &primary,
+            &format!("CREATE TABLE {t} (id INT PRIMARY KEY, balance BIGINT NOT NULL)"),
+        )
+        .await
+        .expect("create the table");
+        sql(&primary, &format!("INSERT INTO {t} VALUES (1, {balance})"))
+            .await
+            .expect("insert the account");
+        pair.caught_up(&primary).await;
         Some(pair)
     }
 
-    /// A resolver on the primary with the replica, checked, its lag
-    /// sampled every 20 ms.
-    /// A resolver with the pair's replica, returned once its sampler has
-    /// seen the replica fresh: replayed up to a position it read from the
-    /// primary. (Its first sample may come while the replica still replays
-    /// the test's setup; a test that pauses replay before the replica was
-    /// ever seen fresh would find it lagging without bound.)
+    /// A resolver with the pair's replica (checked, its lag sampled every
+    /// 20 ms), returned once its sampler has seen the replica fresh:
+    /// replayed up to a position it read from the primary. (Its first
+    /// sample may come while the replica still replays the test's setup; a
+    /// test that pauses replay before the replica was ever seen fresh would
+    /// find it lagging without bound.)
     pub(super) async fn resolver(&self, max_lag: Duration) -> ConflictResolver {
         let resolver = ConflictResolver::builder(pool(&self.primary_url, 16).await)
             .replica(pool(&self.replica_url, 16).await)
@@ -158,16 +182,26 @@ impl Pair {
         resolver
     }
 
-    pub(super) async fn position(&self, primary: &DatabaseConnection) -> CommitPosition {
-        one_text(primary, "SELECT pg_current_wal_insert_lsn()::text AS v")
+    /// Waits until the replica has replayed everything `primary` committed.
+    async fn caught_up(&self, primary: &DatabaseConnection) {
+        if self.engine != Backend::Postgres {
+            // MariaDB waits in the server, bounded
+            let at = one_text(primary, "SELECT @@gtid_binlog_pos AS v")
+                .await
+                .unwrap();
+            let wait = format!(
+                "SELECT CAST(MASTER_GTID_WAIT('{at}', {}) AS CHAR) AS v",
+                BOUND.as_secs()
+            );
+            let reached = one_text(&self.replica_admin, &wait).await.unwrap();
+            assert_eq!(reached, "0", "the replica did not apply {at} in {BOUND:?}");
+            return;
+        }
+        let at: CommitPosition = one_text(primary, "SELECT pg_current_wal_insert_lsn()::text AS v")
             .await
             .expect("position")
             .parse()
-            .expect("an LSN")
-    }
-
-    /// Waits until the replica has replayed up to `at`.
-    pub(super) async fn replayed(&self, at: CommitPosition) {
+            .expect("an LSN");
         let until = tokio::time::Instant::now() + BOUND;
         loop {
             let replayed: CommitPosition = one_text(
@@ -189,8 +223,15 @@ impl Pair {
         }
     }
 
-    /// Pauses replay, and waits until it is paused.
+    /// Pauses replay (MariaDB: stops the SQL thread), and waits until it is
+    /// paused.
     pub(super) async fn pause(&self) {
+        if self.engine != Backend::Postgres {
+            // returns once the thread has stopped
+            return sql(&self.replica_admin, "STOP SLAVE SQL_THREAD")
+                .await
+                .expect("stop the SQL thread");
+        }
         sql(&self.replica_admin, "SELECT pg_wal_replay_pause()")
             .await
             .expect("pause replay");
@@ -208,8 +249,13 @@ impl Pair {
         }
     }
 
+    /// Resumes replay (MariaDB: starts replication, both threads).
     pub(super) async fn resume(&self) {
-        sql(&self.replica_admin, "SELECT pg_wal_replay_resume()")
+        let resume = match self.engine {
+            Backend::Postgres => "SELECT pg_wal_replay_resume()",
+            _ => "START SLAVE",
+        };
+        sql(&self.replica_admin, resume)
             .await
             .expect("resume replay");
     }
@@ -230,22 +276,27 @@ pub(super) async fn until_fresh(resolver: &ConflictResolver) {
     }
 }
 
-/// Where a body ran (`pg_is_in_recovery()`: true on the replica) and the
-/// balance of account 1 it read there.
+/// Where a body ran (true: on the replica, PostgreSQL's
+/// `pg_is_in_recovery()`, MariaDB's `@@read_only`) and the balance of
+/// account 1 it read there.
 pub(super) async fn where_and_balance(
     txn: &Txn,
     table: &str,
 ) -> Result<(bool, i64), conflictkit::Error> {
+    let backend = txn.get_database_backend();
+    let on_replica = match backend {
+        DbBackend::Postgres => "pg_is_in_recovery()::text",
+        _ => "IF(@@read_only, 'true', 'false')",
+    };
     let row = txn
         .query_one_raw(Statement::from_string(
-            txn.get_database_backend(),
-            format!(
-                "SELECT pg_is_in_recovery() AS r, (SELECT balance FROM {table} WHERE id = 1) AS b"
-            ),
+            backend,
+            format!("SELECT {on_replica} AS r, (SELECT balance FROM {table} WHERE id = 1) AS b"),
         ))
         .await?
         .expect("one row");
-    Ok((row.try_get("", "r")?, row.try_get("", "b")?))
+    let on_replica: String = row.try_get("", "r")?;
+    Ok((on_replica == "true", row.try_get("", "b")?))
 }
 
 pub(super) async fn read(

@@ -13,11 +13,13 @@ use super::check::{ReplicaRefused, check};
 const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(1);
 
 impl ConflictResolverBuilder {
-    /// Adds a streaming replica of the primary (a pool connected to it):
-    /// read-only calls run there when its data is fresh enough (see
+    /// Adds a replica of the primary (a pool connected to it): read-only
+    /// calls run there when its data is fresh enough (see
     /// [`max_lag`](Self::max_lag)); every other call runs on the primary.
     /// Several replicas share the reads in turn. PostgreSQL streaming
-    /// replicas only.
+    /// replicas of a PostgreSQL primary, and MariaDB replicas of a MariaDB
+    /// primary replicating by GTID (`MASTER_USE_GTID`; the primary with a
+    /// binary log); not MySQL, whose GTIDs differ.
     ///
     /// Build with [`build_checked`](Self::build_checked) to refuse a pool
     /// that is no replica of this primary with an error.
@@ -104,15 +106,19 @@ impl ConflictResolverBuilder {
     }
 
     /// The resolver, once every [`replica`](Self::replica) is checked to be
-    /// a streaming replica of the primary (PostgreSQL: `pg_is_in_recovery()`
-    /// on the replica, and the same system identifier from
-    /// `pg_control_system()` on both), with the replicas' lag sampled once
+    /// a replica of the primary (PostgreSQL: `pg_is_in_recovery()` on the
+    /// replica, and the same system identifier from `pg_control_system()`
+    /// on both; MariaDB: replication configured on the replica, `SHOW SLAVE
+    /// STATUS`, from a source whose `Master_Server_Id` and `Master_Port` are
+    /// the primary's `@@server_id` and `@@port`; its user needs the
+    /// `SLAVE MONITOR` privilege), with the replicas' lag sampled once
     /// already, so that reads may go to them at once. Without replicas, what
     /// [`build`](Self::build) does.
     ///
     /// # Errors
     /// [`ReplicaRefused`] naming the replica and why: not a replica, a
-    /// replica of another cluster, an engine without replicas, or no answer.
+    /// replica of another cluster or server, an engine without replicas, or
+    /// no answer.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

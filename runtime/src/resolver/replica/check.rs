@@ -1,8 +1,9 @@
 //! The check of a resolver's replicas when it is built with
 //! [`build_checked`](crate::resolver::ConflictResolverBuilder::build_checked):
-//! each one must be a streaming replica of the resolver's primary.
+//! each one must be a replica of the resolver's primary (the engine's own
+//! checks are in `dialect`).
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm::{DatabaseConnection, DbErr};
 
 use super::super::engine::Engine;
 
@@ -20,11 +21,14 @@ use super::super::engine::Engine;
 #[non_exhaustive]
 pub enum ReplicaRefused {
     /// The server replays no other server's log (PostgreSQL:
-    /// `pg_is_in_recovery()` is false): a primary, or a promoted replica.
+    /// `pg_is_in_recovery()` is false; MariaDB: `SHOW SLAVE STATUS` is
+    /// empty, no replication is configured): a primary, or a promoted
+    /// replica.
     #[error(
-        "replica #{replica} is not a replica: it replays no primary's log (pg_is_in_recovery() \
-         is false), so reads routed there would not follow the primary; pass a pool connected \
-         to a streaming replica of the resolver's primary"
+        "replica #{replica} is not a replica: it replays no primary's log (PostgreSQL: \
+         pg_is_in_recovery() is false; MariaDB: SHOW SLAVE STATUS is empty, no replication is \
+         configured), so reads routed there would not follow the primary; pass a pool connected \
+         to a replica of the resolver's primary"
     )]
     NotAReplica {
         /// Which replica.
@@ -45,12 +49,31 @@ pub enum ReplicaRefused {
         /// The replica's.
         replica_system_id: String,
     },
+    /// The server replicates another MariaDB server (its replication
+    /// source, `Master_Server_Id` and `Master_Port` of `SHOW SLAVE STATUS`,
+    /// is not the primary's `@@server_id` and `@@port`).
+    #[error(
+        "replica #{replica} replicates another server ({replicates}; the resolver's primary is \
+         {primary}): reads routed there would see other data; pass a pool connected to a \
+         replica of the resolver's primary, or point this one at it (CHANGE MASTER TO \
+         MASTER_HOST=…, MASTER_PORT=…, MASTER_USE_GTID=slave_pos)"
+    )]
+    OtherPrimary {
+        /// Which replica.
+        replica: usize,
+        /// The primary's `@@server_id` and `@@port`.
+        primary: String,
+        /// The replica's source: host, port and server id.
+        replicates: String,
+    },
     /// Replicas of this engine are not supported (PostgreSQL streaming
-    /// replicas are), or the replica's engine is not the primary's.
+    /// replicas and MariaDB GTID replicas are), or the replica's engine is
+    /// not the primary's.
     #[error(
         "replica #{replica} cannot serve reads of this resolver: read replicas are PostgreSQL \
-         streaming replicas of a PostgreSQL primary (primary: {primary}, replica: {replica_engine}); \
-         build the resolver without `.replica(…)`"
+         streaming replicas of a PostgreSQL primary, or MariaDB replicas of a MariaDB primary \
+         (primary: {primary}, replica: {replica_engine}); build the resolver without \
+         `.replica(…)`"
     )]
     Unsupported {
         /// Which replica.
@@ -76,18 +99,6 @@ pub enum ReplicaRefused {
     },
 }
 
-/// Whether a server replays another's log, and which cluster it is.
-async fn identity(db: &DatabaseConnection, sql: &str) -> Result<(bool, String), DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await?
-        .ok_or_else(|| DbErr::Custom("the server answered no row".into()))?;
-    Ok((
-        row.try_get("", "in_recovery")?,
-        row.try_get("", "system_id")?,
-    ))
-}
-
 /// Checks replica number `i` of a resolver on `primary`.
 pub(crate) async fn check(
     primary: &DatabaseConnection,
@@ -95,38 +106,15 @@ pub(crate) async fn check(
     i: usize,
 ) -> Result<(), ReplicaRefused> {
     let (engine, replica_engine) = (Engine::of(primary), Engine::of(replica));
-    let queries = engine
-        .replica_queries()
-        .filter(|_| engine == replica_engine);
-    let Some(q) = queries else {
-        return Err(ReplicaRefused::Unsupported {
+    match engine
+        .replica_dialect()
+        .filter(|_| engine == replica_engine)
+    {
+        Some(dialect) => dialect.check(primary, replica, i).await,
+        None => Err(ReplicaRefused::Unsupported {
             replica: i,
             primary: engine.system_name(),
             replica_engine: replica_engine.system_name(),
-        });
-    };
-    let unreachable = |server| {
-        move |source| ReplicaRefused::Unreachable {
-            replica: i,
-            server,
-            source,
-        }
-    };
-    let (_, primary_id) = identity(primary, q.identity)
-        .await
-        .map_err(unreachable("the primary"))?;
-    let (in_recovery, replica_id) = identity(replica, q.identity)
-        .await
-        .map_err(unreachable("the replica"))?;
-    if !in_recovery {
-        return Err(ReplicaRefused::NotAReplica { replica: i });
+        }),
     }
-    if replica_id != primary_id {
-        return Err(ReplicaRefused::OtherCluster {
-            replica: i,
-            primary_system_id: primary_id,
-            replica_system_id: replica_id,
-        });
-    }
-    Ok(())
 }

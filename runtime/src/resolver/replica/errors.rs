@@ -3,7 +3,8 @@
 use std::error::Error as StdError;
 
 /// A read-only call ran on a replica and a statement of its body wrote: the
-/// replica refused it (PostgreSQL `25006`, a read-only transaction). Nothing
+/// replica refused it (PostgreSQL `25006`, a read-only transaction; MariaDB
+/// `1792`, a `READ ONLY` transaction, or `1290`, `--read-only`). Nothing
 /// was written anywhere, and the call was **not** run again on the primary:
 /// a read-only call that writes is a bug to fix, not a routing accident.
 /// Drop `read_only` (the [`CallOptions`](crate::resolver::CallOptions)

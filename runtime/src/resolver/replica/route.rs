@@ -17,15 +17,12 @@ use super::super::error::AmbiguousCommit;
 use super::super::inner::ConflictResolver;
 use super::super::metrics;
 use super::super::plan::Plan;
+use super::dialect::{Dialect, Waited};
 use super::errors::WriteOnReplica;
 use super::position::CommitPosition;
 use super::sampler;
 use super::set::Choice;
 use super::stats::{ReplicaStats, ReplicaStatus, Route};
-
-/// How often a call waiting for a replica to replay up to its position
-/// asks the replica.
-const WAIT_POLL: Duration = Duration::from_millis(10);
 
 /// What a read-only call asks of a replica (unset: the resolver's bounds).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,28 +47,25 @@ impl ConflictResolver {
     {
         self.start_samplers();
         let set = &self.inner.replicas;
-        let queries = self.inner.engine.replica_queries();
+        let Some(dialect) = self.inner.engine.replica_dialect() else {
+            return self.on_primary(&plan, Route::PrimaryDown, body).await;
+        };
         let max_lag = ask.max_lag.unwrap_or(set.setup.max_lag);
         let mut choice = set.choose(max_lag);
         if let (Choice::Replica(i, replayed), Some(token)) = (choice, ask.after)
-            && replayed.is_none_or(|r| r < token)
+            && !replayed.is_some_and(|r| r.covers(token))
         {
             let mut bound = ask.wait.unwrap_or(set.setup.wait);
             if let Some(at) = plan.deadline {
                 bound = bound.min(at.saturating_duration_since(tokio::time::Instant::now()));
             }
-            choice = self.wait_for(i, token, bound).await;
+            choice = self.wait_for(dialect, i, token, bound).await;
         }
-        let (i, Some(q)) = (
-            match choice {
-                Choice::Replica(i, _) => i,
-                Choice::Primary(route) => return self.on_primary(&plan, route, body).await,
-            },
-            queries,
-        ) else {
-            return self.on_primary(&plan, Route::PrimaryDown, body).await;
+        let i = match choice {
+            Choice::Replica(i, _) => i,
+            Choice::Primary(route) => return self.on_primary(&plan, route, body).await,
         };
-        let on_replica = plan.on_replica(i, q.isolation);
+        let on_replica = plan.on_replica(i, dialect.isolation());
         match self.replay_loop(&on_replica, body).await {
             // a replica lost before or during the call, or at its COMMIT
             // (a read-only transaction on a replica wrote nothing)
@@ -110,27 +104,22 @@ impl ConflictResolver {
     }
 
     /// Waits, at most `bound`, for replica `i` to replay up to `token`.
-    async fn wait_for(&self, i: usize, token: CommitPosition, bound: Duration) -> Choice {
+    async fn wait_for(
+        &self,
+        dialect: Dialect,
+        i: usize,
+        token: CommitPosition,
+        bound: Duration,
+    ) -> Choice {
         let set = &self.inner.replicas;
-        let Some(q) = self.inner.engine.replica_queries() else {
-            return Choice::Primary(Route::PrimaryDown);
-        };
         let _waiting = set.counters.wait();
-        let until = tokio::time::Instant::now() + bound;
-        loop {
-            match sampler::replayed(set.pool(i), &q).await {
-                Ok((true, Some(r))) if r >= token => return Choice::Replica(i, Some(r)),
-                Ok((true, _)) => {}
-                Ok((false, _)) | Err(_) => {
-                    set.mark_down(i);
-                    return Choice::Primary(Route::PrimaryDown);
-                }
+        match dialect.wait(set.pool(i), token, bound).await {
+            Ok(Waited::Reached(r)) => Choice::Replica(i, Some(r)),
+            Ok(Waited::Expired) => Choice::Primary(Route::PrimaryWaitExpired),
+            Ok(Waited::NotAReplica) | Err(_) => {
+                set.mark_down(i);
+                Choice::Primary(Route::PrimaryDown)
             }
-            let now = tokio::time::Instant::now();
-            if now >= until {
-                return Choice::Primary(Route::PrimaryWaitExpired);
-            }
-            tokio::time::sleep(WAIT_POLL.min(until - now)).await;
         }
     }
 
@@ -141,10 +130,10 @@ impl ConflictResolver {
         if set.is_empty() || !set.start_sampling() {
             return;
         }
-        match self.inner.engine.replica_queries() {
-            Some(q) => sampler::spawn(Arc::downgrade(set), self.inner.db.clone(), q),
+        match self.inner.engine.replica_dialect() {
+            Some(dialect) => sampler::spawn(Arc::downgrade(set), self.inner.db.clone(), dialect),
             None => tracing::error!(
-                "read replicas are PostgreSQL streaming replicas of a PostgreSQL primary: reads of this resolver stay on its primary"
+                "read replicas are PostgreSQL streaming replicas or MariaDB replicas of a primary of the same engine: reads of this resolver stay on its primary"
             ),
         }
     }
@@ -153,19 +142,22 @@ impl ConflictResolver {
     /// returns, so that reads may go to the replicas at once).
     pub(crate) async fn sample_replicas_now(&self) {
         let set = &self.inner.replicas;
-        let Some(q) = self.inner.engine.replica_queries() else {
+        let Some(dialect) = self.inner.engine.replica_dialect() else {
             return;
         };
         for i in 0..set.setup.pools.len() {
             let mut history = sampler::History::default();
             let sample =
-                sampler::sample_once(&self.inner.db, set.pool(i), &q, &mut history, i).await;
+                sampler::sample_once(&self.inner.db, set.pool(i), dialect, &mut history, i).await;
             set.record(i, sample);
         }
     }
 
     /// The position of the primary's log now: every commit that finished
-    /// before this call lies at or before it. Take it after a call that
+    /// before this call lies at or before it (PostgreSQL: the WAL insert
+    /// LSN; MariaDB: the GTID of `@@gtid_binlog_pos` in the primary's
+    /// `@@gtid_domain_id`, the domain of every commit of a session that does
+    /// not set its own). Take it after a call that
     /// wrote returned `Ok`, and pass it to a later read-only call with
     /// [`CallOptions::after`](crate::resolver::CallOptions::after) so that call
     /// sees the write (read-your-writes; see
@@ -173,24 +165,23 @@ impl ConflictResolver {
     /// primary.
     ///
     /// # Errors
-    /// The database's error; on engines without a log position (MySQL,
-    /// SQLite) a `DbErr::Custom` saying so.
+    /// The database's error; on engines without a log position (SQLite) a
+    /// `DbErr::Custom` saying so.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let resolver = conflictkit::ConflictResolver::connect("sqlite::memory:").await?;
-    /// assert!(resolver.commit_position().await.is_err(), "PostgreSQL only");
+    /// assert!(resolver.commit_position().await.is_err(), "PostgreSQL and MariaDB only");
     /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
     /// ```
     pub async fn commit_position(&self) -> Result<CommitPosition, DbErr> {
-        let Some(q) = self.inner.engine.replica_queries() else {
+        let Some(dialect) = self.inner.engine.replica_dialect() else {
             return Err(DbErr::Custom(
-                "commit positions (read-your-writes tokens) exist on PostgreSQL only".into(),
+                "commit positions (read-your-writes tokens) exist on PostgreSQL and MariaDB only"
+                    .into(),
             ));
         };
-        sampler::position(&self.inner.db, q.primary_position)
-            .await?
-            .ok_or_else(|| DbErr::Custom("the primary answered no log position".into()))
+        dialect.commit_position(&self.inner.db).await
     }
 
     /// Where this resolver's read-only calls went, and why (see

@@ -5,100 +5,70 @@
 //!
 //! Freshness is measured against positions, not replay timestamps (an idle
 //! primary writes nothing, so `pg_last_xact_replay_timestamp()` ages
-//! without any lag): the sampler keeps the primary's positions of the last
+//! without any lag, and MariaDB's `Seconds_Behind_Master` reads 0 while the
+//! replica has not even received the primary's last commits): the sampler
+//! keeps the primary's positions (an LSN; a GTID position) of the last
 //! [`HISTORY`] with the instant each was read, and a replica that replayed
 //! up to position `p` holds every commit made before the newest instant
 //! whose position is at or before `p`. The lag it reports is the time since
 //! that instant: never less than the real staleness (the sample itself is
-//! counted in), so a bound on it is a bound on what a call can read.
+//! counted in), so a bound on it is a bound on what a call can read. A
+//! replica whose replay does not run (MariaDB: a replication thread
+//! stopped, or stopped by an error) is no fresher than the last sample that
+//! saw it run: its lag grows from then on, as a paused PostgreSQL replay's
+//! does, whether the primary writes or not, until calls within their bound
+//! no longer go there.
 
 use std::collections::VecDeque;
 use std::sync::Weak;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm::DatabaseConnection;
 use tokio::time::Instant;
 
-use super::super::engine::ReplicaQueries;
 use super::check::{ReplicaRefused, check};
-use super::position::CommitPosition;
+use super::dialect::{Dialect, LogPosition, Replay};
 use super::set::{ReplicaSet, Sample};
 
 /// How far back the primary's positions are kept: a replica further
 /// behind is lagging beyond any bound worth routing with.
 pub(crate) const HISTORY: Duration = Duration::from_secs(60);
 
-/// The primary's positions, each with the instant it was read.
+/// The primary's positions, each with the instant it was read, and the
+/// replication domain of its commits (MariaDB); how fresh the replica was
+/// found last (a replica never un-replays, so that stays true while it is
+/// up: it covers a history that does not reach back that far, a sampler's
+/// first samples); and how fresh it was at the last sample that saw its
+/// replay run.
 #[derive(Debug, Default)]
-pub(crate) struct History(VecDeque<(Instant, CommitPosition)>);
+pub(crate) struct History {
+    positions: VecDeque<(Instant, LogPosition)>,
+    domain: Option<u32>,
+    fresh_floor: Option<Instant>,
+    running_fresh_as_of: Option<Instant>,
+}
 
 impl History {
-    fn push(&mut self, at: Instant, position: CommitPosition) {
-        self.0.push_back((at, position));
-        while self.0.len() > 1
+    fn push(&mut self, at: Instant, position: LogPosition) {
+        self.positions.push_back((at, position));
+        while self.positions.len() > 1
             && self
-                .0
+                .positions
                 .front()
                 .is_some_and(|(t, _)| at.saturating_duration_since(*t) > HISTORY)
         {
-            self.0.pop_front();
+            self.positions.pop_front();
         }
     }
 
     /// The newest instant before which every commit is at or before `replayed`.
-    fn fresh_as_of(&self, replayed: CommitPosition) -> Option<Instant> {
-        self.0
+    fn fresh_as_of(&self, replayed: &LogPosition) -> Option<Instant> {
+        self.positions
             .iter()
             .rev()
-            .find(|(_, p)| *p <= replayed)
+            .find(|(_, p)| replayed.covers(p))
             .map(|(t, _)| *t)
     }
-}
-
-/// One text column of the single row `sql` answers.
-pub(crate) async fn text(
-    db: &DatabaseConnection,
-    sql: &str,
-    column: &str,
-) -> Result<Option<String>, DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await?;
-    match row {
-        Some(row) => row.try_get::<Option<String>>("", column),
-        None => Ok(None),
-    }
-}
-
-/// The position in column `lsn` of the single row `sql` answers.
-pub(crate) async fn position(
-    db: &DatabaseConnection,
-    sql: &str,
-) -> Result<Option<CommitPosition>, DbErr> {
-    text(db, sql, "lsn")
-        .await?
-        .map(|t| t.parse().map_err(|e| DbErr::Custom(format!("{e}"))))
-        .transpose()
-}
-
-/// Whether the replica still replays, and up to where.
-pub(crate) async fn replayed(
-    replica: &DatabaseConnection,
-    q: &ReplicaQueries,
-) -> Result<(bool, Option<CommitPosition>), DbErr> {
-    let row = replica
-        .query_one_raw(Statement::from_string(
-            replica.get_database_backend(),
-            q.replayed,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("the replica answered no row".into()))?;
-    let in_recovery: bool = row.try_get("", "in_recovery")?;
-    let lsn: Option<String> = row.try_get("", "lsn")?;
-    let lsn = lsn
-        .map(|t| t.parse().map_err(|e| DbErr::Custom(format!("{e}"))))
-        .transpose()?;
-    Ok((in_recovery, lsn))
 }
 
 /// One sample of replica `i`: the primary's position first, then the
@@ -107,30 +77,48 @@ pub(crate) async fn replayed(
 pub(crate) async fn sample_once(
     primary: &DatabaseConnection,
     replica: &DatabaseConnection,
-    q: &ReplicaQueries,
+    dialect: Dialect,
     history: &mut History,
     i: usize,
 ) -> Sample {
     let at = Instant::now();
-    match position(primary, q.primary_position).await {
-        Ok(Some(p)) => history.push(at, p),
+    match dialect.primary_log(primary).await {
+        Ok(Some(log)) => {
+            history.push(at, log.position);
+            history.domain = log.domain;
+        }
         Ok(None) => {}
         // the replica's freshness is still measured against older samples
         Err(e) => {
             tracing::debug!(replica = i, error = %e, "could not read the primary's log position")
         }
     }
-    match replayed(replica, q).await {
-        Ok((true, Some(replayed))) => Sample {
-            up: true,
-            fresh_as_of: history.fresh_as_of(replayed),
-            replayed: Some(replayed),
-        },
-        Ok((true, None)) => Sample {
-            up: true,
-            ..Sample::default()
-        },
-        Ok((false, _)) => {
+    let replay = dialect.replay(replica).await;
+    if !matches!(replay, Ok(Replay::Replicating { .. })) {
+        // down or no replica: when it is back, it may be another copy
+        (history.fresh_floor, history.running_fresh_as_of) = (None, None);
+    }
+    match replay {
+        Ok(Replay::Replicating { applying, replayed }) => {
+            let found = replayed.as_ref().and_then(|r| history.fresh_as_of(r));
+            let fresh = found.max(history.fresh_floor);
+            history.fresh_floor = fresh;
+            let fresh_as_of = if applying {
+                history.running_fresh_as_of = fresh;
+                fresh
+            } else {
+                // stopped: no fresher than when it last ran
+                fresh
+                    .zip(history.running_fresh_as_of)
+                    .map(|(a, b)| a.min(b))
+            };
+            Sample {
+                up: true,
+                fresh_as_of,
+                replayed: replayed.and_then(|r| r.commit_position(history.domain)),
+            }
+        }
+        Ok(Replay::None) => {
             tracing::warn!(
                 replica = i,
                 "the replica replays no log any more (promoted?); reads skip it"
@@ -144,11 +132,15 @@ pub(crate) async fn sample_once(
     }
 }
 
+fn strong_sample(set: &Weak<ReplicaSet>, i: usize) -> Option<Instant> {
+    set.upgrade().and_then(|s| s.sample(i).fresh_as_of)
+}
+
 /// Starts the sampler of every replica of `set`; each one ends when the
 /// resolver is dropped. A sampler first checks its replica as
 /// `build_checked` does (again, when that checked it already) and stops for
 /// good, the replica never read, if it is no replica of the primary.
-pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: ReplicaQueries) {
+pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, dialect: Dialect) {
     let Some(strong) = set.upgrade() else {
         return;
     };
@@ -156,8 +148,15 @@ pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: Repli
     drop(strong);
     for i in 0..n {
         let (set, primary) = (set.clone(), primary.clone());
+        // how fresh the last sample (build_checked's) found it: a replica
+        // whose replay stops before this task's first sample ages from there
+        let last = strong_sample(&set, i);
         tokio::spawn(async move {
-            let mut history = History::default();
+            let mut history = History {
+                fresh_floor: last,
+                running_fresh_as_of: last,
+                ..History::default()
+            };
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut was_up = None;
@@ -178,7 +177,7 @@ pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: Repli
                         }
                     }
                 }
-                let sample = sample_once(&primary, &replica, &q, &mut history, i).await;
+                let sample = sample_once(&primary, &replica, dialect, &mut history, i).await;
                 let Some(set) = set.upgrade() else {
                     return;
                 };
@@ -205,26 +204,56 @@ pub(crate) fn spawn(set: Weak<ReplicaSet>, primary: DatabaseConnection, q: Repli
 mod tests {
     use super::*;
 
+    fn lsn(s: &str) -> LogPosition {
+        LogPosition::Lsn(s.parse().unwrap())
+    }
+
+    fn gtids(s: &str) -> LogPosition {
+        LogPosition::Gtids(s.parse().unwrap())
+    }
+
     #[test]
     fn a_replica_is_as_fresh_as_the_newest_primary_position_it_replayed() {
         let t0 = Instant::now();
         let mut h = History::default();
-        let p = |s: &str| s.parse::<CommitPosition>().unwrap();
-        h.push(t0, p("0/100"));
-        h.push(t0 + Duration::from_millis(100), p("0/200"));
-        h.push(t0 + Duration::from_millis(200), p("0/200"));
-        assert_eq!(h.fresh_as_of(p("0/50")), None);
-        assert_eq!(h.fresh_as_of(p("0/150")), Some(t0));
+        h.push(t0, lsn("0/100"));
+        h.push(t0 + Duration::from_millis(100), lsn("0/200"));
+        h.push(t0 + Duration::from_millis(200), lsn("0/200"));
+        assert_eq!(h.fresh_as_of(&lsn("0/50")), None);
+        assert_eq!(h.fresh_as_of(&lsn("0/150")), Some(t0));
         assert_eq!(
-            h.fresh_as_of(p("0/200")),
+            h.fresh_as_of(&lsn("0/200")),
             Some(t0 + Duration::from_millis(200))
         );
-        h.push(t0 + HISTORY + Duration::from_millis(150), p("0/300"));
-        assert_eq!(h.0.len(), 2, "positions older than the history are dropped");
+        h.push(t0 + HISTORY + Duration::from_millis(150), lsn("0/300"));
         assert_eq!(
-            h.fresh_as_of(p("0/150")),
+            h.positions.len(),
+            2,
+            "positions older than the history are dropped"
+        );
+        assert_eq!(
+            h.fresh_as_of(&lsn("0/150")),
             None,
             "further behind than the history"
         );
+    }
+
+    #[test]
+    fn a_mariadb_replica_is_fresh_once_it_applied_every_domain() {
+        let t0 = Instant::now();
+        let mut h = History::default();
+        h.push(t0, gtids("0-1-10"));
+        h.push(t0 + Duration::from_millis(100), gtids("0-1-12,1-1-3"));
+        assert_eq!(h.fresh_as_of(&gtids("0-1-11")), Some(t0));
+        assert_eq!(
+            h.fresh_as_of(&gtids("0-1-12")),
+            Some(t0),
+            "domain 1 is missing"
+        );
+        assert_eq!(
+            h.fresh_as_of(&gtids("0-1-12,1-1-3")),
+            Some(t0 + Duration::from_millis(100))
+        );
+        assert_eq!(h.fresh_as_of(&gtids("0-1-9")), None);
     }
 }

@@ -46,8 +46,9 @@ pub struct ReplicaStatus {
     /// Whether its last sample answered (and it is still a replica).
     pub up: bool,
     /// How old, at most, the newest data it has replayed is: the time since
-    /// the last sample of the primary's position it had replayed up to.
-    /// `None` when it is down or was never sampled.
+    /// the last sample of the primary's position it had replayed up to
+    /// (while its replay is stopped, MariaDB: since it last ran).
+    /// `None` when it is down, was never sampled, or never ran.
     pub lag: Option<Duration>,
     /// Up to where it had replayed at its last sample.
     pub replayed: Option<CommitPosition>,
