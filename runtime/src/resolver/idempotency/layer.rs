@@ -191,66 +191,60 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (inner, layer) = (self.inner.clone(), self.layer.clone());
-        Box::pin(async move { Ok(answer(inner, layer, request).await) })
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = match read_body(body, layer.max_body).await {
+                Ok(body) => body,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
+            let resolver = &layer.resolver;
+            let (method, path) = (&parts.method, parts.uri.path());
+            let options = match prepare(
+                resolver,
+                layer.label.clone(),
+                method,
+                path,
+                &parts.headers,
+                &body,
+            ) {
+                Ok(options) => options,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
+            let result = resolver
+                .run_idempotent(options, |txn: &Txn| {
+                    let mut service = inner.clone();
+                    let mut request = Request::from_parts(parts.clone(), B::from(body.clone()));
+                    request
+                        .extensions_mut()
+                        .insert(RequestTxn(Arc::new(txn.share())));
+                    Box::pin(async move { run_once(&mut service, request).await })
+                })
+                .await;
+            Ok(outcome(resolver, result).into_response())
+        })
     }
 }
 
-async fn answer<S, B, RB>(
-    inner: S,
-    layer: IdempotencyLayer,
-    request: Request<B>,
-) -> Response<Full<Bytes>>
+/// The whole request body, or the answer when it is over `max` bytes (413)
+/// or cannot be read (400).
+async fn read_body<B>(body: B, max: usize) -> Result<Bytes, StoredResponse>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
 {
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, layer.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return refused(
-                413,
-                "body_too_large",
-                &format!(
-                    "the request body is over {} bytes, the most this endpoint reads",
-                    layer.max_body
-                ),
-            )
-            .into_response();
-        }
-        Err(e) => {
-            return refused(400, "unreadable_body", &format!("the request body: {e}"))
-                .into_response();
-        }
-    };
-    let resolver = &layer.resolver;
-    let options = match prepare(
-        resolver,
-        layer.label.clone(),
-        &parts.method,
-        parts.uri.path(),
-        &parts.headers,
-        &body,
-    ) {
-        Ok(options) => options,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let result = resolver
-        .run_idempotent(options, |txn: &Txn| {
-            let mut service = inner.clone();
-            let mut request = Request::from_parts(parts.clone(), B::from(body.clone()));
-            request
-                .extensions_mut()
-                .insert(RequestTxn(Arc::new(txn.share())));
-            Box::pin(async move { run_once(&mut service, request).await })
-        })
-        .await;
-    outcome(resolver, result).into_response()
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(refused(
+            413,
+            "body_too_large",
+            &format!("the request body is over {max} bytes, the most this endpoint reads"),
+        )),
+        Err(e) => Err(refused(
+            400,
+            "unreadable_body",
+            &format!("the request body: {e}"),
+        )),
+    }
 }
 
 /// One run: the wrapped service's response, read whole.
