@@ -2,7 +2,7 @@
 //! enums (in Rust and as database columns), the macro options the runtime
 //! parses, the deep merge, layered configuration and the tunnels; and the
 //! macro cases that must compile and run (`ui_pass`; the cases that must not
-//! compile are trybuild's, `tests/ui.rs`).
+//! compile are trybuild's, `ui-tests/tests/ui.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;

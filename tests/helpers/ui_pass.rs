@@ -1,7 +1,7 @@
 //! Macro uses that must compile without warnings and run: what were
 //! trybuild's `pass` cases. As ordinary modules of this binary they cost no
 //! second build of the dependency graph: with compile-fail cases only,
-//! trybuild (`tests/ui.rs`) type-checks instead of building. The two
+//! trybuild (`ui-tests/tests/ui.rs`) type-checks instead of building. The two
 //! `#[event_listener]` cases stay programs of their own, since their
 //! registrations are process-wide: examples declared in `Cargo.toml`
 //! (`ui_pass_listener_*`, built with the examples), run here.

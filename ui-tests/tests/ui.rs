@@ -4,10 +4,12 @@
 //! One `TestCases` for all macros, so trybuild checks the dependency graph
 //! once. Only cases that must not compile live here: with no `pass` case
 //! trybuild runs `cargo check` (no code generation, no linking). The uses
-//! that must compile and run are `tests/helpers/ui_pass.rs` and the two
-//! `ui_pass_listener_*` programs (`Cargo.toml`). Regenerate snapshots with
-//! `CONFLICTKIT_BLESS=1 TRYBUILD=overwrite cargo test --test ui` and review
-//! the diff. `TRYBUILD=overwrite` alone (inherited from a shell, say) fails
+//! that must compile and run are the facade's `tests/helpers/ui_pass.rs` and
+//! the two `ui_pass_listener_*` programs (the facade's `Cargo.toml`). This
+//! package's dev-dependencies are all that trybuild checks the cases
+//! against. Regenerate snapshots with
+//! `CONFLICTKIT_BLESS=1 TRYBUILD=overwrite cargo test -p conflictkit-ui-tests --test ui`
+//! and review the diff. `TRYBUILD=overwrite` alone (inherited from a shell, say) fails
 //! the test instead of rewriting every snapshot and passing.
 
 #[test]
