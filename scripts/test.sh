@@ -54,7 +54,7 @@ trap _ck_stop_all EXIT
 trap 'exit 130' INT TERM
 
 # trybuild rewrites its snapshots when TRYBUILD is set in the environment;
-# the suite checks them (tests/ui.rs refuses TRYBUILD without CONFLICTKIT_BLESS=1)
+# the suite checks them (ui-tests/tests/ui.rs refuses TRYBUILD without CONFLICTKIT_BLESS=1)
 unset TRYBUILD CONFLICTKIT_BLESS
 # Nothing carries over between runs on CI: incremental bookkeeping only costs.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

@@ -191,7 +191,7 @@ async fn sqlite_mode_names_are_the_same_in_the_macro_and_the_runtime() {
 
 /// The names the macro lists when it rejects one, as its UI test pins them.
 fn listed_by_the_macro(option: &str) -> Vec<String> {
-    let pinned = include_str!("../ui/managed_transaction/bad_values.stderr");
+    let pinned = include_str!("../../ui-tests/tests/ui/managed_transaction/bad_values.stderr");
     let needle = format!("unknown {option} `");
     let line = pinned
         .lines()
