@@ -6,13 +6,22 @@
     allow(rustdoc::broken_intra_doc_links)
 )]
 
+// The macros are documented here, where users meet them, rather than in
+// conflictkit-macros: their examples use this crate, and a dev-dependency of a
+// proc-macro crate on it builds the whole database stack a second time (for
+// the host) in every test build of the workspace.
+#[doc = include_str!("macro_docs/managed_non_retryable_transaction.md")]
 #[doc(inline)]
-pub use conflictkit_macros::{managed_non_retryable_transaction, managed_transaction};
+pub use conflictkit_macros::managed_non_retryable_transaction;
+#[doc = include_str!("macro_docs/managed_transaction.md")]
+#[doc(inline)]
+pub use conflictkit_macros::managed_transaction;
 pub use conflictkit_runtime::resolver;
 pub use conflictkit_runtime::resolver::{
     CannotResolveDatabaseConflict, ConflictResolver, Error, Txn,
 };
 
+#[doc = include_str!("macro_docs/AutoNumber.md")]
 #[doc(inline)]
 pub use conflictkit_macros::AutoNumber;
 pub use conflictkit_runtime::auto_number;
@@ -22,6 +31,7 @@ pub use conflictkit_runtime::auto_number::AutoNumber;
 pub use conflictkit_runtime::config;
 pub use conflictkit_runtime::merge;
 
+#[doc = include_str!("macro_docs/event_listener.md")]
 /// # Example
 ///
 /// Handlers registered with the attribute, and a listener receiving an event
