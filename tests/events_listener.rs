@@ -417,9 +417,11 @@ async fn runtime_handlers_run_in_registration_order() {
     }
     let o = order.clone();
     listener.on_any(move |ctx: EventContext| {
-        o.lock()
-            .unwrap()
-            .push(if ctx.event_name() == "ordered" { 10 } else { 99 });
+        o.lock().unwrap().push(if ctx.event_name() == "ordered" {
+            10
+        } else {
+            99
+        });
         async {}
     });
     let handle = listener.start().await.unwrap();
@@ -470,7 +472,10 @@ async fn one_on_runs_a_closure_returning_unit_or_result_on_the_blocking_pool() {
     let ran: Vec<_> = rx.try_iter().collect();
     assert_eq!(ran.len(), 2, "{ran:?}");
     for (which, thread) in ran {
-        assert_ne!(thread, worker, "the {which} handler ran on the async worker");
+        assert_ne!(
+            thread, worker,
+            "the {which} handler ran on the async worker"
+        );
     }
     handle.shutdown().await;
 }
@@ -507,7 +512,10 @@ async fn one_on_runs_a_closure_returning_a_future_as_a_future_on_the_worker() {
     let ran: Vec<_> = rx.try_iter().collect();
     assert_eq!(ran.len(), 2, "{ran:?}");
     for (which, thread) in ran {
-        assert_eq!(thread, worker, "the {which} handler ran off the async worker");
+        assert_eq!(
+            thread, worker,
+            "the {which} handler ran off the async worker"
+        );
     }
     handle.shutdown().await;
 }
