@@ -18,9 +18,26 @@ pub enum Shutdown {
     },
 }
 
-/// A listener running in the background on a tokio runtime.
+/// A listener running in the background on a tokio runtime, from
+/// [`Listener::start`](crate::events::Listener::start).
 ///
-/// Dropping it starts a graceful shutdown in the background.
+/// Dropping it starts a graceful shutdown in the background;
+/// [`shutdown`](Self::shutdown) does it and waits. From code that is not
+/// async, `runtime.block_on(handle.shutdown())` on the runtime it was started on.
+///
+/// ```
+/// use conflictkit::events::{Listener, ListenerConfig, Shutdown};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?)).start().await?;
+/// let addr = handle.local_addr();
+/// assert_ne!(addr.port(), 0);
+/// let closed = handle.closed();
+/// assert_eq!(handle.shutdown().await, Shutdown::Graceful);
+/// closed.await;
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ListenerHandle {
     pub(crate) addr: SocketAddr,
