@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::events::{config_with_registered, isolated_config, post, post_event, raw};
 use conflictkit::event_listener;
 use conflictkit::events::{
-    EventPoster, Listener, ListenerConfig, ListenerConfigError, ListenerError, Shutdown,
-    registered_handlers,
+    EventContext, EventPoster, IntoHandler, Listener, ListenerConfig, ListenerConfigError,
+    ListenerError, Shutdown, registered_handlers,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -326,7 +326,7 @@ async fn a_failing_handler_gets_500_naming_it() {
 async fn a_panicking_handler_gets_500_and_the_server_keeps_serving() {
     let listener = Listener::new(isolated_config());
     let after_panic = Arc::new(AtomicUsize::new(0));
-    listener.on_sync("panics_sync", |_: Value| -> () {
+    listener.on("panics_sync", |_: Value| -> () {
         panic!("sync handler exploded")
     });
     listener.on("panics_async", |data: Value| async move {
@@ -413,13 +413,15 @@ async fn runtime_handlers_run_in_registration_order() {
     let listener = Listener::new(isolated_config());
     for i in 0..3 {
         let order = order.clone();
-        listener.on_sync("ordered", move |_: Value| order.lock().unwrap().push(i));
+        listener.on("ordered", move |_: Value| order.lock().unwrap().push(i));
     }
     let o = order.clone();
-    listener.on_any(move |name, _| {
-        o.lock()
-            .unwrap()
-            .push(if name == "ordered" { 10 } else { 99 });
+    listener.on_any(move |ctx: EventContext| {
+        o.lock().unwrap().push(if ctx.event_name() == "ordered" {
+            10
+        } else {
+            99
+        });
         async {}
     });
     let handle = listener.start().await.unwrap();
@@ -430,6 +432,129 @@ async fn runtime_handlers_run_in_registration_order() {
         200
     );
     assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 10]);
+}
+
+/// Which kind of handler `on` takes `handler` for: the `IntoHandler` impl
+/// trait selection picked, read from its (inferred) marker type.
+fn handler_kind<M, H: IntoHandler<M, ()>>(_: &H) -> &'static str {
+    let marker = std::any::type_name::<M>();
+    if marker.contains("Blocking<") {
+        "blocking"
+    } else if marker.contains("Async<") {
+        "async"
+    } else {
+        panic!("unknown handler marker {marker}")
+    }
+}
+
+// `#[tokio::test]` runs a current-thread runtime: its one async worker is
+// this test's thread, and the blocking pool is every other thread.
+#[tokio::test]
+async fn one_on_runs_a_closure_returning_unit_or_result_on_the_blocking_pool() {
+    let worker = std::thread::current().id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = tx.clone();
+    let returns_unit = move |_: Value| {
+        let _ = t.send(("unit", std::thread::current().id()));
+    };
+    let returns_result = move |_: EventContext| -> Result<(), String> {
+        let _ = tx.send(("result", std::thread::current().id()));
+        Ok(())
+    };
+    assert_eq!(handler_kind(&returns_unit), "blocking");
+    assert_eq!(handler_kind(&returns_result), "blocking");
+    let listener = Listener::new(isolated_config());
+    listener.on("kind_blocking", returns_unit);
+    listener.on("kind_blocking", returns_result);
+    let handle = listener.start().await.unwrap();
+    let reply = post_event(handle.local_addr(), "kind_blocking", "{}").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let ran: Vec<_> = rx.try_iter().collect();
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    for (which, thread) in ran {
+        assert_ne!(
+            thread, worker,
+            "the {which} handler ran on the async worker"
+        );
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_on_runs_a_closure_returning_a_future_as_a_future_on_the_worker() {
+    let worker = std::thread::current().id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = tx.clone();
+    let async_unit = move |_: Value| {
+        let t = t.clone();
+        async move {
+            // Suspends: only a future polled by the runtime gets past this.
+            tokio::task::yield_now().await;
+            let _ = t.send(("unit", std::thread::current().id()));
+        }
+    };
+    let async_result = move |_: EventContext| {
+        let tx = tx.clone();
+        async move {
+            tokio::task::yield_now().await;
+            let _ = tx.send(("result", std::thread::current().id()));
+            Ok::<(), String>(())
+        }
+    };
+    assert_eq!(handler_kind(&async_unit), "async");
+    assert_eq!(handler_kind(&async_result), "async");
+    let listener = Listener::new(isolated_config());
+    listener.on("kind_async", async_unit);
+    listener.on("kind_async", async_result);
+    let handle = listener.start().await.unwrap();
+    let reply = post_event(handle.local_addr(), "kind_async", "{}").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let ran: Vec<_> = rx.try_iter().collect();
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    for (which, thread) in ran {
+        assert_eq!(
+            thread, worker,
+            "the {which} handler ran off the async worker"
+        );
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn on_any_takes_extractors_sync_or_async() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = Listener::new(isolated_config());
+    let s = seen.clone();
+    listener.on_any(move |ctx: EventContext, data: Value| {
+        s.lock()
+            .unwrap()
+            .push(("sync", ctx.event_name().to_owned(), data));
+    });
+    let s = seen.clone();
+    listener.on_any(move |data: Value, ctx: EventContext| {
+        let s = s.clone();
+        async move {
+            s.lock()
+                .unwrap()
+                .push(("async", ctx.event_name().to_owned(), data));
+        }
+    });
+    let handle = listener.start().await.unwrap();
+    for (name, data) in [("any_one", "1"), ("any_two", "[2]")] {
+        let reply = post_event(handle.local_addr(), name, data).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["handlers"], 2);
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("sync", "any_one".to_owned(), json!(1)),
+            ("async", "any_one".to_owned(), json!(1)),
+            ("sync", "any_two".to_owned(), json!([2])),
+            ("async", "any_two".to_owned(), json!([2])),
+        ]
+    );
+    handle.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------
@@ -578,7 +703,7 @@ async fn dropping_the_handle_stops_the_listener() {
 }
 
 #[tokio::test]
-async fn serve_with_shutdown_runs_in_the_foreground() {
+async fn serve_runs_in_the_foreground_until_its_signal() {
     // Bind a port, free it, and serve there in the foreground.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -588,26 +713,33 @@ async fn serve_with_shutdown_runs_in_the_foreground() {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (serving_tx, serving_rx) = oneshot::channel::<()>();
     // The shutdown signal is first polled by the accept loop, after binding.
-    let server = tokio::spawn(listener.serve_with_shutdown(async move {
+    let server = tokio::spawn(listener.serve(async move {
         let _ = serving_tx.send(());
         let _ = stop_rx.await;
     }));
     serving_rx.await.unwrap();
     let reply = post_event(addr, "foreground", "{}").await;
     assert_eq!(reply.status, 200);
+    assert!(!server.is_finished(), "serve returned before its signal");
     stop_tx.send(()).unwrap();
     assert_eq!(server.await.unwrap().unwrap(), Shutdown::Graceful);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[test]
-fn start_blocking_thread_serves_non_async_programs() {
+fn a_non_async_program_serves_on_a_runtime_of_its_own() {
+    // What a program without async code does (the original's daemon
+    // thread): a runtime of its own, `block_on` only to start and stop.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = Listener::new(isolated_config());
     let got = Arc::new(Mutex::new(None));
     let g = got.clone();
-    listener.on_any_sync(move |name, data| {
-        *g.lock().unwrap() = Some((name, data));
+    listener.on_any(move |ctx: EventContext, data: Value| {
+        *g.lock().unwrap() = Some((ctx.event_name().to_owned(), data));
     });
-    let handle = listener.start_blocking_thread().unwrap();
+    let handle = runtime.block_on(listener.start()).unwrap();
+    // Served by the runtime's worker threads while this thread, outside
+    // any runtime, does blocking I/O.
     let body = "event_name=blocking&data=%5B1%5D";
     let request = format!(
         "POST / HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
@@ -625,7 +757,7 @@ fn start_blocking_thread_serves_non_async_programs() {
         *got.lock().unwrap(),
         Some(("blocking".to_owned(), json!([1])))
     );
-    assert_eq!(handle.shutdown(), Shutdown::Graceful);
+    assert_eq!(runtime.block_on(handle.shutdown()), Shutdown::Graceful);
 }
 
 // ---------------------------------------------------------------------------

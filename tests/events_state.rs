@@ -1,5 +1,5 @@
 //! Handlers with application state and an event context, over real HTTP on
-//! loopback: run-time handlers (`on`, `on_sync`) and `#[event_listener]`
+//! loopback: run-time handlers (`on`, async or blocking) and `#[event_listener]`
 //! functions take `State<T>`, `EventContext` and the data in any order; an
 //! attribute handler asking for state the listener lacks stops `start()`.
 //!
@@ -117,7 +117,7 @@ async fn context_of_an_unsigned_request_carries_what_the_sender_sent() {
     let got: Arc<Mutex<Option<EventContext>>> = Arc::default();
     let listener = Listener::new(isolated_config());
     let g = got.clone();
-    listener.on_sync("plain", move |ctx: EventContext| {
+    listener.on("plain", move |ctx: EventContext| {
         *g.lock().unwrap() = Some(ctx);
     });
     let handle = listener.start().await.unwrap();
@@ -158,7 +158,7 @@ async fn handlers_without_state_work_on_a_listener_with_state_and_state_is_clone
     let listener = Listener::new(isolated_config());
     // Registered before the state was given: takes only the data.
     let c = calls.clone();
-    listener.on_sync("count", move |_: Value| {
+    listener.on("count", move |_: Value| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let listener = listener.with_state(Arc::new(AtomicU32::new(0)));
@@ -259,7 +259,8 @@ async fn an_attribute_handler_asking_for_missing_state_stops_start_with_a_typed_
     // State of another type: the same, in every way of starting.
     let err = Listener::new(config_with_registered())
         .with_state(String::from("not a ledger"))
-        .start_blocking_thread()
+        .start()
+        .await
         .unwrap_err();
     assert!(
         matches!(&err, ListenerError::MissingState { provided, .. } if provided.contains("String")),
@@ -267,7 +268,7 @@ async fn an_attribute_handler_asking_for_missing_state_stops_start_with_a_typed_
     );
     let err = Listener::new(config_with_registered())
         .with_state(5u8)
-        .serve_with_shutdown(async {})
+        .serve(async {})
         .await
         .unwrap_err();
     assert!(matches!(err, ListenerError::MissingState { .. }), "{err:?}");

@@ -8,8 +8,8 @@
 //! `/events` of a warp server, and its tower service at `/events` of an
 //! axum 0.8 router.
 //!
-//! Each server runs on a tokio runtime of its own (2 workers, as
-//! `Listener::start_blocking_thread` uses) on a thread of its own; the clients
+//! Each server runs on a tokio runtime of its own (2 workers) on a thread of
+//! its own, as a non-async program serves its listener; the clients
 //! run on the harness's runtime. Every request is encoded (and signed) before
 //! the clock starts, with a unique `webhook-id`. A cell starts a fresh server,
 //! warms up every client's connection, then sends its requests; it checks

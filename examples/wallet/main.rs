@@ -6,7 +6,8 @@
 //!   At the end: balances, an invariant check (no lost update: balances equal
 //!   the ledger and the sum of committed operations), resolver stats, throughput.
 //! - Ledger entries carry `#[derive(AutoNumber)]` states stored as integers.
-//! - The event listener receives `txupdate` deposits posted by an
+//! - The event listener, mounted under `/events` of the wallet's HTTP API
+//!   (`api`), receives `txupdate` deposits posted by an
 //!   `EventPoster`; `#[event_listener("txupdate")]` credits them through a
 //!   managed transaction; a replayed notification is not credited twice.
 //! - Configuration: built-in defaults < `--config FILE` < `--set key=value`,
@@ -60,7 +61,7 @@ use std::sync::atomic::Ordering;
 
 use clap::Parser;
 use conflictkit::ConflictResolver;
-use conflictkit::events::{EventPoster, Listener, ListenerConfig, OutboxRelay, WebhookSecret};
+use conflictkit::events::{EventPoster, ListenerConfig, OutboxRelay, WebhookSecret};
 use sea_orm::ConnectionTrait;
 
 use bank::WalletError;
@@ -299,7 +300,8 @@ async fn operation(resolver: &ConflictResolver, op: Op) -> Result<Outcome, BoxEr
 
 /// What happened to the deposits posted to the listener.
 pub struct Deposits {
-    pub listener: std::net::SocketAddr,
+    /// Where the listener was served: `http://ADDR/events` of the API.
+    pub listener: String,
     pub posted: usize,
     pub replays_sent: usize,
     pub handled: u32,
@@ -315,7 +317,8 @@ async fn deposits(
     settings: &settings::Settings,
     state: events::DepositState,
 ) -> Result<Deposits, BoxError> {
-    // The handler takes `State<DepositState>`: the listener is given it here.
+    // The listener's configuration gives the secrets; the API serves it
+    // under `/events` (its `bind` address is not used there).
     let config = ListenerConfig::from_config(&settings.raw)?;
     // The listener accepts every configured secret; the demo signs with the
     // current one, the first.
@@ -324,13 +327,10 @@ async fn deposits(
         .first()
         .cloned()
         .ok_or("events.http.secrets is missing: the demo signs its events")?;
-    let listener = Listener::new(config)
-        .with_state(state.clone())
-        .with_resolver(state.resolver.clone())
-        .start()
-        .await?;
-    let addr = listener.local_addr();
-    let url = format!("http://{addr}/");
+    // The wallet's HTTP API, as `--serve` runs it, on an ephemeral loopback
+    // port: the handler takes `State<DepositState>`, given to it here.
+    let api = api::start(state.resolver.clone(), state.clone(), settings).await?;
+    let url = format!("http://{}/events", api.addr);
     let poster = EventPoster::new(&url)?.secret(secret.clone());
     let accounts = settings.wallet.accounts;
     let mut cents = 0;
@@ -380,9 +380,9 @@ async fn deposits(
     // The notifications the credits wrote to the outbox, delivered.
     let relay = OutboxRelay::new(state.resolver.connection().clone(), poster.clone());
     let relayed = relay.deliver_pending().await?;
-    listener.shutdown().await;
+    api.shutdown().await;
     Ok(Deposits {
-        listener: addr,
+        listener: url,
         posted: updates.len(),
         replays_sent,
         handled: state.handled.load(Ordering::SeqCst),

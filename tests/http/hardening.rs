@@ -1,8 +1,8 @@
 //! The listener under hostile or broken clients, over real TCP on loopback:
 //! a sender that disconnects mid-handler, a client that never finishes its
 //! body, more clients than the connection cap, bodies beyond the memory
-//! budget, and a sync handler that never returns when a blocking listener
-//! is dropped.
+//! budget, and a sync handler that never returns when a non-async program
+//! shuts its listener down.
 
 use crate::common;
 
@@ -171,7 +171,7 @@ async fn a_client_that_does_not_finish_its_body_is_cut_at_the_read_timeout() {
         ..isolated_config()
     });
     let c = calls.clone();
-    listener.on_sync("slowloris", move |_: Value| {
+    listener.on("slowloris", move |_: Value| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let handle = listener.start().await.unwrap();
@@ -277,7 +277,9 @@ async fn the_connection_cap_holds() {
 }
 
 #[test]
-fn dropping_a_blocking_listener_does_not_wait_forever_for_a_hung_sync_handler() {
+fn a_non_async_program_shuts_down_in_bounded_time_despite_a_hung_sync_handler() {
+    // A non-async program serves on a runtime of its own (`Listener::start`).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let (entered_tx, entered_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);
@@ -285,12 +287,12 @@ fn dropping_a_blocking_listener_does_not_wait_forever_for_a_hung_sync_handler() 
         shutdown_timeout: Duration::from_millis(100),
         ..isolated_config()
     });
-    listener.on_sync("hangs", move |_: Value| {
+    listener.on("hangs", move |_: Value| {
         let _ = entered_tx.send(());
         // Never returns while the test runs (released at its end).
         let _ = release_rx.lock().unwrap().recv();
     });
-    let handle = listener.start_blocking_thread().unwrap();
+    let handle = runtime.block_on(listener.start()).unwrap();
     let addr = handle.local_addr();
     let client = std::thread::spawn(move || {
         let body = "event_name=hangs&data=1";
@@ -310,7 +312,10 @@ fn dropping_a_blocking_listener_does_not_wait_forever_for_a_hung_sync_handler() 
 
     let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let outcome = handle.shutdown();
+        let outcome = runtime.block_on(handle.shutdown());
+        // The hung handler holds a blocking-pool thread: the runtime is
+        // left behind after a bound rather than waited for.
+        runtime.shutdown_timeout(Duration::from_millis(100));
         let _ = dropped_tx.send(outcome);
     });
     let outcome = dropped_rx
@@ -331,7 +336,7 @@ async fn unsigned_retries_with_the_same_webhook_id_are_dispatched_once() {
     let calls = Arc::new(AtomicUsize::new(0));
     let listener = Listener::new(isolated_config());
     let c = calls.clone();
-    listener.on_sync("unsigned_once", move |_: Value| {
+    listener.on("unsigned_once", move |_: Value| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let handle = listener.start().await.unwrap();
@@ -475,7 +480,7 @@ async fn a_sync_handler_past_its_timeout_keeps_its_delivery_claimed_until_it_ret
     });
     {
         let runs = runs.clone();
-        listener.on_sync("stuck", move |_: Value| {
+        listener.on("stuck", move |_: Value| {
             runs.enter();
             let _ = entered_tx.send(());
             // Blocks its thread until the test releases it; a timeout
@@ -543,7 +548,7 @@ async fn bodies_beyond_the_memory_budget_get_503_and_retry_after() {
         ..isolated_config()
     });
     let c = calls.clone();
-    listener.on_sync("budgeted", move |_: Value| {
+    listener.on("budgeted", move |_: Value| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let handle = listener.start().await.unwrap();

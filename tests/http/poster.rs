@@ -154,7 +154,7 @@ async fn payments_listener(
     let got: Arc<Mutex<Vec<Payment>>> = Arc::default();
     let listener = Listener::new(config);
     let g = got.clone();
-    listener.on_sync("payment", move |p: Payment| g.lock().unwrap().push(p));
+    listener.on("payment", move |p: Payment| g.lock().unwrap().push(p));
     (listener.start().await.unwrap(), got)
 }
 

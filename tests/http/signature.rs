@@ -261,7 +261,7 @@ async fn a_signed_standard_webhooks_json_envelope_is_accepted() {
         ..isolated_config()
     });
     let g = got.clone();
-    listener.on_sync(
+    listener.on(
         "invoice.paid",
         move |ctx: conflictkit::events::EventContext, data: Value| {
             g.lock()

@@ -195,14 +195,11 @@ pub enum ListenerError {
     /// The bound socket's address could not be read.
     #[error("could not read the event listener's local address")]
     LocalAddr(#[source] std::io::Error),
-    /// `start()` was called outside a tokio runtime.
+    /// `start()` was awaited outside a tokio runtime.
     #[error(
-        "Listener::start() must be called inside a tokio runtime: use start_blocking_thread() from non-async code"
+        "Listener::start() must be awaited inside a tokio runtime: from non-async code, build a tokio::runtime::Runtime and start the listener with `runtime.block_on(listener.start())` (its worker threads then serve in the background)"
     )]
     NoRuntime,
-    /// The background thread or its runtime could not be created.
-    #[error("could not create the event listener's background thread")]
-    Thread(#[source] std::io::Error),
     /// An `#[event_listener]` function takes `State<T>` of a type the
     /// listener was not given with [`Listener::with_state`](super::Listener::with_state).
     #[error(
@@ -225,9 +222,6 @@ pub enum ListenerError {
         /// The handler's name (function path).
         handler: String,
     },
-    /// Waiting for Ctrl-C failed in [`Listener::serve`](super::Listener::serve).
-    #[error("could not listen for Ctrl-C")]
-    Signal(#[source] std::io::Error),
 }
 
 /// Posting an event failed.

@@ -9,8 +9,7 @@
 //!   it explicitly with
 //!   [`ListenerConfig`] or from a configuration value
 //!   ([`Listener::from_config`]); run it in the background
-//!   ([`Listener::start`]), on its own thread
-//!   ([`Listener::start_blocking_thread`]) or in the foreground
+//!   ([`Listener::start`]) or in the foreground until a signal
 //!   ([`Listener::serve`]).
 //! - Handlers: `#[conflictkit::event_listener("txupdate")]` functions anywhere
 //!   in the program, or [`Listener::on`] at run time.
@@ -71,14 +70,14 @@ pub use durable::inbox::{
 pub use durable::outbox::{OUTBOX_TABLE, Publish, migrate_outbox, purge_inbox, purge_outbox};
 pub use durable::relay::OutboxRelay;
 pub use error::{ListenerConfigError, ListenerError, PostError, SecretError};
-pub use handlers::call::{BlockingEventHandler, EventHandler};
+pub use handlers::call::IntoHandler;
 pub use handlers::extract::{DecodeError, Event};
 pub use handlers::extract::{EventContext, ExtractError, FromEvent, State};
 pub use handlers::handler::IntoHandlerResult;
 pub use handlers::registry::registered_handlers;
 pub use handlers::state::ProvidesState;
 pub use receive::config::ListenerConfig;
-pub use receive::handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
+pub use receive::handle::{ListenerHandle, Shutdown};
 pub use receive::listener::Listener;
 #[cfg(feature = "tower")]
 pub use receive::service::EventService;

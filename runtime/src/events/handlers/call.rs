@@ -3,63 +3,52 @@
 //! function runs, async or on the blocking pool.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::extract::{Event, EventContext, ExtractError, FromEvent};
 use super::handler::{HandlerFuture, IntoHandlerResult, Ran, blocking};
 
-/// An async function (or closure) usable as an event handler of a listener
-/// with state `S`: every parameter implements [`FromEvent<S>`] and it returns
-/// `()` or `Result<(), E: Display>`. Implemented for up to 8 parameters.
+/// A function (or closure) usable as an event handler of a listener with
+/// state `S`, given to [`Listener::on`](crate::events::Listener::on) and
+/// [`Listener::on_any`](crate::events::Listener::on_any).
+///
+/// Every parameter implements [`FromEvent<S>`] (the event data as any
+/// `serde::Deserialize` type, [`State<S>`](crate::events::State),
+/// [`EventContext`]), in any order, up to 8 of them. The function is either
+///
+/// - **async**: it returns a future whose output is `()` or
+///   `Result<(), E: Display>`; the future runs on the listener's runtime; or
+/// - **blocking**: it returns `()` or `Result<(), E: Display>` itself; it
+///   runs on tokio's blocking pool, so it never stalls the server.
+///
+/// Which one is decided by the return type; `Marker` records it (and the
+/// parameter types) and is always inferred: callers never name it.
 ///
 /// ```
-/// use conflictkit::events::{EventContext, EventHandler, State};
+/// use conflictkit::events::{EventContext, IntoHandler, State};
 ///
-/// fn assert_handler<A, H: EventHandler<A, u32>>(_: H) {}
+/// fn assert_handler<M, H: IntoHandler<M, u32>>(_: H) {}
 ///
 /// async fn on_tx(State(n): State<u32>, ctx: EventContext, data: serde_json::Value) {
 ///     let _ = (n, ctx, data);
 /// }
-/// assert_handler(on_tx);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "this is not an async event handler of a listener with state `{S}`",
-    label = "not an event handler",
-    note = "an async event handler's parameters are, in any order: the event data (a type implementing `serde::Deserialize`), `State<{S}>` and `EventContext`; it returns `()` or `Result<(), E>` where `E: Display`",
-    note = "a blocking function is added with `on_sync`"
-)]
-pub trait EventHandler<Args, S>: Send + Sync + 'static {
-    /// Produces the parameters, then returns the future of the call.
-    #[doc(hidden)]
-    fn prepare(
-        this: &Arc<Self>,
-        event: &Event,
-        context: &EventContext,
-        state: &S,
-    ) -> Result<HandlerFuture, ExtractError>;
-}
-
-/// A blocking function (or closure) usable as an event handler of a listener
-/// with state `S` (see [`EventHandler`]); it runs on tokio's blocking pool.
-///
-/// ```
-/// use conflictkit::events::{BlockingEventHandler, EventContext};
-///
-/// fn assert_handler<A, H: BlockingEventHandler<A, ()>>(_: H) {}
-///
-/// fn on_tx(ctx: EventContext, data: serde_json::Value) -> Result<(), String> {
+/// fn on_tx_blocking(ctx: EventContext, data: serde_json::Value) -> Result<(), String> {
 ///     let _ = (ctx, data);
 ///     Ok(())
 /// }
 /// assert_handler(on_tx);
+/// assert_handler(on_tx_blocking);
+/// assert_handler(|data: serde_json::Value| async move { drop(data) });
+/// assert_handler(|data: serde_json::Value| drop(data));
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "this is not a blocking event handler of a listener with state `{S}`",
-    label = "not a blocking event handler",
-    note = "a blocking event handler's parameters are, in any order: the event data (a type implementing `serde::Deserialize`), `State<{S}>` and `EventContext`; it returns `()` or `Result<(), E>` where `E: Display`",
-    note = "an async function is added with `on`"
+    message = "this is not an event handler of a listener with state `{S}`",
+    label = "not an event handler",
+    note = "an event handler's parameters are, in any order: the event data (a type implementing `serde::Deserialize`), `State<{S}>` and `EventContext`",
+    note = "it returns `()` or `Result<(), E>` where `E: Display` (it runs on tokio's blocking pool), or a future of one of them (an async handler)"
 )]
-pub trait BlockingEventHandler<Args, S>: Send + Sync + 'static {
+pub trait IntoHandler<Marker, S>: Send + Sync + 'static {
     /// Produces the parameters, then returns the future of the call.
     #[doc(hidden)]
     fn prepare(
@@ -70,9 +59,23 @@ pub trait BlockingEventHandler<Args, S>: Send + Sync + 'static {
     ) -> Result<HandlerFuture, ExtractError>;
 }
 
+/// The [`IntoHandler`] marker of an async function taking `Args`. Not
+/// nameable outside the crate; inferred.
+#[derive(Debug)]
+pub struct Async<Args>(PhantomData<fn() -> Args>);
+
+/// The [`IntoHandler`] marker of a blocking function taking `Args`. Not
+/// nameable outside the crate; inferred.
+#[derive(Debug)]
+pub struct Blocking<Args>(PhantomData<fn() -> Args>);
+
+// The two impls do not overlap for any one closure: a return type is either
+// a `Future` or `IntoHandlerResult` (`()` / `Result`), never both, so trait
+// selection keeps exactly one (the `tests/events_listener.rs` tests
+// `one_on_*` check that each form picks its own).
 macro_rules! impl_handlers {
     ($($t:ident),*) => {
-        impl<F, Fut, S, $($t,)*> EventHandler<($($t,)*), S> for F
+        impl<F, Fut, S, $($t,)*> IntoHandler<Async<($($t,)*)>, S> for F
         where
             F: Fn($($t),*) -> Fut + Send + Sync + 'static,
             Fut: Future + Send + 'static,
@@ -94,7 +97,7 @@ macro_rules! impl_handlers {
             }
         }
 
-        impl<F, R, S, $($t,)*> BlockingEventHandler<($($t,)*), S> for F
+        impl<F, R, S, $($t,)*> IntoHandler<Blocking<($($t,)*)>, S> for F
         where
             F: Fn($($t),*) -> R + Send + Sync + 'static,
             R: IntoHandlerResult + Send + 'static,

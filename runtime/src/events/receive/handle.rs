@@ -1,8 +1,7 @@
-//! Handles of a running listener: stop it, wait for it.
+//! The handle of a running listener: stop it, wait for it.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -19,9 +18,26 @@ pub enum Shutdown {
     },
 }
 
-/// A listener running in the background on a tokio runtime.
+/// A listener running in the background on a tokio runtime, from
+/// [`Listener::start`](crate::events::Listener::start).
 ///
-/// Dropping it starts a graceful shutdown in the background.
+/// Dropping it starts a graceful shutdown in the background;
+/// [`shutdown`](Self::shutdown) does it and waits. From code that is not
+/// async, `runtime.block_on(handle.shutdown())` on the runtime it was started on.
+///
+/// ```
+/// use conflictkit::events::{Listener, ListenerConfig, Shutdown};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?)).start().await?;
+/// let addr = handle.local_addr();
+/// assert_ne!(addr.port(), 0);
+/// let closed = handle.closed();
+/// assert_eq!(handle.shutdown().await, Shutdown::Graceful);
+/// closed.await;
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ListenerHandle {
     pub(crate) addr: SocketAddr,
@@ -61,76 +77,5 @@ impl ListenerHandle {
 impl Drop for ListenerHandle {
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
-    }
-}
-
-/// A listener running on its own thread; see
-/// [`Listener::start_blocking_thread`](crate::events::Listener::start_blocking_thread).
-///
-/// Dropping it shuts the listener down and waits for the thread, for a
-/// bounded time: in-flight requests get the shutdown timeout, handlers still
-/// running on the blocking pool another shutdown timeout; a thread still not
-/// done after that (a sync handler that never returns) is logged and left
-/// behind rather than blocking the caller forever.
-#[derive(Debug)]
-pub struct BlockingListenerHandle {
-    pub(crate) addr: SocketAddr,
-    pub(crate) shutdown_tx: watch::Sender<bool>,
-    pub(crate) closed_rx: watch::Receiver<bool>,
-    pub(crate) done_rx: std::sync::mpsc::Receiver<Shutdown>,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl BlockingListenerHandle {
-    /// The address the listener is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Whether the listening socket is closed.
-    pub fn is_closed(&self) -> bool {
-        *self.closed_rx.borrow()
-    }
-
-    /// Shuts down as [`ListenerHandle::shutdown`] does, blocking the caller.
-    pub fn shutdown(mut self) -> Shutdown {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Shutdown {
-        let _ = self.shutdown_tx.send(true);
-        let Some(thread) = self.thread.take() else {
-            return Shutdown::Graceful;
-        };
-        // Draining, then the blocking pool: two shutdown timeouts, and a margin.
-        let bound = self
-            .shutdown_timeout
-            .saturating_mul(2)
-            .saturating_add(Duration::from_secs(1));
-        match self.done_rx.recv_timeout(bound) {
-            Ok(outcome) => {
-                let _ = thread.join();
-                outcome
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                tracing::error!(
-                    waited_ms = bound.as_millis(),
-                    "the event listener thread did not stop in time (a handler that never returns?); leaving it behind"
-                );
-                Shutdown::Forced { aborted: 0 }
-            }
-            // The thread ended without an outcome: it panicked.
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = thread.join();
-                Shutdown::Forced { aborted: 0 }
-            }
-        }
-    }
-}
-
-impl Drop for BlockingListenerHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -3,7 +3,6 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +15,10 @@ use super::dedup::Dedup;
 use super::route;
 use super::verifier::Verifier;
 use crate::events::error::{ListenerConfigError, ListenerError};
-use crate::events::handlers::call::{BlockingEventHandler, EventHandler};
+use crate::events::handlers::call::IntoHandler;
 use crate::events::handlers::extract::Event;
 use crate::events::handlers::extract::{EventContext, ExtractError};
-use crate::events::handlers::handler::{
-    Handler, HandlerFuture, IntoHandlerResult, Prepare, prepare_any_async, prepare_any_sync,
-    type_name_of,
-};
+use crate::events::handlers::handler::{Handler, HandlerFuture, Prepare, type_name_of};
 use crate::events::handlers::registry::Registry;
 use crate::events::handlers::state::DynState;
 use crate::resolver::ConflictResolver;
@@ -32,7 +28,7 @@ use crate::resolver::ConflictResolver;
 /// them to handlers.
 ///
 /// Handlers come from `#[event_listener]` functions anywhere in the program
-/// and from [`on`](Self::on) and friends. `S` is the application state
+/// and from [`on`](Self::on) and [`on_any`](Self::on_any). `S` is the application state
 /// handlers may take ([`with_state`](Listener::with_state)); `()` without.
 ///
 /// ```no_run
@@ -269,112 +265,93 @@ impl<S: Send + Sync + 'static> Listener<S> {
         Ok(route::mounted(Arc::new(self.shared)))
     }
 
-    fn add(
-        &self,
-        event: Option<Cow<'static, str>>,
-        name: Cow<'static, str>,
-        prepare: Arc<Prepare>,
-    ) -> &Self {
+    fn add<M, H>(&self, event: Option<Cow<'static, str>>, handler: H) -> &Self
+    where
+        H: IntoHandler<M, S>,
+    {
+        let handler = Arc::new(handler);
         self.shared.registry.add(Handler {
-            name,
+            name: type_name_of::<H>(),
             event,
             timeout: None,
-            prepare,
+            prepare: typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
             needs: Vec::new(),
             transactional: false,
         });
         self
     }
 
-    /// Adds an async handler for `event`. Its parameters are decided by type,
-    /// in any order: the event data decoded into any `serde::Deserialize`
-    /// type (400 when it does not decode), [`State<S>`](crate::events::State) and
-    /// [`EventContext`](crate::events::EventContext); a parameter of another type is a
-    /// compile error. Handlers added here run after the `#[event_listener]`
-    /// ones, in the order they were added.
+    /// Adds a handler for `event`. Its parameters are decided by type, in
+    /// any order: the event data decoded into any `serde::Deserialize` type
+    /// (400 when it does not decode), [`State<S>`](crate::events::State) and
+    /// [`EventContext`](crate::events::EventContext); a parameter of another
+    /// type is a compile error. A handler returning a future is async; one
+    /// returning `()` or `Result<(), E: Display>` is blocking and runs on
+    /// tokio's blocking pool ([`IntoHandler`]). Handlers added here run after
+    /// the `#[event_listener]` ones, in the order they were added.
     ///
-    /// ```no_run
-    /// use conflictkit::events::{EventContext, Listener, ListenerConfig};
+    /// ```
+    /// use conflictkit::events::{EventContext, EventPoster, Listener, ListenerConfig};
+    /// use std::sync::{Arc, Mutex};
     ///
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// // Async: returns a future.
     /// listener.on("txupdate", |data: serde_json::Value| async move {
     ///     tracing::info!(%data, "transaction updated");
     /// });
-    /// listener.on("txupdate", |ctx: EventContext| async move {
-    ///     tracing::info!(id = ctx.webhook_id(), "delivery");
+    /// // Blocking: returns `()` or a `Result`; runs on the blocking pool.
+    /// let s = seen.clone();
+    /// listener.on("txupdate", move |ctx: EventContext, txid: String| {
+    ///     s.lock().unwrap().push((ctx.event_name().to_owned(), txid));
     ///     Ok::<(), std::io::Error>(())
     /// });
+    /// let handle = listener.start().await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("txupdate", "ab12")
+    ///     .await?;
+    /// assert_eq!(*seen.lock().unwrap(), [("txupdate".to_owned(), "ab12".to_owned())]);
+    /// handle.shutdown().await;
     /// # Ok(()) }
     /// ```
-    pub fn on<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
+    pub fn on<M, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
     where
-        H: EventHandler<A, S>,
+        H: IntoHandler<M, S>,
     {
-        let handler = Arc::new(handler);
-        self.add(
-            Some(event.into()),
-            type_name_of::<H>(),
-            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
-        )
+        self.add(Some(event.into()), handler)
     }
 
-    /// Adds a blocking handler for `event` (parameters as for
-    /// [`on`](Self::on)); it runs on tokio's blocking pool.
+    /// Adds a handler for every event, async or blocking, with parameters
+    /// decided by type as for [`on`](Self::on): the event's name is in
+    /// [`EventContext::event_name`](crate::events::EventContext::event_name),
+    /// and the data decodes into any `serde::Deserialize` type
+    /// (`serde_json::Value` takes every event's).
     ///
-    /// ```no_run
-    /// use conflictkit::events::{Listener, ListenerConfig};
+    /// ```
+    /// use conflictkit::events::{EventContext, EventPoster, Listener, ListenerConfig};
+    /// use std::sync::{Arc, Mutex};
     ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let names = Arc::new(Mutex::new(Vec::new()));
     /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
-    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// let n = names.clone();
+    /// listener.on_any(move |ctx: EventContext, _data: serde_json::Value| {
+    ///     n.lock().unwrap().push(ctx.event_name().to_owned());
+    /// });
+    /// let handle = listener.start().await?;
+    /// let poster = EventPoster::new(&format!("http://{}", handle.local_addr()))?;
+    /// poster.post("txupdate", &1).await?;
+    /// poster.post("balance", &2).await?;
+    /// assert_eq!(*names.lock().unwrap(), ["txupdate", "balance"]);
+    /// handle.shutdown().await;
     /// # Ok(()) }
     /// ```
-    pub fn on_sync<A, H>(&self, event: impl Into<Cow<'static, str>>, handler: H) -> &Self
+    pub fn on_any<M, H>(&self, handler: H) -> &Self
     where
-        H: BlockingEventHandler<A, S>,
+        H: IntoHandler<M, S>,
     {
-        let handler = Arc::new(handler);
-        self.add(
-            Some(event.into()),
-            type_name_of::<H>(),
-            typed::<S, _>(move |ev, ctx, state| H::prepare(&handler, ev, ctx, state)),
-        )
-    }
-
-    /// Adds an async handler for every event; it receives the name and the data.
-    pub fn on_any<F, Fut>(&self, handler: F) -> &Self
-    where
-        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: IntoHandlerResult,
-    {
-        let handler = Arc::new(handler);
-        self.add(
-            None,
-            type_name_of::<F>(),
-            Arc::new(move |ev, _, _| {
-                let handler = handler.clone();
-                prepare_any_async(ev, move |name, data| handler(name.to_string(), data))
-            }),
-        )
-    }
-
-    /// Adds a blocking handler for every event.
-    pub fn on_any_sync<F, R>(&self, handler: F) -> &Self
-    where
-        F: Fn(String, Value) -> R + Send + Sync + 'static,
-        R: IntoHandlerResult + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        self.add(
-            None,
-            type_name_of::<F>(),
-            Arc::new(move |ev, _, _| {
-                let handler = handler.clone();
-                prepare_any_sync(ev, move |name, data| handler(name.to_string(), data))
-            }),
-        )
+        self.add(None, handler)
     }
 
     /// Every handler's state is the listener's, and transactional handlers

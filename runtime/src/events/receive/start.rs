@@ -1,5 +1,5 @@
 //! Running a listener's own server: in the background on the caller's
-//! runtime, on a thread of its own, or in the foreground.
+//! runtime (`start`), or in the foreground until a signal (`serve`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::handle::{BlockingListenerHandle, ListenerHandle, Shutdown};
+use super::handle::{ListenerHandle, Shutdown};
 use super::listener::Listener;
 use super::serve::serve_on;
 use crate::events::error::ListenerError;
@@ -30,7 +30,48 @@ impl<S: Send + Sync + 'static> Listener<S> {
     /// Binds and serves in the background on the current tokio runtime.
     ///
     /// The returned handle stops the server when dropped (gracefully, in the
-    /// background) or with [`ListenerHandle::shutdown`].
+    /// background) or with [`ListenerHandle::shutdown`]. To serve in the
+    /// foreground instead, until a signal, see [`serve`](Self::serve).
+    ///
+    /// ```
+    /// use conflictkit::events::{EventPoster, Listener, ListenerConfig, Shutdown};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on("txupdate", |data: serde_json::Value| async move {
+    ///     tracing::info!(%data, "transaction updated");
+    /// });
+    /// let handle = listener.start().await?;
+    /// EventPoster::new(&format!("http://{}", handle.local_addr()))?
+    ///     .post("txupdate", &1)
+    ///     .await?;
+    /// assert_eq!(handle.shutdown().await, Shutdown::Graceful);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A program that is not async (the original ran its listener on a
+    /// daemon thread) gives the listener a tokio runtime of its own: the
+    /// runtime's worker threads serve in the background while the program
+    /// goes on, and `block_on` is only needed to start and to shut down.
+    /// Blocking handlers run on that runtime's blocking pool; give
+    /// [`Runtime::shutdown_timeout`](tokio::runtime::Runtime::shutdown_timeout)
+    /// a bound so that one that never returns cannot hold the program.
+    ///
+    /// ```
+    /// use conflictkit::events::{Listener, ListenerConfig};
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runtime = tokio::runtime::Runtime::new()?;
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// listener.on("txupdate", |data: serde_json::Value| println!("{data}"));
+    /// let handle = runtime.block_on(listener.start())?;
+    /// println!("listening on {}", handle.local_addr());
+    /// // ... the program's own, non-async work ...
+    /// runtime.block_on(handle.shutdown());
+    /// runtime.shutdown_timeout(Duration::from_secs(5));
+    /// # Ok(()) }
+    /// ```
     pub async fn start(self) -> Result<ListenerHandle, ListenerError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ListenerError::NoRuntime)?;
@@ -51,75 +92,44 @@ impl<S: Send + Sync + 'static> Listener<S> {
         })
     }
 
-    /// Binds, then serves on a thread of its own with its own tokio runtime,
-    /// for programs that are not async (the original's daemon thread).
+    /// Binds and serves in the foreground until `signal` completes, then
+    /// shuts down gracefully (as [`ListenerHandle::shutdown`] does) and
+    /// returns how.
+    ///
+    /// Until Ctrl-C, the usual signal of a service:
     ///
     /// ```no_run
     /// use conflictkit::events::{Listener, ListenerConfig};
     ///
-    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse().unwrap()));
-    /// listener.on_sync("txupdate", |data: serde_json::Value| println!("{data}"));
-    /// let handle = listener.start_blocking_thread()?;
-    /// println!("listening on {}", handle.local_addr());
-    /// handle.shutdown();
-    /// # Ok::<(), conflictkit::events::ListenerError>(())
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:8080".parse()?));
+    /// listener.on("txupdate", |data: serde_json::Value| async move {
+    ///     tracing::info!(%data, "transaction updated");
+    /// });
+    /// listener
+    ///     .serve(async {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
     /// ```
-    pub fn start_blocking_thread(self) -> Result<BlockingListenerHandle, ListenerError> {
-        self.check_state()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("conflictkit-events")
-            .enable_all()
-            .build()
-            .map_err(ListenerError::Thread)?;
-        let (socket, addr) = runtime.block_on(self.bind())?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (closed_tx, closed_rx) = watch::channel(false);
-        let shutdown_timeout = self.shared.config.shutdown_timeout;
-        let shared = Arc::new(self.shared);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("conflictkit-event-listener".into())
-            .spawn(move || {
-                let outcome =
-                    runtime.block_on(serve_on(socket, shared, requested(shutdown_rx), closed_tx));
-                // A hung sync handler must not keep the runtime (and this
-                // thread) alive forever: give the blocking pool the shutdown
-                // timeout, then leave it.
-                runtime.shutdown_timeout(shutdown_timeout);
-                let _ = done_tx.send(outcome);
-            })
-            .map_err(ListenerError::Thread)?;
-        Ok(BlockingListenerHandle {
-            addr,
-            shutdown_tx,
-            closed_rx,
-            done_rx,
-            shutdown_timeout,
-            thread: Some(thread),
-        })
-    }
-
-    /// Binds and serves in the foreground until Ctrl-C, then shuts down
-    /// gracefully.
-    pub async fn serve(self) -> Result<Shutdown, ListenerError> {
-        let (socket, _) = self.bind().await?;
-        let (closed_tx, _) = watch::channel(false);
-        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
-        let signal = async move {
-            let result = tokio::signal::ctrl_c().await;
-            let _ = signal_tx.send(result);
-        };
-        let outcome = serve_on(socket, Arc::new(self.shared), signal, closed_tx).await;
-        match signal_rx.await {
-            Ok(Err(e)) => Err(ListenerError::Signal(e)),
-            _ => Ok(outcome),
-        }
-    }
-
-    /// Binds and serves in the foreground until `signal` completes, then
-    /// shuts down gracefully.
-    pub async fn serve_with_shutdown(
+    ///
+    /// Any future is a signal, here a channel:
+    ///
+    /// ```
+    /// use conflictkit::events::{Listener, ListenerConfig, Shutdown};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let listener = Listener::new(ListenerConfig::new("127.0.0.1:0".parse()?));
+    /// let server = tokio::spawn(listener.serve(async {
+    ///     let _ = stopped.await;
+    /// }));
+    /// stop.send(()).unwrap();
+    /// assert_eq!(server.await??, Shutdown::Graceful);
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Shutdown, ListenerError> {

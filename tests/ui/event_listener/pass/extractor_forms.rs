@@ -32,5 +32,7 @@ fn main() {
     let listener = Listener::new(ListenerConfig::default()).with_state(App);
     listener.on("txupdate", |State(_app): State<App>, _u: TxUpdate| async {});
     listener.on("txupdate", || async {});
-    listener.on_sync("txupdate", |_ctx: EventContext, _v: serde_json::Value| {});
+    listener.on("txupdate", |_ctx: EventContext, _v: serde_json::Value| {});
+    listener.on_any(|_ctx: EventContext, _v: serde_json::Value| async {});
+    listener.on_any(|_ctx: EventContext| Ok::<(), String>(()));
 }

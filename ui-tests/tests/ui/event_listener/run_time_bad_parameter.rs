@@ -5,5 +5,6 @@ struct NotData;
 fn main() {
     let listener = Listener::new(ListenerConfig::default());
     listener.on("txupdate", |_data: NotData| async {});
-    listener.on_sync("txupdate", |_data: serde_json::Value| async {});
+    // Neither a future nor `()` / `Result<(), E>`.
+    listener.on("txupdate", |_data: serde_json::Value| 5u8);
 }
