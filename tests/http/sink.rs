@@ -4,8 +4,6 @@
 //! left of the schedule, then requeued) — with the same `webhook-id` and
 //! attempt numbers that go on.
 
-use crate::common;
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
