@@ -48,7 +48,9 @@ use crate::events::send::sink::{OutboxEvent, Sink, SinkOutcome};
 ///   longest step). After the last step the event is given up: `failed_at`
 ///   and `last_error` are set and its stream moves on. Given-up events stay
 ///   in the table; [`requeue`](Self::requeue) and
-///   [`requeue_failed`](Self::requeue_failed) put them back.
+///   [`requeue_failed`](Self::requeue_failed) put them back. A sink that
+///   answers [`SinkOutcome::Failed`] (refused for good) has its event given
+///   up at once.
 /// - **Cancellation.** [`run`](Self::run) stops between rounds when its
 ///   shutdown signal fires; a round dropped half-way leaves claims that the
 ///   next relay takes over when their lease ends.
