@@ -70,6 +70,13 @@ async fn publish(db: &DatabaseConnection, n: usize) -> Result<(), Box<dyn std::e
             })
             .await?;
     }
+    // Fresh statistics, as autovacuum keeps them on a long-lived outbox: a
+    // table just refilled would otherwise be planned from the last run's
+    // (the first runs measured 5x slower without this).
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared(&format!("ANALYZE {OUTBOX_TABLE}"))
+            .await?;
+    }
     Ok(())
 }
 
