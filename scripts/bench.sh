@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks of conflictkit (issue 9) against throwaway servers:
-#   when a database scenario (overhead, contention) is asked for, starts
+#   when a database scenario (overhead, contention, relay) is asked for, starts
 #   PostgreSQL and MariaDB on loopback (scripts/servers.sh), runs it on
 #   PostgreSQL, MariaDB and SQLite, and stops the servers, whatever happens.
 #   listener and merge need no database server. Tables go to stdout; JSON
@@ -27,7 +27,7 @@ cargo build --release -p conflictkit-bench
 
 need_db=0
 for s in "${scenarios[@]}"; do
-  case "$s" in overhead|contention) need_db=1 ;; esac
+  case "$s" in overhead|contention|relay) need_db=1 ;; esac
 done
 db_args=()
 if [ "$need_db" = 1 ]; then

@@ -537,3 +537,134 @@ async fn first_delivery_refuses_keys_the_inbox_would_not_hold() {
         255
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_that_recorded_seconds_is_converted_to_milliseconds_once() {
+    for_each_backend!("inbox_seconds", 4, |tdb| {
+        // The table as the build that recorded seconds created it (this
+        // shape, seconds in `received_at`), and one row recorded since.
+        tdb.db
+            .execute_unprepared(&format!(
+                "CREATE TABLE {INBOX_TABLE} (webhook_id VARCHAR(255) NOT NULL, \
+                 consumer VARCHAR(255) NOT NULL, event_name VARCHAR(255) NOT NULL, \
+                 received_at BIGINT NOT NULL, PRIMARY KEY (webhook_id, consumer))"
+            ))
+            .await
+            .unwrap();
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (recent_s, old_s, new_ms) = (now_s - 60, now_s - 7200, now_s * 1000 - 5);
+        tdb.db
+            .execute_unprepared(&format!(
+                "INSERT INTO {INBOX_TABLE} (webhook_id, consumer, event_name, received_at) VALUES \
+                 ('msg_s_recent', 'mine', 'e', {recent_s}), ('msg_s_old', 'mine', 'e', {old_s}), \
+                 ('msg_ms', 'mine', 'e', {new_ms})"
+            ))
+            .await
+            .unwrap();
+
+        // Two processes at once, then once more: each row converted once.
+        let other = common::connect(&tdb.url, 2).await;
+        let (a, b) = tokio::join!(migrate_inbox(&tdb.db), migrate_inbox(&other));
+        a.unwrap_or_else(|e| panic!("{:?}: {e}", tdb.backend));
+        b.unwrap_or_else(|e| panic!("{:?}: {e}", tdb.backend));
+        migrate_inbox(&tdb.db).await.unwrap();
+        let received = |id: &'static str| {
+            let db = tdb.db.clone();
+            async move {
+                count(
+                    &db,
+                    &format!(
+                        "SELECT received_at AS n FROM {INBOX_TABLE} WHERE webhook_id = '{id}'"
+                    ),
+                )
+                .await
+            }
+        };
+        assert_eq!(
+            received("msg_s_recent").await,
+            recent_s * 1000,
+            "{:?}",
+            tdb.backend
+        );
+        assert_eq!(
+            received("msg_s_old").await,
+            old_s * 1000,
+            "{:?}",
+            tdb.backend
+        );
+        assert_eq!(
+            received("msg_ms").await,
+            new_ms,
+            "{:?}: left alone",
+            tdb.backend
+        );
+
+        // De-duplication still holds on the converted rows; a new delivery
+        // is recorded in milliseconds.
+        let resolver = ConflictResolver::new(tdb.db.clone());
+        let first = |id: &'static str| {
+            let resolver = resolver.clone();
+            async move {
+                resolver
+                    .managed(|txn: &Txn| {
+                        Box::pin(async move {
+                            Ok::<_, conflictkit::Error>(first_delivery(txn, id, "e", "mine").await?)
+                        })
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(!first("msg_s_recent").await, "{:?}", tdb.backend);
+        assert!(!first("msg_ms").await, "{:?}", tdb.backend);
+        let before_ms = now_s * 1000;
+        assert!(first("msg_new").await, "{:?}", tdb.backend);
+        assert!(received("msg_new").await >= before_ms, "{:?}", tdb.backend);
+
+        // Purging reads them as milliseconds: the two-hour-old row goes,
+        // the others stay.
+        assert_eq!(
+            purge_inbox(&tdb.db, std::time::Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            1,
+            "{:?}",
+            tdb.backend
+        );
+        assert_eq!(inbox_rows(&tdb.db).await, 3, "{:?}", tdb.backend);
+    });
+}
+
+#[tokio::test]
+async fn purging_reads_a_row_still_in_seconds_as_seconds() {
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    migrate_inbox(&db).await.unwrap();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Rows an earlier build's process records after the migration ran.
+    db.execute_unprepared(&format!(
+        "INSERT INTO {INBOX_TABLE} (webhook_id, consumer, event_name, received_at) VALUES \
+         ('msg_recent', 'c', 'e', {}), ('msg_old', 'c', 'e', {})",
+        now_s - 60,
+        now_s - 7200
+    ))
+    .await
+    .unwrap();
+    let purged = purge_inbox(&db, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "only the two-hour-old row");
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT COUNT(*) AS n FROM {INBOX_TABLE} WHERE webhook_id = 'msg_recent'")
+        )
+        .await,
+        1
+    );
+}

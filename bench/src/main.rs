@@ -30,6 +30,7 @@ mod merge_docs;
 mod metrics_cost;
 mod overhead;
 mod procs;
+mod relay;
 mod replicas;
 mod report;
 mod savepoint;
@@ -69,6 +70,9 @@ enum Scenario {
     /// Transfers on the primary beside 16 balance checkers, the checks on
     /// the primary vs on the streaming replica `--replica` (PostgreSQL).
     Replicas,
+    /// The outbox relay's throughput on PostgreSQL: batch claims (16) vs
+    /// one event per claim, to a loopback receiver answering 200.
+    Relay,
 }
 
 impl Scenario {
@@ -83,6 +87,7 @@ impl Scenario {
                 | Scenario::Metrics
                 | Scenario::Savepoint
                 | Scenario::Replicas
+                | Scenario::Relay
         )
     }
 }
@@ -275,7 +280,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 | Scenario::Idempotency
                 | Scenario::Metrics
                 | Scenario::Savepoint
-                | Scenario::Replicas => {}
+                | Scenario::Replicas
+                | Scenario::Relay => {}
             }
             eprintln!("{scenario:?} took {:.0} s", started.elapsed().as_secs_f64());
             continue;
@@ -328,7 +334,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ),
                     _ => Ok(()),
                 },
-                Scenario::Listener | Scenario::Merge => Ok(()),
+                // PostgreSQL only: the relay's claims are the same SQL
+                // everywhere; one engine shows what batching saves.
+                Scenario::Relay if kind == Kind::Postgres => {
+                    relay::run(&target, &cfg, &mut sink).await
+                }
+                Scenario::Relay | Scenario::Listener | Scenario::Merge => Ok(()),
             };
             eprintln!(
                 "{scenario:?} on {} took {:.0} s",

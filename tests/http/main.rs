@@ -8,7 +8,8 @@
 //!   errors: [`poster`]; signatures (`v1`, `v1a`): [`signature`];
 //! - the listener under hostile clients (limits, budgets, timeouts):
 //!   [`hardening`]; mounted in a warp or an axum app: [`mounted`];
-//! - the outbox and its relay: [`outbox`], [`relay`];
+//! - the outbox and its relay: [`outbox`], [`relay`]; the relay with a
+//!   sink of its own: [`sink`];
 //! - `Idempotency-Key`, as a warp filter and a tower layer: [`idempotency`].
 
 #[path = "../common/mod.rs"]
@@ -22,3 +23,4 @@ mod outbox;
 mod poster;
 mod relay;
 mod signature;
+mod sink;

@@ -375,9 +375,7 @@ async fn purging_removes_old_inbox_rows_and_delivered_outbox_rows_only() {
             - 3600;
         let ms = hour_ago_s * 1000;
         for sql in [
-            format!(
-                "UPDATE {INBOX_TABLE} SET received_at = {hour_ago_s} WHERE webhook_id = 'msg_old'"
-            ),
+            format!("UPDATE {INBOX_TABLE} SET received_at = {ms} WHERE webhook_id = 'msg_old'"),
             format!(
                 "UPDATE {OUTBOX_TABLE} SET delivered_at = {ms} WHERE event_name = 'old_delivered'"
             ),

@@ -87,6 +87,7 @@ pub use send::poster::EventPoster;
 pub use send::signature::{
     WEBHOOK_ATTEMPT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, WebhookSecret,
 };
+pub use send::sink::{OutboxEvent, Sink, SinkFuture, SinkOutcome};
 
 /// Wire compatibility with the Python original (cryptoassets.core): its JSON
 /// text, its form encoding and its event handler class name. The listener

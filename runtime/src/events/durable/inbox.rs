@@ -20,12 +20,11 @@
 //! alone) is migrated by [`migrate_inbox`], which documents how and what its
 //! rows mean afterwards.
 
-use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionSession as _, TransactionTrait,
-};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
 
-use crate::events::send::signature::unix_now;
+use super::inbox_migrate::{has_consumer_column, migrate_legacy, seconds_to_millis};
+use super::outbox::unix_millis;
 
 /// The inbox table's name.
 pub const INBOX_TABLE: &str = "conflictkit_inbox";
@@ -46,20 +45,36 @@ pub const LEGACY_CONSUMER: &str = "";
 /// migrates an inbox from before consumers (keyed by `webhook_id` alone) to
 /// this shape: the `webhook-id` and the consumer that applied it (together
 /// the primary key, each up to [`MAX_WEBHOOK_ID_CHARS`] characters), the
-/// event name and the Unix time it was recorded.
+/// event name and the time it was recorded, in Unix milliseconds (as the
+/// outbox's times).
 ///
 /// ```sql
 /// CREATE TABLE IF NOT EXISTS conflictkit_inbox (
 ///     webhook_id  VARCHAR(255) NOT NULL,
 ///     consumer    VARCHAR(255) NOT NULL,
 ///     event_name  VARCHAR(255) NOT NULL,
-///     received_at BIGINT       NOT NULL,
+///     received_at BIGINT       NOT NULL, -- Unix milliseconds
 ///     PRIMARY KEY (webhook_id, consumer)
 /// )
 /// ```
 ///
 /// Run it once at start-up (it is idempotent), or put the statement above in
 /// your own migrations.
+///
+/// # An inbox that recorded seconds
+///
+/// Earlier builds recorded `received_at` in Unix seconds. This function
+/// converts those rows to milliseconds: a value that can only be seconds
+/// (from 10^8, March 1973, up to 10^11, which as milliseconds is March 1973
+/// again) is multiplied by 1000, in one `UPDATE` in a transaction (`BEGIN
+/// IMMEDIATE` on SQLite). It is idempotent (a converted value is never in
+/// that range), safe for two processes at once (the second waits for the
+/// first's row locks and then finds nothing left to convert), and costs one
+/// non-locking read when there is nothing to convert. Stop the processes of
+/// the earlier build first, or run it again once they are gone: a row one of
+/// them records meanwhile is in seconds until then (and
+/// [`purge_inbox`](crate::events::purge_inbox) reads such a value as seconds, so
+/// it does not purge it early).
 ///
 /// # An inbox from before consumers
 ///
@@ -112,143 +127,21 @@ where
          PRIMARY KEY (webhook_id, consumer))"
     ))
     .await?;
-    if has_consumer_column(db).await? {
-        return Ok(());
-    }
-    tracing::info!(
-        table = INBOX_TABLE,
-        "migrating an inbox from before consumers: its rows count as applied for every consumer"
-    );
-    match migrate_legacy(db).await {
-        Ok(()) => Ok(()),
-        // Another process migrated it meanwhile (MySQL/MariaDB: "duplicate
-        // column"; the other engines recheck under a lock and skip).
-        Err(_) if has_consumer_column(db).await? => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether the inbox table has the `consumer` column (this shape), as
-/// opposed to the shape from before consumers.
-async fn has_consumer_column<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        // The table the unqualified name resolves to, as in every statement here.
-        DbBackend::Postgres => format!(
-            "SELECT COUNT(*) AS n FROM pg_attribute \
-             WHERE attrelid = to_regclass('{INBOX_TABLE}') AND attname = 'consumer' \
-             AND NOT attisdropped"
-        ),
-        DbBackend::MySql => format!(
-            "SELECT COUNT(*) AS n FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = '{INBOX_TABLE}' \
-             AND column_name = 'consumer'"
-        ),
-        _ => format!(
-            "SELECT COUNT(*) AS n FROM pragma_table_info('{INBOX_TABLE}') WHERE name = 'consumer'"
-        ),
-    };
-    let row = db
-        .query_one_raw(Statement::from_string(backend, sql))
-        .await?
-        .ok_or_else(|| DbErr::Custom("COUNT(*) returned no row".into()))?;
-    Ok(row.try_get::<i64>("", "n")? > 0)
-}
-
-/// Migrates an inbox from before consumers (see [`migrate_inbox`]): old rows
-/// get [`LEGACY_CONSUMER`], the primary key becomes `(webhook_id, consumer)`.
-async fn migrate_legacy<C>(db: &C) -> Result<(), DbErr>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let txn = db.begin().await?;
-            // Others wait here; the one that comes second finds the column.
-            txn.execute_unprepared(&format!(
-                "LOCK TABLE {INBOX_TABLE} IN ACCESS EXCLUSIVE MODE"
-            ))
-            .await?;
-            if has_consumer_column(&txn).await? {
-                return txn.commit().await;
-            }
-            let primary_key = txn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!(
-                        "SELECT conname::text AS name FROM pg_constraint \
-                         WHERE conrelid = to_regclass('{INBOX_TABLE}') AND contype = 'p'"
-                    ),
-                ))
-                .await?
-                .map(|row| row.try_get::<String>("", "name"))
-                .transpose()?;
-            let drop_key = primary_key
-                .map(|name| format!("DROP CONSTRAINT \"{}\", ", name.replace('"', "\"\"")))
-                .unwrap_or_default();
-            txn.execute_unprepared(&format!(
-                "ALTER TABLE {INBOX_TABLE} \
-                 ADD COLUMN consumer VARCHAR(255) NOT NULL DEFAULT '{LEGACY_CONSUMER}', \
-                 {drop_key}ADD PRIMARY KEY (webhook_id, consumer)"
-            ))
-            .await?;
-            txn.execute_unprepared(&format!(
-                "ALTER TABLE {INBOX_TABLE} ALTER COLUMN consumer DROP DEFAULT"
-            ))
-            .await?;
-            txn.commit().await
-        }
-        DbBackend::MySql => {
-            // DDL is not transactional here: one statement, atomic on its own.
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {INBOX_TABLE} \
-                 ADD COLUMN consumer VARCHAR(255) NOT NULL DEFAULT '{LEGACY_CONSUMER}' AFTER webhook_id, \
-                 DROP PRIMARY KEY, ADD PRIMARY KEY (webhook_id, consumer)"
-            ))
-            .await?;
-            // The rows are filled; no default from now on, as in a new table
-            // (left in place by a crash between the two, it changes nothing:
-            // every insert names the consumer).
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {INBOX_TABLE} ALTER COLUMN consumer DROP DEFAULT"
-            ))
-            .await?;
-            Ok(())
-        }
-        _ => {
-            // SQLite cannot change a primary key: rebuild the table, in one
-            // write transaction (taken at BEGIN, so others wait, then skip).
-            let txn = db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?;
-            if has_consumer_column(&txn).await? {
-                return txn.commit().await;
-            }
-            let new = format!("{INBOX_TABLE}_migrating");
-            for statement in [
-                format!(
-                    "CREATE TABLE {new} (\
-                     webhook_id VARCHAR(255) NOT NULL, \
-                     consumer VARCHAR(255) NOT NULL, \
-                     event_name VARCHAR(255) NOT NULL, \
-                     received_at BIGINT NOT NULL, \
-                     PRIMARY KEY (webhook_id, consumer))"
-                ),
-                format!(
-                    "INSERT INTO {new} (webhook_id, consumer, event_name, received_at) \
-                     SELECT webhook_id, '{LEGACY_CONSUMER}', event_name, received_at FROM {INBOX_TABLE}"
-                ),
-                format!("DROP TABLE {INBOX_TABLE}"),
-                format!("ALTER TABLE {new} RENAME TO {INBOX_TABLE}"),
-            ] {
-                txn.execute_unprepared(&statement).await?;
-            }
-            txn.commit().await
+    if !has_consumer_column(db).await? {
+        tracing::info!(
+            table = INBOX_TABLE,
+            "migrating an inbox from before consumers: its rows count as applied for every consumer"
+        );
+        match migrate_legacy(db).await {
+            Ok(()) => {}
+            // Another process migrated it meanwhile (MySQL/MariaDB: "duplicate
+            // column"; the other engines recheck under a lock and skip).
+            Err(_) if has_consumer_column(db).await? => {}
+            Err(e) => return Err(e),
         }
     }
+    seconds_to_millis(db).await?;
+    Ok(())
 }
 
 /// Records that `consumer` applies the delivery `webhook_id` of `event_name`,
@@ -336,66 +229,66 @@ pub async fn first_delivery<C: ConnectionTrait>(
         None => event_name,
     };
     let backend = txn.get_database_backend();
-    let (insert, legacy) = match backend {
-        DbBackend::Postgres => (
-            format!(
-                "INSERT INTO {INBOX_TABLE} (webhook_id, consumer, event_name, received_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (webhook_id, consumer) DO NOTHING"
-            ),
-            format!(
-                "SELECT COUNT(*) AS n FROM {INBOX_TABLE} WHERE webhook_id = $1 AND consumer = $2"
-            ),
-        ),
-        DbBackend::MySql => (
-            format!(
-                "INSERT IGNORE INTO {INBOX_TABLE} (webhook_id, consumer, event_name, received_at) \
-                 VALUES (?, ?, ?, ?)"
-            ),
-            format!(
-                "SELECT COUNT(*) AS n FROM {INBOX_TABLE} WHERE webhook_id = ? AND consumer = ?"
-            ),
-        ),
-        _ => (
-            format!(
-                "INSERT OR IGNORE INTO {INBOX_TABLE} (webhook_id, consumer, event_name, received_at) \
-                 VALUES (?, ?, ?, ?)"
-            ),
-            format!(
-                "SELECT COUNT(*) AS n FROM {INBOX_TABLE} WHERE webhook_id = ? AND consumer = ?"
-            ),
-        ),
-    };
-    let inserted = txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            insert,
-            [
-                webhook_id.into(),
-                consumer.into(),
-                event_name.into(),
-                unix_now().into(),
-            ],
-        ))
-        .await?
-        .rows_affected()
-        == 1;
+    let insert = insert_if_absent(backend, webhook_id, consumer, event_name, unix_millis())?;
+    let inserted = txn.execute_raw(insert).await?.rows_affected() == 1;
     if !inserted {
         return Ok(false);
     }
     // First for this consumer; a row from before consumers still makes it a
     // redelivery (applied by some handler). A primary-key lookup, after the
     // insert: the row it looks for is never written any more.
-    let legacy = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            legacy,
-            [webhook_id.into(), LEGACY_CONSUMER.into()],
-        ))
-        .await?
-        .map(|row| row.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    Ok(legacy == 0)
+    let legacy = Query::select()
+        .expr(Expr::val(1))
+        .from(INBOX_TABLE)
+        .and_where(Expr::col("webhook_id").eq(webhook_id))
+        .and_where(Expr::col("consumer").eq(LEGACY_CONSUMER))
+        .to_owned();
+    Ok(txn.query_one(&legacy).await?.is_none())
+}
+
+/// The `INSERT` of an inbox row that does nothing when the row is there:
+/// `ON CONFLICT (webhook_id, consumer) DO NOTHING` on PostgreSQL and SQLite,
+/// `INSERT IGNORE` on MySQL/MariaDB. Either way one affected row means it
+/// was inserted.
+///
+/// MySQL is the one form written by hand: sea-query (1.0.2) renders its
+/// `do_nothing()` as `ON DUPLICATE KEY IGNORE`, which is not MySQL, and its
+/// `do_nothing_on(..)` as `ON DUPLICATE KEY UPDATE webhook_id = webhook_id`,
+/// which sqlx (connecting with `CLIENT_FOUND_ROWS`) reports as one affected
+/// row for a duplicate too: an insert could not be told from a redelivery.
+/// So the statement is sea-query's plain `INSERT` with `IGNORE` added.
+fn insert_if_absent(
+    backend: DbBackend,
+    webhook_id: &str,
+    consumer: &str,
+    event_name: &str,
+    received_at: i64,
+) -> Result<Statement, DbErr> {
+    let mut insert = Query::insert()
+        .into_table(INBOX_TABLE)
+        .columns(["webhook_id", "consumer", "event_name", "received_at"])
+        .values([
+            webhook_id.into(),
+            consumer.into(),
+            event_name.into(),
+            received_at.into(),
+        ])
+        .map_err(|e| DbErr::Custom(format!("building the inbox insert: {e}")))?
+        .to_owned();
+    if backend != DbBackend::MySql {
+        insert.on_conflict(
+            OnConflict::columns(["webhook_id", "consumer"])
+                .do_nothing()
+                .to_owned(),
+        );
+    }
+    let mut statement = backend.build(&insert);
+    if backend == DbBackend::MySql {
+        statement.sql = statement
+            .sql
+            .replacen("INSERT INTO", "INSERT IGNORE INTO", 1);
+    }
+    Ok(statement)
 }
 
 /// Refuses an inbox key the `VARCHAR(255)` column would not hold: PostgreSQL
@@ -409,4 +302,65 @@ fn check_key(what: &str, value: &str) -> Result<(), DbErr> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What sea-query renders for each engine (the version in Cargo.lock):
+    /// a valid do-nothing insert everywhere.
+    #[test]
+    fn the_inbox_insert_is_a_do_nothing_insert_on_every_engine() {
+        let sql = |backend| {
+            insert_if_absent(backend, "msg_1", "c", "e", 1)
+                .map(|statement| statement.sql)
+                .unwrap()
+        };
+        assert_eq!(
+            sql(DbBackend::Postgres),
+            r#"INSERT INTO "conflictkit_inbox" ("webhook_id", "consumer", "event_name", "received_at") VALUES ($1, $2, $3, $4) ON CONFLICT ("webhook_id", "consumer") DO NOTHING"#
+        );
+        assert_eq!(
+            sql(DbBackend::Sqlite),
+            r#"INSERT INTO "conflictkit_inbox" ("webhook_id", "consumer", "event_name", "received_at") VALUES (?, ?, ?, ?) ON CONFLICT ("webhook_id", "consumer") DO NOTHING"#
+        );
+        assert_eq!(
+            sql(DbBackend::MySql),
+            "INSERT IGNORE INTO `conflictkit_inbox` (`webhook_id`, `consumer`, `event_name`, `received_at`) VALUES (?, ?, ?, ?)"
+        );
+    }
+
+    /// Why MySQL's form is written by hand: sea-query's own do-nothing forms.
+    #[test]
+    fn sea_querys_mysql_do_nothing_is_not_usable_here() {
+        let insert = |on_conflict: OnConflict| {
+            Query::insert()
+                .into_table(INBOX_TABLE)
+                .columns(["webhook_id"])
+                .values_panic(["msg_1".into()])
+                .on_conflict(on_conflict)
+                .to_owned()
+        };
+        let nothing = insert(OnConflict::column("webhook_id").do_nothing().to_owned());
+        assert!(
+            DbBackend::MySql
+                .build(&nothing)
+                .sql
+                .ends_with("ON DUPLICATE KEY IGNORE"),
+            "not MySQL syntax; if sea-query renders valid SQL now, use it"
+        );
+        let nothing_on = insert(
+            OnConflict::column("webhook_id")
+                .do_nothing_on(["webhook_id"])
+                .to_owned(),
+        );
+        assert!(
+            DbBackend::MySql
+                .build(&nothing_on)
+                .sql
+                .ends_with("ON DUPLICATE KEY UPDATE `webhook_id` = `webhook_id`"),
+            "counted as one affected row by sqlx (CLIENT_FOUND_ROWS)"
+        );
+    }
 }

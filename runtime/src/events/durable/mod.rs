@@ -5,5 +5,6 @@
 
 pub(super) mod claim;
 pub(super) mod inbox;
+mod inbox_migrate;
 pub(super) mod outbox;
 pub(super) mod relay;

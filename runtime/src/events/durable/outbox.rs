@@ -9,12 +9,13 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait as _, InsertStatement, Query};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use serde::Serialize;
 
 use super::inbox::INBOX_TABLE;
+use super::inbox_migrate::FIRST_MILLIS;
 use crate::events::send::poster::message_id;
-use crate::events::send::signature::unix_now;
 use crate::resolver::Txn;
 
 /// The outbox table's name.
@@ -54,6 +55,11 @@ pub const OUTBOX_TABLE: &str = "conflictkit_outbox";
 /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
 /// ```
 pub async fn migrate_outbox<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    // DDL stays SQL text: sea-query's schema builder has no `CREATE INDEX IF
+    // NOT EXISTS` for MySQL (an index inline in `CREATE TABLE`, as here) and
+    // no portable auto-increment `BIGINT` key (`BIGSERIAL` / `AUTO_INCREMENT`
+    // / SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`); the statements are
+    // fixed, with no values to bind.
     let backend = db.get_database_backend();
     let (id, text, index) = match backend {
         DbBackend::Postgres => ("id BIGSERIAL PRIMARY KEY", "TEXT", ""),
@@ -176,27 +182,19 @@ impl Publish for Txn {
         // Serialised before the future, which then borrows nothing of `data`.
         let row = outbox_row(stream, event_name, data);
         async move {
-            let (values, id) = row?;
-            let backend = self.get_database_backend();
-            let sql = format!(
-                "INSERT INTO {OUTBOX_TABLE} \
-                 (webhook_id, stream, event_name, payload, created_at, next_attempt_at) \
-                 VALUES ({})",
-                placeholders(backend, values.len())
-            );
-            self.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
+            let (insert, id) = row?;
+            self.execute(&insert).await?;
             Ok(id)
         }
     }
 }
 
-/// The values of one outbox row and its `webhook-id`.
+/// The `INSERT` of one outbox row and its `webhook-id`.
 fn outbox_row<T: Serialize + ?Sized>(
     stream: &str,
     event_name: &str,
     data: &T,
-) -> Result<(Vec<sea_orm::Value>, String), DbErr> {
+) -> Result<(InsertStatement, String), DbErr> {
     if event_name.is_empty() {
         return Err(DbErr::Custom(
             "the event name is empty: every published event needs a name".into(),
@@ -206,31 +204,27 @@ fn outbox_row<T: Serialize + ?Sized>(
         .map_err(|e| DbErr::Json(format!("the event data does not serialise to JSON: {e}")))?;
     let id = message_id();
     let now = unix_millis();
-    let values: Vec<sea_orm::Value> = vec![
-        id.clone().into(),
-        stream.to_owned().into(),
-        event_name.to_owned().into(),
-        payload.into(),
-        now.into(),
-        now.into(),
-    ];
-    Ok((values, id))
-}
-
-/// The `i`th bind parameter: `$i` on PostgreSQL, `?` elsewhere.
-pub(crate) fn placeholder(backend: DbBackend, i: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${i}"),
-        _ => "?".to_owned(),
-    }
-}
-
-/// `$1, $2, …` on PostgreSQL, `?, ?, …` elsewhere.
-fn placeholders(backend: DbBackend, n: usize) -> String {
-    (1..=n)
-        .map(|i| placeholder(backend, i))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let insert = Query::insert()
+        .into_table(OUTBOX_TABLE)
+        .columns([
+            "webhook_id",
+            "stream",
+            "event_name",
+            "payload",
+            "created_at",
+            "next_attempt_at",
+        ])
+        .values([
+            id.clone().into(),
+            stream.into(),
+            event_name.into(),
+            payload.into(),
+            now.into(),
+            now.into(),
+        ])
+        .map_err(|e| DbErr::Custom(format!("building the outbox insert: {e}")))?
+        .to_owned();
+    Ok((insert, id))
 }
 
 /// Now, in Unix milliseconds.
@@ -262,13 +256,22 @@ pub(crate) fn unix_millis() -> i64 {
 /// # Ok::<(), sea_orm::DbErr>(()) }).unwrap();
 /// ```
 pub async fn purge_inbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Result<u64, DbErr> {
-    let cutoff = unix_now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
-    delete_before(
-        db,
-        &format!("DELETE FROM {INBOX_TABLE} WHERE received_at <"),
-        cutoff,
-    )
-    .await
+    let now = unix_millis();
+    let cutoff_ms = now.saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+    // A row an earlier build recorded in seconds (not yet converted by
+    // `migrate_inbox`) is compared in seconds: read as milliseconds it would
+    // look 50 years old and go at once, and its delivery could be applied again.
+    let cutoff_s = cutoff_ms.div_euclid(1000);
+    let received = || Expr::col("received_at");
+    let delete = Query::delete()
+        .from_table(INBOX_TABLE)
+        .cond_where(
+            Cond::any()
+                .add(received().gte(FIRST_MILLIS).and(received().lt(cutoff_ms)))
+                .add(received().lt(FIRST_MILLIS).and(received().lt(cutoff_s))),
+        )
+        .to_owned();
+    Ok(db.execute(&delete).await?.rows_affected())
 }
 
 /// Deletes outbox rows delivered more than `older_than` ago; returns how
@@ -288,26 +291,10 @@ pub async fn purge_inbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Re
 pub async fn purge_outbox<C: ConnectionTrait>(db: &C, older_than: Duration) -> Result<u64, DbErr> {
     let cutoff =
         unix_millis().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
-    let delete =
-        format!("DELETE FROM {OUTBOX_TABLE} WHERE delivered_at IS NOT NULL AND delivered_at <");
-    delete_before(db, &delete, cutoff).await
-}
-
-/// Runs `delete` (a `DELETE … WHERE column <` without its operand) with
-/// `cutoff` bound as the operand; returns how many rows went.
-async fn delete_before<C: ConnectionTrait>(
-    db: &C,
-    delete: &str,
-    cutoff: i64,
-) -> Result<u64, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = format!("{delete} {}", placeholder(backend, 1));
-    let result = db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [cutoff.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected())
+    let delete = Query::delete()
+        .from_table(OUTBOX_TABLE)
+        .and_where(Expr::col("delivered_at").is_not_null())
+        .and_where(Expr::col("delivered_at").lt(cutoff))
+        .to_owned();
+    Ok(db.execute(&delete).await?.rows_affected())
 }

@@ -2,6 +2,7 @@
 //! [`Publish`](crate::events::Publish) and marks them delivered.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -11,9 +12,11 @@ use super::claim::{self, Backlog, Claimed};
 use super::outbox::unix_millis;
 use crate::events::metrics::{self, Attempt};
 use crate::events::send::poster::{EventPoster, message_id};
+use crate::events::send::sink::{OutboxEvent, Sink, SinkOutcome};
 
-/// Delivers the outbox's pending events with an [`EventPoster`] and marks
-/// them delivered: **at least once**, with the same `webhook-id` on every
+/// Delivers the outbox's pending events to a [`Sink`] (an [`EventPoster`],
+/// over HTTP, with [`new`](Self::new); any other with
+/// [`with_sink`](Self::with_sink)) and marks them delivered: **at least once**, with the same `webhook-id` on every
 /// attempt (also after a restart), so a receiver with an inbox applies each
 /// once.
 ///
@@ -45,7 +48,9 @@ use crate::events::send::poster::{EventPoster, message_id};
 ///   longest step). After the last step the event is given up: `failed_at`
 ///   and `last_error` are set and its stream moves on. Given-up events stay
 ///   in the table; [`requeue`](Self::requeue) and
-///   [`requeue_failed`](Self::requeue_failed) put them back.
+///   [`requeue_failed`](Self::requeue_failed) put them back. A sink that
+///   answers [`SinkOutcome::Failed`] (refused for good) has its event given
+///   up at once.
 /// - **Cancellation.** [`run`](Self::run) stops between rounds when its
 ///   shutdown signal fires; a round dropped half-way leaves claims that the
 ///   next relay takes over when their lease ends.
@@ -83,10 +88,10 @@ use crate::events::send::poster::{EventPoster, message_id};
 /// handle.shutdown().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutboxRelay {
     db: DatabaseConnection,
-    poster: EventPoster,
+    sink: Arc<dyn Sink>,
     schedule: Vec<Duration>,
     lease: Duration,
     batch: usize,
@@ -126,9 +131,31 @@ impl OutboxRelay {
     /// A relay delivering the outbox of `db` with `poster` (its URL, secret,
     /// timeout and in-round retries).
     pub fn new(db: DatabaseConnection, poster: EventPoster) -> Self {
+        Self::with_sink(db, poster)
+    }
+
+    /// A relay delivering the outbox of `db` to `sink` (see [`Sink`] for one
+    /// that hands events to a queue).
+    pub fn with_sink(db: DatabaseConnection, sink: impl Sink) -> Self {
+        Self::with_shared_sink(db, Arc::new(sink))
+    }
+
+    /// A relay delivering to a sink shared with other relays (or other code).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use conflictkit::events::{EventPoster, OutboxRelay, Sink};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let sink: Arc<dyn Sink> = Arc::new(EventPoster::new("http://127.0.0.1:10000")?);
+    /// let a = OutboxRelay::with_shared_sink(db.clone(), sink.clone());
+    /// let b = OutboxRelay::with_shared_sink(db, sink);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn with_shared_sink(db: DatabaseConnection, sink: Arc<dyn Sink>) -> Self {
         Self {
             db,
-            poster,
+            sink,
             schedule: Self::SCHEDULE.to_vec(),
             lease: Self::LEASE,
             batch: Self::BATCH,
@@ -336,51 +363,52 @@ impl OutboxRelay {
         })
     }
 
-    /// Posts `event` (no transaction is open meanwhile) and records the
-    /// outcome; whether it was delivered.
+    /// Hands `event` to the sink (no transaction is open meanwhile) and
+    /// records the outcome; whether it was delivered.
     async fn deliver(&self, event: Claimed, token: &str) -> Result<bool, DbErr> {
-        let outcome = match encode(&event) {
-            Ok(body) => {
-                // Attempt numbers continue across rounds (and restarts).
-                let first = event
-                    .attempts
-                    .saturating_mul(self.poster.attempts_per_post())
-                    .saturating_add(1);
-                self.poster
-                    .send(&event.event_name, &body, &event.webhook_id, first)
-                    .await
-                    .map_err(|e| (e.to_string(), e.retry_after()))
-            }
-            Err(e) => Err((e, None)),
-        };
         let attempts = event.attempts.saturating_add(1);
+        let outgoing = OutboxEvent {
+            webhook_id: event.webhook_id,
+            event_name: event.event_name,
+            payload: event.payload,
+            attempt: attempts,
+        };
+        let outcome = self.sink.deliver(&outgoing).await;
+        let (webhook_id, name) = (&outgoing.webhook_id, &outgoing.event_name);
         let record = match &outcome {
-            Ok(()) => {
+            SinkOutcome::Delivered => {
                 metrics::relay_attempt(Attempt::Delivered);
                 claim::Outcome::Delivered
             }
-            Err((error, retry_after)) => match self.schedule.get(event.attempts as usize) {
-                None => {
-                    tracing::error!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, "giving up delivering the outbox event");
-                    metrics::relay_attempt(Attempt::GivenUp);
-                    claim::Outcome::GivenUp { error }
-                }
-                Some(&step) => {
-                    let wait = self.wait(step, *retry_after);
-                    tracing::warn!(webhook_id = %event.webhook_id, event = %event.event_name, attempts, %error, retry_in_ms = wait.as_millis(), "delivering the outbox event failed; it will be retried");
-                    metrics::relay_attempt(Attempt::Retry);
-                    let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                    claim::Outcome::Retry {
-                        error,
-                        next_attempt_at: unix_millis().saturating_add(wait),
+            SinkOutcome::Failed { error } => {
+                tracing::error!(%webhook_id, event = %name, attempts, %error, "the sink refused the outbox event for good; giving it up");
+                metrics::relay_attempt(Attempt::GivenUp);
+                claim::Outcome::GivenUp { error }
+            }
+            SinkOutcome::RetryLater { error, retry_after } => {
+                match self.schedule.get(event.attempts as usize) {
+                    None => {
+                        tracing::error!(%webhook_id, event = %name, attempts, %error, "giving up delivering the outbox event");
+                        metrics::relay_attempt(Attempt::GivenUp);
+                        claim::Outcome::GivenUp { error }
+                    }
+                    Some(&step) => {
+                        let wait = self.wait(step, *retry_after);
+                        tracing::warn!(%webhook_id, event = %name, attempts, %error, retry_in_ms = wait.as_millis(), "delivering the outbox event failed; it will be retried");
+                        metrics::relay_attempt(Attempt::Retry);
+                        let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                        claim::Outcome::Retry {
+                            error,
+                            next_attempt_at: unix_millis().saturating_add(wait),
+                        }
                     }
                 }
-            },
+            }
         };
         if !claim::record(&self.db, event.id, token, record).await? {
-            tracing::warn!(webhook_id = %event.webhook_id, "the lease on this outbox event ran out and another relay took it over: the outcome is theirs to record");
+            tracing::warn!(%webhook_id, "the lease on this outbox event ran out and another relay took it over: the outcome is theirs to record");
         }
-        Ok(outcome.is_ok())
+        Ok(outcome == SinkOutcome::Delivered)
     }
 
     /// The wait before the next attempt: the schedule's `step`, or longer
@@ -402,10 +430,14 @@ struct Round {
     delivered: usize,
 }
 
-/// The body the poster sends: the original's form, the payload as the
-/// Python original would write it.
-fn encode(event: &Claimed) -> Result<String, String> {
-    let data: serde_json::Value = serde_json::from_str(&event.payload)
-        .map_err(|e| format!("the stored payload is not JSON: {e}"))?;
-    EventPoster::encode(&event.event_name, &data).map_err(|e| e.to_string())
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay")
+            .field("db", &self.db)
+            .field("schedule", &self.schedule)
+            .field("lease", &self.lease)
+            .field("batch", &self.batch)
+            .field("poll_interval", &self.poll_interval)
+            .finish_non_exhaustive()
+    }
 }

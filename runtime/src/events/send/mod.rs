@@ -5,4 +5,5 @@
 pub(super) mod ed25519;
 pub(super) mod poster;
 pub(super) mod signature;
+pub(super) mod sink;
 pub(super) mod wire;
