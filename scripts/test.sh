@@ -76,15 +76,20 @@ rm -f "$ui_status" "$ui_pid"
 step "cargo build (UI test first, then --workspace --all-targets; in the background, log: $build_log)"
 (
   set -euo pipefail
-  ui_bin=$(cargo build --workspace --test ui --message-format=json-render-diagnostics \
-    | python3 -c 'import json,sys
+  # The binary and the directory of its package: trybuild finds the package
+  # (its cases, its dev-dependencies) through CARGO_MANIFEST_DIR, which cargo
+  # sets when it runs a test and this script must set itself.
+  read -r ui_bin ui_dir < <(cargo build --workspace --test ui --message-format=json-render-diagnostics \
+    | python3 -c 'import json,os,sys
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ui" and m.get("executable"):
-        print(m["executable"])')
+        print(m["executable"], os.path.dirname(m["manifest_path"]))')
+  [ -n "$ui_bin" ] && [ -d "$ui_dir" ] || { echo "the UI test binary was not built"; exit 1; }
   echo "== [$(date -u +%H:%M:%S) UTC] UI test binary built; trybuild starts (log: $ui_log)"
   (
-    "$ui_bin" >"$ui_log" 2>&1 &
+    cd "$ui_dir"
+    CARGO_MANIFEST_DIR="$ui_dir" "$ui_bin" >"$ui_log" 2>&1 &
     echo "$!" >"$ui_pid"
     rc=0
     wait "$!" || rc=$?
