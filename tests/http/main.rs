@@ -16,6 +16,8 @@
 #[macro_use]
 mod common;
 
+mod durable;
+
 mod hardening;
 mod idempotency;
 mod mounted;

@@ -7,17 +7,18 @@
 //! shutdown signal. Retention: `purge_inbox`, `purge_outbox`.
 
 use crate::common;
+use crate::durable::{poster, scalar};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conflictkit::events::{
-    EventPoster, INBOX_TABLE, OUTBOX_TABLE, OutboxRelay, Publish, first_delivery, migrate_inbox,
-    migrate_outbox, purge_inbox, purge_outbox,
+    INBOX_TABLE, OUTBOX_TABLE, OutboxRelay, Publish, first_delivery, migrate_inbox, migrate_outbox,
+    purge_inbox, purge_outbox,
 };
 use conflictkit::{ConflictResolver, Txn};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use warp::Filter;
@@ -103,19 +104,6 @@ impl Receiver {
     fn log(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
-}
-
-fn poster(url: &str) -> EventPoster {
-    EventPoster::new(url).unwrap().retries(0)
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
 }
 
 async fn pending(db: &DatabaseConnection) -> i64 {

@@ -8,12 +8,13 @@
 //! brings a table from before claims up to date.
 
 use crate::common;
+use crate::durable::{poster, scalar};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conflictkit::events::{EventPoster, OUTBOX_TABLE, OutboxRelay, Publish, migrate_outbox};
+use conflictkit::events::{OUTBOX_TABLE, OutboxRelay, Publish, migrate_outbox};
 use conflictkit::{ConflictResolver, Txn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
@@ -180,19 +181,6 @@ impl Receiver {
         let status = self.script.lock().unwrap().pop_front().unwrap_or(200);
         warp::http::StatusCode::from_u16(status).unwrap()
     }
-}
-
-fn poster(url: &str) -> EventPoster {
-    EventPoster::new(url).unwrap().retries(0)
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
 }
 
 async fn publish(db: &DatabaseConnection, stream: &str, seq: i64) -> String {

@@ -12,8 +12,10 @@ use conflictkit::events::{
     OUTBOX_TABLE, OutboxEvent, OutboxRelay, Publish, Sink, SinkFuture, SinkOutcome, migrate_outbox,
 };
 use conflictkit::{ConflictResolver, Txn};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
+
+use crate::durable::scalar;
 
 /// Answers each event (by its data) from a script (then `Delivered`),
 /// logging what it was handed.
@@ -36,15 +38,6 @@ impl Sink for Scripted {
                 .unwrap_or(SinkOutcome::Delivered)
         })
     }
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
 }
 
 fn unix_millis() -> i64 {
